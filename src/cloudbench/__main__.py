@@ -1,0 +1,3 @@
+from cloudbench.cli import app
+
+app()

@@ -1,0 +1,23 @@
+"""The `cloudbench` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from cloudbench.orchestrator.cli import app as orchestrator_app
+
+app = typer.Typer(
+    help="Run ruby-bench on many instance types and collect every result.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(orchestrator_app, name="orchestrator")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    level = logging.DEBUG if verbose else os.environ.get("CLOUDBENCH_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

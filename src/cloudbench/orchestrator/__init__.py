@@ -1,0 +1,1 @@
+"""The orchestrator: runs, tasks, claims, heartbeats, results."""

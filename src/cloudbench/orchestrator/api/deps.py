@@ -1,0 +1,80 @@
+"""Shared route dependencies: the session and bearer-token auth."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.errors import Forbidden, Unauthorized
+from cloudbench.orchestrator.settings import OrchestratorSettings
+from cloudbench.orchestrator.storage.base import Storage
+
+
+class Role(StrEnum):
+    admin = "admin"
+    runner = "runner"
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    # Routes own the transaction: they commit; anything else rolls back on close.
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> OrchestratorSettings:
+    settings: OrchestratorSettings = request.app.state.settings
+    return settings
+
+
+def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+def role_of(request: Request) -> Role:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    settings = get_settings(request)
+    given = token.strip().encode()
+    # Compare against both tokens every time: constant time and no early exit.
+    is_admin = _matches(given, settings.admin_token)
+    is_runner = _matches(given, settings.runner_token)
+    if is_admin:
+        return Role.admin
+    if is_runner:
+        return Role.runner
+    raise Unauthorized("invalid token")
+
+
+def _matches(given: bytes, expected: object) -> bool:
+    secret = getattr(expected, "get_secret_value", lambda: "")()
+    return bool(secret) and hmac.compare_digest(given, secret.encode())
+
+
+def require_admin(request: Request) -> Role:
+    role = role_of(request)
+    if role is not Role.admin:
+        raise Forbidden("this endpoint needs the admin token")
+    return role
+
+
+def require_runner(request: Request) -> Role:
+    role = role_of(request)
+    if role is not Role.runner:
+        raise Forbidden("this endpoint needs the runner token")
+    return role
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[OrchestratorSettings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+AnyToken = Depends(role_of)
+AdminToken = Depends(require_admin)
+RunnerToken = Depends(require_runner)

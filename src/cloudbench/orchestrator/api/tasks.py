@@ -1,0 +1,207 @@
+"""Runner endpoints: claim, heartbeat, complete, fail, fresh upload URLs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.api.deps import RunnerToken, SessionDep, SettingsDep, StorageDep
+from cloudbench.orchestrator.api.views import task_out
+from cloudbench.orchestrator.db import queue
+from cloudbench.orchestrator.db import runs as db_runs
+from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.errors import Unprocessable
+from cloudbench.orchestrator.finalize import schedule_archive
+from cloudbench.orchestrator.settings import OrchestratorSettings
+from cloudbench.orchestrator.storage.base import Storage, error_key, result_key
+from cloudbench.protocol import (
+    BenchmarkSettings,
+    ClaimRequest,
+    ClaimResponse,
+    CompleteRequest,
+    FailRequest,
+    HeartbeatRequest,
+    PresignedUrls,
+    TaskAssignment,
+    TaskOut,
+    TaskStatus,
+    UploadUrlsRequest,
+)
+
+router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+
+
+def presigned(
+    storage: Storage, settings: OrchestratorSettings, run: Run, task: Task
+) -> PresignedUrls:
+    ttl = settings.task_max_duration
+    rkey, ekey = result_key(run.external_id, task.id), error_key(run.external_id, task.id)
+    return PresignedUrls(
+        result_upload_url=storage.presign_put(rkey, ttl),
+        error_upload_url=storage.presign_put(ekey, ttl),
+        result_key=rkey,
+        error_key=ekey,
+    )
+
+
+def _claim(
+    body: ClaimRequest,
+    run_id: int | None,
+    session: Session,
+    storage: Storage,
+    settings: OrchestratorSettings,
+) -> ClaimResponse:
+    if run_id is not None:
+        db_runs.require_run(session=session, external_id=run_id)
+    claimed = queue.claim_task(
+        session=session,
+        provider=body.provider,
+        instance_type=body.instance_type,
+        runner_id=body.runner_id,
+        alias=body.alias,
+        run_external_id=run_id,
+    )
+    session.commit()
+    if claimed is None:
+        return ClaimResponse(status="done")
+    task, run = claimed.task, claimed.run
+    return ClaimResponse(
+        status="assigned",
+        task=TaskAssignment(
+            id=task.id,
+            run_id=run.external_id,
+            provider=task.provider,
+            instance_type=task.instance_type,
+            alias=task.alias,
+            run_number=task.run_number,
+            ruby_version=run.ruby_version,
+            benchmarks=BenchmarkSettings.model_validate(run.benchmarks),
+            lease=task.lease,
+        ),
+        presigned_urls=presigned(storage, settings, run, task),
+    )
+
+
+@router.post("/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True)
+def claim_any(
+    body: ClaimRequest, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> ClaimResponse:
+    return _claim(body, None, session, storage, settings)
+
+
+@router.post(
+    "/runs/{run_id}/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True
+)
+def claim_in_run(
+    run_id: int, body: ClaimRequest, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> ClaimResponse:
+    return _claim(body, run_id, session, storage, settings)
+
+
+def _out(session: Session, task: Task) -> TaskOut:
+    run = session.get(Run, task.run_id)
+    assert run is not None
+    return task_out(task, run.external_id)
+
+
+@router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
+def heartbeat(task_id: int, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
+    task = queue.load_for_runner(
+        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+    )
+    queue.ensure_active(task)
+    fields = body.model_dump(
+        exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
+    )
+    fields["heartbeat_status"] = body.status.value
+    if body.message is not None:
+        fields["heartbeat_message"] = body.message
+    queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
+    session.commit()
+    return _out(session, task)
+
+
+@router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)
+def upload_urls(
+    task_id: int,
+    body: UploadUrlsRequest,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> PresignedUrls:
+    task = queue.load_for_runner(
+        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+    )
+    queue.ensure_active(task)
+    run = session.get(Run, task.run_id)
+    assert run is not None
+    return presigned(storage, settings, run, task)
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskOut)
+def complete(
+    task_id: int,
+    body: CompleteRequest,
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+) -> TaskOut:
+    task = queue.load_for_runner(
+        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+    )
+    if task.status == TaskStatus.completed and task.result_key == body.s3_result_key:
+        return _out(session, task)  # an identical retry: no-op
+    queue.ensure_active(task)
+    run = session.get(Run, task.run_id)
+    assert run is not None
+    expected = result_key(run.external_id, task.id)
+    if body.s3_result_key != expected:
+        raise Unprocessable(f"s3_result_key must be the key issued for this task: {expected}")
+    if not storage.exists(expected):
+        raise Unprocessable(f"no result uploaded at {expected}; upload it before completing")
+    values = queue.finish_values(session, TaskStatus.completed, result_key=expected)
+    queue.fenced_update(session=session, task=task, values=values)
+    _finish(request, session, task)
+    return _out(session, task)
+
+
+@router.post("/tasks/{task_id}/fail", response_model=TaskOut)
+def fail(
+    task_id: int,
+    body: FailRequest,
+    request: Request,
+    session: SessionDep,
+) -> TaskOut:
+    task = queue.load_for_runner(
+        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+    )
+    if (
+        task.status == TaskStatus.failed
+        and task.error_type == body.error_type
+        and task.error_message == body.error_message
+    ):
+        return _out(session, task)  # an identical retry: no-op
+    queue.ensure_active(task)
+    run = session.get(Run, task.run_id)
+    assert run is not None
+    issued = error_key(run.external_id, task.id)
+    if body.s3_error_key is not None and body.s3_error_key != issued:
+        raise Unprocessable(f"s3_error_key must be the key issued for this task: {issued}")
+    values = queue.finish_values(
+        session,
+        TaskStatus.failed,
+        error_type=body.error_type,
+        error_message=body.error_message,
+        error_key=body.s3_error_key,
+    )
+    queue.fenced_update(session=session, task=task, values=values)
+    _finish(request, session, task)
+    return _out(session, task)
+
+
+def _finish(request: Request, session: Session, task: Task) -> None:
+    finalized = queue.finalize_if_done(session=session, run_pk=task.run_id)
+    session.commit()
+    if finalized:
+        # Never build the archive inside the request that finished the last task.
+        schedule_archive(request.app)

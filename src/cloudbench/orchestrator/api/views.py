@@ -1,0 +1,73 @@
+"""ORM rows → wire models."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.db.runs import GroupStats, group_stats
+from cloudbench.orchestrator.storage.base import Storage
+from cloudbench.protocol import (
+    ArchiveState,
+    BenchmarkSettings,
+    InstanceTypeProgress,
+    PerInstanceType,
+    RunOut,
+    RunStatus,
+    TaskCounts,
+    TaskOut,
+)
+
+# A download link for the master; short-lived because GET /runs/{id} re-signs it.
+GZIP_URL_TTL = 3600
+
+
+def counts_of(groups: list[GroupStats], removed: int) -> TaskCounts:
+    total: dict[str, int] = {}
+    for g in groups:
+        for status, n in g.counts.items():
+            total[status] = total.get(status, 0) + n
+    return TaskCounts(total=sum(total.values()), removed=removed, **total)
+
+
+def run_out(run: Run, groups: list[GroupStats], storage: Storage | None) -> RunOut:
+    gzip_url = None
+    if storage is not None and run.archive_state == "ready" and run.archive_key:
+        gzip_url = storage.presign_get(run.archive_key, GZIP_URL_TTL)
+    return RunOut(
+        run_id=run.external_id,
+        status=RunStatus(run.status),
+        ruby_version=run.ruby_version,
+        per_instance_type=PerInstanceType(
+            tasks=run.tasks_per_instance_type, instances=run.instances_per_instance_type
+        ),
+        benchmarks=BenchmarkSettings.model_validate(run.benchmarks),
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        tasks=counts_of(groups, run.removed_tasks),
+        instance_types=[
+            InstanceTypeProgress(
+                provider=g.provider,
+                instance_type=g.instance_type,
+                alias=g.alias,
+                counts=counts_of([g], 0),
+                current_benchmarks=g.current_benchmarks,
+                oldest_heartbeat_at=g.oldest_heartbeat_at,
+            )
+            for g in groups
+        ],
+        archive_state=ArchiveState(run.archive_state),
+        archive_error=run.archive_error,
+        gzip_url=gzip_url,
+    )
+
+
+def runs_out(session: Session, runs: list[Run], storage: Storage | None) -> list[RunOut]:
+    stats = group_stats(session=session, run_pks=[r.id for r in runs])
+    return [run_out(r, stats.get(r.id, []), storage) for r in runs]
+
+
+def task_out(task: Task, run_external_id: int) -> TaskOut:
+    data = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
+    data["run_id"] = run_external_id
+    return TaskOut.model_validate(data)

@@ -1,0 +1,117 @@
+"""The FastAPI application: wiring, error mapping, background maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloudbench import __version__
+from cloudbench.orchestrator.api import runs, tasks
+from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
+from cloudbench.orchestrator.errors import DomainError
+from cloudbench.orchestrator.finalize import ArchiveWorker
+from cloudbench.orchestrator.limits import BodySizeLimit
+from cloudbench.orchestrator.maintenance import maintenance_loop
+from cloudbench.orchestrator.settings import OrchestratorSettings
+from cloudbench.orchestrator.storage.factory import storage_from_url
+
+logger = logging.getLogger(__name__)
+
+# JSON bodies are small; anything bigger is a mistake or an attack. Uploads go to /storage.
+MAX_JSON_BODY = 1 << 20
+
+
+def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> FastAPI:
+    missing = settings.missing_secrets()
+    if missing:
+        raise RuntimeError(f"refusing to start without {', '.join(missing)}")
+    engine = make_engine(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop_task = None
+        if maintenance:
+            loop_task = asyncio.create_task(
+                maintenance_loop(
+                    app.state.session_factory,
+                    app.state.storage,
+                    settings.heartbeat_timeout,
+                    settings.sweep_interval,
+                )
+            )
+        yield
+        app.state.archiver.shutdown()
+        if loop_task is not None:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        engine.dispose()
+
+    app = FastAPI(title="cloudbench orchestrator", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.storage = storage_from_url(
+        settings.resolved_storage_url(),
+        public_url=public_url(settings),
+        secret=settings.signing_key("storage"),
+        max_bytes=settings.max_upload_bytes,
+        region=settings.s3_region,
+        endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url,
+    )
+    app.state.archiver = ArchiveWorker(app.state.session_factory, app.state.storage)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_JSON_BODY, exempt_prefixes=("/storage/",))
+    _install_error_handlers(app)
+    _include_routers(app)
+    return app
+
+
+def public_url(settings: OrchestratorSettings) -> str:
+    return (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _include_routers(app: FastAPI) -> None:
+    from cloudbench.orchestrator.api.storage import router as storage_router
+
+    @app.get("/up", tags=["health"])
+    def up(request: Request) -> dict[str, str]:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    app.include_router(runs.router)
+    app.include_router(tasks.router)
+    app.include_router(storage_router)
+
+
+def _error(status: int, message: str, headers: Any = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain(_: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return _error(exc.status_code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", ""))
+        return _error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))

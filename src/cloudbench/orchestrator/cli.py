@@ -1,0 +1,110 @@
+"""`cloudbench orchestrator serve|migrate|sweep`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import typer
+from fastapi import FastAPI
+
+from cloudbench.orchestrator.settings import OrchestratorSettings
+
+app = typer.Typer(help="The orchestrator service: runs, tasks, results.", no_args_is_help=True)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: every worker process builds its app from the environment."""
+    from cloudbench.orchestrator.app import create_app
+
+    return create_app(OrchestratorSettings())
+
+
+def _settings_or_exit() -> OrchestratorSettings:
+    settings = OrchestratorSettings()
+    missing = settings.missing_secrets()
+    if missing:
+        typer.echo(
+            f"error: {', '.join(missing)} must be set (no default tokens); "
+            "for a throwaway local server use --dev",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return settings
+
+
+def _dev_tokens() -> None:
+    # Generated once, shown once, passed to workers through the environment only.
+    shown = []
+    for name in ("CLOUDBENCH_ADMIN_TOKEN", "CLOUDBENCH_RUNNER_TOKEN"):
+        if not os.environ.get(name):
+            os.environ[name] = secrets.token_urlsafe(32)
+            shown.append(f"  {name}={os.environ[name]}")
+    if shown and sys.stderr.isatty():
+        typer.echo("development tokens (shown once, not stored):\n" + "\n".join(shown), err=True)
+    elif shown:
+        typer.echo("development tokens generated (not shown: stderr is not a terminal)", err=True)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Server processes."),
+    dev: bool = typer.Option(False, help="Generate throwaway tokens if none are set."),
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the DB."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP API, storage URLs and dashboard."""
+    import uvicorn
+
+    from cloudbench.orchestrator.db.migrate import upgrade
+
+    if dev:
+        _dev_tokens()
+    settings = _settings_or_exit()
+    if not settings.public_url:
+        os.environ["CLOUDBENCH_PUBLIC_URL"] = f"http://{host}:{port}"
+    if migrate_first:
+        upgrade(settings.resolved_database_url())
+    uvicorn.run(
+        "cloudbench.orchestrator.cli:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate(
+    revision: str = typer.Argument("head", help="Target revision."),
+    down: bool = typer.Option(False, help="Downgrade to the revision instead."),
+) -> None:
+    """Apply database migrations (Postgres or SQLite, from CLOUDBENCH_DATABASE_URL)."""
+    from cloudbench.orchestrator.db import migrate as mig
+
+    url = OrchestratorSettings().resolved_database_url()
+    if down:
+        mig.downgrade(url, "base" if revision == "head" else revision)
+    else:
+        mig.upgrade(url, revision)
+    typer.echo(f"database at {revision if not down else 'downgraded'}")
+
+
+@app.command()
+def sweep() -> None:
+    """Fail tasks whose heartbeat is older than CLOUDBENCH_HEARTBEAT_TIMEOUT, once."""
+    from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
+    from cloudbench.orchestrator.maintenance import sweep_once
+
+    settings = OrchestratorSettings()
+    engine = make_engine(settings.resolved_database_url(), pool_size=2)
+    result = sweep_once(make_session_factory(engine), settings.heartbeat_timeout)
+    typer.echo(
+        f"timed out tasks in {len(result.timed_out_runs)} run(s); "
+        f"finalized {len(result.finalized_runs)} run(s)"
+    )

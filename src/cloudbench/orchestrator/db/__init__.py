@@ -1,0 +1,1 @@
+"""Database layer. Functions take ``session`` keyword-only and never commit."""

@@ -1,0 +1,25 @@
+"""The database's clock, so every server process and the sweeper agree on time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, literal_column
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+# SQLite has no timestamp type: store the same text format SQLAlchemy writes, so that
+# string comparison orders correctly.
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%f000"
+
+
+def db_now(session: Session) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        return func.strftime(_SQLITE_FORMAT, "now")
+    return func.clock_timestamp()
+
+
+def db_now_minus(session: Session, seconds: float) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "sqlite":
+        return func.strftime(_SQLITE_FORMAT, "now", f"-{float(seconds)} seconds")
+    return func.clock_timestamp() - literal_column(f"interval '{float(seconds)} seconds'")

@@ -1,0 +1,116 @@
+"""ORM models for runs and tasks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite stores naive UTC strings)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    ruby_version: Mapped[str] = mapped_column(String(64))
+    tasks_per_instance_type: Mapped[int] = mapped_column(Integer)
+    instances_per_instance_type: Mapped[int] = mapped_column(Integer)
+    benchmarks: Mapped[dict[str, Any]]
+    # Normalised request body: a repeated POST with the same run_id is compared to it.
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    removed_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
+    finished_at: Mapped[datetime | None]
+    archive_state: Mapped[str] = mapped_column(String(16), default="none")
+    archive_key: Mapped[str | None] = mapped_column(String(1024))
+    archive_error: Mapped[str | None] = mapped_column(Text)
+    archive_started_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_runs_status", "status"),)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    instance_type: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str] = mapped_column(String(128))
+    run_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    runner_id: Mapped[str | None] = mapped_column(String(200))
+    lease: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    heartbeat_status: Mapped[str | None] = mapped_column(String(16))
+    current_benchmark: Mapped[str | None] = mapped_column(String(200))
+    progress_pct: Mapped[float | None] = mapped_column(Float)
+    heartbeat_message: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    result_key: Mapped[str | None] = mapped_column(String(1024))
+    error_key: Mapped[str | None] = mapped_column(String(1024))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "provider", "instance_type", "alias", "run_number"),
+        # The claim query's hot path: pending tasks of one provider/instance type.
+        Index(
+            "ix_tasks_pending",
+            "provider",
+            "instance_type",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # The sweeper's hot path: active tasks by heartbeat age.
+        Index(
+            "ix_tasks_active_heartbeat",
+            "heartbeat_at",
+            postgresql_where=text("status IN ('claimed', 'running')"),
+            sqlite_where=text("status IN ('claimed', 'running')"),
+        ),
+        Index("ix_tasks_run_status", "run_id", "status"),
+    )

@@ -1,0 +1,187 @@
+"""The task queue: the SQL that matters (claim, fenced updates, sweep, finalize).
+
+Every write to a claimed task is fenced: ``WHERE id = … AND lease = … AND status IN …``.
+A writer whose update matches no row has lost a race (sweeper, stop, re-claim) and gets
+409, so exactly one outcome wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.db.clock import db_now, db_now_minus
+from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
+from cloudbench.protocol import ArchiveState, RunStatus, TaskStatus
+
+ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
+UNFINISHED = (TaskStatus.pending.value, *ACTIVE)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    task: Task
+    run: Run
+
+
+def claim_task(
+    *,
+    session: Session,
+    provider: str,
+    instance_type: str,
+    runner_id: str,
+    alias: str | None = None,
+    run_external_id: int | None = None,
+) -> Claimed | None:
+    """Hand the oldest pending task to runner_id; never the same task to two runners.
+
+    Postgres: one statement, the candidate row locked with FOR UPDATE SKIP LOCKED so
+    concurrent claimers skip each other instead of queueing. SQLite: the same statement
+    is a conditional update inside a BEGIN IMMEDIATE transaction (writers serialise).
+    """
+    candidate = select(Task.id).where(
+        Task.status == TaskStatus.pending.value,
+        Task.provider == provider,
+        Task.instance_type == instance_type,
+    )
+    if alias is not None:
+        candidate = candidate.where(Task.alias == alias)
+    if run_external_id is not None:
+        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
+        candidate = candidate.where(Task.run_id == run_pk)
+    candidate = candidate.order_by(Task.id).limit(1).with_for_update(skip_locked=True)
+    now = db_now(session)
+    stmt = (
+        update(Task)
+        .where(Task.id == candidate.scalar_subquery(), Task.status == TaskStatus.pending.value)
+        .values(
+            status=TaskStatus.claimed.value,
+            runner_id=runner_id,
+            lease=Task.lease + 1,
+            claimed_at=now,
+            heartbeat_at=now,
+            heartbeat_status="boot",
+        )
+        .returning(Task.id)
+    )
+    task_id = session.execute(stmt).scalar_one_or_none()
+    if task_id is None:
+        return None
+    task = session.get(Task, task_id, populate_existing=True)
+    assert task is not None
+    run = session.get(Run, task.run_id)
+    assert run is not None
+    return Claimed(task=task, run=run)
+
+
+def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
+    """The checks every runner call makes, in the documented order: 404, 403, 409."""
+    task = session.get(Task, task_id, populate_existing=True)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    if task.runner_id != runner_id:
+        raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
+    if lease is not None and lease != task.lease:
+        raise Conflict(f"task {task_id} was re-claimed (lease {task.lease}, yours {lease})")
+    return task
+
+
+def ensure_active(task: Task) -> None:
+    if task.status not in ACTIVE:
+        detail = f": {task.error_type}" if task.error_type else ""
+        raise Conflict(f"task {task.id} is no longer active (status {task.status}{detail})")
+
+
+def fenced_update(*, session: Session, task: Task, values: dict[str, Any]) -> None:
+    """Apply values only if the task is still active under the lease we checked."""
+    stmt = (
+        update(Task)
+        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"task {task.id} is no longer active (lost a race with its end)")
+    session.refresh(task)
+
+
+def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
+    now = db_now(session)
+    values: dict[str, Any] = {"heartbeat_at": now, **fields}
+    if fields.get("heartbeat_status") == "running":
+        values["status"] = TaskStatus.running.value
+        values["started_at"] = func.coalesce(Task.started_at, now)
+    return values
+
+
+def finish_values(session: Session, status: TaskStatus, **fields: Any) -> dict[str, Any]:
+    now = db_now(session)
+    heartbeat = "finished" if status == TaskStatus.completed else "error"
+    return {"status": status.value, "finished_at": now, "heartbeat_status": heartbeat, **fields}
+
+
+def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
+    """Fail active tasks whose last heartbeat (by the database clock) is too old.
+
+    One UPDATE, so several server processes sweeping at once cannot double-fail a task,
+    and a concurrent fenced complete/fail either wins or gets 409.
+    Returns the internal ids of the runs that lost tasks (to check for finalization).
+    """
+    message = (
+        literal(f"no heartbeat for more than {timeout_seconds:g} s; last heartbeat at ")
+        + cast(Task.heartbeat_at, String)
+        + literal(" UTC")
+    )
+    stmt = (
+        update(Task)
+        .where(
+            Task.status.in_(ACTIVE),
+            Task.heartbeat_at < db_now_minus(session, timeout_seconds),
+        )
+        .values(
+            finish_values(session, TaskStatus.failed, error_type="timeout")
+            | {"error_message": message}
+        )
+        .returning(Task.run_id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(set(session.execute(stmt).scalars()))
+
+
+def finalize_if_done(*, session: Session, run_pk: int) -> bool:
+    """Mark a running run completed once every task is terminal; True only the first time.
+
+    The run row is locked first so two transactions finishing the last two tasks cannot
+    each see the other's task as unfinished (write skew) and both skip finalization.
+    """
+    run = session.execute(
+        select(Run)
+        .where(Run.id == run_pk)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if run.status != RunStatus.running.value:
+        return False
+    unfinished = session.execute(
+        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED))
+    ).scalar_one()
+    if unfinished:
+        return False
+    run.status = RunStatus.completed.value
+    run.finished_at = db_now(session)
+    run.archive_state = ArchiveState.pending.value
+    session.flush()
+    return True
+
+
+def finalize_stragglers(*, session: Session) -> list[int]:
+    """Runs left running with nothing to do (e.g. a crash between commit and finalize)."""
+    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED))
+    candidates = session.execute(
+        select(Run.id).where(Run.status == RunStatus.running.value, ~unfinished.exists())
+    ).scalars()
+    return [pk for pk in list(candidates) if finalize_if_done(session=session, run_pk=pk)]

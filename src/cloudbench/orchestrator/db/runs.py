@@ -1,0 +1,178 @@
+"""Runs: creation from the config-file shape, reads with task counts, early stop."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.db.clock import db_now
+from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.db.queue import ACTIVE
+from cloudbench.orchestrator.errors import Conflict, NotFound
+from cloudbench.protocol import ArchiveState, RunSpec, RunStatus, TaskStatus
+
+
+def create_run(*, session: Session, spec: RunSpec) -> tuple[Run, bool]:
+    """Create the run and its tasks; returns (run, created). Same body + run_id → existing."""
+    normalized = spec.normalized()
+    if spec.run_id is not None:
+        existing = get_run(session=session, external_id=spec.run_id, missing_ok=True)
+        if existing is not None:
+            if existing.spec != normalized:
+                raise Conflict(f"run_id {spec.run_id} is taken by a run with a different body")
+            return existing, False
+        external_id = spec.run_id
+    else:
+        external_id = _next_free_run_id(session, int(time.time()))
+    run = Run(
+        external_id=external_id,
+        ruby_version=spec.ruby_version,
+        tasks_per_instance_type=spec.per_instance_type.tasks,
+        instances_per_instance_type=spec.per_instance_type.instances,
+        benchmarks=spec.benchmarks.model_dump(),
+        spec=normalized,
+        status=RunStatus.running.value,
+        archive_state=ArchiveState.none.value,
+    )
+    session.add(run)
+    session.flush()
+    rows = [
+        {
+            "run_id": run.id,
+            "provider": provider,
+            "instance_type": it.instance_type,
+            "alias": it.effective_alias,
+            "run_number": n,
+            "status": TaskStatus.pending.value,
+            "lease": 0,
+        }
+        for provider, it in spec.instance_types()
+        for n in range(1, spec.per_instance_type.tasks + 1)
+    ]
+    session.execute(insert(Task), rows)
+    return run, True
+
+
+def _next_free_run_id(session: Session, start: int) -> int:
+    taken = set(
+        session.execute(
+            select(Run.external_id).where(Run.external_id >= start, Run.external_id < start + 1000)
+        ).scalars()
+    )
+    candidate = start
+    while candidate in taken:
+        candidate += 1
+    return candidate
+
+
+def get_run(*, session: Session, external_id: int, missing_ok: bool = False) -> Run | None:
+    run = session.execute(select(Run).where(Run.external_id == external_id)).scalar_one_or_none()
+    if run is None and not missing_ok:
+        raise NotFound(f"run {external_id} not found")
+    return run
+
+
+def require_run(*, session: Session, external_id: int) -> Run:
+    run = get_run(session=session, external_id=external_id)
+    assert run is not None
+    return run
+
+
+def list_runs(*, session: Session, limit: int = 50) -> list[Run]:
+    stmt = select(Run).order_by(Run.external_id.desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def list_tasks(*, session: Session, run: Run) -> list[Task]:
+    stmt = select(Task).where(Task.run_id == run.id).order_by(Task.id)
+    return list(session.execute(stmt).scalars())
+
+
+@dataclass
+class GroupStats:
+    provider: str
+    instance_type: str
+    alias: str
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    current_benchmarks: list[str] = field(default_factory=list)
+    oldest_heartbeat_at: datetime | None = None
+
+
+def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[GroupStats]]:
+    """Per-instance-type counts for several runs in one aggregate query (no N+1)."""
+    key_cols = (Task.run_id, Task.provider, Task.instance_type, Task.alias)
+    active = Task.status.in_(ACTIVE)
+    stmt = (
+        select(
+            *key_cols,
+            Task.status,
+            func.count(),
+            func.min(Task.heartbeat_at).filter(active),
+        )
+        .where(Task.run_id.in_(run_pks))
+        .group_by(*key_cols, Task.status)
+        .order_by(Task.provider, Task.instance_type, Task.alias)
+    )
+    groups: dict[tuple[Any, ...], GroupStats] = {}
+    for run_pk, provider, itype, alias, status, count, oldest in session.execute(stmt):
+        g = groups.setdefault((run_pk, provider, itype, alias), GroupStats(provider, itype, alias))
+        g.counts[status] += count
+        if oldest is not None and (g.oldest_heartbeat_at is None or oldest < g.oldest_heartbeat_at):
+            g.oldest_heartbeat_at = oldest
+    _attach_current_benchmarks(session, run_pks, groups)
+    result: dict[int, list[GroupStats]] = defaultdict(list)
+    for (run_pk, *_), g in groups.items():
+        result[run_pk].append(g)
+    return result
+
+
+def _attach_current_benchmarks(
+    session: Session, run_pks: list[int], groups: dict[tuple[Any, ...], GroupStats]
+) -> None:
+    stmt = select(
+        Task.run_id, Task.provider, Task.instance_type, Task.alias, Task.current_benchmark
+    ).where(Task.run_id.in_(run_pks), Task.status.in_(ACTIVE), Task.current_benchmark.is_not(None))
+    for run_pk, provider, itype, alias, bench in session.execute(stmt):
+        group = groups.get((run_pk, provider, itype, alias))
+        if group is not None and bench and bench not in group.current_benchmarks:
+            group.current_benchmarks.append(bench)
+
+
+def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
+    """End a run early; returns (run, changed). A stopped run is a no-op, a completed one 409."""
+    run = session.execute(
+        select(Run).where(Run.external_id == external_id).with_for_update()
+    ).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"run {external_id} not found")
+    if run.status == RunStatus.cancelled.value:
+        return run, False
+    if run.status == RunStatus.completed.value:
+        raise Conflict(f"run {external_id} already completed; nothing to stop")
+    removed = session.execute(
+        delete(Task).where(Task.run_id == run.id, Task.status == TaskStatus.pending.value)
+    ).rowcount  # type: ignore[attr-defined]
+    now = db_now(session)
+    session.execute(
+        update(Task)
+        .where(Task.run_id == run.id, Task.status.in_(ACTIVE))
+        .values(
+            status=TaskStatus.cancelled.value,
+            finished_at=now,
+            error_type="cancelled",
+            error_message="run stopped early",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    run.removed_tasks = (run.removed_tasks or 0) + removed
+    run.status = RunStatus.cancelled.value
+    run.finished_at = now
+    run.archive_state = ArchiveState.pending.value
+    session.flush()
+    return run, True

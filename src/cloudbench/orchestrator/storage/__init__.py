@@ -1,0 +1,1 @@
+"""Result storage: one interface, two implementations (local directory, S3)."""

@@ -1,0 +1,107 @@
+"""A real orchestrator process (`python -m cloudbench orchestrator serve`) for tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.pg import free_port
+
+
+@dataclass
+class OrchestratorProcess:
+    database_url: str
+    state_dir: Path
+    heartbeat_timeout: float = 120.0
+    sweep_interval: float = 30.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    runner_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CLOUDBENCH_DATABASE_URL": self.database_url,
+            "CLOUDBENCH_STATE_DIR": str(self.state_dir),
+            "CLOUDBENCH_ADMIN_TOKEN": self.admin_token,
+            "CLOUDBENCH_RUNNER_TOKEN": self.runner_token,
+            "CLOUDBENCH_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
+            "CLOUDBENCH_SWEEP_INTERVAL": str(self.sweep_interval),
+            "CLOUDBENCH_PUBLIC_URL": self.url,
+            **self.extra_env,
+        }
+
+    def start(self) -> OrchestratorProcess:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.state_dir / f"orchestrator-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloudbench",
+                "orchestrator",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_up()
+        return self
+
+    def wait_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"orchestrator exited: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/up", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"orchestrator did not come up: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        logs = sorted(self.state_dir.glob("orchestrator-*.log"))
+        return logs[-1].read_text()[-3000:] if logs else ""
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def client(self, token: str | None = None, role: str = "admin") -> httpx.Client:
+        tok = token or (self.admin_token if role == "admin" else self.runner_token)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {tok}"}, timeout=30
+        )
