@@ -1,0 +1,310 @@
+locals {
+  name   = var.name_prefix
+  tls    = var.domain_name != ""
+  suffix = random_id.deployment.hex
+  # The orchestrator listens here inside compose; also the port runners in the VPC use.
+  app_port = 8000
+  public_url = (
+    local.tls ? "https://${var.domain_name}" : "http://${aws_eip.orchestrator.public_ip}:${local.app_port}"
+  )
+  private_url = "http://${aws_network_interface.orchestrator.private_ip}:${local.app_port}"
+  ssm_prefix  = "/cloudbench/meta/${local.suffix}"
+  secrets = {
+    admin-token       = random_password.admin_token.result
+    runner-token      = random_password.runner_token.result
+    postgres-password = random_password.postgres.result
+  }
+  # Architecture from the EC2 API, not guessed from the type's name.
+  arch = {
+    for k, t in data.aws_ec2_instance_type.this :
+    k => contains(t.supported_architectures, "arm64") ? "arm64" : "x86_64"
+  }
+}
+
+# A new suffix per deployment: bucket names are global and must not collide with an
+# earlier deployment's bucket that is still being emptied.
+resource "random_id" "deployment" {
+  byte_length = 4
+}
+
+resource "random_password" "admin_token" {
+  length  = 40
+  special = false
+}
+
+resource "random_password" "runner_token" {
+  length  = 40
+  special = false
+}
+
+# No special characters: the password is embedded in a database URL.
+resource "random_password" "postgres" {
+  length  = 32
+  special = false
+}
+
+# An explicit allow-list of zone names keeps the choice stable when AWS adds zones.
+data "aws_availability_zones" "available" {
+  state = "available"
+  filter {
+    name   = "zone-name"
+    values = var.availability_zone != null ? [var.availability_zone] : [for z in ["a", "b", "c"] : "${var.region}${z}"]
+  }
+}
+
+data "aws_ec2_instance_type" "this" {
+  for_each      = toset([var.orchestrator_instance_type, var.bastion_instance_type])
+  instance_type = each.value
+}
+
+data "aws_ami" "ubuntu" {
+  for_each    = toset(values(local.arch))
+  most_recent = true
+  owners      = ["099720109477"] # Canonical
+
+  filter {
+    name   = "name"
+    values = ["ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-*-server-*"]
+  }
+
+  filter {
+    name   = "architecture"
+    values = [each.value]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+# --- network -------------------------------------------------------------------------
+
+resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:Flow logs would cost more than the short-lived benchmark traffic is worth; no sensitive data crosses this VPC.
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = { Name = "${local.name}-vpc" }
+}
+
+# Strip every rule from the default security group so nothing uses it by accident.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${local.name}-default-deny" }
+}
+
+resource "aws_subnet" "public" {
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = var.public_subnet_cidr
+  availability_zone       = data.aws_availability_zones.available.names[0]
+  map_public_ip_on_launch = false
+  tags                    = { Name = "${local.name}-public" }
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${local.name}-igw" }
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${local.name}-public" }
+
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.this.id
+  }
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+# --- storage -------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "results" {
+  #checkov:skip=CKV_AWS_18:Access logging needs a second bucket per deployment; access is limited to the orchestrator role.
+  #checkov:skip=CKV_AWS_144:Benchmark results are reproducible; cross-region replication is not worth its cost.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events.
+  #checkov:skip=CKV_AWS_21:Results are written once; versioning would only keep garbage that nuke must then delete.
+  #checkov:skip=CKV_AWS_145:SSE-KMS with a customer key would outlive the deployment (7-day minimum deletion window); SSE-S3 encrypts at rest.
+  bucket        = "${local.name}-results-${local.suffix}"
+  force_destroy = true
+  tags          = { Name = "${local.name}-results" }
+}
+
+resource "aws_s3_bucket_public_access_block" "results" {
+  bucket                  = aws_s3_bucket.results.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "results" {
+  bucket = aws_s3_bucket.results.id
+  rule {
+    id     = "expire-results"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.results_expiry_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+# --- secrets -------------------------------------------------------------------------
+
+# SecureString parameters, read by the orchestrator's user-data through its role, so the
+# tokens never appear in user-data (readable by anyone with ec2:DescribeInstanceAttribute).
+resource "aws_ssm_parameter" "secret" {
+  #checkov:skip=CKV_AWS_337:The AWS-managed aws/ssm key suffices; a customer key would outlive the deployment.
+  for_each = local.secrets
+  name     = "${local.ssm_prefix}/${each.key}"
+  type     = "SecureString"
+  value    = each.value
+}
+
+# --- IAM -----------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "orchestrator" {
+  statement {
+    sid       = "ListResultsBucket"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.results.arn]
+  }
+  statement {
+    sid       = "ReadWriteResults"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.results.arn}/*"]
+  }
+  statement {
+    sid       = "ReadOwnSecrets"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = [for p in aws_ssm_parameter.secret : p.arn]
+  }
+}
+
+resource "aws_iam_role" "orchestrator" {
+  name               = "${local.name}-orchestrator-${local.suffix}"
+  path               = "/cloudbench/"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "orchestrator" {
+  name   = "results-bucket-and-secrets"
+  role   = aws_iam_role.orchestrator.id
+  policy = data.aws_iam_policy_document.orchestrator.json
+}
+
+resource "aws_iam_instance_profile" "orchestrator" {
+  name = "${local.name}-orchestrator-${local.suffix}"
+  path = "/cloudbench/"
+  role = aws_iam_role.orchestrator.name
+}
+
+# --- security groups -----------------------------------------------------------------
+
+resource "aws_security_group" "bastion" {
+  name        = "${local.name}-bastion"
+  description = "SSH bastion of the cloudbench deployment"
+  vpc_id      = aws_vpc.this.id
+  tags        = { Name = "${local.name}-bastion" }
+
+  ingress {
+    description = "SSH from the operator's network"
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.bastion_ssh_cidr]
+  }
+
+  egress {
+    description = "SSH onward to instances in the VPC"
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+}
+
+resource "aws_security_group" "orchestrator" {
+  name        = "${local.name}-orchestrator"
+  description = "cloudbench orchestrator: HTTP(S) from allowed networks, SSH via the bastion"
+  vpc_id      = aws_vpc.this.id
+  tags        = { Name = "${local.name}-orchestrator" }
+
+  ingress {
+    description = "Orchestrator API from allowed networks and from runners inside the VPC"
+    from_port   = local.app_port
+    to_port     = local.app_port
+    protocol    = "tcp"
+    cidr_blocks = distinct(concat(var.allowed_http_cidrs, [var.vpc_cidr]))
+  }
+
+  dynamic "ingress" {
+    for_each = local.tls ? [80, 443] : []
+    content {
+      description = "TLS proxy (80 serves the ACME challenge and redirects)"
+      from_port   = ingress.value
+      to_port     = ingress.value
+      protocol    = "tcp"
+      cidr_blocks = var.allowed_http_cidrs
+    }
+  }
+
+  ingress {
+    description     = "SSH only from the bastion"
+    from_port       = 22
+    to_port         = 22
+    protocol        = "tcp"
+    security_groups = [aws_security_group.bastion.id]
+  }
+
+  egress {
+    description = "HTTPS out: packages, container images, S3, SSM"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "HTTP out: Ubuntu package mirrors"
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}

@@ -1,0 +1,46 @@
+output "orchestrator_url" {
+  description = "Public URL of the orchestrator (CLI, dashboard and runners outside the VPC)."
+  value       = local.public_url
+}
+
+output "orchestrator_private_url" {
+  description = "URL of the orchestrator from inside the VPC, for runners launched in subnet_id."
+  value       = local.private_url
+}
+
+output "admin_token" {
+  description = "Admin token of the orchestrator."
+  value       = random_password.admin_token.result
+  sensitive   = true
+}
+
+output "runner_token" {
+  description = "Token runners present to the orchestrator."
+  value       = random_password.runner_token.result
+  sensitive   = true
+}
+
+output "bucket" {
+  description = "Name of the private results bucket."
+  value       = aws_s3_bucket.results.bucket
+}
+
+output "region" {
+  description = "AWS region of this deployment."
+  value       = var.region
+}
+
+output "vpc_id" {
+  description = "VPC the provider stacks launch runners into."
+  value       = aws_vpc.this.id
+}
+
+output "subnet_id" {
+  description = "Public subnet the provider stacks launch runners into."
+  value       = aws_subnet.public.id
+}
+
+output "bastion_ssh_command" {
+  description = "SSH into the orchestrator through the bastion."
+  value       = "ssh -J ubuntu@${aws_instance.bastion.public_ip} ubuntu@${aws_network_interface.orchestrator.private_ip}"
+}

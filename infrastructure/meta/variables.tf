@@ -1,0 +1,142 @@
+variable "region" {
+  type        = string
+  description = "AWS region of the orchestrator, its network and its results bucket."
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like an AWS region name, e.g. us-east-1."
+  }
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of resource names (Name tags, IAM names, bucket name)."
+  default     = "cloudbench"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "name_prefix must be 2-21 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "CIDR block of the cloudbench VPC."
+  default     = "10.42.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0))
+    error_message = "vpc_cidr must be a valid IPv4 CIDR block."
+  }
+}
+
+variable "public_subnet_cidr" {
+  type        = string
+  description = "CIDR block of the public subnet (inside vpc_cidr) that holds orchestrator, bastion and runners."
+  default     = "10.42.0.0/20"
+
+  validation {
+    condition     = can(cidrhost(var.public_subnet_cidr, 0))
+    error_message = "public_subnet_cidr must be a valid IPv4 CIDR block."
+  }
+}
+
+variable "availability_zone" {
+  type        = string
+  description = "Availability zone of the public subnet; null picks the region's first available zone."
+  default     = null
+}
+
+variable "allowed_http_cidrs" {
+  type        = list(string)
+  description = "CIDR blocks allowed to reach the orchestrator over HTTP(S): where the CLI and any runners outside this VPC connect from."
+
+  validation {
+    condition     = length(var.allowed_http_cidrs) > 0 && alltrue([for c in var.allowed_http_cidrs : can(cidrhost(c, 0))])
+    error_message = "allowed_http_cidrs must be a non-empty list of valid IPv4 CIDR blocks."
+  }
+}
+
+variable "bastion_ssh_cidr" {
+  type        = string
+  description = "CIDR block allowed to SSH into the bastion, e.g. your public address as a /32. Required: SSH is never open to the world."
+
+  validation {
+    condition     = can(cidrhost(var.bastion_ssh_cidr, 0)) && var.bastion_ssh_cidr != "0.0.0.0/0"
+    error_message = "bastion_ssh_cidr must be a valid IPv4 CIDR block other than 0.0.0.0/0."
+  }
+}
+
+variable "ssh_public_key" {
+  type        = string
+  description = "OpenSSH public key installed on the bastion and the orchestrator."
+
+  validation {
+    condition     = can(regex("^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp[0-9]+) ", var.ssh_public_key))
+    error_message = "ssh_public_key must be an OpenSSH public key (ssh-ed25519, ssh-rsa or ecdsa-sha2-*)."
+  }
+}
+
+variable "orchestrator_instance_type" {
+  type        = string
+  description = "EC2 instance type of the orchestrator (Postgres runs beside it)."
+  default     = "t3.small"
+}
+
+variable "bastion_instance_type" {
+  type        = string
+  description = "EC2 instance type of the SSH bastion."
+  default     = "t3.micro"
+}
+
+variable "root_volume_size_gb" {
+  type        = number
+  description = "Size in GiB of the orchestrator's encrypted root volume (Docker images and Postgres data)."
+  default     = 30
+
+  validation {
+    condition     = var.root_volume_size_gb >= 8 && var.root_volume_size_gb <= 1024
+    error_message = "root_volume_size_gb must be between 8 and 1024."
+  }
+}
+
+variable "orchestrator_image" {
+  type        = string
+  description = "Container image of the orchestrator to pull. Empty: build it on the instance from source_repo_url."
+  default     = ""
+}
+
+variable "source_repo_url" {
+  type        = string
+  description = "Git URL of the cloudbench sources, cloned and built on the instance when orchestrator_image is empty."
+  default     = ""
+
+  validation {
+    condition     = var.source_repo_url == "" || can(regex("^https://", var.source_repo_url))
+    error_message = "source_repo_url must be empty or an https:// URL."
+  }
+}
+
+variable "source_ref" {
+  type        = string
+  description = "Git branch or tag of source_repo_url to build."
+  default     = "main"
+}
+
+variable "domain_name" {
+  type        = string
+  description = "DNS name pointing at the orchestrator's elastic IP. Non-empty enables the Caddy TLS proxy (compose profile \"tls\")."
+  default     = ""
+}
+
+variable "results_expiry_days" {
+  type        = number
+  description = "Days after which result objects in the bucket expire."
+  default     = 90
+
+  validation {
+    condition     = var.results_expiry_days >= 1
+    error_message = "results_expiry_days must be at least 1."
+  }
+}

@@ -1,0 +1,112 @@
+variable "region" {
+  type        = string
+  description = "AWS region to launch runners in; the region of subnet_id."
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like an AWS region name, e.g. us-east-1."
+  }
+}
+
+variable "run_id" {
+  type        = string
+  description = "Id of the benchmark run; tagged on every resource and passed to each runner."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", var.run_id))
+    error_message = "run_id must be 1-40 letters, digits, '_' or '-', starting with a letter or digit."
+  }
+}
+
+variable "instance_types" {
+  type = list(object({
+    instance_type = string
+    alias         = string
+  }))
+  description = "Instance types to benchmark, each with the alias its results are reported under."
+
+  validation {
+    condition     = length(var.instance_types) > 0
+    error_message = "instance_types must name at least one instance type."
+  }
+
+  validation {
+    condition     = length(distinct([for t in var.instance_types : t.alias])) == length(var.instance_types)
+    error_message = "Each alias in instance_types must be unique."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", t.alias))])
+    error_message = "Aliases must be 1-63 letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "instances" {
+  type        = number
+  description = "Number of instances launched for each instance type (per_instance_type.instances)."
+  default     = 1
+
+  validation {
+    condition     = var.instances >= 1 && var.instances <= 20 && floor(var.instances) == var.instances
+    error_message = "instances must be a whole number between 1 and 20."
+  }
+}
+
+variable "orchestrator_url" {
+  type        = string
+  description = "Base URL of the orchestrator as reachable from the runners (the wheel is served at <url>/dist/)."
+
+  validation {
+    condition     = can(regex("^https?://[^/]+", var.orchestrator_url))
+    error_message = "orchestrator_url must be an http:// or https:// URL."
+  }
+}
+
+variable "runner_token" {
+  type        = string
+  description = "Token runners present to the orchestrator; stored as an SSM SecureString, never in user-data. Pass via TF_VAR_runner_token."
+  sensitive   = true
+
+  validation {
+    condition     = length(var.runner_token) >= 16
+    error_message = "runner_token must be at least 16 characters."
+  }
+}
+
+variable "subnet_id" {
+  type        = string
+  description = "Subnet with a route to the internet to launch runners in (the meta stack's subnet_id output)."
+}
+
+variable "orchestrator_port" {
+  type        = number
+  description = "TCP port the runners connect to the orchestrator on (egress rule)."
+  default     = 8000
+
+  validation {
+    condition     = var.orchestrator_port >= 1 && var.orchestrator_port <= 65535
+    error_message = "orchestrator_port must be a TCP port number."
+  }
+}
+
+variable "max_lifetime_minutes" {
+  type        = number
+  description = "Hard limit on an instance's life: it powers off (and so terminates) after this many minutes whatever it is doing. Keep it above the runner's task timeout (6 h by default) plus setup."
+  default     = 720
+
+  validation {
+    condition     = var.max_lifetime_minutes >= 10 && var.max_lifetime_minutes <= 2880
+    error_message = "max_lifetime_minutes must be between 10 and 2880."
+  }
+}
+
+variable "root_volume_size_gb" {
+  type        = number
+  description = "Size in GiB of each runner's encrypted root volume."
+  default     = 30
+
+  validation {
+    condition     = var.root_volume_size_gb >= 8 && var.root_volume_size_gb <= 1024
+    error_message = "root_volume_size_gb must be between 8 and 1024."
+  }
+}

@@ -1,0 +1,1 @@
+"""The task runner: claims tasks from the orchestrator and runs ruby-bench for them."""

@@ -1,0 +1,94 @@
+"""What every executor (docker, host) provides, and the pieces they share."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cloudbench.protocol import BenchmarkSettings
+
+log = logging.getLogger(__name__)
+
+
+class ProvisionError(Exception):
+    """The benchmark environment (image, Ruby) could not be prepared."""
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    ruby_version: str  # as requested
+    ruby_description: str  # RUBY_DESCRIPTION of the Ruby that will run
+    ruby: str  # the Ruby command inside the execution environment
+    image_id: str | None = None
+    image_tag: str | None = None
+
+
+@dataclass
+class ExecutionSpec:
+    task_id: int
+    run_id: int
+    runner_id: str
+    benchmarks: BenchmarkSettings
+    provisioned: Provisioned
+    cpus: tuple[int, ...]
+    work_dir: Path  # private to this task
+    out_dir: Path  # receives ruby-bench's output.{json,csv,txt}
+    log_path: Path  # stdout+stderr of the run (output.txt)
+    timeout: float
+    keep_on_failure: bool = False
+    on_line: Callable[[str], None] = lambda _line: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cpuset(self) -> str:
+        return ",".join(str(c) for c in self.cpus)
+
+
+@dataclass
+class ExecutionResult:
+    exit_code: int | None
+    command: list[str]
+    timed_out: bool = False
+    cancelled: bool = False
+    container_id: str | None = None
+    duration: float = 0.0
+
+
+class Executor(Protocol):
+    name: str
+
+    def provision(self, ruby_version: str) -> Provisioned:
+        """Prepare (once, cached) what tasks for this Ruby version need."""
+        ...
+
+    def execute(self, spec: ExecutionSpec) -> ExecutionResult:
+        """Run ruby-bench for one task; stop early when spec.cancel is set."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def pump_output(chunks: Iterable[bytes], log_path: Path, on_line: Callable[[str], None]) -> None:
+    """Append raw output to the log as it comes and hand complete lines to on_line."""
+    pending = b""
+    with log_path.open("ab") as log_file:
+        for chunk in chunks:
+            log_file.write(chunk)
+            log_file.flush()
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                _deliver(on_line, line)
+        if pending:
+            _deliver(on_line, pending)
+
+
+def _deliver(on_line: Callable[[str], None], line: bytes) -> None:
+    try:
+        on_line(line.decode("utf-8", errors="replace"))
+    except Exception:  # a parsing bug must not stop the log from being written
+        log.exception("output line handler failed")

@@ -1,0 +1,138 @@
+"""The claim loop: one thread per slot, signals, and what happens when all slots end."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import threading
+from types import FrameType
+
+from cloudbench.protocol import ClaimRequest
+from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
+from cloudbench.runner.executors import choose
+from cloudbench.runner.packaging import Uploader
+from cloudbench.runner.ruby_bench import prepare_source
+from cloudbench.runner.settings import RunnerSettings
+from cloudbench.runner.slots import Slot, machine_facts, make_slots
+from cloudbench.runner.task import Machine, TaskRun
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+class Runner:
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.settings = settings
+        self.slots: list[Slot] = make_slots(settings.slots)
+        self.shutdown = threading.Event()
+        self.signal_received: int | None = None
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ entry point
+    def run(self) -> int:
+        s = self.settings
+        s.work_dir.mkdir(parents=True, exist_ok=True)
+        source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
+        executor = choose(s.executor, source, s.work_dir)
+        client = OrchestratorClient(
+            s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
+        )
+        uploader = Uploader(give_up_after=s.unreachable_give_up)
+        machine = Machine(s, client, uploader, executor, source, machine_facts(), self.shutdown)
+        log.info("runner: %d slot(s), executor %s, ruby-bench %s", len(self.slots),
+                 executor.name, source.commit or source.origin)  # fmt: skip
+        try:
+            self._run_slots(machine)
+        finally:
+            client.close()
+            uploader.close()
+            executor.close()
+        return self._finish()
+
+    def _run_slots(self, machine: Machine) -> None:
+        threads = [
+            threading.Thread(
+                target=self._slot_main, args=(machine, slot), name=f"slot-{slot.index}"
+            )
+            for slot in self.slots
+        ]
+        for thread in threads:
+            thread.start()
+        # Short joins keep the main thread responsive to signals.
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.5)
+
+    def _finish(self) -> int:
+        if self.signal_received is not None:
+            log.warning("stopped by signal %d", self.signal_received)
+            return 128 + self.signal_received
+        if self.errors:
+            for error in self.errors:
+                log.error("%s", error)
+            return EXIT_ERROR
+        log.info("all slots done")
+        if self.settings.shutdown_on_done and not self.settings.debug:
+            shutdown_machine()
+        return EXIT_OK
+
+    # ------------------------------------------------------------ one slot
+    def _slot_main(self, machine: Machine, slot: Slot) -> None:
+        try:
+            self._claim_loop(machine, slot)
+        except (OrchestratorUnreachable, OrchestratorError) as exc:
+            self._error(f"slot {slot.index} ({slot.runner_id}): {exc}")
+        except Exception as exc:
+            log.exception("slot %d crashed", slot.index)
+            self._error(f"slot {slot.index} crashed: {exc}")
+
+    def _claim_loop(self, machine: Machine, slot: Slot) -> None:
+        s = self.settings
+        request = ClaimRequest(
+            provider=s.provider, instance_type=s.instance_type, runner_id=slot.runner_id,
+            alias=s.alias,
+        )  # fmt: skip
+        while not self.shutdown.is_set():
+            response = machine.client.claim(request, run_id=s.run_id)
+            if response.status == "done":
+                log.info("slot %d: no more tasks", slot.index)
+                return
+            if response.status == "wait" or response.task is None:
+                self.shutdown.wait(response.retry_after_seconds or s.wait_default)
+                continue
+            if response.presigned_urls is None:
+                raise OrchestratorError(200, "assigned task came without upload URLs")
+            TaskRun(machine, slot, response.task, response.presigned_urls).run()
+
+    def _error(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    # ------------------------------------------------------------ signals
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Tasks watch this event: their containers are stopped and they report runner_error.
+        if self.signal_received is None:
+            log.warning("signal %d: stopping tasks and reporting them failed", signum)
+        self.signal_received = signum
+        self.shutdown.set()
+
+
+def shutdown_machine() -> None:
+    log.warning("--shutdown-on-done: powering off")
+    for command in (["systemctl", "poweroff"], ["shutdown", "-h", "now"], ["poweroff"]):
+        if shutil.which(command[0]):
+            try:
+                subprocess.run(command, check=True, timeout=60)
+                return
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.error("%s failed: %s", " ".join(command), exc)
+    log.error("could not shut the machine down")

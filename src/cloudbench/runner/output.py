@@ -1,0 +1,168 @@
+"""ruby-bench's command line and output contract: progress lines, result files, failures."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudbench.protocol import BenchmarkSettings
+
+PROGRESS_RE = re.compile(r'^Running benchmark "(?P<name>[^"]+)" \((?P<i>\d+)/(?P<n>\d+)\)\s*$')
+# The summary section; "Failed benchmarks: 2" (with a count) is a different, earlier line.
+FAILED_HEADER = "Failed benchmarks:"
+FAILED_ENTRY_RE = re.compile(r"^\s+(?P<exe>[^:\s][^:]*):\s*(?P<names>.*)$")
+
+# The prefix ruby-bench gets via --out-name: it writes OUT_NAME.{json,csv,txt}.
+OUT_NAME = "output"
+
+
+@dataclass(frozen=True)
+class ProgressLine:
+    name: str
+    index: int
+    total: int
+
+
+def parse_progress_line(line: str) -> ProgressLine | None:
+    match = PROGRESS_RE.match(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    return ProgressLine(match["name"], int(match["i"]), int(match["n"]))
+
+
+class ProgressTracker:
+    """Turns the stream of progress lines into (current benchmark, percent done).
+
+    ruby-bench runs every benchmark for the first executable, then every one for the next,
+    restarting the (i/N) count, so the percentage spans all executables.
+    """
+
+    def __init__(self, executables: int = 1) -> None:
+        self.executables = max(1, executables)
+        self._lock = threading.Lock()
+        self._pass = 0
+        self._last_index = 0
+        self.current: str | None = None
+        self.percent: float = 0.0
+
+    def feed(self, line: str) -> bool:
+        """Consume one output line; True when it moved the progress."""
+        progress = parse_progress_line(line)
+        if progress is None:
+            return False
+        with self._lock:
+            if progress.index <= self._last_index:
+                self._pass = min(self._pass + 1, self.executables - 1)
+            self._last_index = progress.index
+            done = self._pass * progress.total + progress.index - 1
+            total = self.executables * progress.total
+            self.current = progress.name
+            self.percent = round(100.0 * done / total, 1) if total else 0.0
+        return True
+
+    def snapshot(self) -> tuple[str | None, float]:
+        with self._lock:
+            return self.current, self.percent
+
+
+def parse_failed_benchmarks(lines: Iterable[str]) -> dict[str, list[str]]:
+    """The `Failed benchmarks:` section at the end of stdout: {executable: [names]}."""
+    failed: dict[str, list[str]] = {}
+    in_section = False
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if line.strip() == FAILED_HEADER:
+            in_section = True
+            continue
+        if not in_section:
+            continue
+        match = FAILED_ENTRY_RE.match(line)
+        if match is None:
+            in_section = False
+            continue
+        names = [n.strip() for n in match["names"].split(",") if n.strip()]
+        failed.setdefault(match["exe"].strip(), []).extend(names)
+    return failed
+
+
+def read_failed_benchmarks(log_path: Path) -> dict[str, list[str]]:
+    if not log_path.exists():
+        return {}
+    with log_path.open(encoding="utf-8", errors="replace") as fh:
+        return parse_failed_benchmarks(fh)
+
+
+class ResultFormatError(ValueError):
+    pass
+
+
+@dataclass
+class ResultSummary:
+    executables: dict[str, str]  # exe name -> `ruby -v` output
+    benchmarks: dict[str, list[str]] = field(default_factory=dict)  # exe -> benchmark names
+
+    @property
+    def ruby_descriptions(self) -> dict[str, str]:
+        return dict(self.executables)
+
+
+def read_result_json(path: Path) -> ResultSummary:
+    """Read and sanity-check output.json: {"metadata": {exe: desc}, "raw_data": {...}}."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultFormatError(f"{path.name}: unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ResultFormatError(f"{path.name}: top level is not an object")
+    metadata, raw = data.get("metadata"), data.get("raw_data")
+    if not isinstance(metadata, dict) or not isinstance(raw, dict):
+        raise ResultFormatError(f"{path.name}: missing metadata/raw_data objects")
+    summary = ResultSummary(executables={str(k): str(v) for k, v in metadata.items()})
+    for exe, benches in raw.items():
+        if not isinstance(benches, dict):
+            raise ResultFormatError(f"{path.name}: raw_data[{exe!r}] is not an object")
+        for name, result in benches.items():
+            if not isinstance(result, dict) or not isinstance(result.get("bench"), list):
+                raise ResultFormatError(f"{path.name}: raw_data[{exe!r}][{name!r}] has no bench")
+        summary.benchmarks[str(exe)] = sorted(benches)
+    return summary
+
+
+def executable_specs(settings: BenchmarkSettings, ruby: str) -> list[str]:
+    """`-e NAME::COMMAND` values: the interpreter and/or YJIT of the given Ruby."""
+    specs = []
+    for exe in dict.fromkeys(settings.executables):  # de-duplicated, order kept
+        specs.append(f"{exe}::{ruby} --yjit" if exe == "yjit" else f"{exe}::{ruby}")
+    return specs
+
+
+def build_command(
+    settings: BenchmarkSettings, out_prefix: str, ruby: str = "ruby"
+) -> tuple[list[str], dict[str, str]]:
+    """Arguments after `run_benchmarks.rb`, and extra environment for it.
+
+    Names are positional filters and categories go to --category; ruby-bench runs the
+    benchmarks that match both. --no-pinning: we pin the whole run ourselves (cpuset or
+    taskset) and ruby-bench's own choice of CPU may lie outside our set.
+    """
+    args = ["--no-sudo", "--no-pinning", f"--out-name={out_prefix}"]
+    env: dict[str, str] = {}
+    for spec in executable_specs(settings, ruby):
+        args.extend(["-e", spec])
+    if settings.warmup_iterations is not None:
+        args.append(f"--warmup={settings.warmup_iterations}")
+    if settings.bench_iterations is not None:
+        args.append(f"--bench={settings.bench_iterations}")
+    if settings.min_bench_time is not None:
+        # No flag for it; the harness reads the variable (--bench would default it to 0).
+        env["MIN_BENCH_TIME"] = f"{settings.min_bench_time:g}"
+    if settings.categories:
+        args.append("--category=" + ",".join(settings.categories))
+    args.extend(settings.extra_args)
+    args.extend(settings.names)
+    return args, env

@@ -1,0 +1,292 @@
+"""One task from claim to complete/fail: provision, run, package, upload, report."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import traceback
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cloudbench.protocol import (
+    CompleteRequest,
+    ErrorType,
+    FailRequest,
+    HeartbeatStatus,
+    PresignedUrls,
+    TaskAssignment,
+    UploadUrlsRequest,
+)
+from cloudbench.runner.client import OrchestratorClient, TaskLost
+from cloudbench.runner.executors.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    Executor,
+    Provisioned,
+    ProvisionError,
+)
+from cloudbench.runner.heartbeat import Heartbeater
+from cloudbench.runner.metadata import build_metadata, run_facts, utc_now
+from cloudbench.runner.output import (
+    OUT_NAME,
+    ProgressTracker,
+    ResultFormatError,
+    read_failed_benchmarks,
+    read_result_json,
+)
+from cloudbench.runner.packaging import (
+    Uploader,
+    UploadError,
+    build_error_tarball,
+    build_result_tarball,
+)
+from cloudbench.runner.ruby_bench import RubyBenchSource
+from cloudbench.runner.settings import RunnerSettings
+from cloudbench.runner.slots import Slot
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    completed = "completed"
+    failed = "failed"
+    lost = "lost"  # 409: dropped without reporting
+
+
+class TaskFailure(Exception):
+    def __init__(self, error_type: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+@dataclass
+class Machine:
+    """What every task of this runner shares."""
+
+    settings: RunnerSettings
+    client: OrchestratorClient
+    uploader: Uploader
+    executor: Executor
+    source: RubyBenchSource
+    facts: dict[str, object]
+    shutdown: threading.Event = field(default_factory=threading.Event)
+
+
+class _SlotLogFilter(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.threadName or "").startswith(self.prefix)
+
+
+class TaskRun:
+    def __init__(self, machine: Machine, slot: Slot, task: TaskAssignment, urls: PresignedUrls):
+        self.m, self.slot, self.task, self.urls = machine, slot, task, urls
+        self.dir = machine.settings.work_dir / "tasks" / f"task_{task.id}_{task.lease}"
+        self.out_dir = self.dir / "out"
+        self.log_path = self.dir / "output.txt"
+        self.runner_log = self.dir / "runner.log"
+        self.cancel = threading.Event()
+        self.tracker = ProgressTracker(len(set(task.benchmarks.executables)))
+        self.provisioned: Provisioned | None = None
+        self.result: ExecutionResult | None = None
+        self.started_at = utc_now()
+        self.hb = Heartbeater(
+            machine.client, task.id, slot.runner_id, task.lease,
+            machine.settings.heartbeat_interval, self.cancel.set,
+            thread_name=f"slot-{slot.index}-heartbeat",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ driver
+    def run(self) -> Outcome:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir.mkdir(exist_ok=True)
+        handler = logging.FileHandler(self.runner_log)
+        handler.addFilter(_SlotLogFilter(f"slot-{self.slot.index}"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        log.info("task %d (run %d, lease %d) on CPUs %s", self.task.id, self.task.run_id,
+                 self.task.lease, self.slot.cpuset)  # fmt: skip
+        outcome = Outcome.failed
+        try:
+            self.hb.start()
+            outcome = self._run_steps()
+        except TaskLost:
+            outcome = Outcome.lost
+        except Exception as exc:
+            log.exception("task %d: runner error", self.task.id)
+            detail = "".join(traceback.format_exception(exc))
+            outcome = self._report_failure(ErrorType.runner_error, f"runner error: {exc}", detail)
+        finally:
+            self.hb.stop()
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            self._cleanup(outcome)
+        log.info("task %d: %s", self.task.id, outcome)
+        return outcome
+
+    def _run_steps(self) -> Outcome:
+        try:
+            self._provision()
+            self._execute()
+            self._check_result()
+            self._upload_result()
+        except TaskFailure as failure:
+            if self.hb.lost.is_set():
+                return Outcome.lost
+            return self._report_failure(failure.error_type, str(failure))
+        return self._complete()
+
+    # ------------------------------------------------------------ steps
+    def _provision(self) -> None:
+        self.hb.update(HeartbeatStatus.provision, now=True)
+        try:
+            self.provisioned = self.m.executor.provision(self.task.ruby_version)
+        except ProvisionError as exc:
+            raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
+        self._check_stopped()
+
+    def _execute(self) -> None:
+        assert self.provisioned is not None
+        self.hb.update(HeartbeatStatus.running, progress=0.0, now=True)
+        spec = ExecutionSpec(
+            task_id=self.task.id, run_id=self.task.run_id, runner_id=self.slot.runner_id,
+            benchmarks=self.task.benchmarks, provisioned=self.provisioned, cpus=self.slot.cpus,
+            work_dir=self.dir, out_dir=self.out_dir, log_path=self.log_path,
+            timeout=self.m.settings.task_timeout, keep_on_failure=self.m.settings.debug,
+            on_line=self._on_line, cancel=self.cancel,
+        )  # fmt: skip
+        # A signal arriving now must stop this execution too.
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_shutdown, args=(done,), daemon=True)
+        watcher.start()
+        try:
+            self.result = self.m.executor.execute(spec)
+        except ProvisionError as exc:
+            raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
+        finally:
+            done.set()
+        self._check_stopped()
+        if self.result.timed_out:
+            raise TaskFailure(
+                ErrorType.timeout, f"task exceeded the {self.m.settings.task_timeout:g}s timeout"
+            )
+
+    def _watch_shutdown(self, done: threading.Event) -> None:
+        while not (done.is_set() or self.cancel.is_set()):
+            if self.m.shutdown.wait(0.5):
+                self.cancel.set()
+
+    def _on_line(self, line: str) -> None:
+        if self.tracker.feed(line):
+            name, pct = self.tracker.snapshot()
+            self.hb.update(benchmark=name, progress=pct)
+
+    def _check_stopped(self) -> None:
+        if self.hb.lost.is_set():
+            raise TaskLost(409, "task no longer ours")
+        if self.m.shutdown.is_set():
+            raise TaskFailure(ErrorType.runner_error, "runner stopped by a signal mid-task")
+
+    def _check_result(self) -> None:
+        assert self.result is not None
+        failed = read_failed_benchmarks(self.log_path)
+        json_path = self.out_dir / f"{OUT_NAME}.json"
+        problems = []
+        if self.result.exit_code != 0:
+            problems.append(f"ruby-bench exited with code {self.result.exit_code}")
+        if failed:
+            problems.append("failed benchmarks: " + "; ".join(
+                f"{exe}: {', '.join(names)}" for exe, names in failed.items()))  # fmt: skip
+        if not json_path.is_file():
+            problems.append("no output.json written")
+        else:
+            try:
+                read_result_json(json_path)
+            except ResultFormatError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise TaskFailure(ErrorType.benchmark_failed, "; ".join(problems))
+
+    def _upload_result(self) -> None:
+        self.hb.update(HeartbeatStatus.uploading, now=True)
+        tarball = build_result_tarball(
+            self.dir / "result.tar.gz", self.log_path, self.out_dir, self._metadata()
+        )
+        try:
+            self.m.uploader.upload(tarball, self.urls.result_upload_url, self._refresh_result)
+        except UploadError as exc:
+            raise TaskFailure(ErrorType.upload_failed, str(exc)) from exc
+
+    def _complete(self) -> Outcome:
+        request = CompleteRequest(
+            runner_id=self.slot.runner_id, lease=self.task.lease, s3_result_key=self.urls.result_key
+        )
+        try:
+            self.m.client.complete(self.task.id, request)
+        except TaskLost:
+            log.warning("task %d: complete answered 409; dropped", self.task.id)
+            return Outcome.lost
+        return Outcome.completed
+
+    # ------------------------------------------------------------ failure path
+    def _report_failure(self, error_type: ErrorType, message: str, detail: str = "") -> Outcome:
+        log.error("task %d failed (%s): %s", self.task.id, error_type, message)
+        error_key = self._upload_error(error_type, message, detail)
+        request = FailRequest(
+            runner_id=self.slot.runner_id, lease=self.task.lease, error_type=error_type,
+            error_message=message[:20_000], s3_error_key=error_key,
+        )  # fmt: skip
+        try:
+            self.m.client.fail(self.task.id, request)
+        except TaskLost:
+            log.warning("task %d: fail answered 409; dropped", self.task.id)
+            return Outcome.lost
+        return Outcome.failed
+
+    def _upload_error(self, error_type: ErrorType, message: str, detail: str) -> str | None:
+        files = {
+            "output.txt": self.log_path,
+            "runner.log": self.runner_log,
+            "output.json": self.out_dir / f"{OUT_NAME}.json",
+            "output.csv": self.out_dir / f"{OUT_NAME}.csv",
+        }
+        text = f"error_type: {error_type}\n{message}\n{detail}"
+        try:
+            tarball = build_error_tarball(self.dir / "error.tar.gz", text, files, self._metadata())
+            self.m.uploader.upload(tarball, self.urls.error_upload_url, self._refresh_error)
+        except (UploadError, OSError) as exc:
+            log.error("task %d: error tarball not uploaded: %s", self.task.id, exc)
+            return None
+        return self.urls.error_key
+
+    # ------------------------------------------------------------ helpers
+    def _refresh(self) -> PresignedUrls:
+        request = UploadUrlsRequest(runner_id=self.slot.runner_id, lease=self.task.lease)
+        self.urls = self.m.client.upload_urls(self.task.id, request)
+        return self.urls
+
+    def _refresh_result(self) -> str:
+        return self._refresh().result_upload_url
+
+    def _refresh_error(self) -> str:
+        return self._refresh().error_upload_url
+
+    def _metadata(self) -> dict[str, Any]:
+        failed = read_failed_benchmarks(self.log_path)
+        return build_metadata(
+            self.task, self.slot.runner_id, self.slot.cpus, self.m.source,
+            self.m.executor.name, self.m.facts,
+            started_at=self.started_at, finished_at=utc_now(), failed_benchmarks=failed,
+            **run_facts(self.provisioned, self.result),
+        )  # fmt: skip
+
+    def _cleanup(self, outcome: Outcome) -> None:
+        if self.m.settings.debug and outcome != Outcome.completed:
+            log.warning("debug: keeping %s", self.dir)
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,119 @@
+#!/usr/bin/env ruby
+# Fake ruby-bench runner for cloudbench's tests (same CLI and output shapes, tiny suite).
+require "json"
+require "optparse"
+require "rbconfig"
+require "shellwords"
+require "yaml"
+
+opts = { executables: {}, out_path: File.expand_path("data"), out_name: nil,
+         categories: [], names: [] }
+OptionParser.new do |o|
+  o.on("-e=NAME::RUBY_PATH OPTIONS") do |v|
+    v.split(";").each do |spec|
+      name, cmd = spec.split("::", 2)
+      cmd ||= name
+      opts[:executables][name] = cmd.shellsplit
+    end
+  end
+  o.on("--out_path=DIR") { |v| opts[:out_path] = v }
+  o.on("--out-name=PREFIX") { |v| opts[:out_name] = v }
+  o.on("--category=LIST") { |v| opts[:categories] += v.split(",") }
+  o.on("--headline") { opts[:categories] << "headline" }
+  o.on("--warmup=N") { |v| ENV["WARMUP_ITRS"] = v }
+  o.on("--bench=N") { |v| ENV["MIN_BENCH_ITRS"] = v; ENV["MIN_BENCH_TIME"] ||= "0" }
+  o.on("--once") { ENV["WARMUP_ITRS"] = "0"; ENV["MIN_BENCH_ITRS"] = "1"; ENV["MIN_BENCH_TIME"] = "0" }
+  o.on("--no-sudo") {}
+  o.on("--no-pinning") {}
+end.parse!(ARGV)
+opts[:names] = ARGV.dup
+
+if opts[:executables].empty?
+  yjit = `#{RbConfig.ruby} --yjit -v 2>/dev/null`.include?("YJIT")
+  opts[:executables]["interp"] = [RbConfig.ruby]
+  opts[:executables]["yjit"] = [RbConfig.ruby, "--yjit"] if yjit
+end
+
+meta = YAML.load_file("benchmarks.yml")
+entries = Dir["benchmarks/*.rb"].map { |p| [File.basename(p, ".rb"), p] } +
+          Dir["benchmarks/*/benchmark.rb"].map { |p| [File.basename(File.dirname(p)), p] }
+entries = entries.sort.select do |name, _|
+  category = (meta[name] || {}).fetch("category", "other")
+  (opts[:categories].empty? || opts[:categories].include?(category)) &&
+    (opts[:names].empty? || opts[:names].include?(name))
+end
+
+Dir.mkdir(opts[:out_path]) unless opts[:out_name] || Dir.exist?(opts[:out_path])
+prefix = opts[:out_name] || begin
+  n = (1..).find { |i| !File.exist?(File.join(opts[:out_path], format("output_%03d.csv", i))) }
+  File.join(opts[:out_path], format("output_%03d", n))
+end
+
+descriptions = opts[:executables].transform_values { |cmd| `#{cmd.shelljoin} -v`.strip }
+raw = {}
+failures = Hash.new { |h, k| h[k] = [] }
+started = Time.now
+opts[:executables].each do |exe, cmd|
+  raw[exe] = {}
+  entries.each_with_index do |(name, path), idx|
+    puts "Running benchmark \"#{name}\" (#{idx + 1}/#{entries.size})"
+    json_path = File.join(File.dirname(prefix), "temp#{Process.pid}.json")
+    line = [*cmd, "-I", "harness", File.expand_path(path)].shelljoin
+    puts "+ #{line}"
+    $stdout.flush
+    if system({ "RESULT_JSON_PATH" => json_path }, line)
+      raw[exe][name] = JSON.parse(File.read(json_path)).merge("command_line" => line)
+      File.delete(json_path)
+    else
+      puts "Command #{line.inspect} failed with exit code #{$?.exitstatus} in directory #{Dir.pwd}"
+      failures[exe] << name
+    end
+  end
+end
+puts "Total time spent benchmarking: #{(Time.now - started).round}s"
+failed_count = failures.values.sum(&:size)
+puts "Failed benchmarks: #{failed_count}" if failed_count > 0
+puts
+
+mean = ->(xs) { xs.sum / xs.size }
+cell = lambda do |xs|
+  m = mean.(xs)
+  sd = xs.size > 1 ? Math.sqrt(xs.sum { |x| (x - m)**2 } / (xs.size - 1)) : 0.0
+  format("%.1f ± %.1f%%", m * 1000, 100 * sd / m)
+end
+exes = opts[:executables].keys
+base = exes.first
+header = ["bench"] + exes.map { |e| "#{e} (ms)" }
+exes.drop(1).each { |e| header += ["#{e} 1st itr", "#{base}/#{e}"] }
+names = entries.map(&:first)
+rows = names.map do |name|
+  next [name] + ["N/A"] * (header.size - 1) unless exes.all? { |e| raw[e][name] }
+
+  r = exes.map { |e| raw[e][name] }
+  row = [name] + r.map { |x| cell.(x["bench"]) }
+  exes.drop(1).each_with_index do |_, i|
+    first = ->(x) { (x["warmup"] + x["bench"]).first }
+    row += [first.(r[0]) / first.(r[i + 1]), format("%.3f", mean.(r[0]["bench"]) / mean.(r[i + 1]["bench"]))]
+  end
+  row
+end
+desc_lines = exes.map { |e| "#{e}: #{descriptions[e]}" }
+widths = header.each_index.map { |i| ([header] + rows).map { |r| r[i].is_a?(Float) ? format("%.3f", r[i]).size : r[i].to_s.size }.max }
+fmt_row = ->(r) { r.each_with_index.map { |c, i| (c.is_a?(Float) ? format("%.3f", c) : c.to_s).send(i.zero? ? :ljust : :rjust, widths[i]) }.join("  ") }
+rule = widths.map { |w| "-" * w }.join("  ")
+table = [*desc_lines, "", rule, fmt_row.(header), *rows.sort_by { |r| r[1] == "N/A" ? 0 : 1 }.map(&fmt_row), rule].join("\n") + "\n"
+
+File.write("#{prefix}.json", JSON.generate({ "metadata" => descriptions, "raw_data" => raw }))
+csv_rows = exes.map { |e| "#{e},#{descriptions[e]}" } + [""] + [header.join(",")] +
+           rows.reject { |r| r[1] == "N/A" }.map { |r| r.map(&:to_s).join(",") }
+File.write("#{prefix}.csv", csv_rows.join("\n") + "\n")
+File.write("#{prefix}.txt", table)
+puts table
+puts "Output:"
+puts "#{prefix}.json"
+unless failures.empty?
+  puts
+  puts "Failed benchmarks:"
+  failures.each { |exe, list| puts "  #{exe}: #{list.join(', ')}" }
+  exit 1
+end

@@ -1,0 +1,73 @@
+"""deploy/compose.yaml and deploy/Dockerfile: healthchecks, start order, no secret defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+COMPOSE_TEXT = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, Any] = COMPOSE["services"]
+SECRETS = ("POSTGRES_PASSWORD", "CLOUDBENCH_ADMIN_TOKEN", "CLOUDBENCH_RUNNER_TOKEN")
+REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(:?[-?+])?([^}]*)\}")
+
+
+def test_services() -> None:
+    assert {"orchestrator", "postgres", "caddy"} <= set(SERVICES)
+    assert SERVICES["postgres"]["image"].startswith("postgres:15")
+    assert SERVICES["caddy"]["profiles"] == ["tls"]
+    assert "profiles" not in SERVICES["orchestrator"]
+
+
+def test_every_service_has_a_healthcheck() -> None:
+    for name, service in SERVICES.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test"), f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+    assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert "/up" in " ".join(SERVICES["orchestrator"]["healthcheck"]["test"])
+
+
+def test_dependencies_wait_for_health() -> None:
+    assert SERVICES["orchestrator"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name, service in SERVICES.items():
+        for dep, spec in service.get("depends_on", {}).items():
+            assert spec["condition"] == "service_healthy", f"{name} -> {dep}"
+
+
+def test_postgres_data_is_a_named_volume() -> None:
+    mounts = SERVICES["postgres"]["volumes"]
+    volume = next(m.split(":")[0] for m in mounts if m.endswith("/var/lib/postgresql/data"))
+    assert volume in COMPOSE["volumes"]
+
+
+def test_secrets_are_required_and_have_no_defaults() -> None:
+    references = REFERENCE.findall(COMPOSE_TEXT)
+    for secret in SECRETS:
+        uses = [(op, rest) for name, op, rest in references if name == secret]
+        assert uses, f"{secret} is not used"
+        for op, _ in uses:
+            assert op == ":?", f"{secret} must be required with :? (found {op or 'plain'})"
+    # No literal secret values anywhere in service environments.
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|TOKEN|SECRET", key):
+                assert str(value).startswith("${") and ":?" in str(value), f"{name}.{key}"
+    assert "DATABASE_URL" in COMPOSE_TEXT and "postgresql+psycopg://" in COMPOSE_TEXT
+
+
+def test_dockerfile_is_multistage_nonroot_and_healthchecked() -> None:
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert len(stages) >= 2 and stages[-1].startswith("python:3.11-slim")
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert re.search(r"^HEALTHCHECK .*\n?.*/up", text, flags=re.MULTILINE)
+    entrypoint = re.search(r"^ENTRYPOINT (.*)$", text, flags=re.MULTILINE)
+    assert entrypoint is not None
+    assert "orchestrator migrate &&" in entrypoint.group(1)
+    assert "orchestrator serve --host 0.0.0.0" in entrypoint.group(1)

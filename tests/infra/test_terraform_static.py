@@ -1,0 +1,241 @@
+"""Static checks of infrastructure/: parsing, module layout, pinning, tags, user-data."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+INFRA = Path(__file__).resolve().parents[2] / "infrastructure"
+MODULES = [INFRA / "meta", INFRA / "providers" / "aws", INFRA / "providers" / "local"]
+MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
+TF_FILES = sorted(INFRA.rglob("*.tf"))
+SAMPLE_TOKEN = "tok-3b1f9c2e8d7a6f5e4d3c2b1a0f9e8d7c"
+
+
+def _one(value: Any) -> Any:
+    """python-hcl2 wraps attribute values and blocks in lists; unwrap single items."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        parsed: dict[str, Any] = hcl2.load(handle)
+    return parsed
+
+
+def _module(module: Path) -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(module.glob("*.tf")):
+        for key, blocks in _load(path).items():
+            merged.setdefault(key, []).extend(blocks)
+    return merged
+
+
+def _resources(module: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for block in _module(module).get("resource", []):
+        for rtype, named in block.items():
+            for name, body in named.items():
+                found.append((rtype, name, body))
+    return found
+
+
+def test_there_is_terraform_to_check() -> None:
+    assert len(TF_FILES) >= 12
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_tf_file_parses(path: Path) -> None:
+    assert isinstance(_load(path), dict)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_module_layout_and_pinning(module: Path) -> None:
+    for name in MODULE_FILES:
+        assert (module / name).is_file(), f"{module.name} lacks {name}"
+    terraform = _one(_module(module)["terraform"])
+    assert ">=" in _one(terraform["required_version"])
+    providers = _one(terraform["required_providers"])
+    assert providers, "required_providers is empty"
+    for name, spec in providers.items():
+        spec = _one(spec)
+        assert "/" in spec["source"], name
+        assert re.match(r"^(~>|=|>=)\s*\d+\.\d+", spec["version"]), f"{name} not pinned"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_variable_is_typed_and_described(module: Path) -> None:
+    variables = _module(module).get("variable", [])
+    assert variables
+    for block in variables:
+        for name, body in block.items():
+            assert "type" in body, f"{name} has no type"
+            assert len(_one(body.get("description", ""))) > 10, f"{name} has no description"
+
+
+def _default_tags(module: Path) -> dict[str, str]:
+    provider = _one(_one(_module(module)["provider"])["aws"])
+    return dict(_one(_one(provider["default_tags"])["tags"]))
+
+
+def test_provider_stack_tags_everything_by_default() -> None:
+    module = INFRA / "providers" / "aws"
+    assert _default_tags(module) == {"Project": "cloudbench", "RunId": "${var.run_id}"}
+    for rtype, name, body in _resources(module):
+        tags = _one(body.get("tags", {})) or {}
+        # Resource tags may add to the default tags, never replace ours.
+        assert not {"Project", "RunId"} & set(tags), f"{rtype}.{name} overrides tags"
+    instance = next(b for t, _, b in _resources(module) if t == "aws_instance")
+    assert _one(instance["volume_tags"]) == {"Project": "cloudbench", "RunId": "${var.run_id}"}
+    assert _one(instance["instance_initiated_shutdown_behavior"]) == "terminate"
+
+
+def test_meta_stack_tags_and_hardening() -> None:
+    module = INFRA / "meta"
+    assert _default_tags(module) == {"Project": "cloudbench", "Stack": "meta"}
+    instances = [b for t, _, b in _resources(module) if t == "aws_instance"]
+    assert len(instances) == 2
+    for body in instances:
+        assert _one(_one(body["metadata_options"])["http_tokens"]) == "required"
+        assert _one(_one(body["root_block_device"])["encrypted"]) is True
+    bastion_cidr = next(
+        b for blk in _module(module)["variable"] for n, b in blk.items() if n == "bastion_ssh_cidr"
+    )
+    assert "default" not in bastion_cidr
+
+
+def test_outputs_of_meta() -> None:
+    outputs = {n: b for blk in _module(INFRA / "meta")["output"] for n, b in blk.items()}
+    expected = {"orchestrator_url", "admin_token", "runner_token", "bucket", "region"}
+    assert expected | {"bastion_ssh_command"} <= set(outputs)
+    assert _one(outputs["admin_token"]["sensitive"]) is True
+    assert _one(outputs["runner_token"]["sensitive"]) is True
+
+
+# --- user-data ----------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"(\$\$\{)|\$\{([^}]*)\}|(%\{)")
+
+
+def render_template(text: str, variables: dict[str, Any]) -> str:
+    """Enough of Terraform's templatefile for our templates: ${name} and the $${ escape.
+
+    Anything else (expressions, %{ } directives) fails, keeping the templates simple.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "${"
+        if match.group(3):
+            raise AssertionError("template directives are not supported")
+        name = match.group(2)
+        if name not in variables:
+            raise AssertionError(f"template uses ${{{name}}}, which is not passed")
+        return str(variables[name])
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
+def _templatefile_keys(main_tf: Path, template: str) -> set[str]:
+    text = main_tf.read_text(encoding="utf-8")
+    start = text.index(f"templates/{template}")
+    block = text[start : text.index("})", start)]
+    return set(re.findall(r"^\s+(\w+)\s+=", block, flags=re.MULTILINE))
+
+
+def _templatefile_args(main_tf: Path, template: str) -> str:
+    text = main_tf.read_text(encoding="utf-8")
+    start = text.index(f"templates/{template}")
+    return text[start : text.index("})", start)]
+
+
+def _bash_syntax_ok(script: str) -> None:
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+RUNNER_VARS = {
+    "max_lifetime_minutes": 90,
+    "orchestrator_url": "http://10.42.0.10:8000",
+    "region": "eu-central-1",
+    "token_parameter": "/cloudbench/runs/r42/runner-token",
+    "run_id": "r42",
+    "instance_type": "c7g.large",
+    "alias": "graviton3",
+}
+
+
+def test_runner_user_data_renders_the_runner_command() -> None:
+    module = INFRA / "providers" / "aws"
+    template = "runner-user-data.sh.tftpl"
+    assert _templatefile_keys(module / "main.tf", template) == set(RUNNER_VARS)
+    text = (module / "templates" / template).read_text(encoding="utf-8")
+    script = render_template(text, RUNNER_VARS)
+    _bash_syntax_ok(script)
+    commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
+    # The hard lifetime limit comes before anything that could fail or hang.
+    assert commands[0].startswith("shutdown -h +90 ")
+    assert '--find-links "http://10.42.0.10:8000/dist/" cloudbench' in script
+    joined = script.replace("\\\n", " ")
+    assert re.search(r'cloudbench" runner .*--shutdown-on-done', joined)
+    for flag, env in [
+        ("--orchestrator-url", "CLOUDBENCH_ORCHESTRATOR_URL"),
+        ("--provider", "CLOUDBENCH_PROVIDER"),
+        ("--instance-type", "CLOUDBENCH_INSTANCE_TYPE"),
+        ("--alias", "CLOUDBENCH_ALIAS"),
+        ("--run-id", "CLOUDBENCH_RUN_ID"),
+    ]:
+        assert f'{flag} "${env}"' in joined
+    for line in (
+        "CLOUDBENCH_PROVIDER='aws'",
+        "CLOUDBENCH_INSTANCE_TYPE='c7g.large'",
+        "CLOUDBENCH_ALIAS='graviton3'",
+        "CLOUDBENCH_RUN_ID='r42'",
+    ):
+        assert f"export {line}" in script
+
+
+def test_runner_user_data_carries_no_token() -> None:
+    module = INFRA / "providers" / "aws"
+    args = _templatefile_args(module / "main.tf", "runner-user-data.sh.tftpl")
+    assert "runner_token" not in args.replace("aws_ssm_parameter.runner_token.name", "")
+    text = (module / "templates" / "runner-user-data.sh.tftpl").read_text(encoding="utf-8")
+    script = render_template(text, {**RUNNER_VARS, "runner_token": SAMPLE_TOKEN})
+    assert SAMPLE_TOKEN not in script
+    assert "get_parameter" in script and "WithDecryption=True" in script
+
+
+def test_orchestrator_user_data_renders_and_reads_secrets_from_ssm() -> None:
+    module = INFRA / "meta"
+    template = "orchestrator-user-data.sh.tftpl"
+    args = _templatefile_args(module / "compute.tf", template)
+    assert "random_password" not in args
+    keys = _templatefile_keys(module / "compute.tf", template)
+    values = {k: f"value-of-{k}" for k in keys} | {"orchestrator_image": "", "domain_name": ""}
+    text = (module / "templates" / template).read_text(encoding="utf-8")
+    script = render_template(text, values)
+    _bash_syntax_ok(script)
+    assert "docker compose" in script and "docker-compose-v2" in script
+    for name in ("admin-token", "runner-token", "postgres-password"):
+        assert f"value-of-ssm_prefix/{name}" in script
+
+
+def test_terraform_fmt_is_clean() -> None:
+    # `fmt` needs no providers or network, so a real binary is fine here when present.
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("no terraform binary")
+    proc = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-list=true", str(INFRA)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"not formatted: {proc.stdout}"

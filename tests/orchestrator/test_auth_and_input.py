@@ -1,0 +1,169 @@
+"""Auth matrix for every endpoint, and bad input → 4xx with a message, never 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.orchestrator.helpers import CONFIG, claim, create_run
+from tests.orchestrator_proc import OrchestratorProcess
+
+HB = {"runner_id": "r1", "status": "running"}
+ADMIN_ONLY = [("POST", "/runs", CONFIG), ("POST", "/runs/{run}/stop", None)]
+READS = [("GET", "/runs", None), ("GET", "/runs/{run}", None), ("GET", "/runs/{run}/tasks", None)]
+RUNNER_ONLY = [
+    ("POST", "/tasks/claim", {"provider": "local", "instance_type": "zz", "runner_id": "x"}),
+    (
+        "POST",
+        "/runs/{run}/tasks/claim",
+        {"provider": "local", "instance_type": "zz", "runner_id": "x"},
+    ),
+    ("POST", "/tasks/{task}/heartbeat", HB),
+    ("POST", "/tasks/{task}/upload_urls", {"runner_id": "r1"}),
+    ("POST", "/tasks/{task}/complete", {"runner_id": "r1", "s3_result_key": "k"}),
+    ("POST", "/tasks/{task}/fail", {"runner_id": "r1", "error_type": "x", "error_message": "y"}),
+]
+
+
+@pytest.fixture
+def ids(orchestrator: OrchestratorProcess) -> dict[str, int]:
+    run = create_run(orchestrator.client())["run_id"]
+    task = claim(orchestrator.client(role="runner"))["task"]["id"]
+    return {"run": run, "task": task}
+
+
+def _call(
+    orch: OrchestratorProcess,
+    token: str | None,
+    method: str,
+    path: str,
+    body: Any,
+    ids: dict[str, int],
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(
+        method, orch.url + path.format(**ids), json=body, headers=headers, timeout=30
+    )
+
+
+def test_auth_matrix(orchestrator: OrchestratorProcess, ids: dict[str, int]) -> None:
+    """Every endpoint: no token / wrong token → 401; the wrong role → 403; the right one works."""
+    orch = orchestrator
+    # Runner endpoints first: the admin-only stop at the end would cancel the claimed task.
+    for method, path, body in RUNNER_ONLY + READS + ADMIN_ONLY:
+        where = f"{method} {path}"
+        assert _call(orch, None, method, path, body, ids).status_code == 401, where
+        bad = _call(orch, "not-the-token", method, path, body, ids)
+        assert bad.status_code == 401 and "invalid token" in bad.json()["error"], where
+        as_admin = _call(orch, orch.admin_token, method, path, body, ids)
+        as_runner = _call(orch, orch.runner_token, method, path, body, ids)
+        if (method, path, body) in ADMIN_ONLY:
+            assert as_runner.status_code == 403, where
+            assert as_admin.status_code in (200, 201), (where, as_admin.text)
+        elif (method, path, body) in READS:
+            assert (as_admin.status_code, as_runner.status_code) == (200, 200), where
+        else:
+            assert as_admin.status_code == 403, where
+            assert as_runner.status_code < 500 and as_runner.status_code != 401, where
+
+
+def test_open_endpoints(orchestrator: OrchestratorProcess) -> None:
+    assert httpx.get(orchestrator.url + "/up").status_code == 200
+    doc = httpx.get(orchestrator.url + "/openapi.json")
+    assert doc.status_code == 200 and "/tasks/claim" in doc.json()["paths"]
+
+
+BAD_RUNS = [
+    ({}, "ruby_version"),
+    ({**CONFIG, "ruby_version": 3}, "ruby_version"),
+    ({**CONFIG, "per_instance_type": {"tasks": 0}}, "per_instance_type.tasks"),
+    ({**CONFIG, "per_instance_type": {"tasks": -3}}, "per_instance_type.tasks"),
+    ({**CONFIG, "per_instance_type": {"tasks": 1, "instances": 0}}, "instances"),
+    ({**CONFIG, "per_instance_type": {"tasks": "many"}}, "per_instance_type.tasks"),
+    ({"ruby_version": "3.4.7", "per_instance_type": {"tasks": 1}}, "at least one instance type"),
+    ({**CONFIG, "gcp": ["n2-standard-2"]}, "unknown provider 'gcp'"),
+    ({**CONFIG, "local": [{"alias": "x"}]}, "local.0.instance_type"),
+    ({**CONFIG, "local": [42]}, "local.0"),
+    ({**CONFIG, "local": ["../../etc"]}, "local.0"),
+    ({**CONFIG, "benchmarks": {"executables": ["jit"]}}, "benchmarks.executables"),
+    ({**CONFIG, "run_id": -1}, "run_id"),
+    ([1, 2], "JSON object"),
+]
+
+
+@pytest.mark.parametrize("body,needle", BAD_RUNS)
+def test_bad_run_bodies(orchestrator: OrchestratorProcess, body: Any, needle: str) -> None:
+    resp = orchestrator.client().post("/runs", json=body)
+    assert resp.status_code in (400, 422), resp.text
+    assert needle in resp.json()["error"]
+
+
+def test_malformed_and_huge_bodies(orchestrator: OrchestratorProcess) -> None:
+    admin = orchestrator.client()
+    resp = admin.post("/runs", content=b"{not json", headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["error"]
+    huge = {**CONFIG, "padding": "x" * (2 << 20)}
+    assert admin.post("/runs", json=huge).status_code == 413
+
+    def chunks():  # no content-length: the cap still holds while streaming
+        for _ in range(40):
+            yield b" " * 65536
+
+    streamed = admin.post("/runs", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_bad_runner_inputs(orchestrator: OrchestratorProcess, ids: dict[str, int]) -> None:
+    runner = orchestrator.client(role="runner")
+    task = ids["task"]
+    cases = [
+        (f"/tasks/{task}/heartbeat", {"runner_id": "r1", "status": "sleeping"}, 422),
+        (f"/tasks/{task}/heartbeat", {**HB, "progress_pct": 140}, 422),
+        (f"/tasks/{task}/heartbeat", {**HB, "progress_pct": "half"}, 422),
+        (f"/tasks/{task}/heartbeat", {"status": "running"}, 422),
+        ("/tasks/abc/heartbeat", HB, 422),
+        ("/tasks/99999999/complete", {"runner_id": "r1", "s3_result_key": "k"}, 404),
+        ("/tasks/claim", {"provider": "gcp", "instance_type": "x", "runner_id": "r"}, 422),
+        ("/tasks/claim", {"provider": "local"}, 422),
+    ]
+    for path, body, status in cases:
+        resp = runner.post(path, json=body)
+        assert resp.status_code == status, (path, body, resp.text)
+        assert resp.json()["error"]
+    assert orchestrator.client().get("/runs/424242").status_code == 404
+    # Nothing stored was lost: the claimed task is still there, still ours.
+    assert runner.post(f"/tasks/{task}/heartbeat", json=HB).status_code == 200
+
+
+def test_stop_completed_run_conflicts(orchestrator: OrchestratorProcess) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    spec = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
+    run_id = create_run(admin, spec)["run_id"]
+    tid = claim(runner)["task"]["id"]
+    runner.post(
+        f"/tasks/{tid}/fail",
+        json={"runner_id": "r1", "error_type": "runner_error", "error_message": "boom"},
+    )
+    assert admin.get(f"/runs/{run_id}").json()["status"] == "completed"
+    resp = admin.post(f"/runs/{run_id}/stop")
+    assert resp.status_code == 409 and "completed" in resp.json()["error"]
+
+
+def test_server_refuses_to_start_without_tokens(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
+    env["CLOUDBENCH_STATE_DIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "cloudbench", "orchestrator", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "CLOUDBENCH_ADMIN_TOKEN" in out.stderr and "Traceback" not in out.stderr

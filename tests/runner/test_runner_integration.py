@@ -1,0 +1,169 @@
+"""A runner process (host executor, fake suite) against a real orchestrator on Postgres."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.orchestrator_proc import OrchestratorProcess
+from tests.runner.conftest import FAKE_SUITE
+
+pytestmark = pytest.mark.skipif(shutil.which("ruby") is None, reason="needs a Ruby")
+
+
+def _create_run(orch: OrchestratorProcess, tasks: int, ruby: str = "system", **bench: Any) -> int:
+    body = {
+        "ruby_version": ruby,
+        "per_instance_type": {"tasks": tasks},
+        "local": ["itest"],
+        "benchmarks": {"executables": ["interp"], "warmup_iterations": 0,
+                       "bench_iterations": 1, **bench},
+    }  # fmt: skip
+    with orch.client() as http:
+        response = http.post("/runs", json=body)
+        assert response.status_code == 201, response.text
+        return int(response.json()["run_id"])
+
+
+def _tasks(orch: OrchestratorProcess, run_id: int) -> list[dict[str, Any]]:
+    with orch.client() as http:
+        return list(http.get(f"/runs/{run_id}/tasks").json()["tasks"])
+
+
+@pytest.fixture
+def start_runner(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(orch: OrchestratorProcess, run_id: int, slots: int = 1,
+              env: dict[str, str] | None = None, executor: str = "host",
+              ) -> subprocess.Popen[bytes]:  # fmt: skip
+        full_env = {
+            **os.environ,
+            "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+            "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
+            "CLOUDBENCH_UNREACHABLE_GIVE_UP": "60",
+            **(env or {}),
+        }
+        log = open(tmp_path / f"runner{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
+             "--provider", "local", "--instance-type", "itest", "--run-id", str(run_id),
+             "--slots", str(slots), "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
+             "--work-dir", str(tmp_path / "work")],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _runner_log(tmp_path: Path) -> str:
+    return "\n".join(p.read_text()[-4000:] for p in sorted(tmp_path.glob("runner*.log")))
+
+
+def _wait_status(orch: OrchestratorProcess, run_id: int, status: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(t["heartbeat_status"] == status for t in _tasks(orch, run_id)):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no task reached {status}: {_tasks(orch, run_id)}")
+
+
+def test_runner_completes_tasks(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=3, names=["fib", "loops"])
+    proc = start_runner(orchestrator_server, run_id, slots=2)
+    assert proc.wait(timeout=120) == 0, _runner_log(tmp_path)
+    tasks = _tasks(orchestrator_server, run_id)
+    assert [t["status"] for t in tasks] == ["completed"] * 3, tasks
+    assert all(t["result_key"] for t in tasks)
+    assert len({t["runner_id"] for t in tasks}) <= 2
+
+
+def test_failing_benchmark_reported(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["fib", "failing"])
+    proc = start_runner(orchestrator_server, run_id)
+    assert proc.wait(timeout=120) == 0, _runner_log(tmp_path)
+    (task,) = _tasks(orchestrator_server, run_id)
+    assert task["status"] == "failed"
+    assert task["error_type"] == "benchmark_failed"
+    assert "failing" in task["error_message"]
+    assert task["error_key"]
+
+
+def test_409_heartbeat_stops_the_task(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
+    proc = start_runner(orchestrator_server, run_id, env={"FAKE_BENCH_SLEEP": "120"})
+    _wait_status(orchestrator_server, run_id, "running")
+    with orchestrator_server.client() as http:
+        assert http.post(f"/runs/{run_id}/stop").status_code == 200
+    # The next heartbeat gets 409: the benchmark is killed, the claim answers done.
+    assert proc.wait(timeout=30) == 0, _runner_log(tmp_path)
+    assert "lost" in _runner_log(tmp_path)
+    assert not list((tmp_path / "work" / "tasks").glob("task_*"))
+
+
+def test_orchestrator_down_then_back(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
+    proc = start_runner(orchestrator_server, run_id, env={"FAKE_BENCH_SLEEP": "6"})
+    _wait_status(orchestrator_server, run_id, "running")
+    orchestrator_server.stop()
+    time.sleep(8)  # heartbeats fail; the benchmark finishes while the orchestrator is away
+    orchestrator_server.start()
+    assert proc.wait(timeout=90) == 0, _runner_log(tmp_path)
+    (task,) = _tasks(orchestrator_server, run_id)
+    assert task["status"] == "completed", task
+
+
+def test_sigterm_reports_in_flight_task_failed(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
+    proc = start_runner(orchestrator_server, run_id, env={"FAKE_BENCH_SLEEP": "120"})
+    _wait_status(orchestrator_server, run_id, "running")
+    proc.terminate()
+    assert proc.wait(timeout=30) == 128 + 15, _runner_log(tmp_path)
+    (task,) = _tasks(orchestrator_server, run_id)
+    assert (task["status"], task["error_type"]) == ("failed", "runner_error"), task
+
+
+@pytest.mark.container
+def test_docker_409_kills_the_container(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    from tests.runner.test_docker_executor import _ensure_engine
+
+    _ensure_engine()
+    import docker
+
+    engine = docker.from_env()
+    run_id = _create_run(orchestrator_server, tasks=1, ruby="3.1", names=["sleepy"])
+    proc = start_runner(orchestrator_server, run_id, executor="docker")
+    _wait_status(orchestrator_server, run_id, "running", timeout=120)
+    labels = {"label": [f"cloudbench.run_id={run_id}"]}
+    assert len(engine.containers.list(filters=labels)) == 1
+    with orchestrator_server.client() as http:
+        assert http.post(f"/runs/{run_id}/stop").status_code == 200
+    assert proc.wait(timeout=30) == 0, _runner_log(tmp_path)
+    assert engine.containers.list(all=True, filters=labels) == []

@@ -1,0 +1,241 @@
+"""The AWS sweep against moto's standalone server: real boto3 calls over HTTP.
+
+The code under test has no test hook; boto3 reads AWS_ENDPOINT_URL like any setting.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from cloudbench.nuke.aws import execute_nuke, plan_nuke
+
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh emulated account, reachable through the standard environment only."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    return moto_url
+
+
+def _tags(run_id: str | None) -> list[dict[str, str]]:
+    if run_id is None:
+        return [{"Key": "Owner", "Value": "someone-else"}]
+    tags = [{"Key": "Project", "Value": "cloudbench"}]
+    if run_id != "meta":
+        tags.append({"Key": "RunId", "Value": run_id})
+    return tags
+
+
+def _spec(kind: str, run_id: str | None) -> list[dict[str, Any]]:
+    return [{"ResourceType": kind, "Tags": _tags(run_id)}]
+
+
+def _network(ec2: Any, run_id: str | None, cidr: str) -> dict[str, str]:
+    vpc = ec2.create_vpc(CidrBlock=cidr, TagSpecifications=_spec("vpc", run_id))["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc, CidrBlock=cidr, TagSpecifications=_spec("subnet", run_id)
+    )["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway(TagSpecifications=_spec("internet-gateway", run_id))
+    igw_id = igw["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=_spec("route-table", run_id))
+    table_id = table["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+    ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet)
+    return {"vpc": vpc, "subnet": subnet}
+
+
+def _security_groups(ec2: Any, vpc: str, run_id: str | None) -> list[str]:
+    """Two groups that reference each other, which blocks a naive delete."""
+    ids = [
+        ec2.create_security_group(
+            GroupName=f"g{n}-{run_id}",
+            Description="test",
+            VpcId=vpc,
+            TagSpecifications=_spec("security-group", run_id),
+        )["GroupId"]
+        for n in range(2)
+    ]
+    for mine, other in (ids, ids[::-1]):
+        ec2.authorize_security_group_ingress(
+            GroupId=mine,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "UserIdGroupPairs": [{"GroupId": other}],
+                }
+            ],
+        )
+    return ids
+
+
+def _compute(ec2: Any, net: dict[str, str], groups: list[str], run_id: str | None) -> None:
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.run_instances(
+        ImageId=image,
+        MinCount=2,
+        MaxCount=2,
+        InstanceType="t3.micro",
+        SubnetId=net["subnet"],
+        SecurityGroupIds=groups[:1],
+        TagSpecifications=_spec("instance", run_id),
+    )
+    eni = ec2.create_network_interface(
+        SubnetId=net["subnet"],
+        Groups=groups[1:],
+        TagSpecifications=_spec("network-interface", run_id),
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    eip = ec2.allocate_address(Domain="vpc", TagSpecifications=_spec("elastic-ip", run_id))
+    ec2.associate_address(AllocationId=eip["AllocationId"], NetworkInterfaceId=eni)
+
+
+def _bucket(s3: Any, name: str, run_id: str | None) -> None:
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(run_id)})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    for n in range(3):
+        s3.put_object(Bucket=name, Key=f"results/{n}.json", Body=b"{}")
+        s3.put_object(Bucket=name, Key=f"results/{n}.json", Body=b"{} ")
+    s3.delete_object(Bucket=name, Key="results/0.json")  # leaves a delete marker
+
+
+def _iam_and_ssm(run_id: str | None, suffix: str) -> None:
+    iam, ssm = boto3.client("iam"), boto3.client("ssm")
+    name = f"cloudbench-{suffix}"
+    trust = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+    )
+    policy = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":"ssm:GetParameter","Resource":"*"}]}'
+    )
+    iam.create_role(
+        RoleName=name, Path="/cloudbench/", AssumeRolePolicyDocument=trust, Tags=_tags(run_id)
+    )
+    iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=policy)
+    iam.create_instance_profile(InstanceProfileName=name, Path="/cloudbench/", Tags=_tags(run_id))
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    ssm.put_parameter(
+        Name=f"/cloudbench/{suffix}/token", Value="s3cret", Type="SecureString", Tags=_tags(run_id)
+    )
+
+
+def _world(run_id: str | None, n: int) -> None:
+    ec2, s3 = boto3.client("ec2"), boto3.client("s3")
+    net = _network(ec2, run_id, f"10.{n}.0.0/16")
+    groups = _security_groups(ec2, net["vpc"], run_id)
+    _compute(ec2, net, groups, run_id)
+    _bucket(s3, f"bucket-{n}-{run_id or 'untagged'}", run_id)
+    _iam_and_ssm(run_id, f"{n}-{run_id or 'untagged'}")
+    ec2.create_key_pair(KeyName=f"key-{n}", TagSpecifications=_spec("key-pair", run_id))
+
+
+def _untagged_survive() -> None:
+    ec2, s3 = boto3.client("ec2"), boto3.client("s3")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Owner", "Values": ["someone-else"]}])["Vpcs"]
+    assert len(vpcs) == 1
+    running = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:Owner", "Values": ["someone-else"]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    )["Reservations"]
+    assert sum(len(r["Instances"]) for r in running) == 2
+    assert s3.list_objects_v2(Bucket="bucket-9-untagged")["KeyCount"] == 2
+    assert boto3.client("iam").get_role(RoleName="cloudbench-9-untagged")
+    assert boto3.client("ssm").get_parameter(Name="/cloudbench/9-untagged/token")
+
+
+def test_plan_lists_only_tagged_resources(aws: str) -> None:
+    _world("r1", 1)
+    _world(None, 9)
+    plan = plan_nuke()
+    assert plan.errors == []
+    assert plan.region == REGION
+    counts = plan.counts()
+    assert counts["instance"] == 2
+    assert counts["vpc"] == 1
+    assert counts["security-group"] == 2
+    assert counts["bucket"] == 1
+    assert counts["iam-role"] == counts["instance-profile"] == counts["ssm-parameter"] == 1
+    assert {
+        "subnet",
+        "internet-gateway",
+        "route-table",
+        "elastic-ip",
+        "key-pair",
+        "network-interface",
+    } <= set(counts)
+    assert all("untagged" not in r.id for r in plan.resources)
+    assert len(plan.describe()) == len(plan.resources)
+    assert plan.describe()[0].startswith("instance i-")
+
+
+def test_nuke_deletes_tagged_keeps_untagged_and_is_idempotent(aws: str) -> None:
+    _world("meta", 1)
+    _world("r1", 2)
+    _world(None, 9)
+    result = execute_nuke(plan_nuke(), wait_delay=0.1)
+    assert result.failures == []
+    assert result.remaining.is_empty, result.remaining.resources
+    assert result.ok
+    assert result.describe() == []
+    assert not boto3.client("s3").list_buckets()["Buckets"][0]["Name"].startswith("bucket-1")
+    _untagged_survive()
+    second = plan_nuke()
+    assert second.is_empty and second.errors == []
+    assert execute_nuke(second).deleted == []
+
+
+def test_run_id_filter_deletes_only_that_run(aws: str) -> None:
+    _world("meta", 1)
+    _world("r1", 2)
+    _world("r2", 3)
+    result = execute_nuke(plan_nuke(run_id="r1"), wait_delay=0.1)
+    assert result.ok, (result.failures, result.remaining)
+    assert {r.id for r in result.deleted if r.kind == "bucket"} == {"bucket-2-r1"}
+    left = plan_nuke()
+    assert {r.id for r in left.of_kind("bucket")} == {"bucket-1-meta", "bucket-3-r2"}
+    assert len(left.of_kind("vpc")) == 2
+    assert len(left.of_kind("instance")) == 4
+    assert plan_nuke(run_id="r1").is_empty
