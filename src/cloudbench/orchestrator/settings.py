@@ -33,6 +33,8 @@ class OrchestratorSettings(BaseSettings):
     s3_region: str | None = None
     s3_endpoint_url: str | None = None
     s3_public_endpoint_url: str | None = None
+    # Wheels served at /dist/ for runners (the production image sets it).
+    dist_dir: Path | None = None
     db_pool_size: int = Field(default=20, ge=1)
 
     def resolved_database_url(self) -> str:

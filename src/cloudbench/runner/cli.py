@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cloudbench.runner.imds import MetadataUnavailable, read_identity
+
 runner_app = typer.Typer(
     help="Claim tasks from the orchestrator and run ruby-bench for them.",
     add_completion=False,
@@ -57,9 +59,24 @@ def runner(
     except ValidationError as exc:
         typer.echo(f"invalid runner settings:\n{_explain(exc)}", err=True)
         raise typer.Exit(2) from None
+    try:
+        settings.instance_type = resolve_instance_type(settings.provider, settings.instance_type)
+    except MetadataUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     runner_obj = Runner(settings)
     runner_obj.install_signal_handlers()
     raise typer.Exit(runner_obj.run())
+
+
+def resolve_instance_type(provider: str, given: str | None) -> str:
+    if given:
+        return given
+    if provider == "aws":
+        return read_identity().instance_type
+    if provider == "local":
+        return "local"
+    raise MetadataUnavailable(f"--instance-type is required for provider {provider}")
 
 
 def _explain(exc: ValidationError) -> str:

@@ -94,7 +94,7 @@ class Runner:
     def _claim_loop(self, machine: Machine, slot: Slot) -> None:
         s = self.settings
         request = ClaimRequest(
-            provider=s.provider, instance_type=s.instance_type, runner_id=slot.runner_id,
+            provider=s.provider, instance_type=s.resolved_instance_type, runner_id=slot.runner_id,
             alias=s.alias,
         )  # fmt: skip
         while not self.shutdown.is_set():

@@ -22,7 +22,8 @@ class RunnerSettings(BaseSettings):
     runner_token: SecretStr
     orchestrator_url: str = "http://127.0.0.1:8000"
     provider: Literal["aws", "azure", "local"] = "local"
-    instance_type: str = "local"
+    # None: "local" for the local provider, read from IMDSv2 on AWS.
+    instance_type: str | None = None
     alias: str | None = None
     run_id: int | None = None
     slots: Slots = "auto"
@@ -38,6 +39,12 @@ class RunnerSettings(BaseSettings):
     unreachable_give_up: float = Field(default=600.0, ge=0)
     # Seconds to sleep on a "wait" claim answer that carries no retry_after_seconds.
     wait_default: float = Field(default=10.0, gt=0)
+
+    @property
+    def resolved_instance_type(self) -> str:
+        if self.instance_type is None:
+            raise ValueError("instance_type is not resolved (see cli.resolve_instance_type)")
+        return self.instance_type
 
     @field_validator("slots", mode="before")
     @classmethod

@@ -1,0 +1,49 @@
+"""Who am I on EC2: instance type and id from the instance metadata service (IMDSv2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+# boto3's own variable for the endpoint, so a test or an IPv6-only host can point it.
+ENDPOINT_ENV = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+
+
+class MetadataUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class InstanceIdentity:
+    instance_type: str
+    instance_id: str
+
+
+def read_identity(endpoint: str | None = None, timeout: float = 2.0) -> InstanceIdentity:
+    """IMDSv2 only: a session token first (PUT), then reads carrying it."""
+    base = (endpoint or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT).rstrip("/")
+    try:
+        with httpx.Client(base_url=base, timeout=timeout) as client:
+            token = client.put(
+                "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+            )
+            token.raise_for_status()
+            headers = {"X-aws-ec2-metadata-token": token.text}
+            values = []
+            for path in ("instance-type", "instance-id"):
+                resp = client.get(f"/latest/meta-data/{path}", headers=headers)
+                resp.raise_for_status()
+                values.append(resp.text.strip())
+    except httpx.HTTPError as exc:
+        raise MetadataUnavailable(
+            f"cannot read the instance type from the EC2 metadata service at {base}: {exc}; "
+            "pass --instance-type"
+        ) from exc
+    logger.info("EC2 metadata: %s (%s)", values[0], values[1])
+    return InstanceIdentity(instance_type=values[0], instance_id=values[1])
