@@ -15,7 +15,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
-from cloudbench.orchestrator.api import runs, tasks
+from cloudbench.orchestrator.api import dist, runs, tasks
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.orchestrator.finalize import ArchiveWorker
@@ -82,6 +82,7 @@ def public_url(settings: OrchestratorSettings) -> str:
 
 def _include_routers(app: FastAPI) -> None:
     from cloudbench.orchestrator.api.storage import router as storage_router
+    from cloudbench.orchestrator.dashboard import router as dashboard_router
 
     @app.get("/up", tags=["health"])
     def up(request: Request) -> dict[str, str]:
@@ -92,6 +93,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(runs.router)
     app.include_router(tasks.router)
     app.include_router(storage_router)
+    app.include_router(dist.router)
+    app.include_router(dashboard_router)
 
 
 def _error(status: int, message: str, headers: Any = None) -> JSONResponse:

@@ -1,0 +1,82 @@
+"""Dashboard login: the admin token buys a signed session cookie; forms carry a CSRF token.
+
+The session is stateless (an itsdangerous-signed random id), so any server process can
+check it. The CSRF token is an HMAC of that id: bound to the session, never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from cloudbench.orchestrator.errors import Forbidden
+from cloudbench.orchestrator.settings import OrchestratorSettings
+
+logger = logging.getLogger(__name__)
+
+COOKIE_NAME = "cloudbench_session"
+# Long enough for a working day of watching a run; re-login afterwards.
+SESSION_MAX_AGE = 12 * 3600
+CSRF_FIELD = "csrf_token"
+
+
+def _settings(request: Request) -> OrchestratorSettings:
+    settings: OrchestratorSettings = request.app.state.settings
+    return settings
+
+
+def _serializer(settings: OrchestratorSettings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.signing_key("dashboard"), salt="dashboard-session")
+
+
+def token_is_admin(settings: OrchestratorSettings, given: str) -> bool:
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    return bool(expected) and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def start_session(request: Request, response: Response) -> None:
+    settings = _settings(request)
+    value = _serializer(settings).dumps({"sid": secrets.token_urlsafe(32)})
+    response.set_cookie(
+        COOKIE_NAME,
+        value,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        # A cookie marked Secure would never come back over plain-http test setups.
+        secure=(settings.public_url or "").startswith("https://"),
+        path="/",
+    )
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+
+
+def session_id(request: Request) -> str | None:
+    """The logged-in session's id, or None (no cookie, bad signature, expired)."""
+    raw = request.cookies.get(COOKIE_NAME)
+    if not raw:
+        return None
+    try:
+        data = _serializer(_settings(request)).loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return None
+    sid = data.get("sid") if isinstance(data, dict) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
+def csrf_token(request: Request, sid: str) -> str:
+    key = _settings(request).signing_key("dashboard-csrf")
+    return hmac.new(key, sid.encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, sid: str, given: str | None) -> None:
+    if not given or not hmac.compare_digest(given.encode(), csrf_token(request, sid).encode()):
+        logger.warning("dashboard POST %s refused: bad CSRF token", request.url.path)
+        raise Forbidden("missing or invalid CSRF token")

@@ -1,0 +1,183 @@
+"""Dashboard routes: login/logout, the page, its live fragment and "End run early".
+
+Cookie-authenticated on purpose: the page never calls the bearer-token API.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.api.deps import SessionDep
+from cloudbench.orchestrator.dashboard import auth
+from cloudbench.orchestrator.dashboard.view import RunView, build_view
+from cloudbench.orchestrator.db import runs as db_runs
+from cloudbench.orchestrator.db.models import Run
+from cloudbench.orchestrator.errors import Conflict, NotFound, Unauthorized
+from cloudbench.orchestrator.finalize import schedule_archive
+from cloudbench.orchestrator.settings import OrchestratorSettings
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+RECENT_RUNS = 30
+# Fixed texts only: the query string picks one, it never supplies the words.
+NOTICES = {
+    "stopped": "Run stopped: pending tasks removed, running tasks cancelled.",
+    "already-stopped": "The run was already stopped.",
+    "already-completed": "The run had already completed; nothing to stop.",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
+
+
+templates.filters["duration"] = _duration
+
+
+def _html(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = templates.get_template(template).render(**context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _settings(request: Request) -> OrchestratorSettings:
+    settings: OrchestratorSettings = request.app.state.settings
+    return settings
+
+
+def _pick_run(session: Session, run_id: int | None) -> Run | None:
+    if run_id is not None:
+        return db_runs.get_run(session=session, external_id=run_id, missing_ok=True)
+    latest = db_runs.list_runs(session=session, limit=1)
+    return latest[0] if latest else None
+
+
+def _view(request: Request, session: Session, run_id: int | None) -> RunView | None:
+    run = _pick_run(session, run_id)
+    if run is None:
+        return None
+    settings = _settings(request)
+    return build_view(session, run, request.app.state.storage, settings.heartbeat_timeout)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    if auth.session_id(request):
+        return _redirect("/")
+    return _html("login.html", error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, token: Annotated[str, Form(max_length=512)] = "") -> Response:
+    if not auth.token_is_admin(_settings(request), token):
+        logger.warning("dashboard login refused from %s", request.client)
+        return _html("login.html", status=401, error="That is not the admin token.")
+    response = _redirect("/")
+    auth.start_session(request, response)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    sid = auth.session_id(request)
+    if sid is None:
+        return _redirect("/login")
+    auth.check_csrf(request, sid, csrf_token)
+    response = _redirect("/login")
+    auth.end_session(response)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(
+    request: Request, session: SessionDep, run_id: int | None = None, notice: str = ""
+) -> Response:
+    sid = auth.session_id(request)
+    if sid is None:
+        return _redirect("/login")
+    view = _view(request, session, run_id)
+    return _html(
+        "index.html",
+        status=404 if run_id is not None and view is None else 200,
+        view=view,
+        runs=db_runs.list_runs(session=session, limit=RECENT_RUNS),
+        selected=view.run.run_id if view else None,
+        requested=run_id,
+        notice=NOTICES.get(notice),
+        csrf=auth.csrf_token(request, sid),
+    )
+
+
+@router.get("/dashboard/fragment", response_class=HTMLResponse)
+def fragment(request: Request, session: SessionDep, run_id: int | None = None) -> Response:
+    sid = auth.session_id(request)
+    if sid is None:
+        raise Unauthorized("log in at /login")
+    view = _view(request, session, run_id)
+    if view is None:
+        raise NotFound("run not found")
+    return _html("_run.html", view=view, csrf=auth.csrf_token(request, sid))
+
+
+@router.post("/dashboard/runs/{run_id}/stop")
+def stop(
+    run_id: int, request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    sid = auth.session_id(request)
+    if sid is None:
+        return _redirect("/login")
+    auth.check_csrf(request, sid, csrf_token)
+    try:
+        _, changed = db_runs.stop_run(session=session, external_id=run_id)
+    except Conflict:
+        return _redirect(f"/?run_id={run_id}&notice=already-completed")
+    session.commit()
+    if changed:
+        logger.info("run %s stopped from the dashboard", run_id)
+        schedule_archive(request.app)
+    return _redirect(f"/?run_id={run_id}&notice={'stopped' if changed else 'already-stopped'}")
+
+
+@router.get("/dashboard/static/{name}")
+def static(name: str) -> Response:
+    # A fixed allow-list: the name never reaches the filesystem unchecked.
+    media_type = STATIC.get(name)
+    if media_type is None:
+        raise NotFound("no such file")
+    return FileResponse(HERE / "static" / name, media_type=media_type)

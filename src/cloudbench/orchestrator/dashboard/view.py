@@ -1,0 +1,129 @@
+"""What the dashboard shows: one run with its tasks grouped by instance type.
+
+Everything is computed in Python from one task query, so a refresh costs the same few
+queries for ten tasks or ten thousand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from cloudbench.orchestrator.api.views import run_out
+from cloudbench.orchestrator.db import runs as db_runs
+from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.db.runs import GroupStats
+from cloudbench.orchestrator.storage.base import Storage
+from cloudbench.protocol import RunOut, TaskStatus
+
+TERMINAL = {TaskStatus.completed.value, TaskStatus.failed.value, TaskStatus.cancelled.value}
+ACTIVE = {TaskStatus.claimed.value, TaskStatus.running.value}
+# Heartbeats older than this share of the timeout are flagged before the sweeper acts.
+WARN_FRACTION = 0.5
+
+
+@dataclass
+class TaskRow:
+    task: Task
+    progress: float
+    heartbeat_age: float | None
+    heartbeat_level: str  # "", "warn" or "late"
+
+
+@dataclass
+class Group:
+    stats: GroupStats
+    rows: list[TaskRow] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for r in self.rows if r.task.status in TERMINAL)
+
+    @property
+    def progress(self) -> float:
+        return sum(r.progress for r in self.rows) / len(self.rows) if self.rows else 0.0
+
+
+@dataclass
+class RunView:
+    run: RunOut
+    groups: list[Group]
+    progress: float
+    elapsed: float
+    heartbeat_timeout: float
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing left to change: the page may stop polling."""
+        return self.run.status != "running" and self.run.archive_state in ("ready", "failed")
+
+
+def task_progress(task: Task) -> float:
+    if task.status in TERMINAL:
+        return 100.0
+    if task.status in ACTIVE and task.progress_pct is not None:
+        return max(0.0, min(100.0, task.progress_pct))
+    return 0.0
+
+
+def heartbeat_level(task: Task, age: float | None, timeout: float) -> str:
+    if age is None or task.status not in ACTIVE:
+        return ""
+    if age >= timeout:
+        return "late"
+    return "warn" if age >= timeout * WARN_FRACTION else ""
+
+
+def group_tasks(tasks: list[Task], now: datetime, timeout: float) -> list[Group]:
+    groups: dict[tuple[str, str, str], Group] = {}
+    for task in tasks:
+        key = (task.provider, task.instance_type, task.alias)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(GroupStats(*key))
+        group.stats.counts[task.status] += 1
+        age = (now - task.heartbeat_at).total_seconds() if task.heartbeat_at else None
+        if task.status in ACTIVE:
+            _note_active(group.stats, task)
+        group.rows.append(
+            TaskRow(task, task_progress(task), age, heartbeat_level(task, age, timeout))
+        )
+    for group in groups.values():
+        group.rows.sort(key=lambda r: (r.task.run_number, r.task.id))
+    return [groups[k] for k in sorted(groups)]
+
+
+def _note_active(stats: GroupStats, task: Task) -> None:
+    bench = task.current_benchmark
+    if bench and bench not in stats.current_benchmarks:
+        stats.current_benchmarks.append(bench)
+    hb = task.heartbeat_at
+    if hb is not None and (stats.oldest_heartbeat_at is None or hb < stats.oldest_heartbeat_at):
+        stats.oldest_heartbeat_at = hb
+
+
+def build_view(
+    session: Session, run: Run, storage: Storage | None, heartbeat_timeout: float
+) -> RunView:
+    # The app clock, not the database's: close enough for "N s ago" and saves a query.
+    now = datetime.now(UTC)
+    tasks = db_runs.list_tasks(session=session, run=run)
+    groups = group_tasks(tasks, now, heartbeat_timeout)
+    out = run_out(run, [g.stats for g in groups], storage)
+    # Removed (never started) tasks count as done so a stopped run reads 100%.
+    total = len(tasks) + out.tasks.removed
+    done = sum(r.progress for g in groups for r in g.rows) + 100.0 * out.tasks.removed
+    end = out.finished_at or now
+    return RunView(
+        run=out,
+        groups=groups,
+        progress=done / total if total else 0.0,
+        elapsed=max(0.0, (end - out.created_at).total_seconds()),
+        heartbeat_timeout=heartbeat_timeout,
+    )
