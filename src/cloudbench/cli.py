@@ -7,6 +7,8 @@ import os
 
 import typer
 
+from cloudbench.master.cli import run, status
+from cloudbench.nuke.cli import nuke
 from cloudbench.orchestrator.cli import app as orchestrator_app
 
 app = typer.Typer(
@@ -15,6 +17,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(orchestrator_app, name="orchestrator")
+app.command()(run)
+app.command()(status)
+app.command()(nuke)
+
+try:  # the runner lands separately; its one command becomes `cloudbench runner`
+    from cloudbench.runner.cli import runner as _runner_command
+except ImportError:  # pragma: no cover
+    pass
+else:
+    app.command(name="runner")(_runner_command)
 
 
 @app.callback()

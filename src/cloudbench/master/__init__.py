@@ -1,0 +1,1 @@
+"""The master: `cloudbench run`, `cloudbench status` — drives a whole benchmark run."""

@@ -1,0 +1,132 @@
+"""`cloudbench run CONFIG` and `cloudbench status RUN_ID`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from cloudbench.master.config import ConfigError, load_config, providers_in
+from cloudbench.master.providers import ProviderError, make_provider
+from cloudbench.master.providers.base import RunnerOptions
+from cloudbench.master.run import Master, MasterOptions
+from cloudbench.master.state import default_state_dir, find_session
+
+ProviderOpt = Annotated[
+    list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Use this orchestrator (token: CLOUDBENCH_ADMIN_TOKEN) instead of one embedded here."
+    ),
+]
+ResultsOpt = Annotated[Path, typer.Option(help="Where results/<run-id>/ goes.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Never prompt.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One machine-readable summary line.")]
+
+
+def run(
+    config: Annotated[Path, typer.Argument(help="Run config (JSON), e.g. config/local.json.")],
+    provider: ProviderOpt = None,
+    orchestrator_url: UrlOpt = None,
+    results_dir: ResultsOpt = Path("results"),
+    ruby_bench: Annotated[
+        str | None, typer.Option(help="ruby-bench git URL[@ref] or local checkout.")
+    ] = None,
+    yes: YesOpt = False,
+    json_out: JsonOpt = False,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Embedded orchestrator's DB, storage and logs.")
+    ] = None,
+    heartbeat_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds of silence before a task fails (embedded).")
+    ] = 120.0,
+    executor: Annotated[str, typer.Option(help="Local runners: host, docker or auto.")] = "auto",
+    slots: Annotated[
+        str | None, typer.Option(help="Local runners: slots each (N, auto, physical).")
+    ] = None,
+) -> None:
+    """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
+    console, err = _consoles()
+    try:
+        spec = load_config(config, provider or ())
+        providers = [make_provider(name) for name in providers_in(spec)]
+        options = RunnerOptions(
+            executor=executor, slots=slots, ruby_bench=ruby_bench,
+            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+        )  # fmt: skip
+        for item in providers:
+            item.check(spec, options)
+    except (ConfigError, ProviderError) as exc:
+        err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1) from None
+    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options)
+    master = Master(console, err, opts)
+    _signals_interrupt()
+    code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)
+    raise typer.Exit(code)
+
+
+def status(
+    run_id: Annotated[int, typer.Argument(help="The run to follow.")],
+    orchestrator_url: UrlOpt = None,
+    results_dir: ResultsOpt = Path("results"),
+    yes: YesOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-attach to a run: live progress, then download its results when it ends."""
+    console, err = _consoles()
+    session = find_session(run_id)
+    url = orchestrator_url or (session.orchestrator_url if session else None)
+    token = os.environ.get("CLOUDBENCH_ADMIN_TOKEN", "")
+    if not orchestrator_url and session is not None and session.embedded:
+        token = _session_token(Path(session.state_dir))
+    if not url or not token:
+        err.print(f"error: run {run_id}: no local session found; pass --orchestrator-url "
+                  "and set CLOUDBENCH_ADMIN_TOKEN", soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1)
+    # Clean up after a master that died; a living one tears down its own processes.
+    adopted = session if session is not None and not session.master_alive() else None
+    master = Master(console, err, MasterOptions(results_dir, yes, json_out))
+    _signals_interrupt()
+    raise typer.Exit(master.status(run_id, url, token, adopted))
+
+
+def _session_token(state_dir: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads((state_dir / "tokens.json").read_text())["admin_token"])
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def _consoles() -> tuple[Console, Console]:
+    console, err = Console(), Console(stderr=True)
+    for noisy in ("httpx", "httpcore", "docker", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if console.is_terminal:
+        # Log records above the live view instead of tearing through it.
+        root = logging.getLogger()
+        root.handlers[:] = [RichHandler(console=console, show_path=False)]
+    return console, err
+
+
+def _signals_interrupt() -> None:
+    """SIGTERM behaves like Ctrl-C answered with yes: stop, collect, tear down."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if sys.platform != "win32":
+        signal.signal(signal.SIGTERM, handler)

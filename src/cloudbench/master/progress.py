@@ -1,0 +1,137 @@
+"""Live progress of a run: a Rich table on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from cloudbench.protocol import InstanceTypeProgress, RunOut, TaskCounts
+
+LOG_EVERY = 10.0  # seconds between plain lines when nothing changed
+
+
+def done(counts: TaskCounts) -> int:
+    return counts.completed + counts.failed + counts.cancelled + counts.removed
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (
+        f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )
+
+
+def _age(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the orchestrator stores UTC
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+def eta(run: RunOut) -> float | None:
+    finished, total = done(run.tasks), run.tasks.total
+    elapsed = _age(run.created_at)
+    if not finished or elapsed is None or finished >= total:
+        return None
+    return elapsed / finished * (total - finished)
+
+
+def summary_line(run: RunOut) -> str:
+    c = run.tasks
+    return (
+        f"run {run.run_id} {run.status}: {done(c)}/{c.total} done (completed {c.completed}, "
+        f"failed {c.failed}, running {c.running + c.claimed}, pending {c.pending}), "
+        f"elapsed {duration(_age(run.created_at))}, ETA {duration(eta(run))}"
+    )
+
+
+class ProgressView:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.interactive = console.is_terminal
+        self.live: Live | None = None
+        self._last_state = ""
+        self._last_at = 0.0
+
+    def __enter__(self) -> ProgressView:
+        if self.interactive:
+            self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self.live.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def update_note(self, note: str) -> None:
+        """A problem between updates (orchestrator unreachable): shown, not fatal."""
+        if self.live is None:
+            self.console.print(note, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self.live.console.log(note)
+
+    def update(self, run: RunOut, notes: list[str]) -> None:
+        if self.live is not None:
+            self.live.update(render(run, notes))
+            return
+        for note in notes:
+            self.console.print(note, markup=False, highlight=False, soft_wrap=True)
+        line = summary_line(run)
+        # Elapsed changes every second: print on a state change or once per period.
+        state = line.split(", elapsed")[0]
+        now = time.monotonic()
+        if state != self._last_state or now - self._last_at >= LOG_EVERY:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self._last_state, self._last_at = state, now
+
+
+def _row(item: InstanceTypeProgress) -> list[RenderableType]:
+    c = item.counts
+    bar = ProgressBar(total=max(c.total, 1), completed=done(c), width=20)
+    counts = Text.assemble(
+        (f"✓{c.completed} ", "green"), (f"✗{c.failed + c.cancelled} ", "red"),
+        (f"▶{c.running + c.claimed} ", "cyan"), (f"…{c.pending}", "dim"),
+    )  # fmt: skip
+    age = _age(item.oldest_heartbeat_at)
+    return [
+        f"{item.alias} [dim]({item.provider}/{item.instance_type})[/]",
+        Group(bar, Text(f"{done(c)}/{c.total}")),
+        counts,
+        ", ".join(item.current_benchmarks[:3]) or "-",
+        duration(age) if age is not None else "-",
+    ]
+
+
+def render(run: RunOut, notes: list[str]) -> RenderableType:
+    table = Table(title=f"run {run.run_id} · Ruby {run.ruby_version} · {run.status}")
+    for column in ("instance type", "progress", "tasks", "current", "oldest heartbeat"):
+        table.add_column(column)
+    for item in run.instance_types:
+        table.add_row(*_row(item))
+    c = run.tasks
+    overall = Table.grid(padding=(0, 2))
+    overall.add_row(
+        "overall",
+        ProgressBar(total=max(c.total, 1), completed=done(c), width=40),
+        f"{done(c)}/{c.total}",
+        f"elapsed {duration(_age(run.created_at))}",
+        f"ETA {duration(eta(run))}",
+    )
+    parts: list[RenderableType] = [table, overall]
+    parts += [Text(note, style="yellow") for note in notes[-5:]]
+    return Group(*parts)

@@ -1,0 +1,59 @@
+"""The provider seam: what `cloudbench run` needs from local processes or a cloud.
+
+Lifecycle, driven by the master: ``check`` (before anything starts; cheap, no side
+effects), ``start`` (after the run exists: bring up runners for every instance type),
+``poll`` (each watch tick: returns problems worth showing, may raise to abort),
+``active`` (can anything of this provider still work on tasks?),
+``stop`` (always, in a finally; idempotent; ``hurry`` means a second Ctrl-C).
+A cloud provider (AWS: Terraform stacks + tag-based cleanup) implements the same four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cloudbench.master.state import Session
+from cloudbench.protocol import InstanceTypeSpec, RunSpec
+
+
+class ProviderError(RuntimeError):
+    """A provider cannot start or keep its runners going; the message is for the user."""
+
+
+@dataclass
+class RunnerOptions:
+    executor: str = "auto"
+    slots: str | None = None
+    ruby_bench: str | None = None
+    # Runners must heartbeat well inside the orchestrator's timeout.
+    heartbeat_interval: float | None = None
+
+
+@dataclass
+class ProviderContext:
+    run_id: int
+    spec: RunSpec
+    orchestrator_url: str
+    runner_token: str
+    state_dir: Path
+    session: Session
+    options: RunnerOptions = field(default_factory=RunnerOptions)
+
+    def instance_types(self, provider: str) -> list[InstanceTypeSpec]:
+        return [s for p, s in self.spec.instance_types() if p == provider]
+
+
+class Provider(Protocol):
+    name: str
+
+    def check(self, spec: RunSpec, options: RunnerOptions) -> None: ...
+
+    def start(self, ctx: ProviderContext) -> None: ...
+
+    def poll(self) -> list[str]: ...
+
+    def active(self) -> bool: ...
+
+    def stop(self, hurry: bool = False) -> None: ...

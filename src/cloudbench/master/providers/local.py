@@ -1,0 +1,140 @@
+"""The local provider: runner processes on this machine, one set per local instance type."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from cloudbench.master import containers
+from cloudbench.master.processes import clean_env, tail, terminate
+from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
+from cloudbench.master.state import Session, record_for
+from cloudbench.protocol import RunSpec
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE = 15.0  # runners report in-flight tasks as failed before exiting
+
+
+@dataclass
+class _Runner:
+    label: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    reported: bool = False
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self) -> None:
+        self.runners: list[_Runner] = []
+        self.run_id: int | None = None
+        self.session: Session | None = None
+        self.work_root: Path | None = None
+
+    def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+        if options.executor == "docker" and spec.ruby_version == "system":
+            raise ProviderError(
+                'ruby_version "system" needs the host executor: use --executor host or auto'
+            )
+        source = options.ruby_bench
+        if source and _looks_local(source) and not Path(source).is_dir():
+            raise ProviderError(f"--ruby-bench {source}: no such directory")
+
+    def start(self, ctx: ProviderContext) -> None:
+        self.run_id, self.session = ctx.run_id, ctx.session
+        self.work_root = (ctx.state_dir / "runners").resolve()
+        for spec in ctx.instance_types(self.name):
+            for index in range(1, ctx.spec.per_instance_type.instances + 1):
+                label = f"{_safe(spec.effective_alias)}-{index}"
+                self.runners.append(
+                    self._spawn(ctx, spec.instance_type, spec.effective_alias, label)
+                )
+        logger.info("started %d local runner(s)", len(self.runners))
+
+    def _spawn(self, ctx: ProviderContext, instance_type: str, alias: str, label: str) -> _Runner:
+        opts = ctx.options
+        work = ctx.state_dir / "runners" / label
+        work.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "cloudbench", "runner",
+                   "--orchestrator-url", ctx.orchestrator_url, "--provider", self.name,
+                   "--instance-type", instance_type, "--alias", alias,
+                   "--run-id", str(ctx.run_id), "--executor", opts.executor,
+                   "--work-dir", str(work / "work")]  # fmt: skip
+        if opts.slots:
+            command += ["--slots", opts.slots]
+        if opts.ruby_bench:
+            command += ["--ruby-bench", opts.ruby_bench]
+        # The runner token travels in the environment: argv shows in process lists.
+        env = clean_env(drop_all_cloudbench=False, drop=["CLOUDBENCH_ADMIN_TOKEN"])
+        env["CLOUDBENCH_RUNNER_TOKEN"] = ctx.runner_token
+        if opts.heartbeat_interval:
+            env["CLOUDBENCH_HEARTBEAT_INTERVAL"] = str(opts.heartbeat_interval)
+        log_path = work / "runner.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        ctx.session.replace_process(None, record_for(psutil.Process(proc.pid), "runner", label))
+        return _Runner(label, proc, log_path)
+
+    def poll(self) -> list[str]:
+        problems = []
+        for runner in self.runners:
+            code = runner.proc.poll()
+            if code not in (None, 0) and not runner.reported:
+                runner.reported = True
+                problems.append(
+                    f"runner {runner.label} exited with {code}; log {runner.log_path}:\n"
+                    f"{tail(runner.log_path, 8)}"
+                )
+        return problems
+
+    def active(self) -> bool:
+        return any(r.proc.poll() is None for r in self.runners)
+
+    def stop(self, hurry: bool = False) -> None:
+        live = [psutil.Process(r.proc.pid) for r in self.runners if r.proc.poll() is None]
+        if live:
+            logger.info("stopping %d local runner(s)", len(live))
+            terminate(live, 0.0 if hurry else STOP_GRACE)
+        for runner in self.runners:
+            runner.proc.wait()
+        if self.work_root is not None:
+            _kill_orphans(self.work_root)
+        if self.run_id is not None:
+            removed = containers.remove_ours(self.run_id)
+            if removed:
+                logger.info("removed %d leftover container(s)", removed)
+        if self.session is not None:
+            pids = {r.proc.pid for r in self.runners}
+            self.session.processes = [p for p in self.session.processes if p.pid not in pids]
+            self.session.save()
+
+
+def _kill_orphans(work_root: Path) -> None:
+    """Benchmark processes a killed runner left behind: they run inside our work dirs."""
+    orphans = []
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd")
+        if cwd and Path(cwd).is_relative_to(work_root):
+            orphans.append(proc)
+    if orphans:
+        logger.warning("killing %d process(es) left in %s", len(orphans), work_root)
+        terminate(orphans, 2.0)
+
+
+def _looks_local(source: str) -> bool:
+    return "://" not in source and not source.startswith("git@")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)

@@ -1,0 +1,91 @@
+"""`cloudbench run` end to end on the local provider: host executor, fake ruby-bench."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
+
+pytestmark = [needs_ruby, pytest.mark.slow]
+
+
+def _manifest(harness: Harness, run_id: int) -> dict:
+    return json.loads((harness.results / str(run_id) / "manifest.json").read_text())
+
+
+def test_two_instance_types_two_tasks_each(harness: Harness) -> None:
+    harness.start(harness.config(fake_config(["a", "b"], 2, ["fib"])))
+    code, out, err = harness.wait()
+    assert code == 0, err
+    summary = last_json(out)
+    run_id = summary["run_id"]
+    assert summary["exit_code"] == 0 and summary["tasks"]["completed"] == 4
+    manifest = _manifest(harness, run_id)
+    assert manifest["run_id"] == run_id and manifest["task_count"] == 4
+    by_alias = sorted((t["alias"], t["run_number"], t["status"]) for t in manifest["tasks"])
+    assert by_alias == [("a", 1, "completed"), ("a", 2, "completed"),
+                        ("b", 1, "completed"), ("b", 2, "completed")]  # fmt: skip
+    for task in manifest["tasks"]:
+        folder = harness.results / str(run_id) / task["directory"]
+        for name in ("output.txt", "output.json", "output.csv", "metadata.json"):
+            assert (folder / name).is_file(), folder / name
+    assert (harness.state / "orchestrator.sqlite3").is_file()  # kept for inspection
+    harness.assert_nothing_left()
+
+
+def test_sigkilled_runner_times_out_and_run_still_completes(harness: Harness) -> None:
+    config = fake_config(["a"], 2, ["sleepy"], instances=2)
+    harness.start(harness.config(config), timeout=3, FAKE_BENCH_SLEEP="4")
+    run_id = harness.run_id()
+    # Both runners busy: whichever we kill holds a task.
+    harness.wait_for(
+        lambda: [t["heartbeat_status"] for t in harness.tasks(run_id)] == ["running"] * 2
+    )
+    victim = harness.processes("runner")[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    code, _out, err = harness.wait()
+    assert code == 2, err
+    tasks = {t["task_id"]: t for t in _manifest(harness, run_id)["tasks"]}
+    statuses = sorted(t["status"] for t in tasks.values())
+    assert statuses == ["completed", "failed"], tasks
+    failed = next(t for t in tasks.values() if t["status"] == "failed")
+    assert failed["error"]["type"] == "timeout"
+    done = next(t for t in tasks.values() if t["status"] == "completed")
+    assert "output.json" in done["files"]
+    harness.assert_nothing_left()
+
+
+def test_orchestrator_killed_and_restarted_loses_no_task(harness: Harness) -> None:
+    harness.start(harness.config(fake_config(["a", "b"], 2, ["sleepy"])), FAKE_BENCH_SLEEP="2")
+    run_id = harness.run_id()
+    harness.wait_for(lambda: any(t["status"] == "running" for t in harness.tasks(run_id)))
+    first = harness.processes("orchestrator")[0]
+    os.kill(first["pid"], signal.SIGKILL)
+    harness.wait_for(
+        lambda: any(p["pid"] != first["pid"] for p in harness.processes("orchestrator"))
+    )
+    code, _out, err = harness.wait()
+    assert code == 0, err
+    assert "restarting it" in err
+    manifest = _manifest(harness, run_id)
+    assert [t["status"] for t in manifest["tasks"]] == ["completed"] * 4
+    harness.assert_nothing_left()
+
+
+def test_sigint_stops_the_run_and_tears_everything_down(harness: Harness) -> None:
+    harness.start(harness.config(fake_config(["a"], 3, ["sleepy"])), FAKE_BENCH_SLEEP="60")
+    run_id = harness.run_id()
+    harness.wait_for(lambda: any(t["status"] == "running" for t in harness.tasks(run_id)))
+    assert harness.proc is not None
+    harness.proc.send_signal(signal.SIGINT)
+    code, out, err = harness.wait(timeout=60)
+    assert code == 2, err
+    summary = last_json(out)
+    assert summary["status"] == "cancelled"
+    manifest = _manifest(harness, run_id)
+    assert manifest["removed_tasks"] == 2 and manifest["tasks"][0]["status"] == "cancelled"
+    harness.assert_nothing_left()
