@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.containers import ensure_engine
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import Cluster
 
@@ -88,3 +89,9 @@ def orchestrator_server(
 ) -> OrchestratorProcess:
     """A real orchestrator process on Postgres with local storage."""
     return orchestrator_factory(pg_url)
+
+
+@pytest.fixture(scope="session")
+def container_engine() -> str:
+    """DOCKER_HOST of a working engine; sets podman up on root/Debian (as CI is)."""
+    return ensure_engine()

@@ -10,6 +10,7 @@ import typer
 from cloudbench.master.cli import run, status
 from cloudbench.nuke.cli import nuke
 from cloudbench.orchestrator.cli import app as orchestrator_app
+from cloudbench.runner.cli import runner as runner_command
 
 app = typer.Typer(
     help="Run ruby-bench on many instance types and collect every result.",
@@ -20,13 +21,8 @@ app.add_typer(orchestrator_app, name="orchestrator")
 app.command()(run)
 app.command()(status)
 app.command()(nuke)
-
-try:  # the runner lands separately; its one command becomes `cloudbench runner`
-    from cloudbench.runner.cli import runner as _runner_command
-except ImportError:  # pragma: no cover
-    pass
-else:
-    app.command(name="runner")(_runner_command)
+# The runner module is one callback; registered as a command it is `cloudbench runner`.
+app.command(name="runner")(runner_command)
 
 
 @app.callback()

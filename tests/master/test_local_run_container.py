@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,7 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 PODMAN_SOCK = Path("/run/podman/podman.sock")
 
 
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not os.environ.get("DOCKER_HOST") and PODMAN_SOCK.exists():
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{PODMAN_SOCK}")
-    from cloudbench.runner.executors import engine_answers
-
-    if not engine_answers():
-        pytest.skip(
-            "CONTAINER TEST SKIPPED: no engine answers at DOCKER_HOST; run "
-            "scripts/setup-container-engine.sh (root, Debian) first"
-        )
-
-
-def test_two_instance_types_in_containers(harness: Harness, engine: None) -> None:
+def test_two_instance_types_in_containers(harness: Harness, container_engine: str) -> None:
     config = {**fake_config(["a", "b"], 2, ["fib"]), "ruby_version": "3.1"}
     harness.start(harness.config(config), executor="docker")
     code, out, err = harness.wait(timeout=300)

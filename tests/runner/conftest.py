@@ -10,7 +10,8 @@ from cloudbench.runner.ruby_bench import RubyBenchSource, prepare_source
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_SUITE = ROOT / "tests" / "fake_ruby_bench"
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "ruby-bench"
+# Real ruby-bench output files (data only; provenance in their README).
+FIXTURES = ROOT / "tests" / "fixtures" / "ruby-bench"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,5 @@ def fake_source(tmp_path_factory: pytest.TempPathFactory) -> RubyBenchSource:
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"ruby-bench fixtures not found at {FIXTURES}")
+    assert FIXTURES.is_dir(), f"ruby-bench fixtures missing at {FIXTURES}"
     return FIXTURES

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,40 +11,19 @@ from pathlib import Path
 import pytest
 
 from cloudbench.protocol import BenchmarkSettings
-from cloudbench.runner.executors import engine_answers
 from cloudbench.runner.executors.base import ExecutionResult, ExecutionSpec, ProvisionError
 from cloudbench.runner.executors.docker import DockerExecutor
 from cloudbench.runner.output import read_result_json
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
 pytestmark = pytest.mark.container
-SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup-container-engine.sh"
 RUBY = "3.1"  # the tag the engine recipe provides
-
-
-def _ensure_engine() -> None:
-    if os.environ.get("DOCKER_HOST") is None and Path("/run/podman/podman.sock").exists():
-        os.environ["DOCKER_HOST"] = "unix:///run/podman/podman.sock"
-    if engine_answers():
-        return
-    if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
-        pytest.skip(
-            "CONTAINER TESTS SKIPPED: no container engine answers and this is not root on "
-            "Debian, so scripts/setup-container-engine.sh cannot set one up"
-        )
-    done = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        pytest.fail(f"setup-container-engine.sh failed:\n{done.stderr[-3000:]}")
-    export = done.stdout.strip().splitlines()[-1]
-    os.environ["DOCKER_HOST"] = export.split("=", 1)[1]
-    assert engine_answers(), "engine set up but not answering"
 
 
 @pytest.fixture(scope="module")
 def executor(
-    fake_source: RubyBenchSource, tmp_path_factory: pytest.TempPathFactory
+    fake_source: RubyBenchSource, tmp_path_factory: pytest.TempPathFactory, container_engine: str
 ) -> Iterator[DockerExecutor]:
-    _ensure_engine()
     ex = DockerExecutor(fake_source, tmp_path_factory.mktemp("build"))
     yield ex
     ex.close()

@@ -150,11 +150,11 @@ def test_sigterm_reports_in_flight_task_failed(
 
 @pytest.mark.container
 def test_docker_409_kills_the_container(
-    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+    orchestrator_server: OrchestratorProcess,
+    start_runner: Callable[..., Any],
+    tmp_path: Path,
+    container_engine: str,
 ) -> None:
-    from tests.runner.test_docker_executor import _ensure_engine
-
-    _ensure_engine()
     import docker
 
     engine = docker.from_env()

@@ -280,10 +280,16 @@ class TaskRun:
         failed = read_failed_benchmarks(self.log_path)
         return build_metadata(
             self.task, self.slot.runner_id, self.slot.cpus, self.m.source,
-            self.m.executor.name, self.m.facts,
+            self._executor_name(), self.m.facts,
             started_at=self.started_at, finished_at=utc_now(), failed_benchmarks=failed,
             **run_facts(self.provisioned, self.result),
         )  # fmt: skip
+
+    def _executor_name(self) -> str:
+        # "auto" decides per Ruby version; record what actually ran the benchmarks.
+        if self.m.executor.name != "auto" or self.provisioned is None:
+            return self.m.executor.name
+        return "docker" if self.provisioned.image_id is not None else "host"
 
     def _cleanup(self, outcome: Outcome) -> None:
         if self.m.settings.debug and outcome != Outcome.completed:

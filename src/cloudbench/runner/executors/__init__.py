@@ -44,11 +44,49 @@ def engine_answers() -> bool:
         return False
 
 
+class AutoExecutor:
+    """Containers when an engine answers, else the host's Ruby — decided per Ruby version.
+
+    ``"ruby_version": "system"`` means the host's own Ruby, which no image holds, so those
+    tasks run on the host even where an engine exists; every other version gets the
+    official image. One config then works on machines with and without an engine.
+    """
+
+    name = "auto"
+
+    def __init__(self, source: RubyBenchSource, work_dir: Path, engine: bool) -> None:
+        self._source, self._work_dir, self._engine = source, work_dir, engine
+        self._made: dict[str, Executor] = {}
+
+    def _get(self, kind: str) -> Executor:
+        if kind not in self._made:
+            self._made[kind] = _make(kind, self._source, self._work_dir)
+        return self._made[kind]
+
+    def provision(self, ruby_version: str) -> Provisioned:
+        kind = "docker" if self._engine and ruby_version != "system" else "host"
+        return self._get(kind).provision(ruby_version)
+
+    def execute(self, spec: ExecutionSpec) -> ExecutionResult:
+        # Only the docker executor provisions an image.
+        kind = "docker" if spec.provisioned.image_id is not None else "host"
+        return self._get(kind).execute(spec)
+
+    def close(self) -> None:
+        for executor in self._made.values():
+            executor.close()
+
+
 def choose(kind: str, source: RubyBenchSource, work_dir: Path) -> Executor:
     """docker, host, or auto: docker when an engine answers, else host."""
     if kind == "auto":
-        kind = "docker" if engine_answers() else "host"
-        log.info("executor auto -> %s", kind)
+        engine = engine_answers()
+        log.info("executor auto: container engine %s", "answers" if engine else "absent")
+        return AutoExecutor(source, work_dir, engine)
+    return _make(kind, source, work_dir)
+
+
+def _make(kind: str, source: RubyBenchSource, work_dir: Path) -> Executor:
     if kind == "docker":
         from cloudbench.runner.executors.docker import DockerExecutor
 
