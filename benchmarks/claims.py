@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.orchestrator_proc import OrchestratorProcess  # noqa: E402
-from tests.pg import Cluster  # noqa: E402
+from tests.orchestrator_proc import OrchestratorProcess
+from tests.pg import Cluster
 
-from cloudbench.orchestrator.db import queue  # noqa: E402
-from cloudbench.orchestrator.db.engine import make_engine, make_session_factory  # noqa: E402
+from cloudbench.orchestrator.db import queue
+from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 
 LEVELS = (1, 8, 64)
 

@@ -32,10 +32,10 @@ router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
 
 
 def presigned(
-    storage: Storage, settings: OrchestratorSettings, run: Run, task: Task
+    storage: Storage, settings: OrchestratorSettings, run_id: int, task_id: int
 ) -> PresignedUrls:
     ttl = settings.task_max_duration
-    rkey, ekey = result_key(run.external_id, task.id), error_key(run.external_id, task.id)
+    rkey, ekey = result_key(run_id, task_id), error_key(run_id, task_id)
     return PresignedUrls(
         result_upload_url=storage.presign_put(rkey, ttl),
         error_upload_url=storage.presign_put(ekey, ttl),
@@ -64,21 +64,20 @@ def _claim(
     session.commit()
     if claimed is None:
         return ClaimResponse(status="done")
-    task, run = claimed.task, claimed.run
     return ClaimResponse(
         status="assigned",
         task=TaskAssignment(
-            id=task.id,
-            run_id=run.external_id,
-            provider=task.provider,
-            instance_type=task.instance_type,
-            alias=task.alias,
-            run_number=task.run_number,
-            ruby_version=run.ruby_version,
-            benchmarks=BenchmarkSettings.model_validate(run.benchmarks),
-            lease=task.lease,
+            id=claimed.task_id,
+            run_id=claimed.run_external_id,
+            provider=claimed.provider,
+            instance_type=claimed.instance_type,
+            alias=claimed.alias,
+            run_number=claimed.run_number,
+            ruby_version=claimed.ruby_version,
+            benchmarks=BenchmarkSettings.model_validate(claimed.benchmarks),
+            lease=claimed.lease,
         ),
-        presigned_urls=presigned(storage, settings, run, task),
+        presigned_urls=presigned(storage, settings, claimed.run_external_id, claimed.task_id),
     )
 
 
@@ -135,7 +134,7 @@ def upload_urls(
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    return presigned(storage, settings, run, task)
+    return presigned(storage, settings, run.external_id, task.id)
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut)

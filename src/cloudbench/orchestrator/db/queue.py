@@ -24,8 +24,17 @@ UNFINISHED = (TaskStatus.pending.value, *ACTIVE)
 
 @dataclass(frozen=True)
 class Claimed:
-    task: Task
-    run: Run
+    """What a runner needs about its new task, straight from the claim's RETURNING."""
+
+    task_id: int
+    provider: str
+    instance_type: str
+    alias: str
+    run_number: int
+    lease: int
+    run_external_id: int
+    ruby_version: str
+    benchmarks: dict[str, Any]
 
 
 def claim_task(
@@ -42,6 +51,7 @@ def claim_task(
     Postgres: one statement, the candidate row locked with FOR UPDATE SKIP LOCKED so
     concurrent claimers skip each other instead of queueing. SQLite: the same statement
     is a conditional update inside a BEGIN IMMEDIATE transaction (writers serialise).
+    The run's settings come back in the RETURNING clause, so a claim is one round trip.
     """
     candidate = select(Task.id).where(
         Task.status == TaskStatus.pending.value,
@@ -57,7 +67,10 @@ def claim_task(
     now = db_now(session)
     stmt = (
         update(Task)
-        .where(Task.id == candidate.scalar_subquery(), Task.status == TaskStatus.pending.value)
+        .where(
+            Task.id == candidate.scalar_subquery(),
+            Task.status == TaskStatus.pending.value,
+        )
         .values(
             status=TaskStatus.claimed.value,
             runner_id=runner_id,
@@ -66,16 +79,24 @@ def claim_task(
             heartbeat_at=now,
             heartbeat_status="boot",
         )
-        .returning(Task.id)
+        .returning(
+            Task.id,
+            Task.provider,
+            Task.instance_type,
+            Task.alias,
+            Task.run_number,
+            Task.lease,
+            *(_run_column(col) for col in (Run.external_id, Run.ruby_version, Run.benchmarks)),
+        )
+        .execution_options(synchronize_session=False)
     )
-    task_id = session.execute(stmt).scalar_one_or_none()
-    if task_id is None:
-        return None
-    task = session.get(Task, task_id, populate_existing=True)
-    assert task is not None
-    run = session.get(Run, task.run_id)
-    assert run is not None
-    return Claimed(task=task, run=run)
+    row = session.execute(stmt).one_or_none()
+    return None if row is None else Claimed(*row)
+
+
+def _run_column(column: Any) -> Any:
+    # A correlated subquery: SQLite's RETURNING cannot name an UPDATE … FROM table.
+    return select(column).where(Run.id == Task.run_id).scalar_subquery()
 
 
 def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
