@@ -95,7 +95,7 @@ def report(label: str, n: int, wall: float, lats: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per measurement")
-    parser.add_argument("--workers", type=int, default=1, help="orchestrator processes")
+    parser.add_argument("--workers", type=int, default=2, help="orchestrator processes")
     args = parser.parse_args()
     cluster = None
     url = os.environ.get("CLOUDBENCH_TEST_DATABASE_URL")

@@ -42,11 +42,11 @@ def test_provider_filter_without_matching_types(harness: Harness) -> None:
     assert "no instance types" in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_aws_not_yet_supported_is_refused_before_starting(harness: Harness) -> None:
+def test_aws_without_settings_is_refused_before_starting(harness: Harness) -> None:
     path = harness.config('{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, '
                           '"aws": ["c7g.medium"]}')  # fmt: skip
     result = harness.cli("run", str(path), "--state-dir", str(harness.state))
-    assert result.returncode == 1 and "not supported" in result.stderr
+    assert result.returncode == 1 and "AWS settings missing" in result.stderr
     assert not harness.state.exists()
 
 

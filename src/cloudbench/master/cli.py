@@ -18,7 +18,9 @@ from cloudbench.master.config import ConfigError, load_config, providers_in
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, MasterOptions
+from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
 from cloudbench.master.state import default_state_dir, find_session
+from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -54,27 +56,52 @@ def run(
     slots: Annotated[
         str | None, typer.Option(help="Local runners: slots each (N, auto, physical).")
     ] = None,
+    reuse_orchestrator: Annotated[
+        bool,
+        typer.Option(help="AWS: use the deployed orchestrator as it is (no terraform apply)."),
+    ] = False,
+    logs_dir: Annotated[
+        Path, typer.Option(help="Where Terraform logs go: logs/<run-id>/<stack>.log.")
+    ] = Path("logs"),
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
+    options = RunnerOptions(
+        executor=executor, slots=slots, ruby_bench=ruby_bench,
+        heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+    )  # fmt: skip
     try:
         spec = load_config(config, provider or ())
-        providers = [make_provider(name) for name in providers_in(spec)]
-        options = RunnerOptions(
-            executor=executor, slots=slots, ruby_bench=ruby_bench,
-            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
-        )  # fmt: skip
+        meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
+        providers = [
+            make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
+            for name in providers_in(spec)
+        ]
         for item in providers:
             item.check(spec, options)
     except (ConfigError, ProviderError) as exc:
         err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
-    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options)
+    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta)
     master = Master(console, err, opts)
     _signals_interrupt()
     code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)
+    if meta is not None and meta.failed:
+        offer_nuke(err, yes, master.run_id, meta.settings.region)
     raise typer.Exit(code)
+
+
+def _meta(spec: RunSpec, url: str | None, reuse: bool, logs_dir: Path) -> MetaDeployment | None:
+    """The AWS meta deployment when the run needs one (AWS runners or --reuse-orchestrator)."""
+    if "aws" not in providers_in(spec) and not reuse:
+        return None
+    if url:
+        raise ProviderError(
+            "--orchestrator-url cannot be combined with AWS instance types or "
+            "--reuse-orchestrator: AWS runners need the meta deployment's network"
+        )
+    return MetaDeployment(load_settings(), logs_dir, reuse)
 
 
 def status(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -135,3 +137,46 @@ def render(run: RunOut, notes: list[str]) -> RenderableType:
     parts: list[RenderableType] = [table, overall]
     parts += [Text(note, style="yellow") for note in notes[-5:]]
     return Group(*parts)
+
+
+class StackView:
+    """One spinner per Terraform stack while it applies or destroys; lines when not a TTY."""
+
+    def __init__(self, console: Console, names: list[str]) -> None:
+        self.console = console
+        self.states = dict.fromkeys(names, "waiting")
+        self.live: Live | None = None
+        self._lock = threading.Lock()  # stacks report from worker threads
+
+    def __enter__(self) -> StackView:
+        if self.console.is_terminal:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=8)
+            self.live.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.stop()
+            self.live = None
+
+    def set(self, name: str, state: str) -> None:
+        with self._lock:
+            self.states[name] = state
+            if self.live is not None:
+                self.live.update(self._render())
+            else:
+                self.console.print(
+                    f"stack {name}: {state}", markup=False, highlight=False, soft_wrap=True
+                )
+
+    def _render(self) -> RenderableType:
+        grid = Table.grid(padding=(0, 1))
+        for name, state in self.states.items():
+            mark: RenderableType = (
+                Text("✓", "green") if state in ("applied", "destroyed")
+                else Text("✗", "red") if state.startswith("failed")
+                else Spinner("dots")
+            )  # fmt: skip
+            grid.add_row(mark, Text(f"stack {name}", "bold"), Text(state))
+        return grid

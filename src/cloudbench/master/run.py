@@ -33,6 +33,7 @@ from cloudbench.master.results import (
     fetch_results,
     print_summary,
 )
+from cloudbench.master.stacks import MetaDeployment
 from cloudbench.master.state import Session
 from cloudbench.protocol import ArchiveState, RunOut, RunSpec, RunStatus
 
@@ -54,6 +55,7 @@ class MasterOptions:
     json_out: bool = False
     heartbeat_timeout: float = 120.0
     runner: RunnerOptions = field(default_factory=RunnerOptions)
+    meta: MetaDeployment | None = None  # AWS: the orchestrator comes from Terraform
 
 
 class Master:
@@ -114,6 +116,12 @@ class Master:
             self.session.save()
             self.client = OrchestratorClient(url, admin)
             return runner
+        if self.opts.meta is not None:
+            out = self.opts.meta.connect()
+            self.session.orchestrator_url = out.url
+            self.session.save()
+            self.client = OrchestratorClient(out.url, out.admin_token)
+            return out.runner_token
         self.embedded = EmbeddedOrchestrator(state_dir, self.session, self.opts.heartbeat_timeout)
         self.embedded.start()
         self.client = OrchestratorClient(self.embedded.url, self.embedded.admin_token)

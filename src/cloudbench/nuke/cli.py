@@ -6,11 +6,15 @@ from ``cloudbench.nuke.aws`` (boto3 and credentials are only needed when asked f
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+import os
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 from rich.console import Console
 from rich.prompt import Confirm
+
+if TYPE_CHECKING:
+    from cloudbench.nuke.aws import NukePlan
 
 KNOWN = ("local", "aws")
 
@@ -37,11 +41,24 @@ class _Local:
 
 
 class _Aws:
+    """Terraform destroy of the stacks on disk (provider stacks, then meta), then the sweep."""
+
     def __init__(self, run_id: int | None, region: str | None) -> None:
+        from cloudbench.master import stacks
         from cloudbench.nuke import aws
 
-        self._aws = aws
-        self._plan = aws.plan_nuke(region=region, run_id=None if run_id is None else str(run_id))
+        self._aws, self._tf = aws, stacks
+        self._settings = stacks.load_settings()
+        self._stacks = stacks.recorded_stacks(self._settings, run_id)
+        self._run_id = None if run_id is None else str(run_id)
+        self._region = region or os.environ.get("AWS_DEFAULT_REGION") or self._settings.region
+        self._plan = self._sweep_plan()
+
+    def _sweep_plan(self) -> NukePlan:
+        try:
+            return self._aws.plan_nuke(region=self._region, run_id=self._run_id)
+        except ValueError as exc:  # no region/credentials: Terraform can still destroy
+            return self._aws.NukePlan(self._region, self._run_id, errors=[str(exc)])
 
     @staticmethod
     def _lines(plan: object) -> list[str]:
@@ -49,11 +66,18 @@ class _Aws:
         return [f"{r.kind} {r.id} {r.name}".rstrip() for r in resources]
 
     def plan(self) -> list[str]:
-        return self._lines(self._plan) + [f"(could not list: {e})" for e in self._plan.errors]
+        stacks = [f"terraform stack {s.workdir}" for s in self._stacks]
+        errors = [f"(could not list: {e})" for e in self._plan.errors]
+        return stacks + self._lines(self._plan) + errors
 
     def execute(self) -> list[str]:
-        result = self._aws.execute_nuke(self._plan)
-        return self._lines(result.remaining)
+        failed = self._tf.destroy_recorded(self._settings, self._stacks)
+        # Terraform removed most of it: list again so the sweep sees only what is left.
+        plan = self._sweep_plan()
+        if plan.errors and not plan.resources:
+            return failed + [f"(could not list: {e})" for e in plan.errors]
+        result = self._aws.execute_nuke(plan)
+        return failed + self._lines(result.remaining)
 
 
 def nuke(

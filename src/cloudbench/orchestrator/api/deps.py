@@ -26,12 +26,16 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_settings(request: Request) -> OrchestratorSettings:
+# The cheap dependencies are async on purpose: FastAPI runs sync ones in its thread
+# pool, and a thread hop per dependency costs more than the check itself.
+
+
+async def get_settings(request: Request) -> OrchestratorSettings:
     settings: OrchestratorSettings = request.app.state.settings
     return settings
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
@@ -41,7 +45,7 @@ def role_of(request: Request) -> Role:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    settings = get_settings(request)
+    settings: OrchestratorSettings = request.app.state.settings
     given = token.strip().encode()
     # Compare against both tokens every time: constant time and no early exit.
     is_admin = _matches(given, settings.admin_token)
@@ -58,14 +62,18 @@ def _matches(given: bytes, expected: object) -> bool:
     return bool(secret) and hmac.compare_digest(given, secret.encode())
 
 
-def require_admin(request: Request) -> Role:
+async def any_token(request: Request) -> Role:
+    return role_of(request)
+
+
+async def require_admin(request: Request) -> Role:
     role = role_of(request)
     if role is not Role.admin:
         raise Forbidden("this endpoint needs the admin token")
     return role
 
 
-def require_runner(request: Request) -> Role:
+async def require_runner(request: Request) -> Role:
     role = role_of(request)
     if role is not Role.runner:
         raise Forbidden("this endpoint needs the runner token")
@@ -75,6 +83,6 @@ def require_runner(request: Request) -> Role:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[OrchestratorSettings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-AnyToken = Depends(role_of)
+AnyToken = Depends(any_token)
 AdminToken = Depends(require_admin)
 RunnerToken = Depends(require_runner)

@@ -1,0 +1,235 @@
+"""`cloudbench run` on its AWS path, with a FAKE `terraform` executable.
+
+The fake exists because neither a usable terraform (with providers) nor AWS is reachable
+from the test machine. It is first on PATH and also named by CLOUDBENCH_AWS_TERRAFORM (a
+real binary may sit in /usr/local/bin). It records argv, cwd, start/end times, the NAMES
+of its environment variables and the values of non-secret TF_VAR_s to a JSONL file, and
+answers `output -json` for meta with a real orchestrator process started here, so the
+run itself (create, watch, stop, download, teardown) is real. The fake stacks launch
+nothing; the test stops the run through the API once the stacks are applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudbench.master.client import OrchestratorClient
+from tests.master.conftest import Harness, fake_config, needs_ruby
+from tests.orchestrator_proc import OrchestratorProcess
+from tests.pg import free_port
+
+pytestmark = [pytest.mark.slow]
+
+FAKE = r"""
+import json, os, sys, time
+start, cwd, args = time.time(), os.getcwd(), sys.argv[1:]
+stack, code = os.path.basename(cwd), 0
+if args[0] == "output":
+    values = json.load(open(os.environ["FAKE_TF_OUTPUTS"])) if stack == "meta" else {}
+    print(json.dumps({k: {"value": v, "sensitive": "token" in k} for k, v in values.items()}))
+elif args[0] == "apply" and stack != "meta":
+    time.sleep(float(os.environ.get("FAKE_TF_SLEEP", "0")))
+    if stack in os.environ.get("FAKE_TF_FAIL", "").split(","):
+        print("Error: creating EC2 Instance: UnauthorizedOperation (fake)", file=sys.stderr)
+        code = 1
+else:
+    print(f"fake terraform {args[0]}: ok")
+tf_vars = {k: v for k, v in os.environ.items() if k.startswith("TF_VAR_") and "token" not in k}
+record = dict(argv=sys.argv, cwd=cwd, stack=stack, start=start, end=time.time(), code=code,
+              env_names=sorted(os.environ), tf_vars=tf_vars)
+with open(os.environ["FAKE_TF_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\n")
+sys.exit(code)
+"""
+
+SETTINGS = {
+    "CLOUDBENCH_AWS_REGION": "eu-west-1",
+    "CLOUDBENCH_AWS_ALLOWED_HTTP_CIDRS": "203.0.113.0/24",
+    "CLOUDBENCH_AWS_BASTION_SSH_CIDR": "203.0.113.7/32",
+    "CLOUDBENCH_AWS_SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake test@example",
+    "CLOUDBENCH_AWS_ORCHESTRATOR_IMAGE": "ghcr.io/example/cloudbench:test",
+}
+
+
+class FakeTerraform:
+    def __init__(self, tmp: Path, orch: OrchestratorProcess) -> None:
+        self.orch, self.log = orch, tmp / "fake-terraform.jsonl"
+        bin_dir = tmp / "fakebin"
+        bin_dir.mkdir()
+        self.binary = bin_dir / "terraform"
+        self.binary.write_text(f"#!{sys.executable}\n{FAKE}")
+        self.binary.chmod(0o755)
+        self.outputs = tmp / "outputs.json"
+        self.outputs.write_text(json.dumps({
+            "orchestrator_url": orch.url, "admin_token": orch.admin_token,
+            "runner_token": orch.runner_token, "bucket": "cb-results-fake",
+            "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
+        }))  # fmt: skip
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "PATH": f"{self.binary.parent}{os.pathsep}{os.environ['PATH']}",
+            "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
+            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs), **extra,
+        }  # fmt: skip
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def find(self, command: str, stack: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls() if c["argv"][1] == command and c["stack"] == stack]
+
+
+@pytest.fixture
+def fake(
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+) -> FakeTerraform:
+    return FakeTerraform(tmp_path, orchestrator_factory(sqlite_url))
+
+
+def _aws_config(local: bool) -> dict[str, Any]:
+    config = fake_config(["a"] if local else [], 1, ["fib"])
+    config["aws"] = [{"instance_type": "t3.micro", "alias": "t3"}]
+    return config
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")
+
+
+def _no_secret_anywhere(fake: FakeTerraform, *dirs: Path) -> None:
+    secrets = (fake.orch.admin_token, fake.orch.runner_token)
+    for call in fake.calls():
+        assert not any(s in " ".join(call["argv"]) for s in secrets), call["argv"]
+    for folder in dirs:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(s.encode() in data for s in secrets), path
+
+
+@needs_ruby
+def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    harness.start(harness.config(_aws_config(local=True)),
+                  **fake.env(FAKE_TF_SLEEP="1", **SETTINGS))  # fmt: skip
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "local"))
+    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+        api.stop_run(run_id)
+    code, _out, err = harness.wait()
+    assert code in (0, 2), err
+
+    meta = [c["argv"][1] for c in fake.calls() if c["stack"] == "meta"]
+    assert meta[:3] == ["init", "apply", "output"] and "destroy" not in meta
+    meta_apply = fake.find("apply", "meta")[0]
+    assert json.loads(meta_apply["tf_vars"]["TF_VAR_allowed_http_cidrs"]) == ["203.0.113.0/24"]
+    assert meta_apply["tf_vars"]["TF_VAR_region"] == "eu-west-1"
+    aws, local = fake.find("apply", "aws")[0], fake.find("apply", "local")[0]
+    assert meta_apply["end"] <= min(aws["start"], local["start"])
+    assert aws["start"] < local["end"] and local["start"] < aws["end"]  # overlap
+    assert max(aws["end"], local["end"]) - min(aws["start"], local["start"]) < 2.0
+
+    tf = aws["tf_vars"]
+    assert tf["TF_VAR_run_id"] == str(run_id) and tf["TF_VAR_instances"] == "1"
+    assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
+                                                        "alias": "t3"}]  # fmt: skip
+    assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
+    assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")
+    assert "TF_VAR_runner_token" in aws["env_names"]
+    assert local["tf_vars"] == {"TF_VAR_run_id": str(run_id)}
+    assert "TF_VAR_runner_token" not in local["env_names"]
+
+    # Teardown destroyed both provider stacks, after their applies.
+    for stack in ("aws", "local"):
+        destroy = fake.find("destroy", stack)
+        assert destroy and destroy[0]["start"] >= aws["end"], stack
+    assert (harness.tmp / "logs" / str(run_id) / "aws.log").is_file()
+    _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
+    harness.assert_nothing_left()
+
+
+def test_stack_failure_shows_log_tail_and_offers_nuke(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    harness.start(harness.config(_aws_config(local=False)),
+                  **fake.env(FAKE_TF_FAIL="aws", **SETTINGS))  # fmt: skip
+    code, out, err = harness.wait()
+    assert code == 1, err
+    assert "stack aws: terraform apply failed with exit code 1" in err
+    assert "UnauthorizedOperation (fake)" in err  # the log tail
+    assert "cloudbench nuke --provider aws --region eu-west-1 --run-id" in err, err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "error"  # stdout stays JSON
+    assert fake.find("destroy", "aws"), "the failed stack was not destroyed"
+    assert not harness.sessions()
+    _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
+
+
+def test_missing_settings_are_named(harness: Harness, fake: FakeTerraform) -> None:
+    path = harness.config(_aws_config(local=False))
+    result = harness.cli("run", str(path), **fake.env())
+    assert result.returncode == 1
+    assert "CLOUDBENCH_AWS_ALLOWED_HTTP_CIDRS" in result.stderr
+    assert "CLOUDBENCH_AWS_ORCHESTRATOR_IMAGE or CLOUDBENCH_AWS_SOURCE_REPO_URL" in result.stderr
+    assert not fake.calls()
+
+
+@needs_ruby
+def test_reuse_orchestrator_runs_local_runners_against_it(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    """Phase 3: the orchestrator 'in AWS', runners on this machine; nothing is applied."""
+    (harness.home / "terraform" / "default" / "meta").mkdir(parents=True)
+    harness.start(harness.config(fake_config(["a"], 2, ["fib"])), "--reuse-orchestrator",
+                  **fake.env())  # fmt: skip
+    code, out, err = harness.wait()
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["tasks"]["completed"] == 2
+    assert [c["argv"][1] for c in fake.calls()] == ["output"]
+    harness.assert_nothing_left()
+
+
+def test_nuke_destroys_provider_stacks_then_meta(harness: Harness, fake: FakeTerraform) -> None:
+    root = harness.home / "terraform" / "default"
+    for stack in ("runs/7/aws", "runs/7/local", "meta"):
+        (root / stack).mkdir(parents=True)
+        (root / stack / "vars.json").write_text(json.dumps({"run_id": "7"}))
+    (root / "runs/7/aws/variables.tf").write_text('variable "runner_token" {}')
+    # The sweep that follows runs against moto's standalone server (empty account).
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/moto-api/")
+        env = fake.env(AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                       AWS_ACCESS_KEY_ID="fake", AWS_SECRET_ACCESS_KEY="fake")  # fmt: skip
+        result = harness.cli("nuke", "--provider", "aws", "--yes", **env)
+    finally:
+        moto.terminate()
+        moto.wait()
+    assert result.returncode == 0, result.stdout + result.stderr
+    destroys = [c for c in fake.calls() if c["argv"][1] == "destroy"]
+    assert [c["stack"] for c in destroys] == ["aws", "local", "meta"], result.stdout + result.stderr
+    assert "TF_VAR_runner_token" in destroys[0]["env_names"]
+    assert not root.joinpath("meta").exists() and not root.joinpath("runs/7").exists()
