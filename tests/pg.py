@@ -11,11 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from cloudbench.master.processes import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Cluster", "free_port"]
 
 
 def pg_bindir() -> Path:

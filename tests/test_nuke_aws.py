@@ -6,7 +6,6 @@ The code under test has no test hook; boto3 reads AWS_ENDPOINT_URL like any sett
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,20 +15,14 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from cloudbench.nuke.aws import execute_nuke, plan_nuke
+from tests.pg import free_port
 
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +18,10 @@ from cloudbench.orchestrator.archive import ArchiveTask, build_archive, safe_ext
 from cloudbench.orchestrator.storage.base import InvalidKeyError, archive_key, result_key
 from cloudbench.orchestrator.storage.factory import storage_from_url
 from cloudbench.orchestrator.storage.s3 import S3Storage
+from tests.pg import free_port
 
 BUCKET = "cloudbench-test"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +35,7 @@ def endpoints() -> Iterator[tuple[str, str]]:
         mp.delenv("AWS_PROFILE", raising=False)
         mp.setenv("AWS_CONFIG_FILE", os.devnull)
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port()) for _ in "ab"]
+        servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=free_port()) for _ in "ab"]
         for server in servers:
             server.start()
         urls = [f"http://127.0.0.1:{server._port}" for server in servers]

@@ -96,28 +96,31 @@ def _claim_build(factory: sessionmaker[Session], run_pk: int) -> bool:
         return won
 
 
+def _archive_inputs(session: Session, run_pk: int) -> tuple[int, int, list[ArchiveTask]]:
+    run = session.get(Run, run_pk)
+    assert run is not None
+    rows = session.execute(select(Task).where(Task.run_id == run_pk).order_by(Task.id)).scalars()
+    tasks = [
+        ArchiveTask(
+            task_id=t.id,
+            provider=t.provider,
+            instance_type=t.instance_type,
+            alias=t.alias,
+            run_number=t.run_number,
+            status=t.status,
+            error_type=t.error_type,
+            error_message=t.error_message,
+            result_key=t.result_key,
+            error_key=t.error_key,
+        )
+        for t in rows
+    ]
+    return run.external_id, run.removed_tasks, tasks
+
+
 def _build_one(factory: sessionmaker[Session], storage: Storage, run_pk: int) -> int:
     with factory() as session:
-        run = session.get(Run, run_pk)
-        assert run is not None
-        tasks = [
-            ArchiveTask(
-                task_id=t.id,
-                provider=t.provider,
-                instance_type=t.instance_type,
-                alias=t.alias,
-                run_number=t.run_number,
-                status=t.status,
-                error_type=t.error_type,
-                error_message=t.error_message,
-                result_key=t.result_key,
-                error_key=t.error_key,
-            )
-            for t in session.execute(
-                select(Task).where(Task.run_id == run_pk).order_by(Task.id)
-            ).scalars()
-        ]
-        external_id, removed = run.external_id, run.removed_tasks
+        external_id, removed, tasks = _archive_inputs(session, run_pk)
     state, error = ArchiveState.ready.value, None
     try:
         with tempfile.TemporaryDirectory(prefix="cloudbench-archive-") as workdir:
