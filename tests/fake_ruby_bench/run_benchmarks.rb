@@ -1,5 +1,6 @@
 #!/usr/bin/env ruby
 # Fake ruby-bench runner for cloudbench's tests (same CLI and output shapes, tiny suite).
+require "fileutils"
 require "json"
 require "optparse"
 require "rbconfig"
@@ -29,9 +30,12 @@ end.parse!(ARGV)
 opts[:names] = ARGV.dup
 
 if opts[:executables].empty?
-  yjit = `#{RbConfig.ruby} --yjit -v 2>/dev/null`.include?("YJIT")
-  opts[:executables]["interp"] = [RbConfig.ruby]
-  opts[:executables]["yjit"] = [RbConfig.ruby, "--yjit"] if yjit
+  if `#{RbConfig.ruby} --yjit -v 2>/dev/null`.include?("YJIT")
+    opts[:executables]["interp"] = [RbConfig.ruby]
+    opts[:executables]["yjit"] = [RbConfig.ruby, "--yjit"]
+  else
+    opts[:executables]["ruby"] = [RbConfig.ruby]
+  end
 end
 
 meta = YAML.load_file("benchmarks.yml")
@@ -43,7 +47,8 @@ entries = entries.sort.select do |name, _|
     (opts[:names].empty? || opts[:names].include?(name))
 end
 
-Dir.mkdir(opts[:out_path]) unless opts[:out_name] || Dir.exist?(opts[:out_path])
+# Made even with --out-name: the per-benchmark temp JSON files go there.
+FileUtils.mkdir_p(opts[:out_path])
 prefix = opts[:out_name] || begin
   n = (1..).find { |i| !File.exist?(File.join(opts[:out_path], format("output_%03d.csv", i))) }
   File.join(opts[:out_path], format("output_%03d", n))
@@ -57,7 +62,7 @@ opts[:executables].each do |exe, cmd|
   raw[exe] = {}
   entries.each_with_index do |(name, path), idx|
     puts "Running benchmark \"#{name}\" (#{idx + 1}/#{entries.size})"
-    json_path = File.join(File.dirname(prefix), "temp#{Process.pid}.json")
+    json_path = File.join(opts[:out_path], "temp#{Process.pid}.json")
     line = [*cmd, "-I", "harness", File.expand_path(path)].shelljoin
     puts "+ #{line}"
     $stdout.flush

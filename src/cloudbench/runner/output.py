@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import shlex
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -136,8 +138,9 @@ def read_result_json(path: Path) -> ResultSummary:
 def executable_specs(settings: BenchmarkSettings, ruby: str) -> list[str]:
     """`-e NAME::COMMAND` values: the interpreter and/or YJIT of the given Ruby."""
     specs = []
+    command = shlex.quote(ruby)  # ruby-bench shell-splits the part after `::`
     for exe in dict.fromkeys(settings.executables):  # de-duplicated, order kept
-        specs.append(f"{exe}::{ruby} --yjit" if exe == "yjit" else f"{exe}::{ruby}")
+        specs.append(f"{exe}::{command} --yjit" if exe == "yjit" else f"{exe}::{command}")
     return specs
 
 
@@ -160,7 +163,8 @@ def build_command(
         args.append(f"--bench={settings.bench_iterations}")
     if settings.min_bench_time is not None:
         # No flag for it; the harness reads the variable (--bench would default it to 0).
-        env["MIN_BENCH_TIME"] = f"{settings.min_bench_time:g}"
+        # The harnesses parse it with Integer(), which rejects "1.5": round a minimum up.
+        env["MIN_BENCH_TIME"] = str(math.ceil(settings.min_bench_time))
     if settings.categories:
         args.append("--category=" + ",".join(settings.categories))
     args.extend(settings.extra_args)

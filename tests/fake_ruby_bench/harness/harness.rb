@@ -10,7 +10,7 @@ end
 def run_benchmark(_num_itrs_hint = nil)
   warmup_itrs = Integer(ENV.fetch("WARMUP_ITRS", "1"))
   min_itrs = Integer(ENV.fetch("MIN_BENCH_ITRS", "2"))
-  min_time = Float(ENV.fetch("MIN_BENCH_TIME", "0"))
+  min_time = Integer(ENV.fetch("MIN_BENCH_TIME", "0")) # whole seconds, like the real one
   yjit = defined?(RubyVM::YJIT) && RubyVM::YJIT.respond_to?(:enabled?) && RubyVM::YJIT.enabled?
   puts RUBY_DESCRIPTION
   puts "itr:   time"
