@@ -102,7 +102,9 @@ class BenchmarkSettings(_Strict):
     bench_iterations: int | None = Field(default=None, ge=1, le=100_000)
     min_bench_time: float | None = Field(default=None, ge=0, le=86_400)
     executables: list[Literal["interp", "yjit"]] = Field(
-        default_factory=lambda: ["yjit"]  # type: ignore[arg-type]
+        default_factory=lambda: ["yjit"],  # type: ignore[arg-type]
+        min_length=1,
+        max_length=2,
     )
     extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=50

@@ -88,6 +88,7 @@ BAD_RUNS = [
     ({**CONFIG, "local": [42]}, "local.0"),
     ({**CONFIG, "local": ["../../etc"]}, "local.0"),
     ({**CONFIG, "benchmarks": {"executables": ["jit"]}}, "benchmarks.executables"),
+    ({**CONFIG, "benchmarks": {"executables": []}}, "benchmarks.executables"),
     ({**CONFIG, "run_id": -1}, "run_id"),
     ([1, 2], "JSON object"),
 ]

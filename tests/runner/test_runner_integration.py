@@ -108,6 +108,17 @@ def test_failing_benchmark_reported(
     assert task["error_key"]
 
 
+def test_names_matching_nothing_is_a_failure_not_an_empty_success(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["no_such_benchmark"])
+    proc = start_runner(orchestrator_server, run_id)
+    assert proc.wait(timeout=120) == 0, _runner_log(tmp_path)
+    (task,) = _tasks(orchestrator_server, run_id)
+    assert (task["status"], task["error_type"]) == ("failed", "benchmark_failed"), task
+    assert "no benchmark ran" in task["error_message"]
+
+
 def test_409_heartbeat_stops_the_task(
     orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -206,9 +206,13 @@ class TaskRun:
             problems.append("no output.json written")
         else:
             try:
-                read_result_json(json_path)
+                summary = read_result_json(json_path)
             except ResultFormatError as exc:
                 problems.append(str(exc))
+            else:
+                # ruby-bench exits 0 when its filters match nothing: not a result.
+                if not any(summary.benchmarks.values()):
+                    problems.append("no benchmark ran (do the names/categories match any?)")
         if problems:
             raise TaskFailure(ErrorType.benchmark_failed, "; ".join(problems))
 
