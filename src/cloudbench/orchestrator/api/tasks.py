@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.deps import RunnerToken, SessionDep, SettingsDep, StorageDep
@@ -44,24 +45,19 @@ def presigned(
     )
 
 
-def _claim(
-    body: ClaimRequest,
-    run_id: int | None,
-    session: Session,
-    storage: Storage,
-    settings: OrchestratorSettings,
-) -> ClaimResponse:
-    if run_id is not None:
-        db_runs.require_run(session=session, external_id=run_id)
-    claimed = queue.claim_task(
-        session=session,
-        provider=body.provider,
-        instance_type=body.instance_type,
-        runner_id=body.runner_id,
-        alias=body.alias,
-        run_external_id=run_id,
-    )
-    session.commit()
+def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
+    with request.app.state.session_factory() as session:
+        if run_id is not None:
+            db_runs.require_run(session=session, external_id=run_id)
+        claimed = queue.claim_task(
+            session=session,
+            provider=body.provider,
+            instance_type=body.instance_type,
+            runner_id=body.runner_id,
+            alias=body.alias,
+            run_external_id=run_id,
+        )
+        session.commit()
     if claimed is None:
         return ClaimResponse(status="done")
     return ClaimResponse(
@@ -77,24 +73,32 @@ def _claim(
             benchmarks=BenchmarkSettings.model_validate(claimed.benchmarks),
             lease=claimed.lease,
         ),
-        presigned_urls=presigned(storage, settings, claimed.run_external_id, claimed.task_id),
+        presigned_urls=presigned(
+            request.app.state.storage,
+            request.app.state.settings,
+            claimed.run_external_id,
+            claimed.task_id,
+        ),
     )
 
 
+async def _claim_response(request: Request, body: ClaimRequest, run_id: int | None) -> Response:
+    # The hot path: one thread hop for all blocking work, and the model serialised once
+    # (returning a Response skips FastAPI's second validation against response_model).
+    result = await run_in_threadpool(_claim, request, body, run_id)
+    return Response(result.model_dump_json(exclude_none=True), media_type="application/json")
+
+
 @router.post("/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True)
-def claim_any(
-    body: ClaimRequest, session: SessionDep, storage: StorageDep, settings: SettingsDep
-) -> ClaimResponse:
-    return _claim(body, None, session, storage, settings)
+async def claim_any(request: Request, body: ClaimRequest) -> Response:
+    return await _claim_response(request, body, None)
 
 
 @router.post(
     "/runs/{run_id}/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True
 )
-def claim_in_run(
-    run_id: int, body: ClaimRequest, session: SessionDep, storage: StorageDep, settings: SettingsDep
-) -> ClaimResponse:
-    return _claim(body, run_id, session, storage, settings)
+async def claim_in_run(request: Request, run_id: int, body: ClaimRequest) -> Response:
+    return await _claim_response(request, body, run_id)
 
 
 def _out(session: Session, task: Task) -> TaskOut:
