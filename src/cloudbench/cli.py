@@ -29,3 +29,5 @@ app.command(name="runner")(runner_command)
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     level = logging.DEBUG if verbose else os.environ.get("CLOUDBENCH_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # alembic narrates every plugin and revision at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)

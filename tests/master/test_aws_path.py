@@ -74,6 +74,7 @@ class FakeTerraform:
             "orchestrator_url": orch.url, "admin_token": orch.admin_token,
             "runner_token": orch.runner_token, "bucket": "cb-results-fake",
             "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
+            "orchestrator_private_url": "http://10.0.1.10:8000",
         }))  # fmt: skip
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -154,7 +155,8 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert tf["TF_VAR_run_id"] == str(run_id) and tf["TF_VAR_instances"] == "1"
     assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
                                                         "alias": "t3"}]  # fmt: skip
-    assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
+    # Runners in the VPC use the orchestrator's private address.
+    assert tf["TF_VAR_orchestrator_url"] == "http://10.0.1.10:8000"
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")
     assert "TF_VAR_runner_token" in aws["env_names"]
     assert local["tf_vars"] == {"TF_VAR_run_id": str(run_id)}

@@ -168,3 +168,26 @@ def test_server_refuses_to_start_without_tokens(tmp_path: Any) -> None:
     )
     assert out.returncode == 1
     assert "CLOUDBENCH_ADMIN_TOKEN" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.pg import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
+    env.update(
+        CLOUDBENCH_STATE_DIR=str(tmp_path),
+        CLOUDBENCH_ADMIN_TOKEN="a-token",
+        CLOUDBENCH_RUNNER_TOKEN="r-token",
+        CLOUDBENCH_DATABASE_URL=f"postgresql+psycopg://u:hunter2@127.0.0.1:{free_port()}/x",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "cloudbench", "orchestrator", "serve", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "CLOUDBENCH_DATABASE_URL" in out.stderr and "Connection refused" in out.stderr
+    assert "hunter2" not in out.stderr + out.stdout and "Traceback" not in out.stderr

@@ -146,6 +146,8 @@ class MetaOutputs:
     admin_token: str = field(repr=False)
     runner_token: str = field(repr=False)
     bucket: str = ""
+    # Runners launched in the deployment's subnet reach the orchestrator privately.
+    private_url: str = ""
 
 
 class MetaDeployment:
@@ -198,6 +200,7 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         url=str(raw["orchestrator_url"]).rstrip("/"), subnet_id=str(raw["subnet_id"]),
         region=str(raw["region"]), admin_token=str(raw["admin_token"]),
         runner_token=str(raw["runner_token"]), bucket=str(raw.get("bucket") or ""),
+        private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
     )  # fmt: skip
 
 

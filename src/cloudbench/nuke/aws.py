@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from cloudbench.nuke import aws_deleting as d
 from cloudbench.nuke import aws_listing as ls
@@ -28,7 +29,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["NukeFailure", "NukePlan", "NukeResult", "Resource", "execute_nuke", "plan_nuke"]
 
-AwsError = (ClientError, BotoCoreError, RuntimeError)
+# ResponseParserError is not a BotoCoreError: an endpoint answering garbage must not
+# stop the sweep.
+AwsError = (ClientError, BotoCoreError, ResponseParserError, RuntimeError)
 
 # (kind, lister, deleter) in deletion order: dependants before what they depend on.
 # Instances are special-cased (terminated together, then waited for).

@@ -47,6 +47,25 @@ def _dev_tokens() -> None:
         typer.echo("development tokens generated (not shown: stderr is not a terminal)", err=True)
 
 
+def _upgrade_or_exit(url: str, revision: str = "head", down: bool = False) -> None:
+    """Migrate; an unreachable or refusing database is one clear line, not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cloudbench.orchestrator.db import migrate as mig
+
+    try:
+        if down:
+            mig.downgrade(url, revision)
+        else:
+            mig.upgrade(url, revision)
+    except SQLAlchemyError as exc:
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"error: database {where} (CLOUDBENCH_DATABASE_URL): {reason}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -59,15 +78,13 @@ def serve(
     """Serve the HTTP API, storage URLs and dashboard."""
     import uvicorn
 
-    from cloudbench.orchestrator.db.migrate import upgrade
-
     if dev:
         _dev_tokens()
     settings = _settings_or_exit()
     if not settings.public_url:
         os.environ["CLOUDBENCH_PUBLIC_URL"] = f"http://{host}:{port}"
     if migrate_first:
-        upgrade(settings.resolved_database_url())
+        _upgrade_or_exit(settings.resolved_database_url())
     uvicorn.run(
         "cloudbench.orchestrator.cli:app_from_env",
         factory=True,
@@ -85,13 +102,11 @@ def migrate(
     down: bool = typer.Option(False, help="Downgrade to the revision instead."),
 ) -> None:
     """Apply database migrations (Postgres or SQLite, from CLOUDBENCH_DATABASE_URL)."""
-    from cloudbench.orchestrator.db import migrate as mig
-
     url = OrchestratorSettings().resolved_database_url()
     if down:
-        mig.downgrade(url, "base" if revision == "head" else revision)
+        _upgrade_or_exit(url, "base" if revision == "head" else revision, down=True)
     else:
-        mig.upgrade(url, revision)
+        _upgrade_or_exit(url, revision)
     typer.echo(f"database at {revision if not down else 'downgraded'}")
 
 

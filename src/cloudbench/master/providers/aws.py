@@ -63,8 +63,8 @@ class AwsProvider:
             ]
             variables.update(
                 instance_types=types, instances=ctx.spec.per_instance_type.instances,
-                orchestrator_url=out.url, subnet_id=out.subnet_id, region=out.region,
-                runner_token=ctx.runner_token,
+                orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
+                region=out.region, runner_token=ctx.runner_token,
             )  # fmt: skip
         return Stack(name, workdir, log_path, settings, dict(variables))
 
