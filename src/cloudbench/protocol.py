@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROVIDERS = ("aws", "azure", "local")
+# Bounds that fit every backend's integer column (and JSON numbers) exactly.
+MAX_RUN_ID = 2**53
+MAX_DB_INT = 2**31 - 1
 # Top-level config keys that are not providers and not ours; accepted and reported.
 KNOWN_KEYS = {"run_id", "ruby_version", "per_instance_type", "runs_per_instance_type", "benchmarks"}
 
@@ -123,7 +126,7 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    run_id: int | None = Field(default=None, ge=1, le=2**53)
+    run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
     ruby_version: Annotated[
         str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
     ]
@@ -224,7 +227,7 @@ class ClaimResponse(BaseModel):
 
 class _Fenced(_Strict):
     runner_id: Annotated[str, Field(min_length=1, max_length=200)]
-    lease: int | None = Field(default=None, ge=0)
+    lease: int | None = Field(default=None, ge=0, le=MAX_DB_INT)
 
 
 class HeartbeatRequest(_Fenced):

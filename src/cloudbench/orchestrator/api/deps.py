@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.errors import Forbidden, Unauthorized
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import Storage
+from cloudbench.protocol import MAX_DB_INT, MAX_RUN_ID
 
 
 class Role(StrEnum):
@@ -84,6 +85,11 @@ async def require_runner(request: Request) -> Role:
         raise Forbidden("this endpoint needs the runner token")
     return role
 
+
+# Path ids are bounded so an absurd number is a 422, not an integer overflow in the driver.
+RunIdPath = Annotated[int, Path(ge=1, le=MAX_RUN_ID, description="The run id users see")]
+TaskIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+RunIdQuery = Annotated[int | None, Query(ge=1, le=MAX_RUN_ID)]
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[OrchestratorSettings, Depends(get_settings)]

@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import ValidationError
 
-from cloudbench.orchestrator.api.deps import AdminToken, AnyToken, SessionDep, StorageDep
+from cloudbench.orchestrator.api.deps import (
+    AdminToken,
+    AnyToken,
+    RunIdPath,
+    SessionDep,
+    StorageDep,
+)
 from cloudbench.orchestrator.api.views import runs_out, task_out
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.errors import BadRequest
@@ -58,13 +64,13 @@ def list_runs(session: SessionDep, storage: StorageDep, limit: int = 50) -> RunL
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, dependencies=[AnyToken])
-def get_run(run_id: int, session: SessionDep, storage: StorageDep) -> RunOut:
+def get_run(run_id: RunIdPath, session: SessionDep, storage: StorageDep) -> RunOut:
     run = db_runs.require_run(session=session, external_id=run_id)
     return runs_out(session, [run], storage)[0]
 
 
 @router.get("/runs/{run_id}/tasks", response_model=TaskList, dependencies=[AnyToken])
-def get_run_tasks(run_id: int, session: SessionDep) -> TaskList:
+def get_run_tasks(run_id: RunIdPath, session: SessionDep) -> TaskList:
     run = db_runs.require_run(session=session, external_id=run_id)
     tasks = db_runs.list_tasks(session=session, run=run)
     return TaskList(tasks=[task_out(t, run.external_id) for t in tasks])
@@ -72,7 +78,7 @@ def get_run_tasks(run_id: int, session: SessionDep) -> TaskList:
 
 @router.post("/runs/{run_id}/stop", response_model=RunOut, dependencies=[AdminToken])
 def stop_run(
-    run_id: int,
+    run_id: RunIdPath,
     request: Request,
     session: SessionDep,
     storage: StorageDep,

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from cloudbench.orchestrator.api.deps import RunnerToken, SessionDep, SettingsDep, StorageDep
+from cloudbench.orchestrator.api.deps import (
+    RunIdPath,
+    RunnerToken,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    TaskIdPath,
+)
 from cloudbench.orchestrator.api.views import task_out
 from cloudbench.orchestrator.db import queue
 from cloudbench.orchestrator.db import runs as db_runs
@@ -97,7 +104,7 @@ async def claim_any(request: Request, body: ClaimRequest) -> Response:
 @router.post(
     "/runs/{run_id}/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True
 )
-async def claim_in_run(request: Request, run_id: int, body: ClaimRequest) -> Response:
+async def claim_in_run(request: Request, run_id: RunIdPath, body: ClaimRequest) -> Response:
     return await _claim_response(request, body, run_id)
 
 
@@ -108,7 +115,7 @@ def _out(session: Session, task: Task) -> TaskOut:
 
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
-def heartbeat(task_id: int, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
+def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
@@ -126,7 +133,7 @@ def heartbeat(task_id: int, body: HeartbeatRequest, session: SessionDep) -> Task
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)
 def upload_urls(
-    task_id: int,
+    task_id: TaskIdPath,
     body: UploadUrlsRequest,
     session: SessionDep,
     storage: StorageDep,
@@ -143,7 +150,7 @@ def upload_urls(
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut)
 def complete(
-    task_id: int,
+    task_id: TaskIdPath,
     body: CompleteRequest,
     request: Request,
     session: SessionDep,
@@ -170,7 +177,7 @@ def complete(
 
 @router.post("/tasks/{task_id}/fail", response_model=TaskOut)
 def fail(
-    task_id: int,
+    task_id: TaskIdPath,
     body: FailRequest,
     request: Request,
     session: SessionDep,

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
-from cloudbench.orchestrator.api.deps import SessionDep
+from cloudbench.orchestrator.api.deps import RunIdPath, RunIdQuery, SessionDep
 from cloudbench.orchestrator.dashboard import auth
 from cloudbench.orchestrator.dashboard.view import RunView, build_view
 from cloudbench.orchestrator.db import runs as db_runs
@@ -126,7 +126,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 @router.get("/", response_class=HTMLResponse)
 def index(
-    request: Request, session: SessionDep, run_id: int | None = None, notice: str = ""
+    request: Request, session: SessionDep, run_id: RunIdQuery = None, notice: str = ""
 ) -> Response:
     sid = auth.session_id(request)
     if sid is None:
@@ -145,7 +145,7 @@ def index(
 
 
 @router.get("/dashboard/fragment", response_class=HTMLResponse)
-def fragment(request: Request, session: SessionDep, run_id: int | None = None) -> Response:
+def fragment(request: Request, session: SessionDep, run_id: RunIdQuery = None) -> Response:
     sid = auth.session_id(request)
     if sid is None:
         raise Unauthorized("log in at /login")
@@ -157,7 +157,10 @@ def fragment(request: Request, session: SessionDep, run_id: int | None = None) -
 
 @router.post("/dashboard/runs/{run_id}/stop")
 def stop(
-    run_id: int, request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
+    run_id: RunIdPath,
+    request: Request,
+    session: SessionDep,
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     sid = auth.session_id(request)
     if sid is None:
