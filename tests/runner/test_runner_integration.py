@@ -178,3 +178,24 @@ def test_docker_409_kills_the_container(
         assert http.post(f"/runs/{run_id}/stop").status_code == 200
     assert proc.wait(timeout=30) == 0, _runner_log(tmp_path)
     assert engine.containers.list(all=True, filters=labels) == []
+
+
+def test_sigterm_while_orchestrator_unreachable_exits_promptly(tmp_path: Path) -> None:
+    """Retrying a claim for up to 10 minutes must not make the runner deaf to SIGTERM."""
+    from tests.pg import free_port
+
+    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": "t", "CLOUDBENCH_UNREACHABLE_GIVE_UP": "600"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloudbench.runner",
+         "--orchestrator-url", f"http://127.0.0.1:{free_port()}", "--provider", "local",
+         "--instance-type", "itest", "--slots", "1", "--executor", "host",
+         "--ruby-bench", str(FAKE_SUITE), "--work-dir", str(tmp_path / "work")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(4)  # a few failed attempts and a backoff under way
+    assert proc.poll() is None
+    started = time.monotonic()
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 5, out.decode()[-2000:]
+    assert b"retrying in" in out

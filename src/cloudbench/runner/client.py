@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,8 +15,10 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential,
 )
+from tenacity.stop import stop_base
 
 from cloudbench.protocol import (
     ClaimRequest,
@@ -47,6 +52,16 @@ class OrchestratorUnreachable(Exception):
 
 class _Transient(Exception):
     """Retryable: a 5xx answer."""
+
+
+def _sleeper(interrupt: threading.Event | None) -> Callable[[float], None]:
+    if interrupt is None:
+        return time.sleep
+
+    def sleep(seconds: float) -> None:
+        interrupt.wait(seconds)
+
+    return sleep
 
 
 def _detail(response: httpx.Response) -> str:
@@ -88,9 +103,18 @@ class OrchestratorClient:
         self.close()
 
     # ------------------------------------------------------------ API calls
-    def claim(self, request: ClaimRequest, run_id: int | None = None) -> ClaimResponse:
+    def claim(
+        self,
+        request: ClaimRequest,
+        run_id: int | None = None,
+        interrupt: threading.Event | None = None,
+    ) -> ClaimResponse:
+        """Claim a task; a set `interrupt` (SIGTERM) ends the retrying at once.
+
+        Reports (complete/fail) take no interrupt: they must still go out on shutdown.
+        """
         path = f"/runs/{run_id}/tasks/claim" if run_id is not None else "/tasks/claim"
-        return ClaimResponse.model_validate(self._call(path, request).json())
+        return ClaimResponse.model_validate(self._call(path, request, interrupt).json())
 
     def heartbeat(self, task_id: int, request: HeartbeatRequest) -> None:
         self._call(f"/tasks/{task_id}/heartbeat", request)
@@ -106,12 +130,19 @@ class OrchestratorClient:
         return PresignedUrls.model_validate(response.json())
 
     # ------------------------------------------------------------ plumbing
-    def _call(self, path: str, body: BaseModel) -> httpx.Response:
+    def _call(
+        self, path: str, body: BaseModel, interrupt: threading.Event | None = None
+    ) -> httpx.Response:
         payload = body.model_dump(mode="json", exclude_none=True)
+        stop: stop_base = stop_after_delay(self.give_up_after)
+        if interrupt is not None:
+            stop = stop | stop_when_event_set(interrupt)
         retrying = Retrying(
             retry=retry_if_exception_type((httpx.TransportError, _Transient)),
             wait=wait_exponential(multiplier=0.5, min=0.5, max=self.max_backoff),
-            stop=stop_after_delay(self.give_up_after),
+            stop=stop,
+            # Sleeping on the event lets a signal cut a long backoff short.
+            sleep=_sleeper(interrupt),
             before_sleep=self._log_retry,
             reraise=True,
         )

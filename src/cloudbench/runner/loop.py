@@ -98,7 +98,7 @@ class Runner:
             alias=s.alias,
         )  # fmt: skip
         while not self.shutdown.is_set():
-            response = machine.client.claim(request, run_id=s.run_id)
+            response = machine.client.claim(request, run_id=s.run_id, interrupt=self.shutdown)
             if response.status == "done":
                 log.info("slot %d: no more tasks", slot.index)
                 return
