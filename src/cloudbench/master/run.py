@@ -75,7 +75,8 @@ class Master:
         self, spec: RunSpec, providers: list[Provider], state_dir: Path, url: str | None
     ) -> int:
         self.providers = providers
-        try:
+
+        def start_and_follow() -> int:
             self.session = Session.new(state_dir)
             runner_token = self._connect(state_dir, url)
             created = self._api().create_run(_body(spec))
@@ -88,18 +89,18 @@ class Master:
             )  # fmt: skip
             self._start_providers(spec, runner_token, state_dir)
             return self._follow(created.run_id)
-        except KeyboardInterrupt:
-            return self._interrupted()
-        except FAILURES as exc:
-            return self._fail(exc)
-        finally:
-            self.teardown()
+
+        return self._guarded(start_and_follow)
 
     def status(self, run_id: int, url: str, admin_token: str, adopted: Session | None) -> int:
         self.run_id, self.adopted = run_id, adopted
         self.client = OrchestratorClient(url, admin_token)
+        return self._guarded(lambda: self._follow(run_id))
+
+    def _guarded(self, body: Callable[[], int]) -> int:
+        """Ctrl-C and known failures become exit codes; teardown always happens."""
         try:
-            return self._follow(run_id)
+            return body()
         except KeyboardInterrupt:
             return self._interrupted()
         except FAILURES as exc:
