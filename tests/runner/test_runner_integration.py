@@ -199,3 +199,24 @@ def test_sigterm_while_orchestrator_unreachable_exits_promptly(tmp_path: Path) -
     out, _ = proc.communicate(timeout=30)
     assert time.monotonic() - started < 5, out.decode()[-2000:]
     assert b"retrying in" in out
+
+
+def test_benchmark_processes_do_not_get_the_runner_token(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Benchmarks (and the gems they load) are not ours to trust with the runner token."""
+    import psutil
+
+    run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
+    proc = start_runner(orchestrator_server, run_id, env={"FAKE_BENCH_SLEEP": "120"})
+    _wait_status(orchestrator_server, run_id, "running")
+    work = str((tmp_path / "work").resolve())
+    children = [
+        p for p in psutil.Process(proc.pid).children(recursive=True)
+        if (p.cwd() or "").startswith(work)
+    ]  # fmt: skip
+    assert children, _runner_log(tmp_path)
+    for child in children:
+        assert "CLOUDBENCH_RUNNER_TOKEN" not in child.environ(), child.cmdline()
+    proc.terminate()
+    assert proc.wait(timeout=30) == 128 + 15, _runner_log(tmp_path)

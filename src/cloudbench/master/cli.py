@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from cloudbench.master.config import ConfigError, load_config, providers_in
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
-from cloudbench.master.run import Master, MasterOptions
+from cloudbench.master.run import Master, MasterOptions, Terminated
 from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
 from cloudbench.master.state import default_state_dir, find_session
 from cloudbench.protocol import RunSpec
@@ -153,7 +153,7 @@ def _signals_interrupt() -> None:
     """SIGTERM behaves like Ctrl-C answered with yes: stop, collect, tear down."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     if sys.platform != "win32":
         signal.signal(signal.SIGTERM, handler)

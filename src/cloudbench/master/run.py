@@ -44,6 +44,10 @@ EXIT_INTERRUPTED = 130
 FAILURES = (ApiError, OrchestratorFailed, ProviderError, ResultsError, httpx.HTTPError, OSError)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: like Ctrl-C answered with yes (nobody is there to answer a prompt)."""
+
+
 class Stalled(RuntimeError):
     """No runner is left but the run still has work: it can never finish by itself."""
 
@@ -157,8 +161,8 @@ class Master:
         while True:
             try:
                 return self._watch(run_id)
-            except KeyboardInterrupt:
-                if not self._confirm_teardown():
+            except KeyboardInterrupt as exc:
+                if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
             except Stalled as exc:
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
@@ -230,8 +234,11 @@ class Master:
             self.console.print(outcome.as_json(), markup=False, highlight=False, soft_wrap=True)
 
     def teardown(self) -> None:
-        """Stop all we started; a Ctrl-C in here only makes it hurry."""
+        """Stop all we started; a Ctrl-C or SIGTERM in here only makes it hurry."""
         previous = signal.signal(signal.SIGINT, self._hurry_up)
+        # SIGTERM raises KeyboardInterrupt (cli._signals_interrupt): one landing here
+        # would abort teardown and leave the orchestrator and containers running.
+        previous_term = signal.signal(signal.SIGTERM, self._hurry_up)
         try:
             for provider in self.providers:
                 _safely(provider.stop, self.hurry)
@@ -245,6 +252,7 @@ class Master:
                 self.session.remove()  # everything it listed is stopped
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
 
     def _stop_adopted(self) -> None:
         assert self.adopted is not None

@@ -128,7 +128,9 @@ class HostExecutor:
             command = ["taskset", "-c", spec.cpuset, *command]
         else:
             log.warning("taskset not found: task %d runs unpinned", spec.task_id)
-        env = {**os.environ, **extra_env}
+        # Benchmarks (and the gems they load) must not hold our orchestrator credentials.
+        env = {k: v for k, v in os.environ.items() if not _is_secret(k)}
+        env.update(extra_env)
         # Tools the benchmarks spawn (bundle, gem) must belong to the Ruby under test.
         env["PATH"] = f"{os.path.dirname(ruby)}{os.pathsep}{env.get('PATH', '')}"
         return self._run(spec, command, env, checkout)
@@ -162,6 +164,10 @@ class HostExecutor:
         result.exit_code = proc.returncode
         result.duration = time.monotonic() - started
         return result
+
+
+def _is_secret(name: str) -> bool:
+    return name.startswith("CLOUDBENCH_") and name.endswith("_TOKEN")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
