@@ -34,6 +34,14 @@ def test_two_instance_types_two_tasks_each(harness: Harness) -> None:
         for name in ("output.txt", "output.json", "output.csv", "metadata.json"):
             assert (folder / name).is_file(), folder / name
     assert (harness.state / "orchestrator.sqlite3").is_file()  # kept for inspection
+    # Two runner processes on one machine get disjoint CPUs (when there are enough).
+    cpus: dict[str, set[str]] = {}
+    for task in manifest["tasks"]:
+        meta = json.loads((harness.results / str(run_id) / task["directory"] / "metadata.json")
+                          .read_text())  # fmt: skip
+        cpus.setdefault(task["alias"], set()).update(meta["cpuset"].split(","))
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert not cpus["a"] & cpus["b"], cpus
     harness.assert_nothing_left()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -51,15 +52,27 @@ class LocalProvider:
     def start(self, ctx: ProviderContext) -> None:
         self.run_id, self.session = ctx.run_id, ctx.session
         self.work_root = (ctx.state_dir / "runners").resolve()
-        for spec in ctx.instance_types(self.name):
-            for index in range(1, ctx.spec.per_instance_type.instances + 1):
-                label = f"{_safe(spec.effective_alias)}-{index}"
-                self.runners.append(
-                    self._spawn(ctx, spec.instance_type, spec.effective_alias, label)
-                )
+        wanted = [
+            (spec, index)
+            for spec in ctx.instance_types(self.name)
+            for index in range(1, ctx.spec.per_instance_type.instances + 1)
+        ]
+        groups = cpu_groups(sorted(os.sched_getaffinity(0)), len(wanted))
+        for (spec, index), cpus in zip(wanted, groups, strict=True):
+            label = f"{_safe(spec.effective_alias)}-{index}"
+            self.runners.append(
+                self._spawn(ctx, spec.instance_type, spec.effective_alias, label, cpus)
+            )
         logger.info("started %d local runner(s)", len(self.runners))
 
-    def _spawn(self, ctx: ProviderContext, instance_type: str, alias: str, label: str) -> _Runner:
+    def _spawn(
+        self,
+        ctx: ProviderContext,
+        instance_type: str,
+        alias: str,
+        label: str,
+        cpus: list[int] | None,
+    ) -> _Runner:
         opts = ctx.options
         work = ctx.state_dir / "runners" / label
         work.mkdir(parents=True, exist_ok=True)
@@ -70,6 +83,9 @@ class LocalProvider:
                    "--work-dir", str(work / "work")]  # fmt: skip
         if opts.slots:
             command += ["--slots", opts.slots]
+        if cpus is not None:
+            # Each runner sees only its own CPUs, so its slots never land on another's.
+            command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
         if opts.ruby_bench:
             command += ["--ruby-bench", opts.ruby_bench]
         # The runner token travels in the environment: argv shows in process lists.
@@ -138,3 +154,27 @@ def _looks_local(source: str) -> bool:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def cpu_groups(cpus: list[int], runners: int) -> list[list[int] | None]:
+    """Split this machine's CPUs into one disjoint, contiguous group per runner process.
+
+    Runners on one machine must not pin their slots to the same CPUs, or their benchmarks
+    interfere. With fewer CPUs than runners there is no clean split: they share (warned).
+    """
+    if runners <= 1:
+        return [None] * runners
+    if len(cpus) < runners:
+        logger.warning(
+            "%d local runners share %d CPU(s): their measurements will interfere",
+            runners, len(cpus),
+        )  # fmt: skip
+        return [None] * runners
+    size, extra = divmod(len(cpus), runners)
+    groups: list[list[int] | None] = []
+    start = 0
+    for i in range(runners):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(cpus[start:end])
+        start = end
+    return groups
