@@ -119,6 +119,17 @@ def test_names_matching_nothing_is_a_failure_not_an_empty_success(
     assert "no benchmark ran" in task["error_message"]
 
 
+def test_a_requested_benchmark_that_did_not_run_is_a_failure(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    run_id = _create_run(orchestrator_server, tasks=1, names=["fib", "fibb_typo"])
+    proc = start_runner(orchestrator_server, run_id)
+    assert proc.wait(timeout=120) == 0, _runner_log(tmp_path)
+    (task,) = _tasks(orchestrator_server, run_id)
+    assert (task["status"], task["error_type"]) == ("failed", "benchmark_failed"), task
+    assert "did not run: fibb_typo" in task["error_message"]
+
+
 def test_409_heartbeat_stops_the_task(
     orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
 ) -> None:

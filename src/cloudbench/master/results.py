@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -94,11 +95,31 @@ def verify_archive(path: Path, expected_task_ids: set[int]) -> dict[str, Any]:
         raise ResultsError(f"manifest.json is not valid JSON: {exc}") from exc
     if manifest is None:
         raise ResultsError("archive has no manifest.json")
-    listed = {int(t["task_id"]) for t in manifest.get("tasks", [])}
+    try:
+        _Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        raise ResultsError(f"manifest.json has an unexpected shape: {exc}") from None
+    listed = {int(t["task_id"]) for t in manifest["tasks"]}
     missing = expected_task_ids - listed
     if missing:
         raise ResultsError(f"manifest.json does not list task(s) {sorted(missing)}")
     return manifest
+
+
+class _ManifestTask(BaseModel):
+    task_id: int
+    provider: str
+    instance_type: str
+    alias: str | None
+    status: str
+    directory: str
+
+
+class _Manifest(BaseModel):
+    """The fields of the orchestrator's manifest.json that the master relies on."""
+
+    tasks: list[_ManifestTask]
+    removed_tasks: int = 0
 
 
 def summarise(run: RunOut, manifest: dict[str, Any], final: Path) -> Outcome:

@@ -93,6 +93,10 @@ class Heartbeater:
         except OrchestratorError as exc:
             # 403/404: this runner does not own the task (any more); same as a 409.
             log.warning("heartbeat for task %d refused: %s", self.task_id, exc)
+        except Exception:
+            # A bug here must not silently end the heartbeats of a running benchmark.
+            log.exception("heartbeat for task %d failed unexpectedly; retrying", self.task_id)
+            return True
         self.lost.set()
         self.on_lost()
         return False

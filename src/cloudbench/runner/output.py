@@ -135,6 +135,17 @@ def read_result_json(path: Path) -> ResultSummary:
     return summary
 
 
+def missing_benchmarks(requested: list[str], summary: ResultSummary) -> list[str]:
+    """Requested names with no result for some executable (ruby-bench matches prefixes)."""
+    missing = []
+    for name in requested:
+        for ran in summary.benchmarks.values():
+            if not any(b == name or b.startswith(name) for b in ran):
+                missing.append(name)
+                break
+    return missing
+
+
 def executable_specs(settings: BenchmarkSettings, ruby: str) -> list[str]:
     """`-e NAME::COMMAND` values: the interpreter and/or YJIT of the given Ruby."""
     specs = []

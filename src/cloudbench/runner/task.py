@@ -8,6 +8,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from cloudbench.protocol import (
@@ -33,6 +34,7 @@ from cloudbench.runner.output import (
     OUT_NAME,
     ProgressTracker,
     ResultFormatError,
+    missing_benchmarks,
     read_failed_benchmarks,
     read_result_json,
 )
@@ -195,26 +197,28 @@ class TaskRun:
     def _check_result(self) -> None:
         assert self.result is not None
         failed = read_failed_benchmarks(self.log_path)
-        json_path = self.out_dir / f"{OUT_NAME}.json"
         problems = []
         if self.result.exit_code != 0:
             problems.append(f"ruby-bench exited with code {self.result.exit_code}")
         if failed:
             problems.append("failed benchmarks: " + "; ".join(
                 f"{exe}: {', '.join(names)}" for exe, names in failed.items()))  # fmt: skip
-        if not json_path.is_file():
-            problems.append("no output.json written")
-        else:
-            try:
-                summary = read_result_json(json_path)
-            except ResultFormatError as exc:
-                problems.append(str(exc))
-            else:
-                # ruby-bench exits 0 when its filters match nothing: not a result.
-                if not any(summary.benchmarks.values()):
-                    problems.append("no benchmark ran (do the names/categories match any?)")
+        problems += self._output_problems(self.out_dir / f"{OUT_NAME}.json")
         if problems:
             raise TaskFailure(ErrorType.benchmark_failed, "; ".join(problems))
+
+    def _output_problems(self, json_path: Path) -> list[str]:
+        if not json_path.is_file():
+            return ["no output.json written"]
+        try:
+            summary = read_result_json(json_path)
+        except ResultFormatError as exc:
+            return [str(exc)]
+        # ruby-bench exits 0 when its filters match nothing, or only some names.
+        if not any(summary.benchmarks.values()):
+            return ["no benchmark ran (do the names/categories match any?)"]
+        missing = missing_benchmarks(self.task.benchmarks.names, summary)
+        return [f"requested benchmarks did not run: {', '.join(missing)}"] if missing else []
 
     def _upload_result(self) -> None:
         self.hb.update(HeartbeatStatus.uploading, now=True)

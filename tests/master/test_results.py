@@ -1,0 +1,45 @@
+"""Verification of the downloaded archive before anything is extracted."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cloudbench.master.results import ResultsError, verify_archive
+
+
+def _archive(tmp_path: Path, manifest: object) -> Path:
+    path = tmp_path / "results.tar.gz"
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+TASK = {"task_id": 7, "provider": "local", "instance_type": "m", "alias": "m",
+        "status": "completed", "directory": "m-7"}  # fmt: skip
+
+
+def test_a_good_manifest_passes(tmp_path: Path) -> None:
+    manifest = verify_archive(_archive(tmp_path, {"tasks": [TASK]}), {7})
+    assert manifest["tasks"][0]["directory"] == "m-7"
+
+
+@pytest.mark.parametrize(
+    "manifest,needle",
+    [
+        ({"tasks": [{k: v for k, v in TASK.items() if k != "task_id"}]}, "unexpected shape"),
+        ({"tasks": "all of them"}, "unexpected shape"),
+        ({"tasks": [TASK]}, "does not list task(s) [8]"),
+    ],
+)
+def test_a_bad_manifest_is_a_clear_error(tmp_path: Path, manifest: object, needle: str) -> None:
+    with pytest.raises(ResultsError) as err:
+        verify_archive(_archive(tmp_path, manifest), {7, 8})
+    assert needle in str(err.value)
