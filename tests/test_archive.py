@@ -260,3 +260,82 @@ def test_safe_extract_does_not_write_through_existing_symlink(tmp_path: Path) ->
     with pytest.raises(OSError):
         safe_extract(io.BytesIO(tarball(member("output.txt", b"overwrite"))), dest)
     assert victim.read_text() == "keep"
+
+
+def _header_bomb(path: Path, kind: bytes, size: int) -> None:
+    """A small .tar.gz whose one extended header (GNU long name or PAX) claims `size` bytes."""
+    info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax")
+    info.type, info.size = kind, size
+    chunk = b"a" * (1 << 20)
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(
+            info.tobuf(tarfile.USTAR_FORMAT if kind == tarfile.XHDTYPE else tarfile.GNU_FORMAT)
+        )
+        for _ in range(size // len(chunk)):
+            out.write(chunk)
+        out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE], ids=["gnu", "pax"])
+def test_oversized_extended_header_is_refused_in_bounded_memory(
+    storage: LocalStorage, tmp_path: Path, kind: bytes
+) -> None:
+    """tarfile reads a long-name/PAX header whole into memory: a 1 MB upload claiming a
+    256 MiB header must be refused, not buffered (the archive builder runs in the server)."""
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.tar.gz"
+    _header_bomb(bomb, kind, 256 << 20)
+    storage.put_file(result_key(RUN, 1), bomb)
+    tracemalloc.start()
+    try:
+        contents = build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1))])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"peak {peak >> 20} MiB"
+    [problem] = manifest(contents)["tasks"][0]["problems"]
+    assert problem.startswith("result tarball refused:"), problem
+
+
+def test_member_cap_counts_duplicates(storage: LocalStorage, tmp_path: Path) -> None:
+    """Duplicates were skipped without counting, one problem line each: a tarball of
+    millions of identical tiny headers grew the manifest (and memory) without bound."""
+    same = [member("output.txt", b"x") for _ in range(10_001)]
+    store(storage, result_key(RUN, 1), tarball(*same))
+    entry = manifest(build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1))]))
+    assert entry["tasks"][0]["problems"] == ["result tarball refused: more than 10000 members"]
+
+
+def test_safe_extract_refuses_oversized_extended_header(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.tar.gz"
+    _header_bomb(bomb, tarfile.XHDTYPE, 64 << 20)
+    with pytest.raises(UnsafeArchiveError, match="extended header"):
+        safe_extract(bomb, tmp_path / "out")
+
+
+def test_file_and_directory_with_one_name_do_not_break_extraction(
+    storage: LocalStorage, tmp_path: Path
+) -> None:
+    """A runner tarball holding both `logs` (a file) and `logs/x.txt` made an archive that
+    no tar (nor the master's safe_extract) can unpack: one bad task broke the whole run."""
+    store(
+        storage,
+        result_key(RUN, 1),
+        tarball(member("output.txt", b"ok"), member("logs", b"f"), member("logs/x.txt", b"x")),
+    )
+    store(
+        storage,
+        error_key(RUN, 2),
+        tarball(member("error.txt/inner.txt", b"x"), member("runner.log", b"log")),
+    )
+    tasks = [
+        task(1, result_key=result_key(RUN, 1)),
+        task(2, status="failed", error_type="boom", error_key=error_key(RUN, 2)),
+    ]
+    entries = manifest(build(storage, tmp_path, tasks))["tasks"]
+    assert entries[0]["files"] == ["logs", "output.txt"]
+    assert entries[0]["problems"] == ["skipped member 'logs/x.txt': its parent is a file"]
+    assert entries[1]["files"] == ["error.txt", "runner.log"]
+    names = safe_extract(storage.root / archive_key(RUN), tmp_path / "extracted")
+    assert "c7g.large-1/logs" in names and "c7g.large-2/runner.log" in names

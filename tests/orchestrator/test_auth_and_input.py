@@ -138,6 +138,29 @@ def test_bad_runner_inputs(orchestrator: OrchestratorProcess, ids: dict[str, int
     assert runner.post(f"/tasks/{task}/heartbeat", json=HB).status_code == 200
 
 
+def test_nul_characters_are_never_a_500(orchestrator: OrchestratorProcess) -> None:
+    """PostgreSQL text cannot hold NUL: a runner's report with one (crash output) is kept
+    with the NUL replaced, a runner_id with one is refused, and nothing answers 500."""
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin, {**CONFIG, "local": ["laptop"]})["run_id"]
+    bad_claim = {"provider": "local", "instance_type": "laptop", "runner_id": "r\x001"}
+    resp = runner.post("/tasks/claim", json=bad_claim)
+    assert resp.status_code == 422 and "runner_id" in resp.json()["error"], resp.text
+    tid = claim(runner)["task"]["id"]
+    hb = {**HB, "message": "seg\x00fault", "current_benchmark": "fi\x00b"}
+    resp = runner.post(f"/tasks/{tid}/heartbeat", json=hb)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["heartbeat_message"] == "seg\ufffdfault"
+    assert resp.json()["current_benchmark"] == "fi\ufffdb"
+    failure = {"runner_id": "r1", "error_type": "runner_error", "error_message": "core\x00dump"}
+    resp = runner.post(f"/tasks/{tid}/fail", json=failure)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["error_message"] == "core\ufffddump"
+    # The identical retry is still the documented 200 no-op.
+    assert runner.post(f"/tasks/{tid}/fail", json=failure).status_code == 200
+    assert admin.get(f"/runs/{run_id}/tasks").json()["tasks"][0]["status"] == "failed"
+
+
 def test_stop_completed_run_conflicts(orchestrator: OrchestratorProcess) -> None:
     admin, runner = orchestrator.client(), orchestrator.client(role="runner")
     spec = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from cloudbench.orchestrator.storage.base import Storage, archive_key
-from cloudbench.orchestrator.tarsafe import UnsafeArchiveError, member_name, safe_extract
+from cloudbench.orchestrator.tarsafe import (
+    BoundedTarInfo,
+    UnsafeArchiveError,
+    member_name,
+    safe_extract,
+)
 from cloudbench.orchestrator.tarwriter import TarStreamWriter
 from cloudbench.orchestrator.threaded_gzip import ThreadedGzipWriter
 
@@ -182,24 +187,39 @@ class _ArchiveWriter:
     ) -> list[_Spooled]:
         """Read and validate the whole tarball before any of it reaches the archive."""
         members: list[_Spooled] = []
+        skipped: list[str] = []  # reported only if the tarball is accepted as a whole
         seen = set(reserved)
+        parents: set[str] = set()
         with self.storage.open_read(key) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-            with tarfile.open(fileobj=gz, mode="r|", bufsize=1 << 16) as tar:
-                for info in tar:
+            with tarfile.open(
+                fileobj=gz, mode="r|", bufsize=1 << 16, tarinfo=BoundedTarInfo
+            ) as tar:
+                for count, info in enumerate(tar, 1):
+                    # Every member counts (directories, duplicates): each costs memory.
+                    if count > _MAX_MEMBERS:
+                        raise UnsafeArchiveError(f"more than {_MAX_MEMBERS} members")
                     name = member_name(info)
                     if name is None or info.isdir():
                         continue
                     if name in seen:
-                        entry.problems.append(f"skipped duplicate or reserved member {name!r}")
+                        skipped.append(f"skipped duplicate or reserved member {name!r}")
+                        continue
+                    # A file and a directory of one name cannot both be extracted.
+                    prefixes = _parents(name)
+                    if name in parents or not seen.isdisjoint(prefixes):
+                        why = (
+                            "it is also a directory" if name in parents else "its parent is a file"
+                        )
+                        skipped.append(f"skipped member {name!r}: {why}")
                         continue
                     seen.add(name)
-                    if len(seen) > _MAX_MEMBERS:
-                        raise UnsafeArchiveError(f"more than {_MAX_MEMBERS} members")
+                    parents.update(prefixes)
                     members.append(self._spool_member(tar, info, name, spool, self.limit))
             # Drain to the gzip trailer so a truncated or bit-flipped upload is caught by
             # the CRC check rather than accepted because the tar end marker came early.
             while gz.read(_COPY_CHUNK):
                 pass
+        entry.problems.extend(skipped)
         return members
 
     @staticmethod
@@ -215,6 +235,11 @@ class _ArchiveWriter:
                 if spool.tell() > limit:
                     raise UnsafeArchiveError(f"expands beyond {limit} bytes")
         return _Spooled(name, offset, spool.tell() - offset, int(info.mtime))
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _manifest(run_id: int, removed_tasks: int, entries: list[_Entry]) -> bytes:

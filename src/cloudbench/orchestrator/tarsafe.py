@@ -18,6 +18,30 @@ class UnsafeArchiveError(ValueError):
     """A tarball member that could escape its destination or is not plain data."""
 
 
+# tarfile reads a GNU long name/link or PAX header whole into memory before parsing it; a
+# few bytes of gzip can claim gigabytes there. Real ones are a few hundred bytes.
+MAX_EXTENDED_HEADER = 1 << 20
+_EXTENDED = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """Pass as ``tarinfo=`` to tarfile.open: refuses oversized extended headers."""
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > MAX_EXTENDED_HEADER:
+            raise UnsafeArchiveError(
+                f"member {self.name!r}: extended header of {self.size} bytes"
+                f" (limit {MAX_EXTENDED_HEADER})"
+            )
+        return super()._proc_member(tarfile)  # type: ignore[misc,no-any-return]
+
+
 def member_name(info: tarfile.TarInfo) -> str | None:
     """The normalised relative name of a file or directory member.
 
@@ -58,7 +82,9 @@ def safe_extract(source: Path | BinaryIO, dest: Path) -> list[str]:
     names: list[str] = []
     with ExitStack() as stack:
         fileobj = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
-        tar = stack.enter_context(tarfile.open(fileobj=fileobj, mode="r|*", bufsize=1 << 16))
+        tar = stack.enter_context(
+            tarfile.open(fileobj=fileobj, mode="r|*", bufsize=1 << 16, tarinfo=BoundedTarInfo)
+        )
         for info in tar:
             name = member_name(info)
             if name is None:

@@ -52,7 +52,15 @@ def presigned(
     )
 
 
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL (the insert would be a 500); keep the rest of what a
+    # runner reported (crash output can carry NULs) rather than refuse it.
+    return value.replace("\x00", "\ufffd")
+
+
 def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
+    if "\x00" in body.runner_id:
+        raise Unprocessable("runner_id: NUL characters are not allowed")
     with request.app.state.session_factory() as session:
         if run_id is not None:
             db_runs.require_run(session=session, external_id=run_id)
@@ -124,8 +132,10 @@ def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) 
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
     fields["heartbeat_status"] = body.status.value
+    if fields.get("current_benchmark") is not None:
+        fields["current_benchmark"] = _text(fields["current_benchmark"])
     if body.message is not None:
-        fields["heartbeat_message"] = body.message
+        fields["heartbeat_message"] = _text(body.message)
     queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
     session.commit()
     return _out(session, task)
@@ -170,6 +180,7 @@ def complete(
     if not storage.exists(expected):
         raise Unprocessable(f"no result uploaded at {expected}; upload it before completing")
     values = queue.finish_values(session, TaskStatus.completed, result_key=expected)
+    queue.lock_run(session=session, run_pk=task.run_id)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)
@@ -185,10 +196,11 @@ def fail(
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
+    error_type, error_message = _text(body.error_type), _text(body.error_message)
     if (
         task.status == TaskStatus.failed
-        and task.error_type == body.error_type
-        and task.error_message == body.error_message
+        and task.error_type == error_type
+        and task.error_message == error_message
     ):
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
@@ -200,10 +212,11 @@ def fail(
     values = queue.finish_values(
         session,
         TaskStatus.failed,
-        error_type=body.error_type,
-        error_message=body.error_message,
+        error_type=error_type,
+        error_message=error_message,
         error_key=body.s3_error_key,
     )
+    queue.lock_run(session=session, run_pk=task.run_id)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)

@@ -130,6 +130,15 @@ def fenced_update(*, session: Session, task: Task, values: dict[str, Any]) -> No
     session.refresh(task)
 
 
+def lock_run(*, session: Session, run_pk: int) -> None:
+    """Take the run's row lock before ending one of its tasks.
+
+    Ending a task finalizes the run under this lock, and stop takes it before cancelling
+    the run's tasks: locking run → task in both keeps Postgres from a deadlock (500).
+    """
+    session.execute(select(Run.id).where(Run.id == run_pk).with_for_update())
+
+
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
     now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now, **fields}

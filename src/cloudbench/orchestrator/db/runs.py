@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.db.clock import db_now
@@ -20,6 +21,22 @@ from cloudbench.protocol import ArchiveState, RunSpec, RunStatus, TaskStatus
 
 def create_run(*, session: Session, spec: RunSpec) -> tuple[Run, bool]:
     """Create the run and its tasks; returns (run, created). Same body + run_id → existing."""
+    # A concurrent create can take the id between our check and our insert (the unique
+    # index says so): look again, under a savepoint so the transaction survives.
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _create_run_once(session, spec)
+        except IntegrityError:
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise Conflict("run id contention; retry the request") from None
+    raise AssertionError("unreachable")
+
+
+_CREATE_ATTEMPTS = 20
+
+
+def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
     normalized = spec.normalized()
     if spec.run_id is not None:
         existing = get_run(session=session, external_id=spec.run_id, missing_ok=True)
