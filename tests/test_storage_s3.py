@@ -140,3 +140,12 @@ def test_factory_builds_s3(endpoints: tuple[str, str]) -> None:
     )
     assert isinstance(storage, S3Storage)
     assert (storage.bucket, storage.prefix) == (BUCKET, "some/prefix/")
+
+
+def test_unreachable_s3_is_storage_unavailable(endpoints: tuple[str, str]) -> None:
+    """A 503 for complete (retryable by runners), not a 500. Slow: boto retries 5 times."""
+    from cloudbench.orchestrator.storage.base import StorageUnavailable
+
+    dead = S3Storage(BUCKET, region=REGION, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StorageUnavailable, match="S3 unreachable"):
+        dead.exists("results/1/task_1_result.tar.gz")

@@ -102,3 +102,23 @@ def test_concurrent_creates_never_500(
     assert sorted(codes[12:]) == [200] * 11 + [201], codes
     runs = orch.client().get("/runs").json()["runs"]
     assert len({r["run_id"] for r in runs}) == 13
+
+
+def test_identical_completes_in_flight_together_are_both_200(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    """A runner retrying a complete whose answer was lost must not be told 409."""
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    create_run(admin, {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}})
+    got = claim(runner)
+    tid, urls = got["task"]["id"], got["presigned_urls"]
+    upload(urls["result_upload_url"], result_tarball())
+    body = {"runner_id": "r1", "lease": 1, "s3_result_key": urls["result_key"]}
+
+    def complete(_: int) -> int:
+        with orchestrator.client(role="runner") as c:
+            return c.post(f"/tasks/{tid}/complete", json=body).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(complete, range(6)))
+    assert codes == [200] * 6

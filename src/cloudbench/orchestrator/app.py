@@ -22,6 +22,7 @@ from cloudbench.orchestrator.finalize import ArchiveWorker
 from cloudbench.orchestrator.limits import BodySizeLimit
 from cloudbench.orchestrator.maintenance import maintenance_loop
 from cloudbench.orchestrator.settings import OrchestratorSettings
+from cloudbench.orchestrator.storage.base import StorageUnavailable
 from cloudbench.orchestrator.storage.factory import storage_from_url
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return _error(exc.status_code, exc.message, headers)
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_down(_: Request, exc: StorageUnavailable) -> JSONResponse:
+        logger.warning("storage unavailable: %s", exc)
+        return _error(503, f"result storage unavailable, retry later: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -169,6 +169,10 @@ def complete(
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
+    # Run lock first (see queue.lock_run), then the task as it is now: a concurrent
+    # identical complete that got here first makes this one the idempotent no-op.
+    queue.lock_run(session=session, run_pk=task.run_id)
+    session.refresh(task)
     if task.status == TaskStatus.completed and task.result_key == body.s3_result_key:
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
@@ -180,7 +184,6 @@ def complete(
     if not storage.exists(expected):
         raise Unprocessable(f"no result uploaded at {expected}; upload it before completing")
     values = queue.finish_values(session, TaskStatus.completed, result_key=expected)
-    queue.lock_run(session=session, run_pk=task.run_id)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)
@@ -196,6 +199,8 @@ def fail(
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
+    queue.lock_run(session=session, run_pk=task.run_id)
+    session.refresh(task)
     error_type, error_message = _text(body.error_type), _text(body.error_message)
     if (
         task.status == TaskStatus.failed
@@ -216,7 +221,6 @@ def fail(
         error_message=error_message,
         error_key=body.s3_error_key,
     )
-    queue.lock_run(session=session, run_pk=task.run_id)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)

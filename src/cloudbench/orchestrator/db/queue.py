@@ -166,9 +166,18 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
         + cast(Task.heartbeat_at, String)
         + literal(" UTC")
     )
+    overdue = (
+        select(Task.id)
+        .where(Task.status.in_(ACTIVE), Task.heartbeat_at < db_now_minus(session, timeout_seconds))
+        .order_by(Task.id)
+        # Rows locked by a stop or a report are ending anyway: skip them rather than wait,
+        # so the sweeper never joins a lock cycle (and a late report still wins or 409s).
+        .with_for_update(skip_locked=True)
+    )
     stmt = (
         update(Task)
         .where(
+            Task.id.in_(overdue.scalar_subquery()),
             Task.status.in_(ACTIVE),
             Task.heartbeat_at < db_now_minus(session, timeout_seconds),
         )
@@ -212,6 +221,8 @@ def finalize_stragglers(*, session: Session) -> list[int]:
     """Runs left running with nothing to do (e.g. a crash between commit and finalize)."""
     unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED))
     candidates = session.execute(
-        select(Run.id).where(Run.status == RunStatus.running.value, ~unfinished.exists())
+        select(Run.id)
+        .where(Run.status == RunStatus.running.value, ~unfinished.exists())
+        .order_by(Run.id)  # one lock order for every server process sweeping at once
     ).scalars()
     return [pk for pk in list(candidates) if finalize_if_done(session=session, run_pk=pk)]

@@ -18,6 +18,10 @@ class StorageError(Exception):
     """Base class for storage-level errors that map to a client-facing status."""
 
 
+class StorageUnavailable(StorageError):
+    """The backend failed (S3 outage, denied, throttled): retryable, so a 503."""
+
+
 class InvalidKeyError(StorageError, ValueError):
     """A key that could escape the storage root or is not one we would ever create."""
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from cloudbench.orchestrator.storage.base import validate_key
+from cloudbench.orchestrator.storage.base import StorageUnavailable, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -118,7 +118,10 @@ class S3Storage:
         except ClientError as exc:
             if _is_missing(exc):
                 return False
-            raise
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise StorageUnavailable(f"S3 HEAD {self.object_key(key)} failed: {code}") from exc
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts
+            raise StorageUnavailable(f"S3 unreachable: {exc}") from exc
         return True
 
     def _get_body(self, key: str) -> Any:
