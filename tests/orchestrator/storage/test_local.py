@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from cloudbench.orchestrator.api.storage import storage_router
 from cloudbench.orchestrator.storage.base import InvalidKeyError, validate_key
 from cloudbench.orchestrator.storage.local import LocalStorage, SignatureError
-from tests.storage_server import serve
+from tests.orchestrator.storage.server import serve
 
 CAP = 2 << 20
 KEY = "results/7/task_3_result.tar.gz"
