@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 INFRA = Path(__file__).resolve().parents[2] / "infrastructure"
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
@@ -20,8 +18,8 @@ def _checkov() -> str:
     # The checkov installed in this venv, next to the interpreter running the tests.
     local = Path(sys.executable).parent / "checkov"
     found = str(local) if local.exists() else shutil.which("checkov")
-    if found is None:
-        pytest.skip("checkov is not installed")
+    # A dev dependency (uv.lock): missing means a broken environment, not a reason to skip.
+    assert found is not None, "checkov is not installed: run `uv sync`"
     return found
 
 
