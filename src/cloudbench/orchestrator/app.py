@@ -44,7 +44,7 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             loop_task = asyncio.create_task(
                 maintenance_loop(
                     app.state.session_factory,
-                    app.state.storage,
+                    app.state.archiver.trigger,
                     settings.heartbeat_timeout,
                     settings.sweep_interval,
                 )

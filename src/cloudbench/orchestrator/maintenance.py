@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudbench.orchestrator.db import queue
-from cloudbench.orchestrator.finalize import build_pending_archives, requeue_stale_builds
-from cloudbench.orchestrator.storage.base import Storage
+from cloudbench.orchestrator.finalize import requeue_stale_builds
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +41,18 @@ def sweep_once(factory: sessionmaker[Session], timeout_seconds: float) -> SweepR
     return SweepResult(timed_out_runs=runs, finalized_runs=finalized)
 
 
-def maintain_once(factory: sessionmaker[Session], storage: Storage, timeout: float) -> None:
-    sweep_once(factory, timeout)
-    build_pending_archives(factory, storage)
-
-
 async def maintenance_loop(
-    factory: sessionmaker[Session], storage: Storage, timeout: float, interval: float
+    factory: sessionmaker[Session],
+    build_archives: Callable[[], object],
+    timeout: float,
+    interval: float,
 ) -> None:
+    """Sweep every interval; pending archives (e.g. left by a crash) go to the archive
+    worker's thread, so a long build never delays the next sweep."""
     while True:
         try:
-            await asyncio.to_thread(maintain_once, factory, storage, timeout)
+            await asyncio.to_thread(sweep_once, factory, timeout)
+            build_archives()
         except Exception:  # keep sweeping through a database blip
             logger.exception("maintenance pass failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)
