@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,6 +90,14 @@ def orchestrator_server(
 ) -> OrchestratorProcess:
     """A real orchestrator process on Postgres with local storage."""
     return orchestrator_factory(pg_url)
+
+
+@pytest.fixture(scope="session")
+def ruby() -> str:
+    """The host's Ruby (fake ruby-bench suite, host executor). Missing fails, never skips."""
+    found = shutil.which("ruby")
+    assert found, "no `ruby` on PATH: install Debian's ruby (scripts/test does)"
+    return found
 
 
 @pytest.fixture(scope="session")

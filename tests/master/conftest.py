@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_SUITE = ROOT / "tests" / "fake_ruby_bench"
 
-needs_ruby = pytest.mark.skipif(shutil.which("ruby") is None, reason="needs a Ruby on PATH")
+needs_ruby = pytest.mark.usefixtures("ruby")
 
 
 def fake_config(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,9 +12,7 @@ from cloudbench.runner.executors.host import HostExecutor, find_ruby, matches
 from cloudbench.runner.output import ProgressTracker, read_result_json
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ruby") is None, reason="needs a Ruby (apt-get install ruby)"
-)
+pytestmark = pytest.mark.usefixtures("ruby")
 
 
 def test_version_matching() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.runner.conftest import FAKE_SUITE
 
-pytestmark = pytest.mark.skipif(shutil.which("ruby") is None, reason="needs a Ruby")
+pytestmark = pytest.mark.usefixtures("ruby")
 
 
 def _create_run(orch: OrchestratorProcess, tasks: int, ruby: str = "system", **bench: Any) -> int:
