@@ -10,6 +10,7 @@ import typer
 from cloudbench.master.cli import run, status
 from cloudbench.nuke.cli import nuke
 from cloudbench.orchestrator.cli import app as orchestrator_app
+from cloudbench.report.cli import report
 from cloudbench.runner.cli import runner as runner_command
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(orchestrator_app, name="orchestrator")
 app.command()(run)
 app.command()(status)
 app.command()(nuke)
+app.command()(report)
 # The runner module is one callback; registered as a command it is `cloudbench runner`.
 app.command(name="runner")(runner_command)
 

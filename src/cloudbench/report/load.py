@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 class BenchResult:
     bench: Array  # post-warmup iteration times, seconds
     maxrss: int | None
+    warmup: Array
 
 
 @dataclass
@@ -80,9 +81,9 @@ def _results(path: Path, metadata: dict[str, Any]) -> dict[str, dict[str, BenchR
             if bench.size == 0 or not np.all(np.isfinite(bench)) or np.any(bench <= 0):
                 continue
             maxrss = result.get("maxrss")
-            out.setdefault(exe, {})[name] = BenchResult(
-                bench, int(maxrss) if isinstance(maxrss, int | float) else None
-            )
+            warmup = np.asarray(result.get("warmup") or [], dtype=float)
+            rss = int(maxrss) if isinstance(maxrss, int | float) else None
+            out.setdefault(exe, {})[name] = BenchResult(bench, rss, warmup)
     return out
 
 

@@ -1,0 +1,69 @@
+"""The `cloudbench report` command."""
+
+from __future__ import annotations
+
+import json
+import webbrowser
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cloudbench.report import Report, ReportError, build_report
+from cloudbench.report.render import RANKING_HEADER, ranking_rows
+
+
+def print_ranking(console: Console, report: Report) -> None:
+    summary = report.summary
+    table = Table(title=f"ranking vs {summary['baseline']} ({summary['headline_executable']}, "
+                  "geomean speedup, 95% CI)")  # fmt: skip
+    for column in RANKING_HEADER:
+        table.add_column(column)
+    for row in ranking_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
+        console.print("no price for any instance type (give --prices FILE or config \"prices\")")
+    console.print(f"report: {report.index}")
+
+
+def _config_prices(path: Path | None) -> dict[str, float] | None:
+    if path is None:
+        return None
+    from cloudbench.protocol import RunSpec
+
+    try:
+        spec = RunSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"--config {path}: {str(exc).splitlines()[0]}") from None
+    return dict(spec.prices)
+
+
+def report(
+    results_dirs: list[Path] = typer.Argument(..., help="results/<run-id>/ folders to report on."),
+    baseline: str | None = typer.Option(None, "--baseline", help="Alias to compare against "
+                                        "(default: the first in the manifest)."),
+    prices: Path | None = typer.Option(None, "--prices", help="CSV or JSON: provider, "
+                                       "instance_type, region, usd_per_hour, source, date."),
+    config: Path | None = typer.Option(None, "--config", help="The run's config file, for "
+                                       "its \"prices\"."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RESULTS_DIR/report)."),
+    offline: bool = typer.Option(False, "--offline", help="Never ask the public price APIs."),
+    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
+                                     "ruby-bench commit or settings differ."),
+    open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
+) -> None:  # fmt: skip
+    """Rank instance types by speed and by speed per dollar, with honest intervals."""
+    console = Console()
+    try:
+        built = build_report(
+            results_dirs, out=out, baseline=baseline, prices_file=prices,
+            config_prices=_config_prices(config), offline=offline, allow_mixed=allow_mixed,
+        )  # fmt: skip
+    except ReportError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    print_ranking(console, built)
+    if open_browser:
+        webbrowser.open(built.index.resolve().as_uri())

@@ -1,0 +1,127 @@
+"""Writing a report: index.html, summary.json, summary.csv, summary.md."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from plotly.offline import get_plotlyjs
+
+from cloudbench.report import charts
+from cloudbench.report.merge import ResultSet
+
+CSV_COLUMNS = (
+    "alias", "executable", "name", "tasks", "machines", "mean_s", "ci_low_s", "ci_high_s",
+    "median_s", "sd_s", "cv", "cv_between_machines", "cv_within_machine", "cv_within_process",
+    "speedup", "speedup_ci_low", "speedup_ci_high", "maxrss_bytes", "maxrss_ratio",
+    "warmup_trend", "usd_per_iteration", "ci_method",
+)  # fmt: skip
+
+
+def f3(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def g4(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def ci(interval: dict[str, Any] | None) -> str:
+    if not interval or interval.get("ci_low") is None:
+        return "–"
+    return f"[{f3(interval['ci_low'])}, {f3(interval['ci_high'])}]"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cloudbench.report", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+    )  # fmt: skip
+    env.globals.update(f3=f3, g4=g4, pct=pct, ci=ci)
+    return env
+
+
+def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [charts.forest(summary), charts.heatmap(summary), charts.pareto(summary)]
+    found += charts.strips(results, summary) + charts.warmups(results, summary)
+    return [f for f in found if f is not None]
+
+
+def html(results: ResultSet, summary: dict[str, Any]) -> str:
+    figs = figures(results, summary)
+    # "</" inside a script element would end it early.
+    figures_json = json.dumps(figs, allow_nan=False).replace("</", "<\\/")
+    priced = any(t["usd_per_hour"] is not None for t in summary["instance_types"])
+    template = _environment().get_template("report.html.j2")
+    return template.render(s=summary, figures=figs, figures_json=figures_json,
+                           plotly_js=get_plotlyjs(), priced=priced)  # fmt: skip
+
+
+def csv_text(summary: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in summary["benchmarks"]:
+        speedup = row["speedup"] or {}
+        writer.writerow({**row, "speedup": speedup.get("estimate"),
+                         "speedup_ci_low": speedup.get("ci_low"),
+                         "speedup_ci_high": speedup.get("ci_high")})  # fmt: skip
+    return out.getvalue()
+
+
+def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for t in summary["instance_types"]:
+        price = "no price" if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
+        speed = t["geomean_speedup"]
+        rows.append([
+            str(t["rank"] or "–"), t["alias"], f"{t['provider']}/{t['instance_type']}",
+            str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
+            ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),
+            f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
+            ", ".join(t["tied_with"]) or "–",
+        ])  # fmt: skip
+    return rows
+
+
+RANKING_HEADER = ["rank", "alias", "instance type", "tasks", "machines", "speedup", "95% CI",
+                  "$/h", "perf/$", "YJIT ×", "tied with"]  # fmt: skip
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        f"## cloudbench report: {summary['ruby_description'] or 'Ruby'}",
+        "",
+        f"Baseline `{summary['baseline']}`, executable `{summary['headline_executable']}`, "
+        f"geomean over {len(summary['geomean_benchmarks'].get(summary['headline_executable'], []))} "
+        "benchmarks; 95% intervals (see method in the HTML report).",
+        "",
+        "| " + " | ".join(RANKING_HEADER) + " |",
+        "|" + "---|" * len(RANKING_HEADER),
+        *("| " + " | ".join(r) + " |" for r in ranking_rows(summary)),
+    ]
+    notes = [f"- {t['alias']}: {n}" for t in summary["instance_types"] for n in t["notes"]]
+    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
+        notes.append("- no price for any instance type: perf per dollar not computed")
+    if summary["excluded"]:
+        notes.append(f"- {len(summary['excluded'])} exclusion(s): see summary.json `excluded`")
+    return "\n".join([*lines, "", *notes, ""])
+
+
+def write(results: ResultSet, summary: dict[str, Any], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    (out / "summary.csv").write_text(csv_text(summary))
+    (out / "summary.md").write_text(markdown(summary))
+    index = out / "index.html"
+    index.write_text(html(results, summary), encoding="utf-8")
+    return index
