@@ -63,6 +63,9 @@ def run(
     logs_dir: Annotated[
         Path, typer.Option(help="Where Terraform logs go: logs/<run-id>/<stack>.log.")
     ] = Path("logs"),
+    prices: Annotated[
+        Path | None, typer.Option(help="Prices file (CSV or JSON) for the report at the end.")
+    ] = None,
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
@@ -83,7 +86,8 @@ def run(
         err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
-    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta)
+    report_args = ["--config", str(config)] + (["--prices", str(prices)] if prices else [])
+    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta, report_args)
     master = Master(console, err, opts)
     _signals_interrupt()
     code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)

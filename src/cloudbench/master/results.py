@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import tarfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -18,6 +20,8 @@ from rich.table import Table
 from cloudbench.master.client import OrchestratorClient, download
 from cloudbench.orchestrator.tarsafe import UnsafeArchiveError, member_name, safe_extract
 from cloudbench.protocol import ArchiveState, RunOut, RunStatus
+
+REPORT_TIMEOUT = 600  # seconds; a report of 100 types × 80 benchmarks takes well under one
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +181,18 @@ def _relative(path: str | None) -> str:
         return str(Path(path or ".").relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def write_report(console: Console, err: Console, results: Path, args: list[str]) -> None:
+    """`cloudbench report` on the downloaded run, in its own process (components never
+    import each other); a report that fails is a warning, the results are already safe."""
+    command = [sys.executable, "-m", "cloudbench", "report", str(results), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=REPORT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        err.print(f"warning: no report: {exc}", markup=False, soft_wrap=True)
+        return
+    console.print(done.stdout.rstrip(), markup=False, highlight=False, soft_wrap=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+        err.print(f"warning: no report: {last}", markup=False, highlight=False, soft_wrap=True)

@@ -32,6 +32,7 @@ from cloudbench.master.results import (
     ResultsError,
     fetch_results,
     print_summary,
+    write_report,
 )
 from cloudbench.master.stacks import MetaDeployment
 from cloudbench.master.state import Session
@@ -60,6 +61,7 @@ class MasterOptions:
     heartbeat_timeout: float = 120.0
     runner: RunnerOptions = field(default_factory=RunnerOptions)
     meta: MetaDeployment | None = None  # AWS: the orchestrator comes from Terraform
+    report_args: list[str] | None = None  # `cloudbench report` options; None: no report
 
 
 class Master:
@@ -214,6 +216,8 @@ class Master:
     # ------------------------------------------------------------ finish
     def _report(self, outcome: Outcome) -> None:
         print_summary(self.console, outcome)
+        if self.opts.report_args is not None and outcome.results_dir:
+            write_report(self.console, self.err, Path(outcome.results_dir), self.opts.report_args)
         if self.opts.json_out:
             self.console.print(outcome.as_json(), markup=False, highlight=False, soft_wrap=True)
 

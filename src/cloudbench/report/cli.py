@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import webbrowser
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def report(
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
-    console = Console()
+    # Piped (e.g. under `cloudbench run`): wide enough that the table stays one line a row.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         built = build_report(
             results_dirs, out=out, baseline=baseline, prices_file=prices,
