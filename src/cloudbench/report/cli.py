@@ -64,7 +64,7 @@ def report(
             config_prices=_config_prices(config), offline=offline, allow_mixed=allow_mixed,
         )  # fmt: skip
     except ReportError as exc:
-        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False)
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     print_ranking(console, built)
     if open_browser:

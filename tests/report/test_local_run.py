@@ -1,0 +1,52 @@
+"""`cloudbench run config/local.json` ends with a report (real master, runners, fake suite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.master.conftest import (  # noqa: F401  (harness is the fixture)
+    ROOT,
+    Harness,
+    harness,
+    last_json,
+    needs_ruby,
+)
+
+pytestmark = [needs_ruby, pytest.mark.slow]
+
+
+def test_local_run_ends_with_a_report(harness: Harness) -> None:  # noqa: F811
+    config = json.loads((ROOT / "config" / "local.json").read_text())
+    config["ruby_version"] = "system"  # whatever Ruby this machine has, as the suite's tests
+    prices = harness.tmp / "prices.csv"
+    prices.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
+                      "local,local,,0.05,test price,2026-11-30\n")  # fmt: skip
+    harness.start(harness.config(config), "--prices", str(prices), "--yes")
+    code, out, err = harness.wait(timeout=240)
+    assert code == 0, err
+    run_id = last_json(out)["run_id"]
+    report = harness.results / str(run_id) / "report"
+    summary = json.loads((report / "summary.json").read_text())
+    entry = summary["instance_types"][0]
+    assert entry["alias"] == "this-machine" and entry["usd_per_hour"] == 0.05
+    assert entry["yjit_speedup"] is not None  # interp and yjit ran in the same tasks
+    assert {b["name"] for b in summary["benchmarks"]} == {"fib", "nbody"}
+    assert "local runners on one machine are one machine" in entry["notes"]
+    assert (report / "index.html").stat().st_size > 1_000_000  # plotly.js inlined
+    assert "ranking vs this-machine" in out and "0.0500" in out
+
+
+def test_without_prices_the_report_says_so(harness: Harness) -> None:  # noqa: F811
+    config = json.loads((ROOT / "config" / "local.json").read_text())
+    config |= {"ruby_version": "system", "per_instance_type": {"tasks": 1, "instances": 1}}
+    config["benchmarks"] |= {"names": ["fib"], "bench_iterations": 3}
+    harness.start(harness.config(config), "--yes")
+    code, out, err = harness.wait(timeout=240)
+    assert code == 0, err
+    assert "no price for any instance type" in out
+    run_id = last_json(out)["run_id"]
+    md = (harness.results / str(run_id) / "report" / "summary.md").read_text()
+    assert "no price" in md
