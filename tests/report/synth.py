@@ -46,7 +46,7 @@ def write_run(root: Path, run_id: int, tasks: list[SynthTask]) -> Path:
                 "provider": task.provider, "instance_type": task.instance_type or task.alias,
                 "hostname": task.machine, "instance_id": task.machine,
                 "cpu_model": f"CPU of {task.alias}", "logical_cores": 2, "physical_cores": 1,
-                "kernel": "6.8.0", "ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2)",
+                "kernel": "6.8.0", "ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2)",  # noqa: E501
                 "ruby_bench_commit": "09b76c8b0f94",
                 "benchmarks": {"warmup_iterations": task.warmup, "bench_iterations": 3,
                                "min_bench_time": None, "extra_args": []},

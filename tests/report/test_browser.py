@@ -28,9 +28,9 @@ def test_report_page_offline(tmp_path: Path, browser: Browser) -> None:  # noqa:
         page = browser.new_page(viewport={"width": width, "height": 900})
         errors: list[str] = []
         outside: list[str] = []
-        page.on("console", lambda m: _error(m, errors))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: _outside(r, url, outside))
+        page.on("console", lambda m: _error(m, errors))  # noqa: B023
+        page.on("pageerror", lambda e: errors.append(str(e)))  # noqa: B023
+        page.on("request", lambda r: _outside(r, url, outside))  # noqa: B023
         page.goto(url)
         page.wait_for_function("document.body.dataset.charts !== undefined")
         count = int(page.evaluate("document.body.dataset.charts"))

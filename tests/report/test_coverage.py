@@ -20,7 +20,7 @@ def _group(
     rng: np.random.Generator, truth: NDArray[np.float64], machines: int, tasks_per: int,
     machine_sd: float, noise_sd: float, iterations: int = 5,
 ) -> tuple[Group, NDArray[np.float64]]:  # fmt: skip
-    """(group of per-task medians, every iteration: tasks × benchmarks × iterations)."""
+    """(group of per-task medians, every iteration: tasks x benchmarks x iterations)."""
     effects = np.repeat(rng.normal(0, machine_sd, size=machines), tasks_per)
     n = machines * tasks_per
     noise = rng.normal(0, noise_sd, size=(n, truth.size, iterations))

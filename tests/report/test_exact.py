@@ -10,7 +10,7 @@ t method on the log scale, see docs/report.md). Per-task medians:
 Geomean CI of b, delta method: each machine's score is the mean over benchmarks of its
 value ÷ the benchmark mean: a → 5/6, 7/6; b → 5/6, 7/6. var(log G) = var(scores)/2 = 1/36
 per group; se = sqrt(1/18) = 0.235702; Welch df = (1/18)² / (2 · (1/36)²) = 2;
-t(0.975, 2) = 4.302653; half width = 1.014142 → 2.828427 · exp(∓1.014142).
+t(0.975, 2) = 4.302653; half width = 1.014142 → 2.828427 · exp(-+1.014142).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ T1 = 12.706204736174707  # t.ppf(0.975, 1)
 
 
 def _tasks() -> list[SynthTask]:
-    def task(i: int, alias: str, fib: list[float], nbody: list[float], yjit: list[float]) -> SynthTask:
+    def task(
+        i: int, alias: str, fib: list[float], nbody: list[float], yjit: list[float]
+    ) -> SynthTask:
         return SynthTask(i, alias, f"m{i}", {"interp": {"fib": fib, "nbody": nbody},
                                              "yjit": {"fib": yjit, "nbody": nbody}},
                          maxrss=(40 + i) << 20)  # fmt: skip
@@ -63,7 +65,7 @@ def test_per_benchmark_values(summary: dict) -> None:
     assert fib["mean_s"] == 3.0 and fib["median_s"] == 3.0
     assert fib["sd_s"] == pytest.approx(math.sqrt(2))
     assert fib["cv"] == pytest.approx(math.sqrt(2) / 3)
-    # Machine scores 2/3, 4/3 → var/2 = 1/9, se 1/3, df 1: 3 · exp(∓ t1/3).
+    # Machine scores 2/3, 4/3 → var/2 = 1/9, se 1/3, df 1: 3 · exp(-+ t1/3).
     assert fib["ci_low_s"] == pytest.approx(3 * math.exp(-T1 / 3), rel=1e-6)
     assert fib["ci_high_s"] == pytest.approx(3 * math.exp(T1 / 3), rel=1e-6)
     assert fib["speedup"] == {"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0}

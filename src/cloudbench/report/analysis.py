@@ -9,7 +9,7 @@ import numpy as np
 
 from cloudbench.report.groups import Cell
 from cloudbench.report.stats import Interval, mean_interval, outliers, speedup_interval
-from cloudbench.report.variation import between_within_cv, cv, warmup_trend
+from cloudbench.report.variation import between_within_cv, cv, warmup_trend, within_process_cv
 
 
 def _num(value: float | None) -> float | None:
@@ -19,7 +19,7 @@ def _num(value: float | None) -> float | None:
 def benchmark_rows(
     cells: dict[tuple[str, str], Cell], baseline: str, prices: dict[str, float | None]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(benchmarks rows, outlier flags) for every alias × executable × benchmark."""
+    """(benchmarks rows, outlier flags) for every alias x executable x benchmark."""
     rows, flags = [], []
     for (alias, exe), cell in cells.items():
         base = cells.get((baseline, exe))
@@ -51,7 +51,7 @@ def _row(
         "sd_s": _num(float(np.std(values[present], ddof=1)) if present.sum() > 1 else None),
         "cv": _num(cv(values)), "cv_between_machines": _num(between),
         "cv_within_machine": _num(within),
-        "cv_within_process": _num(_within_process(cell.series(name))),
+        "cv_within_process": _num(within_process_cv(cell.series(name))),
         "speedup": speedup.as_json() if speedup else None,
         "maxrss_bytes": int(np.median(maxrss)) if maxrss.size else None,
         "maxrss_ratio": rss_ratio,
@@ -76,9 +76,3 @@ def _median_rss(cell: Cell, name: str) -> float | None:
     values = cell.maxrss[:, cell.column(name)]
     values = values[~np.isnan(values)]
     return float(np.median(values)) if values.size else None
-
-
-def _within_process(series: list[np.ndarray]) -> float | None:
-    """Median over tasks of the CV of a task's own iterations (noise inside one process)."""
-    cvs = [c for s in series if (c := cv(s)) is not None]
-    return float(np.median(cvs)) if cvs else None

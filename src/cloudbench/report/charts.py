@@ -27,9 +27,9 @@ def forest(summary: dict[str, Any]) -> Figure:
     trace = {
         "type": "scatter", "mode": "markers", "x": est, "y": [t["alias"] for t in types],
         "error_x": {"type": "data", "symmetric": False,
-                    "array": [h - e if h is not None else 0 for h, e in zip(high, est, strict=True)],
-                    "arrayminus": [e - lo if lo is not None else 0 for lo, e in zip(low, est, strict=True)]},
-        "hovertemplate": "%{y}: %{x:.3f}×<extra></extra>",
+                    "array": [h - e if h is not None else 0 for h, e in zip(high, est, strict=True)],  # noqa: E501
+                    "arrayminus": [e - lo if lo is not None else 0 for lo, e in zip(low, est, strict=True)]},  # noqa: E501
+        "hovertemplate": "%{y}: %{x:.3f}x<extra></extra>",
     }  # fmt: skip
     height = 120 + 22 * len(types)
     return _figure("forest", f"Geomean speedup vs {summary['baseline']} "
@@ -50,7 +50,7 @@ def heatmap(summary: dict[str, Any]) -> Figure:
     text = [[f"{cell[(n, a)]:.2f}" if (n, a) in cell else "" for a in aliases] for n in names]
     trace = {"type": "heatmap", "x": aliases, "y": names, "z": z, "text": text,
              "zmid": 0, "colorscale": "RdBu", "colorbar": {"title": {"text": "log2 speedup"}},
-             "hovertemplate": "%{y} on %{x}: %{text}×<extra></extra>"}  # fmt: skip
+             "hovertemplate": "%{y} on %{x}: %{text}x<extra></extra>"}  # fmt: skip
     return _figure("heatmap", f"Speedup per benchmark vs {summary['baseline']} ({exe})", [trace],
                    height=160 + 18 * len(names), yaxis={"automargin": True},
                    xaxis={"automargin": True})  # fmt: skip
@@ -66,9 +66,14 @@ def pareto(summary: dict[str, Any]) -> Figure | None:
               "x": [t["usd_per_hour"] for t in types],
               "y": [t["geomean_speedup"]["estimate"] for t in types],
               "text": [t["alias"] for t in types], "textposition": "top center"}  # fmt: skip
-    line = {"type": "scatter", "mode": "lines", "name": "Pareto frontier",
-            "x": [t["usd_per_hour"] for t in front],
-            "y": [t["geomean_speedup"]["estimate"] for t in front], "line": {"shape": "hv"}}
+    line = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": "Pareto frontier",
+        "x": [t["usd_per_hour"] for t in front],
+        "y": [t["geomean_speedup"]["estimate"] for t in front],
+        "line": {"shape": "hv"},
+    }
     return _figure("pareto", "Speed against price (up and left is better)", [points, line],
                    xaxis={"title": {"text": "USD per hour"}},
                    yaxis={"title": {"text": "geomean speedup"}}, height=420)  # fmt: skip

@@ -25,7 +25,7 @@ def print_ranking(console: Console, report: Report) -> None:
         table.add_row(*row)
     console.print(table)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
-        console.print("no price for any instance type (give --prices FILE or config \"prices\")")
+        console.print('no price for any instance type (give --prices FILE or config "prices")')
     console.print(f"report: {report.index}")
 
 
@@ -49,7 +49,7 @@ def report(
                                        "instance_type, region, usd_per_hour, source, date."),
     config: Path | None = typer.Option(None, "--config", help="The run's config file, for "
                                        "its \"prices\"."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default RESULTS_DIR/report)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RESULTS_DIR/report)."),  # noqa: E501
     offline: bool = typer.Option(False, "--offline", help="Never ask the public price APIs."),
     allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
                                      "ruby-bench commit or settings differ."),

@@ -20,7 +20,7 @@ class Cell:
     tasks: list[TaskData]
     benchmarks: list[str]  # column order, shared by every alias for this executable
     group: Group
-    maxrss: Array  # tasks × benchmarks, NaN when absent
+    maxrss: Array  # tasks x benchmarks, NaN when absent
 
     def column(self, name: str) -> int:
         return self.benchmarks.index(name)

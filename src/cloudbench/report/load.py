@@ -123,7 +123,9 @@ def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
         return None
     for exe, names in (metadata.get("failed_benchmarks") or {}).items():
         for name in names:
-            run.failed_benchmarks.append(Exclusion(task_id, alias, f"benchmark {name} failed ({exe})"))
+            run.failed_benchmarks.append(
+                Exclusion(task_id, alias, f"benchmark {name} failed ({exe})")
+            )
     return TaskData(
         task_id=task_id, run_id=run.run_id, provider=str(entry.get("provider", "local")),
         instance_type=str(entry["instance_type"]), alias=alias,

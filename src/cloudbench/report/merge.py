@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from cloudbench.report.errors import MixedRunsError
 from cloudbench.report.load import Exclusion, RunData, TaskData
 
@@ -76,4 +77,3 @@ def merge(runs: list[RunData], *, allow_mixed: bool = False) -> ResultSet:
     excluded = [e for run in runs for e in run.excluded]
     failed = [e for run in runs for e in run.failed_benchmarks]
     return ResultSet(runs, tasks, aliases, types, excluded, failed, facts, mixed)
-

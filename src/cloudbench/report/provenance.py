@@ -35,7 +35,9 @@ def _checks(metas: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         values = [(m.get("checks") or {}).get(name) for m in metas]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None):
+        if all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
+        ):
             numbers = [v for v in values if v is not None]
             out[name] = {"max": max(numbers) if numbers else None}
         else:
@@ -52,7 +54,9 @@ def provenance(results: ResultSet) -> list[dict[str, Any]]:
         for name in FIELDS:
             row[name] = _distinct([m.get(name) for m in metas])
         row["smt"] = _distinct([_smt(m) for m in metas])
-        row["settings"] = _distinct([str(m.get("benchmarks")) for m in metas if m.get("benchmarks")])
+        row["settings"] = _distinct(
+            [str(m.get("benchmarks")) for m in metas if m.get("benchmarks")]
+        )
         starts = sorted(str(m["started_at"]) for m in metas if m.get("started_at"))
         ends = sorted(str(m["finished_at"]) for m in metas if m.get("finished_at"))
         row["started_at"] = starts[0] if starts else None

@@ -24,20 +24,20 @@ CSV_COLUMNS = (
 
 
 def f3(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 def g4(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
+    return "-" if value is None else f"{value:.4g}"
 
 
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def ci(interval: dict[str, Any] | None) -> str:
     if not interval or interval.get("ci_low") is None:
-        return "–"
+        return "-"
     return f"[{f3(interval['ci_low'])}, {f3(interval['ci_high'])}]"
 
 
@@ -84,17 +84,17 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
         price = "no price" if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
         speed = t["geomean_speedup"]
         rows.append([
-            str(t["rank"] or "–"), t["alias"], f"{t['provider']}/{t['instance_type']}",
+            str(t["rank"] or "-"), t["alias"], f"{t['provider']}/{t['instance_type']}",
             str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
-            ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),
+            ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),  # noqa: E501
             f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
-            ", ".join(t["tied_with"]) or "–",
+            ", ".join(t["tied_with"]) or "-",
         ])  # fmt: skip
     return rows
 
 
 RANKING_HEADER = ["rank", "alias", "instance type", "tasks", "machines", "speedup", "95% CI",
-                  "$/h", "perf/$", "YJIT ×", "tied with"]  # fmt: skip
+                  "$/h", "perf/$", "YJIT x", "tied with"]  # fmt: skip
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -102,7 +102,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"## cloudbench report: {summary['ruby_description'] or 'Ruby'}",
         "",
         f"Baseline `{summary['baseline']}`, executable `{summary['headline_executable']}`, "
-        f"geomean over {len(summary['geomean_benchmarks'].get(summary['headline_executable'], []))} "
+        f"geomean over {len(summary['geomean_benchmarks'].get(summary['headline_executable'], []))} "  # noqa: E501
         "benchmarks; 95% intervals (see method in the HTML report).",
         "",
         "| " + " | ".join(RANKING_HEADER) + " |",

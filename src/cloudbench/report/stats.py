@@ -1,6 +1,6 @@
 """The statistics of a report: intervals that treat one task (or machine) as the unit.
 
-A *group* is one (alias, executable): a matrix of per-task values, tasks × benchmarks
+A *group* is one (alias, executable): a matrix of per-task values, tasks x benchmarks
 (NaN where a task has no value), plus the machine each task ran on. Replication units
 are machines when a group spans two or more, else its tasks (then the interval cannot
 contain machine-to-machine variation, and the report says so).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,9 +42,11 @@ class Interval:
 
 @dataclass
 class Group:
-    values: Array  # tasks × benchmarks
+    values: Array  # tasks x benchmarks
     machines: NDArray[np.int64]  # machine index per task (0..M-1)
     seed: int
+    # Bootstrap replicate means, computed once: every row and geomean reuses them.
+    boot: Array | None = field(default=None, repr=False)
 
     @property
     def n_machines(self) -> int:
@@ -78,7 +80,7 @@ def nanmean_cols(values: Array) -> Array:
 
 
 def unit_means(values: Array, units: NDArray[np.int64]) -> Array:
-    """Units × benchmarks: the mean of each unit's tasks (NaN where it has none)."""
+    """Units x benchmarks: the mean of each unit's tasks (NaN where it has none)."""
     n_units = int(units.max()) + 1
     present = (~np.isnan(values)).astype(float)
     sums = np.zeros((n_units, values.shape[1]))
@@ -90,7 +92,7 @@ def unit_means(values: Array, units: NDArray[np.int64]) -> Array:
 
 
 def boot_weights(group: Group, n_boot: int = N_BOOT) -> Array:
-    """Replicates × tasks: how often each task is drawn (machines, then tasks within)."""
+    """Replicates x tasks: how often each task is drawn (machines, then tasks within)."""
     rng = np.random.default_rng(group.seed)
     units = group.units()
     n_units, n_tasks = int(units.max()) + 1, len(units)
@@ -106,11 +108,13 @@ def boot_weights(group: Group, n_boot: int = N_BOOT) -> Array:
 
 
 def boot_means(group: Group, n_boot: int = N_BOOT) -> Array:
-    """Replicates × benchmarks: the task-mean of each bootstrap replicate."""
-    weights = boot_weights(group, n_boot)
-    present = ~np.isnan(group.values)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ np.nan_to_num(group.values)) / (weights @ present)
+    """Replicates x benchmarks: the task-mean of each bootstrap replicate (cached)."""
+    if group.boot is None:
+        weights = boot_weights(group, n_boot)
+        present = ~np.isnan(group.values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            group.boot = (weights @ np.nan_to_num(group.values)) / (weights @ present)
+    return group.boot
 
 
 def method_for(*groups: Group) -> str:
@@ -167,7 +171,9 @@ def _welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Int
         return Interval(math.exp(log_ratio), math.exp(log_ratio), math.exp(log_ratio), "t")
     df = variance**2 / sum(v**2 / d for v, d in parts if v > 0)
     half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, df)) * math.sqrt(variance)
-    return Interval(math.exp(log_ratio), math.exp(log_ratio - half), math.exp(log_ratio + half), "t")
+    return Interval(
+        math.exp(log_ratio), math.exp(log_ratio - half), math.exp(log_ratio + half), "t"
+    )
 
 
 def speedup_interval(base: Group, other: Group, columns: NDArray[np.int64]) -> Interval:
@@ -232,4 +238,4 @@ def outliers(values: Array) -> NDArray[np.bool_]:
     if mad == 0:
         return np.zeros(values.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
-        return np.abs(values - median) > 3 * mad
+        return np.asarray(np.abs(values - median) > 3 * mad, dtype=bool)

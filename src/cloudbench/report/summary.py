@@ -141,7 +141,7 @@ def _type_entry(
         "usd_per_hour": price.usd_per_hour if price else None,
         "price_source": price.source if price else None,
         "price_date": price.date if price else None,
-        "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),
+        "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),  # noqa: E501
         "notes": notes, "by_executable": {},
     }  # fmt: skip
 

@@ -20,10 +20,22 @@ def cv(values: Array) -> float | None:
     values = values[~np.isnan(values)]
     if values.size < 2 or np.mean(values) == 0:
         return None
-    return float(stats.variation(values, ddof=1))
+    return float(np.std(values, ddof=1) / np.mean(values))
 
 
-def between_within_cv(values: Array, machines: NDArray[np.int64]) -> tuple[float | None, float | None]:
+def within_process_cv(series: list[Array]) -> float | None:
+    """Median over tasks of the CV of a task's own iterations (noise inside one process)."""
+    usable = [s for s in series if s.size >= 2]
+    if not usable:
+        return None
+    length = min(s.size for s in usable)
+    stacked = np.vstack([s[:length] for s in usable])
+    return float(np.median(stats.variation(stacked, axis=1, ddof=1)))
+
+
+def between_within_cv(
+    values: Array, machines: NDArray[np.int64]
+) -> tuple[float | None, float | None]:
     """(between-machine CV, within-machine CV) of per-task values; None where undefined."""
     mask = ~np.isnan(values)
     values, machines = values[mask], machines[mask]
@@ -54,16 +66,14 @@ def warmup_trend(series: list[Array]) -> bool | None:
     usable = [s for s in series if s.size >= 3]
     if not usable:
         return None
-    slopes, drifts, p_single = [], [], 1.0
-    for times in usable:
-        fit = stats.linregress(np.arange(times.size, dtype=float), times)
-        median = float(np.median(times))
-        slopes.append(fit.slope / median)
-        drifts.append(fit.slope * (times.size - 1) / median)
-        p_single = float(fit.pvalue)
-    drift = abs(float(np.mean(drifts)))
+    length = min(s.size for s in usable)
+    times = np.vstack([s[:length] for s in usable])
+    x = np.arange(length, dtype=float) - (length - 1) / 2
+    # Least-squares slope per task (one vectorised fit), relative to the task's median.
+    slopes = (times @ x) / (x @ x) / np.median(times, axis=1)
+    drift = abs(float(np.mean(slopes))) * (length - 1)
     if len(usable) == 1:
-        p_value = p_single
+        p_value = float(stats.linregress(x, times[0]).pvalue)
     elif np.ptp(slopes) == 0:
         p_value = 0.0 if slopes[0] != 0 else 1.0
     else:
