@@ -30,7 +30,7 @@ def within_process_cv(series: list[Array]) -> float | None:
         return None
     length = min(s.size for s in usable)
     stacked = np.vstack([s[:length] for s in usable])
-    return float(np.median(stats.variation(stacked, axis=1, ddof=1)))
+    return float(np.median(np.std(stacked, axis=1, ddof=1) / np.mean(stacked, axis=1)))
 
 
 def between_within_cv(
