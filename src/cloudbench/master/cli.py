@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cloudbench.master.config import ConfigError, load_config, providers_in
+from cloudbench.master.config import ConfigError, load_config
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, MasterOptions, Terminated
@@ -75,7 +75,7 @@ def run(
         meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
         providers = [
             make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
-            for name in providers_in(spec)
+            for name in spec.providers()
         ]
         for item in providers:
             item.check(spec, options)
@@ -94,7 +94,7 @@ def run(
 
 def _meta(spec: RunSpec, url: str | None, reuse: bool, logs_dir: Path) -> MetaDeployment | None:
     """The AWS meta deployment when the run needs one (AWS runners or --reuse-orchestrator)."""
-    if "aws" not in providers_in(spec) and not reuse:
+    if "aws" not in spec.providers() and not reuse:
         return None
     if url:
         raise ProviderError(

@@ -15,7 +15,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from cloudbench.protocol import RunCreated, RunOut, TaskList
+from cloudbench.protocol import RunCreated, RunOut, TaskList, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +108,4 @@ def download(url: str, dest: Path) -> int:
 
 
 def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and "error" in body:
-        return str(body["error"])
-    return str(body)[:300]
+    return error_message(response.content)

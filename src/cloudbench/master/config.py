@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec
+from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec, problems
 
 # What each field expects, for messages a user can act on without reading the code.
 _EXPECTED = {
@@ -59,26 +59,6 @@ def select_providers(path: Path, spec: RunSpec, providers: Sequence[str]) -> Run
     return spec.model_copy(update=update)
 
 
-def run_body(spec: RunSpec) -> dict[str, Any]:
-    """The POST /runs body: only the known fields, so ignored keys stay local."""
-    body: dict[str, Any] = {
-        "ruby_version": spec.ruby_version,
-        "per_instance_type": spec.per_instance_type.model_dump(),
-        "benchmarks": spec.benchmarks.model_dump(exclude_none=True),
-    }
-    if spec.run_id is not None:
-        body["run_id"] = spec.run_id
-    for provider in PROVIDERS:
-        specs = getattr(spec, provider)
-        if specs:
-            body[provider] = [s.model_dump(exclude_none=True) for s in specs]
-    return body
-
-
-def providers_in(spec: RunSpec) -> list[str]:
-    return [p for p in PROVIDERS if getattr(spec, p)]
-
-
 def _read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -105,26 +85,17 @@ def _check_provider_keys(path: Path, data: dict[str, Any]) -> None:
 
 def _explain(path: Path, exc: ValidationError) -> list[str]:
     lines = []
-    for error in exc.errors():
-        field = _field(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
+    for problem in problems(exc.errors()):
+        field = problem.field(brackets=True) or "(top level)"
+        missing = problem.kind == "missing"
+        message = "missing" if missing else problem.message
+        got = "" if missing or not problem.loc else f" (got {_short(problem.input)})"
         expected = _EXPECTED.get(field)
-        if error["type"] == "missing":
-            message = "missing"
-        quiet = error["type"] == "missing" or not error["loc"]
-        got = "" if quiet else f" (got {_short(error.get('input'))})"
-        if expected and error["type"] != "value_error":
+        if expected and problem.kind != "value_error":
             lines.append(f"{path}: {field}: {message}{got}; expected {expected}")
         else:
             lines.append(f"{path}: {field}: {message}{got}")
     return lines
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".") or "(top level)"
 
 
 def _short(value: Any) -> str:

@@ -83,7 +83,7 @@ class Master:
         def start_and_follow() -> int:
             self.session = Session.new(state_dir)
             runner_token = self._connect(state_dir, url)
-            created = self._api().create_run(_body(spec))
+            created = self._api().create_run(spec.request_body())
             self.run_id = created.run_id
             self.session.run_id = created.run_id
             self.session.save()
@@ -279,9 +279,3 @@ def _env_token(kind: str) -> str:
     if not value:
         raise ProviderError(f"--orchestrator-url needs {name} in the environment")
     return value
-
-
-def _body(spec: RunSpec) -> dict[str, object]:
-    from cloudbench.master.config import run_body
-
-    return run_body(spec)

@@ -63,7 +63,7 @@ def build_pending_archives(factory: sessionmaker[Session], storage: Storage) -> 
     with factory() as session:
         pending = list(
             session.execute(
-                select(Run.id).where(Run.archive_state == ArchiveState.pending.value)
+                select(Run.id).where(Run.archive_state == ArchiveState.pending)
             ).scalars()
         )
     for run_pk in pending:
@@ -76,10 +76,10 @@ def requeue_stale_builds(*, session: Session) -> int:
     stmt = (
         update(Run)
         .where(
-            Run.archive_state == ArchiveState.building.value,
+            Run.archive_state == ArchiveState.building,
             Run.archive_started_at < db_now_minus(session, STALE_BUILD_SECONDS),
         )
-        .values(archive_state=ArchiveState.pending.value)
+        .values(archive_state=ArchiveState.pending)
     )
     return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
@@ -88,8 +88,8 @@ def _claim_build(factory: sessionmaker[Session], run_pk: int) -> bool:
     with factory() as session:
         stmt = (
             update(Run)
-            .where(Run.id == run_pk, Run.archive_state == ArchiveState.pending.value)
-            .values(archive_state=ArchiveState.building.value, archive_started_at=db_now(session))
+            .where(Run.id == run_pk, Run.archive_state == ArchiveState.pending)
+            .values(archive_state=ArchiveState.building, archive_started_at=db_now(session))
         )
         won = bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
         session.commit()
@@ -121,7 +121,7 @@ def _archive_inputs(session: Session, run_pk: int) -> tuple[int, int, list[Archi
 def _build_one(factory: sessionmaker[Session], storage: Storage, run_pk: int) -> int:
     with factory() as session:
         external_id, removed, tasks = _archive_inputs(session, run_pk)
-    state, error = ArchiveState.ready.value, None
+    state, error = ArchiveState.ready, None
     try:
         with tempfile.TemporaryDirectory(prefix="cloudbench-archive-") as workdir:
             build_archive(
@@ -134,7 +134,7 @@ def _build_one(factory: sessionmaker[Session], storage: Storage, run_pk: int) ->
         logger.info("archive for run %s ready (%d tasks)", external_id, len(tasks))
     except Exception as exc:  # a failed build is recorded on the run, never lost
         logger.exception("archive for run %s failed", external_id)
-        state, error = ArchiveState.failed.value, f"{type(exc).__name__}: {exc}"
+        state, error = ArchiveState.failed, f"{type(exc).__name__}: {exc}"
     with factory() as session:
         session.execute(
             update(Run)
@@ -142,7 +142,7 @@ def _build_one(factory: sessionmaker[Session], storage: Storage, run_pk: int) ->
             .values(
                 archive_state=state,
                 archive_error=error,
-                archive_key=archive_key(external_id) if state == "ready" else None,
+                archive_key=archive_key(external_id) if state == ArchiveState.ready else None,
             )
         )
         session.commit()

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cloudbench.protocol import problems
 from cloudbench.runner.imds import MetadataUnavailable, read_identity
 
 runner_app = typer.Typer(
@@ -81,11 +82,11 @@ def resolve_instance_type(provider: str, given: str | None) -> str:
 
 def _explain(exc: ValidationError) -> str:
     lines = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"])
+    for problem in problems(exc.errors()):
+        field = problem.field()
         if field == "runner_token":
             field = "CLOUDBENCH_RUNNER_TOKEN (environment only)"
-        lines.append(f"  {field}: {error['msg']}")
+        lines.append(f"  {field}: {problem.message}")
     return "\n".join(lines)
 
 

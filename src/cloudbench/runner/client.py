@@ -28,6 +28,7 @@ from cloudbench.protocol import (
     HeartbeatRequest,
     PresignedUrls,
     UploadUrlsRequest,
+    error_message,
 )
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,7 @@ def _sleeper(interrupt: threading.Event | None) -> Callable[[float], None]:
 
 
 def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500]
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("detail") or body)[:500]
-    return str(body)[:500]
+    return error_message(response.content)
 
 
 class OrchestratorClient:

@@ -131,7 +131,7 @@ def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) 
     fields = body.model_dump(
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
-    fields["heartbeat_status"] = body.status.value
+    fields["heartbeat_status"] = body.status
     if fields.get("current_benchmark") is not None:
         fields["current_benchmark"] = _text(fields["current_benchmark"])
     if body.message is not None:
@@ -201,7 +201,7 @@ def fail(
     )
     queue.lock_run(session=session, run_pk=task.run_id)
     session.refresh(task)
-    error_type, error_message = _text(body.error_type), _text(body.error_message)
+    error_type, error_message = body.error_type, _text(body.error_message)
     if (
         task.status == TaskStatus.failed
         and task.error_type == error_type
