@@ -18,8 +18,9 @@ from cloudbench.master.config import ConfigError, load_config
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, MasterOptions, Terminated
-from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
-from cloudbench.master.state import default_state_dir, find_session
+from cloudbench.master.stacks import MetaDeployment, offer_nuke
+from cloudbench.platform.stacks import load_settings
+from cloudbench.platform.state import default_state_dir, find_session
 from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudbench.master.client import OrchestratorClient, download
-from cloudbench.orchestrator.tarsafe import UnsafeArchiveError, member_name, safe_extract
+from cloudbench.platform.tarsafe import UnsafeArchiveError, member_name, safe_extract
 from cloudbench.protocol import (
     MANIFEST_NAME,
     ArchiveState,

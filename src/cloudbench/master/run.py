@@ -19,10 +19,8 @@ import httpx
 from rich.console import Console
 from rich.prompt import Confirm
 
-from cloudbench.master import containers
 from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
-from cloudbench.master.processes import stop_recorded
 from cloudbench.master.progress import ProgressView
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError
 from cloudbench.master.providers.base import RunnerOptions
@@ -34,7 +32,10 @@ from cloudbench.master.results import (
     print_summary,
 )
 from cloudbench.master.stacks import MetaDeployment
-from cloudbench.master.state import Session
+from cloudbench.platform import containers
+from cloudbench.platform.http import Transient
+from cloudbench.platform.processes import stop_recorded
+from cloudbench.platform.state import Session
 from cloudbench.protocol import ArchiveState, RunOut, RunSpec, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class Master:
                 notes = [note for p in self.providers for note in p.poll()]
                 try:
                     run = self._api().get_run(run_id)
-                except httpx.TransportError as exc:
+                except (httpx.TransportError, Transient) as exc:
                     view.update_note(f"orchestrator unreachable ({exc}); retrying")
                     time.sleep(POLL)
                     continue

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import IO
 
 from cloudbench.orchestrator.storage.base import Storage, archive_key
-from cloudbench.orchestrator.tarsafe import (
+from cloudbench.orchestrator.tarwriter import TarStreamWriter
+from cloudbench.orchestrator.threaded_gzip import ThreadedGzipWriter
+from cloudbench.platform.tarsafe import (
     BoundedTarInfo,
     UnsafeArchiveError,
     member_name,
     safe_extract,
 )
-from cloudbench.orchestrator.tarwriter import TarStreamWriter
-from cloudbench.orchestrator.threaded_gzip import ThreadedGzipWriter
 from cloudbench.protocol import (
     MANIFEST_NAME,
     ErrorType,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from cloudbench.platform.cpus import allowed_cpus, split_cpus
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
 
@@ -24,8 +25,7 @@ class Slot:
 
 
 def logical_cpus() -> list[int]:
-    """The CPUs this process may run on (respects cgroups/taskset, unlike os.cpu_count)."""
-    return sorted(os.sched_getaffinity(0))
+    return allowed_cpus()
 
 
 def _parse_cpu_list(text: str) -> set[int]:
@@ -72,14 +72,7 @@ def cpu_groups(spec: str | int, cpus: list[int] | None = None) -> list[tuple[int
         raise ValueError("slots must be >= 1")
     if count > len(cpus):
         raise ValueError(f"{count} slots requested but only {len(cpus)} CPUs are available")
-    # Split the CPUs into `count` contiguous groups of (nearly) equal size.
-    size, extra = divmod(len(cpus), count)
-    groups, start = [], 0
-    for i in range(count):
-        end = start + size + (1 if i < extra else 0)
-        groups.append(tuple(cpus[start:end]))
-        start = end
-    return groups
+    return split_cpus(cpus, count)
 
 
 def make_slots(spec: str | int, host: str | None = None) -> list[Slot]:
