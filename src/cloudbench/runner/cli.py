@@ -24,7 +24,8 @@ def _opt(env: str, help_text: str) -> Any:
     return typer.Option(envvar=f"CLOUDBENCH_{env}", help=help_text, show_envvar=True)
 
 
-# A callback, not a command: mounted with add_typer it is `cloudbench runner [OPTIONS]`.
+# A callback, so `python -m cloudbench.runner` takes options directly; the top-level CLI
+# registers the same function as the `cloudbench runner` command.
 @runner_app.callback(invoke_without_command=True)
 def runner(
     orchestrator_url: Annotated[

@@ -133,7 +133,8 @@ def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) 
     )
     fields["heartbeat_status"] = body.status
     if fields.get("current_benchmark") is not None:
-        fields["current_benchmark"] = _text(fields["current_benchmark"])
+        # \x1f separates names in db/runs.group_stats' aggregate.
+        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
     if body.message is not None:
         fields["heartbeat_message"] = _text(body.message)
     queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))

@@ -98,7 +98,7 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, token: Annotated[str, Form(max_length=512)] = "") -> Response:
-    if not auth.token_is_admin(_settings(request), token):
+    if not _settings(request).token_matches(token, "admin"):
         logger.warning("dashboard login refused from %s", request.client)
         return _html("login.html", status=401, error="That is not the admin token.")
     response = _redirect("/")

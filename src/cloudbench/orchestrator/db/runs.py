@@ -128,7 +128,10 @@ class GroupStats:
 
 
 def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[GroupStats]]:
-    """Per-instance-type counts for several runs in one aggregate query (no N+1)."""
+    """Per-instance-type counts for several runs in one aggregate query (no N+1).
+
+    The API's run view and the dashboard both read these; nobody recounts in Python.
+    """
     key_cols = (Task.run_id, Task.provider, Task.instance_type, Task.alias)
     active = Task.status.in_(ACTIVE_STATUSES)
     stmt = (
@@ -137,38 +140,29 @@ def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[Group
             Task.status,
             func.count(),
             func.min(Task.heartbeat_at).filter(active),
+            func.aggregate_strings(Task.current_benchmark, _SEP).filter(active),
         )
         .where(Task.run_id.in_(run_pks))
         .group_by(*key_cols, Task.status)
         .order_by(Task.provider, Task.instance_type, Task.alias)
     )
     groups: dict[tuple[Any, ...], GroupStats] = {}
-    for run_pk, provider, itype, alias, status, count, oldest in session.execute(stmt):
+    for run_pk, provider, itype, alias, status, count, oldest, benches in session.execute(stmt):
         g = groups.setdefault((run_pk, provider, itype, alias), GroupStats(provider, itype, alias))
         g.counts[status] += count
         if oldest is not None and (g.oldest_heartbeat_at is None or oldest < g.oldest_heartbeat_at):
             g.oldest_heartbeat_at = oldest
-    _attach_current_benchmarks(session, run_pks, groups)
+        for bench in (benches or "").split(_SEP):
+            if bench and bench not in g.current_benchmarks:
+                g.current_benchmarks.append(bench)
     result: dict[int, list[GroupStats]] = defaultdict(list)
     for (run_pk, *_), g in groups.items():
         result[run_pk].append(g)
     return result
 
 
-def _attach_current_benchmarks(
-    session: Session, run_pks: list[int], groups: dict[tuple[Any, ...], GroupStats]
-) -> None:
-    stmt = select(
-        Task.run_id, Task.provider, Task.instance_type, Task.alias, Task.current_benchmark
-    ).where(
-        Task.run_id.in_(run_pks),
-        Task.status.in_(ACTIVE_STATUSES),
-        Task.current_benchmark.is_not(None),
-    )
-    for run_pk, provider, itype, alias, bench in session.execute(stmt):
-        group = groups.get((run_pk, provider, itype, alias))
-        if group is not None and bench and bench not in group.current_benchmarks:
-            group.current_benchmarks.append(bench)
+# Joins the active tasks' benchmark names; heartbeats never carry this control character.
+_SEP = "\x1f"
 
 
 def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
