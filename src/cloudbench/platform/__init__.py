@@ -2,6 +2,7 @@
 
 Terraform (`terraform`, `stacks`), local processes and session records (`processes`,
 `state`), our containers (`containers`), tarballs from elsewhere (`tarsafe`), CPU
-splitting (`cpus`), duration text (`timefmt`) and the HTTP client base (`http`).
-It imports only `cloudbench.protocol` and libraries, never a component.
+splitting (`cpus`), duration text (`timefmt`), the HTTP client base (`http`) and
+instance prices (`prices`). It imports only `cloudbench.protocol` and libraries, never
+a component.
 """

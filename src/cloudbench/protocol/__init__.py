@@ -36,6 +36,7 @@ from cloudbench.protocol.config import (
     InstanceTypeSpec,
     Name,
     PerInstanceType,
+    PriceKey,
     RunSpec,
 )
 from cloudbench.protocol.enums import (
@@ -102,6 +103,7 @@ __all__ = [
     "Name",
     "PerInstanceType",
     "PresignedUrls",
+    "PriceKey",
     "Problem",
     "RunCreated",
     "RunList",
