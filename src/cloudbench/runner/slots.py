@@ -24,10 +24,6 @@ class Slot:
         return ",".join(str(c) for c in self.cpus)
 
 
-def logical_cpus() -> list[int]:
-    return allowed_cpus()
-
-
 def _parse_cpu_list(text: str) -> set[int]:
     cpus: set[int] = set()
     for part in text.strip().split(","):
@@ -43,7 +39,7 @@ def _parse_cpu_list(text: str) -> set[int]:
 
 def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:
     """Groups of hyperthread siblings among `cpus`, one group per physical core."""
-    cpus = logical_cpus() if cpus is None else cpus
+    cpus = allowed_cpus() if cpus is None else cpus
     allowed, seen, cores = set(cpus), set[int](), []
     for cpu in cpus:
         if cpu in seen:
@@ -61,7 +57,7 @@ def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> li
 
 def cpu_groups(spec: str | int, cpus: list[int] | None = None) -> list[tuple[int, ...]]:
     """CPU sets for the slots: one per logical CPU, one per physical core, or N groups."""
-    cpus = logical_cpus() if cpus is None else cpus
+    cpus = allowed_cpus() if cpus is None else cpus
     if spec == "physical":
         # One slot per core, pinned to a single thread so no two slots share siblings.
         return [core[:1] for core in physical_cores(cpus)]
@@ -95,7 +91,7 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, object]:
-    cpus = logical_cpus()
+    cpus = allowed_cpus()
     return {
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
