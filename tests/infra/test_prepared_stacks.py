@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cloudbench.master.providers.aws import MODULES
-from cloudbench.master.stacks import AwsSettings, Stack, module_dir
+from cloudbench.master.stacks import module_dir
+from cloudbench.platform.stacks import AwsSettings, Stack
 
 STACKS = {"meta": "meta", **MODULES}
 # Each function that reads a file from disk at plan time.
