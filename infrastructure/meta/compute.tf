@@ -28,7 +28,7 @@ resource "aws_instance" "orchestrator" {
   user_data_base64 = base64gzip(templatefile("${path.module}/templates/orchestrator-user-data.sh.tftpl", {
     region             = var.region
     ssm_prefix         = local.ssm_prefix
-    compose_b64        = filebase64("${path.module}/../../deploy/compose.yaml")
+    compose_b64        = filebase64("${path.module}/compose.yaml")
     orchestrator_image = var.orchestrator_image
     source_repo_url    = var.source_repo_url
     source_ref         = var.source_ref

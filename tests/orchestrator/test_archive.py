@@ -262,6 +262,24 @@ def test_safe_extract_does_not_write_through_existing_symlink(tmp_path: Path) ->
     assert victim.read_text() == "keep"
 
 
+def test_safe_extract_refuses_parent_link_planted_in_dest(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    with pytest.raises(UnsafeArchiveError, match="parent resolves outside dest"):
+        safe_extract(io.BytesIO(tarball(member("sub/x.txt", b"x"))), dest)
+    assert list(outside.iterdir()) == []
+
+
+def test_safe_extract_drops_setuid_and_group_write(tmp_path: Path) -> None:
+    info, data = member("tool", b"#!/bin/sh\n")
+    info.mode = 0o6777
+    safe_extract(io.BytesIO(tarball((info, data))), tmp_path / "out")
+    assert (tmp_path / "out" / "tool").stat().st_mode & 0o7777 == 0o755
+
+
 def _header_bomb(path: Path, kind: bytes, size: int) -> None:
     """A small .tar.gz whose one extended header (GNU long name or PAX) claims `size` bytes."""
     info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax")
