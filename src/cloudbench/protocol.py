@@ -6,6 +6,7 @@ same model validates `config/*.json` in the master and `POST /runs` in the orche
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -63,6 +64,24 @@ class ErrorType(StrEnum):
     upload_failed = "upload_failed"
     runner_error = "runner_error"
     cancelled = "cancelled"
+    # A column measured something other than its label (yjit without +YJIT, interp with it).
+    executable_mismatch = "executable_mismatch"
+
+
+class SlotMode(StrEnum):
+    """How a runner splits its machine into slots (`--slots`; `auto` means physical)."""
+
+    physical = "physical"  # one slot per physical core, pinned to one of its threads
+    logical = "logical"  # one slot per vCPU: sibling threads co-run, on purpose
+    cores = "cores"  # `--slots N`: N slots, each given whole cores
+
+
+class AslrState(StrEnum):
+    """ASLR as verified from ruby-bench's own command_line (`setarch ... -R`)."""
+
+    disabled = "disabled"
+    enabled = "enabled"
+    unknown = "unknown"  # no benchmark result to verify it from
 
 
 class _Strict(BaseModel):
@@ -98,6 +117,10 @@ class PerInstanceType(_Strict):
     instances: int = Field(default=1, ge=1, le=1_000)
 
 
+# Keys `benchmarks.env` may set: GC/thread/allocator tuning, never the JIT or RUBYOPT.
+BENCHMARK_ENV_KEY = re.compile(r"^(RUBY_GC_|RUBY_THREAD_|RUBY_FIBER_|MALLOC_)[A-Z0-9_]+$")
+
+
 class BenchmarkSettings(_Strict):
     names: list[Name] = Field(default_factory=list, max_length=1000)
     categories: list[Name] = Field(default_factory=list, max_length=20)
@@ -112,6 +135,22 @@ class BenchmarkSettings(_Strict):
     extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=50
     )
+    # Set on purpose for the benchmarks; everything else of the runner's environment is not.
+    env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=50
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_allowlisted(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not BENCHMARK_ENV_KEY.match(key):
+                raise ValueError(
+                    f"benchmarks.env: {key!r} is not allowed; allowed are RUBY_GC_*, "
+                    "RUBY_THREAD_*, RUBY_FIBER_* and MALLOC_* (YJIT is chosen with "
+                    "benchmarks.executables, not the environment)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _default_category(self) -> BenchmarkSettings:
@@ -335,3 +374,50 @@ class RunList(BaseModel):
 
 class TaskList(BaseModel):
     tasks: list[TaskOut]
+
+
+# ---------------------------------------------------------------- result files
+
+# metadata.json inside every result/error tarball; docs/results.md describes each field.
+# 1: the first layout (no format_version key). 2: provenance, verified checks, noise.
+METADATA_FORMAT_VERSION = 2
+
+
+class MetadataChecks(BaseModel):
+    """Verified per task, so a report can flag a task without re-deriving anything."""
+
+    aslr_disabled: bool
+    executables_verified: bool
+    siblings_idle: bool
+    env_clean: bool
+    steal_pct: float | None = None
+
+
+class TaskMetadata(BaseModel):
+    """The fields readers rely on; everything else in the file is kept as extra."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int = 1
+    task_id: int
+    run_id: int
+    provider: str
+    instance_type: str
+    alias: str
+    run_number: int
+    ruby_version: str
+    runner_id: str | None = None
+    executor: str | None = None
+    cpuset: str | None = None
+    aslr: AslrState | None = None  # format 2
+    checks: MetadataChecks | None = None  # format 2
+
+    @field_validator("format_version")
+    @classmethod
+    def _known(cls, value: int) -> int:
+        if not 1 <= value <= METADATA_FORMAT_VERSION:
+            raise ValueError(
+                f"metadata format_version {value} is newer than this cloudbench understands "
+                f"(up to {METADATA_FORMAT_VERSION}); upgrade cloudbench"
+            )
+        return value

@@ -49,6 +49,8 @@ def start_runner(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
             "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
             "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
             "CLOUDBENCH_UNREACHABLE_GIVE_UP": "60",
+            # The fake suite's `sleepy` reads it; the benchmark environment is an allowlist.
+            "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
             **(env or {}),
         }
         log = open(tmp_path / f"runner{len(procs)}.log", "wb")  # noqa: SIM115
