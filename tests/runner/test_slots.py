@@ -46,6 +46,7 @@ def test_one_vcpu(tmp_path: Path) -> None:
     assert plan.note and "one physical core" in plan.note
     assert topology_facts(plan)["housekeeping"] == {
         "cpus": "0", "isolated": False, "note": plan.note,
+        "covers": "the runner process and its threads",
     }  # fmt: skip
 
 

@@ -50,6 +50,10 @@ def runner(
             "CPUs for the runner itself: auto (last core when there are several), none, or a list.",
         ),
     ] = None,
+    pass_env: Annotated[
+        str | None,
+        _opt("PASS_ENV", "Runner variables (NAME,...) handed to the benchmarks on purpose."),
+    ] = None,
     ruby_image_digest: Annotated[
         str | None, _opt("RUBY_IMAGE_DIGEST", "sha256:... of the ruby:<version> image.")
     ] = None,

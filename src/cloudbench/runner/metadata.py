@@ -123,7 +123,7 @@ def build_metadata(
         # format-1 names, kept for old readers
         "hostname": machine.get("hostname"), "cpu_model": cpu.get("model_name"),
         "logical_cores": cpu.get("logical_cpus"), "physical_cores": cpu.get("physical_cores"),
-        "arch": cpu.get("arch"),
+        "arch": cpu.get("arch"), "kernel": machine.get("machine", {}).get("kernel_release"),
         "ruby_description": facts.provisioned.ruby_description if facts.provisioned else None,
         "ruby_bench_commit": source.commit,
         "aslr": (v.aslr if v else AslrState.unknown).value,
