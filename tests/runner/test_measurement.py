@@ -165,3 +165,48 @@ def test_container_run_verifies_aslr_and_both_executables(
     ruby = meta["ruby"]
     assert ruby["base_image"] == "ruby:3.1" and ruby["base_image_digest"].startswith("sha256:")
     assert ruby["base_image_digest"][7:19] in ruby["image_tag"]
+
+
+def test_runner_threads_stay_off_the_benchmark_cpu(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path
+) -> None:
+    """On a machine with two cores the runner (and its heartbeat threads) sit on the
+    housekeeping core while the benchmark process is pinned to the other one."""
+    import time
+
+    import psutil
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.fail("needs two CPUs (the CI machines have them)")
+    orch = orchestrator_server
+    with orch.client() as http:
+        body = {"ruby_version": "system", "per_instance_type": {"tasks": 1}, "local": ["mtest"],
+                "benchmarks": {"names": ["sleepy"], "executables": ["interp"],
+                               "warmup_iterations": 0, "bench_iterations": 1}}  # fmt: skip
+        run_id = http.post("/runs", json=body).json()["run_id"]
+    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+           "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP", "FAKE_BENCH_SLEEP": "30"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
+         "--provider", "local", "--instance-type", "mtest", "--run-id", str(run_id),
+         "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
+         "--work-dir", str(tmp_path / "work")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        runner = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        bench: list[psutil.Process] = []
+        while not bench and time.monotonic() < deadline:
+            time.sleep(0.5)
+            bench = [p for p in runner.children(recursive=True) if "sleepy.rb" in " ".join(
+                p.cmdline())]  # fmt: skip
+        assert bench, "the benchmark process never started"
+        housekeeping = set(runner.cpu_affinity())
+        benchmark = set(bench[0].cpu_affinity())
+        assert benchmark and housekeeping and not housekeeping & benchmark
+        for thread in runner.threads():  # heartbeat and slot threads included
+            assert set(psutil.Process(thread.id).cpu_affinity()) == housekeeping
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
