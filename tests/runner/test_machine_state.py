@@ -75,3 +75,5 @@ def test_concurrent_tasks_and_siblings_idle() -> None:
     shared = TaskFacts(started_at="t", concurrent=[(1, 12)], sharing_slots=[1])
     apart = TaskFacts(started_at="t", concurrent=[(2, 13)], sharing_slots=[1])
     assert not shared.siblings_idle and apart.siblings_idle
+    unseen = TaskFacts(started_at="t", foreign_siblings=[2])
+    assert not unseen.siblings_idle  # a thread we may not use: idle is not verified

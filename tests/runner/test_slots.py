@@ -118,3 +118,13 @@ def test_runner_ids_unique(tmp_path: Path) -> None:
     ids = [s.runner_id for s in slots]
     assert len(set(ids)) == len(ids)
     assert all(i.startswith(f"box-{n}-") for n, i in enumerate(ids))
+
+
+def test_siblings_outside_our_cpus_are_recorded(tmp_path: Path) -> None:
+    """Two runners split by taskset into [0, 1] and [2, 3] on 2 cores x 2 threads (siblings
+    k, k+2): each runner's slots have a sibling it cannot see work on."""
+    sysfs = _sysfs(tmp_path, {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"})
+    plan = plan_slots("physical", "none", cpus=[0, 1], sysfs=sysfs)
+    assert plan.groups == [(0,), (1,)] and plan.foreign == [(2,), (3,)]
+    whole = plan_slots("physical", "none", cpus=[0, 2], sysfs=sysfs)
+    assert whole.groups == [(0,)] and whole.foreign == [()]

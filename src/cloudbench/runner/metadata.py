@@ -33,6 +33,7 @@ class TaskFacts:
     verification: Verification | None = None
     concurrent: list[tuple[int, int]] = field(default_factory=list)  # (slot, task id)
     sharing_slots: list[int] = field(default_factory=list)  # slots on this slot's cores
+    foreign_siblings: list[int] = field(default_factory=list)  # threads outside our CPUs
     noise: dict[str, Any] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     env_configured: dict[str, str] = field(default_factory=dict)
@@ -41,6 +42,9 @@ class TaskFacts:
 
     @property
     def siblings_idle(self) -> bool:
+        # A sibling thread this runner may not use could hold anyone's work: not verified.
+        if self.foreign_siblings:
+            return False
         return not any(slot in self.sharing_slots for slot, _task in self.concurrent)
 
 
@@ -84,6 +88,7 @@ def _slot(slot: Slot, facts: TaskFacts) -> dict[str, Any]:
         "cpuset": slot.cpuset,
         "siblings": cpu_list(slot.siblings),
         "slots_sharing_cores": facts.sharing_slots,
+        "siblings_outside_runner": facts.foreign_siblings,
         "concurrent_task_ids": sorted({t for _s, t in facts.concurrent}),
         "concurrent": [{"slot": s, "task_id": t} for s, t in facts.concurrent],
     }

@@ -30,6 +30,7 @@ class Provenance:
         self.facts = TaskFacts(started_at=utc_now(), env_configured=dict(task.benchmarks.env))
         if plan is not None:
             self.facts.sharing_slots = plan.sharing(slot.index)
+            self.facts.foreign_siblings = list(plan.foreign[slot.index])
         self._noise: NoiseSample | None = None
         self._load: list[float] | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudbench.protocol import SlotMode
@@ -23,6 +23,8 @@ CPU_SYSFS = Path("/sys/devices/system/cpu")
 class Core:
     package: int
     threads: tuple[int, ...]
+    # Sibling threads this runner may not use (taskset/cgroup): someone else may run there.
+    foreign: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class SlotPlan:
     housekeeping_isolated: bool  # no benchmark CPU is among them
     cores: list[Core]
     note: str | None = None
+    foreign: list[tuple[int, ...]] = field(default_factory=list)  # per slot, see Core
 
     def sharing(self, index: int) -> list[int]:
         """Other slots with a thread on this slot's cores (only `logical` makes any)."""
@@ -101,10 +104,11 @@ def read_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[C
     for cpu in cpus:
         if cpu in seen:
             continue
-        threads = _siblings(cpu, sysfs) & allowed
+        everything = _siblings(cpu, sysfs)
+        threads = everything & allowed
         seen.update(threads)
         package = _read_int(sysfs / f"cpu{cpu}" / "topology" / "physical_package_id", 0)
-        cores.append(Core(package, tuple(sorted(threads))))
+        cores.append(Core(package, tuple(sorted(threads)), tuple(sorted(everything - allowed))))
     return cores
 
 
@@ -188,7 +192,12 @@ def plan_slots(
     hk = tuple(t for c in kept for t in c.threads)
     if not kept:  # shares: the runner may run anywhere it is allowed to
         hk = tuple(t for c in cores for t in c.threads)
-    return SlotPlan(mode, groups, siblings, hk, bool(kept), cores, note)
+    foreign = [_foreign(bench, group) for group in groups]
+    return SlotPlan(mode, groups, siblings, hk, bool(kept), cores, note, foreign)
+
+
+def _foreign(cores: list[Core], group: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(t for c in cores if set(c.threads) & set(group) for t in c.foreign)
 
 
 def make_slots(plan: SlotPlan, host: str | None = None) -> list[Slot]:
