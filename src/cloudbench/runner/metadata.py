@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cloudbench
-from cloudbench.protocol import METADATA_FORMAT_VERSION, AslrState, TaskAssignment
+from cloudbench.protocol import METADATA_VERSION, AslrState, Metadata, TaskAssignment
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.ruby_bench import RubyBenchSource
 from cloudbench.runner.slots import Slot, cpu_list
@@ -111,11 +111,11 @@ def build_metadata(
     executor: str,
     machine: dict[str, Any],
     facts: TaskFacts,
-) -> dict[str, Any]:
+) -> Metadata:
     cpu = machine.get("cpu", {})
     v, r = facts.verification, facts.result
     data: dict[str, Any] = {
-        "format_version": METADATA_FORMAT_VERSION,
+        "format_version": METADATA_VERSION,
         "task_id": task.id, "run_id": task.run_id, "provider": task.provider,
         "instance_type": task.instance_type, "alias": task.alias,
         "run_number": task.run_number, "runner_id": slot.runner_id, "lease": task.lease,
@@ -143,4 +143,4 @@ def build_metadata(
             "duration_seconds": round(r.duration, 3), "container_id": r.container_id,
         } if r else None,
     }  # fmt: skip
-    return data
+    return Metadata.model_validate(data)

@@ -8,12 +8,12 @@ get `housekeeping` CPUs that no benchmark uses when the machine has more than on
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloudbench.platform.cpus import allowed_cpus
 from cloudbench.protocol import SlotMode
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
@@ -62,7 +62,7 @@ def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
 
 def logical_cpus() -> list[int]:
     """The CPUs this process may run on (respects cgroups/taskset, unlike os.cpu_count)."""
-    return sorted(os.sched_getaffinity(0))
+    return allowed_cpus()
 
 
 def parse_cpu_list(text: str) -> set[int]:

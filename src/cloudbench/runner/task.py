@@ -306,7 +306,7 @@ class TaskRun:
         f.finished_at, f.provisioned, f.result = utc_now(), self.provisioned, self.result
         return build_metadata(
             self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
-        )
+        ).to_dict()
 
     def _executor_name(self) -> str:
         # "auto" decides per Ruby version; record what actually ran the benchmarks.

@@ -1,0 +1,77 @@
+"""Every status and error type that crosses a process boundary (and the ORM columns)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    pending = "pending"
+    claimed = "claimed"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+ACTIVE_STATUSES = (TaskStatus.claimed, TaskStatus.running)
+UNFINISHED_STATUSES = (TaskStatus.pending, *ACTIVE_STATUSES)
+TERMINAL_STATUSES = (TaskStatus.completed, TaskStatus.failed, TaskStatus.cancelled)
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class HeartbeatStatus(StrEnum):
+    boot = "boot"
+    provision = "provision"
+    running = "running"
+    uploading = "uploading"
+    finished = "finished"
+    error = "error"
+
+
+class ArchiveState(StrEnum):
+    none = "none"  # run still going
+    pending = "pending"
+    building = "building"
+    ready = "ready"
+    failed = "failed"
+
+
+ARCHIVE_SETTLED = (ArchiveState.ready, ArchiveState.failed)
+
+
+class ErrorType(StrEnum):
+    provision_failed = "provision_failed"
+    benchmark_failed = "benchmark_failed"
+    timeout = "timeout"
+    upload_failed = "upload_failed"
+    runner_error = "runner_error"
+    cancelled = "cancelled"
+    # A column measured something other than its label (yjit without +YJIT, interp with it).
+    executable_mismatch = "executable_mismatch"
+
+
+class SlotMode(StrEnum):
+    """How a runner splits its machine into slots (`--slots`; `auto` means physical)."""
+
+    physical = "physical"  # one slot per physical core, pinned to one of its threads
+    logical = "logical"  # one slot per vCPU: sibling threads co-run, on purpose
+    cores = "cores"  # `--slots N`: N slots, each given whole cores
+
+
+class AslrState(StrEnum):
+    """ASLR as verified from ruby-bench's own command_line (`setarch ... -R`)."""
+
+    disabled = "disabled"
+    enabled = "enabled"
+    unknown = "unknown"  # no benchmark result to verify it from
+
+
+class ClaimStatus(StrEnum):
+    assigned = "assigned"
+    done = "done"
