@@ -1,5 +1,6 @@
 #!/usr/bin/env ruby
 # Fake ruby-bench runner for cloudbench's tests (same CLI and output shapes, tiny suite).
+require "etc"
 require "fileutils"
 require "json"
 require "optparse"
@@ -8,7 +9,7 @@ require "shellwords"
 require "yaml"
 
 opts = { executables: {}, out_path: File.expand_path("data"), out_name: nil,
-         categories: [], names: [] }
+         categories: [], names: [], no_pinning: false }
 OptionParser.new do |o|
   o.on("-e=NAME::RUBY_PATH OPTIONS") do |v|
     v.split(";").each do |spec|
@@ -25,7 +26,7 @@ OptionParser.new do |o|
   o.on("--bench=N") { |v| ENV["MIN_BENCH_ITRS"] = v; ENV["MIN_BENCH_TIME"] ||= "0" }
   o.on("--once") { ENV["WARMUP_ITRS"] = "0"; ENV["MIN_BENCH_ITRS"] = "1"; ENV["MIN_BENCH_TIME"] = "0" }
   o.on("--no-sudo") {}
-  o.on("--no-pinning") {}
+  o.on("--no-pinning") { opts[:no_pinning] = true }
 end.parse!(ARGV)
 opts[:names] = ARGV.dup
 
@@ -55,6 +56,19 @@ prefix = opts[:out_name] || begin
 end
 
 descriptions = opts[:executables].transform_values { |cmd| `#{cmd.shelljoin} -v`.strip }
+
+# As ruby-bench's BenchmarkSuite#setarch_prefix: ASLR off via `setarch <arch> -R`, and
+# silently nothing when that is refused (a container's seccomp profile, for one).
+setarch = ["setarch", `uname -m`.strip, "-R"]
+setarch = [] unless system(*setarch, "true", out: File::NULL, err: File::NULL)
+# As BenchmarkSuite#base_cmd: CRuby is pinned to one CPU unless --no-pinning.
+base_cmd = lambda do |description|
+  cmd = setarch.dup
+  if description.start_with?("ruby ") && !opts[:no_pinning]
+    cmd += ["taskset", "-c", [(Etc.nprocessors / 2) - 1, 0].max.to_s]
+  end
+  cmd
+end
 raw = {}
 failures = Hash.new { |h, k| h[k] = [] }
 started = Time.now
@@ -63,7 +77,7 @@ opts[:executables].each do |exe, cmd|
   entries.each_with_index do |(name, path), idx|
     puts "Running benchmark \"#{name}\" (#{idx + 1}/#{entries.size})"
     json_path = File.join(opts[:out_path], "temp#{Process.pid}.json")
-    line = [*cmd, "-I", "harness", File.expand_path(path)].shelljoin
+    line = [*base_cmd.(descriptions[exe]), *cmd, "-I", "harness", File.expand_path(path)].shelljoin
     puts "+ #{line}"
     $stdout.flush
     if system({ "RESULT_JSON_PATH" => json_path }, line)

@@ -46,7 +46,9 @@ class Harness:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
-        return {**env, "CLOUDBENCH_HOME": str(self.home), **extra}
+        # The fake suite's `sleepy` reads FAKE_BENCH_SLEEP; benchmarks get an allowlist.
+        return {**env, "CLOUDBENCH_HOME": str(self.home),
+                "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP", **extra}  # fmt: skip
 
     def config(self, body: dict[str, Any] | str, name: str = "run.json") -> Path:
         path = self.tmp / name

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cloudbench.protocol import BenchmarkSettings
+from cloudbench.protocol import AslrState, BenchmarkSettings
 from cloudbench.runner.executors.base import ExecutionResult, ExecutionSpec, ProvisionError
 from cloudbench.runner.executors.docker import DockerExecutor
 from cloudbench.runner.output import read_result_json
 from cloudbench.runner.ruby_bench import RubyBenchSource
+from cloudbench.runner.verify import verify_file
 
 pytestmark = pytest.mark.container
 RUBY = "3.1"  # the tag the engine recipe provides
@@ -52,7 +53,14 @@ def test_refuses_system_ruby(executor: DockerExecutor) -> None:
 def test_image_cached_and_run_succeeds(executor: DockerExecutor, tmp_path: Path) -> None:
     first = executor.provision(RUBY)
     assert first.ruby_description.startswith("ruby 3.1")
-    assert executor.client.images.get(executor.image_tag(RUBY)).id == first.image_id
+    assert first.image_tag and executor.client.images.get(first.image_tag).id == first.image_id
+    # The base image is pinned: its digest is recorded and part of the derived tag.
+    base = executor.client.images.get(f"ruby:{RUBY}")
+    assert first.base_image_digest and any(
+        d.endswith(first.base_image_digest) for d in base.attrs["RepoDigests"]
+    )
+    assert first.base_image_digest.split(":")[1][:12] in first.image_tag
+    assert first.ruby.startswith("/")  # RbConfig.ruby inside the image
     spec = _spec(tmp_path, executor, 1, (0,), names=["fib"], executables=["interp", "yjit"],
                  bench_iterations=1, warmup_iterations=0)  # fmt: skip
     lines: list[str] = []
@@ -62,6 +70,23 @@ def test_image_cached_and_run_succeeds(executor: DockerExecutor, tmp_path: Path)
     assert 'Running benchmark "fib" (1/1)' in lines
     assert read_result_json(spec.out_dir / "output.json").benchmarks["yjit"] == ["fib"]
     assert _ours(executor) == []
+    # ASLR off inside the container, read from ruby-bench's own command_line.
+    v = verify_file(spec.out_dir / "output.json", ["interp", "yjit"], first.ruby)
+    assert v.aslr is AslrState.disabled and v.executables_verified, v
+
+
+def test_seccomp_profile_is_what_lets_setarch_work(executor: DockerExecutor) -> None:
+    """The premise: the engine's default profile refuses personality(ADDR_NO_RANDOMIZE);
+    ours (default + that value) allows it and sets the flag (0x0040000)."""
+    from docker.errors import ContainerError
+
+    script = ["sh", "-c", "setarch $(uname -m) -R cat /proc/self/personality"]
+    run = executor.client.containers.run
+    with pytest.raises(ContainerError, match="personality"):
+        run(f"ruby:{RUBY}", script, remove=True, network_mode="none")
+    out = run(f"ruby:{RUBY}", script, remove=True, network_mode="none",
+              security_opt=executor.security_opt())  # fmt: skip
+    assert bytes(out).strip() == b"00040000"
 
 
 def test_two_slots_in_parallel_on_own_cpus_then_killed(

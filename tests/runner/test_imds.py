@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cloudbench.runner.cli import resolve_instance_type
+from cloudbench.runner.cli import resolve_instance, resolve_instance_type
 from cloudbench.runner.imds import ENDPOINT_ENV, MetadataUnavailable, read_identity
 
 TOKEN = "tok-123"
@@ -29,6 +29,11 @@ class _Imds(BaseHTTPRequestHandler):
         values = {
             "/latest/meta-data/instance-type": "c7g.large",
             "/latest/meta-data/instance-id": "i-0abc",
+            "/latest/meta-data/placement/region": "eu-central-1",
+            "/latest/meta-data/placement/availability-zone": "eu-central-1b",
+            "/latest/meta-data/ami-id": "ami-0123456789abcdef0",
+            "/latest/meta-data/instance-life-cycle": "spot",
+            # no placement/host-id: not a Dedicated Host, so IMDS answers 404
         }
         self._send(200 if self.path in values else 404, values.get(self.path, ""))
 
@@ -63,3 +68,16 @@ def test_unreachable_metadata_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(ENDPOINT_ENV, "http://127.0.0.1:9")
     with pytest.raises(MetadataUnavailable, match="pass --instance-type"):
         resolve_instance_type("aws", None)
+
+
+def test_provenance_for_metadata(imds: str) -> None:
+    facts = resolve_instance("aws", "c7g.large-alias-type")
+    assert facts == {
+        "provider": "aws", "instance_type": "c7g.large-alias-type",
+        "instance_type_reported": "c7g.large", "instance_id": "i-0abc",
+        "region": "eu-central-1", "zone": "eu-central-1b", "image_id": "ami-0123456789abcdef0",
+        "lifecycle": "spot", "tenancy": None, "host_id": None,
+    }  # fmt: skip
+    assert resolve_instance("local", None) == {
+        "provider": "local", "instance_type": "local", "instance_type_reported": None,
+    }  # fmt: skip

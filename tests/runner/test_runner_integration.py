@@ -49,6 +49,8 @@ def start_runner(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
             "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
             "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
             "CLOUDBENCH_UNREACHABLE_GIVE_UP": "60",
+            # The fake suite's `sleepy` reads it; the benchmark environment is an allowlist.
+            "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
             **(env or {}),
         }
         log = open(tmp_path / f"runner{len(procs)}.log", "wb")  # noqa: SIM115
@@ -183,6 +185,10 @@ def test_docker_409_kills_the_container(
     proc = start_runner(orchestrator_server, run_id, executor="docker")
     _wait_status(orchestrator_server, run_id, "running", timeout=120)
     labels = {"label": [f"cloudbench.run_id={run_id}"]}
+    # "running" is reported just before the container is created and started.
+    deadline = time.monotonic() + 30
+    while not engine.containers.list(filters=labels) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(engine.containers.list(filters=labels)) == 1
     with orchestrator_server.client() as http:
         assert http.post(f"/runs/{run_id}/stop").status_code == 200

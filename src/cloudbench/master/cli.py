@@ -57,7 +57,8 @@ def run(
     ] = 120.0,
     executor: Annotated[str, typer.Option(help="Local runners: host, docker or auto.")] = "auto",
     slots: Annotated[
-        str | None, typer.Option(help="Local runners: slots each (N, auto, physical).")
+        str | None,
+        typer.Option(help="Local runners: slots each (physical, logical or N; auto = physical)."),
     ] = None,
     reuse_orchestrator: Annotated[
         bool,

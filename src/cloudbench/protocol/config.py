@@ -6,6 +6,7 @@ orchestrator; `RunSpec.request_body()` is what the master posts.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,6 +64,10 @@ class PerInstanceType(Strict):
     instances: int = Field(default=1, ge=1, le=1_000)
 
 
+# Keys `benchmarks.env` may set: GC/thread/allocator tuning, never the JIT or RUBYOPT.
+BENCHMARK_ENV_KEY = re.compile(r"^(RUBY_GC_|RUBY_THREAD_|RUBY_FIBER_|MALLOC_)[A-Z0-9_]+$")
+
+
 class BenchmarkSettings(Strict):
     names: list[Name] = Field(default_factory=list, max_length=1000)
     categories: list[Name] = Field(default_factory=list, max_length=20)
@@ -77,6 +82,22 @@ class BenchmarkSettings(Strict):
     extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=50
     )
+    # Set on purpose for the benchmarks; everything else of the runner's environment is not.
+    env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=50
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_allowlisted(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not BENCHMARK_ENV_KEY.match(key):
+                raise ValueError(
+                    f"benchmarks.env: {key!r} is not allowed; allowed are RUBY_GC_*, "
+                    "RUBY_THREAD_*, RUBY_FIBER_* and MALLOC_* (YJIT is chosen with "
+                    "benchmarks.executables, not the environment)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _default_category(self) -> BenchmarkSettings:

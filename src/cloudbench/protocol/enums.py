@@ -52,6 +52,24 @@ class ErrorType(StrEnum):
     upload_failed = "upload_failed"
     runner_error = "runner_error"
     cancelled = "cancelled"
+    # A column measured something other than its label (yjit without +YJIT, interp with it).
+    executable_mismatch = "executable_mismatch"
+
+
+class SlotMode(StrEnum):
+    """How a runner splits its machine into slots (`--slots`; `auto` means physical)."""
+
+    physical = "physical"  # one slot per physical core, pinned to one of its threads
+    logical = "logical"  # one slot per vCPU: sibling threads co-run, on purpose
+    cores = "cores"  # `--slots N`: N slots, each given whole cores
+
+
+class AslrState(StrEnum):
+    """ASLR as verified from ruby-bench's own command_line (`setarch ... -R`)."""
+
+    disabled = "disabled"
+    enabled = "enabled"
+    unknown = "unknown"  # no benchmark result to verify it from
 
 
 class ClaimStatus(StrEnum):

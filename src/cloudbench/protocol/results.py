@@ -1,6 +1,8 @@
 """The files of a results archive: ``manifest.json`` and each task's ``metadata.json``.
 
-Both carry ``format_version``; version 1 is the shape cloudbench has always written.
+Both carry ``format_version``; version 1 is the shape cloudbench has always written
+(metadata without the key at all). Metadata 2 adds provenance, verified checks and
+noise (docs/results.md); format-1 files still read, with the format-2 fields None.
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
 format_version, which would mean fields changed meaning.
 """
@@ -12,10 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cloudbench.protocol.config import BenchmarkSettings
-from cloudbench.protocol.enums import TaskStatus
+from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 1
-METADATA_VERSION = 1
+METADATA_VERSION = 2
+METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
 
@@ -74,6 +77,16 @@ class Manifest(_Versioned):
         return self.model_dump_json(indent=2).encode() + b"\n"
 
 
+class MetadataChecks(BaseModel):
+    """Verified per task (format 2), so a report can flag a task without re-deriving."""
+
+    aslr_disabled: bool
+    executables_verified: bool
+    siblings_idle: bool
+    env_clean: bool
+    steal_pct: float | None = None
+
+
 class Metadata(_Versioned):
     """``metadata.json`` in every task's result (and error) tarball: what ran where.
 
@@ -81,7 +94,7 @@ class Metadata(_Versioned):
     failed before them.
     """
 
-    format_version: int = METADATA_VERSION
+    format_version: int = 1  # a file without the key is format 1
     task_id: int
     run_id: int
     provider: str
@@ -93,11 +106,14 @@ class Metadata(_Versioned):
     ruby_version: str
     benchmarks: BenchmarkSettings
     ruby_bench_commit: str | None = None
-    ruby_bench_source: str
-    ruby_bench_content_id: str
+    # Format 2 keeps the ruby-bench provenance under "ruby" (an extra key).
+    ruby_bench_source: str | None = None
+    ruby_bench_content_id: str | None = None
     executor: str
     cpuset: str
     cloudbench_version: str
+    aslr: AslrState | None = None  # format 2
+    checks: MetadataChecks | None = None  # format 2
     # The machine (runner/slots.machine_facts).
     hostname: str | None = None
     cpu_model: str | None = None
@@ -121,6 +137,8 @@ class Metadata(_Versioned):
     @field_validator("format_version")
     @classmethod
     def _known(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"{METADATA_NAME} format_version {value} is not a version")
         return _supported(value, METADATA_VERSION, METADATA_NAME)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,3 +147,6 @@ class Metadata(_Versioned):
         data["format_version"] = self.format_version
         data["benchmarks"] = self.benchmarks.model_dump(mode="json")
         return data
+
+
+TaskMetadata = Metadata  # the name issue 15 introduced

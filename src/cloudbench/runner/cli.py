@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from cloudbench.protocol import problems
 from cloudbench.runner.imds import MetadataUnavailable, read_identity
 
+log = logging.getLogger(__name__)
+
 runner_app = typer.Typer(
     help="Claim tasks from the orchestrator and run ruby-bench for them.",
     add_completion=False,
@@ -35,7 +37,28 @@ def runner(
     instance_type: Annotated[str | None, _opt("INSTANCE_TYPE", "This machine's type.")] = None,
     alias: Annotated[str | None, _opt("ALIAS", "Only claim tasks of this alias.")] = None,
     run_id: Annotated[int | None, _opt("RUN_ID", "Only claim tasks of this run.")] = None,
-    slots: Annotated[str | None, _opt("SLOTS", "N, auto (one per CPU) or physical.")] = None,
+    slots: Annotated[
+        str | None,
+        _opt(
+            "SLOTS",
+            "physical (default; one per core), logical (one per vCPU), or N "
+            "(N slots of whole cores); auto = physical.",
+        ),
+    ] = None,
+    housekeeping_cpus: Annotated[
+        str | None,
+        _opt(
+            "HOUSEKEEPING_CPUS",
+            "CPUs for the runner itself: auto (last core when there are several), none, or a list.",
+        ),
+    ] = None,
+    pass_env: Annotated[
+        str | None,
+        _opt("PASS_ENV", "Runner variables (NAME,...) handed to the benchmarks on purpose."),
+    ] = None,
+    ruby_image_digest: Annotated[
+        str | None, _opt("RUBY_IMAGE_DIGEST", "sha256:... of the ruby:<version> image.")
+    ] = None,
     executor: Annotated[str | None, _opt("EXECUTOR", "docker, host or auto.")] = None,
     ruby_bench: Annotated[
         str | None, _opt("RUBY_BENCH", "ruby-bench git URL[@ref] or local directory.")
@@ -62,13 +85,41 @@ def runner(
         typer.echo(f"invalid runner settings:\n{_explain(exc)}", err=True)
         raise typer.Exit(2) from None
     try:
-        settings.instance_type = resolve_instance_type(settings.provider, settings.instance_type)
+        instance = resolve_instance(settings.provider, settings.instance_type)
     except MetadataUnavailable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    runner_obj = Runner(settings)
+    settings.instance_type = str(instance["instance_type"])
+    try:
+        runner_obj = Runner(settings, instance)
+    except ValueError as exc:  # slots / housekeeping CPUs that do not fit this machine
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     runner_obj.install_signal_handlers()
     raise typer.Exit(runner_obj.run())
+
+
+def resolve_instance(provider: str, given: str | None) -> dict[str, str | None]:
+    """Instance provenance for metadata.json; the cloud's own answer where there is one.
+
+    `instance_type` is what this runner claims tasks for; `instance_type_reported` is what
+    the metadata service says (None where there is none).
+    """
+    facts: dict[str, str | None] = {"provider": provider, "instance_type_reported": None}
+    if provider == "aws":
+        try:
+            identity = read_identity().facts()
+        except MetadataUnavailable:
+            if not given:
+                raise
+            log.warning("EC2 metadata service unavailable: instance provenance not recorded")
+            identity = {}
+        facts.update(identity)
+        facts["instance_type_reported"] = identity.get("instance_type")
+        facts["instance_type"] = given or identity.get("instance_type")
+        return facts
+    facts["instance_type"] = resolve_instance_type(provider, given)
+    return facts
 
 
 def resolve_instance_type(provider: str, given: str | None) -> str:

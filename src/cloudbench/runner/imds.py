@@ -1,4 +1,4 @@
-"""Who am I on EC2: instance type and id from the instance metadata service (IMDSv2)."""
+"""Who am I on EC2: type, id, placement, image and lifecycle from IMDSv2."""
 
 from __future__ import annotations
 
@@ -23,6 +23,29 @@ class MetadataUnavailable(RuntimeError):
 class InstanceIdentity:
     instance_type: str
     instance_id: str
+    region: str | None = None
+    zone: str | None = None
+    image_id: str | None = None
+    lifecycle: str | None = None  # "spot" / "on-demand" as EC2 reports it
+    # IMDS has no tenancy entry; a Dedicated Host shows as placement/host-id.
+    host_id: str | None = None
+
+    def facts(self) -> dict[str, str | None]:
+        return {
+            "instance_type": self.instance_type, "instance_id": self.instance_id,
+            "region": self.region, "zone": self.zone, "image_id": self.image_id,
+            "lifecycle": self.lifecycle,
+            "tenancy": "host" if self.host_id else None, "host_id": self.host_id,
+        }  # fmt: skip
+
+
+_OPTIONAL = {
+    "region": "placement/region",
+    "zone": "placement/availability-zone",
+    "image_id": "ami-id",
+    "lifecycle": "instance-life-cycle",
+    "host_id": "placement/host-id",
+}
 
 
 def read_identity(endpoint: str | None = None, timeout: float = 2.0) -> InstanceIdentity:
@@ -40,10 +63,15 @@ def read_identity(endpoint: str | None = None, timeout: float = 2.0) -> Instance
                 resp = client.get(f"/latest/meta-data/{path}", headers=headers)
                 resp.raise_for_status()
                 values.append(resp.text.strip())
+            extra = {}
+            for key, path in _OPTIONAL.items():
+                resp = client.get(f"/latest/meta-data/{path}", headers=headers)
+                # 404: not told (no host id outside Dedicated Hosts); the rest is provenance
+                extra[key] = resp.text.strip() if resp.status_code == 200 else None
     except httpx.HTTPError as exc:
         raise MetadataUnavailable(
             f"cannot read the instance type from the EC2 metadata service at {base}: {exc}; "
             "pass --instance-type"
         ) from exc
     logger.info("EC2 metadata: %s (%s)", values[0], values[1])
-    return InstanceIdentity(instance_type=values[0], instance_id=values[1])
+    return InstanceIdentity(instance_type=values[0], instance_id=values[1], **extra)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from types import FrameType
 
 from cloudbench.protocol import ClaimRequest, ClaimStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
+from cloudbench.runner.concurrency import Concurrency
+from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import choose
+from cloudbench.runner.machine_state import machine_state
 from cloudbench.runner.packaging import Uploader
 from cloudbench.runner.ruby_bench import prepare_source
 from cloudbench.runner.settings import RunnerSettings
-from cloudbench.runner.slots import Slot, machine_facts, make_slots
+from cloudbench.runner.slots import Slot, SlotPlan, make_slots, plan_slots, topology_facts
 from cloudbench.runner.task import Machine, TaskRun
 
 log = logging.getLogger(__name__)
@@ -25,9 +30,12 @@ EXIT_ERROR = 1
 
 
 class Runner:
-    def __init__(self, settings: RunnerSettings) -> None:
+    def __init__(self, settings: RunnerSettings, instance: dict[str, str | None] | None = None):
         self.settings = settings
-        self.slots: list[Slot] = make_slots(settings.slots)
+        self.plan: SlotPlan = plan_slots(settings.slots, settings.housekeeping_cpus)
+        self.slots: list[Slot] = make_slots(self.plan)
+        self.instance = instance or {"provider": settings.provider,
+                                     "instance_type": settings.instance_type}  # fmt: skip
         self.shutdown = threading.Event()
         self.signal_received: int | None = None
         self.errors: list[str] = []
@@ -37,13 +45,15 @@ class Runner:
     def run(self) -> int:
         s = self.settings
         s.work_dir.mkdir(parents=True, exist_ok=True)
+        self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
-        executor = choose(s.executor, source, s.work_dir)
+        executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest)
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
-        machine = Machine(s, client, uploader, executor, source, machine_facts(), self.shutdown)
+        machine = Machine(s, client, uploader, executor, source, self._facts(), self.shutdown,
+                          plan=self.plan, concurrency=Concurrency())  # fmt: skip
         log.info("runner: %d slot(s), executor %s, ruby-bench %s", len(self.slots),
                  executor.name, source.commit or source.origin)  # fmt: skip
         try:
@@ -53,6 +63,23 @@ class Runner:
             uploader.close()
             executor.close()
         return self._finish()
+
+    def _pin_housekeeping(self) -> None:
+        # Threads inherit the affinity of the thread that starts them: pin before any starts.
+        # Benchmarks get their own CPUs from taskset / the container's cpuset.
+        cpus = set(self.plan.housekeeping)
+        if cpus and cpus != set(os.sched_getaffinity(0)):
+            os.sched_setaffinity(0, cpus)
+        log.info("housekeeping on CPUs %s%s", ",".join(map(str, sorted(cpus))),
+                 f" ({self.plan.note})" if self.plan.note else "")  # fmt: skip
+
+    def _facts(self) -> dict[str, object]:
+        return {
+            "hostname": socket.gethostname(),
+            "instance": self.instance,
+            "cpu": {**cpu_facts(), **topology_facts(self.plan)},
+            "machine": machine_state(),
+        }
 
     def _run_slots(self, machine: Machine) -> None:
         threads = [

@@ -1,63 +1,146 @@
-"""metadata.json: what ran where, recorded next to every result."""
+"""metadata.json: what ran where, and what was verified, next to every result.
+
+Format 2 (docs/results.md documents every field). The format-1 keys stay at the top level
+with their old meaning, so readers of old results keep working.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import cloudbench
-from cloudbench.protocol import Metadata, TaskAssignment
+from cloudbench.protocol import METADATA_VERSION, AslrState, Metadata, TaskAssignment
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.ruby_bench import RubyBenchSource
+from cloudbench.runner.slots import Slot, cpu_list
+from cloudbench.runner.verify import Verification
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class TaskFacts:
+    """What one task learned while it ran."""
+
+    started_at: str
+    finished_at: str | None = None
+    provisioned: Provisioned | None = None
+    result: ExecutionResult | None = None
+    verification: Verification | None = None
+    concurrent: list[tuple[int, int]] = field(default_factory=list)  # (slot, task id)
+    sharing_slots: list[int] = field(default_factory=list)  # slots on this slot's cores
+    foreign_siblings: list[int] = field(default_factory=list)  # threads outside our CPUs
+    noise: dict[str, Any] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    env_configured: dict[str, str] = field(default_factory=dict)
+    env_unexpected: list[str] = field(default_factory=list)
+    failed_benchmarks: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def siblings_idle(self) -> bool:
+        # A sibling thread this runner may not use could hold anyone's work: not verified.
+        if self.foreign_siblings:
+            return False
+        return not any(slot in self.sharing_slots for slot, _task in self.concurrent)
+
+
+def _ruby(task: TaskAssignment, facts: TaskFacts, source: RubyBenchSource) -> dict[str, Any]:
+    p, v = facts.provisioned, facts.verification
+    executables = {}
+    for exe in dict.fromkeys(task.benchmarks.executables):
+        executables[exe] = {
+            "ruby_v": v.ruby_v.get(exe) if v else None,
+            "ruby_descriptions": v.descriptions.get(exe, []) if v else [],
+        }
+    return {
+        "ruby_version": task.ruby_version,
+        "ruby": p.ruby if p else None,
+        "ruby_description": p.ruby_description if p else None,
+        "executables": executables,
+        "base_image": p.base_image if p else None,
+        "base_image_digest": p.base_image_digest if p else None,
+        "image_id": p.image_id if p else None,
+        "image_tag": p.image_tag if p else None,
+        "ruby_bench_commit": source.commit,
+        "ruby_bench_source": source.origin,
+        "ruby_bench_content_id": source.content_id,
+    }
+
+
+def _checks(facts: TaskFacts) -> dict[str, Any]:
+    v = facts.verification
+    return {
+        "aslr_disabled": bool(v and v.aslr_disabled),
+        "executables_verified": bool(v and v.executables_verified),
+        "siblings_idle": facts.siblings_idle,
+        "env_clean": facts.result is not None and not facts.env_unexpected,
+        "steal_pct": facts.noise.get("steal_pct"),
+    }
+
+
+def _slot(slot: Slot, facts: TaskFacts) -> dict[str, Any]:
+    return {
+        "index": slot.index,
+        "cpuset": slot.cpuset,
+        "siblings": cpu_list(slot.siblings),
+        "slots_sharing_cores": facts.sharing_slots,
+        "siblings_outside_runner": facts.foreign_siblings,
+        "concurrent_task_ids": sorted({t for _s, t in facts.concurrent}),
+        "concurrent": [{"slot": s, "task_id": t} for s, t in facts.concurrent],
+    }
+
+
+def _environment(facts: TaskFacts) -> dict[str, Any]:
+    result = facts.result
+    return {
+        "passed": dict(sorted(result.environment.items())) if result else {},
+        "configured": facts.env_configured,
+        "dropped_from_runner": result.env_dropped if result else [],
+        "unexpected": facts.env_unexpected,
+    }
 
 
 def build_metadata(
     task: TaskAssignment,
-    runner_id: str,
-    cpus: tuple[int, ...],
+    slot: Slot,
     source: RubyBenchSource,
     executor: str,
-    machine: dict[str, object],
-    **extra: Any,
+    machine: dict[str, Any],
+    facts: TaskFacts,
 ) -> Metadata:
-    """The fixed part; run-dependent facts come in `extra` as they become known."""
+    cpu = machine.get("cpu", {})
+    v, r = facts.verification, facts.result
     data: dict[str, Any] = {
-        "task_id": task.id,
-        "run_id": task.run_id,
-        "provider": task.provider,
-        "instance_type": task.instance_type,
-        "alias": task.alias,
-        "run_number": task.run_number,
-        "runner_id": runner_id,
-        "lease": task.lease,
+        "format_version": METADATA_VERSION,
+        "task_id": task.id, "run_id": task.run_id, "provider": task.provider,
+        "instance_type": task.instance_type, "alias": task.alias,
+        "run_number": task.run_number, "runner_id": slot.runner_id, "lease": task.lease,
         "ruby_version": task.ruby_version,
         "benchmarks": task.benchmarks.model_dump(mode="json"),
-        "ruby_bench_commit": source.commit,
-        "ruby_bench_source": source.origin,
-        "ruby_bench_content_id": source.content_id,
-        "executor": executor,
-        "cpuset": ",".join(str(c) for c in cpus),
+        "executor": executor, "cpuset": slot.cpuset,
         "cloudbench_version": cloudbench.__version__,
-        **machine,
-    }
-    data.update(extra)
+        "started_at": facts.started_at, "finished_at": facts.finished_at,
+        "failed_benchmarks": facts.failed_benchmarks,
+        # format-1 names, kept for old readers
+        "hostname": machine.get("hostname"), "cpu_model": cpu.get("model_name"),
+        "logical_cores": cpu.get("logical_cpus"), "physical_cores": cpu.get("physical_cores"),
+        "arch": cpu.get("arch"), "kernel": machine.get("machine", {}).get("kernel_release"),
+        "ruby_description": facts.provisioned.ruby_description if facts.provisioned else None,
+        "ruby_bench_commit": source.commit,
+        "aslr": (v.aslr if v else AslrState.unknown).value,
+        "checks": _checks(facts),
+        "instance": machine.get("instance", {}),
+        "cpu": cpu, "slot": _slot(slot, facts), "machine": machine.get("machine", {}),
+        "ruby": _ruby(task, facts, source),
+        "environment": _environment(facts),
+        "noise": facts.noise, "benchmark_timeline": facts.timeline,
+        "execution": {
+            "exit_code": r.exit_code, "command": r.command, "timed_out": r.timed_out,
+            "duration_seconds": round(r.duration, 3), "container_id": r.container_id,
+        } if r else None,
+    }  # fmt: skip
     return Metadata.model_validate(data)
-
-
-def run_facts(provisioned: Provisioned | None, result: ExecutionResult | None) -> dict[str, Any]:
-    facts: dict[str, Any] = {}
-    if provisioned is not None:
-        facts["ruby_description"] = provisioned.ruby_description
-        facts["image_id"] = provisioned.image_id
-        facts["image_tag"] = provisioned.image_tag
-    if result is not None:
-        facts["exit_code"] = result.exit_code
-        facts["command"] = result.command
-        facts["timed_out"] = result.timed_out
-        facts["duration_seconds"] = round(result.duration, 3)
-        facts["container_id"] = result.container_id
-    return facts

@@ -7,7 +7,7 @@ import math
 import re
 import shlex
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,3 +177,38 @@ def build_command(
     args.extend(settings.extra_args)
     args.extend(settings.names)
     return args, env
+
+
+class Timeline:
+    """Per-benchmark start/finish times from the progress lines (the next one, or the end
+    of the process, finishes the previous benchmark)."""
+
+    def __init__(self, executables: Sequence[str]) -> None:
+        self.executables = list(dict.fromkeys(executables)) or ["?"]
+        self._lock = threading.Lock()
+        self._pass = 0
+        self._last_index = 0
+        self.entries: list[dict[str, Any]] = []
+
+    def feed(self, line: str, now: str) -> None:
+        progress = parse_progress_line(line)
+        if progress is None:
+            return
+        with self._lock:
+            if progress.index <= self._last_index:
+                self._pass = min(self._pass + 1, len(self.executables) - 1)
+            self._last_index = progress.index
+            self._finish(now)
+            self.entries.append({
+                "executable": self.executables[self._pass], "benchmark": progress.name,
+                "started_at": now, "finished_at": None,
+            })  # fmt: skip
+
+    def _finish(self, now: str) -> None:
+        if self.entries and self.entries[-1]["finished_at"] is None:
+            self.entries[-1]["finished_at"] = now
+
+    def close(self, now: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self._finish(now)
+            return [dict(e) for e in self.entries]

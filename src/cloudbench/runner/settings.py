@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 RUBY_BENCH_COMMIT = "09b76c8b0f94c8182080cdae01e95151f0e22dd9"
 RUBY_BENCH_REPO = "https://github.com/ruby/ruby-bench.git"
 
-Slots = Literal["auto", "physical"] | int
+Slots = Literal["auto", "physical", "logical"] | int
 
 
 class RunnerSettings(BaseSettings):
@@ -26,12 +27,20 @@ class RunnerSettings(BaseSettings):
     instance_type: str | None = None
     alias: str | None = None
     run_id: int | None = None
-    slots: Slots = "auto"
+    slots: Slots = "physical"
+    # CPUs for the runner's own threads: auto (the last core when there are several),
+    # none (share the benchmark CPUs), or a CPU list such as "7,15".
+    housekeeping_cpus: str = "auto"
+    # Pins the official image: built FROM ruby:<version>@<digest> (one Ruby per runner).
+    ruby_image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     executor: Literal["docker", "host", "auto"] = "auto"
     # A git URL (optionally URL@ref) or a local directory (offline machines, tests).
     ruby_bench: str = RUBY_BENCH_REPO
     ruby_bench_commit: str = RUBY_BENCH_COMMIT
     work_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "cloudbench-runner")
+    # Runner variables handed to the benchmarks on purpose (recorded); never RUBY*/LD_*.
+    # Comma-separated names, e.g. CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP.
+    pass_env: str = ""
     debug: bool = False
     shutdown_on_done: bool = False
     heartbeat_interval: float = Field(default=30.0, gt=0)
@@ -50,7 +59,30 @@ class RunnerSettings(BaseSettings):
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())
         if isinstance(value, int) and value < 1:
-            raise ValueError("slots must be >= 1, 'auto' or 'physical'")
+            raise ValueError("slots must be >= 1, 'physical', 'logical' or 'auto'")
+        return value
+
+    @field_validator("housekeeping_cpus")
+    @classmethod
+    def _housekeeping(cls, value: str) -> str:
+        value = value.strip()
+        if value not in ("auto", "none") and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+            raise ValueError("must be auto, none or a CPU list such as 3 or 6-7")
+        return value
+
+    @property
+    def pass_env_names(self) -> list[str]:
+        return [v.strip() for v in self.pass_env.split(",") if v.strip()]
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env(cls, value: str) -> str:
+        for name in (v.strip() for v in value.split(",")):
+            if re.match(r"^(RUBY|LD_|GEM_|BUNDLE|WARMUP_ITRS|MIN_BENCH|CLOUDBENCH_)", name):
+                raise ValueError(
+                    f"{name} may not be passed: choose YJIT with benchmarks.executables and "
+                    "tuning with benchmarks.env in the config"
+                )
         return value
 
     @field_validator("runner_token")

@@ -1,16 +1,30 @@
-"""Slots: how many tasks this machine runs at once, and on which CPUs each one runs."""
+"""Slots: how many tasks this machine runs at once, and on which CPUs each one runs.
+
+Topology comes from sysfs: a physical core is the set of threads in `core_cpus_list`
+(`thread_siblings_list` on kernels before 5.x). Slots never split a core between two
+benchmarks unless `logical` asks for it, and the runner's own threads (heartbeats, uploads)
+get `housekeeping` CPUs that no benchmark uses when the machine has more than one core.
+"""
 
 from __future__ import annotations
 
-import platform
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudbench.platform.cpus import allowed_cpus, split_cpus
+from cloudbench.platform.cpus import allowed_cpus
+from cloudbench.protocol import SlotMode
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
+
+
+@dataclass(frozen=True)
+class Core:
+    package: int
+    threads: tuple[int, ...]
+    # Sibling threads this runner may not use (taskset/cgroup): someone else may run there.
+    foreign: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -18,15 +32,44 @@ class Slot:
     index: int
     cpus: tuple[int, ...]
     runner_id: str
+    siblings: tuple[int, ...] = ()  # every thread of the cores this slot runs on
 
     @property
     def cpuset(self) -> str:
-        return ",".join(str(c) for c in self.cpus)
+        return cpu_list(self.cpus)
 
 
-def _parse_cpu_list(text: str) -> set[int]:
+@dataclass(frozen=True)
+class SlotPlan:
+    mode: SlotMode
+    groups: list[tuple[int, ...]]  # the CPUs of each slot
+    siblings: list[tuple[int, ...]]  # all threads of each slot's cores
+    housekeeping: tuple[int, ...]
+    housekeeping_isolated: bool  # no benchmark CPU is among them
+    cores: list[Core]
+    note: str | None = None
+    foreign: list[tuple[int, ...]] = field(default_factory=list)  # per slot, see Core
+
+    def sharing(self, index: int) -> list[int]:
+        """Other slots with a thread on this slot's cores (only `logical` makes any)."""
+        mine = set(self.siblings[index])
+        return [i for i, cpus in enumerate(self.groups) if i != index and mine & set(cpus)]
+
+
+def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
+    return ",".join(str(c) for c in cpus)
+
+
+def logical_cpus() -> list[int]:
+    """The CPUs this process may run on (respects cgroups/taskset, unlike os.cpu_count)."""
+    return allowed_cpus()
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """sysfs/taskset list syntax: `0-3,8,10-11`."""
     cpus: set[int] = set()
     for part in text.strip().split(","):
+        part = part.strip()
         if not part:
             continue
         if "-" in part:
@@ -37,67 +80,150 @@ def _parse_cpu_list(text: str) -> set[int]:
     return cpus
 
 
-def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:
-    """Groups of hyperthread siblings among `cpus`, one group per physical core."""
-    cpus = allowed_cpus() if cpus is None else cpus
+def _read_int(path: Path, default: int) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return default
+
+
+def _siblings(cpu: int, sysfs: Path) -> set[int]:
+    topo = sysfs / f"cpu{cpu}" / "topology"
+    for name in ("core_cpus_list", "thread_siblings_list"):
+        try:
+            return parse_cpu_list((topo / name).read_text()) | {cpu}
+        except (OSError, ValueError):
+            continue
+    return {cpu}  # no topology exposed: every CPU counts as its own core
+
+
+def read_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[Core]:
+    """The physical cores among `cpus`, each with its threads that we may use."""
+    cpus = logical_cpus() if cpus is None else sorted(cpus)
     allowed, seen, cores = set(cpus), set[int](), []
     for cpu in cpus:
         if cpu in seen:
             continue
-        siblings_file = sysfs / f"cpu{cpu}" / "topology" / "thread_siblings_list"
-        try:
-            siblings = _parse_cpu_list(siblings_file.read_text()) & allowed
-        except (OSError, ValueError):
-            siblings = {cpu}
-        siblings.add(cpu)
-        seen.update(siblings)
-        cores.append(tuple(sorted(siblings)))
+        everything = _siblings(cpu, sysfs)
+        threads = everything & allowed
+        seen.update(threads)
+        package = _read_int(sysfs / f"cpu{cpu}" / "topology" / "physical_package_id", 0)
+        cores.append(Core(package, tuple(sorted(threads)), tuple(sorted(everything - allowed))))
     return cores
 
 
-def cpu_groups(spec: str | int, cpus: list[int] | None = None) -> list[tuple[int, ...]]:
-    """CPU sets for the slots: one per logical CPU, one per physical core, or N groups."""
-    cpus = allowed_cpus() if cpus is None else cpus
-    if spec == "physical":
-        # One slot per core, pinned to a single thread so no two slots share siblings.
-        return [core[:1] for core in physical_cores(cpus)]
-    if spec == "auto":
-        return [(c,) for c in cpus]
-    count = int(spec)
-    if count < 1:
-        raise ValueError("slots must be >= 1")
-    if count > len(cpus):
-        raise ValueError(f"{count} slots requested but only {len(cpus)} CPUs are available")
-    return split_cpus(cpus, count)
+def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:
+    """Groups of hyperthread siblings among `cpus`, one group per physical core."""
+    return [core.threads for core in read_cores(cpus, sysfs)]
 
 
-def make_slots(spec: str | int, host: str | None = None) -> list[Slot]:
+def parse_mode(spec: str | int) -> tuple[SlotMode, int | None]:
+    if isinstance(spec, int) or str(spec).strip().isdigit():
+        count = int(spec)
+        if count < 1:
+            raise ValueError("slots must be >= 1")
+        return SlotMode.cores, count
+    if spec == "auto":  # kept for old user-data and scripts
+        return SlotMode.physical, None
+    try:
+        return SlotMode(spec), None
+    except ValueError:
+        raise ValueError(f"slots: {spec!r} is not N, physical, logical or auto") from None
+
+
+def _housekeeping_cores(
+    spec: str, cores: list[Core], mode: SlotMode, count: int | None
+) -> tuple[list[Core], str | None]:
+    """The cores given to the runner itself; none means it shares the benchmark CPUs."""
+    if spec == "none":
+        return [], "housekeeping not isolated (--housekeeping-cpus none)"
+    if spec != "auto":
+        wanted = parse_cpu_list(spec)
+        chosen = [c for c in cores if wanted & set(c.threads)]
+        if not chosen or not wanted <= {t for c in chosen for t in c.threads}:
+            raise ValueError(f"housekeeping-cpus {spec!r} lists CPUs this runner may not use")
+        return chosen, None
+    if len(cores) < 2:
+        return [], "one physical core: the runner shares it with the benchmark"
+    if mode is SlotMode.cores and count is not None and count >= len(cores):
+        return [], f"--slots {count} uses every core: the runner shares them"
+    return [cores[-1]], None
+
+
+def _split(cores: list[Core], count: int) -> list[list[Core]]:
+    if count > len(cores):
+        raise ValueError(
+            f"{count} slots requested but only {len(cores)} physical core(s) are free for "
+            "benchmarks; use fewer slots, --slots logical, or --housekeeping-cpus none"
+        )
+    size, extra = divmod(len(cores), count)
+    groups, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(cores[start:end])
+        start = end
+    return groups
+
+
+def plan_slots(
+    spec: str | int,
+    housekeeping: str = "auto",
+    cpus: list[int] | None = None,
+    sysfs: Path = CPU_SYSFS,
+) -> SlotPlan:
+    mode, count = parse_mode(spec)
+    cores = read_cores(cpus, sysfs)
+    kept, note = _housekeeping_cores(housekeeping, cores, mode, count)
+    bench = [c for c in cores if c not in kept]
+    if not bench:
+        raise ValueError("housekeeping-cpus leaves no core for benchmarks")
+    groups: list[tuple[int, ...]]
+    if mode is SlotMode.physical:
+        # One slot per core, pinned to its first thread: the siblings stay idle.
+        groups = [(c.threads[0],) for c in bench]
+        siblings = [c.threads for c in bench]
+    elif mode is SlotMode.logical:
+        groups = [(t,) for c in bench for t in c.threads]
+        siblings = [c.threads for c in bench for _ in c.threads]
+    else:
+        parts = _split(bench, count or 1)
+        groups = [tuple(t for c in part for t in c.threads) for part in parts]
+        siblings = list(groups)
+    hk = tuple(t for c in kept for t in c.threads)
+    if not kept:  # shares: the runner may run anywhere it is allowed to
+        hk = tuple(t for c in cores for t in c.threads)
+    foreign = [_foreign(bench, group) for group in groups]
+    return SlotPlan(mode, groups, siblings, hk, bool(kept), cores, note, foreign)
+
+
+def _foreign(cores: list[Core], group: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(t for c in cores if set(c.threads) & set(group) for t in c.foreign)
+
+
+def make_slots(plan: SlotPlan, host: str | None = None) -> list[Slot]:
     host = (host or socket.gethostname()).split(".")[0] or "host"
     return [
-        Slot(index=i, cpus=group, runner_id=f"{host}-{i}-{secrets.token_hex(4)}")
-        for i, group in enumerate(cpu_groups(spec))
+        Slot(index=i, cpus=group, runner_id=f"{host}-{i}-{secrets.token_hex(4)}", siblings=sib)
+        for i, (group, sib) in enumerate(zip(plan.groups, plan.siblings, strict=True))
     ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "cpu model"):
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_facts() -> dict[str, object]:
-    cpus = allowed_cpus()
+def topology_facts(plan: SlotPlan) -> dict[str, object]:
+    packages = sorted({c.package for c in plan.cores})
+    threads = max((len(c.threads) for c in plan.cores), default=1)
     return {
-        "hostname": socket.gethostname(),
-        "cpu_model": cpu_model(),
-        "logical_cores": len(cpus),
-        "physical_cores": len(physical_cores(cpus)),
-        "kernel": platform.release(),
-        "kernel_version": platform.version(),
-        "arch": platform.machine(),
+        "sockets": len(packages),
+        "physical_cores": len(plan.cores),
+        "logical_cpus": sum(len(c.threads) for c in plan.cores),
+        "threads_per_core": threads,
+        "slot_mode": plan.mode.value,
+        "slot_count": len(plan.groups),
+        "slot_cpusets": [cpu_list(g) for g in plan.groups],
+        "housekeeping": {
+            "cpus": cpu_list(plan.housekeeping),
+            "isolated": plan.housekeeping_isolated,
+            "note": plan.note,
+            # Daemons the runner did not start (dockerd, podman) keep their own affinity.
+            "covers": "the runner process and its threads",
+        },
     }

@@ -21,6 +21,7 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 from cloudbench.runner.client import OrchestratorClient, TaskLost
+from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -29,7 +30,7 @@ from cloudbench.runner.executors.base import (
     ProvisionError,
 )
 from cloudbench.runner.heartbeat import Heartbeater
-from cloudbench.runner.metadata import build_metadata, run_facts, utc_now
+from cloudbench.runner.metadata import build_metadata, utc_now
 from cloudbench.runner.output import (
     OUT_NAME,
     ProgressTracker,
@@ -44,9 +45,10 @@ from cloudbench.runner.packaging import (
     build_error_tarball,
     build_result_tarball,
 )
+from cloudbench.runner.provenance import Provenance
 from cloudbench.runner.ruby_bench import RubyBenchSource
 from cloudbench.runner.settings import RunnerSettings
-from cloudbench.runner.slots import Slot
+from cloudbench.runner.slots import Slot, SlotPlan
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Machine:
     source: RubyBenchSource
     facts: dict[str, object]
     shutdown: threading.Event = field(default_factory=threading.Event)
+    plan: SlotPlan | None = None
+    concurrency: Concurrency = field(default_factory=Concurrency)
 
 
 class _SlotLogFilter(logging.Filter):
@@ -94,9 +98,9 @@ class TaskRun:
         self.runner_log = self.dir / "runner.log"
         self.cancel = threading.Event()
         self.tracker = ProgressTracker(len(set(task.benchmarks.executables)))
+        self.prov = Provenance(task, slot, machine.plan, machine.concurrency)
         self.provisioned: Provisioned | None = None
         self.result: ExecutionResult | None = None
-        self.started_at = utc_now()
         self.hb = Heartbeater(
             machine.client, task.id, slot.runner_id, task.lease,
             machine.settings.heartbeat_interval, self.cancel.set,
@@ -135,6 +139,7 @@ class TaskRun:
         try:
             self._provision()
             self._execute()
+            self._verify()
             self._check_result()
             self._upload_result()
         except TaskFailure as failure:
@@ -155,28 +160,38 @@ class TaskRun:
     def _execute(self) -> None:
         assert self.provisioned is not None
         self.hb.update(HeartbeatStatus.running, progress=0.0, now=True)
+        env = self.prov.chosen_env(self.m.settings.pass_env_names)
         spec = ExecutionSpec(
             task_id=self.task.id, run_id=self.task.run_id, runner_id=self.slot.runner_id,
             benchmarks=self.task.benchmarks, provisioned=self.provisioned, cpus=self.slot.cpus,
             work_dir=self.dir, out_dir=self.out_dir, log_path=self.log_path,
             timeout=self.m.settings.task_timeout, keep_on_failure=self.m.settings.debug,
-            on_line=self._on_line, cancel=self.cancel,
+            on_line=self._on_line, cancel=self.cancel, env=env,
         )  # fmt: skip
         # A signal arriving now must stop this execution too.
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_shutdown, args=(done,), daemon=True)
         watcher.start()
+        self.prov.start()
         try:
             self.result = self.m.executor.execute(spec)
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         finally:
             done.set()
+            self.prov.stop(self.provisioned, self.result)
         self._check_stopped()
         if self.result.timed_out:
             raise TaskFailure(
                 ErrorType.timeout, f"task exceeded the {self.m.settings.task_timeout:g}s timeout"
             )
+
+    def _verify(self) -> None:
+        """A mislabelled column (yjit without +YJIT, interp with it) fails the task."""
+        assert self.provisioned is not None
+        v = self.prov.verify(self.out_dir / f"{OUT_NAME}.json", self.provisioned.ruby)
+        if v is not None and v.mismatches:
+            raise TaskFailure(ErrorType.executable_mismatch, "; ".join(v.mismatches))
 
     def _watch_shutdown(self, done: threading.Event) -> None:
         while not (done.is_set() or self.cancel.is_set()):
@@ -184,6 +199,7 @@ class TaskRun:
                 self.cancel.set()
 
     def _on_line(self, line: str) -> None:
+        self.prov.on_line(line)
         if self.tracker.feed(line):
             name, pct = self.tracker.snapshot()
             self.hb.update(benchmark=name, progress=pct)
@@ -285,13 +301,12 @@ class TaskRun:
         return self._refresh().error_upload_url
 
     def _metadata(self) -> dict[str, Any]:
-        failed = read_failed_benchmarks(self.log_path)
+        f = self.prov.facts
+        f.failed_benchmarks = read_failed_benchmarks(self.log_path)
+        f.finished_at, f.provisioned, f.result = utc_now(), self.provisioned, self.result
         return build_metadata(
-            self.task, self.slot.runner_id, self.slot.cpus, self.m.source,
-            self._executor_name(), self.m.facts,
-            started_at=self.started_at, finished_at=utc_now(), failed_benchmarks=failed,
-            **run_facts(self.provisioned, self.result),
-        ).to_dict()  # fmt: skip
+            self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
+        ).to_dict()
 
     def _executor_name(self) -> str:
         # "auto" decides per Ruby version; record what actually ran the benchmarks.

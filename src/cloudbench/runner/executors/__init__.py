@@ -54,13 +54,16 @@ class AutoExecutor:
 
     name = "auto"
 
-    def __init__(self, source: RubyBenchSource, work_dir: Path, engine: bool) -> None:
+    def __init__(
+        self, source: RubyBenchSource, work_dir: Path, engine: bool, digest: str | None = None
+    ) -> None:
         self._source, self._work_dir, self._engine = source, work_dir, engine
+        self._digest = digest
         self._made: dict[str, Executor] = {}
 
     def _get(self, kind: str) -> Executor:
         if kind not in self._made:
-            self._made[kind] = _make(kind, self._source, self._work_dir)
+            self._made[kind] = _make(kind, self._source, self._work_dir, self._digest)
         return self._made[kind]
 
     def provision(self, ruby_version: str) -> Provisioned:
@@ -77,20 +80,24 @@ class AutoExecutor:
             executor.close()
 
 
-def choose(kind: str, source: RubyBenchSource, work_dir: Path) -> Executor:
+def choose(
+    kind: str, source: RubyBenchSource, work_dir: Path, base_digest: str | None = None
+) -> Executor:
     """docker, host, or auto: docker when an engine answers, else host."""
     if kind == "auto":
         engine = engine_answers()
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
-        return AutoExecutor(source, work_dir, engine)
-    return _make(kind, source, work_dir)
+        return AutoExecutor(source, work_dir, engine, base_digest)
+    return _make(kind, source, work_dir, base_digest)
 
 
-def _make(kind: str, source: RubyBenchSource, work_dir: Path) -> Executor:
+def _make(
+    kind: str, source: RubyBenchSource, work_dir: Path, base_digest: str | None = None
+) -> Executor:
     if kind == "docker":
         from cloudbench.runner.executors.docker import DockerExecutor
 
-        return DockerExecutor(source, work_dir / "build")
+        return DockerExecutor(source, work_dir / "build", base_digest=base_digest)
     if kind == "host":
         from cloudbench.runner.executors.host import HostExecutor
 

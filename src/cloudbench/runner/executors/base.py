@@ -25,6 +25,9 @@ class Provisioned:
     ruby: str  # the Ruby command inside the execution environment
     image_id: str | None = None
     image_tag: str | None = None
+    base_image: str | None = None  # ruby:<version>
+    base_image_digest: str | None = None  # sha256:... the engine resolved it to
+    image_env: list[str] = field(default_factory=list)  # KEY=VALUE the image itself sets
 
 
 @dataclass
@@ -42,6 +45,8 @@ class ExecutionSpec:
     keep_on_failure: bool = False
     on_line: Callable[[str], None] = lambda _line: None
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Set on purpose (benchmarks.env, --pass-env); the runner's own environment is not passed.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def cpuset(self) -> str:
@@ -56,6 +61,8 @@ class ExecutionResult:
     cancelled: bool = False
     container_id: str | None = None
     duration: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)  # what ruby-bench ran with
+    env_dropped: list[str] = field(default_factory=list)  # runner variables left out
 
 
 class Executor(Protocol):

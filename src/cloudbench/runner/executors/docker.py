@@ -27,6 +27,9 @@ from cloudbench.runner.ruby_bench import RubyBenchSource
 log = logging.getLogger(__name__)
 
 DOCKERFILE = Path(__file__).with_name("Dockerfile")
+# The engine default plus personality(ADDR_NO_RANDOMIZE): `setarch -R` works, and nothing
+# else is opened (not seccomp=unconfined). Made by scripts/make-seccomp-profile.py.
+SECCOMP_PROFILE = Path(__file__).with_name("seccomp-aslr.json")
 IMAGE_REPO = "cloudbench-ruby-bench"
 OUT_MOUNT = "/cloudbench/out"
 POLL = 0.25
@@ -36,13 +39,19 @@ class DockerExecutor:
     name = "docker"
 
     def __init__(
-        self, source: RubyBenchSource, build_dir: Path, client: docker.DockerClient | None = None
+        self,
+        source: RubyBenchSource,
+        build_dir: Path,
+        client: docker.DockerClient | None = None,
+        base_digest: str | None = None,
     ) -> None:
         self.source = source
         self.build_dir = build_dir
         self.client = client or docker.from_env()
+        self.base_digest = base_digest
         self._lock = threading.Lock()
         self._provisioned: dict[str, Provisioned] = {}
+        self._security_opt: list[str] | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -56,22 +65,46 @@ class DockerExecutor:
                 self._provisioned[ruby_version] = self._provision(ruby_version)
             return self._provisioned[ruby_version]
 
-    def image_tag(self, ruby_version: str) -> str:
-        return f"{IMAGE_REPO}:{ruby_version}-{self.source.short_id}"
+    def _base(self, ruby_version: str) -> tuple[str, str, str | None]:
+        """(FROM reference, digest or image id for the tag, repo digest if known)."""
+        name = f"ruby:{ruby_version}"
+        if self.base_digest:
+            return f"{name}@{self.base_digest}", self.base_digest, self.base_digest
+        try:
+            try:
+                image = self.client.images.get(name)
+            except ImageNotFound:
+                log.info("pulling %s", name)
+                image = self.client.images.pull("ruby", tag=ruby_version)
+        except DockerException as exc:
+            raise ProvisionError(f"base image {name} unavailable: {exc}") from exc
+        digests = [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if "@" in d]
+        # The tag's name may move; build from exactly the image we just resolved.
+        digest = digests[0] if digests else None
+        return (f"{name}@{digest}" if digest else str(image.id)), digest or str(image.id), digest
+
+    def image_tag(self, ruby_version: str, base_id: str) -> str:
+        short = base_id.split(":", 1)[-1][:12]
+        return f"{IMAGE_REPO}:{ruby_version}-{short}-{self.source.short_id}"
 
     def _provision(self, ruby_version: str) -> Provisioned:
-        tag = self.image_tag(ruby_version)
+        base_ref, base_id, digest = self._base(ruby_version)
+        tag = self.image_tag(ruby_version, base_id)
         try:
             image = self.client.images.get(tag)
             log.info("using cached benchmark image %s", tag)
         except ImageNotFound:
-            image = self._build(ruby_version, tag)
+            image = self._build(base_ref, tag)
         except DockerException as exc:
             raise ProvisionError(f"container engine error: {exc}") from exc
-        description = self._ruby_description(tag)
-        return Provisioned(ruby_version, description, "ruby", str(image.id), tag)
+        description, ruby = self._ruby_description(tag)
+        return Provisioned(
+            ruby_version, description, ruby, str(image.id), tag,
+            base_image=f"ruby:{ruby_version}", base_image_digest=digest,
+            image_env=list(image.attrs.get("Config", {}).get("Env") or []),
+        )  # fmt: skip
 
-    def _build(self, ruby_version: str, tag: str) -> Any:
+    def _build(self, base_ref: str, tag: str) -> Any:
         context = self.build_dir / tag.replace(":", "_")
         shutil.rmtree(context, ignore_errors=True)
         context.mkdir(parents=True)
@@ -79,12 +112,12 @@ class DockerExecutor:
         shutil.copytree(
             self.source.path, context / "ruby-bench", ignore=shutil.ignore_patterns(".git")
         )
-        log.info("building benchmark image %s (FROM ruby:%s)", tag, ruby_version)
+        log.info("building benchmark image %s (FROM %s)", tag, base_ref)
         try:
             image, build_log = self.client.images.build(
                 path=str(context),
                 tag=tag,
-                buildargs={"RUBY_VERSION": ruby_version},
+                buildargs={"BASE_IMAGE": base_ref},
                 labels={"cloudbench": "1", "cloudbench.ruby_bench": self.source.content_id},
                 rm=True,
             )
@@ -97,25 +130,30 @@ class DockerExecutor:
                 log.debug("build: %s", str(entry["stream"]).rstrip())
         return image
 
-    def _ruby_description(self, tag: str) -> str:
+    def _ruby_description(self, tag: str) -> tuple[str, str]:
+        """RUBY_DESCRIPTION and the resolved Ruby binary inside the image."""
         try:
             output = self.client.containers.run(
                 tag,
-                ["ruby", "-e", "print RUBY_DESCRIPTION"],
+                ["ruby", "-e", "print RUBY_DESCRIPTION, 0.chr, RbConfig.ruby"],
                 remove=True,
                 network_mode="none",
                 labels={"cloudbench": "1"},
             )
         except DockerException as exc:
             raise ProvisionError(f"ruby does not start in {tag}: {exc}") from exc
-        return bytes(output).decode("utf-8", errors="replace").strip()
+        description, _, ruby = bytes(output).decode("utf-8", errors="replace").partition("\0")
+        return description.strip(), ruby.strip() or "ruby"
 
     # ------------------------------------------------------------ execute
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
-        args, env = build_command(spec.benchmarks, f"{OUT_MOUNT}/{OUT_NAME}", "ruby")
+        args, harness_env = build_command(spec.benchmarks, f"{OUT_MOUNT}/{OUT_NAME}", "ruby")
         command = ["ruby", "run_benchmarks.rb", *args]
+        env = {**harness_env, **spec.env}  # the container gets nothing of the runner's own
         container = self._create(spec, command, env)
         result = ExecutionResult(exit_code=None, command=command, container_id=container.id)
+        image_env = dict(e.partition("=")[::2] for e in spec.provisioned.image_env)
+        result.environment = {**image_env, **env}
         started = time.monotonic()
         pump = threading.Thread(
             target=self._pump, args=(container, spec), name=f"logs-{spec.task_id}", daemon=True
@@ -152,11 +190,30 @@ class DockerExecutor:
                 environment=env,
                 labels=labels,
                 cpuset_cpus=spec.cpuset,
+                security_opt=self.security_opt(),
                 network_mode="none",  # nothing else talks while we measure
                 volumes={str(spec.out_dir): {"bind": OUT_MOUNT, "mode": "rw"}},
             )
         except DockerException as exc:
             raise ProvisionError(f"cannot create container: {exc}") from exc
+
+    def security_opt(self) -> list[str]:
+        """The ASLR seccomp profile as this engine takes it.
+
+        Docker's API wants the profile's JSON text (its CLI reads the file); podman's
+        compatible API wants a path, which it opens itself on this same machine.
+        """
+        if self._security_opt is None:
+            try:
+                components = self.client.version().get("Components") or []
+            except DockerException as exc:
+                raise ProvisionError(f"container engine error: {exc}") from exc
+            podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
+            if podman:
+                self._security_opt = [f"seccomp={SECCOMP_PROFILE.resolve()}"]
+            else:
+                self._security_opt = [f"seccomp={SECCOMP_PROFILE.read_text()}"]
+        return self._security_opt
 
     def _pump(self, container: Container, spec: ExecutionSpec) -> None:
         try:

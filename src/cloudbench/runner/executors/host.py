@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudbench.runner.environment import host_environment
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -128,12 +129,13 @@ class HostExecutor:
             command = ["taskset", "-c", spec.cpuset, *command]
         else:
             log.warning("taskset not found: task %d runs unpinned", spec.task_id)
-        # Benchmarks (and the gems they load) must not hold our orchestrator credentials.
-        env = {k: v for k, v in os.environ.items() if not _is_secret(k)}
-        env.update(extra_env)
+        # An allowlist: RUBYOPT / RUBY_YJIT_ENABLE / tokens of the runner never reach it.
+        env, dropped = host_environment(os.environ, extra_env, spec.env)
         # Tools the benchmarks spawn (bundle, gem) must belong to the Ruby under test.
         env["PATH"] = f"{os.path.dirname(ruby)}{os.pathsep}{env.get('PATH', '')}"
-        return self._run(spec, command, env, checkout)
+        result = self._run(spec, command, env, checkout)
+        result.environment, result.env_dropped = env, dropped
+        return result
 
     def _run(
         self, spec: ExecutionSpec, command: list[str], env: dict[str, str], cwd: Path
@@ -164,10 +166,6 @@ class HostExecutor:
         result.exit_code = proc.returncode
         result.duration = time.monotonic() - started
         return result
-
-
-def _is_secret(name: str) -> bool:
-    return name.startswith("CLOUDBENCH_") and name.endswith("_TOKEN")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
