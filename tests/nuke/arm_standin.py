@@ -34,6 +34,17 @@ PAGE = 2  # groups per page, so a handful of groups needs nextLink
 GROUPS = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/?$", re.IGNORECASE)
 GROUP = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)$", re.IGNORECASE)
 OPERATION = re.compile(r"^/operations/([0-9a-f]+)$")
+SKUS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft.Compute/skus$", re.IGNORECASE)
+
+
+def vm_sku(name: str, location: str, arch: str, premium: bool) -> dict[str, Any]:
+    """A Resource SKUs API entry, shaped as ARM returns one for a VM size."""
+    caps = {"CpuArchitectureType": arch, "PremiumIO": str(premium), "vCPUs": "2"}
+    return {
+        "resourceType": "virtualMachines", "name": name, "tier": "Standard",
+        "locations": [location], "restrictions": [],
+        "capabilities": [{"name": k, "value": v} for k, v in caps.items()],
+    }  # fmt: skip
 
 
 @dataclass
@@ -55,6 +66,7 @@ class World:
     # One-shot throttling answers, consumed in order: (method, status).
     throttle: list[tuple[str, int]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    skus: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, name: str, tags: dict[str, str], mode: str = "ok") -> None:
@@ -109,6 +121,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._list(m.group(1), query)
         if m := OPERATION.match(url.path):
             return self._poll(m.group(1))
+        if m := SKUS.match(url.path):
+            return self._skus(query)
         self._send(404, _error("NotFound", url.path))
 
     def do_DELETE(self) -> None:
@@ -158,6 +172,18 @@ class Handler(BaseHTTPRequestHandler):
                 f"{self.base}{urlsplit(self.path).path}?{qs}&$skiptoken={start + PAGE}"
             )
         self._send(200, body)
+
+    def _skus(self, query: dict[str, str]) -> None:
+        wanted = re.fullmatch(r"location eq '(.+)'", query.get("$filter", ""))
+        self.world.log.append(f"SKUS {query.get('$filter', '')}")
+        skus = [s for s in self.world.skus if not wanted or wanted.group(1) in s["locations"]]
+        # Two pages, as the real API pages its long answer.
+        half = len(skus) // 2
+        if query.get("page") == "2":
+            return self._send(200, {"value": skus[half:]})
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        next_link = f"{self.base}{urlsplit(self.path).path}?{qs}&page=2"
+        self._send(200, {"value": skus[:half], "nextLink": next_link})
 
     def _group(self, g: Group) -> dict[str, Any]:
         return {

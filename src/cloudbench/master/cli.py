@@ -75,7 +75,7 @@ def run(
         meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
         providers = [
             make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
-            for name in providers_in(spec)
+            for name in _provider_names(spec)
         ]
         for item in providers:
             item.check(spec, options)
@@ -88,18 +88,28 @@ def run(
     _signals_interrupt()
     code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)
     if meta is not None and meta.failed:
-        offer_nuke(err, yes, master.run_id, meta.settings.region)
+        offer_nuke(err, yes, master.run_id, meta.settings.region, _clouds(spec))
     raise typer.Exit(code)
 
 
+def _clouds(spec: RunSpec) -> list[str]:
+    return [p for p in providers_in(spec) if p in ("aws", "azure")]
+
+
+def _provider_names(spec: RunSpec) -> list[str]:
+    """local, plus one "cloud" provider for all cloud stacks (they apply in parallel)."""
+    names = [p for p in providers_in(spec) if p not in ("aws", "azure")]
+    return (["cloud"] if _clouds(spec) else []) + names
+
+
 def _meta(spec: RunSpec, url: str | None, reuse: bool, logs_dir: Path) -> MetaDeployment | None:
-    """The AWS meta deployment when the run needs one (AWS runners or --reuse-orchestrator)."""
-    if "aws" not in providers_in(spec) and not reuse:
+    """The meta deployment (orchestrator in AWS) when cloud runners or --reuse need it."""
+    if not _clouds(spec) and not reuse:
         return None
     if url:
         raise ProviderError(
-            "--orchestrator-url cannot be combined with AWS instance types or "
-            "--reuse-orchestrator: AWS runners need the meta deployment's network"
+            "--orchestrator-url cannot be combined with aws/azure instance types or "
+            "--reuse-orchestrator: cloud runners need the meta deployment's orchestrator"
         )
     return MetaDeployment(load_settings(), logs_dir, reuse)
 

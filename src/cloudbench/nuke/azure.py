@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 
 PROJECT_FILTER = "tagName eq 'Project' and tagValue eq 'cloudbench'"
 NO_CREDENTIALS = (
-    "no usable Azure credentials, so nothing can be shown to be gone: log in with `az login`, "
-    "or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, then retry"
+    "no usable Azure credentials: log in with `az login`, or set "
+    "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, then retry"
 )
+BLIND = NO_CREDENTIALS + " (without them nothing can be shown to be gone)"
 
 
 class AzureSettings(BaseSettings):
@@ -110,6 +111,9 @@ def make_client(
         raise AzureUnavailable(
             "no Azure subscription: set CLOUDBENCH_AZURE_SUBSCRIPTION_ID (az account show)"
         )
+    # The SDK logs every request at INFO and each failed credential at WARNING; what
+    # matters reaches the user as one line from us.
+    logging.getLogger("azure").setLevel(logging.ERROR)
     # Not interactive: a sweep must never wait for a browser login.
     credential = credential or DefaultAzureCredential(exclude_interactive_browser_credential=True)
     return ResourceManagementClient(
@@ -134,7 +138,7 @@ def plan_sweep(client: ResourceManagementClient, run_id: str | None = None) -> S
             state = getattr(group.properties, "provisioning_state", None) or "unknown"
             plan.groups.append(Group(str(group.name), tags.get("RunId", ""), str(state)))
     except ClientAuthenticationError as exc:
-        raise AzureUnavailable(NO_CREDENTIALS) from exc
+        raise AzureUnavailable(BLIND) from exc
     except AzureError as exc:
         logger.warning("cannot list resource groups: %s", _short(exc))
         plan.errors.append(f"cannot list resource groups: {_short(exc)}")
@@ -154,7 +158,7 @@ def execute_sweep(
         except ResourceNotFoundError:
             deleted.append(group)
         except ClientAuthenticationError as exc:
-            raise AzureUnavailable(NO_CREDENTIALS) from exc
+            raise AzureUnavailable(BLIND) from exc
         except AzureError as exc:
             failures.append((group, _short(exc)))
     for group, poller in started:
