@@ -58,6 +58,9 @@ def _config(azure_only: bool = False) -> dict[str, Any]:
     ]
     if not azure_only:
         config["aws"] = [{"instance_type": "t3.micro", "alias": "t3"}]
+    # A budget the run fits: its max_hours becomes every VM's hard lifetime.
+    config["budget"] = {"max_usd": 50, "max_hours": 3}
+    config["prices"] = {"t3.micro": 0.0104, "Standard_D2pls_v6": 0.0864, "Standard_A2_v2": 0.091}
     return config
 
 
@@ -91,6 +94,8 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
     assert tf["TF_VAR_ssh_public_key"] == SSH_KEY
     assert "TF_VAR_runner_token" in az["env_names"]
+    for call in (aws, az):
+        assert call["tf_vars"]["TF_VAR_max_lifetime_minutes"] == "180"
     assert "SKUS location eq 'westeurope'" in arm.world.log
 
     for stack in ("aws", "azure"):
@@ -125,6 +130,7 @@ def test_missing_azure_settings_and_unknown_sizes_are_named(
     assert "CLOUDBENCH_AZURE_LOCATION" in result.stderr
     config = _config(azure_only=True)
     config["azure"].append({"instance_type": "Standard_Imaginary_v9"})
+    del config["budget"]  # else its missing price is refused first
     result = harness.cli(
         "run", str(harness.config(config, "b.json")), **fake.env(**_azure_env(arm))
     )

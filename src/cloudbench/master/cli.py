@@ -15,11 +15,13 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cloudbench.master.config import ConfigError, load_config, providers_in
+from cloudbench.master.costplan import BudgetExceeded, CostPlan, build_plan, check_budget
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, MasterOptions, Terminated
 from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
 from cloudbench.master.state import default_state_dir, find_session
+from cloudbench.platform.prices import PriceResolver, PricesFileError
 from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[
@@ -63,6 +65,15 @@ def run(
     logs_dir: Annotated[
         Path, typer.Option(help="Where Terraform logs go: logs/<run-id>/<stack>.log.")
     ] = Path("logs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the cost plan; touch nothing.")
+    ] = False,
+    prices: Annotated[
+        Path | None, typer.Option(help="Prices file (CSV/JSON) for the cost plan and budget.")
+    ] = None,
+    offline_prices: Annotated[
+        bool, typer.Option(help="Only --prices and the config's prices; no price APIs.")
+    ] = False,
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
@@ -72,6 +83,13 @@ def run(
     )  # fmt: skip
     try:
         spec = load_config(config, provider or ())
+        if dry_run or spec.budget is not None:
+            plan = _cost_plan(spec, prices, offline_prices, state_dir or default_state_dir())
+            if dry_run:
+                for line in plan.describe():
+                    console.print(line, markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(0)
+            check_budget(spec, plan)  # before any terraform call
         meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
         providers = [
             make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
@@ -79,8 +97,8 @@ def run(
         ]
         for item in providers:
             item.check(spec, options)
-    except (ConfigError, ProviderError) as exc:
-        err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
+    except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
+        err.print(str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
     opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta)
@@ -90,6 +108,16 @@ def run(
     if meta is not None and meta.failed:
         offer_nuke(err, yes, master.run_id, meta.settings.region, _clouds(spec))
     raise typer.Exit(code)
+
+
+def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:
+    from cloudbench.nuke.azure import load_settings as azure_settings
+
+    resolver = PriceResolver(prices, spec.prices, offline)
+    regions: dict[str, str | None] = {
+        "aws": load_settings().region, "azure": azure_settings().location or None,
+    }  # fmt: skip
+    return build_plan(spec, resolver, regions, state_dir)
 
 
 def _clouds(spec: RunSpec) -> list[str]:

@@ -21,6 +21,7 @@ from rich.prompt import Confirm
 
 from cloudbench.master import containers
 from cloudbench.master.client import ApiError, OrchestratorClient
+from cloudbench.master.costplan import record_durations
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
 from cloudbench.master.processes import stop_recorded
 from cloudbench.master.progress import ProgressView
@@ -66,6 +67,8 @@ class Master:
     def __init__(self, console: Console, err: Console, opts: MasterOptions) -> None:
         self.console, self.err, self.opts = console, err, opts
         self.providers: list[Provider] = []
+        self._spec: RunSpec | None = None
+        self._state_dir: Path | None = None
         self.embedded: EmbeddedOrchestrator | None = None
         self.client: OrchestratorClient | None = None
         self.session: Session | None = None
@@ -79,6 +82,7 @@ class Master:
         self, spec: RunSpec, providers: list[Provider], state_dir: Path, url: str | None
     ) -> int:
         self.providers = providers
+        self._spec, self._state_dir = spec, state_dir
 
         def start_and_follow() -> int:
             self.session = Session.new(state_dir)
@@ -154,8 +158,19 @@ class Master:
     def _follow(self, run_id: int) -> int:
         run = self._watch_interruptible(run_id)
         outcome = fetch_results(self._api(), run, self.opts.results_dir)
+        self._remember_durations(run_id)
         self._report(outcome)
         return outcome.exit_code
+
+    def _remember_durations(self, run_id: int) -> None:
+        """Task durations for the next --dry-run's estimate; never fails the run."""
+        if self._spec is None or self._state_dir is None:
+            return
+        try:
+            tasks = self._api().tasks(run_id).tasks
+            record_durations(self._state_dir, self._spec, tasks)
+        except Exception as exc:  # an estimate aid, not a result
+            logger.warning("cannot record task durations: %s", exc)
 
     def _watch_interruptible(self, run_id: int) -> RunOut:
         while True:

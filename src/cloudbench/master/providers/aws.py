@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure
 from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
@@ -41,6 +42,8 @@ class CloudProvider:
         self.max_lifetime_minutes: int | None = None  # from the budget's max_hours
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+        if spec.budget is not None and spec.budget.max_hours is not None:
+            self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
             # Before the meta stack: credentials and sizes are one line, not a torn-down run.
             self.azure = azure_settings()
