@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,17 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
         assert (harness.tmp / "logs" / str(run_id) / f"{stack}.log").is_file()
     _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
     assert not harness.sessions(), "the session outlived the run"
+
+    ledger = json.loads((harness.results / str(run_id) / "cost-ledger.json").read_text())
+    entries = {e["instance_type"]: e for e in ledger["entries"]}
+    assert set(entries) == {"t3.micro", "Standard_D2pls_v6", "Standard_A2_v2"}
+    assert entries["t3.micro"]["usd_per_hour"] == 0.0104 and ledger["unpriced"] == []
+    az_vm = entries["Standard_D2pls_v6"]
+    launched = datetime.fromisoformat(az_vm["launched_at"]).timestamp()
+    terminated = datetime.fromisoformat(az_vm["terminated_at"]).timestamp()
+    assert az["end"] - 1 <= launched <= az["end"] + 2
+    assert terminated >= fake.find("destroy", "azure")[0]["end"] - 0.5
+    assert abs(az_vm["instance_hours"] - (terminated - launched) / 3600) < 1e-6
 
 
 def test_missing_credentials_are_one_line_before_any_terraform(

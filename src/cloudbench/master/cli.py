@@ -8,14 +8,20 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
 from cloudbench.master.config import ConfigError, load_config, providers_in
-from cloudbench.master.costplan import BudgetExceeded, CostPlan, build_plan, check_budget
+from cloudbench.master.costplan import (
+    BudgetExceeded,
+    CostPlan,
+    build_plan,
+    check_budget,
+    meter_for,
+)
 from cloudbench.master.providers import ProviderError, make_provider
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, MasterOptions, Terminated
@@ -23,6 +29,9 @@ from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
 from cloudbench.master.state import default_state_dir, find_session
 from cloudbench.platform.prices import PriceResolver, PricesFileError
 from cloudbench.protocol import RunSpec
+
+if TYPE_CHECKING:
+    from cloudbench.master.providers.aws import CloudProvider
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -83,7 +92,8 @@ def run(
     )  # fmt: skip
     try:
         spec = load_config(config, provider or ())
-        if dry_run or spec.budget is not None:
+        plan = None
+        if dry_run or spec.budget is not None or _clouds(spec):
             plan = _cost_plan(spec, prices, offline_prices, state_dir or default_state_dir())
             if dry_run:
                 for line in plan.describe():
@@ -97,6 +107,9 @@ def run(
         ]
         for item in providers:
             item.check(spec, options)
+            if item.name == "cloud" and plan is not None:
+                cloud = cast("CloudProvider", item)
+                cloud.meter, cloud.results_dir = meter_for(spec, plan), results_dir
     except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
         err.print(str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudbench.master.ledger import CostMeter
 from cloudbench.platform.prices import PriceResolver
 from cloudbench.protocol import RunSpec, TaskOut
 
@@ -218,3 +219,9 @@ def check_budget(spec: RunSpec, plan: CostPlan) -> None:
             f"budget.max_usd: the run is estimated at {plan.total():.2f} USD, over "
             f"{budget.max_usd:g} USD; run fewer instances/tasks or raise budget.max_usd"
         )
+
+
+def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
+    """The running run's cost watch, with the prices the plan resolved."""
+    prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
+    return CostMeter(spec, prices, spec.budget)

@@ -26,7 +26,7 @@ from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
 from cloudbench.master.processes import stop_recorded
 from cloudbench.master.progress import ProgressView
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError
-from cloudbench.master.providers.base import RunnerOptions
+from cloudbench.master.providers.base import RunnerOptions, StopRun
 from cloudbench.master.results import (
     EXIT_ERROR,
     Outcome,
@@ -179,7 +179,7 @@ class Master:
             except KeyboardInterrupt as exc:
                 if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
-            except Stalled as exc:
+            except (Stalled, StopRun) as exc:
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
             self.console.print(f"stopping run {run_id} and collecting what exists …")
             self._api().stop_run(run_id)

@@ -16,9 +16,15 @@ from pathlib import Path
 from rich.console import Console
 
 from cloudbench.master.costplan import lifetime_minutes
+from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure
-from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
+from cloudbench.master.providers.base import (
+    ProviderContext,
+    ProviderError,
+    RunnerOptions,
+    StopRun,
+)
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, Stack, failure, module_dir
 from cloudbench.nuke.azure import AzureSettings
 from cloudbench.nuke.azure import load_settings as azure_settings
@@ -40,6 +46,10 @@ class CloudProvider:
         self.azure: AzureSettings | None = None
         self.sizes: dict[str, azure.SizeFacts] = {}
         self.max_lifetime_minutes: int | None = None  # from the budget's max_hours
+        # Set by the CLI: launch/termination times, the budget watch and the cost ledger.
+        self.meter: CostMeter | None = None
+        self.results_dir: Path | None = None
+        self.run_id: int | None = None
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         if spec.budget is not None and spec.budget.max_hours is not None:
@@ -62,6 +72,7 @@ class CloudProvider:
         outputs = self.meta.outputs
         if outputs is None:
             raise ProviderError("the AWS provider needs the meta deployment's outputs first")
+        self.run_id = ctx.run_id
         self.stacks = [self._stack(ctx, outputs, name) for name in self._names(ctx.spec)]
         errors = self._each("apply")
         if errors:
@@ -121,9 +132,15 @@ class CloudProvider:
         try:
             if action == "apply":
                 stack.prepare(module_dir(self.meta.settings, MODULES[stack.name]))
-                stack.apply()
+                try:
+                    stack.apply()
+                finally:  # a failed apply may still have launched some VMs
+                    if self.meter is not None and stack.name in CLOUDS:
+                        self.meter.launch(stack.name)
             else:
                 stack.destroy()
+                if self.meter is not None:
+                    self.meter.terminate(stack.name)
         except (TerraformError, OSError) as exc:
             view.set(stack.name, f"failed (log {stack.log_path})")
             if isinstance(exc, TerraformError):
@@ -141,6 +158,9 @@ class CloudProvider:
         return azure.quota_hint(exc.log_tail, self.azure.location)
 
     def poll(self) -> list[str]:
+        reason = self.meter.over_budget() if self.meter is not None else None
+        if reason:
+            raise StopRun(reason)
         return []
 
     def active(self) -> bool:
@@ -154,4 +174,6 @@ class CloudProvider:
             logger.error("%s", error)
         if errors:
             self.meta.failed = True
+        if self.meter is not None and self.results_dir is not None and self.run_id is not None:
+            self.meter.write(self.results_dir, self.run_id)
         self.stacks = []
