@@ -37,9 +37,12 @@ OPERATION = re.compile(r"^/operations/([0-9a-f]+)$")
 SKUS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft.Compute/skus$", re.IGNORECASE)
 
 
-def vm_sku(name: str, location: str, arch: str, premium: bool) -> dict[str, Any]:
+def vm_sku(
+    name: str, location: str, arch: str, premium: bool, generations: str = "V1,V2"
+) -> dict[str, Any]:
     """A Resource SKUs API entry, shaped as ARM returns one for a VM size."""
-    caps = {"CpuArchitectureType": arch, "PremiumIO": str(premium), "vCPUs": "2"}
+    caps = {"CpuArchitectureType": arch, "PremiumIO": str(premium), "vCPUs": "2",
+            "HyperVGenerations": generations}  # fmt: skip
     return {
         "resourceType": "virtualMachines", "name": name, "tier": "Standard",
         "locations": [location], "restrictions": [],

@@ -9,8 +9,9 @@ locals {
     }
   ]...)
   # Canonical's Ubuntu 24.04 LTS; the Arm64 SKU for sizes the Resource SKUs API reports as
-  # Arm64 (the master passes CpuArchitectureType), never guessed from the size's name.
-  image_sku = { x64 = "server", Arm64 = "server-arm64" }
+  # Arm64 (the master passes CpuArchitectureType), never guessed from the size's name, and
+  # the generation-1 image for x64 sizes without Hyper-V generation 2 (HyperVGenerations).
+  image_sku = { x64 = "server", Arm64 = "server-arm64", "x64-gen1" = "server-gen1" }
   # VM names: at most 64 characters (computer names, at most 15, come from a hash below).
   vm_name = { for k, _ in local.runners : k => substr("${local.name}-${k}", 0, 64) }
 }
@@ -262,7 +263,7 @@ resource "azurerm_linux_virtual_machine" "runner" {
   source_image_reference {
     publisher = "Canonical"
     offer     = "ubuntu-24_04-lts"
-    sku       = local.image_sku[each.value.architecture]
+    sku       = local.image_sku[each.value.gen2 || each.value.architecture == "Arm64" ? each.value.architecture : "x64-gen1"]
     version   = "latest"
   }
 

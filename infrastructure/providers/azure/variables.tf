@@ -35,8 +35,9 @@ variable "instance_types" {
     # From the Resource SKUs API (CpuArchitectureType, PremiumIO), filled in by the master.
     architecture = string
     premium_io   = bool
+    gen2         = bool
   }))
-  description = "VM sizes to benchmark, each with its alias and the architecture and Premium SSD support the Azure API reports for it."
+  description = "VM sizes to benchmark, each with its alias and what the Azure API reports for it: architecture, Premium SSD support, Hyper-V generation 2 support."
 
   validation {
     condition     = length(var.instance_types) > 0

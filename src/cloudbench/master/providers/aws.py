@@ -105,7 +105,8 @@ class CloudProvider:
         types = [
             {"instance_type": s.instance_type, "alias": s.effective_alias,
              "architecture": self.sizes[s.instance_type].architecture,
-             "premium_io": self.sizes[s.instance_type].premium_io}
+             "premium_io": self.sizes[s.instance_type].premium_io,
+             "gen2": self.sizes[s.instance_type].gen2}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {

@@ -35,6 +35,7 @@ class SizeFacts:
     name: str
     architecture: str  # x64 or Arm64, the API's CpuArchitectureType
     premium_io: bool
+    gen2: bool  # HyperVGenerations lists V2: the generation-2 image boots
 
 
 def check_settings(settings: AzureSettings) -> None:
@@ -105,7 +106,8 @@ def _facts(size: str, sku: dict[str, Any]) -> SizeFacts:
     arch = caps.get("CpuArchitectureType", "")
     if arch not in ("x64", "Arm64"):
         raise ProviderError(f"azure: the API reports no CPU architecture for {size} ({arch!r})")
-    return SizeFacts(size, arch, caps.get("PremiumIO", "").lower() == "true")
+    gen2 = "V2" in caps.get("HyperVGenerations", "").split(",")
+    return SizeFacts(size, arch, caps.get("PremiumIO", "").lower() == "true", gen2)
 
 
 def quota_hint(log_tail: str, location: str) -> str | None:
