@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.master.conftest import Harness, fake_config
+from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.master.test_aws_path import SETTINGS, FakeTerraform
 from tests.master.test_aws_path import fake as fake
 
@@ -129,3 +129,25 @@ def test_a_bad_budget_names_the_field(harness: Harness, fake: FakeTerraform) -> 
     assert result.returncode == 1
     assert "budget.max_usd" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+@needs_ruby
+def test_a_finished_run_records_durations_the_next_plan_uses(harness: Harness) -> None:
+    """A real local run (fake ruby-bench suite), then a dry run of the same selection."""
+    config = fake_config(["a"], 2, ["fib"])
+    path = harness.config(config)
+    harness.start(path)
+    code, _out, err = harness.wait()
+    assert code == 0, err
+    rows = [
+        json.loads(ln) for ln in (harness.state / "task-durations.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2 and all(
+        r["instance_type"] == "local-a" and r["seconds"] > 0 for r in rows
+    )
+    result = harness.cli("run", str(path), "--dry-run", "--state-dir", str(harness.state))
+    assert result.returncode == 0, result.stderr
+    assert "recorded durations of 2 earlier task(s) with this selection" in result.stdout
+    other = harness.config(fake_config(["a"], 2, ["loops"]), "other.json")
+    result = harness.cli("run", str(other), "--dry-run", "--state-dir", str(harness.state))
+    assert "assumed 60 s per benchmark" in result.stdout  # another selection: no history
