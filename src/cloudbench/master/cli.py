@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cloudbench.master.config import ConfigError, load_config, providers_in
-from cloudbench.master.costplan import (
-    BudgetExceeded,
-    CostPlan,
+from cloudbench.master import costplan
+from cloudbench.master.config import (
+    ConfigError,
+    MasterOptions,
+    MasterSettings,
+    RunOptions,
     build_plan,
-    check_budget,
-    meter_for,
 )
-from cloudbench.master.providers import ProviderError, make_provider
+from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget
+from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
-from cloudbench.master.run import Master, MasterOptions, Terminated
-from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
-from cloudbench.master.state import default_state_dir, find_session
+from cloudbench.master.run import Master, Terminated
+from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.prices import PriceResolver, PricesFileError
+from cloudbench.platform.stacks import load_settings
+from cloudbench.platform.state import default_state_dir, find_session
 from cloudbench.protocol import RunSpec
-
-if TYPE_CHECKING:
-    from cloudbench.master.providers.aws import CloudProvider
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -86,73 +85,40 @@ def run(
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
-    options = RunnerOptions(
-        executor=executor, slots=slots, ruby_bench=ruby_bench,
-        heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+    options = RunOptions(
+        providers=provider or (), orchestrator_url=orchestrator_url,
+        reuse_orchestrator=reuse_orchestrator, state_dir=state_dir or default_state_dir(),
+        logs_dir=logs_dir,
+        runner=RunnerOptions(
+            executor=executor, slots=slots, ruby_bench=ruby_bench,
+            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+        ),
+        master=MasterOptions(results_dir, yes, json_out, heartbeat_timeout),
     )  # fmt: skip
     try:
-        spec = load_config(config, provider or ())
-        plan = None
-        if dry_run or spec.budget is not None or _clouds(spec):
-            plan = _cost_plan(spec, prices, offline_prices, state_dir or default_state_dir())
+        plan = build_plan(config, options)
+        if dry_run or plan.spec.budget is not None or plan.clouds:
+            cost = _cost_plan(plan.spec, prices, offline_prices, options.state_dir)
             if dry_run:
-                for line in plan.describe():
+                for line in cost.describe():
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
                 raise typer.Exit(0)
-            check_budget(spec, plan)  # before any terraform call
-        meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
-        providers = [
-            make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
-            for name in _provider_names(spec)
-        ]
-        for item in providers:
-            item.check(spec, options)
-            if item.name == "cloud" and plan is not None:
-                cloud = cast("CloudProvider", item)
-                cloud.meter, cloud.results_dir = meter_for(spec, plan), results_dir
+            check_budget(plan.spec, cost)  # before any terraform call
+            plan = dataclasses.replace(plan, cost=cost)
     except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
         err.print(str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
-    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta)
-    master = Master(console, err, opts)
     _signals_interrupt()
-    code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)
-    if meta is not None and meta.failed:
-        offer_nuke(err, yes, master.run_id, meta.settings.region, _clouds(spec))
-    raise typer.Exit(code)
+    raise typer.Exit(Master(console, err, plan.master).run(plan))
 
 
 def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:
-    from cloudbench.nuke.azure import load_settings as azure_settings
-
     resolver = PriceResolver(prices, spec.prices, offline)
     regions: dict[str, str | None] = {
         "aws": load_settings().region, "azure": azure_settings().location or None,
     }  # fmt: skip
-    return build_plan(spec, resolver, regions, state_dir)
-
-
-def _clouds(spec: RunSpec) -> list[str]:
-    return [p for p in providers_in(spec) if p in ("aws", "azure")]
-
-
-def _provider_names(spec: RunSpec) -> list[str]:
-    """local, plus one "cloud" provider for all cloud stacks (they apply in parallel)."""
-    names = [p for p in providers_in(spec) if p not in ("aws", "azure")]
-    return (["cloud"] if _clouds(spec) else []) + names
-
-
-def _meta(spec: RunSpec, url: str | None, reuse: bool, logs_dir: Path) -> MetaDeployment | None:
-    """The meta deployment (orchestrator in AWS) when cloud runners or --reuse need it."""
-    if not _clouds(spec) and not reuse:
-        return None
-    if url:
-        raise ProviderError(
-            "--orchestrator-url cannot be combined with aws/azure instance types or "
-            "--reuse-orchestrator: cloud runners need the meta deployment's orchestrator"
-        )
-    return MetaDeployment(load_settings(), logs_dir, reuse)
+    return costplan.build_plan(spec, resolver, regions, state_dir)
 
 
 def status(
@@ -166,7 +132,8 @@ def status(
     console, err = _consoles()
     session = find_session(run_id)
     url = orchestrator_url or (session.orchestrator_url if session else None)
-    token = os.environ.get("CLOUDBENCH_ADMIN_TOKEN", "")
+    admin = MasterSettings().admin_token
+    token = admin.get_secret_value() if admin else ""
     if not orchestrator_url and session is not None and session.embedded:
         token = _session_token(Path(session.state_dir))
     if not url or not token:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cloudbench.master.state import write_private
+from cloudbench.platform.state import write_private
 from cloudbench.protocol import Budget, CostEntry, CostLedger, RunSpec
 
 logger = logging.getLogger(__name__)

@@ -24,43 +24,31 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloudbench.platform.azure import (
+    NO_CREDENTIALS,
+    AzureSettings,
+    AzureUnavailable,
+    load_settings,
+    make_client,
+)
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
     from azure.core.polling import LROPoller
     from azure.mgmt.resource.resources import ResourceManagementClient
+
+__all__ = [
+    "NO_CREDENTIALS",
+    "AzureSettings",
+    "AzureUnavailable",
+    "load_settings",
+    "make_client",
+]
 
 logger = logging.getLogger(__name__)
 
 PROJECT_FILTER = "tagName eq 'Project' and tagValue eq 'cloudbench'"
-NO_CREDENTIALS = (
-    "no usable Azure credentials: log in with `az login`, or set "
-    "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, then retry"
-)
 BLIND = NO_CREDENTIALS + " (without them nothing can be shown to be gone)"
-
-
-class AzureSettings(BaseSettings):
-    """CLOUDBENCH_AZURE_* from the environment (or ``<home>/azure.env``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CLOUDBENCH_AZURE_", extra="ignore")
-
-    subscription_id: str = ""
-    location: str = ""
-    # Another cloud (sovereign clouds, or a stand-in) by its Resource Manager endpoint.
-    arm_endpoint: str = "https://management.azure.com"
-    ssh_public_key: str = ""
-    ssh_cidr: str = ""
-    # How long a sweep waits for one group's deletion before reporting it as left.
-    delete_timeout: float = 1800.0
-
-    def scope(self) -> str:
-        return self.arm_endpoint.rstrip("/") + "/.default"
-
-
-class AzureUnavailable(RuntimeError):
-    """Azure cannot be asked at all (no credentials, no subscription); one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -98,28 +86,6 @@ class SweepResult:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.remaining.groups and not self.remaining.errors
-
-
-def make_client(
-    settings: AzureSettings, credential: TokenCredential | None = None
-) -> ResourceManagementClient:
-    """A Resource Manager client for the configured subscription and endpoint."""
-    from azure.identity import DefaultAzureCredential
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    if not settings.subscription_id.strip():
-        raise AzureUnavailable(
-            "no Azure subscription: set CLOUDBENCH_AZURE_SUBSCRIPTION_ID (az account show)"
-        )
-    # The SDK logs every request at INFO and each failed credential at WARNING; what
-    # matters reaches the user as one line from us.
-    logging.getLogger("azure").setLevel(logging.ERROR)
-    # Not interactive: a sweep must never wait for a browser login.
-    credential = credential or DefaultAzureCredential(exclude_interactive_browser_credential=True)
-    return ResourceManagementClient(
-        credential, settings.subscription_id, base_url=settings.arm_endpoint,
-        credential_scopes=[settings.scope()], retry_total=6, retry_backoff_factor=1.0,
-    )  # fmt: skip
 
 
 def plan_sweep(client: ResourceManagementClient, run_id: str | None = None) -> SweepPlan:
@@ -195,9 +161,3 @@ def _short(exc: Exception) -> str:
         code: Any = exc.error.code
         return f"{code}: {exc.error.message}".replace("\n", " ")
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def load_settings() -> AzureSettings:
-    from cloudbench.master.state import cloudbench_home
-
-    return AzureSettings(_env_file=cloudbench_home() / "azure.env")

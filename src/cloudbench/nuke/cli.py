@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 if TYPE_CHECKING:
-    from cloudbench.master.stacks import Stack
     from cloudbench.nuke.aws import NukePlan
+    from cloudbench.platform.stacks import Stack
 
 KNOWN = ("local", "aws", "azure")
 # Provider stacks recorded under runs/<id>/<name>; every other one (meta, aws) is AWS's.
@@ -49,8 +49,8 @@ class _Aws:
     """Terraform destroy of the stacks on disk (provider stacks, then meta), then the sweep."""
 
     def __init__(self, run_id: int | None, region: str | None) -> None:
-        from cloudbench.master import stacks
         from cloudbench.nuke import aws
+        from cloudbench.platform import stacks
 
         self._aws, self._tf = aws, stacks
         self._settings = stacks.load_settings()
@@ -95,8 +95,8 @@ class _Azure:
     """
 
     def __init__(self, run_id: int | None) -> None:
-        from cloudbench.master import stacks
         from cloudbench.nuke import azure
+        from cloudbench.platform import stacks
 
         self._azure, self._tf = azure, stacks
         self._settings = stacks.load_settings()
@@ -134,7 +134,7 @@ class _Azure:
 
 def _known_providers() -> list[str]:
     """local, plus every cloud with Terraform stacks recorded in the state directory."""
-    from cloudbench.master import stacks
+    from cloudbench.platform import stacks
 
     names = {s.name for s in stacks.recorded_stacks(stacks.load_settings(), None)}
     clouds = (["aws"] if names - AZURE_STACKS else []) + (["azure"] if names & AZURE_STACKS else [])

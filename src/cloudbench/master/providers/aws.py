@@ -25,10 +25,11 @@ from cloudbench.master.providers.base import (
     RunnerOptions,
     StopRun,
 )
-from cloudbench.master.stacks import MetaDeployment, MetaOutputs, Stack, failure, module_dir
-from cloudbench.nuke.azure import AzureSettings
-from cloudbench.nuke.azure import load_settings as azure_settings
-from cloudbench.nuke.terraform import TerraformError
+from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
+from cloudbench.platform.azure import AzureSettings
+from cloudbench.platform.azure import load_settings as azure_settings
+from cloudbench.platform.stacks import Stack
+from cloudbench.platform.terraform import TerraformError
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.rest import HttpRequest
 
 from cloudbench.master.providers.base import ProviderError
-from cloudbench.nuke.azure import NO_CREDENTIALS, AzureSettings, AzureUnavailable, make_client
+from cloudbench.platform.azure import NO_CREDENTIALS, AzureSettings, AzureUnavailable, make_client
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,15 @@ from sqlalchemy.orm import Session
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
-from cloudbench.protocol import ArchiveState, RunStatus, TaskStatus
-
-ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
-UNFINISHED = (TaskStatus.pending.value, *ACTIVE)
+from cloudbench.protocol import (
+    ACTIVE_STATUSES,
+    UNFINISHED_STATUSES,
+    ArchiveState,
+    ErrorType,
+    HeartbeatStatus,
+    RunStatus,
+    TaskStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def claim_task(
     The run's settings come back in the RETURNING clause, so a claim is one round trip.
     """
     candidate = select(Task.id).where(
-        Task.status == TaskStatus.pending.value,
+        Task.status == TaskStatus.pending,
         Task.provider == provider,
         Task.instance_type == instance_type,
     )
@@ -69,15 +74,15 @@ def claim_task(
         update(Task)
         .where(
             Task.id == candidate.scalar_subquery(),
-            Task.status == TaskStatus.pending.value,
+            Task.status == TaskStatus.pending,
         )
         .values(
-            status=TaskStatus.claimed.value,
+            status=TaskStatus.claimed,
             runner_id=runner_id,
             lease=Task.lease + 1,
             claimed_at=now,
             heartbeat_at=now,
-            heartbeat_status="boot",
+            heartbeat_status=HeartbeatStatus.boot,
         )
         .returning(
             Task.id,
@@ -112,7 +117,7 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
 
 
 def ensure_active(task: Task) -> None:
-    if task.status not in ACTIVE:
+    if task.status not in ACTIVE_STATUSES:
         detail = f": {task.error_type}" if task.error_type else ""
         raise Conflict(f"task {task.id} is no longer active (status {task.status}{detail})")
 
@@ -121,7 +126,7 @@ def fenced_update(*, session: Session, task: Task, values: dict[str, Any]) -> No
     """Apply values only if the task is still active under the lease we checked."""
     stmt = (
         update(Task)
-        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE))
+        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE_STATUSES))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -142,8 +147,8 @@ def lock_run(*, session: Session, run_pk: int) -> None:
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
     now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now, **fields}
-    if fields.get("heartbeat_status") == "running":
-        values["status"] = TaskStatus.running.value
+    if fields.get("heartbeat_status") == HeartbeatStatus.running:
+        values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(Task.started_at, now)
     return values
 
@@ -168,7 +173,10 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
     )
     overdue = (
         select(Task.id)
-        .where(Task.status.in_(ACTIVE), Task.heartbeat_at < db_now_minus(session, timeout_seconds))
+        .where(
+            Task.status.in_(ACTIVE_STATUSES),
+            Task.heartbeat_at < db_now_minus(session, timeout_seconds),
+        )
         .order_by(Task.id)
         # Rows locked by a stop or a report are ending anyway: skip them rather than wait,
         # so the sweeper never joins a lock cycle (and a late report still wins or 409s).
@@ -178,11 +186,11 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
         update(Task)
         .where(
             Task.id.in_(overdue.scalar_subquery()),
-            Task.status.in_(ACTIVE),
+            Task.status.in_(ACTIVE_STATUSES),
             Task.heartbeat_at < db_now_minus(session, timeout_seconds),
         )
         .values(
-            finish_values(session, TaskStatus.failed, error_type="timeout")
+            finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout)
             | {"error_message": message}
         )
         .returning(Task.run_id)
@@ -203,26 +211,26 @@ def finalize_if_done(*, session: Session, run_pk: int) -> bool:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if run.status != RunStatus.running.value:
+    if run.status != RunStatus.running:
         return False
     unfinished = session.execute(
-        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED))
+        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED_STATUSES))
     ).scalar_one()
     if unfinished:
         return False
-    run.status = RunStatus.completed.value
+    run.status = RunStatus.completed
     run.finished_at = db_now(session)
-    run.archive_state = ArchiveState.pending.value
+    run.archive_state = ArchiveState.pending
     session.flush()
     return True
 
 
 def finalize_stragglers(*, session: Session) -> list[int]:
     """Runs left running with nothing to do (e.g. a crash between commit and finalize)."""
-    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED))
+    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED_STATUSES))
     candidates = session.execute(
         select(Run.id)
-        .where(Run.status == RunStatus.running.value, ~unfinished.exists())
+        .where(Run.status == RunStatus.running, ~unfinished.exists())
         .order_by(Run.id)  # one lock order for every server process sweeping at once
     ).scalars()
     return [pk for pk in list(candidates) if finalize_if_done(session=session, run_pk=pk)]
