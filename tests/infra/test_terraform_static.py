@@ -12,7 +12,12 @@ import hcl2
 import pytest
 
 INFRA = Path(__file__).resolve().parents[2] / "infrastructure"
-MODULES = [INFRA / "meta", INFRA / "providers" / "aws", INFRA / "providers" / "local"]
+MODULES = [
+    INFRA / "meta",
+    INFRA / "providers" / "aws",
+    INFRA / "providers" / "azure",
+    INFRA / "providers" / "local",
+]
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
 TF_FILES = sorted(INFRA.rglob("*.tf"))
 SAMPLE_TOKEN = "tok-3b1f9c2e8d7a6f5e4d3c2b1a0f9e8d7c"

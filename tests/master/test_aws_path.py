@@ -40,7 +40,8 @@ if args[0] == "output":
 elif args[0] == "apply" and stack != "meta":
     time.sleep(float(os.environ.get("FAKE_TF_SLEEP", "0")))
     if stack in os.environ.get("FAKE_TF_FAIL", "").split(","):
-        print("Error: creating EC2 Instance: UnauthorizedOperation (fake)", file=sys.stderr)
+        message = "Error: creating EC2 Instance: UnauthorizedOperation (fake)"
+        print(os.environ.get("FAKE_TF_ERROR", message), file=sys.stderr)
         code = 1
 else:
     print(f"fake terraform {args[0]}: ok")

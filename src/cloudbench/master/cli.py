@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from cloudbench.master import costplan
 from cloudbench.master.config import (
     ConfigError,
     MasterOptions,
@@ -20,10 +22,15 @@ from cloudbench.master.config import (
     RunOptions,
     build_plan,
 )
+from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget
 from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, Terminated
+from cloudbench.platform.azure import load_settings as azure_settings
+from cloudbench.platform.prices import PriceResolver, PricesFileError
+from cloudbench.platform.stacks import load_settings
 from cloudbench.platform.state import default_state_dir, find_session
+from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -67,9 +74,16 @@ def run(
     logs_dir: Annotated[
         Path, typer.Option(help="Where Terraform logs go: logs/<run-id>/<stack>.log.")
     ] = Path("logs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the cost plan; touch nothing.")
+    ] = False,
     prices: Annotated[
-        Path | None, typer.Option(help="Prices file (CSV or JSON) for the report at the end.")
+        Path | None,
+        typer.Option(help="Prices file (CSV/JSON): cost plan, budget and the report at the end."),
     ] = None,
+    offline_prices: Annotated[
+        bool, typer.Option(help="Only --prices and the config's prices; no price APIs.")
+    ] = False,
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
@@ -86,12 +100,28 @@ def run(
     )  # fmt: skip
     try:
         plan = build_plan(config, options)
-    except (ConfigError, ProviderError) as exc:
-        err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
+        if dry_run or plan.spec.budget is not None or plan.clouds:
+            cost = _cost_plan(plan.spec, prices, offline_prices, options.state_dir)
+            if dry_run:
+                for line in cost.describe():
+                    console.print(line, markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(0)
+            check_budget(plan.spec, cost)  # before any terraform call
+            plan = dataclasses.replace(plan, cost=cost)
+    except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
+        err.print(str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
     _signals_interrupt()
     raise typer.Exit(Master(console, err, plan.master).run(plan))
+
+
+def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:
+    resolver = PriceResolver(prices, spec.prices, offline)
+    regions: dict[str, str | None] = {
+        "aws": load_settings().region, "azure": azure_settings().location or None,
+    }  # fmt: skip
+    return costplan.build_plan(spec, resolver, regions, state_dir)
 
 
 def status(

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cloudbench.master.providers.base import ProviderError, RunnerOptions
 from cloudbench.platform.stacks import AwsSettings, load_settings
 from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec, problems
+
+if TYPE_CHECKING:
+    from cloudbench.master.costplan import CostPlan
+
+CLOUDS = ("aws", "azure")
 
 # What each field expects, for messages a user can act on without reading the code.
 _EXPECTED = {
@@ -95,12 +100,18 @@ class RunPlan:
     external: External | None = None
     aws: AwsSettings | None = None
     reuse: bool = False
+    clouds: list[str] = field(default_factory=list)  # aws/azure of the config, in order
+    cost: CostPlan | None = None  # the cost guard's estimate (cloud runs, budget, --dry-run)
 
 
 def build_plan(config: Path, options: RunOptions) -> RunPlan:
     """Raises ConfigError (file problems) or ProviderError (options that cannot work)."""
     spec = load_config(config, options.providers)
-    providers = tuple(spec.providers())
+    clouds = [p for p in spec.providers() if p in CLOUDS]
+    # local, plus one "cloud" provider for all cloud stacks (they apply in parallel).
+    providers = tuple(
+        (["cloud"] if clouds else []) + [p for p in spec.providers() if p not in CLOUDS]
+    )
     aws = _aws(options, providers)  # first: its conflict explains more than a missing token
     external = _external(options, providers)
     return RunPlan(
@@ -114,17 +125,18 @@ def build_plan(config: Path, options: RunOptions) -> RunPlan:
         external=external,
         aws=aws,
         reuse=options.reuse_orchestrator,
+        clouds=clouds,
     )
 
 
 def _aws(options: RunOptions, providers: tuple[str, ...]) -> AwsSettings | None:
     """The meta deployment's settings when the run needs one (AWS or --reuse-orchestrator)."""
-    if "aws" not in providers and not options.reuse_orchestrator:
+    if "cloud" not in providers and not options.reuse_orchestrator:
         return None
     if options.orchestrator_url:
         raise ProviderError(
-            "--orchestrator-url cannot be combined with AWS instance types or "
-            "--reuse-orchestrator: AWS runners need the meta deployment's network"
+            "--orchestrator-url cannot be combined with aws/azure instance types or "
+            "--reuse-orchestrator: cloud runners need the meta deployment's orchestrator"
         )
     return load_settings()
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, cast
 
 import httpx
 from rich.console import Console
@@ -19,9 +20,11 @@ from rich.prompt import Confirm
 
 from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.config import MasterOptions, RunPlan
+from cloudbench.master.costplan import meter_for, record_durations
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
 from cloudbench.master.progress import ProgressView
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError, make_provider
+from cloudbench.master.providers.base import StopRun
 from cloudbench.master.results import (
     EXIT_ERROR,
     Outcome,
@@ -36,6 +39,9 @@ from cloudbench.platform.http import Transient
 from cloudbench.platform.processes import stop_recorded
 from cloudbench.platform.state import Session
 from cloudbench.protocol import ArchiveState, RunOut, RunStatus
+
+if TYPE_CHECKING:
+    from cloudbench.master.providers.aws import CloudProvider
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class Master:
         self.console, self.err, self.opts = console, err, opts
         self.providers: list[Provider] = []
         self.meta: MetaDeployment | None = None  # AWS: the orchestrator comes from Terraform
+        self._plan: RunPlan | None = None
         self.embedded: EmbeddedOrchestrator | None = None
         self.client: OrchestratorClient | None = None
         self.session: Session | None = None
@@ -68,6 +75,7 @@ class Master:
     # ------------------------------------------------------------ entry points
     def run(self, plan: RunPlan) -> int:
         """Check every provider, then start, follow, collect and tear down; an exit code."""
+        self._plan = plan
         if plan.aws is not None:
             self.meta = MetaDeployment(plan.aws, plan.logs_dir, plan.reuse)
         try:
@@ -77,12 +85,18 @@ class Master:
             return EXIT_ERROR
         code = self._guarded(lambda: self._start_and_follow(plan))
         if self.meta is not None and self.meta.failed:
-            offer_nuke(self.err, plan.master.yes, self.run_id, self.meta.settings.region)
+            offer_nuke(
+                self.err, plan.master.yes, self.run_id, self.meta.settings.region, plan.clouds
+            )
         return code
 
     def _provider(self, name: str, plan: RunPlan) -> Provider:
         provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)
         provider.check(plan.spec, plan.runner)
+        if name == "cloud" and plan.cost is not None:
+            cloud = cast("CloudProvider", provider)
+            cloud.meter = meter_for(plan.spec, plan.cost)
+            cloud.results_dir = plan.master.results_dir
         return provider
 
     def _start_and_follow(self, plan: RunPlan) -> int:
@@ -158,8 +172,19 @@ class Master:
     def _follow(self, run_id: int) -> int:
         run = self._watch_interruptible(run_id)
         outcome = fetch_results(self._api(), run, self.opts.results_dir)
+        self._remember_durations(run_id)
         self._report(outcome)
         return outcome.exit_code
+
+    def _remember_durations(self, run_id: int) -> None:
+        """Task durations for the next --dry-run's estimate; never fails the run."""
+        if self._plan is None:
+            return
+        try:
+            tasks = self._api().tasks(run_id).tasks
+            record_durations(self._plan.state_dir, self._plan.spec, tasks)
+        except Exception as exc:  # an estimate aid, not a result
+            logger.warning("cannot record task durations: %s", exc)
 
     def _watch_interruptible(self, run_id: int) -> RunOut:
         while True:
@@ -168,7 +193,7 @@ class Master:
             except KeyboardInterrupt as exc:
                 if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
-            except Stalled as exc:
+            except (Stalled, StopRun) as exc:
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
             self.console.print(f"stopping run {run_id} and collecting what exists …")
             self._api().stop_run(run_id)

@@ -130,9 +130,14 @@ def wait_up(url: str, timeout: float) -> None:
         time.sleep(2.0)
 
 
-def offer_nuke(console: Console, yes: bool, run_id: int | None, region: str) -> None:
+def offer_nuke(
+    console: Console, yes: bool, run_id: int | None, region: str, clouds: list[str]
+) -> None:
     """After a Terraform failure: run `cloudbench nuke` (--yes / prompt) or print it."""
-    args = ["nuke", "--provider", "aws", "--region", region]
+    args = ["nuke"]
+    for cloud in clouds or ["aws"]:
+        args += ["--provider", cloud]
+    args += ["--region", region]
     if run_id is not None:
         args += ["--run-id", str(run_id)]  # only this run's stacks; meta is shared
     shown = "cloudbench " + " ".join(args)

@@ -1,7 +1,9 @@
 """`cloudbench nuke`: list what cloudbench left running or allocated, ask, remove it.
 
-Each provider has a planner and an executor; local is built in, AWS is imported lazily
-from ``cloudbench.nuke.aws`` (boto3 and credentials are only needed when asked for).
+Each provider has a planner and an executor; local is built in, AWS and Azure are imported
+lazily from ``cloudbench.nuke.aws`` / ``cloudbench.nuke.azure`` (their SDKs and
+credentials are only needed when asked for). Without ``--provider`` every provider the
+state directory knows is done: local always, a cloud when stacks of it are recorded.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from rich.prompt import Confirm
 
 if TYPE_CHECKING:
     from cloudbench.nuke.aws import NukePlan
+    from cloudbench.platform.stacks import Stack
 
-KNOWN = ("local", "aws")
+KNOWN = ("local", "aws", "azure")
+# Provider stacks recorded under runs/<id>/<name>; every other one (meta, aws) is AWS's.
+AZURE_STACKS = frozenset({"azure"})
 
 
 class _Step(Protocol):
@@ -49,7 +54,9 @@ class _Aws:
 
         self._aws, self._tf = aws, stacks
         self._settings = stacks.load_settings()
-        self._stacks = stacks.recorded_stacks(self._settings, run_id)
+        self._stacks = [
+            s for s in stacks.recorded_stacks(self._settings, run_id) if s.name not in AZURE_STACKS
+        ]
         self._run_id = None if run_id is None else str(run_id)
         self._region = region or os.environ.get("AWS_DEFAULT_REGION") or self._settings.region
         self._plan = self._sweep_plan()
@@ -80,9 +87,75 @@ class _Aws:
         return failed + self._lines(result.remaining)
 
 
+class _Azure:
+    """Terraform destroy of the run stacks on disk, then the resource-group sweep by tag.
+
+    Without credentials nothing can be listed, so nothing can be shown to be gone: that
+    is one line and a non-zero exit, never "nothing to remove".
+    """
+
+    def __init__(self, run_id: int | None) -> None:
+        from cloudbench.nuke import azure
+        from cloudbench.platform import stacks
+
+        self._azure, self._tf = azure, stacks
+        self._settings = stacks.load_settings()
+        self._stacks: list[Stack] = [
+            s for s in stacks.recorded_stacks(self._settings, run_id) if s.name in AZURE_STACKS
+        ]
+        self._run_id = None if run_id is None else str(run_id)
+        self.unavailable: str | None = None
+        self._client = None
+        try:
+            self._client = azure.make_client(azure.load_settings())
+            self._plan = azure.plan_sweep(self._client, self._run_id)
+        except azure.AzureUnavailable as exc:
+            self.unavailable = str(exc)
+            self._plan = azure.SweepPlan(self._run_id)
+
+    def plan(self) -> list[str]:
+        stacks = [f"terraform stack {s.workdir}" for s in self._stacks]
+        return stacks + self._plan.describe()
+
+    def execute(self) -> list[str]:
+        failed = self._tf.destroy_recorded(self._settings, self._stacks)
+        if self._client is None:
+            return failed
+        try:
+            # Terraform removed most of it: list again so the sweep sees only what is left.
+            plan = self._azure.plan_sweep(self._client, self._run_id)
+            result = self._azure.execute_sweep(
+                self._client, plan, timeout=self._azure.load_settings().delete_timeout
+            )
+        except self._azure.AzureUnavailable as exc:
+            return [*failed, str(exc)]
+        return failed + result.describe()
+
+
+def _known_providers() -> list[str]:
+    """local, plus every cloud with Terraform stacks recorded in the state directory."""
+    from cloudbench.platform import stacks
+
+    names = {s.name for s in stacks.recorded_stacks(stacks.load_settings(), None)}
+    clouds = (["aws"] if names - AZURE_STACKS else []) + (["azure"] if names & AZURE_STACKS else [])
+    return ["local", *clouds]
+
+
+def _step(name: str, run_id: int | None, region: str | None) -> _Step:
+    if name == "local":
+        return _Local(run_id)
+    if name == "azure":
+        return _Azure(run_id)
+    return _Aws(run_id, region)
+
+
 def nuke(
     provider: Annotated[
-        list[str] | None, typer.Option("--provider", help="local (default) or aws; repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            help="local, aws or azure; repeatable. Default: every provider the state knows.",
+        ),
     ] = None,
     run_id: Annotated[int | None, typer.Option(help="Only what belongs to this run.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
@@ -90,20 +163,24 @@ def nuke(
 ) -> None:
     """Stop and remove everything cloudbench started (processes, containers, cloud)."""
     console = Console()
-    chosen = provider or ["local"]
+    chosen = provider or _known_providers()
     unknown = [p for p in chosen if p not in KNOWN]
     if unknown:
         console.print(f"error: unknown provider {unknown[0]}; expected {', '.join(KNOWN)}")
         raise typer.Exit(1)
     steps: dict[str, _Step] = {}
     for name in chosen:
-        steps[name] = _Local(run_id) if name == "local" else _Aws(run_id, region)
+        steps[name] = _step(name, run_id, region)
+    unavailable = [f"{name}: {blind}" for name, step in steps.items() if (blind := _blind(step))]
     planned = {name: step.plan() for name, step in steps.items()}
     for name, lines in planned.items():
-        console.print(f"[bold]{name}[/]: " + ("nothing to remove" if not lines else ""))
+        blind = _blind(steps[name])
+        empty = "cannot list (see below)" if blind else "nothing to remove"
+        console.print(f"[bold]{name}[/]: " + (empty if not lines else ""))
         for line in lines:
             console.print(f"  {line}", markup=False, highlight=False)
     if not any(planned.values()):
+        _unavailable_exit(console, unavailable)
         return
     if not yes and not (console.is_terminal and Confirm.ask("Remove all of this?")):
         console.print("nothing removed" + ("" if console.is_terminal else " (use --yes)"))
@@ -111,4 +188,18 @@ def nuke(
     left = {name: steps[name].execute() for name, lines in planned.items() if lines}
     for name, lines in left.items():
         console.print(f"[bold]{name}[/]: left: " + (", ".join(lines) if lines else "nothing"))
+    _unavailable_exit(console, unavailable)
     raise typer.Exit(1 if any(left.values()) else 0)
+
+
+def _blind(step: _Step) -> str | None:
+    """Why a step cannot list anything at all (Azure without credentials), if it cannot."""
+    return step.unavailable if isinstance(step, _Azure) else None
+
+
+def _unavailable_exit(console: Console, unavailable: list[str]) -> None:
+    """A cloud that could not be asked cannot be called clean."""
+    for line in unavailable:
+        console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+    if unavailable:
+        raise typer.Exit(1)

@@ -25,6 +25,7 @@ KNOWN_KEYS = frozenset(
         "runs_per_instance_type",
         "benchmarks",
         "prices",
+        "budget",
     }
 )
 
@@ -107,6 +108,16 @@ class BenchmarkSettings(Strict):
         return self
 
 
+class Budget(Strict):
+    """Config `budget`: the master refuses a run whose estimate exceeds it.
+
+    max_hours also bounds every cloud VM's hard lifetime.
+    """
+
+    max_usd: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    max_hours: float | None = Field(default=None, gt=0, le=48, allow_inf_nan=False)
+
+
 class RunSpec(BaseModel):
     """A run as users write it in config files (unknown top-level keys are collected)."""
 
@@ -126,6 +137,9 @@ class RunSpec(BaseModel):
     prices: dict[PriceKey, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict, max_length=1000
     )
+
+    # Master-side only (cost guard), never sent to the orchestrator.
+    budget: Budget | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -9,7 +9,8 @@ format_version, which would mean fields changed meaning.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -150,3 +151,26 @@ class Metadata(_Versioned):
 
 
 TaskMetadata = Metadata  # the name issue 15 introduced
+
+
+class CostEntry(BaseModel):
+    """One instance type's share of a run's cost, from the master's launch/termination times."""
+
+    provider: Literal["aws", "azure"]
+    instance_type: str
+    alias: str
+    vms: int
+    launched_at: datetime
+    terminated_at: datetime
+    instance_hours: float
+    usd_per_hour: float | None  # per VM; None: no price known
+    usd: float | None
+
+
+class CostLedger(BaseModel):
+    """results/<run-id>/cost-ledger.json, written by the master at teardown; read by report."""
+
+    run_id: int
+    entries: list[CostEntry]
+    total_usd: float  # of the priced entries
+    unpriced: list[str]  # "provider/instance_type" without a price

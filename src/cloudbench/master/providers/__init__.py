@@ -27,11 +27,9 @@ def make_provider(
         from cloudbench.master.providers.local import LocalProvider
 
         return LocalProvider()
-    if name == "aws" and meta is not None:
-        from cloudbench.master.providers.aws import AwsProvider
+    if name in ("aws", "azure", "cloud") and meta is not None:
+        # One provider for every cloud of the run, so all their stacks apply in parallel.
+        from cloudbench.master.providers.aws import CloudProvider
 
-        return AwsProvider(meta, console or Console(), logs_dir)
-    raise ProviderError(
-        f"provider {name!r} is not supported by `cloudbench run` yet "
-        "(local and aws only). Use --provider to pick those."
-    )
+        return CloudProvider(meta, console or Console(), logs_dir)
+    raise ProviderError(f"provider {name!r} is not supported by `cloudbench run`")

@@ -1,9 +1,10 @@
-"""The AWS provider: per-run Terraform stacks that launch runner instances.
+"""The cloud provider: per-run Terraform stacks that launch runner instances.
 
-The meta deployment (orchestrator, network, bucket) is applied before the run exists; once
-it does, `start` applies every provider stack of the run in parallel — aws, plus the local
-stack when local runners take part — and `stop` destroys them again. Runners on instances
-report to the orchestrator directly, so there is nothing to poll here.
+The meta deployment (orchestrator, network, bucket; in AWS) is applied before the run
+exists; once it does, `start` applies every provider stack of the run in parallel — aws
+and/or azure, plus the local stack when local runners take part — and `stop` destroys them
+again. Runners on instances report to the orchestrator directly, so there is nothing to
+poll here.
 """
 
 from __future__ import annotations
@@ -14,38 +15,65 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cloudbench.master.costplan import lifetime_minutes
+from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
-from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
+from cloudbench.master.providers import azure
+from cloudbench.master.providers.base import (
+    ProviderContext,
+    ProviderError,
+    RunnerOptions,
+    StopRun,
+)
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
+from cloudbench.platform.azure import AzureSettings
+from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.stacks import Stack
 from cloudbench.platform.terraform import TerraformError
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)
 
-MODULES = {"aws": "providers/aws", "local": "providers/local"}
+MODULES = {"aws": "providers/aws", "azure": "providers/azure", "local": "providers/local"}
+CLOUDS = ("aws", "azure")
 
 
-class AwsProvider:
-    name = "aws"
+class CloudProvider:
+    name = "cloud"
 
     def __init__(self, meta: MetaDeployment, console: Console, logs_dir: Path) -> None:
         self.meta, self.console, self.logs_dir = meta, console, logs_dir
         self.stacks: list[Stack] = []
+        self.azure: AzureSettings | None = None
+        self.sizes: dict[str, azure.SizeFacts] = {}
+        self.max_lifetime_minutes: int | None = None  # from the budget's max_hours
+        # Set by the CLI: launch/termination times, the budget watch and the cost ledger.
+        self.meter: CostMeter | None = None
+        self.results_dir: Path | None = None
+        self.run_id: int | None = None
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+        if spec.budget is not None and spec.budget.max_hours is not None:
+            self.max_lifetime_minutes = lifetime_minutes(spec)
+        if spec.azure:
+            # Before the meta stack: credentials and sizes are one line, not a torn-down run.
+            self.azure = azure_settings()
+            azure.check_settings(self.azure)
+            wanted = sorted({s.instance_type for s in spec.azure})
+            self.sizes = azure.size_facts(self.azure, wanted)
         self.meta.check()
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
 
     @staticmethod
     def _names(spec: RunSpec) -> list[str]:
-        return ["aws"] + (["local"] if spec.local else [])
+        return [c for c in CLOUDS if getattr(spec, c)] + (["local"] if spec.local else [])
 
     def start(self, ctx: ProviderContext) -> None:
         outputs = self.meta.outputs
         if outputs is None:
             raise ProviderError("the AWS provider needs the meta deployment's outputs first")
+        self.run_id = ctx.run_id
         self.stacks = [self._stack(ctx, outputs, name) for name in self._names(ctx.spec)]
         errors = self._each("apply")
         if errors:
@@ -67,7 +95,28 @@ class AwsProvider:
                 orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
                 region=out.region, runner_token=ctx.runner_token,
             )  # fmt: skip
+        if name == "azure":
+            variables.update(self._azure_variables(ctx, out))
+        if self.max_lifetime_minutes is not None and name in CLOUDS:
+            variables["max_lifetime_minutes"] = self.max_lifetime_minutes
         return Stack(name, workdir, log_path, settings, dict(variables))
+
+    def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
+        assert self.azure is not None
+        types = [
+            {"instance_type": s.instance_type, "alias": s.effective_alias,
+             "architecture": self.sizes[s.instance_type].architecture,
+             "premium_io": self.sizes[s.instance_type].premium_io,
+             "gen2": self.sizes[s.instance_type].gen2}
+            for s in ctx.instance_types("azure")
+        ]  # fmt: skip
+        return {
+            "subscription_id": self.azure.subscription_id, "location": self.azure.location,
+            "instance_types": types, "instances": ctx.spec.per_instance_type.instances,
+            # Azure VMs are outside the meta VPC: they reach the public URL.
+            "orchestrator_url": out.url, "runner_token": ctx.runner_token,
+            "ssh_public_key": self.azure.ssh_public_key, "ssh_cidr": self.azure.ssh_cidr,
+        }  # fmt: skip
 
     def _each(self, action: str) -> list[ProviderError]:
         """Run `action` on every stack at once; the errors of those that failed."""
@@ -85,18 +134,35 @@ class AwsProvider:
         try:
             if action == "apply":
                 stack.prepare(module_dir(self.meta.settings, MODULES[stack.name]))
-                stack.apply()
+                try:
+                    stack.apply()
+                finally:  # a failed apply may still have launched some VMs
+                    if self.meter is not None and stack.name in CLOUDS:
+                        self.meter.launch(stack.name)
             else:
                 stack.destroy()
+                if self.meter is not None:
+                    self.meter.terminate(stack.name)
         except (TerraformError, OSError) as exc:
             view.set(stack.name, f"failed (log {stack.log_path})")
             if isinstance(exc, TerraformError):
+                hint = self._hint(stack, exc)
+                if hint:
+                    return ProviderError(f"{hint} (log {stack.log_path})")
                 return failure(stack.name, stack.log_path, exc)
             return ProviderError(f"stack {stack.name}: {exc}")
         view.set(stack.name, "applied" if action == "apply" else "destroyed")
         return None
 
+    def _hint(self, stack: Stack, exc: TerraformError) -> str | None:
+        if stack.name != "azure" or self.azure is None:
+            return None
+        return azure.quota_hint(exc.log_tail, self.azure.location)
+
     def poll(self) -> list[str]:
+        reason = self.meter.over_budget() if self.meter is not None else None
+        if reason:
+            raise StopRun(reason)
         return []
 
     def active(self) -> bool:
@@ -110,4 +176,6 @@ class AwsProvider:
             logger.error("%s", error)
         if errors:
             self.meta.failed = True
+        if self.meter is not None and self.results_dir is not None and self.run_id is not None:
+            self.meter.write(self.results_dir, self.run_id)
         self.stacks = []

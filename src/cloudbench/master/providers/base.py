@@ -22,6 +22,10 @@ class ProviderError(RuntimeError):
     """A provider cannot start or keep its runners going; the message is for the user."""
 
 
+class StopRun(RuntimeError):
+    """Raised once by ``poll``: stop the run and collect what exists (e.g. over budget)."""
+
+
 @dataclass
 class RunnerOptions:
     executor: str = "auto"

@@ -1,0 +1,89 @@
+"""What a run's cloud VMs cost: watched while it runs, written down when it ends.
+
+Times are the master's own: a stack's VMs count from the end of its `terraform apply`
+(they exist from then on, booting) to the end of its `terraform destroy` (they are gone).
+That over-counts a little, never under-counts. Cost is VMs x hours x USD per hour; a type
+without a price is listed as unpriced, never counted as free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloudbench.platform.state import write_private
+from cloudbench.protocol import Budget, CostEntry, CostLedger, RunSpec
+
+logger = logging.getLogger(__name__)
+
+LEDGER = "cost-ledger.json"
+CLOUDS = ("aws", "azure")
+
+
+@dataclass
+class CostMeter:
+    spec: RunSpec
+    prices: dict[tuple[str, str], float | None]
+    budget: Budget | None = None
+    launched: dict[str, datetime] = field(default_factory=dict)
+    terminated: dict[str, datetime] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tripped: bool = False
+
+    def launch(self, provider: str) -> None:
+        self.launched.setdefault(provider, datetime.now(UTC))
+
+    def terminate(self, provider: str) -> None:
+        if provider in self.launched:
+            self.terminated[provider] = datetime.now(UTC)
+
+    def entries(self, now: datetime | None = None) -> list[CostEntry]:
+        now = now or datetime.now(UTC)
+        vms = self.spec.per_instance_type.instances
+        out = []
+        for provider, item in self.spec.instance_types():
+            if provider not in CLOUDS or provider not in self.launched:
+                continue
+            start, end = self.launched[provider], self.terminated.get(provider, now)
+            hours = vms * max(0.0, (end - start).total_seconds()) / 3600
+            price = self.prices.get((provider, item.instance_type))
+            out.append(CostEntry(
+                provider=provider, instance_type=item.instance_type,
+                alias=item.effective_alias, vms=vms, launched_at=start, terminated_at=end,
+                instance_hours=hours, usd_per_hour=price,
+                usd=None if price is None else hours * price,
+            ))  # fmt: skip
+        return out
+
+    def over_budget(self) -> str | None:
+        """Why the run must stop now (once), or None."""
+        if self.budget is None or self.tripped or not self.launched:
+            return None
+        wall = (datetime.now(UTC) - self.started).total_seconds() / 3600
+        spent = sum(e.usd or 0.0 for e in self.entries())
+        reason = None
+        if self.budget.max_usd is not None and spent > self.budget.max_usd:
+            reason = f"budget.max_usd: elapsed cost {spent:.2f} USD passed {self.budget.max_usd:g}"
+        elif self.budget.max_hours is not None and wall > self.budget.max_hours:
+            reason = f"budget.max_hours: wall time {wall:.2f} h passed {self.budget.max_hours:g}"
+        if reason:
+            self.tripped = True
+            return reason + "; stopping the run and collecting what exists"
+        return None
+
+    def write(self, results_dir: Path, run_id: int) -> Path | None:
+        entries = self.entries()
+        if not entries:
+            return None
+        ledger = CostLedger(
+            run_id=run_id, entries=entries, total_usd=sum(e.usd or 0.0 for e in entries),
+            unpriced=[f"{e.provider}/{e.instance_type}" for e in entries if e.usd is None],
+        )  # fmt: skip
+        path = results_dir / str(run_id) / LEDGER
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, json.dumps(ledger.model_dump(mode="json"), indent=2))
+        logger.info("cost ledger: %.2f USD, %s", ledger.total_usd, path)
+        return path

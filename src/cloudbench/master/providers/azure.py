@@ -1,0 +1,120 @@
+"""What the Azure stack needs that only Azure can say: each size's architecture and disks.
+
+`cloudbench run` asks the Resource SKUs API (through azure-mgmt-resource's pipeline:
+DefaultAzureCredential, retries) before any Terraform runs, so missing credentials, an
+unset subscription or a size the region does not offer are one clear line up front, and
+the stack gets the architecture from the API (Arm64 sizes boot the arm64 image), never
+from the size's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.core.rest import HttpRequest
+
+from cloudbench.master.providers.base import ProviderError
+from cloudbench.platform.azure import NO_CREDENTIALS, AzureSettings, AzureUnavailable, make_client
+
+logger = logging.getLogger(__name__)
+
+SKUS_API = "2021-07-01"
+# azurerm/ARM errors that mean "the subscription may not have that many vCPUs".
+QUOTA = re.compile(
+    r"(QuotaExceeded|OperationNotAllowed.*quota|exceeding approved .*quota|SkuNotAvailable)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class SizeFacts:
+    name: str
+    architecture: str  # x64 or Arm64, the API's CpuArchitectureType
+    premium_io: bool
+    gen2: bool  # HyperVGenerations lists V2: the generation-2 image boots
+
+
+def check_settings(settings: AzureSettings) -> None:
+    missing = [
+        f"CLOUDBENCH_AZURE_{n.upper()}"
+        for n in ("subscription_id", "location", "ssh_public_key")
+        if not getattr(settings, n).strip()
+    ]
+    if missing:
+        raise ProviderError(
+            "Azure settings missing: " + ", ".join(missing)
+            + " (set them in the environment or in <CLOUDBENCH_HOME>/azure.env)"
+        )  # fmt: skip
+
+
+def size_facts(settings: AzureSettings, sizes: list[str]) -> dict[str, SizeFacts]:
+    """Facts for every wanted size in the configured location, or one ProviderError."""
+    try:
+        client = make_client(settings)
+        found = _list_skus(client, settings)
+    except AzureUnavailable as exc:
+        raise ProviderError(str(exc)) from None
+    except ClientAuthenticationError:
+        raise ProviderError(NO_CREDENTIALS) from None
+    except AzureError as exc:
+        raise ProviderError(f"cannot ask Azure for VM sizes: {str(exc).splitlines()[0]}") from None
+    facts: dict[str, SizeFacts] = {}
+    for size in sizes:
+        sku = found.get(size.lower())
+        if sku is None:
+            raise ProviderError(
+                f"azure: VM size {size} is not offered in {settings.location} for this "
+                "subscription; pick another size or set CLOUDBENCH_AZURE_LOCATION"
+            )
+        facts[size] = _facts(size, sku)
+    return facts
+
+
+def _list_skus(client: Any, settings: AzureSettings) -> dict[str, dict[str, Any]]:
+    base = settings.arm_endpoint.rstrip("/")
+    url: str | None = (
+        f"{base}/subscriptions/{settings.subscription_id}/providers/Microsoft.Compute/skus"
+        f"?api-version={SKUS_API}&$filter=location eq '{settings.location}'"
+    )
+    found: dict[str, dict[str, Any]] = {}
+    while url:
+        response = client.send_request(HttpRequest("GET", url))
+        response.raise_for_status()
+        body = response.json()
+        for sku in body.get("value", []):
+            if sku.get("resourceType") == "virtualMachines" and not _restricted(sku, settings):
+                found[str(sku.get("name", "")).lower()] = sku
+        url = body.get("nextLink")
+    return found
+
+
+def _restricted(sku: dict[str, Any], settings: AzureSettings) -> bool:
+    """A size the subscription may not use in this location (whole-location restriction)."""
+    for restriction in sku.get("restrictions") or []:
+        values = [v.lower() for v in restriction.get("values") or []]
+        if restriction.get("type") == "Location" and settings.location.lower() in values:
+            return True
+    return False
+
+
+def _facts(size: str, sku: dict[str, Any]) -> SizeFacts:
+    caps = {c.get("name"): str(c.get("value")) for c in sku.get("capabilities") or []}
+    arch = caps.get("CpuArchitectureType", "")
+    if arch not in ("x64", "Arm64"):
+        raise ProviderError(f"azure: the API reports no CPU architecture for {size} ({arch!r})")
+    gen2 = "V2" in caps.get("HyperVGenerations", "").split(",")
+    return SizeFacts(size, arch, caps.get("PremiumIO", "").lower() == "true", gen2)
+
+
+def quota_hint(log_tail: str, location: str) -> str | None:
+    """One line for a quota refusal in a terraform log, naming what to do."""
+    if not QUOTA.search(log_tail or ""):
+        return None
+    return (
+        f"stack azure: the subscription's vCPU quota in {location} does not allow these VMs; "
+        "request more (Azure portal: Quotas > Compute) or use fewer instances / smaller sizes"
+    )

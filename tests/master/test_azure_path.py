@@ -1,0 +1,169 @@
+"""`cloudbench run` on its Azure path, mixed with AWS, with a FAKE `terraform`.
+
+FAKES, because neither exists here: `terraform` (providers cannot be downloaded; the fake
+of tests/master/test_aws_path.py records every call) and Azure itself. The VM-size lookup
+goes to the ARM-shaped HTTPS stand-in of tests/nuke/arm_standin.py, reached by the real
+SDK pipeline with a token from DefaultAzureCredential's managed-identity path (the
+stand-in's App Service-style token endpoint). The orchestrator and the run are real.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudbench.master.client import OrchestratorClient
+from tests.master.conftest import Harness, fake_config
+from tests.master.test_aws_path import SETTINGS, FakeTerraform, _no_secret_anywhere
+from tests.master.test_aws_path import fake as fake
+from tests.nuke.arm_standin import Standin, vm_sku
+
+pytestmark = [pytest.mark.slow]
+
+SUB = "0b4c8a8e-5f7e-4d1e-9a61-3c2b1a0f9e8d"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake test@example"
+
+
+@pytest.fixture
+def arm(tmp_path: Path) -> Iterator[Standin]:
+    (tmp_path / "arm").mkdir()
+    with Standin(tmp_path / "arm", SUB) as standin:
+        standin.world.skus = [
+            vm_sku("Standard_D2pls_v6", "westeurope", "Arm64", True, "V2"),
+            vm_sku("Standard_D2als_v6", "westeurope", "x64", True),
+            vm_sku("Standard_A2_v2", "westeurope", "x64", False, "V1"),
+            vm_sku("Standard_D2pls_v6", "eastus", "Arm64", True),
+        ]
+        yield standin
+
+
+def _azure_env(arm: Standin, **extra: str) -> dict[str, str]:
+    return {
+        "CLOUDBENCH_AZURE_SUBSCRIPTION_ID": SUB, "CLOUDBENCH_AZURE_LOCATION": "westeurope",
+        "CLOUDBENCH_AZURE_SSH_PUBLIC_KEY": SSH_KEY, "CLOUDBENCH_AZURE_ARM_ENDPOINT": arm.url,
+        "REQUESTS_CA_BUNDLE": str(arm.ca), "IDENTITY_ENDPOINT": f"{arm.url}/msi/token",
+        "IDENTITY_HEADER": arm.world.identity_header, **SETTINGS, **extra,
+    }  # fmt: skip
+
+
+def _config(azure_only: bool = False) -> dict[str, Any]:
+    config = fake_config([], 1, ["fib"])
+    config["azure"] = [
+        {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"},
+        {"instance_type": "Standard_A2_v2"},
+    ]
+    if not azure_only:
+        config["aws"] = [{"instance_type": "t3.micro", "alias": "t3"}]
+    # A budget the run fits: its max_hours becomes every VM's hard lifetime.
+    config["budget"] = {"max_usd": 50, "max_hours": 3}
+    config["prices"] = {"t3.micro": 0.0104, "Standard_D2pls_v6": 0.0864, "Standard_A2_v2": 0.091}
+    return config
+
+
+def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    harness.start(harness.config(_config()), **fake.env(FAKE_TF_SLEEP="1", **_azure_env(arm)))
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "azure"))
+    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+        api.stop_run(run_id)
+    code, _out, err = harness.wait()
+    assert code in (0, 2), err
+
+    meta_apply = fake.find("apply", "meta")[0]
+    aws, az = fake.find("apply", "aws")[0], fake.find("apply", "azure")[0]
+    assert meta_apply["end"] <= min(aws["start"], az["start"])
+    assert aws["start"] < az["end"] and az["start"] < aws["end"]  # overlap: in parallel
+
+    tf = az["tf_vars"]
+    assert tf["TF_VAR_subscription_id"] == SUB and tf["TF_VAR_location"] == "westeurope"
+    assert tf["TF_VAR_run_id"] == str(run_id)
+    # Architecture and disk support as the SKU API reported them for that location.
+    assert json.loads(tf["TF_VAR_instance_types"]) == [
+        {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100", "architecture": "Arm64",
+         "premium_io": True, "gen2": True},
+        {"instance_type": "Standard_A2_v2", "alias": "Standard_A2_v2", "architecture": "x64",
+         "premium_io": False, "gen2": False},
+    ]  # fmt: skip
+    # Azure VMs are outside the meta VPC: the public URL, not the private one.
+    assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
+    assert tf["TF_VAR_ssh_public_key"] == SSH_KEY
+    assert "TF_VAR_runner_token" in az["env_names"]
+    for call in (aws, az):
+        assert call["tf_vars"]["TF_VAR_max_lifetime_minutes"] == "180"
+    assert "SKUS location eq 'westeurope'" in arm.world.log
+
+    for stack in ("aws", "azure"):
+        destroy = fake.find("destroy", stack)
+        assert destroy and destroy[0]["start"] >= max(aws["end"], az["end"]), stack
+        assert (harness.tmp / "logs" / str(run_id) / f"{stack}.log").is_file()
+    _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
+    assert not harness.sessions(), "the session outlived the run"
+
+    ledger = json.loads((harness.results / str(run_id) / "cost-ledger.json").read_text())
+    entries = {e["instance_type"]: e for e in ledger["entries"]}
+    assert set(entries) == {"t3.micro", "Standard_D2pls_v6", "Standard_A2_v2"}
+    assert entries["t3.micro"]["usd_per_hour"] == 0.0104 and ledger["unpriced"] == []
+    az_vm = entries["Standard_D2pls_v6"]
+    launched = datetime.fromisoformat(az_vm["launched_at"]).timestamp()
+    terminated = datetime.fromisoformat(az_vm["terminated_at"]).timestamp()
+    assert az["end"] - 1 <= launched <= az["end"] + 2
+    assert terminated >= fake.find("destroy", "azure")[0]["end"] - 0.5
+    assert abs(az_vm["instance_hours"] - (terminated - launched) / 3600) < 1e-6
+
+
+def test_missing_credentials_are_one_line_before_any_terraform(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    env = _azure_env(arm)
+    del env["IDENTITY_ENDPOINT"], env["IDENTITY_HEADER"]
+    result = harness.cli("run", str(harness.config(_config(azure_only=True))), **fake.env(**env))
+    assert result.returncode == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no usable Azure credentials" in lines[0], result.stderr
+    assert "az login" in lines[0]
+    assert not fake.calls()
+
+
+def test_missing_azure_settings_and_unknown_sizes_are_named(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    env = _azure_env(arm)
+    del env["CLOUDBENCH_AZURE_LOCATION"]
+    path = harness.config(_config(azure_only=True))
+    result = harness.cli("run", str(path), **fake.env(**env))
+    assert result.returncode == 1
+    assert "CLOUDBENCH_AZURE_LOCATION" in result.stderr
+    config = _config(azure_only=True)
+    config["azure"].append({"instance_type": "Standard_Imaginary_v9"})
+    del config["budget"]  # else its missing price is refused first
+    result = harness.cli(
+        "run", str(harness.config(config, "b.json")), **fake.env(**_azure_env(arm))
+    )
+    assert result.returncode == 1
+    assert "VM size Standard_Imaginary_v9 is not offered in westeurope" in result.stderr
+    assert not fake.calls()
+
+
+def test_quota_refusal_is_one_clear_line_and_everything_is_destroyed(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    quota = (
+        "Error: creating Linux Virtual Machine: compute.VirtualMachinesClient#CreateOrUpdate: "
+        'Code="OperationNotAllowed" Message="Operation could not be completed as it results '
+        'in exceeding approved standardDPLSv6Family Cores quota."'
+    )
+    env = _azure_env(arm, FAKE_TF_FAIL="azure", FAKE_TF_ERROR=quota)
+    harness.start(harness.config(_config(azure_only=True)), **fake.env(**env))
+    code, _out, err = harness.wait()
+    assert code == 1, err
+    assert "stack azure: the subscription's vCPU quota in westeurope" in err
+    assert "request more" in err
+    assert "cloudbench nuke --provider azure" in err
+    assert fake.find("destroy", "azure"), "the failed stack was not destroyed"

@@ -1,0 +1,153 @@
+"""The cost guard: `cloudbench run --dry-run` plans and touches nothing; budgets refuse early.
+
+`terraform` is the FAKE of tests/master/test_aws_path.py (no providers can be downloaded):
+here it must never be called at all. Prices come from the config and --offline-prices, so
+no price API is asked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.master.conftest import Harness, fake_config, needs_ruby
+from tests.master.test_aws_path import SETTINGS, FakeTerraform
+from tests.master.test_aws_path import fake as fake
+
+
+def _config(names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    config = fake_config([], 4, names if names is not None else ["fib", "loops"], instances=2)
+    config["aws"] = [{"instance_type": "c7g.large", "alias": "graviton3"},
+                     {"instance_type": "m7i.large"}]  # fmt: skip
+    config["azure"] = [{"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"}]
+    config["prices"] = {"aws/c7g.large": 0.0725, "Standard_D2pls_v6": 0.0864}
+    return {**config, **extra}
+
+
+def _dry(harness: Harness, fake: FakeTerraform, config: dict[str, Any], *args: str) -> Any:
+    path = harness.config(config)
+    env = fake.env(**SETTINGS, CLOUDBENCH_AZURE_LOCATION="westeurope")
+    return harness.cli("run", str(path), "--dry-run", "--offline-prices",
+                       "--state-dir", str(harness.state), *args, **env)  # fmt: skip
+
+
+def _row(out: str, instance_type: str) -> list[str]:
+    return next(ln.split() for ln in out.splitlines() if f" {instance_type} " in ln)
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(harness: Harness, fake: FakeTerraform) -> None:
+    result = _dry(harness, fake, _config())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # 2 VMs each; 4 tasks over 2 VMs at 1 slot = 2 tasks per VM of 2 benchmarks x 1 exe:
+    # 2 x 120 s + 15 min setup = 0.3167 h per VM, 0.6333 instance-hours per type.
+    graviton = _row(out, "c7g.large")
+    assert graviton[:6] == ["aws", "c7g.large", "graviton3", "2", "1", "4"]
+    assert graviton[6] == "0.63" and graviton[7] == "0.1450" and graviton[8] == "0.05"
+    assert _row(out, "m7i.large")[-4:] == ["no", "price", "no", "price"]
+    assert "no price" in out
+    cobalt = _row(out, "Standard_D2pls_v6")
+    assert cobalt[0] == "azure" and cobalt[7] == "0.1728"
+    assert "stacks: aws, azure" in out
+    assert "assumed 60 s per benchmark and executable (120 s per task)" in out
+    assert "estimated cost: 0.3178 USD/h, 0.10 USD for the run + 1 type(s) with no price" in out
+    assert not fake.calls()
+    assert not harness.state.exists() and not (harness.home / "terraform").exists()
+
+
+def test_dry_run_uses_recorded_durations_of_the_same_selection(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    config = _config()
+    selection = json.dumps(
+        {"names": ["fib", "loops"], "categories": [], "warmup_iterations": 0,
+         "bench_iterations": 1, "min_bench_time": None, "executables": ["interp"],
+         "extra_args": []}, sort_keys=True,
+    )  # fmt: skip
+    harness.state.mkdir(parents=True)
+    rows = [{"selection": selection, "provider": "aws", "instance_type": "c7g.large",
+             "seconds": s} for s in (1800, 1700, 1900)]  # fmt: skip
+    rows.append({"selection": "other", "provider": "aws", "instance_type": "c7g.large",
+                 "seconds": 99999})  # fmt: skip
+    (harness.state / "task-durations.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows) + "\n{torn"
+    )
+    result = _dry(harness, fake, config)
+    assert result.returncode == 0, result.stderr
+    assert "recorded durations of 3 earlier task(s) with this selection" in result.stdout
+    # median 1800 s x 2 tasks per VM + 0.25 h = 1.25 h per VM, 2 VMs.
+    assert _row(result.stdout, "c7g.large")[6] == "2.50"
+    # Unmeasured types take the slowest measured one.
+    assert _row(result.stdout, "Standard_D2pls_v6")[6] == "2.50"
+
+
+def test_whole_suite_assumes_the_hard_lifetime_from_max_hours(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    config = _config(names=[], budget={"max_hours": 3})
+    result = _dry(harness, fake, config)
+    assert result.returncode == 0, result.stderr
+    assert "every VM lives its hard lifetime" in result.stdout
+    assert "VM hard lifetime 180 min" in result.stdout
+    assert _row(result.stdout, "c7g.large")[6] == "6.00"  # 2 VMs x 3 h
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ({"max_usd": 0.05}, "budget.max_usd: the run is estimated at"),
+        ({"max_hours": 0.2}, "budget.max_hours: the run is estimated at 0.32 h"),
+    ],
+)
+def test_budget_refuses_before_any_terraform(
+    harness: Harness, fake: FakeTerraform, budget: dict[str, float], message: str
+) -> None:
+    config = _config(budget=budget)
+    del config["aws"][1]  # every type priced
+    path = harness.config(config)
+    env = fake.env(**SETTINGS, CLOUDBENCH_AZURE_LOCATION="westeurope")
+    result = harness.cli("run", str(path), "--offline-prices", **env)
+    assert result.returncode == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not fake.calls()
+
+
+def test_a_budget_with_an_unpriced_type_is_refused(harness: Harness, fake: FakeTerraform) -> None:
+    path = harness.config(_config(budget={"max_usd": 1000}))
+    result = harness.cli("run", str(path), "--offline-prices", **fake.env(**SETTINGS))
+    assert result.returncode == 1
+    assert "no price for aws/m7i.large" in result.stderr
+    assert '"prices"' in result.stderr
+    assert not fake.calls()
+
+
+def test_a_bad_budget_names_the_field(harness: Harness, fake: FakeTerraform) -> None:
+    result = _dry(harness, fake, _config(budget={"max_usd": -1}))
+    assert result.returncode == 1
+    assert "budget.max_usd" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@needs_ruby
+def test_a_finished_run_records_durations_the_next_plan_uses(harness: Harness) -> None:
+    """A real local run (fake ruby-bench suite), then a dry run of the same selection."""
+    config = fake_config(["a"], 2, ["fib"])
+    path = harness.config(config)
+    harness.start(path)
+    code, _out, err = harness.wait()
+    assert code == 0, err
+    rows = [
+        json.loads(ln) for ln in (harness.state / "task-durations.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2 and all(
+        r["instance_type"] == "local-a" and r["seconds"] > 0 for r in rows
+    )
+    result = harness.cli("run", str(path), "--dry-run", "--state-dir", str(harness.state))
+    assert result.returncode == 0, result.stderr
+    assert "recorded durations of 2 earlier task(s) with this selection" in result.stdout
+    other = harness.config(fake_config(["a"], 2, ["loops"]), "other.json")
+    result = harness.cli("run", str(other), "--dry-run", "--state-dir", str(harness.state))
+    assert "assumed 60 s per benchmark" in result.stdout  # another selection: no history
