@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import psycopg
 from sqlalchemy import create_engine, event
@@ -62,8 +62,12 @@ class Bench:
         self.db = psycopg.connect(self.dsn, autocommit=True)
         self.admin = orch.client()
         resp = self.admin.post(
-            "/runs", json={"ruby_version": "3.4.7", "per_instance_type": {"tasks": 1},
-                           "aws": ["bench.seed"]},
+            "/runs",
+            json={
+                "ruby_version": "3.4.7",
+                "per_instance_type": {"tasks": 1},
+                "aws": ["bench.seed"],
+            },
         )
         resp.raise_for_status()
         ext = resp.json()["run_id"]
@@ -102,8 +106,24 @@ class Bench:
 
     def api(self, script: str, clients: int) -> tuple[loadgen.Result, float]:
         before = self.orch_cpu()
+        spy = self.profile(script, clients)
         r = loadgen.wrk(self.orch.url, self.orch.runner_token, script, clients, self.seconds)
+        if spy is not None:
+            spy.wait()
         return r, (self.orch_cpu() - before) / r.seconds
+
+    def profile(self, script: str, clients: int) -> subprocess.Popen[bytes] | None:
+        """With CLOUDBENCH_PROFILE=DIR, py-spy records the server (collapsed stacks)."""
+        out = os.environ.get("CLOUDBENCH_PROFILE")
+        if not out or self.orch.proc is None:
+            return None
+        kind = "claim" if "claim" in script else "heartbeat"
+        dest = Path(out) / f"{kind}-{clients}.txt"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["py-spy", "record", "--subprocesses", "--format", "raw", "--nonblocking"]
+        argv += ["-d", str(max(1, int(self.seconds) - 1)), "-o", str(dest)]
+        pid = str(self.orch.proc.pid)
+        return subprocess.Popen([*argv, "-p", pid], stdout=subprocess.DEVNULL)
 
     def api_claims(self, clients: int, label: str) -> loadgen.Result:
         types = self.seed("api", _needed(clients, self.seconds))
@@ -115,9 +135,11 @@ class Bench:
     def pg_claims(self, clients: int, label: str) -> loadgen.Result:
         types = self.seed("pg", 4 * _needed(clients, self.seconds))
         prefix = types[0][:-1]
-        sql = "\\set t random(0, 3)\n" + self.claim_sql.replace(
-            f"'{SENTINEL}'", f"('{prefix}' || :t)"
-        ) + ";\n"
+        sql = (
+            "\\set t random(0, 3)\n"
+            + self.claim_sql.replace(f"'{SENTINEL}'", f"('{prefix}' || :t)")
+            + ";\n"
+        )
         r = loadgen.pgbench(self.pg_args, sql, clients, self.seconds)
         row = self.db.execute(
             "SELECT count(*) FROM tasks WHERE status = 'claimed' AND instance_type = ANY(%s)",
@@ -231,15 +253,22 @@ def main(argv: list[str] | None = None) -> None:
     url = cluster.start()
     state = Path(tempfile.mkdtemp(prefix="cloudbench-bench-"))
     orch = OrchestratorProcess(
-        database_url=url, state_dir=state, workers=args.workers,
-        heartbeat_timeout=None, sweep_interval=None, log_level=None,
+        database_url=url,
+        state_dir=state,
+        workers=args.workers,
+        heartbeat_timeout=None,
+        sweep_interval=None,
+        log_level=None,
     )
     try:
         orch.start()
         bench = Bench(url, orch, args.seconds)
         workers = args.workers or "serve's default"
-        print(f"postgres: {settings(bench.db)}; orchestrator workers: {workers}; "
-              f"{os.cpu_count()} CPUs; {args.seconds:g} s per measurement", flush=True)
+        print(
+            f"postgres: {settings(bench.db)}; orchestrator workers: {workers}; "
+            f"{os.cpu_count()} CPUs; {args.seconds:g} s per measurement",
+            flush=True,
+        )
         start = time.monotonic()
         run(bench, set(args.part.split(",")), tuple(int(x) for x in args.levels.split(",")))
         print(f"total {time.monotonic() - start:.0f} s")

@@ -113,7 +113,9 @@ def wrk(url: str, token: str, script: str, clients: int, seconds: float) -> Resu
         f.write(WRK_COMMON.replace("__TOKEN__", token) + script)
     threads = min(2, clients)
     argv = ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{seconds:g}s"]
-    out, cpu = timed_run([*argv, "--timeout", "10s", "-s", f.name, url])
+    # A request slower than 2 s counts as an error (wrk forgets requests still in flight
+    # at the end, so a long timeout would hide a wedged server).
+    out, cpu = timed_run([*argv, "--timeout", "2s", "-s", f.name, url])
     Path(f.name).unlink()
     match = re.search(r"^RESULT (.*)$", out, re.M)
     if match is None:

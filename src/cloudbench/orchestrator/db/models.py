@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -114,3 +115,8 @@ class Task(Base):
         ),
         Index("ix_tasks_run_status", "run_id", "status"),
     )
+
+
+# Core handles for statements built once (no ORM compile step on the hot paths).
+TASKS = cast(Table, Task.__table__)
+RUNS = cast(Table, Run.__table__)
