@@ -17,7 +17,14 @@ PROVIDERS = ("aws", "azure", "local")
 MAX_RUN_ID = 2**53
 MAX_DB_INT = 2**31 - 1
 # Top-level config keys that are not providers and not ours; accepted and reported.
-KNOWN_KEYS = {"run_id", "ruby_version", "per_instance_type", "runs_per_instance_type", "benchmarks"}
+KNOWN_KEYS = {
+    "run_id",
+    "ruby_version",
+    "per_instance_type",
+    "runs_per_instance_type",
+    "benchmarks",
+    "prices",
+}
 
 
 class TaskStatus(StrEnum):
@@ -73,6 +80,11 @@ class _Strict(BaseModel):
 
 Name = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]
+
+
+PriceKey = Annotated[
+    str, Field(min_length=1, max_length=140, pattern=r"^([a-z]+/)?[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
 
 
@@ -135,6 +147,11 @@ class RunSpec(BaseModel):
     azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    # USD per hour by instance type, optionally "provider/type"; used by reports and
+    # cost estimates, never by the run itself (so not part of normalized()).
+    prices: dict[PriceKey, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=1000
+    )
 
     @model_validator(mode="before")
     @classmethod
