@@ -117,7 +117,7 @@ class Bench:
         out = os.environ.get("CLOUDBENCH_PROFILE")
         if not out or self.orch.proc is None:
             return None
-        kind = "claim" if "claim" in script else "heartbeat"
+        kind = "heartbeat" if "/heartbeat" in script else "claim"
         dest = Path(out) / f"{kind}-{clients}.txt"
         dest.parent.mkdir(parents=True, exist_ok=True)
         argv = ["py-spy", "record", "--subprocesses", "--format", "raw", "--nonblocking"]

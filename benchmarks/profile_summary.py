@@ -15,6 +15,7 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--match", default="", help="only frames containing this text")
+    parser.add_argument("--by-file", action="store_true", help="self time per source file")
     args = parser.parse_args()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -24,6 +25,11 @@ def main() -> None:
         if "process " in stack.split(";")[0] and len(stack.split(";")) < 3:
             continue
         total += n
+        if args.by_file:
+            leaf = stack.split(";")[-1]
+            where = leaf[leaf.find("(") + 1 : leaf.rfind(":")]
+            inclusive["/".join(where.split("/")[:2])] += n
+            continue
         for frame in set(stack.split(";")):
             if args.match in frame:
                 inclusive[frame] += n
