@@ -133,7 +133,7 @@ class Bench:
         return r
 
     def pg_claims(self, clients: int, label: str) -> loadgen.Result:
-        types = self.seed("pg", 4 * _needed(clients, self.seconds))
+        types = self.seed("pg", 4 * _needed(max(clients, 8), self.seconds))
         prefix = types[0][:-1]
         sql = (
             "\\set t random(0, 3)\n"
