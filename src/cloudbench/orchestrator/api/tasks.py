@@ -138,9 +138,10 @@ async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Reques
     fields = body.model_dump(
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
-    fields["heartbeat_status"] = body.status.value
+    fields["heartbeat_status"] = body.status
     if fields.get("current_benchmark") is not None:
-        fields["current_benchmark"] = _text(fields["current_benchmark"])
+        # \x1f separates names in db/runs.group_stats' aggregate.
+        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
     if body.message is not None:
         fields["heartbeat_message"] = _text(body.message)
 
@@ -221,7 +222,7 @@ def fail(
     )
     queue.lock_run(session=session, run_pk=task.run_id)
     session.refresh(task)
-    error_type, error_message = _text(body.error_type), _text(body.error_message)
+    error_type, error_message = body.error_type, _text(body.error_message)
     if (
         task.status == TaskStatus.failed
         and task.error_type == error_type

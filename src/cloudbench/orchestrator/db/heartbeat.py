@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.db.clock import now_in
 from cloudbench.orchestrator.db.models import TASKS
-from cloudbench.orchestrator.db.queue import ACTIVE, ensure_active, load_for_runner, run_column
+from cloudbench.orchestrator.db.queue import ensure_active, load_for_runner, run_column
 from cloudbench.orchestrator.errors import Conflict
-from cloudbench.protocol import TaskStatus
+from cloudbench.protocol import ACTIVE_STATUSES, HeartbeatStatus, TaskStatus
 
 RUN_EXTERNAL_ID = "run_external_id"
 
@@ -34,7 +34,7 @@ def record_heartbeat(
     their stored values. "running" also moves the task to running and stamps started_at
     once.
     """
-    running = fields.get("heartbeat_status") == "running"
+    running = fields.get("heartbeat_status") == HeartbeatStatus.running
     stmt = _statement(
         session.get_bind().dialect.name, frozenset(fields), running, lease is not None
     )
@@ -54,12 +54,12 @@ def _statement(dialect: str, names: frozenset[str], running: bool, fenced: bool)
     values: dict[str, Any] = {"heartbeat_at": now}
     values |= {name: bindparam(f"v_{name}", type_=tasks[name].type) for name in names}
     if running:
-        values["status"] = TaskStatus.running.value
+        values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(tasks.started_at, now)
     where = [
         tasks.id == bindparam("p_task_id"),
         tasks.runner_id == bindparam("p_runner_id"),
-        tasks.status.in_(ACTIVE),
+        tasks.status.in_(ACTIVE_STATUSES),
     ]
     if fenced:
         where.append(tasks.lease == bindparam("p_lease"))

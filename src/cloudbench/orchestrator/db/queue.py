@@ -17,10 +17,15 @@ from sqlalchemy.orm import Session
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus, now_in
 from cloudbench.orchestrator.db.models import RUNS, TASKS, Run, Task
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
-from cloudbench.protocol import ArchiveState, RunStatus, TaskStatus
-
-ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
-UNFINISHED = (TaskStatus.pending.value, *ACTIVE)
+from cloudbench.protocol import (
+    ACTIVE_STATUSES,
+    UNFINISHED_STATUSES,
+    ArchiveState,
+    ErrorType,
+    HeartbeatStatus,
+    RunStatus,
+    TaskStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def claim_statement(dialect: str, by_alias: bool, by_run: bool) -> Update:
     """Built once per shape: building a statement costs more CPU than running it."""
     tasks = TASKS.c
     candidate = select(tasks.id).where(
-        tasks.status == TaskStatus.pending.value,
+        tasks.status == TaskStatus.pending,
         tasks.provider == bindparam("p_provider"),
         tasks.instance_type == bindparam("p_instance_type"),
     )
@@ -88,14 +93,14 @@ def claim_statement(dialect: str, by_alias: bool, by_run: bool) -> Update:
     now = now_in(dialect)
     return (
         update(TASKS)
-        .where(tasks.id == candidate.scalar_subquery(), tasks.status == TaskStatus.pending.value)
+        .where(tasks.id == candidate.scalar_subquery(), tasks.status == TaskStatus.pending)
         .values(
-            status=TaskStatus.claimed.value,
+            status=TaskStatus.claimed,
             runner_id=bindparam("p_runner_id"),
             lease=tasks.lease + 1,
             claimed_at=now,
             heartbeat_at=now,
-            heartbeat_status="boot",
+            heartbeat_status=HeartbeatStatus.boot,
         )
         .returning(
             tasks.id,
@@ -128,7 +133,7 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
 
 
 def ensure_active(task: Task) -> None:
-    if task.status not in ACTIVE:
+    if task.status not in ACTIVE_STATUSES:
         detail = f": {task.error_type}" if task.error_type else ""
         raise Conflict(f"task {task.id} is no longer active (status {task.status}{detail})")
 
@@ -137,7 +142,7 @@ def fenced_update(*, session: Session, task: Task, values: dict[str, Any]) -> No
     """Apply values only if the task is still active under the lease we checked."""
     stmt = (
         update(Task)
-        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE))
+        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE_STATUSES))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -158,8 +163,8 @@ def lock_run(*, session: Session, run_pk: int) -> None:
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
     now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now, **fields}
-    if fields.get("heartbeat_status") == "running":
-        values["status"] = TaskStatus.running.value
+    if fields.get("heartbeat_status") == HeartbeatStatus.running:
+        values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(Task.started_at, now)
     return values
 
@@ -184,7 +189,10 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
     )
     overdue = (
         select(Task.id)
-        .where(Task.status.in_(ACTIVE), Task.heartbeat_at < db_now_minus(session, timeout_seconds))
+        .where(
+            Task.status.in_(ACTIVE_STATUSES),
+            Task.heartbeat_at < db_now_minus(session, timeout_seconds),
+        )
         .order_by(Task.id)
         # Rows locked by a stop or a report are ending anyway: skip them rather than wait,
         # so the sweeper never joins a lock cycle (and a late report still wins or 409s).
@@ -194,11 +202,11 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
         update(Task)
         .where(
             Task.id.in_(overdue.scalar_subquery()),
-            Task.status.in_(ACTIVE),
+            Task.status.in_(ACTIVE_STATUSES),
             Task.heartbeat_at < db_now_minus(session, timeout_seconds),
         )
         .values(
-            finish_values(session, TaskStatus.failed, error_type="timeout")
+            finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout)
             | {"error_message": message}
         )
         .returning(Task.run_id)
@@ -219,26 +227,26 @@ def finalize_if_done(*, session: Session, run_pk: int) -> bool:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if run.status != RunStatus.running.value:
+    if run.status != RunStatus.running:
         return False
     unfinished = session.execute(
-        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED))
+        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED_STATUSES))
     ).scalar_one()
     if unfinished:
         return False
-    run.status = RunStatus.completed.value
+    run.status = RunStatus.completed
     run.finished_at = db_now(session)
-    run.archive_state = ArchiveState.pending.value
+    run.archive_state = ArchiveState.pending
     session.flush()
     return True
 
 
 def finalize_stragglers(*, session: Session) -> list[int]:
     """Runs left running with nothing to do (e.g. a crash between commit and finalize)."""
-    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED))
+    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED_STATUSES))
     candidates = session.execute(
         select(Run.id)
-        .where(Run.status == RunStatus.running.value, ~unfinished.exists())
+        .where(Run.status == RunStatus.running, ~unfinished.exists())
         .order_by(Run.id)  # one lock order for every server process sweeping at once
     ).scalars()
     return [pk for pk in list(candidates) if finalize_if_done(session=session, run_pk=pk)]
