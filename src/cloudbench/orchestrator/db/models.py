@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -143,3 +144,8 @@ class Task(Base):
         ),
         Index("ix_tasks_run_status", "run_id", "status"),
     )
+
+
+# Core handles for statements built once (no ORM compile step on the hot paths).
+TASKS = cast(Table, Task.__table__)
+RUNS = cast(Table, Run.__table__)
