@@ -64,7 +64,7 @@ def test_dry_run_uses_recorded_durations_of_the_same_selection(
     selection = json.dumps(
         {"names": ["fib", "loops"], "categories": [], "warmup_iterations": 0,
          "bench_iterations": 1, "min_bench_time": None, "executables": ["interp"],
-         "extra_args": []}, sort_keys=True,
+         "extra_args": [], "env": {}}, sort_keys=True,
     )  # fmt: skip
     harness.state.mkdir(parents=True)
     rows = [{"selection": selection, "provider": "aws", "instance_type": "c7g.large",
