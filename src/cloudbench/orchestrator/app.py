@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
 from cloudbench.orchestrator.api import dist, runs, tasks
-from cloudbench.orchestrator.db.engine import UnitOfWork, make_engine, make_session_factory
+from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.orchestrator.finalize import ArchiveWorker
 from cloudbench.orchestrator.limits import BodySizeLimit
@@ -56,18 +56,12 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
-        await app.state.uow.dispose()
         engine.dispose()
 
     app = FastAPI(title="cloudbench orchestrator", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.uow = UnitOfWork(
-        settings.resolved_database_url(),
-        app.state.session_factory,
-        pool_size=settings.db_pool_size,
-    )
     app.state.storage = storage_from_url(
         settings.resolved_storage_url(),
         public_url=public_url(settings),

@@ -70,9 +70,7 @@ def _upgrade_or_exit(url: str, revision: str = "head", down: bool = False) -> No
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(
-        os.cpu_count() or 1, min=1, help="Server processes (default: one per CPU)."
-    ),
+    workers: int = typer.Option(1, min=1, help="Server processes."),
     dev: bool = typer.Option(False, help="Generate throwaway tokens if none are set."),
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the DB."),
     log_level: str = typer.Option("info", help="uvicorn log level."),

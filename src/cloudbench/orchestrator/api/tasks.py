@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.deps import (
@@ -14,11 +14,9 @@ from cloudbench.orchestrator.api.deps import (
     StorageDep,
     TaskIdPath,
 )
-from cloudbench.orchestrator.api.views import task_out, task_out_of_row
-from cloudbench.orchestrator.db import heartbeat as db_heartbeat
+from cloudbench.orchestrator.api.views import task_out
 from cloudbench.orchestrator.db import queue
 from cloudbench.orchestrator.db import runs as db_runs
-from cloudbench.orchestrator.db.engine import UnitOfWork
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Unprocessable
 from cloudbench.orchestrator.finalize import schedule_archive
@@ -60,23 +58,21 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def _claim_in(session: Session, body: ClaimRequest, run_id: int | None) -> queue.Claimed | None:
-    claimed = queue.claim_task(
-        session=session,
-        provider=body.provider,
-        instance_type=body.instance_type,
-        runner_id=body.runner_id,
-        alias=body.alias,
-        run_external_id=run_id,
-    )
-    if claimed is None and run_id is not None:
-        # Only an empty answer needs to know whether the run exists (404 vs "done").
-        db_runs.require_run(session=session, external_id=run_id)
-    session.commit()
-    return claimed
-
-
-def _assignment(request: Request, claimed: queue.Claimed | None) -> ClaimResponse:
+def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
+    if "\x00" in body.runner_id:
+        raise Unprocessable("runner_id: NUL characters are not allowed")
+    with request.app.state.session_factory() as session:
+        if run_id is not None:
+            db_runs.require_run(session=session, external_id=run_id)
+        claimed = queue.claim_task(
+            session=session,
+            provider=body.provider,
+            instance_type=body.instance_type,
+            runner_id=body.runner_id,
+            alias=body.alias,
+            run_external_id=run_id,
+        )
+        session.commit()
     if claimed is None:
         return ClaimResponse(status="done")
     return ClaimResponse(
@@ -101,18 +97,11 @@ def _assignment(request: Request, claimed: queue.Claimed | None) -> ClaimRespons
     )
 
 
-def _json(model: BaseModel) -> Response:
-    # Serialised once: returning a Response skips FastAPI's second validation against
-    # response_model (the hot paths' models are built by us, already valid).
-    return Response(model.model_dump_json(exclude_none=True), media_type="application/json")
-
-
 async def _claim_response(request: Request, body: ClaimRequest, run_id: int | None) -> Response:
-    if "\x00" in body.runner_id:
-        raise Unprocessable("runner_id: NUL characters are not allowed")
-    uow: UnitOfWork = request.app.state.uow
-    claimed = await uow.run(lambda session: _claim_in(session, body, run_id))
-    return _json(_assignment(request, claimed))
+    # The hot path: one thread hop for all blocking work, and the model serialised once
+    # (returning a Response skips FastAPI's second validation against response_model).
+    result = await run_in_threadpool(_claim, request, body, run_id)
+    return Response(result.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 @router.post("/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True)
@@ -134,7 +123,11 @@ def _out(session: Session, task: Task) -> TaskOut:
 
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
-async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Request) -> Response:
+def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
+    task = queue.load_for_runner(
+        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+    )
+    queue.ensure_active(task)
     fields = body.model_dump(
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
@@ -144,22 +137,9 @@ async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Reques
         fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
     if body.message is not None:
         fields["heartbeat_message"] = _text(body.message)
-
-    def record(session: Session) -> TaskOut:
-        row = db_heartbeat.record_heartbeat(
-            session=session,
-            task_id=task_id,
-            runner_id=body.runner_id,
-            lease=body.lease,
-            fields=fields,
-        )
-        session.commit()
-        return task_out_of_row(row, row[db_heartbeat.RUN_EXTERNAL_ID])
-
-    uow: UnitOfWork = request.app.state.uow
-    out = await uow.run(record)
-    # TaskOut's None fields are part of its documented shape: keep them.
-    return Response(out.model_dump_json(), media_type="application/json")
+    queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
+    session.commit()
+    return _out(session, task)
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)

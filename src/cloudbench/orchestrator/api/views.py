@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.db.models import Run, Task
@@ -71,12 +68,5 @@ def runs_out(session: Session, runs: list[Run], storage: Storage | None) -> list
 
 def task_out(task: Task, run_external_id: int) -> TaskOut:
     data = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
-    data["run_id"] = run_external_id
-    return TaskOut.model_validate(data)
-
-
-def task_out_of_row(row: Mapping[Any, Any], run_external_id: int) -> TaskOut:
-    """The same TaskOut from a RETURNING row (the hot paths never load an ORM object)."""
-    data = {c.key: row[c.key] for c in Task.__table__.columns}
     data["run_id"] = run_external_id
     return TaskOut.model_validate(data)

@@ -14,12 +14,7 @@ _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%f000"
 
 
 def db_now(session: Session) -> ColumnElement[Any]:
-    return now_in(session.get_bind().dialect.name)
-
-
-def now_in(dialect: str) -> ColumnElement[Any]:
-    """The current time as SQL for a dialect name, for statements built once per dialect."""
-    if dialect == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         return func.strftime(_SQLITE_FORMAT, "now")
     return func.clock_timestamp()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -15,7 +15,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -144,8 +143,3 @@ class Task(Base):
         ),
         Index("ix_tasks_run_status", "run_id", "status"),
     )
-
-
-# Core handles for statements built once (no ORM compile step on the hot paths).
-TASKS = cast(Table, Task.__table__)
-RUNS = cast(Table, Run.__table__)

@@ -7,15 +7,14 @@ A writer whose update matches no row has lost a race (sweeper, stop, re-claim) a
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, Update, bindparam, cast, func, literal, select, update
+from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from cloudbench.orchestrator.db.clock import db_now, db_now_minus, now_in
-from cloudbench.orchestrator.db.models import RUNS, TASKS, Run, Task
+from cloudbench.orchestrator.db.clock import db_now, db_now_minus
+from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
 from cloudbench.protocol import (
     ACTIVE_STATUSES,
@@ -59,65 +58,50 @@ def claim_task(
     is a conditional update inside a BEGIN IMMEDIATE transaction (writers serialise).
     The run's settings come back in the RETURNING clause, so a claim is one round trip.
     """
-    stmt = claim_statement(
-        session.get_bind().dialect.name, alias is not None, run_external_id is not None
+    candidate = select(Task.id).where(
+        Task.status == TaskStatus.pending,
+        Task.provider == provider,
+        Task.instance_type == instance_type,
     )
-    params: dict[str, Any] = {
-        "p_provider": provider,
-        "p_instance_type": instance_type,
-        "p_runner_id": runner_id,
-    }
     if alias is not None:
-        params["p_alias"] = alias
+        candidate = candidate.where(Task.alias == alias)
     if run_external_id is not None:
-        params["p_run_external_id"] = run_external_id
-    row = session.connection().execute(stmt, params).one_or_none()
-    return None if row is None else Claimed(*row)
-
-
-@functools.cache
-def claim_statement(dialect: str, by_alias: bool, by_run: bool) -> Update:
-    """Built once per shape: building a statement costs more CPU than running it."""
-    tasks = TASKS.c
-    candidate = select(tasks.id).where(
-        tasks.status == TaskStatus.pending,
-        tasks.provider == bindparam("p_provider"),
-        tasks.instance_type == bindparam("p_instance_type"),
-    )
-    if by_alias:
-        candidate = candidate.where(tasks.alias == bindparam("p_alias"))
-    if by_run:
-        run_pk = select(RUNS.c.id).where(RUNS.c.external_id == bindparam("p_run_external_id"))
-        candidate = candidate.where(tasks.run_id == run_pk.scalar_subquery())
-    candidate = candidate.order_by(tasks.id).limit(1).with_for_update(skip_locked=True)
-    now = now_in(dialect)
-    return (
-        update(TASKS)
-        .where(tasks.id == candidate.scalar_subquery(), tasks.status == TaskStatus.pending)
+        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
+        candidate = candidate.where(Task.run_id == run_pk)
+    candidate = candidate.order_by(Task.id).limit(1).with_for_update(skip_locked=True)
+    now = db_now(session)
+    stmt = (
+        update(Task)
+        .where(
+            Task.id == candidate.scalar_subquery(),
+            Task.status == TaskStatus.pending,
+        )
         .values(
             status=TaskStatus.claimed,
-            runner_id=bindparam("p_runner_id"),
-            lease=tasks.lease + 1,
+            runner_id=runner_id,
+            lease=Task.lease + 1,
             claimed_at=now,
             heartbeat_at=now,
             heartbeat_status=HeartbeatStatus.boot,
         )
         .returning(
-            tasks.id,
-            tasks.provider,
-            tasks.instance_type,
-            tasks.alias,
-            tasks.run_number,
-            tasks.lease,
-            *(run_column(col) for col in ("external_id", "ruby_version", "benchmarks")),
+            Task.id,
+            Task.provider,
+            Task.instance_type,
+            Task.alias,
+            Task.run_number,
+            Task.lease,
+            *(_run_column(col) for col in (Run.external_id, Run.ruby_version, Run.benchmarks)),
         )
+        .execution_options(synchronize_session=False)
     )
+    row = session.execute(stmt).one_or_none()
+    return None if row is None else Claimed(*row)
 
 
-def run_column(name: str) -> Any:
+def _run_column(column: Any) -> Any:
     # A correlated subquery: SQLite's RETURNING cannot name an UPDATE … FROM table.
-    runs = RUNS.c
-    return select(runs[name]).where(runs.id == TASKS.c.run_id).scalar_subquery()
+    return select(column).where(Run.id == Task.run_id).scalar_subquery()
 
 
 def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
