@@ -17,7 +17,14 @@ PROVIDERS = ("aws", "azure", "local")
 MAX_RUN_ID = 2**53
 MAX_DB_INT = 2**31 - 1
 # Top-level config keys that are not providers and not ours; accepted and reported.
-KNOWN_KEYS = {"run_id", "ruby_version", "per_instance_type", "runs_per_instance_type", "benchmarks"}
+KNOWN_KEYS = {
+    "run_id",
+    "ruby_version",
+    "per_instance_type",
+    "runs_per_instance_type",
+    "benchmarks",
+    "max_attempts",
+}
 
 
 class TaskStatus(StrEnum):
@@ -57,11 +64,42 @@ class ArchiveState(StrEnum):
 
 
 class ErrorType(StrEnum):
-    provision_failed = "provision_failed"
-    benchmark_failed = "benchmark_failed"
-    timeout = "timeout"
-    upload_failed = "upload_failed"
+    """Every failure's type. Infrastructure failures are retried, result failures not."""
+
+    # infrastructure: the machine, the network or the runner failed, not the benchmark
+    timeout = "timeout"  # no heartbeat for HEARTBEAT_TIMEOUT (or the runner's task timeout)
     runner_error = "runner_error"
+    provision_failed = "provision_failed"  # image build, suite fetch, Ruby install
+    upload_failed = "upload_failed"
+    preempted = "preempted"  # the runner saw its spot interruption notice
+    instance_terminated = "instance_terminated"  # the runner saw its machine shut down
+    # results: running again would give the same answer
+    benchmark_failed = "benchmark_failed"
+    executable_mismatch = "executable_mismatch"
+    cancelled = "cancelled"
+
+
+RETRYABLE_ERRORS = frozenset(
+    {
+        ErrorType.timeout,
+        ErrorType.runner_error,
+        ErrorType.provision_failed,
+        ErrorType.upload_failed,
+        ErrorType.preempted,
+        ErrorType.instance_terminated,
+    }
+)
+DEFAULT_MAX_ATTEMPTS = 2
+MAX_ATTEMPTS_LIMIT = 10
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt at a task ended (the task's own status says how the task did)."""
+
+    running = "running"  # the current attempt, still going
+    completed = "completed"
+    retried = "retried"  # failed with a retryable type; the task went back to pending
+    failed = "failed"
     cancelled = "cancelled"
 
 
@@ -135,6 +173,8 @@ class RunSpec(BaseModel):
     azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    # Attempts per task: 2 retries an infrastructure failure once, 1 never retries.
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,6 +226,7 @@ class RunSpec(BaseModel):
                 [p, s.instance_type, s.effective_alias] for p, s in self.instance_types()
             ],
             "benchmarks": self.benchmarks.model_dump(),
+            "max_attempts": self.max_attempts,
         }
 
 
@@ -197,6 +238,8 @@ class ClaimRequest(_Strict):
     instance_type: Name
     runner_id: Annotated[str, Field(min_length=1, max_length=200)]
     alias: Name | None = None
+    # The machine: a retried task prefers a runner on another host (best effort).
+    host: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class TaskAssignment(BaseModel):
@@ -209,6 +252,8 @@ class TaskAssignment(BaseModel):
     ruby_version: str
     benchmarks: BenchmarkSettings
     lease: int
+    attempt: int = 1
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 class PresignedUrls(BaseModel):
@@ -242,13 +287,24 @@ class CompleteRequest(_Fenced):
 
 
 class FailRequest(_Fenced):
-    error_type: Annotated[str, Field(min_length=1, max_length=64)]
+    error_type: ErrorType
     error_message: Annotated[str, Field(max_length=20_000)]
     s3_error_key: Annotated[str, Field(max_length=1024)] | None = None
 
 
 class UploadUrlsRequest(_Fenced):
     pass
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    outcome: AttemptOutcome
+    runner_id: str | None = None
+    host: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class TaskOut(BaseModel):
@@ -273,6 +329,10 @@ class TaskOut(BaseModel):
     error_key: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempt: int = 1
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    runner_host: str | None = None
+    attempts: list[AttemptOut] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- run responses
@@ -320,6 +380,7 @@ class RunOut(BaseModel):
     ruby_version: str
     per_instance_type: PerInstanceType
     benchmarks: BenchmarkSettings
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     created_at: datetime
     finished_at: datetime | None = None
     tasks: TaskCounts
