@@ -63,6 +63,8 @@ def _text(value: str) -> str:
 def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
     if "\x00" in body.runner_id:
         raise Unprocessable("runner_id: NUL characters are not allowed")
+    if body.host is not None and "\x00" in body.host:
+        raise Unprocessable("host: NUL characters are not allowed")
     with request.app.state.session_factory() as session:
         if run_id is not None:
             db_runs.require_run(session=session, external_id=run_id)

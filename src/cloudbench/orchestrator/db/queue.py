@@ -185,7 +185,7 @@ def lock_task(*, session: Session, task: Task) -> None:
         .where(Task.id == task.id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
+    ).scalar_one()  # fetching is what refreshes the loaded object
 
 
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
