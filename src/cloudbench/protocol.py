@@ -24,6 +24,7 @@ KNOWN_KEYS = {
     "runs_per_instance_type",
     "benchmarks",
     "max_attempts",
+    "prices",
 }
 
 
@@ -114,6 +115,11 @@ Name = Annotated[
 ]
 
 
+PriceKey = Annotated[
+    str, Field(min_length=1, max_length=140, pattern=r"^([a-z]+/)?[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+
+
 class InstanceTypeSpec(_Strict):
     instance_type: Name
     alias: Name | None = None
@@ -175,6 +181,11 @@ class RunSpec(BaseModel):
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     # Attempts per task: 2 retries an infrastructure failure once, 1 never retries.
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    # USD per hour by instance type, optionally "provider/type"; used by reports and
+    # cost estimates, never by the run itself (so not part of normalized()).
+    prices: dict[PriceKey, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=1000
+    )
 
     @model_validator(mode="before")
     @classmethod

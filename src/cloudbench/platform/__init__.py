@@ -1,0 +1,1 @@
+"""Shared lower layer used by several components (never imports a component)."""
