@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from types import FrameType
@@ -95,7 +96,7 @@ class Runner:
         s = self.settings
         request = ClaimRequest(
             provider=s.provider, instance_type=s.resolved_instance_type, runner_id=slot.runner_id,
-            alias=s.alias,
+            alias=s.alias, host=socket.gethostname()[:200] or None,
         )  # fmt: skip
         while not self.shutdown.is_set():
             response = machine.client.claim(request, run_id=s.run_id, interrupt=self.shutdown)
