@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -213,4 +216,32 @@ def test_stop_records_the_cancelled_attempt(orchestrator: OrchestratorProcess) -
     assert task["status"] == "cancelled"
     assert [(a["outcome"], a["error_type"]) for a in task["attempts"]] == [
         ("cancelled", "cancelled")
+    ]
+
+
+def test_manifest_keeps_the_attempt_history(orchestrator: OrchestratorProcess) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin, ONE_TASK)["run_id"]
+    first = claim(runner, runner_id="r1", host="a")
+    assert _fail(runner, first, "r1", "instance_terminated").json()["status"] == "pending"
+    second = claim(runner, runner_id="r2", host="b")
+    assert _complete(runner, second, "r2").status_code == 200
+    deadline = time.monotonic() + 30
+    run = admin.get(f"/runs/{run_id}").json()
+    while run["archive_state"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = admin.get(f"/runs/{run_id}").json()
+    assert run["archive_state"] == "ready", run
+    archive = httpx.get(run["gzip_url"], timeout=30)
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        manifest = json.loads(member.read())
+    [task] = manifest["tasks"]
+    assert task["status"] == "completed" and task["attempt"] == 2
+    got = [(a["attempt"], a["outcome"], a["runner_id"], a["host"], a["error_type"])
+           for a in task["attempts"]]  # fmt: skip
+    assert got == [
+        (1, "retried", "r1", "a", "instance_terminated"),
+        (2, "completed", "r2", "b", None),
     ]

@@ -72,6 +72,9 @@ class ArchiveTask:
     error_message: str | None = None
     result_key: str | None = None
     error_key: str | None = None
+    attempt: int = 1
+    # Every ended attempt as in GET /runs/{id}/tasks (JSON-ready dicts).
+    attempts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class _Entry:
             "alias": task.alias,
             "run_number": task.run_number,
             "status": task.status,
+            "attempt": task.attempt,
+            "attempts": list(task.attempts),
             "directory": self.directory,
             "error": error,
             "files": sorted(self.files),

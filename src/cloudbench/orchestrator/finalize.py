@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudbench.orchestrator.archive import ArchiveTask, build_archive
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.storage.base import Storage, archive_key
@@ -100,6 +101,7 @@ def _archive_inputs(session: Session, run_pk: int) -> tuple[int, int, list[Archi
     run = session.get(Run, run_pk)
     assert run is not None
     rows = session.execute(select(Task).where(Task.run_id == run_pk).order_by(Task.id)).scalars()
+    ended = attempts.history(session=session, run_pk=run_pk)
     tasks = [
         ArchiveTask(
             task_id=t.id,
@@ -112,6 +114,10 @@ def _archive_inputs(session: Session, run_pk: int) -> tuple[int, int, list[Archi
             error_message=t.error_message,
             result_key=t.result_key,
             error_key=t.error_key,
+            attempt=t.attempt,
+            attempts=tuple(
+                attempts.to_wire(a).model_dump(mode="json") for a in ended.get(t.id, [])
+            ),
         )
         for t in rows
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
 from cloudbench.orchestrator.db.runs import GroupStats, group_stats
 from cloudbench.orchestrator.storage.base import Storage
@@ -75,7 +76,7 @@ def task_out(task: Task, run: Run, ended: list[TaskAttempt] | None = None) -> Ta
     data = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
     data["run_id"] = run.external_id
     data["max_attempts"] = run.max_attempts
-    history = [_attempt_out(a) for a in ended or []]
+    history = [attempts.to_wire(a) for a in ended or []]
     if task.status in ("claimed", "running"):
         history.append(
             AttemptOut(
@@ -88,16 +89,3 @@ def task_out(task: Task, run: Run, ended: list[TaskAttempt] | None = None) -> Ta
         )
     data["attempts"] = history
     return TaskOut.model_validate(data)
-
-
-def _attempt_out(row: TaskAttempt) -> AttemptOut:
-    return AttemptOut(
-        attempt=row.attempt,
-        outcome=AttemptOutcome(row.outcome),
-        runner_id=row.runner_id,
-        host=row.runner_host,
-        error_type=row.error_type,
-        error_message=row.error_message,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )

@@ -21,7 +21,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db.clock import db_now
 from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
-from cloudbench.protocol import RETRYABLE_ERRORS, AttemptOutcome, ErrorType, TaskStatus
+from cloudbench.protocol import (
+    RETRYABLE_ERRORS,
+    AttemptOut,
+    AttemptOutcome,
+    ErrorType,
+    TaskStatus,
+)
 
 ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
 
@@ -169,3 +175,17 @@ def latest(*, session: Session, task_id: int) -> TaskAttempt | None:
         .limit(1)
     )
     return session.execute(stmt).scalar_one_or_none()
+
+
+def to_wire(row: TaskAttempt) -> AttemptOut:
+    """The shape GET /runs/{id}/tasks and manifest.json share."""
+    return AttemptOut(
+        attempt=row.attempt,
+        outcome=AttemptOutcome(row.outcome),
+        runner_id=row.runner_id,
+        host=row.runner_host,
+        error_type=row.error_type,
+        error_message=row.error_message,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
