@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cloudbench.master.processes import free_port
+from cloudbench.platform.processes import free_port
 
 __all__ = ["Cluster", "free_port"]
 

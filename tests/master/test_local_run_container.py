@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudbench.master import containers
+from cloudbench.platform import containers
 from tests.master.conftest import Harness, fake_config, last_json
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cloudbench.nuke.terraform import Terraform, TerraformError, variables_env
+from cloudbench.platform.terraform import Terraform, TerraformError, variables_env
 
 SECRET = "runner-token-5f0c2d9e1b8a7c6d"
 

@@ -25,3 +25,39 @@ def test_upgrade_downgrade_roundtrip(db_url: str) -> None:
     migrate.upgrade(db_url)  # and back up again
     assert "tasks" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_free_text_error_types_become_runner_error_and_keep_their_text(db_url: str) -> None:
+    """Rows written before error_type was an ErrorType stay readable through the ORM."""
+    from sqlalchemy import select, text
+    from sqlalchemy.orm import Session
+
+    from cloudbench.orchestrator.db.models import Task
+    from cloudbench.protocol import ErrorType
+
+    migrate.upgrade(db_url, "0001")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, external_id, ruby_version, tasks_per_instance_type,"
+                " instances_per_instance_type, benchmarks, spec, status, removed_tasks,"
+                " archive_state) VALUES (1, 5, '3.4', 2, 1, '{}', '{}', 'completed', 0, 'none')"
+            )
+        )
+        for task_id, error_type in ((1, "boom"), (2, "timeout")):
+            conn.execute(
+                text(
+                    "INSERT INTO tasks (id, run_id, provider, instance_type, alias, run_number,"
+                    " status, lease, error_type, error_message)"
+                    " VALUES (:id, 1, 'local', 'm', 'm', :id, 'failed', 1, :type, 'it broke')"
+                ),
+                {"id": task_id, "type": error_type},
+            )
+    migrate.upgrade(db_url)
+    with Session(engine) as session:
+        tasks = list(session.execute(select(Task).order_by(Task.id)).scalars())
+    assert [t.error_type for t in tasks] == [ErrorType.runner_error, ErrorType.timeout]
+    assert tasks[0].error_message == "reported error_type: boom\nit broke"
+    assert tasks[1].error_message == "it broke"
+    engine.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -14,13 +13,17 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cloudbench.master.config import ConfigError, load_config, providers_in
-from cloudbench.master.providers import ProviderError, make_provider
+from cloudbench.master.config import (
+    ConfigError,
+    MasterOptions,
+    MasterSettings,
+    RunOptions,
+    build_plan,
+)
+from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
-from cloudbench.master.run import Master, MasterOptions, Terminated
-from cloudbench.master.stacks import MetaDeployment, load_settings, offer_nuke
-from cloudbench.master.state import default_state_dir, find_session
-from cloudbench.protocol import RunSpec
+from cloudbench.master.run import Master, Terminated
+from cloudbench.platform.state import default_state_dir, find_session
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -66,42 +69,24 @@ def run(
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
-    options = RunnerOptions(
-        executor=executor, slots=slots, ruby_bench=ruby_bench,
-        heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+    options = RunOptions(
+        providers=provider or (), orchestrator_url=orchestrator_url,
+        reuse_orchestrator=reuse_orchestrator, state_dir=state_dir or default_state_dir(),
+        logs_dir=logs_dir,
+        runner=RunnerOptions(
+            executor=executor, slots=slots, ruby_bench=ruby_bench,
+            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+        ),
+        master=MasterOptions(results_dir, yes, json_out, heartbeat_timeout),
     )  # fmt: skip
     try:
-        spec = load_config(config, provider or ())
-        meta = _meta(spec, orchestrator_url, reuse_orchestrator, logs_dir)
-        providers = [
-            make_provider(name, meta=meta, console=err, logs_dir=logs_dir)
-            for name in providers_in(spec)
-        ]
-        for item in providers:
-            item.check(spec, options)
+        plan = build_plan(config, options)
     except (ConfigError, ProviderError) as exc:
         err.print(f"error: {exc}" if isinstance(exc, ProviderError) else str(exc),
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
-    opts = MasterOptions(results_dir, yes, json_out, heartbeat_timeout, options, meta)
-    master = Master(console, err, opts)
     _signals_interrupt()
-    code = master.run(spec, providers, state_dir or default_state_dir(), orchestrator_url)
-    if meta is not None and meta.failed:
-        offer_nuke(err, yes, master.run_id, meta.settings.region)
-    raise typer.Exit(code)
-
-
-def _meta(spec: RunSpec, url: str | None, reuse: bool, logs_dir: Path) -> MetaDeployment | None:
-    """The AWS meta deployment when the run needs one (AWS runners or --reuse-orchestrator)."""
-    if "aws" not in providers_in(spec) and not reuse:
-        return None
-    if url:
-        raise ProviderError(
-            "--orchestrator-url cannot be combined with AWS instance types or "
-            "--reuse-orchestrator: AWS runners need the meta deployment's network"
-        )
-    return MetaDeployment(load_settings(), logs_dir, reuse)
+    raise typer.Exit(Master(console, err, plan.master).run(plan))
 
 
 def status(
@@ -115,7 +100,8 @@ def status(
     console, err = _consoles()
     session = find_session(run_id)
     url = orchestrator_url or (session.orchestrator_url if session else None)
-    token = os.environ.get("CLOUDBENCH_ADMIN_TOKEN", "")
+    admin = MasterSettings().admin_token
+    token = admin.get_secret_value() if admin else ""
     if not orchestrator_url and session is not None and session.embedded:
         token = _session_token(Path(session.state_dir))
     if not url or not token:

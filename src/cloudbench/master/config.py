@@ -1,15 +1,24 @@
-"""Load a run config (JSON) into a RunSpec, with one clear line per problem."""
+"""`cloudbench run`'s inputs → one validated `RunPlan`, before anything starts.
+
+The config file becomes a RunSpec (one clear line per problem, naming file and field);
+the command-line options and environment settings are checked against it; the Master
+then only executes the plan.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec
+from cloudbench.master.providers.base import ProviderError, RunnerOptions
+from cloudbench.platform.stacks import AwsSettings, load_settings
+from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec, problems
 
 # What each field expects, for messages a user can act on without reading the code.
 _EXPECTED = {
@@ -24,6 +33,112 @@ _EXPECTED = {
 
 class ConfigError(Exception):
     """A config problem; str() is one line per problem, each naming file and field."""
+
+
+class MasterSettings(BaseSettings):
+    """Tokens for an orchestrator the master did not start (--orchestrator-url, status)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDBENCH_", extra="ignore")
+
+    admin_token: SecretStr | None = None
+    runner_token: SecretStr | None = None
+
+
+@dataclass
+class MasterOptions:
+    """How the master reports and waits, for `run` and `status` alike."""
+
+    results_dir: Path = Path("results")
+    yes: bool = False
+    json_out: bool = False
+    heartbeat_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class External:
+    """An orchestrator someone else runs (--orchestrator-url)."""
+
+    url: str
+    admin_token: str = field(repr=False)
+    runner_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`cloudbench run`'s command-line options, as given."""
+
+    providers: Sequence[str] = ()
+    orchestrator_url: str | None = None
+    reuse_orchestrator: bool = False
+    state_dir: Path = Path(".")
+    logs_dir: Path = Path("logs")
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
+    master: MasterOptions = field(default_factory=MasterOptions)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What `cloudbench run` does: the POST /runs body, which providers, which orchestrator.
+
+    Exactly one orchestrator source: `external`, `aws` (the meta deployment; `reuse`
+    skips terraform apply) or, when both are None, one embedded in this process.
+    """
+
+    spec: RunSpec
+    body: dict[str, Any]
+    providers: tuple[str, ...]
+    runner: RunnerOptions
+    master: MasterOptions
+    state_dir: Path
+    logs_dir: Path
+    external: External | None = None
+    aws: AwsSettings | None = None
+    reuse: bool = False
+
+
+def build_plan(config: Path, options: RunOptions) -> RunPlan:
+    """Raises ConfigError (file problems) or ProviderError (options that cannot work)."""
+    spec = load_config(config, options.providers)
+    providers = tuple(spec.providers())
+    aws = _aws(options, providers)  # first: its conflict explains more than a missing token
+    external = _external(options, providers)
+    return RunPlan(
+        spec=spec,
+        body=spec.request_body(),
+        providers=providers,
+        runner=options.runner,
+        master=options.master,
+        state_dir=options.state_dir,
+        logs_dir=options.logs_dir,
+        external=external,
+        aws=aws,
+        reuse=options.reuse_orchestrator,
+    )
+
+
+def _aws(options: RunOptions, providers: tuple[str, ...]) -> AwsSettings | None:
+    """The meta deployment's settings when the run needs one (AWS or --reuse-orchestrator)."""
+    if "aws" not in providers and not options.reuse_orchestrator:
+        return None
+    if options.orchestrator_url:
+        raise ProviderError(
+            "--orchestrator-url cannot be combined with AWS instance types or "
+            "--reuse-orchestrator: AWS runners need the meta deployment's network"
+        )
+    return load_settings()
+
+
+def _external(options: RunOptions, providers: tuple[str, ...]) -> External | None:
+    if not options.orchestrator_url:
+        return None
+    settings = MasterSettings()
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    runner = settings.runner_token.get_secret_value() if settings.runner_token else ""
+    if not admin:
+        raise ProviderError("--orchestrator-url needs CLOUDBENCH_ADMIN_TOKEN in the environment")
+    if not runner and "local" in providers:
+        raise ProviderError("local runners need CLOUDBENCH_RUNNER_TOKEN with --orchestrator-url")
+    return External(options.orchestrator_url, admin, runner)
 
 
 def load_config(path: Path, providers: Sequence[str] = ()) -> RunSpec:
@@ -59,26 +174,6 @@ def select_providers(path: Path, spec: RunSpec, providers: Sequence[str]) -> Run
     return spec.model_copy(update=update)
 
 
-def run_body(spec: RunSpec) -> dict[str, Any]:
-    """The POST /runs body: only the known fields, so ignored keys stay local."""
-    body: dict[str, Any] = {
-        "ruby_version": spec.ruby_version,
-        "per_instance_type": spec.per_instance_type.model_dump(),
-        "benchmarks": spec.benchmarks.model_dump(exclude_none=True),
-    }
-    if spec.run_id is not None:
-        body["run_id"] = spec.run_id
-    for provider in PROVIDERS:
-        specs = getattr(spec, provider)
-        if specs:
-            body[provider] = [s.model_dump(exclude_none=True) for s in specs]
-    return body
-
-
-def providers_in(spec: RunSpec) -> list[str]:
-    return [p for p in PROVIDERS if getattr(spec, p)]
-
-
 def _read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -105,26 +200,17 @@ def _check_provider_keys(path: Path, data: dict[str, Any]) -> None:
 
 def _explain(path: Path, exc: ValidationError) -> list[str]:
     lines = []
-    for error in exc.errors():
-        field = _field(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
+    for problem in problems(exc.errors()):
+        field = problem.field(brackets=True) or "(top level)"
+        missing = problem.kind == "missing"
+        message = "missing" if missing else problem.message
+        got = "" if missing or not problem.loc else f" (got {_short(problem.input)})"
         expected = _EXPECTED.get(field)
-        if error["type"] == "missing":
-            message = "missing"
-        quiet = error["type"] == "missing" or not error["loc"]
-        got = "" if quiet else f" (got {_short(error.get('input'))})"
-        if expected and error["type"] != "value_error":
+        if expected and problem.kind != "value_error":
             lines.append(f"{path}: {field}: {message}{got}; expected {expected}")
         else:
             lines.append(f"{path}: {field}: {message}{got}")
     return lines
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".") or "(top level)"
 
 
 def _short(value: Any) -> str:

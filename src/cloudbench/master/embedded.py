@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from cloudbench.master.processes import clean_env, free_port, tail, terminate
-from cloudbench.master.state import Session, dump_json, record_for
+from cloudbench.platform.processes import clean_env, free_port, tail, terminate
+from cloudbench.platform.state import Session, dump_json, record_for
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from cloudbench.platform.timefmt import duration
 from cloudbench.protocol import InstanceTypeProgress, RunOut, TaskCounts
 
 LOG_EVERY = 10.0  # seconds between plain lines when nothing changed
@@ -20,17 +21,6 @@ LOG_EVERY = 10.0  # seconds between plain lines when nothing changed
 
 def done(counts: TaskCounts) -> int:
     return counts.completed + counts.failed + counts.cancelled + counts.removed
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return (
-        f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-    )
 
 
 def _age(moment: datetime | None) -> float | None:

@@ -11,13 +11,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from cloudbench.master.client import OrchestratorClient, download
-from cloudbench.orchestrator.tarsafe import UnsafeArchiveError, member_name, safe_extract
-from cloudbench.protocol import ArchiveState, RunOut, RunStatus
+from cloudbench.platform.tarsafe import UnsafeArchiveError, member_name, safe_extract
+from cloudbench.protocol import (
+    MANIFEST_NAME,
+    ArchiveState,
+    Manifest,
+    RunOut,
+    RunStatus,
+    TaskStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ def fetch_results(client: OrchestratorClient, run: RunOut, results_root: Path) -
     try:
         size = download(run.gzip_url, partial)
         logger.info("downloaded archive of run %d (%d bytes)", run.run_id, size)
-        manifest = verify_archive(partial, expected)
+        manifest = read_manifest(partial, expected)
         shutil.rmtree(staging, ignore_errors=True)
         safe_extract(partial, staging)
         shutil.rmtree(final, ignore_errors=True)  # `status` may fetch a run twice
@@ -79,65 +86,52 @@ def fetch_results(client: OrchestratorClient, run: RunOut, results_root: Path) -
 
 
 def verify_archive(path: Path, expected_task_ids: set[int]) -> dict[str, Any]:
+    """`read_manifest`, as the JSON it would write."""
+    return read_manifest(path, expected_task_ids).model_dump(mode="json")
+
+
+def read_manifest(path: Path, expected_task_ids: set[int]) -> Manifest:
     """Read the whole archive once: gzip and tar intact, names safe, manifest complete."""
-    manifest: dict[str, Any] | None = None
+    raw: bytes | None = None
     try:
         with tarfile.open(path, mode="r|gz") as tar:
             for info in tar:
-                name = member_name(info)
-                if name == "manifest.json":
+                if member_name(info) == MANIFEST_NAME:
                     data = tar.extractfile(info)
                     assert data is not None
-                    manifest = json.loads(data.read())
+                    raw = data.read()
     except (tarfile.TarError, EOFError, OSError, zlib.error, UnsafeArchiveError) as exc:
         raise ResultsError(f"archive {path.name} is damaged or unsafe: {exc}") from exc
-    except ValueError as exc:
-        raise ResultsError(f"manifest.json is not valid JSON: {exc}") from exc
-    if manifest is None:
-        raise ResultsError("archive has no manifest.json")
+    if raw is None:
+        raise ResultsError(f"archive has no {MANIFEST_NAME}")
     try:
-        _Manifest.model_validate(manifest)
+        manifest = Manifest.model_validate_json(raw)
     except ValidationError as exc:
-        raise ResultsError(f"manifest.json has an unexpected shape: {exc}") from None
-    listed = {int(t["task_id"]) for t in manifest["tasks"]}
-    missing = expected_task_ids - listed
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ResultsError(f"{MANIFEST_NAME} is not valid JSON: {exc}") from None
+        raise ResultsError(f"{MANIFEST_NAME} has an unexpected shape: {exc}") from None
+    missing = expected_task_ids - {t.task_id for t in manifest.tasks}
     if missing:
-        raise ResultsError(f"manifest.json does not list task(s) {sorted(missing)}")
+        raise ResultsError(f"{MANIFEST_NAME} does not list task(s) {sorted(missing)}")
     return manifest
 
 
-class _ManifestTask(BaseModel):
-    task_id: int
-    provider: str
-    instance_type: str
-    alias: str | None
-    status: str
-    directory: str
-
-
-class _Manifest(BaseModel):
-    """The fields of the orchestrator's manifest.json that the master relies on."""
-
-    tasks: list[_ManifestTask]
-    removed_tasks: int = 0
-
-
-def summarise(run: RunOut, manifest: dict[str, Any], final: Path) -> Outcome:
+def summarise(run: RunOut, manifest: Manifest, final: Path) -> Outcome:
     per_type: dict[tuple[str, str, str], TypeSummary] = {}
-    for task in manifest["tasks"]:
-        key = (task["provider"], task["instance_type"], task["alias"] or task["instance_type"])
+    for task in manifest.tasks:
+        key = (task.provider, task.instance_type, task.label)
         entry = per_type.setdefault(key, TypeSummary(*key))
-        if task["status"] == "completed":
+        if task.status == TaskStatus.completed:
             entry.completed += 1
         else:
             entry.failed += 1
-        entry.directories.append(str(final / task["directory"]))
+        entry.directories.append(str(final / task.directory))
     counts = run.tasks.model_dump()
-    removed = int(manifest.get("removed_tasks", 0))
+    removed = manifest.removed_tasks
     all_ok = (
         run.status == RunStatus.completed
         and removed == 0
-        and all(t["status"] == "completed" for t in manifest["tasks"])
+        and all(t.status == TaskStatus.completed for t in manifest.tasks)
     )
     return Outcome(
         run_id=run.run_id,

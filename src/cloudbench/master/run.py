@@ -7,25 +7,20 @@ stops runners (providers), the embedded orchestrator and our containers, in that
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
 import httpx
 from rich.console import Console
 from rich.prompt import Confirm
 
-from cloudbench.master import containers
 from cloudbench.master.client import ApiError, OrchestratorClient
+from cloudbench.master.config import MasterOptions, RunPlan
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
-from cloudbench.master.processes import stop_recorded
 from cloudbench.master.progress import ProgressView
-from cloudbench.master.providers import Provider, ProviderContext, ProviderError
-from cloudbench.master.providers.base import RunnerOptions
+from cloudbench.master.providers import Provider, ProviderContext, ProviderError, make_provider
 from cloudbench.master.results import (
     EXIT_ERROR,
     Outcome,
@@ -33,9 +28,12 @@ from cloudbench.master.results import (
     fetch_results,
     print_summary,
 )
-from cloudbench.master.stacks import MetaDeployment
-from cloudbench.master.state import Session
-from cloudbench.protocol import ArchiveState, RunOut, RunSpec, RunStatus
+from cloudbench.master.stacks import MetaDeployment, offer_nuke
+from cloudbench.platform import containers
+from cloudbench.platform.http import Transient
+from cloudbench.platform.processes import stop_recorded
+from cloudbench.platform.state import Session
+from cloudbench.protocol import ArchiveState, RunOut, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +50,11 @@ class Stalled(RuntimeError):
     """No runner is left but the run still has work: it can never finish by itself."""
 
 
-@dataclass
-class MasterOptions:
-    results_dir: Path = Path("results")
-    yes: bool = False
-    json_out: bool = False
-    heartbeat_timeout: float = 120.0
-    runner: RunnerOptions = field(default_factory=RunnerOptions)
-    meta: MetaDeployment | None = None  # AWS: the orchestrator comes from Terraform
-
-
 class Master:
     def __init__(self, console: Console, err: Console, opts: MasterOptions) -> None:
         self.console, self.err, self.opts = console, err, opts
         self.providers: list[Provider] = []
+        self.meta: MetaDeployment | None = None  # AWS: the orchestrator comes from Terraform
         self.embedded: EmbeddedOrchestrator | None = None
         self.client: OrchestratorClient | None = None
         self.session: Session | None = None
@@ -75,26 +64,44 @@ class Master:
         self._idle_since: float | None = None
 
     # ------------------------------------------------------------ entry points
-    def run(
-        self, spec: RunSpec, providers: list[Provider], state_dir: Path, url: str | None
-    ) -> int:
-        self.providers = providers
+    def run(self, plan: RunPlan) -> int:
+        """Check every provider, then start, follow, collect and tear down; an exit code."""
+        if plan.aws is not None:
+            self.meta = MetaDeployment(plan.aws, plan.logs_dir, plan.reuse)
+        try:
+            self.providers = [self._provider(name, plan) for name in plan.providers]
+        except ProviderError as exc:  # nothing has started yet
+            self.err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            return EXIT_ERROR
+        code = self._guarded(lambda: self._start_and_follow(plan))
+        if self.meta is not None and self.meta.failed:
+            offer_nuke(self.err, plan.master.yes, self.run_id, self.meta.settings.region)
+        return code
 
-        def start_and_follow() -> int:
-            self.session = Session.new(state_dir)
-            runner_token = self._connect(state_dir, url)
-            created = self._api().create_run(_body(spec))
-            self.run_id = created.run_id
-            self.session.run_id = created.run_id
-            self.session.save()
-            self.console.print(
-                f"run {created.run_id}: {created.tasks_created} task(s); state in {state_dir}",
-                soft_wrap=True, highlight=False,
-            )  # fmt: skip
-            self._start_providers(spec, runner_token, state_dir)
-            return self._follow(created.run_id)
+    def _provider(self, name: str, plan: RunPlan) -> Provider:
+        provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)
+        provider.check(plan.spec, plan.runner)
+        return provider
 
-        return self._guarded(start_and_follow)
+    def _start_and_follow(self, plan: RunPlan) -> int:
+        self.session = Session.new(plan.state_dir)
+        runner_token = self._connect(plan)
+        created = self._api().create_run(plan.body)
+        self.run_id = created.run_id
+        self.session.run_id = created.run_id
+        self.session.save()
+        self.console.print(
+            f"run {created.run_id}: {created.tasks_created} task(s); state in {plan.state_dir}",
+            soft_wrap=True, highlight=False,
+        )  # fmt: skip
+        ctx = ProviderContext(
+            run_id=created.run_id, spec=plan.spec, orchestrator_url=self._api().url,
+            runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
+            options=plan.runner,
+        )  # fmt: skip
+        for provider in self.providers:
+            provider.start(ctx)
+        return self._follow(created.run_id)
 
     def status(self, run_id: int, url: str, admin_token: str, adopted: Session | None) -> int:
         self.run_id, self.adopted = run_id, adopted
@@ -113,38 +120,33 @@ class Master:
             self.teardown()
 
     # ------------------------------------------------------------ start
-    def _connect(self, state_dir: Path, url: str | None) -> str:
+    def _connect(self, plan: RunPlan) -> str:
+        """Reach the plan's orchestrator; returns the token its runners use."""
         assert self.session is not None
-        if url:
-            admin, runner = _env_token("ADMIN"), os.environ.get("CLOUDBENCH_RUNNER_TOKEN", "")
+        if plan.external is not None:
+            url, admin, runner = (
+                plan.external.url,
+                plan.external.admin_token,
+                plan.external.runner_token,
+            )
+        elif self.meta is not None:
+            out = self.meta.connect()
+            url, admin, runner = out.url, out.admin_token, out.runner_token
+        else:
+            self.embedded = EmbeddedOrchestrator(
+                plan.state_dir, self.session, plan.master.heartbeat_timeout
+            )
+            self.embedded.start()  # records itself in the session
+            url, admin, runner = (
+                self.embedded.url,
+                self.embedded.admin_token,
+                self.embedded.runner_token,
+            )
+        if self.embedded is None:
             self.session.orchestrator_url = url
             self.session.save()
-            self.client = OrchestratorClient(url, admin)
-            return runner
-        if self.opts.meta is not None:
-            out = self.opts.meta.connect()
-            self.session.orchestrator_url = out.url
-            self.session.save()
-            self.client = OrchestratorClient(out.url, out.admin_token)
-            return out.runner_token
-        self.embedded = EmbeddedOrchestrator(state_dir, self.session, self.opts.heartbeat_timeout)
-        self.embedded.start()
-        self.client = OrchestratorClient(self.embedded.url, self.embedded.admin_token)
-        return self.embedded.runner_token
-
-    def _start_providers(self, spec: RunSpec, token: str, state_dir: Path) -> None:
-        assert self.session is not None and self.run_id is not None and self.client is not None
-        ctx = ProviderContext(
-            run_id=self.run_id, spec=spec, orchestrator_url=self.client.url,
-            runner_token=token, state_dir=state_dir, session=self.session,
-            options=self.opts.runner,
-        )  # fmt: skip
-        if not token and any(p.name == "local" for p in self.providers):
-            raise ProviderError(
-                "local runners need CLOUDBENCH_RUNNER_TOKEN with --orchestrator-url"
-            )
-        for provider in self.providers:
-            provider.start(ctx)
+        self.client = OrchestratorClient(url, admin)
+        return runner
 
     def _api(self) -> OrchestratorClient:
         assert self.client is not None
@@ -179,7 +181,7 @@ class Master:
                 notes = [note for p in self.providers for note in p.poll()]
                 try:
                     run = self._api().get_run(run_id)
-                except httpx.TransportError as exc:
+                except (httpx.TransportError, Transient) as exc:
                     view.update_note(f"orchestrator unreachable ({exc}); retrying")
                     time.sleep(POLL)
                     continue
@@ -271,17 +273,3 @@ def _safely(func: Callable[..., object], *args: object) -> None:
         func(*args)
     except Exception:
         logger.exception("teardown step failed")
-
-
-def _env_token(kind: str) -> str:
-    name = f"CLOUDBENCH_{kind}_TOKEN"
-    value = os.environ.get(name, "")
-    if not value:
-        raise ProviderError(f"--orchestrator-url needs {name} in the environment")
-    return value
-
-
-def _body(spec: RunSpec) -> dict[str, object]:
-    from cloudbench.master.config import run_body
-
-    return run_body(spec)

@@ -44,8 +44,8 @@ class _Aws:
     """Terraform destroy of the stacks on disk (provider stacks, then meta), then the sweep."""
 
     def __init__(self, run_id: int | None, region: str | None) -> None:
-        from cloudbench.master import stacks
         from cloudbench.nuke import aws
+        from cloudbench.platform import stacks
 
         self._aws, self._tf = aws, stacks
         self._settings = stacks.load_settings()

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from cloudbench.master import containers
-from cloudbench.master.containers import ContainerInfo
-from cloudbench.master.processes import terminate
-from cloudbench.master.state import ProcRecord, Session, is_ours, load_sessions
+from cloudbench.platform import containers
+from cloudbench.platform.containers import ContainerInfo
+from cloudbench.platform.processes import terminate
+from cloudbench.platform.state import ProcRecord, Session, is_ours, load_sessions
 
 logger = logging.getLogger(__name__)
 

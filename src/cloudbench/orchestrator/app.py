@@ -24,6 +24,7 @@ from cloudbench.orchestrator.maintenance import maintenance_loop
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import StorageUnavailable
 from cloudbench.orchestrator.storage.factory import storage_from_url
+from cloudbench.protocol import describe, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _include_routers(app: FastAPI) -> None:
 
 
 def _error(status: int, message: str, headers: Any = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return JSONResponse(error_body(message), status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -115,11 +116,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors()[:5]:
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", ""))
-        return _error(422, "; ".join(parts) or "invalid request")
+        return _error(422, describe(exc.errors()) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

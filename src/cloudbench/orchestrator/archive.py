@@ -16,7 +16,6 @@ Layout (no wrapper directory)::
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 import re
@@ -30,14 +29,22 @@ from pathlib import Path
 from typing import IO, Any
 
 from cloudbench.orchestrator.storage.base import Storage, archive_key
-from cloudbench.orchestrator.tarsafe import (
+from cloudbench.orchestrator.tarwriter import TarStreamWriter
+from cloudbench.orchestrator.threaded_gzip import ThreadedGzipWriter
+from cloudbench.platform.tarsafe import (
     BoundedTarInfo,
     UnsafeArchiveError,
     member_name,
     safe_extract,
 )
-from cloudbench.orchestrator.tarwriter import TarStreamWriter
-from cloudbench.orchestrator.threaded_gzip import ThreadedGzipWriter
+from cloudbench.protocol import (
+    MANIFEST_NAME,
+    ErrorType,
+    Manifest,
+    ManifestError,
+    ManifestTask,
+    TaskStatus,
+)
 
 __all__ = [
     "ArchiveResult",
@@ -50,7 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
 # Per task tarball: beyond this, members go to disk instead of memory.
 _SPOOL_MEMORY = 8 << 20
 _COPY_CHUNK = 1 << 20
@@ -67,8 +73,8 @@ class ArchiveTask:
     instance_type: str
     alias: str | None
     run_number: int
-    status: str
-    error_type: str | None = None
+    status: TaskStatus
+    error_type: ErrorType | None = None
     error_message: str | None = None
     result_key: str | None = None
     error_key: str | None = None
@@ -94,25 +100,25 @@ class _Entry:
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def manifest_task(self) -> ManifestTask:
         task = self.task
         error = None
-        if task.status != "completed":
-            error = {"type": task.error_type, "message": task.error_message}
-        return {
-            "task_id": task.task_id,
-            "provider": task.provider,
-            "instance_type": task.instance_type,
-            "alias": task.alias,
-            "run_number": task.run_number,
-            "status": task.status,
-            "attempt": task.attempt,
-            "attempts": list(task.attempts),
-            "directory": self.directory,
-            "error": error,
-            "files": sorted(self.files),
-            "problems": self.problems,
-        }
+        if task.status != TaskStatus.completed:
+            error = ManifestError(type=task.error_type, message=task.error_message)
+        return ManifestTask(
+            task_id=task.task_id,
+            provider=task.provider,
+            instance_type=task.instance_type,
+            alias=task.alias,
+            run_number=task.run_number,
+            status=task.status,
+            attempt=task.attempt,
+            attempts=list(task.attempts),
+            directory=self.directory,
+            error=error,
+            files=sorted(self.files),
+            problems=self.problems,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class _ArchiveWriter:
     def add_task(self, task: ArchiveTask) -> _Entry:
         entry = _Entry(task, task_directory(task))
         self.out.add_dir(entry.directory, self.now)
-        if task.status == "completed":
+        if task.status == TaskStatus.completed:
             if task.result_key:
                 self._add_tarball(entry, "result", task.result_key, reserved=set())
             else:
@@ -248,14 +254,13 @@ def _parents(name: str) -> list[str]:
 
 
 def _manifest(run_id: int, removed_tasks: int, entries: list[_Entry]) -> bytes:
-    body = {
-        "format_version": MANIFEST_VERSION,
-        "run_id": run_id,
-        "removed_tasks": removed_tasks,
-        "task_count": len(entries),
-        "tasks": [entry.as_json() for entry in entries],
-    }
-    return json.dumps(body, indent=2).encode() + b"\n"
+    manifest = Manifest(
+        run_id=run_id,
+        removed_tasks=removed_tasks,
+        task_count=len(entries),
+        tasks=[entry.manifest_task() for entry in entries],
+    )
+    return manifest.to_json()
 
 
 def build_archive(
@@ -317,6 +322,6 @@ def _write_archive(
         out = TarStreamWriter(gz)
         writer = _ArchiveWriter(out, storage, workdir, max_task_bytes)
         entries = [writer.add_task(task) for task in tasks]
-        writer.add_bytes("manifest.json", _manifest(run_id, removed_tasks, entries))
+        writer.add_bytes(MANIFEST_NAME, _manifest(run_id, removed_tasks, entries))
         out.close()
     return entries

@@ -33,9 +33,5 @@ class Conflict(DomainError):
     status_code = 409
 
 
-class TooLarge(DomainError):
-    status_code = 413
-
-
 class Unprocessable(DomainError):
     status_code = 422

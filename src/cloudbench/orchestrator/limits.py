@@ -7,6 +7,8 @@ import json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloudbench.protocol import error_body
+
 
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()):
@@ -38,7 +40,7 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"error": f"request body larger than {self.max_bytes} bytes"}).encode()
+        body = json.dumps(error_body(f"request body larger than {self.max_bytes} bytes")).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloudbench.orchestrator.db import queue, servers
-from cloudbench.orchestrator.finalize import requeue_stale_builds
+from cloudbench.orchestrator.db.archives import requeue_stale_builds
 
 logger = logging.getLogger(__name__)
 

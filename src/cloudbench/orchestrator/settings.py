@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,12 @@ class OrchestratorSettings(BaseSettings):
         if not self.runner_token or not self.runner_token.get_secret_value():
             missing.append("CLOUDBENCH_RUNNER_TOKEN")
         return missing
+
+    def token_matches(self, given: str, role: Literal["admin", "runner"]) -> bool:
+        """Constant-time comparison; an unset token matches nothing."""
+        expected = self.admin_token if role == "admin" else self.runner_token
+        secret = expected.get_secret_value() if expected else ""
+        return bool(secret) and hmac.compare_digest(given.strip().encode(), secret.encode())
 
     def signing_key(self, purpose: str) -> bytes:
         """A per-purpose key, so one leaked signature type cannot forge another."""

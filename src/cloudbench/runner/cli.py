@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cloudbench.protocol import problems
 from cloudbench.runner.imds import MetadataUnavailable, read_identity
 
 runner_app = typer.Typer(
@@ -23,7 +24,8 @@ def _opt(env: str, help_text: str) -> Any:
     return typer.Option(envvar=f"CLOUDBENCH_{env}", help=help_text, show_envvar=True)
 
 
-# A callback, not a command: mounted with add_typer it is `cloudbench runner [OPTIONS]`.
+# A callback, so `python -m cloudbench.runner` takes options directly; the top-level CLI
+# registers the same function as the `cloudbench runner` command.
 @runner_app.callback(invoke_without_command=True)
 def runner(
     orchestrator_url: Annotated[
@@ -81,11 +83,11 @@ def resolve_instance_type(provider: str, given: str | None) -> str:
 
 def _explain(exc: ValidationError) -> str:
     lines = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"])
+    for problem in problems(exc.errors()):
+        field = problem.field()
         if field == "runner_token":
             field = "CLOUDBENCH_RUNNER_TOKEN (environment only)"
-        lines.append(f"  {field}: {error['msg']}")
+        lines.append(f"  {field}: {problem.message}")
     return "\n".join(lines)
 
 

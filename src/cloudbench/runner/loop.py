@@ -10,7 +10,7 @@ import subprocess
 import threading
 from types import FrameType
 
-from cloudbench.protocol import ClaimRequest
+from cloudbench.protocol import ClaimRequest, ClaimStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.executors import choose
 from cloudbench.runner.packaging import Uploader
@@ -100,14 +100,14 @@ class Runner:
         )  # fmt: skip
         while not self.shutdown.is_set():
             response = machine.client.claim(request, run_id=s.run_id, interrupt=self.shutdown)
-            if response.status == "done":
+            if response.status == ClaimStatus.done:
                 log.info("slot %d: no more tasks", slot.index)
                 return
-            if response.status == "wait" or response.task is None:
+            if response.status == ClaimStatus.wait:
                 self.shutdown.wait(response.retry_after_seconds or s.wait_default)
                 continue
-            if response.presigned_urls is None:
-                raise OrchestratorError(200, "assigned task came without upload URLs")
+            if response.task is None or response.presigned_urls is None:
+                raise OrchestratorError(200, "assigned answer came without a task or upload URLs")
             TaskRun(machine, slot, response.task, response.presigned_urls).run()
 
     def _error(self, message: str) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cloudbench
-from cloudbench.protocol import TaskAssignment
+from cloudbench.protocol import Metadata, TaskAssignment
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
@@ -23,7 +23,7 @@ def build_metadata(
     executor: str,
     machine: dict[str, object],
     **extra: Any,
-) -> dict[str, Any]:
+) -> Metadata:
     """The fixed part; run-dependent facts come in `extra` as they become known."""
     data: dict[str, Any] = {
         "task_id": task.id,
@@ -45,7 +45,7 @@ def build_metadata(
         **machine,
     }
     data.update(extra)
-    return data
+    return Metadata.model_validate(data)
 
 
 def run_facts(provisioned: Provisioned | None, result: ExecutionResult | None) -> dict[str, Any]:

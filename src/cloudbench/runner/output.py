@@ -108,10 +108,6 @@ class ResultSummary:
     executables: dict[str, str]  # exe name -> `ruby -v` output
     benchmarks: dict[str, list[str]] = field(default_factory=dict)  # exe -> benchmark names
 
-    @property
-    def ruby_descriptions(self) -> dict[str, str]:
-        return dict(self.executables)
-
 
 def read_result_json(path: Path) -> ResultSummary:
     """Read and sanity-check output.json: {"metadata": {exe: desc}, "raw_data": {...}}."""

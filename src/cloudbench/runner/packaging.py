@@ -15,7 +15,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-RESULT_FILES = ("output.txt", "output.json", "output.csv")
 # ruby-bench's own table (its output.txt) is kept under another name: output.txt is the log.
 TABLE_NAME = "output_table.txt"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from cloudbench.platform.cpus import allowed_cpus, split_cpus
 
 CPU_SYSFS = Path("/sys/devices/system/cpu")
 
@@ -21,11 +22,6 @@ class Slot:
     @property
     def cpuset(self) -> str:
         return ",".join(str(c) for c in self.cpus)
-
-
-def logical_cpus() -> list[int]:
-    """The CPUs this process may run on (respects cgroups/taskset, unlike os.cpu_count)."""
-    return sorted(os.sched_getaffinity(0))
 
 
 def _parse_cpu_list(text: str) -> set[int]:
@@ -43,7 +39,7 @@ def _parse_cpu_list(text: str) -> set[int]:
 
 def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:
     """Groups of hyperthread siblings among `cpus`, one group per physical core."""
-    cpus = logical_cpus() if cpus is None else cpus
+    cpus = allowed_cpus() if cpus is None else cpus
     allowed, seen, cores = set(cpus), set[int](), []
     for cpu in cpus:
         if cpu in seen:
@@ -61,7 +57,7 @@ def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> li
 
 def cpu_groups(spec: str | int, cpus: list[int] | None = None) -> list[tuple[int, ...]]:
     """CPU sets for the slots: one per logical CPU, one per physical core, or N groups."""
-    cpus = logical_cpus() if cpus is None else cpus
+    cpus = allowed_cpus() if cpus is None else cpus
     if spec == "physical":
         # One slot per core, pinned to a single thread so no two slots share siblings.
         return [core[:1] for core in physical_cores(cpus)]
@@ -72,14 +68,7 @@ def cpu_groups(spec: str | int, cpus: list[int] | None = None) -> list[tuple[int
         raise ValueError("slots must be >= 1")
     if count > len(cpus):
         raise ValueError(f"{count} slots requested but only {len(cpus)} CPUs are available")
-    # Split the CPUs into `count` contiguous groups of (nearly) equal size.
-    size, extra = divmod(len(cpus), count)
-    groups, start = [], 0
-    for i in range(count):
-        end = start + size + (1 if i < extra else 0)
-        groups.append(tuple(cpus[start:end]))
-        start = end
-    return groups
+    return split_cpus(cpus, count)
 
 
 def make_slots(spec: str | int, host: str | None = None) -> list[Slot]:
@@ -102,7 +91,7 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, object]:
-    cpus = logical_cpus()
+    cpus = allowed_cpus()
     return {
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),

@@ -297,7 +297,7 @@ class TaskRun:
             self._executor_name(), self.m.facts,
             started_at=self.started_at, finished_at=utc_now(), failed_benchmarks=failed,
             **run_facts(self.provisioned, self.result),
-        )  # fmt: skip
+        ).to_dict()  # fmt: skip
 
     def _executor_name(self) -> str:
         # "auto" decides per Ruby version; record what actually ran the benchmarks.

@@ -16,8 +16,9 @@ from rich.console import Console
 
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
-from cloudbench.master.stacks import MetaDeployment, MetaOutputs, Stack, failure, module_dir
-from cloudbench.nuke.terraform import TerraformError
+from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
+from cloudbench.platform.stacks import Stack
+from cloudbench.platform.terraform import TerraformError
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)

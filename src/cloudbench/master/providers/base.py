@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cloudbench.master.state import Session
+from cloudbench.platform.state import Session
 from cloudbench.protocol import InstanceTypeSpec, RunSpec
 
 

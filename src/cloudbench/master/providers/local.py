@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -12,10 +11,11 @@ from pathlib import Path
 
 import psutil
 
-from cloudbench.master import containers
-from cloudbench.master.processes import clean_env, tail, terminate
 from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
-from cloudbench.master.state import Session, record_for
+from cloudbench.platform import containers
+from cloudbench.platform.cpus import allowed_cpus, split_cpus
+from cloudbench.platform.processes import clean_env, tail, terminate
+from cloudbench.platform.state import Session, record_for
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class LocalProvider:
             for spec in ctx.instance_types(self.name)
             for index in range(1, ctx.spec.per_instance_type.instances + 1)
         ]
-        groups = cpu_groups(sorted(os.sched_getaffinity(0)), len(wanted))
+        groups = cpu_groups(allowed_cpus(), len(wanted))
         for (spec, index), cpus in zip(wanted, groups, strict=True):
             label = f"{_safe(spec.effective_alias)}-{index}"
             self.runners.append(
@@ -170,11 +170,4 @@ def cpu_groups(cpus: list[int], runners: int) -> list[list[int] | None]:
             runners, len(cpus),
         )  # fmt: skip
         return [None] * runners
-    size, extra = divmod(len(cpus), runners)
-    groups: list[list[int] | None] = []
-    start = 0
-    for i in range(runners):
-        end = start + size + (1 if i < extra else 0)
-        groups.append(cpus[start:end])
-        start = end
-    return groups
+    return [list(group) for group in split_cpus(cpus, runners)]

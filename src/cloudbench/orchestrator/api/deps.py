@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated
@@ -52,20 +51,14 @@ def role_of(request: Request) -> Role:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     settings: OrchestratorSettings = request.app.state.settings
-    given = token.strip().encode()
     # Compare against both tokens every time: constant time and no early exit.
-    is_admin = _matches(given, settings.admin_token)
-    is_runner = _matches(given, settings.runner_token)
+    is_admin = settings.token_matches(token, "admin")
+    is_runner = settings.token_matches(token, "runner")
     if is_admin:
         return Role.admin
     if is_runner:
         return Role.runner
     raise Unauthorized("invalid token")
-
-
-def _matches(given: bytes, expected: object) -> bool:
-    secret = getattr(expected, "get_secret_value", lambda: "")()
-    return bool(secret) and hmac.compare_digest(given, secret.encode())
 
 
 async def any_token(request: Request) -> Role:

@@ -19,7 +19,15 @@ from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.errors import BadRequest
 from cloudbench.orchestrator.finalize import schedule_archive
-from cloudbench.protocol import RunCreated, RunList, RunOut, RunSpec, TaskBrief, TaskList
+from cloudbench.protocol import (
+    RunCreated,
+    RunList,
+    RunOut,
+    RunSpec,
+    TaskBrief,
+    TaskList,
+    describe,
+)
 
 router = APIRouter(tags=["runs"])
 
@@ -30,16 +38,7 @@ def parse_spec(body: Any) -> RunSpec:
     try:
         return RunSpec.model_validate(body)
     except ValidationError as exc:
-        raise BadRequest(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("function-before", "str"))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+        raise BadRequest(describe(exc.errors())) from None
 
 
 @router.post("/runs", status_code=201, response_model=RunCreated, dependencies=[AdminToken])

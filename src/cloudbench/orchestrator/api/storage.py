@@ -32,6 +32,7 @@ from cloudbench.orchestrator.storage.local import (
     SignatureError,
     TooLargeError,
 )
+from cloudbench.protocol import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def storage_from_app(request: Request) -> LocalStorage | None:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse(error_body(message), status_code=status)
 
 
 def _authorize(storage: LocalStorage, request: Request, key: str) -> JSONResponse | None:

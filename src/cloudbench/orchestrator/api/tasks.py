@@ -27,6 +27,7 @@ from cloudbench.protocol import (
     BenchmarkSettings,
     ClaimRequest,
     ClaimResponse,
+    ClaimStatus,
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
@@ -87,11 +88,11 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
         session.commit()
     if retry_possible:
         # A running task may still fail over to this runner: stay, do not exit.
-        return ClaimResponse(status="wait", retry_after_seconds=RETRY_WAIT_SECONDS)
+        return ClaimResponse(status=ClaimStatus.wait, retry_after_seconds=RETRY_WAIT_SECONDS)
     if claimed is None:
-        return ClaimResponse(status="done")
+        return ClaimResponse(status=ClaimStatus.done)
     return ClaimResponse(
-        status="assigned",
+        status=ClaimStatus.assigned,
         task=TaskAssignment(
             id=claimed.task_id,
             run_id=claimed.run_external_id,
@@ -151,9 +152,10 @@ def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) 
     fields = body.model_dump(
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
-    fields["heartbeat_status"] = body.status.value
+    fields["heartbeat_status"] = body.status
     if fields.get("current_benchmark") is not None:
-        fields["current_benchmark"] = _text(fields["current_benchmark"])
+        # \x1f separates names in db/runs.group_stats' aggregate.
+        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
     if body.message is not None:
         fields["heartbeat_message"] = _text(body.message)
     queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))

@@ -16,7 +16,6 @@ from cloudbench.protocol import (
     InstanceTypeProgress,
     PerInstanceType,
     RunOut,
-    RunStatus,
     TaskCounts,
     TaskOut,
 )
@@ -35,11 +34,11 @@ def counts_of(groups: list[GroupStats], removed: int) -> TaskCounts:
 
 def run_out(run: Run, groups: list[GroupStats], storage: Storage | None) -> RunOut:
     gzip_url = None
-    if storage is not None and run.archive_state == "ready" and run.archive_key:
+    if storage is not None and run.archive_state == ArchiveState.ready and run.archive_key:
         gzip_url = storage.presign_get(run.archive_key, GZIP_URL_TTL)
     return RunOut(
         run_id=run.external_id,
-        status=RunStatus(run.status),
+        status=run.status,
         ruby_version=run.ruby_version,
         per_instance_type=PerInstanceType(
             tasks=run.tasks_per_instance_type, instances=run.instances_per_instance_type
@@ -60,7 +59,7 @@ def run_out(run: Run, groups: list[GroupStats], storage: Storage | None) -> RunO
             )
             for g in groups
         ],
-        archive_state=ArchiveState(run.archive_state),
+        archive_state=run.archive_state,
         archive_error=run.archive_error,
         gzip_url=gzip_url,
     )

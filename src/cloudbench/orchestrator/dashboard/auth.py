@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 COOKIE_NAME = "cloudbench_session"
 # Long enough for a working day of watching a run; re-login afterwards.
 SESSION_MAX_AGE = 12 * 3600
-CSRF_FIELD = "csrf_token"
 
 
 def _settings(request: Request) -> OrchestratorSettings:
@@ -32,11 +31,6 @@ def _settings(request: Request) -> OrchestratorSettings:
 
 def _serializer(settings: OrchestratorSettings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.signing_key("dashboard"), salt="dashboard-session")
-
-
-def token_is_admin(settings: OrchestratorSettings, given: str) -> bool:
-    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    return bool(expected) and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
 def start_session(request: Request, response: Response) -> None:

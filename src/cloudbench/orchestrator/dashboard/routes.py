@@ -6,6 +6,7 @@ Cookie-authenticated on purpose: the page never calls the bearer-token API.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from cloudbench.orchestrator.db.models import Run
 from cloudbench.orchestrator.errors import Conflict, NotFound, Unauthorized
 from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.orchestrator.settings import OrchestratorSettings
+from cloudbench.platform.timefmt import duration
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +57,7 @@ templates = Environment(
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{s}s")
-
-
-templates.filters["duration"] = _duration
+templates.filters["duration"] = partial(duration, missing="never", sep=" ", precise=True)
 
 
 def _html(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -105,7 +98,7 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, token: Annotated[str, Form(max_length=512)] = "") -> Response:
-    if not auth.token_is_admin(_settings(request), token):
+    if not _settings(request).token_matches(token, "admin"):
         logger.warning("dashboard login refused from %s", request.client)
         return _html("login.html", status=401, error="That is not the admin token.")
     response = _redirect("/")

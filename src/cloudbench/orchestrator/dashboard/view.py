@@ -16,10 +16,14 @@ from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.db.runs import GroupStats
 from cloudbench.orchestrator.storage.base import Storage
-from cloudbench.protocol import RunOut, TaskStatus
+from cloudbench.protocol import (
+    ACTIVE_STATUSES,
+    ARCHIVE_SETTLED,
+    TERMINAL_STATUSES,
+    RunOut,
+    RunStatus,
+)
 
-TERMINAL = {TaskStatus.completed.value, TaskStatus.failed.value, TaskStatus.cancelled.value}
-ACTIVE = {TaskStatus.claimed.value, TaskStatus.running.value}
 # Heartbeats older than this share of the timeout are flagged before the sweeper acts.
 WARN_FRACTION = 0.5
 
@@ -43,7 +47,7 @@ class Group:
 
     @property
     def finished(self) -> int:
-        return sum(1 for r in self.rows if r.task.status in TERMINAL)
+        return sum(1 for r in self.rows if r.task.status in TERMINAL_STATUSES)
 
     @property
     def progress(self) -> float:
@@ -61,19 +65,19 @@ class RunView:
     @property
     def is_final(self) -> bool:
         """Nothing left to change: the page may stop polling."""
-        return self.run.status != "running" and self.run.archive_state in ("ready", "failed")
+        return self.run.status != RunStatus.running and self.run.archive_state in ARCHIVE_SETTLED
 
 
 def task_progress(task: Task) -> float:
-    if task.status in TERMINAL:
+    if task.status in TERMINAL_STATUSES:
         return 100.0
-    if task.status in ACTIVE and task.progress_pct is not None:
+    if task.status in ACTIVE_STATUSES and task.progress_pct is not None:
         return max(0.0, min(100.0, task.progress_pct))
     return 0.0
 
 
 def heartbeat_level(task: Task, age: float | None, timeout: float) -> str:
-    if age is None or task.status not in ACTIVE:
+    if age is None or task.status not in ACTIVE_STATUSES:
         return ""
     if age >= timeout:
         return "late"
@@ -89,7 +93,7 @@ def group_tasks(tasks: list[Task], now: datetime, timeout: float) -> list[Group]
             group = groups[key] = Group(GroupStats(*key))
         group.stats.counts[task.status] += 1
         age = (now - task.heartbeat_at).total_seconds() if task.heartbeat_at else None
-        if task.status in ACTIVE:
+        if task.status in ACTIVE_STATUSES:
             _note_active(group.stats, task)
         group.rows.append(
             TaskRow(task, task_progress(task), age, heartbeat_level(task, age, timeout))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cloudbench.protocol import ArchiveState, ErrorType, HeartbeatStatus, RunStatus, TaskStatus
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -42,6 +47,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+class EnumText(TypeDecorator[E]):
+    """A protocol enum stored as its plain string value (VARCHAR, no CHECK, no native type).
+
+    The schema stays what migration 0001 created on both backends; rows read back as
+    enum members, and a value outside the enum is refused before it reaches the database.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
@@ -57,12 +83,14 @@ class Run(Base):
     benchmarks: Mapped[dict[str, Any]]
     # Normalised request body: a repeated POST with the same run_id is compared to it.
     spec: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus, 16), default=RunStatus.running)
     removed_tasks: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=2, server_default=text("2"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
     finished_at: Mapped[datetime | None]
-    archive_state: Mapped[str] = mapped_column(String(16), default="none")
+    archive_state: Mapped[ArchiveState] = mapped_column(
+        EnumText(ArchiveState, 16), default=ArchiveState.none
+    )
     archive_key: Mapped[str | None] = mapped_column(String(1024))
     archive_error: Mapped[str | None] = mapped_column(Text)
     archive_started_at: Mapped[datetime | None]
@@ -79,7 +107,7 @@ class Task(Base):
     instance_type: Mapped[str] = mapped_column(String(128))
     alias: Mapped[str] = mapped_column(String(128))
     run_number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[TaskStatus] = mapped_column(EnumText(TaskStatus, 16), default=TaskStatus.pending)
     # While pending again after a retryable failure, runner_id/runner_host name the
     # runner that failed it: the claim prefers another host, and that runner gets 409.
     runner_id: Mapped[str | None] = mapped_column(String(200))
@@ -88,11 +116,12 @@ class Task(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     claimed_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
-    heartbeat_status: Mapped[str | None] = mapped_column(String(16))
+    heartbeat_status: Mapped[HeartbeatStatus | None] = mapped_column(EnumText(HeartbeatStatus, 16))
     current_benchmark: Mapped[str | None] = mapped_column(String(200))
     progress_pct: Mapped[float | None] = mapped_column(Float)
     heartbeat_message: Mapped[str | None] = mapped_column(Text)
-    error_type: Mapped[str | None] = mapped_column(String(64))
+    # Migration 0002 mapped free-text types from before ErrorType was enforced.
+    error_type: Mapped[ErrorType | None] = mapped_column(EnumText(ErrorType, 64))
     error_message: Mapped[str | None] = mapped_column(Text)
     result_key: Mapped[str | None] = mapped_column(String(1024))
     error_key: Mapped[str | None] = mapped_column(String(1024))

@@ -18,10 +18,15 @@ from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
-from cloudbench.protocol import ArchiveState, ErrorType, RunStatus, TaskStatus
-
-ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
-UNFINISHED = (TaskStatus.pending.value, *ACTIVE)
+from cloudbench.protocol import (
+    ACTIVE_STATUSES,
+    UNFINISHED_STATUSES,
+    ArchiveState,
+    ErrorType,
+    HeartbeatStatus,
+    RunStatus,
+    TaskStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def _claim_one(
     """
     candidate = (
         select(Task.id)
-        .where(Task.status == TaskStatus.pending.value, *where)
+        .where(Task.status == TaskStatus.pending, *where)
         .order_by(Task.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -102,16 +107,16 @@ def _claim_one(
         update(Task)
         .where(
             Task.id == candidate.scalar_subquery(),
-            Task.status == TaskStatus.pending.value,
+            Task.status == TaskStatus.pending,
         )
         .values(
-            status=TaskStatus.claimed.value,
+            status=TaskStatus.claimed,
             runner_id=runner_id,
             runner_host=host,
             lease=Task.lease + 1,
             claimed_at=now,
             heartbeat_at=now,
-            heartbeat_status="boot",
+            heartbeat_status=HeartbeatStatus.boot,
         )
         .returning(
             Task.id,
@@ -151,7 +156,7 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
 
 
 def ensure_active(task: Task) -> None:
-    if task.status not in ACTIVE:
+    if task.status not in ACTIVE_STATUSES:
         detail = f": {task.error_type}" if task.error_type else ""
         raise Conflict(f"task {task.id} is no longer active (status {task.status}{detail})")
 
@@ -160,7 +165,7 @@ def fenced_update(*, session: Session, task: Task, values: dict[str, Any]) -> No
     """Apply values only if the task is still active under the lease we checked."""
     stmt = (
         update(Task)
-        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE))
+        .where(Task.id == task.id, Task.lease == task.lease, Task.status.in_(ACTIVE_STATUSES))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -191,8 +196,8 @@ def lock_task(*, session: Session, task: Task) -> None:
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
     now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now, **fields}
-    if fields.get("heartbeat_status") == "running":
-        values["status"] = TaskStatus.running.value
+    if fields.get("heartbeat_status") == HeartbeatStatus.running:
+        values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(Task.started_at, now)
     return values
 
@@ -222,7 +227,7 @@ def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
         + cast(Task.heartbeat_at, String)
         + literal(" UTC")
     )
-    final = finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout.value)
+    final = finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout)
     if not ids:
         return []
     attempts.fail_or_retry(
@@ -248,26 +253,26 @@ def finalize_if_done(*, session: Session, run_pk: int) -> bool:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if run.status != RunStatus.running.value:
+    if run.status != RunStatus.running:
         return False
     unfinished = session.execute(
-        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED))
+        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED_STATUSES))
     ).scalar_one()
     if unfinished:
         return False
-    run.status = RunStatus.completed.value
+    run.status = RunStatus.completed
     run.finished_at = db_now(session)
-    run.archive_state = ArchiveState.pending.value
+    run.archive_state = ArchiveState.pending
     session.flush()
     return True
 
 
 def finalize_stragglers(*, session: Session) -> list[int]:
     """Runs left running with nothing to do (e.g. a crash between commit and finalize)."""
-    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED))
+    unfinished = select(Task.id).where(Task.run_id == Run.id, Task.status.in_(UNFINISHED_STATUSES))
     candidates = session.execute(
         select(Run.id)
-        .where(Run.status == RunStatus.running.value, ~unfinished.exists())
+        .where(Run.status == RunStatus.running, ~unfinished.exists())
         .order_by(Run.id)  # one lock order for every server process sweeping at once
     ).scalars()
     return [pk for pk in list(candidates) if finalize_if_done(session=session, run_pk=pk)]

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now
 from cloudbench.orchestrator.db.models import Run, Task
-from cloudbench.orchestrator.db.queue import ACTIVE
 from cloudbench.orchestrator.errors import Conflict, NotFound
 from cloudbench.protocol import (
+    ACTIVE_STATUSES,
     ArchiveState,
     AttemptOutcome,
     ErrorType,
@@ -62,8 +62,8 @@ def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
         instances_per_instance_type=spec.per_instance_type.instances,
         benchmarks=spec.benchmarks.model_dump(),
         spec=normalized,
-        status=RunStatus.running.value,
-        archive_state=ArchiveState.none.value,
+        status=RunStatus.running,
+        archive_state=ArchiveState.none,
         max_attempts=spec.max_attempts,
     )
     session.add(run)
@@ -75,7 +75,7 @@ def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
             "instance_type": it.instance_type,
             "alias": it.effective_alias,
             "run_number": n,
-            "status": TaskStatus.pending.value,
+            "status": TaskStatus.pending,
             "lease": 0,
         }
         for provider, it in spec.instance_types()
@@ -131,43 +131,41 @@ class GroupStats:
 
 
 def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[GroupStats]]:
-    """Per-instance-type counts for several runs in one aggregate query (no N+1)."""
+    """Per-instance-type counts for several runs in one aggregate query (no N+1).
+
+    The API's run view and the dashboard both read these; nobody recounts in Python.
+    """
     key_cols = (Task.run_id, Task.provider, Task.instance_type, Task.alias)
-    active = Task.status.in_(ACTIVE)
+    active = Task.status.in_(ACTIVE_STATUSES)
     stmt = (
         select(
             *key_cols,
             Task.status,
             func.count(),
             func.min(Task.heartbeat_at).filter(active),
+            func.aggregate_strings(Task.current_benchmark, _SEP).filter(active),
         )
         .where(Task.run_id.in_(run_pks))
         .group_by(*key_cols, Task.status)
         .order_by(Task.provider, Task.instance_type, Task.alias)
     )
     groups: dict[tuple[Any, ...], GroupStats] = {}
-    for run_pk, provider, itype, alias, status, count, oldest in session.execute(stmt):
+    for run_pk, provider, itype, alias, status, count, oldest, benches in session.execute(stmt):
         g = groups.setdefault((run_pk, provider, itype, alias), GroupStats(provider, itype, alias))
         g.counts[status] += count
         if oldest is not None and (g.oldest_heartbeat_at is None or oldest < g.oldest_heartbeat_at):
             g.oldest_heartbeat_at = oldest
-    _attach_current_benchmarks(session, run_pks, groups)
+        for bench in (benches or "").split(_SEP):
+            if bench and bench not in g.current_benchmarks:
+                g.current_benchmarks.append(bench)
     result: dict[int, list[GroupStats]] = defaultdict(list)
     for (run_pk, *_), g in groups.items():
         result[run_pk].append(g)
     return result
 
 
-def _attach_current_benchmarks(
-    session: Session, run_pks: list[int], groups: dict[tuple[Any, ...], GroupStats]
-) -> None:
-    stmt = select(
-        Task.run_id, Task.provider, Task.instance_type, Task.alias, Task.current_benchmark
-    ).where(Task.run_id.in_(run_pks), Task.status.in_(ACTIVE), Task.current_benchmark.is_not(None))
-    for run_pk, provider, itype, alias, bench in session.execute(stmt):
-        group = groups.get((run_pk, provider, itype, alias))
-        if group is not None and bench and bench not in group.current_benchmarks:
-            group.current_benchmarks.append(bench)
+# Joins the active tasks' benchmark names; heartbeats never carry this control character.
+_SEP = "\x1f"
 
 
 def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
@@ -177,12 +175,12 @@ def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
     ).scalar_one_or_none()
     if run is None:
         raise NotFound(f"run {external_id} not found")
-    if run.status == RunStatus.cancelled.value:
+    if run.status == RunStatus.cancelled:
         return run, False
-    if run.status == RunStatus.completed.value:
+    if run.status == RunStatus.completed:
         raise Conflict(f"run {external_id} already completed; nothing to stop")
     removed = session.execute(
-        delete(Task).where(Task.run_id == run.id, Task.status == TaskStatus.pending.value)
+        delete(Task).where(Task.run_id == run.id, Task.status == TaskStatus.pending)
     ).rowcount  # type: ignore[attr-defined]
     now = db_now(session)
     # Run, then task rows: the lock order every report and the sweeper use.
@@ -196,18 +194,18 @@ def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
     )
     session.execute(
         update(Task)
-        .where(Task.id.in_(active), Task.status.in_(ACTIVE))
+        .where(Task.id.in_(active), Task.status.in_(ACTIVE_STATUSES))
         .values(
-            status=TaskStatus.cancelled.value,
+            status=TaskStatus.cancelled,
             finished_at=now,
-            error_type="cancelled",
+            error_type=ErrorType.cancelled,
             error_message="run stopped early",
         )
         .execution_options(synchronize_session=False)
     )
     run.removed_tasks = (run.removed_tasks or 0) + removed
-    run.status = RunStatus.cancelled.value
+    run.status = RunStatus.cancelled
     run.finished_at = now
-    run.archive_state = ArchiveState.pending.value
+    run.archive_state = ArchiveState.pending
     session.flush()
     return run, True

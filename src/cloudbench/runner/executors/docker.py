@@ -195,13 +195,3 @@ class DockerExecutor:
             pass
         except DockerException:
             log.exception("could not remove container %s", container.short_id)
-
-    def remove_leftovers(self, runner_ids: list[str]) -> int:
-        """Force-remove containers our runner_ids started (after a crash or a signal)."""
-        removed = 0
-        for runner_id in runner_ids:
-            flt = {"label": [f"cloudbench.runner_id={runner_id}"]}
-            for container in self.client.containers.list(all=True, filters=flt):
-                self._remove(container)
-                removed += 1
-        return removed

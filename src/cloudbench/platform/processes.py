@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from cloudbench.master.state import ProcRecord, is_ours
+from cloudbench.platform.state import ProcRecord, is_ours
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,183 @@
+"""The run config: the file shape rubybencher users already have.
+
+The same model validates `config/*.json` in the master and `POST /runs` in the
+orchestrator; `RunSpec.request_body()` is what the master posts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+
+PROVIDERS = ("aws", "azure", "local")
+# Bounds that fit every backend's integer column (and JSON numbers) exactly.
+MAX_RUN_ID = 2**53
+MAX_DB_INT = 2**31 - 1
+# The top-level keys RunSpec reads besides the provider lists (runs_per_instance_type is
+# the legacy spelling of per_instance_type.tasks); any other key is collected as ignored.
+KNOWN_KEYS = frozenset(
+    {
+        "run_id",
+        "ruby_version",
+        "per_instance_type",
+        "runs_per_instance_type",
+        "benchmarks",
+        "max_attempts",
+        "prices",
+    }
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]
+
+PriceKey = Annotated[
+    str, Field(min_length=1, max_length=140, pattern=r"^([a-z]+/)?[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+
+
+class InstanceTypeSpec(Strict):
+    instance_type: Name
+    alias: Name | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        # Config files list either {"instance_type", "alias"} objects or plain type names.
+        if isinstance(value, str):
+            return {"instance_type": value}
+        return value
+
+    @property
+    def effective_alias(self) -> str:
+        return self.alias or self.instance_type
+
+
+class PerInstanceType(Strict):
+    tasks: int = Field(ge=1, le=10_000)
+    instances: int = Field(default=1, ge=1, le=1_000)
+
+
+class BenchmarkSettings(Strict):
+    names: list[Name] = Field(default_factory=list, max_length=1000)
+    categories: list[Name] = Field(default_factory=list, max_length=20)
+    warmup_iterations: int | None = Field(default=None, ge=0, le=100_000)
+    bench_iterations: int | None = Field(default=None, ge=1, le=100_000)
+    min_bench_time: float | None = Field(default=None, ge=0, le=86_400)
+    executables: list[Literal["interp", "yjit"]] = Field(
+        default_factory=lambda: ["yjit"],  # type: ignore[arg-type]
+        min_length=1,
+        max_length=2,
+    )
+    extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=50
+    )
+
+    @model_validator(mode="after")
+    def _default_category(self) -> BenchmarkSettings:
+        # ruby-bench's headline benchmarks unless the user chose names or categories.
+        if not self.names and not self.categories:
+            self.categories = ["headline"]
+        return self
+
+
+class RunSpec(BaseModel):
+    """A run as users write it in config files (unknown top-level keys are collected)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
+    ruby_version: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
+    ]
+    per_instance_type: PerInstanceType
+    aws: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
+    azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
+    local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
+    benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    # Attempts per task: 2 retries an infrastructure failure once, 1 never retries.
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    # USD per hour by instance type, optionally "provider/type"; used by reports and
+    # cost estimates, never by the run itself (so not part of normalized()).
+    prices: dict[PriceKey, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=1000
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_runs_per_instance_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "runs_per_instance_type" in data:
+            data = dict(data)
+            legacy = data.pop("runs_per_instance_type")
+            per = dict(data.get("per_instance_type") or {})
+            per.setdefault("tasks", legacy)
+            data["per_instance_type"] = per
+        return data
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> RunSpec:
+        unknown = [k for k, v in (self.model_extra or {}).items() if isinstance(v, list)]
+        if unknown:
+            raise ValueError(
+                f"unknown provider {unknown[0]!r}; known providers: {', '.join(PROVIDERS)}"
+            )
+        if not any(self.instance_types()):
+            raise ValueError("at least one instance type is required (aws, azure or local)")
+        for provider in PROVIDERS:
+            seen: set[tuple[str, str]] = set()
+            for spec in getattr(self, provider):
+                key = (spec.instance_type, spec.effective_alias)
+                if key in seen:
+                    raise ValueError(f"{provider}: {spec.instance_type} listed twice")
+                seen.add(key)
+        return self
+
+    @field_validator("ruby_version")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def ignored(self) -> list[str]:
+        return sorted((self.model_extra or {}).keys())
+
+    def instance_types(self) -> list[tuple[str, InstanceTypeSpec]]:
+        return [(p, spec) for p in PROVIDERS for spec in getattr(self, p)]
+
+    def normalized(self) -> dict[str, Any]:
+        """The canonical form compared when the same run_id is posted twice."""
+        return {
+            "ruby_version": self.ruby_version,
+            "per_instance_type": self.per_instance_type.model_dump(),
+            "instance_types": [
+                [p, s.instance_type, s.effective_alias] for p, s in self.instance_types()
+            ],
+            "benchmarks": self.benchmarks.model_dump(),
+            "max_attempts": self.max_attempts,
+        }
+
+    def request_body(self) -> dict[str, Any]:
+        """The POST /runs body: only the known fields, so ignored keys stay local."""
+        body: dict[str, Any] = {
+            "ruby_version": self.ruby_version,
+            "per_instance_type": self.per_instance_type.model_dump(),
+            "benchmarks": self.benchmarks.model_dump(exclude_none=True),
+            "max_attempts": self.max_attempts,
+        }
+        if self.run_id is not None:
+            body["run_id"] = self.run_id
+        for provider in self.providers():
+            body[provider] = [s.model_dump(exclude_none=True) for s in getattr(self, provider)]
+        return body
+
+    def providers(self) -> list[str]:
+        """The providers this run has instance types for, in PROVIDERS order."""
+        return [p for p in PROVIDERS if getattr(self, p)]

@@ -1,0 +1,135 @@
+"""The files of a results archive: ``manifest.json`` and each task's ``metadata.json``.
+
+Both carry ``format_version``; version 1 is the shape cloudbench has always written.
+Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
+format_version, which would mean fields changed meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cloudbench.protocol.config import BenchmarkSettings
+from cloudbench.protocol.enums import TaskStatus
+
+MANIFEST_VERSION = 1
+METADATA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+METADATA_NAME = "metadata.json"
+
+
+def _supported(value: int, current: int, name: str) -> int:
+    if value > current:
+        raise ValueError(
+            f"{name} format_version {value} is newer than this cloudbench reads ({current});"
+            " upgrade cloudbench"
+        )
+    return value
+
+
+class _Versioned(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ManifestError(BaseModel):
+    # Not ErrorType: an archive must stay readable when a newer runner adds a type.
+    type: str | None = None
+    message: str | None = None
+
+
+class ManifestTask(_Versioned):
+    task_id: int
+    provider: str
+    instance_type: str
+    alias: str | None
+    run_number: int | None = None
+    status: TaskStatus
+    attempt: int = 1
+    # Every ended attempt as in GET /runs/{id}/tasks; plain dicts so an archive stays
+    # readable when a newer orchestrator adds an outcome.
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    directory: str
+    error: ManifestError | None = None
+    files: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.instance_type
+
+
+class Manifest(_Versioned):
+    """``manifest.json`` at the top of results.tar.gz: every task of the run."""
+
+    format_version: int = MANIFEST_VERSION
+    run_id: int | None = None
+    removed_tasks: int = 0
+    task_count: int | None = None
+    tasks: list[ManifestTask]
+
+    @field_validator("format_version")
+    @classmethod
+    def _known(cls, value: int) -> int:
+        return _supported(value, MANIFEST_VERSION, MANIFEST_NAME)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode() + b"\n"
+
+
+class Metadata(_Versioned):
+    """``metadata.json`` in every task's result (and error) tarball: what ran where.
+
+    Facts only known after the run (exit code, Ruby description) stay None when the task
+    failed before them.
+    """
+
+    format_version: int = METADATA_VERSION
+    task_id: int
+    run_id: int
+    provider: str
+    instance_type: str
+    alias: str
+    run_number: int
+    runner_id: str
+    lease: int
+    ruby_version: str
+    benchmarks: BenchmarkSettings
+    ruby_bench_commit: str | None = None
+    ruby_bench_source: str
+    ruby_bench_content_id: str
+    executor: str
+    cpuset: str
+    cloudbench_version: str
+    # The machine (runner/slots.machine_facts).
+    hostname: str | None = None
+    cpu_model: str | None = None
+    logical_cores: int | None = None
+    physical_cores: int | None = None
+    kernel: str | None = None
+    kernel_version: str | None = None
+    arch: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    failed_benchmarks: dict[str, list[str]] = Field(default_factory=dict)
+    ruby_description: str | None = None
+    image_id: str | None = None
+    image_tag: str | None = None
+    exit_code: int | None = None
+    command: list[str] | None = None
+    timed_out: bool | None = None
+    duration_seconds: float | None = None
+    container_id: str | None = None
+
+    @field_validator("format_version")
+    @classmethod
+    def _known(cls, value: int) -> int:
+        return _supported(value, METADATA_VERSION, METADATA_NAME)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with facts never learned left out (as runners always wrote it)."""
+        data = self.model_dump(mode="json", exclude_unset=True)
+        data["format_version"] = self.format_version
+        data["benchmarks"] = self.benchmarks.model_dump(mode="json")
+        return data
