@@ -194,3 +194,21 @@ def test_session_cookie_is_secure_behind_https() -> None:
     auth.start_session(request, response)
     cookie = response.headers["set-cookie"].lower()
     assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_a_retried_task_shows_its_attempt(orchestrator: OrchestratorProcess) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    create_run(admin, {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}})
+    first = claimed(runner, "r-first")
+    page = login(orchestrator).get("/").text
+    assert "attempt 1/2" not in page and "attempt 2/2" not in page  # quiet until a retry
+    failed = runner.post(
+        f"/tasks/{first['id']}/fail",
+        json={"runner_id": "r-first", "lease": 1, "error_type": "runner_error",
+              "error_message": "disk full"},
+    )  # fmt: skip
+    assert failed.status_code == 200 and failed.json()["status"] == "pending"
+    claimed(runner, "r-second")
+    row = login(orchestrator).get("/").text.split(f'id="task-{first["id"]}"', 1)[1]
+    row = row.split("</tr>", 1)[0]
+    assert "attempt 2/2" in row and "r-second" in row

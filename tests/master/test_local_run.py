@@ -47,6 +47,7 @@ def test_two_instance_types_two_tasks_each(harness: Harness) -> None:
 
 def test_sigkilled_runner_times_out_and_run_still_completes(harness: Harness) -> None:
     config = fake_config(["a"], 2, ["sleepy"], instances=2)
+    config["max_attempts"] = 1  # the timeout path: no retry of the killed runner's task
     harness.start(harness.config(config), timeout=3, FAKE_BENCH_SLEEP="4")
     run_id = harness.run_id()
     # Both runners busy: whichever we kill holds a task.

@@ -141,7 +141,7 @@ def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> 
     assert entries[1] == {
         "task_id": 1, "provider": "aws", "instance_type": "c7g.large", "alias": "yjit:fast/1",
         "run_number": 1, "status": "completed", "directory": "yjit_fast_1-1", "error": None,
-        "files": sorted(OUTPUTS), "problems": [],
+        "files": sorted(OUTPUTS), "problems": [], "attempt": 1, "attempts": [],
     }  # fmt: skip
     assert entries[3]["error"] == {"type": "benchmark_failed", "message": "fib crashed"}
     assert entries[3]["files"] == ["error.txt", "stderr.log"]

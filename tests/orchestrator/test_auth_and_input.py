@@ -152,7 +152,8 @@ def test_nul_characters_are_never_a_500(orchestrator: OrchestratorProcess) -> No
     assert resp.status_code == 200, resp.text
     assert resp.json()["heartbeat_message"] == "seg\ufffdfault"
     assert resp.json()["current_benchmark"] == "fi\ufffdb"
-    failure = {"runner_id": "r1", "error_type": "runner_error", "error_message": "core\x00dump"}
+    # A result failure, so the task ends here (a runner_error would be retried).
+    failure = {"runner_id": "r1", "error_type": "benchmark_failed", "error_message": "core\x00dump"}
     resp = runner.post(f"/tasks/{tid}/fail", json=failure)
     assert resp.status_code == 200, resp.text
     assert resp.json()["error_message"] == "core\ufffddump"
@@ -168,7 +169,7 @@ def test_stop_completed_run_conflicts(orchestrator: OrchestratorProcess) -> None
     tid = claim(runner)["task"]["id"]
     runner.post(
         f"/tasks/{tid}/fail",
-        json={"runner_id": "r1", "error_type": "runner_error", "error_message": "boom"},
+        json={"runner_id": "r1", "error_type": "benchmark_failed", "error_message": "boom"},
     )
     assert admin.get(f"/runs/{run_id}").json()["status"] == "completed"
     resp = admin.post(f"/runs/{run_id}/stop")

@@ -22,9 +22,8 @@ def test_silent_task_times_out_and_stale_runner_gets_409(
 ) -> None:
     orch = orchestrator_factory(db_url, heartbeat_timeout=2, sweep_interval=0.5)
     admin, runner = orch.client(), orch.client(role="runner")
-    run_id = create_run(admin, {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}})[
-        "run_id"
-    ]
+    body = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}, "max_attempts": 1}
+    run_id = create_run(admin, body)["run_id"]
     got = claim(runner)
     tid, urls = got["task"]["id"], got["presigned_urls"]
     deadline = time.monotonic() + 20
@@ -60,6 +59,8 @@ def test_sweep_command_fails_silent_tasks(
         conn.exec_driver_sql(
             "UPDATE tasks SET heartbeat_at = now() - interval '10 minutes' WHERE lease = 1"
         )
+        # The server has been up all along (else its own downtime is no runner's fault).
+        conn.exec_driver_sql("UPDATE server_processes SET up_since = now() - interval '1 hour'")
     env = {**orch.env(), "CLOUDBENCH_HEARTBEAT_TIMEOUT": "120"}
     out = subprocess.run(
         [sys.executable, "-m", "cloudbench", "orchestrator", "sweep"],
@@ -71,7 +72,8 @@ def test_sweep_command_fails_silent_tasks(
     assert "timed out tasks in 1 run(s)" in out.stdout
     with engine.connect() as conn:
         statuses = conn.exec_driver_sql("SELECT status, error_type FROM tasks").all()
-    assert ("failed", "timeout") in statuses
+    # Default max_attempts 2: the timeout is retried, attempt 2 waits for a runner.
+    assert ("pending", None) in statuses
     engine.dispose()
 
 
@@ -82,7 +84,7 @@ def test_sweeper_vs_late_complete_has_one_outcome(
     """Many tasks, each overdue, completed while the sweeper runs: each ends exactly once."""
     orch = orchestrator_factory(pg_url, sweep_interval=3600)
     admin, runner = orch.client(), orch.client(role="runner")
-    spec = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 40}}
+    spec = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 40}, "max_attempts": 1}
     run_id = create_run(admin, spec)["run_id"]
     claims = [claim(runner, runner_id=f"r{i}") for i in range(40)]
     for c in claims:
@@ -91,6 +93,7 @@ def test_sweeper_vs_late_complete_has_one_outcome(
     factory = make_session_factory(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE tasks SET heartbeat_at = now() - interval '5 minutes'")
+        conn.exec_driver_sql("UPDATE server_processes SET up_since = now() - interval '1 hour'")
 
     def complete(i: int) -> int:
         c = claims[i]

@@ -79,5 +79,5 @@ def test_request_body_drops_ignored_keys_and_empty_providers() -> None:
         {"ruby_version": "3.4", "per_instance_type": {"tasks": 2}, "local": ["x"], "note": "hi"}
     )
     body = spec.request_body()
-    assert set(body) == {"ruby_version", "per_instance_type", "benchmarks", "local"}
+    assert set(body) == {"ruby_version", "per_instance_type", "benchmarks", "max_attempts", "local"}
     assert spec.providers() == ["local"] and spec.ignored == ["note"]

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from zlib_ng import gzip_ng, gzip_ng_threaded, zlib_ng
 
@@ -81,6 +81,9 @@ class ArchiveTask:
     error_message: str | None = None
     result_key: str | None = None
     error_key: str | None = None
+    attempt: int = 1
+    # Every ended attempt as in GET /runs/{id}/tasks (JSON-ready dicts).
+    attempts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class _Entry:
             alias=task.alias,
             run_number=task.run_number,
             status=task.status,
+            attempt=task.attempt,
+            attempts=list(task.attempts),
             directory=self.directory,
             error=error,
             files=sorted(self.files),

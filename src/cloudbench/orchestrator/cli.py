@@ -112,13 +112,22 @@ def migrate(
 
 @app.command()
 def sweep() -> None:
-    """Fail tasks whose heartbeat is older than CLOUDBENCH_HEARTBEAT_TIMEOUT, once."""
+    """Retry or fail tasks silent for CLOUDBENCH_HEARTBEAT_TIMEOUT while a server was up."""
     from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
     from cloudbench.orchestrator.maintenance import sweep_once
 
     settings = OrchestratorSettings()
     engine = make_engine(settings.resolved_database_url(), pool_size=2)
-    result = sweep_once(make_session_factory(engine), settings.heartbeat_timeout)
+    result = sweep_once(
+        make_session_factory(engine),
+        settings.heartbeat_timeout,
+        interval_seconds=settings.sweep_interval,
+    )
+    if not result.swept:
+        typer.echo(
+            "no server has been up for the heartbeat timeout: runner silence is not "
+            "counted yet (an outage is not the runners' fault)"
+        )
     typer.echo(
         f"timed out tasks in {len(result.timed_out_runs)} run(s); "
         f"finalized {len(result.finalized_runs)} run(s)"

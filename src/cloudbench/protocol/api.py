@@ -15,7 +15,9 @@ from cloudbench.protocol.config import (
     Strict,
 )
 from cloudbench.protocol.enums import (
+    DEFAULT_MAX_ATTEMPTS,
     ArchiveState,
+    AttemptOutcome,
     ClaimStatus,
     ErrorType,
     HeartbeatStatus,
@@ -31,6 +33,8 @@ class ClaimRequest(Strict):
     instance_type: Name
     runner_id: Annotated[str, Field(min_length=1, max_length=200)]
     alias: Name | None = None
+    # The machine: a retried task prefers a runner on another host (best effort).
+    host: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class TaskAssignment(BaseModel):
@@ -43,6 +47,8 @@ class TaskAssignment(BaseModel):
     ruby_version: str
     benchmarks: BenchmarkSettings
     lease: int
+    attempt: int = 1
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 class PresignedUrls(BaseModel):
@@ -56,6 +62,7 @@ class ClaimResponse(BaseModel):
     status: ClaimStatus
     task: TaskAssignment | None = None
     presigned_urls: PresignedUrls | None = None
+    retry_after_seconds: int | None = None
 
 
 class _Fenced(Strict):
@@ -84,6 +91,17 @@ class UploadUrlsRequest(_Fenced):
     pass
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    outcome: AttemptOutcome
+    runner_id: str | None = None
+    host: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class TaskOut(BaseModel):
     id: int
     run_id: int
@@ -106,6 +124,10 @@ class TaskOut(BaseModel):
     error_key: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempt: int = 1
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    runner_host: str | None = None
+    attempts: list[AttemptOut] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- run responses
@@ -153,6 +175,7 @@ class RunOut(BaseModel):
     ruby_version: str
     per_instance_type: PerInstanceType
     benchmarks: BenchmarkSettings
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     created_at: datetime
     finished_at: datetime | None = None
     tasks: TaskCounts

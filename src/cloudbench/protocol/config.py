@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+
 PROVIDERS = ("aws", "azure", "local")
 # Bounds that fit every backend's integer column (and JSON numbers) exactly.
 MAX_RUN_ID = 2**53
@@ -24,6 +26,7 @@ KNOWN_KEYS = frozenset(
         "per_instance_type",
         "runs_per_instance_type",
         "benchmarks",
+        "max_attempts",
         "prices",
         "budget",
     }
@@ -132,6 +135,8 @@ class RunSpec(BaseModel):
     azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    # Attempts per task: 2 retries an infrastructure failure once, 1 never retries.
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
     # USD per hour by instance type, optionally "provider/type"; used by reports and
     # cost estimates, never by the run itself (so not part of normalized()).
     prices: dict[PriceKey, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
@@ -191,6 +196,7 @@ class RunSpec(BaseModel):
                 [p, s.instance_type, s.effective_alias] for p, s in self.instance_types()
             ],
             "benchmarks": self.benchmarks.model_dump(),
+            "max_attempts": self.max_attempts,
         }
 
     def request_body(self) -> dict[str, Any]:
@@ -199,6 +205,7 @@ class RunSpec(BaseModel):
             "ruby_version": self.ruby_version,
             "per_instance_type": self.per_instance_type.model_dump(),
             "benchmarks": self.benchmarks.model_dump(exclude_none=True),
+            "max_attempts": self.max_attempts,
         }
         if self.run_id is not None:
             body["run_id"] = self.run_id

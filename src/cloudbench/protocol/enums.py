@@ -46,11 +46,42 @@ ARCHIVE_SETTLED = (ArchiveState.ready, ArchiveState.failed)
 
 
 class ErrorType(StrEnum):
-    provision_failed = "provision_failed"
-    benchmark_failed = "benchmark_failed"
-    timeout = "timeout"
-    upload_failed = "upload_failed"
+    """Every failure's type. Infrastructure failures are retried, result failures not."""
+
+    # infrastructure: the machine, the network or the runner failed, not the benchmark
+    timeout = "timeout"  # no heartbeat for HEARTBEAT_TIMEOUT (or the runner's task timeout)
     runner_error = "runner_error"
+    provision_failed = "provision_failed"  # image build, suite fetch, Ruby install
+    upload_failed = "upload_failed"
+    preempted = "preempted"  # the runner saw its spot interruption notice
+    instance_terminated = "instance_terminated"  # the runner saw its machine shut down
+    # results: running again would give the same answer
+    benchmark_failed = "benchmark_failed"
+    executable_mismatch = "executable_mismatch"
+    cancelled = "cancelled"
+
+
+RETRYABLE_ERRORS = frozenset(
+    {
+        ErrorType.timeout,
+        ErrorType.runner_error,
+        ErrorType.provision_failed,
+        ErrorType.upload_failed,
+        ErrorType.preempted,
+        ErrorType.instance_terminated,
+    }
+)
+DEFAULT_MAX_ATTEMPTS = 2
+MAX_ATTEMPTS_LIMIT = 10
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt at a task ended (the task's own status says how the task did)."""
+
+    running = "running"  # the current attempt, still going
+    completed = "completed"
+    retried = "retried"  # failed with a retryable type; the task went back to pending
+    failed = "failed"
     cancelled = "cancelled"
     # A column measured something other than its label (yjit without +YJIT, interp with it).
     executable_mismatch = "executable_mismatch"
@@ -74,4 +105,5 @@ class AslrState(StrEnum):
 
 class ClaimStatus(StrEnum):
     assigned = "assigned"
+    wait = "wait"  # nothing to claim now, but a running task may still come back to retry
     done = "done"

@@ -50,6 +50,10 @@ class ManifestTask(_Versioned):
     alias: str | None
     run_number: int | None = None
     status: TaskStatus
+    attempt: int = 1
+    # Every ended attempt as in GET /runs/{id}/tasks; plain dicts so an archive stays
+    # readable when a newer orchestrator adds an outcome.
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
     directory: str
     error: ManifestError | None = None
     files: list[str] = Field(default_factory=list)

@@ -122,13 +122,16 @@ class Runner:
         s = self.settings
         request = ClaimRequest(
             provider=s.provider, instance_type=s.resolved_instance_type, runner_id=slot.runner_id,
-            alias=s.alias,
+            alias=s.alias, host=socket.gethostname()[:200] or None,
         )  # fmt: skip
         while not self.shutdown.is_set():
             response = machine.client.claim(request, run_id=s.run_id, interrupt=self.shutdown)
             if response.status == ClaimStatus.done:
                 log.info("slot %d: no more tasks", slot.index)
                 return
+            if response.status == ClaimStatus.wait:
+                self.shutdown.wait(response.retry_after_seconds or s.wait_default)
+                continue
             if response.task is None or response.presigned_urls is None:
                 raise OrchestratorError(200, "assigned answer came without a task or upload URLs")
             TaskRun(machine, slot, response.task, response.presigned_urls).run()

@@ -46,6 +46,8 @@ class RunnerSettings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     task_timeout: float = Field(default=6 * 3600.0, gt=0)
     unreachable_give_up: float = Field(default=600.0, ge=0)
+    # Seconds to sleep on a "wait" claim answer that carries no retry_after_seconds.
+    wait_default: float = Field(default=10.0, gt=0)
 
     @property
     def resolved_instance_type(self) -> str:

@@ -92,7 +92,10 @@ class _SlotLogFilter(logging.Filter):
 class TaskRun:
     def __init__(self, machine: Machine, slot: Slot, task: TaskAssignment, urls: PresignedUrls):
         self.m, self.slot, self.task, self.urls = machine, slot, task, urls
-        self.dir = machine.settings.work_dir / "tasks" / f"task_{task.id}_{task.lease}"
+        # Unique per run and attempt: a fresh database numbers tasks (and leases) from 1
+        # again, so task id and lease alone collide with a killed runner's leftovers.
+        name = f"run_{task.run_id}_task_{task.id}_attempt_{task.attempt}_lease_{task.lease}"
+        self.dir = machine.settings.work_dir / "tasks" / name
         self.out_dir = self.dir / "out"
         self.log_path = self.dir / "output.txt"
         self.runner_log = self.dir / "runner.log"
@@ -109,6 +112,9 @@ class TaskRun:
 
     # ------------------------------------------------------------ driver
     def run(self) -> Outcome:
+        if self.dir.exists():  # a killed runner's leftover: nobody else holds this lease
+            log.warning("removing stale task folder %s", self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.out_dir.mkdir(exist_ok=True)
         handler = logging.FileHandler(self.runner_log)

@@ -15,6 +15,7 @@ from cloudbench.orchestrator.api.deps import (
     StorageDep,
 )
 from cloudbench.orchestrator.api.views import runs_out, task_out
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.errors import BadRequest
 from cloudbench.orchestrator.finalize import schedule_archive
@@ -72,7 +73,8 @@ def get_run(run_id: RunIdPath, session: SessionDep, storage: StorageDep) -> RunO
 def get_run_tasks(run_id: RunIdPath, session: SessionDep) -> TaskList:
     run = db_runs.require_run(session=session, external_id=run_id)
     tasks = db_runs.list_tasks(session=session, run=run)
-    return TaskList(tasks=[task_out(t, run.external_id) for t in tasks])
+    ended = attempts.history(session=session, run_pk=run.id)
+    return TaskList(tasks=[task_out(t, run, ended.get(t.id)) for t in tasks])
 
 
 @router.post("/runs/{run_id}/stop", response_model=RunOut, dependencies=[AdminToken])

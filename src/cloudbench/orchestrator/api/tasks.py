@@ -15,17 +15,19 @@ from cloudbench.orchestrator.api.deps import (
     TaskIdPath,
 )
 from cloudbench.orchestrator.api.views import task_out
-from cloudbench.orchestrator.db import queue
+from cloudbench.orchestrator.db import attempts, queue
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Run, Task
-from cloudbench.orchestrator.errors import Unprocessable
+from cloudbench.orchestrator.errors import Conflict, Unprocessable
 from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import Storage, error_key, result_key
 from cloudbench.protocol import (
+    AttemptOutcome,
     BenchmarkSettings,
     ClaimRequest,
     ClaimResponse,
+    ClaimStatus,
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
@@ -37,6 +39,7 @@ from cloudbench.protocol import (
 )
 
 router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+RETRY_WAIT_SECONDS = 5
 
 
 def presigned(
@@ -61,6 +64,8 @@ def _text(value: str) -> str:
 def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
     if "\x00" in body.runner_id:
         raise Unprocessable("runner_id: NUL characters are not allowed")
+    if body.host is not None and "\x00" in body.host:
+        raise Unprocessable("host: NUL characters are not allowed")
     with request.app.state.session_factory() as session:
         if run_id is not None:
             db_runs.require_run(session=session, external_id=run_id)
@@ -71,12 +76,23 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
             runner_id=body.runner_id,
             alias=body.alias,
             run_external_id=run_id,
+            host=body.host,
         )
+        retry_possible = claimed is None and attempts.retry_possible(
+            session=session,
+            where=queue.claim_filter(
+                provider=body.provider, instance_type=body.instance_type, alias=body.alias,
+                run_external_id=run_id,
+            ),
+        )  # fmt: skip
         session.commit()
+    if retry_possible:
+        # A running task may still fail over to this runner: stay, do not exit.
+        return ClaimResponse(status=ClaimStatus.wait, retry_after_seconds=RETRY_WAIT_SECONDS)
     if claimed is None:
-        return ClaimResponse(status="done")
+        return ClaimResponse(status=ClaimStatus.done)
     return ClaimResponse(
-        status="assigned",
+        status=ClaimStatus.assigned,
         task=TaskAssignment(
             id=claimed.task_id,
             run_id=claimed.run_external_id,
@@ -87,6 +103,8 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
             ruby_version=claimed.ruby_version,
             benchmarks=BenchmarkSettings.model_validate(claimed.benchmarks),
             lease=claimed.lease,
+            attempt=claimed.attempt,
+            max_attempts=claimed.max_attempts,
         ),
         presigned_urls=presigned(
             request.app.state.storage,
@@ -116,10 +134,13 @@ async def claim_in_run(request: Request, run_id: RunIdPath, body: ClaimRequest) 
     return await _claim_response(request, body, run_id)
 
 
-def _out(session: Session, task: Task) -> TaskOut:
+def _out(session: Session, task: Task, *, with_history: bool = True) -> TaskOut:
     run = session.get(Run, task.run_id)
     assert run is not None
-    return task_out(task, run.external_id)
+    if not with_history:  # the heartbeat's hot path: the current attempt only
+        return task_out(task, run)
+    ended = attempts.history(session=session, run_pk=run.id, task_id=task.id)
+    return task_out(task, run, ended.get(task.id))
 
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
@@ -139,7 +160,7 @@ def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) 
         fields["heartbeat_message"] = _text(body.message)
     queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
     session.commit()
-    return _out(session, task)
+    return _out(session, task, with_history=False)
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)
@@ -173,7 +194,7 @@ def complete(
     # Run lock first (see queue.lock_run), then the task as it is now: a concurrent
     # identical complete that got here first makes this one the idempotent no-op.
     queue.lock_run(session=session, run_pk=task.run_id)
-    session.refresh(task)
+    queue.lock_task(session=session, task=task)
     if task.status == TaskStatus.completed and task.result_key == body.s3_result_key:
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
@@ -185,6 +206,7 @@ def complete(
     if not storage.exists(expected):
         raise Unprocessable(f"no result uploaded at {expected}; upload it before completing")
     values = queue.finish_values(session, TaskStatus.completed, result_key=expected)
+    attempts.record(session=session, ids=[task.id], outcome=AttemptOutcome.completed.value)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)
@@ -201,13 +223,9 @@ def fail(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
     queue.lock_run(session=session, run_pk=task.run_id)
-    session.refresh(task)
-    error_type, error_message = body.error_type, _text(body.error_message)
-    if (
-        task.status == TaskStatus.failed
-        and task.error_type == error_type
-        and task.error_message == error_message
-    ):
+    queue.lock_task(session=session, task=task)
+    error_type, error_message = body.error_type.value, _text(body.error_message)
+    if _repeated_failure(session, task, body.runner_id, error_type, error_message):
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
@@ -222,9 +240,33 @@ def fail(
         error_message=error_message,
         error_key=body.s3_error_key,
     )
-    queue.fenced_update(session=session, task=task, values=values)
+    ended = attempts.fail_or_retry(
+        session=session,
+        ids=[task.id],
+        error_type=body.error_type,
+        error_message=error_message,
+        final_values=values,
+    )
+    if not any(ended):  # cannot happen under the task lock; fenced all the same
+        raise Conflict(f"task {task.id} is no longer active (lost a race with its end)")
+    session.refresh(task)
     _finish(request, session, task)
     return _out(session, task)
+
+
+def _repeated_failure(
+    session: Session, task: Task, runner_id: str, error_type: str, error_message: str
+) -> bool:
+    """The same failure reported again (a lost response), whether it ended or retried it."""
+    if task.status in (TaskStatus.claimed, TaskStatus.running):
+        return False
+    last = attempts.latest(session=session, task_id=task.id)
+    return (
+        last is not None
+        and last.runner_id == runner_id
+        and last.error_type == error_type
+        and last.error_message == error_message
+    )
 
 
 def _finish(request: Request, session: Session, task: Task) -> None:

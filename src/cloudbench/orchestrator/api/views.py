@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.db import attempts
+from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
 from cloudbench.orchestrator.db.runs import GroupStats, group_stats
 from cloudbench.orchestrator.storage.base import Storage
 from cloudbench.protocol import (
     ArchiveState,
+    AttemptOut,
+    AttemptOutcome,
     BenchmarkSettings,
     InstanceTypeProgress,
     PerInstanceType,
@@ -41,6 +44,7 @@ def run_out(run: Run, groups: list[GroupStats], storage: Storage | None) -> RunO
             tasks=run.tasks_per_instance_type, instances=run.instances_per_instance_type
         ),
         benchmarks=BenchmarkSettings.model_validate(run.benchmarks),
+        max_attempts=run.max_attempts,
         created_at=run.created_at,
         finished_at=run.finished_at,
         tasks=counts_of(groups, run.removed_tasks),
@@ -66,7 +70,21 @@ def runs_out(session: Session, runs: list[Run], storage: Storage | None) -> list
     return [run_out(r, stats.get(r.id, []), storage) for r in runs]
 
 
-def task_out(task: Task, run_external_id: int) -> TaskOut:
+def task_out(task: Task, run: Run, ended: list[TaskAttempt] | None = None) -> TaskOut:
+    """The task with its attempts: the ended ones from the history, then the current."""
     data = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
-    data["run_id"] = run_external_id
+    data["run_id"] = run.external_id
+    data["max_attempts"] = run.max_attempts
+    history = [attempts.to_wire(a) for a in ended or []]
+    if task.status in ("claimed", "running"):
+        history.append(
+            AttemptOut(
+                attempt=task.attempt,
+                outcome=AttemptOutcome.running,
+                runner_id=task.runner_id,
+                host=task.runner_host,
+                started_at=task.claimed_at,
+            )
+        )
+    data["attempts"] = history
     return TaskOut.model_validate(data)

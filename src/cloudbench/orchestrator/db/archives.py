@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.archive import ArchiveTask
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.protocol import ArchiveState
@@ -52,6 +53,7 @@ def archive_inputs(*, session: Session, run_pk: int) -> tuple[int, int, list[Arc
     run = session.get(Run, run_pk)
     assert run is not None
     rows = session.execute(select(Task).where(Task.run_id == run_pk).order_by(Task.id)).scalars()
+    ended = attempts.history(session=session, run_pk=run_pk)
     tasks = [
         ArchiveTask(
             task_id=t.id,
@@ -64,6 +66,10 @@ def archive_inputs(*, session: Session, run_pk: int) -> tuple[int, int, list[Arc
             error_message=t.error_message,
             result_key=t.result_key,
             error_key=t.error_key,
+            attempt=t.attempt,
+            attempts=tuple(
+                attempts.to_wire(a).model_dump(mode="json") for a in ended.get(t.id, [])
+            ),
         )
         for t in rows
     ]

@@ -85,6 +85,7 @@ class Run(Base):
     spec: Mapped[dict[str, Any]]
     status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus, 16), default=RunStatus.running)
     removed_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=2, server_default=text("2"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("CURRENT_TIMESTAMP"))
     finished_at: Mapped[datetime | None]
     archive_state: Mapped[ArchiveState] = mapped_column(
@@ -107,8 +108,12 @@ class Task(Base):
     alias: Mapped[str] = mapped_column(String(128))
     run_number: Mapped[int] = mapped_column(Integer)
     status: Mapped[TaskStatus] = mapped_column(EnumText(TaskStatus, 16), default=TaskStatus.pending)
+    # While pending again after a retryable failure, runner_id/runner_host name the
+    # runner that failed it: the claim prefers another host, and that runner gets 409.
     runner_id: Mapped[str | None] = mapped_column(String(200))
+    runner_host: Mapped[str | None] = mapped_column(String(200))
     lease: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     claimed_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     heartbeat_status: Mapped[HeartbeatStatus | None] = mapped_column(EnumText(HeartbeatStatus, 16))
@@ -143,3 +148,36 @@ class Task(Base):
         ),
         Index("ix_tasks_run_status", "run_id", "status"),
     )
+
+
+class TaskAttempt(Base):
+    """One ended attempt at a task (the current one lives on the task row itself)."""
+
+    __tablename__ = "task_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    runner_id: Mapped[str | None] = mapped_column(String(200))
+    runner_host: Mapped[str | None] = mapped_column(String(200))
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("task_id", "attempt"),)
+
+
+class ServerProcess(Base):
+    """An orchestrator process's uptime, so the sweeper never counts its own downtime
+    (or the database's) as runner silence."""
+
+    __tablename__ = "server_processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Start of this process's current unbroken stretch of database contact.
+    up_since: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_server_processes_last_seen", "last_seen_at"),)

@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
@@ -40,6 +42,21 @@ class Claimed:
     run_external_id: int
     ruby_version: str
     benchmarks: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+def claim_filter(
+    *, provider: str, instance_type: str, alias: str | None, run_external_id: int | None
+) -> list[ColumnElement[bool]]:
+    """Which tasks a claim may take (any status)."""
+    where = [Task.provider == provider, Task.instance_type == instance_type]
+    if alias is not None:
+        where.append(Task.alias == alias)
+    if run_external_id is not None:
+        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
+        where.append(Task.run_id == run_pk)
+    return where
 
 
 def claim_task(
@@ -50,25 +67,41 @@ def claim_task(
     runner_id: str,
     alias: str | None = None,
     run_external_id: int | None = None,
+    host: str | None = None,
 ) -> Claimed | None:
-    """Hand the oldest pending task to runner_id; never the same task to two runners.
+    """Hand the oldest pending task to runner_id, preferring tasks another machine failed.
 
-    Postgres: one statement, the candidate row locked with FOR UPDATE SKIP LOCKED so
+    A retried task remembers the runner (and host) that failed it; this runner takes it
+    only when nothing else is pending for it (best effort, never a stall).
+    """
+    where = claim_filter(
+        provider=provider, instance_type=instance_type, alias=alias,
+        run_external_id=run_external_id,
+    )  # fmt: skip
+    avoid = [Task.runner_id.is_distinct_from(runner_id)]
+    if host is not None:
+        avoid.append(Task.runner_host.is_distinct_from(host))
+    claimed = _claim_one(session, [*where, *avoid], runner_id, host)
+    if claimed is None:
+        claimed = _claim_one(session, where, runner_id, host)
+    return claimed
+
+
+def _claim_one(
+    session: Session, where: list[ColumnElement[bool]], runner_id: str, host: str | None
+) -> Claimed | None:
+    """Postgres: one statement, the candidate row locked with FOR UPDATE SKIP LOCKED so
     concurrent claimers skip each other instead of queueing. SQLite: the same statement
     is a conditional update inside a BEGIN IMMEDIATE transaction (writers serialise).
     The run's settings come back in the RETURNING clause, so a claim is one round trip.
     """
-    candidate = select(Task.id).where(
-        Task.status == TaskStatus.pending,
-        Task.provider == provider,
-        Task.instance_type == instance_type,
+    candidate = (
+        select(Task.id)
+        .where(Task.status == TaskStatus.pending, *where)
+        .order_by(Task.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
     )
-    if alias is not None:
-        candidate = candidate.where(Task.alias == alias)
-    if run_external_id is not None:
-        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
-        candidate = candidate.where(Task.run_id == run_pk)
-    candidate = candidate.order_by(Task.id).limit(1).with_for_update(skip_locked=True)
     now = db_now(session)
     stmt = (
         update(Task)
@@ -79,6 +112,7 @@ def claim_task(
         .values(
             status=TaskStatus.claimed,
             runner_id=runner_id,
+            runner_host=host,
             lease=Task.lease + 1,
             claimed_at=now,
             heartbeat_at=now,
@@ -92,6 +126,8 @@ def claim_task(
             Task.run_number,
             Task.lease,
             *(_run_column(col) for col in (Run.external_id, Run.ruby_version, Run.benchmarks)),
+            Task.attempt,
+            _run_column(Run.max_attempts),
         )
         .execution_options(synchronize_session=False)
     )
@@ -110,6 +146,9 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
     if task is None:
         raise NotFound(f"task {task_id} not found")
     if task.runner_id != runner_id:
+        if attempts.held_before(session=session, task_id=task_id, runner_id=runner_id):
+            raise Conflict(f"task {task_id} was re-claimed by another runner (attempt "
+                           f"{task.attempt}); your attempt ended")  # fmt: skip
         raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
     if lease is not None and lease != task.lease:
         raise Conflict(f"task {task_id} was re-claimed (lease {task.lease}, yours {lease})")
@@ -144,6 +183,16 @@ def lock_run(*, session: Session, run_pk: int) -> None:
     session.execute(select(Run.id).where(Run.id == run_pk).with_for_update())
 
 
+def lock_task(*, session: Session, task: Task) -> None:
+    """Lock the task's row (after the run's) and reload it as it is now."""
+    session.execute(
+        select(Task)
+        .where(Task.id == task.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()  # fetching is what refreshes the loaded object
+
+
 def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
     now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now, **fields}
@@ -160,43 +209,36 @@ def finish_values(session: Session, status: TaskStatus, **fields: Any) -> dict[s
 
 
 def sweep_timed_out(*, session: Session, timeout_seconds: float) -> list[int]:
-    """Fail active tasks whose last heartbeat (by the database clock) is too old.
+    """End active tasks whose last heartbeat (by the database clock) is too old: back to
+    pending for another attempt while the run allows, else failed as ``timeout``.
 
-    One UPDATE, so several server processes sweeping at once cannot double-fail a task,
-    and a concurrent fenced complete/fail either wins or gets 409.
+    The overdue rows are locked with SKIP LOCKED: rows a stop or a report holds are ending
+    anyway, so the sweeper never joins a lock cycle, several server processes sweeping at
+    once cannot double-end a task, and a late report still wins or gets 409.
     Returns the internal ids of the runs that lost tasks (to check for finalization).
     """
+    ids = attempts.lock_tasks(
+        session=session,
+        where=[Task.heartbeat_at < db_now_minus(session, timeout_seconds)],
+        skip_locked=True,
+    )
     message = (
         literal(f"no heartbeat for more than {timeout_seconds:g} s; last heartbeat at ")
         + cast(Task.heartbeat_at, String)
         + literal(" UTC")
     )
-    overdue = (
-        select(Task.id)
-        .where(
-            Task.status.in_(ACTIVE_STATUSES),
-            Task.heartbeat_at < db_now_minus(session, timeout_seconds),
-        )
-        .order_by(Task.id)
-        # Rows locked by a stop or a report are ending anyway: skip them rather than wait,
-        # so the sweeper never joins a lock cycle (and a late report still wins or 409s).
-        .with_for_update(skip_locked=True)
+    final = finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout)
+    if not ids:
+        return []
+    attempts.fail_or_retry(
+        session=session,
+        ids=ids,
+        error_type=ErrorType.timeout,
+        error_message=message,
+        final_values=final | {"error_message": message},
     )
-    stmt = (
-        update(Task)
-        .where(
-            Task.id.in_(overdue.scalar_subquery()),
-            Task.status.in_(ACTIVE_STATUSES),
-            Task.heartbeat_at < db_now_minus(session, timeout_seconds),
-        )
-        .values(
-            finish_values(session, TaskStatus.failed, error_type=ErrorType.timeout)
-            | {"error_message": message}
-        )
-        .returning(Task.run_id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(set(session.execute(stmt).scalars()))
+    runs = session.execute(select(Task.run_id).where(Task.id.in_(ids))).scalars()
+    return sorted(set(runs))
 
 
 def finalize_if_done(*, session: Session, run_pk: int) -> bool:

@@ -12,12 +12,14 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db.clock import db_now
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, NotFound
 from cloudbench.protocol import (
     ACTIVE_STATUSES,
     ArchiveState,
+    AttemptOutcome,
     ErrorType,
     RunSpec,
     RunStatus,
@@ -62,6 +64,7 @@ def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
         spec=normalized,
         status=RunStatus.running,
         archive_state=ArchiveState.none,
+        max_attempts=spec.max_attempts,
     )
     session.add(run)
     session.flush()
@@ -180,9 +183,18 @@ def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
         delete(Task).where(Task.run_id == run.id, Task.status == TaskStatus.pending)
     ).rowcount  # type: ignore[attr-defined]
     now = db_now(session)
+    # Run, then task rows: the lock order every report and the sweeper use.
+    active = attempts.lock_tasks(session=session, where=[Task.run_id == run.id])
+    attempts.record(
+        session=session,
+        ids=active,
+        outcome=AttemptOutcome.cancelled.value,
+        error_type=ErrorType.cancelled.value,
+        error_message="run stopped early",
+    )
     session.execute(
         update(Task)
-        .where(Task.run_id == run.id, Task.status.in_(ACTIVE_STATUSES))
+        .where(Task.id.in_(active), Task.status.in_(ACTIVE_STATUSES))
         .values(
             status=TaskStatus.cancelled,
             finished_at=now,
