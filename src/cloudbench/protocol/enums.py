@@ -83,8 +83,6 @@ class AttemptOutcome(StrEnum):
     retried = "retried"  # failed with a retryable type; the task went back to pending
     failed = "failed"
     cancelled = "cancelled"
-    # A column measured something other than its label (yjit without +YJIT, interp with it).
-    executable_mismatch = "executable_mismatch"
 
 
 class SlotMode(StrEnum):
