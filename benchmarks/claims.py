@@ -1,130 +1,282 @@
-"""Claim throughput: the HTTP API against the raw claim statement, in the same run.
+"""Queue throughput as deployed: claims and heartbeats through the API vs. pgbench.
 
-Starts a throwaway Postgres cluster (or uses CLOUDBENCH_TEST_DATABASE_URL), seeds N
-pending tasks per measurement, then drains them with 1, 8 and 64 concurrent claimers:
-once through `POST /tasks/claim` on a real orchestrator process, once by calling the
-claim statement directly (one SQLAlchemy session per claim, as the route does).
-Prints claims/s, p50 and p99 latency, and the API/raw-SQL ratio.
+One run, one production-configured Postgres (a throwaway cluster started WITHOUT
+fsync=off: fsync, synchronous_commit and full_page_writes at Debian's defaults on),
+one orchestrator started as users start it (`cloudbench orchestrator serve`, its own
+defaults: workers, pool, sweeper every 30 s, heartbeat timeout 120 s).
 
-    uv run python benchmarks/claims.py [--tasks 2000] [--workers 1]
+- claims: wrk (C, Lua script) POSTs /tasks/claim at 1, 8, 64, 256 connections; the
+  ceiling is pgbench running the claim statement the orchestrator itself emits (captured
+  from `queue`, not retyped) on the same table at the same concurrency.
+- heartbeats: wrk POSTs /tasks/{id}/heartbeat over 4,096 claimed tasks.
+- steady state: claims again after all of the above (hundreds of thousands of rows,
+  tens of thousands of claims and heartbeats, dead tuples, the sweeper failing the
+  claims that never heartbeat), API and pgbench again.
+
+The load generators' own CPU is printed (share of one core) to show they are not the
+bottleneck. Tasks are seeded with one INSERT … generate_series per measurement (set-up,
+not under test), enough that no measurement runs the queue dry (a dry queue is reported).
+
+    uv run python benchmarks/claims.py                 # everything, about 3 minutes
+    uv run python benchmarks/claims.py --part heartbeats --seconds 5
+    uv run python benchmarks/claims.py --workers 2 --unsafe-fsync-off   # old-benchmark shapes
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import httpx
+import psutil
+import psycopg
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import loadgen
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import Cluster
 
 from cloudbench.orchestrator.db import queue
-from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 
-LEVELS = (1, 8, 64)
-
-
-def seed(admin: httpx.Client, itype: str, n: int) -> None:
-    body = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": n}, "aws": [itype]}
-    resp = admin.post("/runs", json=body)
-    resp.raise_for_status()
+LEVELS = (1, 8, 64, 256)
+TYPES_PER_MEASUREMENT = 4
+HEARTBEAT_TASKS = 4096
+SENTINEL = "__instance_type__"
 
 
-def drain(concurrency: int, claim_one: Callable[[int], bool]) -> tuple[float, list[float]]:
-    """Run claimers until nothing is left; returns (wall seconds, per-claim latencies)."""
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-
-    def worker(i: int) -> None:
-        while True:
-            t0 = time.perf_counter()
-            got = claim_one(i)
-            if not got:
-                return
-            latencies[i].append(time.perf_counter() - t0)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, range(concurrency)))
-    return time.perf_counter() - start, [x for lat in latencies for x in lat]
-
-
-def api_claimer(orch: OrchestratorProcess, itype: str, concurrency: int) -> Callable[[int], bool]:
-    clients = [orch.client(role="runner") for _ in range(concurrency)]
-    body = {"provider": "aws", "instance_type": itype}
-
-    def claim_one(i: int) -> bool:
-        resp = clients[i].post("/tasks/claim", json={**body, "runner_id": f"b{i}"})
+class Bench:
+    def __init__(self, url: str, orch: OrchestratorProcess, seconds: float) -> None:
+        self.url, self.orch, self.seconds = url, orch, seconds
+        u = make_url(url)
+        self.dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.pg_args = ["-h", str(u.host), "-p", str(u.port), "-U", str(u.username)]
+        self.pg_args.append(str(u.database))
+        self.db = psycopg.connect(self.dsn, autocommit=True)
+        self.admin = orch.client()
+        resp = self.admin.post(
+            "/runs",
+            json={
+                "ruby_version": "3.4.7",
+                "per_instance_type": {"tasks": 1},
+                "aws": ["bench.seed"],
+            },
+        )
         resp.raise_for_status()
-        return bool(resp.json()["status"] == "assigned")
+        ext = resp.json()["run_id"]
+        row = self.db.execute("SELECT id FROM runs WHERE external_id = %s", (ext,)).fetchone()
+        assert row is not None
+        self.run_pk = int(row[0])
+        self.serial = 0
+        self.claim_sql = captured_claim_sql(url)
 
-    return claim_one
+    def seed(self, prefix: str, total: int) -> list[str]:
+        self.serial += 1
+        types = [f"{prefix}.{self.serial}.{i}" for i in range(TYPES_PER_MEASUREMENT)]
+        self.db.execute(
+            "INSERT INTO tasks (run_id, provider, instance_type, alias, run_number, status, lease)"
+            " SELECT %s, 'aws', t, t, g, 'pending', 0"
+            " FROM unnest(%s::text[]) t, generate_series(1, %s) g",
+            (self.run_pk, types, total // TYPES_PER_MEASUREMENT + 1),
+        )
+        return types
+
+    def dry(self, types: list[str]) -> bool:
+        row = self.db.execute(
+            "SELECT count(*) FROM tasks WHERE status = 'pending' AND instance_type = ANY(%s)",
+            (types,),
+        ).fetchone()
+        return row is not None and min(row) == 0
+
+    def orch_cpu(self) -> float:
+        assert self.orch.proc is not None
+        root = psutil.Process(self.orch.proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+
+    def api(self, script: str, clients: int) -> tuple[loadgen.Result, float]:
+        before = self.orch_cpu()
+        spy = self.profile(script, clients)
+        r = loadgen.wrk(self.orch.url, self.orch.runner_token, script, clients, self.seconds)
+        if spy is not None:
+            spy.wait()
+        return r, (self.orch_cpu() - before) / r.seconds
+
+    def profile(self, script: str, clients: int) -> subprocess.Popen[bytes] | None:
+        """With CLOUDBENCH_PROFILE=DIR, py-spy records the server (collapsed stacks)."""
+        out = os.environ.get("CLOUDBENCH_PROFILE")
+        if not out or self.orch.proc is None:
+            return None
+        kind = "heartbeat" if "/heartbeat" in script else "claim"
+        dest = Path(out) / f"{kind}-{clients}.txt"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["py-spy", "record", "--subprocesses", "--format", "raw", "--nonblocking"]
+        argv += ["-d", str(max(1, int(self.seconds) - 1)), "-o", str(dest)]
+        pid = str(self.orch.proc.pid)
+        return subprocess.Popen([*argv, "-p", pid], stdout=subprocess.DEVNULL)
+
+    def api_claims(self, clients: int, label: str) -> loadgen.Result:
+        types = self.seed("api", _needed(clients, self.seconds))
+        r, orch_share = self.api(loadgen.claim_script(types), clients)
+        dry = " QUEUE RAN DRY" if self.dry(types) else ""
+        line(label, r, f"orchestrator CPU {orch_share:4.2f} cores{dry}")
+        return r
+
+    def pg_claims(self, clients: int, label: str) -> loadgen.Result:
+        types = self.seed("pg", 4 * _needed(max(clients, 8), self.seconds))
+        prefix = types[0][:-1]
+        sql = (
+            "\\set t random(0, 3)\n"
+            + self.claim_sql.replace(f"'{SENTINEL}'", f"('{prefix}' || :t)")
+            + ";\n"
+        )
+        r = loadgen.pgbench(self.pg_args, sql, clients, self.seconds)
+        row = self.db.execute(
+            "SELECT count(*) FROM tasks WHERE status = 'claimed' AND instance_type = ANY(%s)",
+            (types,),
+        ).fetchone()
+        assert row is not None
+        # Count claims made, not transactions: an empty claim is cheaper and must not count.
+        r.requests = min(r.requests, int(row[0]))
+        dry = " QUEUE RAN DRY" if self.dry(types) else ""
+        line(label, r, dry)
+        return r
+
+    def claimed_for_heartbeats(self) -> list[tuple[int, str, int]]:
+        (types,) = [self.seed("hb", HEARTBEAT_TASKS)[:1]]
+        rows = self.db.execute(
+            "UPDATE tasks SET status = 'claimed', runner_id = 'hb-' || id, lease = lease + 1,"
+            " claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),"
+            " heartbeat_status = 'boot' WHERE instance_type = %s AND status = 'pending'"
+            " RETURNING id, runner_id, lease",
+            (types[0],),
+        ).fetchall()
+        return [(int(i), str(r), int(le)) for i, r, le in rows]
 
 
-def sql_claimer(url: str, itype: str, concurrency: int) -> Callable[[int], bool]:
-    factory = make_session_factory(make_engine(url, pool_size=concurrency))
-
-    def claim_one(i: int) -> bool:
-        with factory() as session:
-            got = queue.claim_task(
-                session=session, provider="aws", instance_type=itype, runner_id=f"s{i}"
-            )
-            session.commit()
-            return got is not None
-
-    return claim_one
+def _needed(clients: int, seconds: float) -> int:
+    # Generous: a dry queue answers "done" cheaply and would flatter the figure.
+    return int((1500 if clients == 1 else 4000) * seconds) + 1000
 
 
-def report(label: str, n: int, wall: float, lats: list[float]) -> float:
-    lats.sort()
-    rate = n / wall
-    p50 = statistics.median(lats) * 1000
-    p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000
-    print(f"  {label:<8} {rate:8.0f} claims/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
-    return rate
+def captured_claim_sql(url: str) -> str:
+    """The claim statement exactly as the orchestrator's queue code sends it."""
+    engine = create_engine(url)
+    seen: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def grab(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TASKS"):
+            seen.append((statement, params))
+
+    with Session(engine) as session:
+        queue.claim_task(
+            session=session, provider="aws", instance_type=SENTINEL, runner_id="pgbench"
+        )
+        session.rollback()
+    engine.dispose()
+    (statement, params), *_ = seen
+    for key, value in params.items():
+        literal = (
+            f"'{value}'" if isinstance(value, str) else "NULL" if value is None else str(value)
+        )
+        statement = statement.replace(f"%({key})s", literal)
+    return " ".join(statement.split())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=2000, help="tasks per measurement")
-    parser.add_argument("--workers", type=int, default=2, help="orchestrator processes")
-    args = parser.parse_args()
-    cluster = None
-    url = os.environ.get("CLOUDBENCH_TEST_DATABASE_URL")
-    if not url:
-        cluster = Cluster()
-        url = cluster.start()
+def line(label: str, r: loadgen.Result, extra: str = "") -> None:
+    bad = f"  BAD {r.bad}" if r.bad else ""
+    print(
+        f"  {label:<26} {r.rate:7.0f} /s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms"
+        f"  loadgen CPU {r.cpu_share:4.2f} cores  {extra}{bad}",
+        flush=True,
+    )
+
+
+def ratio(api: loadgen.Result, pg: loadgen.Result) -> None:
+    print(f"  {'ratio API / pgbench':<26} {api.rate / pg.rate:7.2f}", flush=True)
+
+
+def settings(db: psycopg.Connection[Any]) -> str:
+    names = ("fsync", "synchronous_commit", "full_page_writes", "max_connections")
+    vals = [f"{n}={db.execute(f'SHOW {n}').fetchone()[0]}" for n in names]  # type: ignore[index]
+    return ", ".join(vals)
+
+
+def run(bench: Bench, parts: set[str], levels: tuple[int, ...]) -> None:
+    if "claims" in parts:
+        print("claims, fresh queue:")
+        for c in levels:
+            api = bench.api_claims(c, f"API     {c:>3} clients")
+            pg = bench.pg_claims(c, f"pgbench {c:>3} clients")
+            ratio(api, pg)
+    if "heartbeats" in parts:
+        print(f"heartbeats over {HEARTBEAT_TASKS} claimed tasks (target >= 1000/s, p99 < 100 ms):")
+        script = loadgen.heartbeat_script(bench.claimed_for_heartbeats())
+        for c in levels:
+            r, share = bench.api(script, c)
+            line(f"API     {c:>3} clients", r, f"orchestrator CPU {share:4.2f} cores")
+    if "claims" in parts:
+        row = bench.db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'pending') FROM tasks"
+        ).fetchone()
+        stats = bench.db.execute(
+            "SELECT n_dead_tup, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'tasks'"
+        ).fetchone()
+        print(f"claims, steady state (tasks {row}, dead tuples/updates {stats}):")
+        seq = bench.api_claims(1, "API       1 client (seq)")
+        api = bench.api_claims(64, "API      64 clients")
+        pg = bench.pg_claims(64, "pgbench  64 clients")
+        ratio(api, pg)
+        print(f"  sequential claim p50 {seq.p50_ms:.1f} ms (target < 3 ms)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
+    parser.add_argument("--part", default="claims,heartbeats", help="claims,heartbeats")
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--workers", type=int, default=None, help="default: serve's own")
+    parser.add_argument(
+        "--unsafe-fsync-off", action="store_true", help="diagnostic only: the old setup"
+    )
+    args = parser.parse_args(argv)
+    cluster = Cluster(durable=not args.unsafe_fsync_off)
+    url = cluster.start()
     state = Path(tempfile.mkdtemp(prefix="cloudbench-bench-"))
     orch = OrchestratorProcess(
-        database_url=url, state_dir=state, workers=args.workers, sweep_interval=3600
-    ).start()
+        database_url=url,
+        state_dir=state,
+        workers=args.workers,
+        heartbeat_timeout=None,
+        sweep_interval=None,
+        log_level=None,
+    )
     try:
-        admin = orch.client()
+        orch.start()
+        bench = Bench(url, orch, args.seconds)
+        workers = args.workers or "serve's default"
         print(
-            f"{args.tasks} tasks per measurement, {args.workers} server process(es), "
-            f"{os.cpu_count()} CPUs"
+            f"postgres: {settings(bench.db)}; orchestrator workers: {workers}; "
+            f"{os.cpu_count()} CPUs; {args.seconds:g} s per measurement",
+            flush=True,
         )
-        for level in LEVELS:
-            print(f"concurrency {level}:")
-            seed(admin, f"api.{level}", args.tasks)
-            wall, lats = drain(level, api_claimer(orch, f"api.{level}", level))
-            api = report("HTTP API", args.tasks, wall, lats)
-            seed(admin, f"sql.{level}", args.tasks)
-            wall, lats = drain(level, sql_claimer(url, f"sql.{level}", level))
-            raw = report("raw SQL", args.tasks, wall, lats)
-            print(f"  ratio API/raw SQL: {api / raw:.2f}")
+        start = time.monotonic()
+        run(bench, set(args.part.split(",")), tuple(int(x) for x in args.levels.split(",")))
+        print(f"total {time.monotonic() - start:.0f} s")
     finally:
         orch.stop()
-        if cluster:
-            cluster.stop()
+        cluster.stop()
 
 
 if __name__ == "__main__":

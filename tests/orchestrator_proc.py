@@ -19,10 +19,12 @@ from tests.pg import free_port
 class OrchestratorProcess:
     database_url: str
     state_dir: Path
-    heartbeat_timeout: float = 120.0
-    sweep_interval: float = 30.0
+    # None leaves a setting at `serve`'s own default (benchmarks start it as users do).
+    heartbeat_timeout: float | None = 120.0
+    sweep_interval: float | None = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
-    workers: int = 1
+    workers: int | None = 1
+    log_level: str | None = "warning"
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     runner_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -33,35 +35,34 @@ class OrchestratorProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "CLOUDBENCH_DATABASE_URL": self.database_url,
             "CLOUDBENCH_STATE_DIR": str(self.state_dir),
             "CLOUDBENCH_ADMIN_TOKEN": self.admin_token,
             "CLOUDBENCH_RUNNER_TOKEN": self.runner_token,
-            "CLOUDBENCH_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
-            "CLOUDBENCH_SWEEP_INTERVAL": str(self.sweep_interval),
             "CLOUDBENCH_PUBLIC_URL": self.url,
-            **self.extra_env,
         }
+        if self.heartbeat_timeout is not None:
+            env["CLOUDBENCH_HEARTBEAT_TIMEOUT"] = str(self.heartbeat_timeout)
+        if self.sweep_interval is not None:
+            env["CLOUDBENCH_SWEEP_INTERVAL"] = str(self.sweep_interval)
+        return {**env, **self.extra_env}
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "cloudbench", "orchestrator", "serve"]
+        argv += ["--port", str(self.port)]
+        if self.workers is not None:
+            argv += ["--workers", str(self.workers)]
+        if self.log_level is not None:
+            argv += ["--log-level", self.log_level]
+        return argv
 
     def start(self) -> OrchestratorProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / f"orchestrator-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cloudbench",
-                "orchestrator",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                "warning",
-            ],
+            self.argv(),
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -29,7 +29,10 @@ def pg_bindir() -> Path:
 class Cluster:
     """initdb + pg_ctl in a temp dir, as the postgres user when running as root."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Tests run with fsync off for speed; benchmarks pass durable=True to keep
+        # Debian's production defaults (fsync, synchronous_commit, full_page_writes on).
+        self.durable = durable
         self.bindir = pg_bindir()
         self.datadir = Path(tempfile.mkdtemp(prefix="cloudbench-pg-"))
         self.port = free_port()
@@ -45,7 +48,9 @@ class Cluster:
         if self.as_root:
             shutil.chown(self.datadir, "postgres")
         self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres")
-        opts = f"-p {self.port} -k {self.datadir} -c max_connections=300 -c fsync=off"
+        opts = f"-p {self.port} -k {self.datadir} -c max_connections=400"
+        if not self.durable:
+            opts += " -c fsync=off"
         self._run(
             "pg_ctl",
             "-D",
