@@ -146,7 +146,12 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
     if task is None:
         raise NotFound(f"task {task_id} not found")
     if task.runner_id != runner_id:
-        if attempts.held_before(session=session, task_id=task_id, runner_id=runner_id):
+        # Claims refuse NUL, so such an id never held the task (and Postgres text cannot
+        # hold NUL: the lookup itself would be a 500).
+        held = "\x00" not in runner_id and attempts.held_before(
+            session=session, task_id=task_id, runner_id=runner_id
+        )
+        if held:
             raise Conflict(f"task {task_id} was re-claimed by another runner (attempt "
                            f"{task.attempt}); your attempt ended")  # fmt: skip
         raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
