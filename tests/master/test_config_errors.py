@@ -58,12 +58,3 @@ def test_shipped_configs_validate(name: str) -> None:
 
     spec = load_config(Path(__file__).resolve().parents[2] / "config" / name)
     assert spec.instance_types()
-
-
-def test_cpu_groups_are_disjoint_and_cover_the_machine() -> None:
-    from cloudbench.master.providers.local import cpu_groups
-
-    assert cpu_groups([0, 1, 2, 3, 4], 2) == [[0, 1, 2], [3, 4]]
-    assert cpu_groups([0, 1], 2) == [[0], [1]]
-    assert cpu_groups([0, 1], 1) == [None]  # one runner: the whole machine, no taskset
-    assert cpu_groups([0], 3) == [None, None, None]  # cannot split: they share

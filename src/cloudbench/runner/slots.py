@@ -1,7 +1,7 @@
 """Slots: how many tasks this machine runs at once, and on which CPUs each one runs.
 
-Topology comes from sysfs: a physical core is the set of threads in `core_cpus_list`
-(`thread_siblings_list` on kernels before 5.x). Slots never split a core between two
+Topology comes from sysfs (platform/cpus.py): a physical core is the set of threads in
+`core_cpus_list` (`thread_siblings_list` on old kernels). Slots never split a core between two
 benchmarks unless `logical` asks for it, and the runner's own threads (heartbeats, uploads)
 get `housekeeping` CPUs that no benchmark uses when the machine has more than one core.
 """
@@ -13,18 +13,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudbench.platform.cpus import allowed_cpus
+from cloudbench.platform.cpus import CPU_SYSFS, Core, parse_cpu_list, read_cores
 from cloudbench.protocol import SlotMode
 
-CPU_SYSFS = Path("/sys/devices/system/cpu")
-
-
-@dataclass(frozen=True)
-class Core:
-    package: int
-    threads: tuple[int, ...]
-    # Sibling threads this runner may not use (taskset/cgroup): someone else may run there.
-    foreign: tuple[int, ...] = ()
+# Topology reading lives in platform (the master splits machines between runners with it).
+__all__ = ["CPU_SYSFS", "Core", "parse_cpu_list", "read_cores"]
 
 
 @dataclass(frozen=True)
@@ -58,58 +51,6 @@ class SlotPlan:
 
 def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
     return ",".join(str(c) for c in cpus)
-
-
-def logical_cpus() -> list[int]:
-    """The CPUs this process may run on (respects cgroups/taskset, unlike os.cpu_count)."""
-    return allowed_cpus()
-
-
-def parse_cpu_list(text: str) -> set[int]:
-    """sysfs/taskset list syntax: `0-3,8,10-11`."""
-    cpus: set[int] = set()
-    for part in text.strip().split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            cpus.update(range(int(lo), int(hi) + 1))
-        else:
-            cpus.add(int(part))
-    return cpus
-
-
-def _read_int(path: Path, default: int) -> int:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return default
-
-
-def _siblings(cpu: int, sysfs: Path) -> set[int]:
-    topo = sysfs / f"cpu{cpu}" / "topology"
-    for name in ("core_cpus_list", "thread_siblings_list"):
-        try:
-            return parse_cpu_list((topo / name).read_text()) | {cpu}
-        except (OSError, ValueError):
-            continue
-    return {cpu}  # no topology exposed: every CPU counts as its own core
-
-
-def read_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[Core]:
-    """The physical cores among `cpus`, each with its threads that we may use."""
-    cpus = logical_cpus() if cpus is None else sorted(cpus)
-    allowed, seen, cores = set(cpus), set[int](), []
-    for cpu in cpus:
-        if cpu in seen:
-            continue
-        everything = _siblings(cpu, sysfs)
-        threads = everything & allowed
-        seen.update(threads)
-        package = _read_int(sysfs / f"cpu{cpu}" / "topology" / "physical_package_id", 0)
-        cores.append(Core(package, tuple(sorted(threads)), tuple(sorted(everything - allowed))))
-    return cores
 
 
 def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:

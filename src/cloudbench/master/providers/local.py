@@ -13,7 +13,7 @@ import psutil
 
 from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
 from cloudbench.platform import containers
-from cloudbench.platform.cpus import allowed_cpus, split_cpus
+from cloudbench.platform.cpus import CPU_SYSFS, allowed_cpus, read_cores, split_cores
 from cloudbench.platform.processes import clean_env, tail, terminate
 from cloudbench.platform.state import Session, record_for
 from cloudbench.protocol import RunSpec
@@ -156,18 +156,21 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def cpu_groups(cpus: list[int], runners: int) -> list[list[int] | None]:
-    """Split this machine's CPUs into one disjoint, contiguous group per runner process.
+def cpu_groups(cpus: list[int], runners: int, sysfs: Path = CPU_SYSFS) -> list[list[int] | None]:
+    """Split this machine's CPUs into one disjoint group of whole cores per runner process.
 
     Runners on one machine must not pin their slots to the same CPUs, or their benchmarks
-    interfere. With fewer CPUs than runners there is no clean split: they share (warned).
+    interfere; nor may two runners hold sibling threads of one core, or each records
+    (rightly) that its siblings were busy. With fewer cores than runners there is no clean
+    split: they share (warned).
     """
     if runners <= 1:
         return [None] * runners
-    if len(cpus) < runners:
+    cores = read_cores(cpus, sysfs)
+    if len(cores) < runners:
         logger.warning(
-            "%d local runners share %d CPU(s): their measurements will interfere",
-            runners, len(cpus),
+            "%d local runners share %d physical core(s): their measurements will interfere",
+            runners, len(cores),
         )  # fmt: skip
         return [None] * runners
-    return [list(group) for group in split_cpus(cpus, runners)]
+    return [list(group) for group in split_cores(cores, runners)]
