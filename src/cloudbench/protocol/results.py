@@ -90,6 +90,9 @@ class MetadataChecks(BaseModel):
     siblings_idle: bool
     env_clean: bool
     steal_pct: float | None = None
+    # Containers: engine daemons and the container's helper read back off every benchmark
+    # CPU (False when not verified); None for the host executor, which has no engine.
+    engine_off_benchmark_cpus: bool | None = None
 
 
 class Metadata(_Versioned):

@@ -16,6 +16,7 @@ from cloudbench.runner.client import OrchestratorClient, OrchestratorError, Orch
 from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import choose
+from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.machine_state import machine_state
 from cloudbench.runner.packaging import Uploader
 from cloudbench.runner.ruby_bench import prepare_source
@@ -47,7 +48,7 @@ class Runner:
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
-        executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest)
+        executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest, self._affinity())
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )
@@ -72,6 +73,11 @@ class Runner:
             os.sched_setaffinity(0, cpus)
         log.info("housekeeping on CPUs %s%s", ",".join(map(str, sorted(cpus))),
                  f" ({self.plan.note})" if self.plan.note else "")  # fmt: skip
+
+    def _affinity(self) -> EngineAffinity:
+        benchmark = {cpu for group in self.plan.groups for cpu in group}
+        return EngineAffinity(self.plan.housekeeping, benchmark, self.settings.pins_engine,
+                              self.plan.note)  # fmt: skip
 
     def _facts(self) -> dict[str, object]:
         return {

@@ -79,7 +79,15 @@ def _checks(facts: TaskFacts) -> dict[str, Any]:
         "siblings_idle": facts.siblings_idle,
         "env_clean": facts.result is not None and not facts.env_unexpected,
         "steal_pct": facts.noise.get("steal_pct"),
+        "engine_off_benchmark_cpus": _engine_off(facts),
     }
+
+
+def _engine_off(facts: TaskFacts) -> bool | None:
+    r = facts.result
+    if r is not None and r.container_id is None:
+        return None  # the host executor: no engine
+    return bool(r and r.engine_affinity and r.engine_affinity.get("off_benchmark_cpus"))
 
 
 def _slot(slot: Slot, facts: TaskFacts) -> dict[str, Any]:
@@ -141,6 +149,7 @@ def build_metadata(
         "execution": {
             "exit_code": r.exit_code, "command": r.command, "timed_out": r.timed_out,
             "duration_seconds": round(r.duration, 3), "container_id": r.container_id,
+            "engine_affinity": r.engine_affinity,
         } if r else None,
     }  # fmt: skip
     return Metadata.model_validate(data)

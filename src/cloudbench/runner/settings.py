@@ -31,6 +31,10 @@ class RunnerSettings(BaseSettings):
     # CPUs for the runner's own threads: auto (the last core when there are several),
     # none (share the benchmark CPUs), or a CPU list such as "7,15".
     housekeeping_cpus: str = "auto"
+    # Pin the container engine's daemons and helpers to the housekeeping CPUs. None: yes,
+    # except for the local provider, whose engine is the user's own (their other containers
+    # would be confined to those CPUs while the runner lives).
+    pin_engine: bool | None = None
     # Pins the official image: built FROM ruby:<version>@<digest> (one Ruby per runner).
     ruby_image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     executor: Literal["docker", "host", "auto"] = "auto"
@@ -48,6 +52,10 @@ class RunnerSettings(BaseSettings):
     unreachable_give_up: float = Field(default=600.0, ge=0)
     # Seconds to sleep on a "wait" claim answer that carries no retry_after_seconds.
     wait_default: float = Field(default=10.0, gt=0)
+
+    @property
+    def pins_engine(self) -> bool:
+        return self.provider != "local" if self.pin_engine is None else self.pin_engine
 
     @property
     def resolved_instance_type(self) -> str:

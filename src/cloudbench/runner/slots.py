@@ -164,7 +164,7 @@ def topology_facts(plan: SlotPlan) -> dict[str, object]:
             "cpus": cpu_list(plan.housekeeping),
             "isolated": plan.housekeeping_isolated,
             "note": plan.note,
-            # Daemons the runner did not start (dockerd, podman) keep their own affinity.
+            # The engine's processes: per task, execution.engine_affinity (read back).
             "covers": "the runner process and its threads",
         },
     }

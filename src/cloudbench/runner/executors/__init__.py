@@ -15,6 +15,7 @@ from cloudbench.runner.executors.base import (
 )
 
 if TYPE_CHECKING:  # ruby_bench imports executors.base: avoid the cycle at run time
+    from cloudbench.runner.executors.engine_affinity import EngineAffinity
     from cloudbench.runner.ruby_bench import RubyBenchSource
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,22 @@ class AutoExecutor:
     name = "auto"
 
     def __init__(
-        self, source: RubyBenchSource, work_dir: Path, engine: bool, digest: str | None = None
+        self,
+        source: RubyBenchSource,
+        work_dir: Path,
+        engine: bool,
+        digest: str | None = None,
+        affinity: EngineAffinity | None = None,
     ) -> None:
         self._source, self._work_dir, self._engine = source, work_dir, engine
-        self._digest = digest
+        self._digest, self._affinity = digest, affinity
         self._made: dict[str, Executor] = {}
 
     def _get(self, kind: str) -> Executor:
         if kind not in self._made:
-            self._made[kind] = _make(kind, self._source, self._work_dir, self._digest)
+            self._made[kind] = _make(
+                kind, self._source, self._work_dir, self._digest, self._affinity
+            )
         return self._made[kind]
 
     def provision(self, ruby_version: str) -> Provisioned:
@@ -81,23 +89,33 @@ class AutoExecutor:
 
 
 def choose(
-    kind: str, source: RubyBenchSource, work_dir: Path, base_digest: str | None = None
+    kind: str,
+    source: RubyBenchSource,
+    work_dir: Path,
+    base_digest: str | None = None,
+    affinity: EngineAffinity | None = None,
 ) -> Executor:
     """docker, host, or auto: docker when an engine answers, else host."""
     if kind == "auto":
         engine = engine_answers()
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
-        return AutoExecutor(source, work_dir, engine, base_digest)
-    return _make(kind, source, work_dir, base_digest)
+        return AutoExecutor(source, work_dir, engine, base_digest, affinity)
+    return _make(kind, source, work_dir, base_digest, affinity)
 
 
 def _make(
-    kind: str, source: RubyBenchSource, work_dir: Path, base_digest: str | None = None
+    kind: str,
+    source: RubyBenchSource,
+    work_dir: Path,
+    base_digest: str | None = None,
+    affinity: EngineAffinity | None = None,
 ) -> Executor:
     if kind == "docker":
         from cloudbench.runner.executors.docker import DockerExecutor
 
-        return DockerExecutor(source, work_dir / "build", base_digest=base_digest)
+        return DockerExecutor(
+            source, work_dir / "build", base_digest=base_digest, affinity=affinity
+        )
     if kind == "host":
         from cloudbench.runner.executors.host import HostExecutor
 

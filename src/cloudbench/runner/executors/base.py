@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cloudbench.protocol import BenchmarkSettings
 
@@ -63,6 +63,8 @@ class ExecutionResult:
     duration: float = 0.0
     environment: dict[str, str] = field(default_factory=dict)  # what ruby-bench ran with
     env_dropped: list[str] = field(default_factory=list)  # runner variables left out
+    # Containers: where the engine's processes and the container ran (engine_affinity.py).
+    engine_affinity: dict[str, Any] | None = None
 
 
 class Executor(Protocol):

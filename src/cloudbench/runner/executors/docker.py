@@ -21,6 +21,7 @@ from cloudbench.runner.executors.base import (
     ProvisionError,
     pump_output,
 )
+from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.output import OUT_NAME, build_command
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
@@ -44,8 +45,11 @@ class DockerExecutor:
         build_dir: Path,
         client: docker.DockerClient | None = None,
         base_digest: str | None = None,
+        affinity: EngineAffinity | None = None,
     ) -> None:
         self.source = source
+        # None: nothing pinned and nothing read back (metadata then claims nothing).
+        self.affinity = affinity
         self.build_dir = build_dir
         self.client = client or docker.from_env()
         self.base_digest = base_digest
@@ -54,6 +58,8 @@ class DockerExecutor:
         self._security_opt: list[str] | None = None
 
     def close(self) -> None:
+        if self.affinity is not None:
+            self.affinity.restore()
         self.client.close()
 
     # ------------------------------------------------------------ provision
@@ -135,7 +141,8 @@ class DockerExecutor:
         try:
             output = self.client.containers.run(
                 tag,
-                ["ruby", "-e", "print RUBY_DESCRIPTION, 0.chr, RbConfig.ruby"],
+                # Docker 20.10 drops a last line without a newline from the logs: end with one.
+                ["ruby", "-e", "print RUBY_DESCRIPTION, 0.chr, RbConfig.ruby, 10.chr"],
                 remove=True,
                 network_mode="none",
                 labels={"cloudbench": "1"},
@@ -161,6 +168,7 @@ class DockerExecutor:
         try:
             container.start()
             pump.start()
+            result.engine_affinity = self._check_affinity(container, spec)
             self._wait(container, spec, result, started)
             pump.join(timeout=30)
         finally:
@@ -172,7 +180,21 @@ class DockerExecutor:
                 log.warning("keeping container %s of failed task (debug)", container.short_id)
         return result
 
+    def _check_affinity(self, container: Container, spec: ExecutionSpec) -> dict[str, Any] | None:
+        if self.affinity is None:
+            return None
+        try:
+            container.reload()
+            pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+            return self.affinity.check_task(pid or None, spec.cpus)
+        except Exception:  # a failed check must not fail the benchmark; it claims nothing
+            log.exception("could not read the engine's CPU affinity")
+            return None
+
     def _create(self, spec: ExecutionSpec, command: list[str], env: dict[str, str]) -> Container:
+        if self.affinity is not None:
+            # Before the container exists: its helper and runc inherit the daemon's mask.
+            self.affinity.pin_daemons()
         labels = {
             "cloudbench": "1",
             "cloudbench.run_id": str(spec.run_id),
