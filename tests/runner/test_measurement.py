@@ -108,6 +108,7 @@ def test_host_run_verifies_aslr_and_both_executables(run_task: Runner) -> None:
     meta = task["metadata"]
     _assert_verified(meta, "host")
     assert meta["ruby"]["ruby"] == os.path.realpath(shutil.which("ruby") or "")
+    assert meta["checks"]["engine_off_benchmark_cpus"] is None  # no engine to keep off
     assert set(meta["environment"]["passed"]) <= {
         "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME",
         "GEM_HOME", "GEM_PATH", "MIN_BENCH_TIME", "WARMUP_ITRS", "MIN_BENCH_ITRS",
@@ -165,6 +166,14 @@ def test_container_run_verifies_aslr_and_both_executables(
     ruby = meta["ruby"]
     assert ruby["base_image"] == "ruby:3.1" and ruby["base_image_digest"].startswith("sha256:")
     assert ruby["base_image_digest"][7:19] in ruby["image_tag"]
+    # The engine's CPUs are read back, never assumed; the local provider leaves the user's
+    # engine unpinned unless CLOUDBENCH_PIN_ENGINE says otherwise, and says so.
+    affinity = meta["execution"]["engine_affinity"]
+    assert affinity["container_cpus"] == meta["slot"]["cpuset"] and affinity["cpuset_applied"]
+    assert affinity["helper"]["name"] in ("conmon", "containerd-shim-runc-v2"), affinity
+    assert meta["checks"]["engine_off_benchmark_cpus"] is affinity["off_benchmark_cpus"]
+    if not affinity["pinned_by_runner"]:
+        assert "not pinned" in affinity["note"]
 
 
 def test_runner_threads_stay_off_the_benchmark_cpu(

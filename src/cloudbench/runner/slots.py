@@ -164,7 +164,7 @@ def topology_facts(plan: SlotPlan) -> dict[str, object]:
             "cpus": cpu_list(plan.housekeeping),
             "isolated": plan.housekeeping_isolated,
             "note": plan.note,
-            # The engine's processes: per task, execution.engine_affinity (read back).
+            # The engine's processes are read back per task: execution.engine_affinity.
             "covers": "the runner process and its threads",
         },
     }
