@@ -193,3 +193,11 @@ def test_rootless_podman_aslr_and_what_its_cpuset_really_is(
         # Rootless podman ignores --cpuset-cpus on cgroup v1: read back, never assumed.
         assert facts["cpuset_applied"] is (not _cgroup_v1()), facts
         assert user.pw_uid != 0
+
+
+def test_pinning_default_is_on_in_the_cloud_and_off_for_local() -> None:
+    from cloudbench.runner.settings import RunnerSettings
+
+    assert RunnerSettings(runner_token="t", provider="aws").pins_engine
+    assert not RunnerSettings(runner_token="t", provider="local").pins_engine
+    assert RunnerSettings(runner_token="t", provider="local", pin_engine=True).pins_engine
