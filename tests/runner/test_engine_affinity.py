@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudbench.platform.cpus import parse_cpu_list
 from cloudbench.protocol import AslrState, BenchmarkSettings
 from cloudbench.runner.executors.base import ExecutionSpec
 from cloudbench.runner.executors.docker import DockerExecutor
@@ -190,8 +191,21 @@ def test_rootless_podman_aslr_and_what_its_cpuset_really_is(
         assert aslr is AslrState.disabled  # the seccomp profile works without root too
         assert facts["helper"]["name"] == "conmon"  # type: ignore[index]
         assert facts["off_benchmark_cpus"] is True, facts  # root may pin the user's engine
-        # Rootless podman ignores --cpuset-cpus on cgroup v1: read back, never assumed.
-        assert facts["cpuset_applied"] is (not _cgroup_v1()), facts
+        # The benchmark ran on its CPU: taskset in the container, because (below) rootless
+        # podman on cgroup v1 ignores --cpuset-cpus.
+        assert facts["container_cpus"] == str(BENCH) and facts["cpuset_applied"] is True
+        import docker
+
+        client = docker.DockerClient(base_url=host)
+        try:
+            out = client.containers.run(
+                engines.RUBY_IMAGE, ["grep", "Cpus_allowed_list", "/proc/self/status"],
+                cpuset_cpus=str(BENCH), remove=True, network_mode="none",
+            )  # fmt: skip
+        finally:
+            client.close()
+        allowed = out.decode().split()[-1]
+        assert parse_cpu_list(allowed) == (ALL if _cgroup_v1() else {BENCH}), out
         assert user.pw_uid != 0
 
 

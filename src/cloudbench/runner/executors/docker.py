@@ -155,7 +155,8 @@ class DockerExecutor:
     # ------------------------------------------------------------ execute
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         args, harness_env = build_command(spec.benchmarks, f"{OUT_MOUNT}/{OUT_NAME}", "ruby")
-        command = ["ruby", "run_benchmarks.rb", *args]
+        # taskset as well as the cpuset: rootless podman on cgroup v1 ignores --cpuset-cpus.
+        command = ["taskset", "-c", spec.cpuset, "ruby", "run_benchmarks.rb", *args]
         env = {**harness_env, **spec.env}  # the container gets nothing of the runner's own
         container = self._create(spec, command, env)
         result = ExecutionResult(exit_code=None, command=command, container_id=container.id)

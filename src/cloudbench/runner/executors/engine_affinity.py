@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,9 @@ class EngineAffinity:
         try:
             init = psutil.Process(pid)
             ran_on = process_cpus(pid)
+            if ran_on != set(slot_cpus):  # taskset in the container may not have run yet
+                time.sleep(0.3)
+                ran_on = process_cpus(pid)
             facts["container_cpus"] = cpu_list(ran_on)
             facts["cpuset_applied"] = ran_on == set(slot_cpus)
             helper = init.parent()
