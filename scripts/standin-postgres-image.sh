@@ -9,14 +9,10 @@
 #   - other hosts authenticate with scram-sha-256, local socket connections are trusted;
 #   - the server runs as the `postgres` user, stops fast on SIGINT, `pg_isready` on PATH.
 # Real deployments pull the official image; nothing may depend on this beyond its tag.
-# Idempotent: the rootfs tarball is cached under /var/cache/cloudbench (keyed by a hash
-# of this recipe) and the import is skipped when the tagged image carries that key.
-# Needs root, podman and mmdebstrap (scripts/setup-container-engine.sh installs them).
-# Prints the image reference on stdout; progress goes to stderr.
+# Caching, idempotence and output: scripts/standin-lib.sh.
 set -euo pipefail
 
 IMAGE=docker.io/library/postgres:15
-CACHE_DIR=/var/cache/cloudbench
 PACKAGES=postgresql-15
 ENTRYPOINT='#!/bin/sh
 # Stand-in for the official image entrypoint (scripts/standin-postgres-image.sh).
@@ -52,52 +48,13 @@ EOF
 chmod 755 "$1"/usr/local/bin/docker-entrypoint.sh'
 # Changing the recipe changes the key: the tarball is rebuilt.
 KEY=$(printf '%s\n%s\n' "$PACKAGES" "$HOOK" | sha256sum | cut -c1-12)
-ROOTFS_TAR="${CACHE_DIR}/postgres-rootfs-bookworm-${KEY}.tar"
-LABEL=org.cloudbench.standin
-
-log() { echo "standin-postgres-image: $*" >&2; }
-
-if [ "$(id -u)" -ne 0 ]; then
-    log "must run as root (rootful podman)"; exit 2
-fi
-for tool in podman mmdebstrap; do
-    command -v "$tool" >/dev/null 2>&1 || { log "$tool missing; run setup-container-engine.sh"; exit 2; }
-done
-
-old_id=
-if podman image exists "$IMAGE"; then
-    old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
-    current=$(podman image inspect --format "{{ index .Labels \"${LABEL}\" }}" "$IMAGE")
-    if [ -z "$current" ] || [ "$current" = "<no value>" ]; then
-        log "$IMAGE is there and is not a stand-in (the official image?): keeping it"
-        current=$KEY
-    fi
-else
-    current=
-fi
-if [ "$current" != "$KEY" ]; then
-    mkdir -p "$CACHE_DIR"
-    if [ ! -s "$ROOTFS_TAR" ]; then
-        log "building Debian PostgreSQL rootfs with mmdebstrap (about a minute)"
-        mmdebstrap --format=tar --variant=apt --include="$PACKAGES" \
-            --customize-hook="$HOOK" bookworm "${ROOTFS_TAR}.part" >&2
-        mv "${ROOTFS_TAR}.part" "$ROOTFS_TAR"
-        find "$CACHE_DIR" -maxdepth 1 -name 'postgres-rootfs-bookworm-*.tar' \
-            ! -name "$(basename "$ROOTFS_TAR")" -delete
-    fi
-    log "importing $IMAGE"
-    podman import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' \
-        --change 'ENV PGDATA=/var/lib/postgresql/data' \
-        --change 'VOLUME /var/lib/postgresql/data' \
-        --change 'STOPSIGNAL SIGINT' \
-        --change 'EXPOSE 5432' \
-        --change "LABEL ${LABEL}=${KEY}" \
-        --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
-        --change 'CMD ["postgres"]' \
-        "$ROOTFS_TAR" "$IMAGE" >&2
-    # The outdated stand-in is now untagged; drop it unless something still uses it.
-    [ -n "$old_id" ] && podman rmi "$old_id" >/dev/null 2>&1 || true
-fi
-echo "$IMAGE"
+. "$(dirname "$0")/standin-lib.sh"
+standin_image "$IMAGE" postgres "$PACKAGES" "$HOOK" "$KEY" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'VOLUME /var/lib/postgresql/data' \
+    --change 'STOPSIGNAL SIGINT' \
+    --change 'EXPOSE 5432' \
+    --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    --change 'CMD ["postgres"]'

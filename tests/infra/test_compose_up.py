@@ -38,6 +38,7 @@ import pytest
 
 from tests.pg import free_port
 from tests.runner.conftest import FAKE_SUITE
+from tests.runner.test_runner_integration import _create_run
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -96,7 +97,7 @@ class Project:
         }
         return {kind: [n for n in out.split() if self.name in n] for kind, out in found.items()}
 
-    def admin(self) -> httpx.Client:
+    def client(self) -> httpx.Client:  # as OrchestratorProcess.client (admin)
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
@@ -116,14 +117,16 @@ def project(standin_images: None) -> Iterator[Project]:
     admin, runner = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
         **os.environ,
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        # Characters a URL would misread: the password must reach Postgres as it is.
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(18) + "@%41/:#?",
         "CLOUDBENCH_ADMIN_TOKEN": admin,
         "CLOUDBENCH_RUNNER_TOKEN": runner,
         "CLOUDBENCH_IMAGE": f"localhost/cloudbench-orchestrator:{name}",
         "CLOUDBENCH_HTTP_BIND": "127.0.0.1",
         "CLOUDBENCH_HTTP_PORT": str(port),
-        "CLOUDBENCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # CLOUDBENCH_PUBLIC_URL left to its default, which must follow the published port.
     }
+    env.pop("CLOUDBENCH_PUBLIC_URL", None)
     proj = Project(name, f"http://127.0.0.1:{port}", env, admin, runner)
     try:
         # The layer cache stays (dependencies are one layer keyed by uv.lock): quick again.
@@ -184,20 +187,6 @@ def _psql(proj: Project, sql: str) -> str:
     return podman(*argv, "-tAc", sql).strip()
 
 
-def _start_run(proj: Project) -> int:
-    body = {
-        "ruby_version": "system",
-        "per_instance_type": {"tasks": 2},
-        "local": ["itest"],
-        "benchmarks": {"names": ["fib", "loops"], "executables": ["interp"],
-                       "warmup_iterations": 0, "bench_iterations": 1},
-    }  # fmt: skip
-    with proj.admin() as http:
-        created = http.post("/runs", json=body)
-    assert created.status_code == 201, created.text
-    return int(created.json()["run_id"])
-
-
 def _runner(proj: Project, run_id: int, work: Path) -> None:
     env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": proj.runner_token,
            "CLOUDBENCH_HEARTBEAT_INTERVAL": "1"}  # fmt: skip
@@ -207,13 +196,13 @@ def _runner(proj: Project, run_id: int, work: Path) -> None:
         "--slots", "1", "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
         "--work-dir", str(work),
     ]  # fmt: skip
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _finished_run(proj: Project, run_id: int, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    with proj.admin() as http:
+    with proj.client() as http:
         while True:
             run: dict[str, Any] = http.get(f"/runs/{run_id}").json()
             if run["status"] == "completed" and run.get("gzip_url"):
@@ -240,7 +229,7 @@ def test_compose_up_run_down(ruby: str, project: Project, tmp_path: Path) -> Non
     assert len(_psql(project, "SELECT version_num FROM alembic_version").split()) == 1
     assert _psql(project, "SELECT to_regclass('public.tasks') IS NOT NULL") == "t"
 
-    run_id = _start_run(project)
+    run_id = _create_run(project, tasks=2, names=["fib", "loops"])  # type: ignore[arg-type]
     _runner(project, run_id, tmp_path / "work")
     run = _finished_run(project, run_id)
     assert run["tasks"]["completed"] == 2, run
@@ -256,7 +245,7 @@ def test_compose_up_run_down(ruby: str, project: Project, tmp_path: Path) -> Non
     assert len(left["volumes"]) == 2, left  # postgres-data, orchestrator-state
 
     _up(project)
-    with project.admin() as http:
+    with project.client() as http:
         again = http.get(f"/runs/{run_id}").json()
     assert again["status"] == "completed" and again["tasks"]["completed"] == 2, again
     assert _archive(again["gzip_url"]) == results
