@@ -129,7 +129,8 @@ def project(standin_images: None) -> Iterator[Project]:
     env.pop("CLOUDBENCH_PUBLIC_URL", None)
     proj = Project(name, f"http://127.0.0.1:{port}", env, admin, runner)
     try:
-        # The layer cache stays (dependencies are one layer keyed by uv.lock): quick again.
+        # Cache hits on CACHE_TAG's layers (the dependency layer is keyed by pyproject.toml,
+        # uv.lock and README.md), so this is quick unless those changed.
         proj.compose("build", timeout=900)
         yield proj
     finally:
