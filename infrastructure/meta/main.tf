@@ -37,7 +37,8 @@ resource "random_password" "runner_token" {
   special = false
 }
 
-# No special characters: the password is embedded in a database URL.
+# No special characters: it is written unquoted into the compose .env file, where
+# compose would expand a `$` in it.
 resource "random_password" "postgres" {
   length  = 32
   special = false

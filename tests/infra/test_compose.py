@@ -129,3 +129,12 @@ def test_port_and_healthcheck_agree_with_the_image() -> None:
     healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", text, flags=re.MULTILINE)
     assert healthcheck is not None
     assert service["healthcheck"]["test"] == ["CMD", *json.loads(healthcheck.group(1))]
+
+
+def test_database_password_is_not_in_the_url() -> None:
+    # In the URL, `@` or `%XX` in a password changes what the URL means; libpq reads
+    # PGPASSWORD as it is (brought up with such a password in test_compose_up.py).
+    env = SERVICES["orchestrator"]["environment"]
+    url = env["CLOUDBENCH_DATABASE_URL"]
+    assert "POSTGRES_PASSWORD" not in url and url.split("://", 1)[1].split("@")[0] == "cloudbench"
+    assert env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cloudbench.master import costplan
 from cloudbench.master.config import (
     ConfigError,
     MasterOptions,
@@ -22,7 +21,7 @@ from cloudbench.master.config import (
     RunOptions,
     build_plan,
 )
-from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget
+from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget, estimate_cost
 from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.run import Master, Terminated
@@ -121,7 +120,7 @@ def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Pat
     regions: dict[str, str | None] = {
         "aws": load_settings().region, "azure": azure_settings().location or None,
     }  # fmt: skip
-    return costplan.build_plan(spec, resolver, regions, state_dir)
+    return estimate_cost(spec, resolver, regions, state_dir)
 
 
 def status(

@@ -113,7 +113,7 @@ def selection_key(spec: RunSpec) -> str:
     return json.dumps(spec.benchmarks.model_dump(), sort_keys=True)
 
 
-def build_plan(
+def estimate_cost(
     spec: RunSpec, resolver: PriceResolver, regions: dict[str, str | None], state_dir: Path
 ) -> CostPlan:
     lifetime = lifetime_minutes(spec)
