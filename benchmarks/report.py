@@ -32,7 +32,7 @@ run = Path(sys.argv[1])
 if sys.argv[2] == "load":
     load_run(run)
 else:
-    from cloudbench.report import build_report
+    from cloudbench.report.build import build_report
     build_report([run], out=Path(sys.argv[3]), offline=True)
 """
 

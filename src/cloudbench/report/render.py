@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from plotly.offline import get_plotlyjs
 
 from cloudbench.report import charts
 from cloudbench.report.merge import ResultSet
@@ -57,6 +56,8 @@ def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def html(results: ResultSet, summary: dict[str, Any]) -> str:
+    from plotly.offline import get_plotlyjs  # only when rendering: plotly is slow to import
+
     figs = figures(results, summary)
     # "</" inside a script element would end it early.
     figures_json = json.dumps(figs, allow_nan=False).replace("</", "<\\/")

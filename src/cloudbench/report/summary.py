@@ -65,7 +65,7 @@ def _geomeans(
     base = cells.get((baseline, exe))
     if base is None:
         return {}, []
-    common = set.intersection(*(cells[(a, exe)].completed() for a in mine))
+    common = frozenset.intersection(*(cells[(a, exe)].completed() for a in mine))
     names = sorted(common)
     if not names:
         return {}, []
