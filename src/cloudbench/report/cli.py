@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def print_ranking(console: Console, report: Report) -> None:
-    from cloudbench.report.render import RANKING_HEADER, ranking_rows
+    from cloudbench.report.render import RANKING_HEADER, geomean_over, ranking_rows
 
     summary = report.summary
     table = Table(title=f"ranking vs {summary['baseline']} ({summary['headline_executable']}, "
@@ -32,6 +32,7 @@ def print_ranking(console: Console, report: Report) -> None:
     for row in ranking_rows(summary):
         table.add_row(*row)
     console.print(table)
+    console.print(f"geomean over {geomean_over(summary)}", soft_wrap=True)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         console.print('no price for any instance type (give --prices FILE or config "prices")')
     console.print(f"report: {report.index}")
