@@ -15,7 +15,7 @@ import numpy as np
 from cloudbench.report.columns import mean_intervals, speedup_intervals
 from cloudbench.report.groups import Cell
 from cloudbench.report.stats import Array, Interval, outliers
-from cloudbench.report.variation import spread_columns, warmup_trends, within_process_cv
+from cloudbench.report.variation import spread_columns, warmup_trends, within_process_cvs
 
 
 def _num(value: float | None) -> float | None:
@@ -70,6 +70,7 @@ def _cell_rows(
     names = [n for n in cell.benchmarks if n in done]
     series = {n: cell.series(n) for n in names}
     trends = dict(zip(names, warmup_trends([series[n] for n in names]), strict=True))
+    noise = dict(zip(names, within_process_cvs([series[n] for n in names]), strict=True))
     rows = []
     for name in names:
         j = cell.column(name)
@@ -82,7 +83,7 @@ def _cell_rows(
             "ci_method": mean.method, "sd_s": _num(spread["sd"][j]),
             "cv": _num(spread["cv"][j]), "cv_between_machines": _num(spread["between"][j]),
             "cv_within_machine": _num(spread["within"][j]),
-            "cv_within_process": _num(within_process_cv(series[name])),
+            "cv_within_process": _num(noise[name]),
             "speedup": speedup.as_json() if speedup else None,
             "maxrss_bytes": None if math.isnan(rss[j]) else int(rss[j]),
             "maxrss_ratio": rss_ratios[j], "warmup_trend": trends[name],

@@ -44,32 +44,31 @@ def spread_columns(values: Array, machines: NDArray[np.int64]) -> dict[str, Arra
         }  # fmt: skip
 
 
-def within_process_cv(series: list[Array]) -> float | None:
-    """Median over tasks of the CV of a task's own iterations (noise inside one process)."""
-    usable = [s for s in series if s.size >= 2]
-    if not usable:
-        return None
-    length = min(s.size for s in usable)
-    stacked = np.vstack([s[:length] for s in usable])
-    return float(np.median(np.std(stacked, axis=1, ddof=1) / np.mean(stacked, axis=1)))
+def _by_shape(columns: list[list[Array]], minimum: int) -> list[tuple[list[int], Array]]:
+    """Columns whose series have the same sizes, stacked: (column indices, columns x tasks
+    x iterations), keeping the tasks with >= `minimum` iterations, cut to the shortest."""
+    shapes: dict[tuple[int, ...], list[int]] = {}
+    for i, series in enumerate(columns):
+        shapes.setdefault(tuple(s.size for s in series), []).append(i)
+    out = []
+    for sizes, indices in shapes.items():
+        keep = [k for k, n in enumerate(sizes) if n >= minimum]
+        if keep:
+            length = min(sizes[k] for k in keep)
+            out.append((indices, np.asarray([[columns[i][k][:length] for k in keep]
+                                             for i in indices])))  # fmt: skip
+    return out
 
 
-def _slopes(series: list[Array]) -> tuple[Array, float, float | None] | None:
-    """(relative slope per task, drift over the window, p-value when no t-test is needed)."""
-    usable = [s for s in series if s.size >= 3]
-    if not usable:
-        return None
-    length = min(s.size for s in usable)
-    times = np.vstack([s[:length] for s in usable])
-    x = np.arange(length, dtype=float) - (length - 1) / 2
-    # Least-squares slope per task (one vectorised fit), relative to the task's median.
-    slopes = (times @ x) / (x @ x) / np.median(times, axis=1)
-    drift = abs(float(np.mean(slopes))) * (length - 1)
-    if len(usable) == 1:
-        return slopes, drift, float(stats.linregress(x, times[0]).pvalue)
-    if np.ptp(slopes) == 0:
-        return slopes, drift, 0.0 if slopes[0] != 0 else 1.0
-    return slopes, drift, None
+def within_process_cvs(columns: list[list[Array]]) -> list[float | None]:
+    """Per benchmark: the median over tasks of the CV of a task's own iterations (noise
+    inside one process); None when no task has 2 or more."""
+    out: list[float | None] = [None] * len(columns)
+    for indices, stacked in _by_shape(columns, 2):
+        cvs = np.median(np.std(stacked, axis=2, ddof=1) / np.mean(stacked, axis=2), axis=1)
+        for i, value in zip(indices, cvs.tolist(), strict=True):
+            out[i] = value
+    return out
 
 
 def warmup_trends(columns: list[list[Array]]) -> list[bool | None]:
@@ -80,22 +79,23 @@ def warmup_trends(columns: list[list[Array]]) -> list[bool | None]:
     task's median. With two or more tasks, a one-sample t-test of those slopes against 0
     (tasks are the unit); with one task, the regression's own p-value. Flagged when
     significant at TREND_ALPHA and the implied drift over the window is >= TREND_MIN_DRIFT.
-    The t-tests run in one scipy call per task count, not one per benchmark.
+    Computed for every benchmark whose series have the same shape at once.
     """
     out: list[bool | None] = [None] * len(columns)
-    drifts: dict[int, float] = {}
-    pending: dict[int, list[tuple[int, Array]]] = {}
-    for i, series in enumerate(columns):
-        found = _slopes(series)
-        if found is None:
-            continue
-        slopes, drifts[i], p_value = found
-        if p_value is None:
-            pending.setdefault(slopes.size, []).append((i, slopes))
+    for indices, times in _by_shape(columns, 3):
+        length = times.shape[2]
+        x = np.arange(length, dtype=float) - (length - 1) / 2
+        slopes = (times @ x) / (x @ x) / np.median(times, axis=2)  # columns x tasks
+        drifts = np.abs(np.mean(slopes, axis=1)) * (length - 1)
+        p_values = np.ones(len(indices))
+        if times.shape[1] == 1:
+            p_values = np.array([stats.linregress(x, t[0]).pvalue for t in times])
         else:
-            out[i] = bool(p_value < TREND_ALPHA and drifts[i] >= TREND_MIN_DRIFT)
-    for items in pending.values():
-        p_values = stats.ttest_1samp(np.vstack([s for _, s in items]), 0.0, axis=1).pvalue
-        for (i, _), p_value in zip(items, np.atleast_1d(p_values).tolist(), strict=True):
-            out[i] = bool(p_value < TREND_ALPHA and drifts[i] >= TREND_MIN_DRIFT)
+            flat = np.ptp(slopes, axis=1) == 0
+            p_values[flat] = np.where(slopes[flat, 0] != 0, 0.0, 1.0)
+            if (~flat).any():
+                p_values[~flat] = stats.ttest_1samp(slopes[~flat], 0.0, axis=1).pvalue
+        flagged = (p_values < TREND_ALPHA) & (drifts >= TREND_MIN_DRIFT)
+        for i, value in zip(indices, flagged.tolist(), strict=True):
+            out[i] = bool(value)
     return out
