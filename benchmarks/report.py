@@ -12,6 +12,7 @@ difference is the statistics and rendering. Targets: < 30 s and < 1 GB.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -32,18 +33,21 @@ run = Path(sys.argv[1])
 if sys.argv[2] == "load":
     load_run(run)
 else:
-    from cloudbench.report import build_report
+    from cloudbench.report.build import build_report
     build_report([run], out=Path(sys.argv[3]), offline=True)
 """
 
 
-def _child(*args: str) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _child(*args: str) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one child. CPU time is shown as well because the
+    machine may be shared: wall time then measures the neighbours as much as the code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", CHILD, *args], check=True)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, max(after.ru_maxrss, before.ru_maxrss) / 1024
 
 
 def main() -> None:
@@ -56,12 +60,19 @@ def main() -> None:
         run = random_run(Path(tmp) / "results", types=args.types, tasks=args.tasks,
                          benchmarks=args.benchmarks, executables=("interp", "yjit"),
                          machines_per_type=args.tasks)  # fmt: skip
-        load_wall, load_rss = _child(str(run), "load")
-        wall, rss = _child(str(run), "report", str(Path(tmp) / "out"))
+        load_wall, load_cpu, load_rss = _child(str(run), "load")
+        wall, cpu, rss = _child(str(run), "report", str(Path(tmp) / "out"))
         size = (Path(tmp) / "out" / "index.html").stat().st_size / 1e6
     print(f"{args.types} types x {args.tasks} tasks x {args.benchmarks} benchmarks x 2 executables")
-    print(f"baseline (load only): {load_wall:6.1f} s, peak RSS {load_rss:6.0f} MB")
-    print(f"full report:          {wall:6.1f} s, peak RSS {rss:6.0f} MB, index.html {size:.1f} MB")
+    print(f"load average (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"baseline (load only): {load_wall:6.1f} s wall, {load_cpu:6.1f} s CPU, "
+        f"peak RSS {load_rss:6.0f} MB"
+    )
+    print(
+        f"full report:          {wall:6.1f} s wall, {cpu:6.1f} s CPU, "
+        f"peak RSS {rss:6.0f} MB, index.html {size:.1f} MB"
+    )
     print(f"report / load-only wall: {wall / load_wall:.2f}x  (targets: < 30 s, < 1 GB)")
 
 

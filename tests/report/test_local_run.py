@@ -36,6 +36,13 @@ def test_local_run_ends_with_a_report(harness: Harness) -> None:  # noqa: F811
     assert "local runners on one machine are one machine" in entry["notes"]
     assert (report / "index.html").stat().st_size > 1_000_000  # plotly.js inlined
     assert "ranking vs this-machine" in out and "0.0500" in out
+    # The runner recorded the suite's categories (tests/fake_ruby_bench/benchmarks.yml) and
+    # the geomean ran over its headline benchmarks, as the report says.
+    metadata = json.loads(next((harness.results / str(run_id)).glob("*/metadata.json")).read_text())
+    assert metadata["benchmark_categories"]["fib"] == "headline"
+    assert metadata["benchmark_categories"]["strings"] == "micro"
+    assert summary["geomean_category"] == {"interp": "headline", "yjit": "headline"}
+    assert "the 2 headline benchmarks every compared type ran" in out
 
 
 def test_without_prices_the_report_says_so(harness: Harness) -> None:  # noqa: F811

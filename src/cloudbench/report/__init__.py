@@ -1,53 +1,24 @@
-"""`cloudbench report`: which instance type runs Ruby fastest, and fastest per dollar."""
+"""`cloudbench report`: which instance type runs Ruby fastest, and fastest per dollar.
+
+`build_report` and `Report` load on first use (numpy, scipy, jinja2 and plotly take
+seconds to import): the `cloudbench` CLI imports this package for every subcommand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cloudbench.platform.prices import PriceResolver, PricesFileError
-from cloudbench.report.errors import ReportError, ReportInputError
-from cloudbench.report.load import load_run
-from cloudbench.report.merge import merge
-from cloudbench.report.render import write
-from cloudbench.report.summary import DEFAULT_SEED, Options, build_summary
+from cloudbench.report.errors import ReportError
+
+if TYPE_CHECKING:
+    from cloudbench.report.build import Report, build_report
 
 __all__ = ["Report", "ReportError", "build_report"]
 
 
-@dataclass(frozen=True)
-class Report:
-    summary: dict[str, Any]
-    index: Path
-    out: Path
+def __getattr__(name: str) -> Any:
+    if name in ("Report", "build_report"):
+        from cloudbench.report import build
 
-
-def build_report(
-    results_dirs: Sequence[Path],
-    *,
-    out: Path | None = None,
-    baseline: str | None = None,
-    prices_file: Path | None = None,
-    config_prices: Mapping[str, float] | None = None,
-    offline: bool = False,
-    allow_mixed: bool = False,
-    seed: int = DEFAULT_SEED,
-) -> Report:
-    """Read results folders, compute the statistics and write the report files."""
-    if not results_dirs:
-        raise ReportInputError("give at least one RESULTS_DIR (a results/<run-id>/ folder)")
-    try:
-        resolver = PriceResolver(prices_file, config_prices, offline)
-    except PricesFileError as exc:
-        raise ReportInputError(f"--prices {exc}") from None
-    results = merge([load_run(p) for p in results_dirs], allow_mixed=allow_mixed)
-    if not results.tasks:
-        raise ReportInputError(
-            f"{results_dirs[0]}: no task with usable results (every task failed or was excluded)"
-        )
-    summary = build_summary(results, Options(baseline, resolver, seed))
-    target = out or results_dirs[0] / "report"
-    index = write(results, summary, target)
-    return Report(summary, index, target)
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,21 @@
-"""From per-task values to the per-benchmark rows of a report."""
+"""From per-task values to the per-benchmark rows of a report.
+
+Every statistic is computed for all benchmark columns of a cell at once (see columns.py);
+the loop over rows only assembles them.
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
+from cloudbench.report.columns import mean_intervals, speedup_intervals
 from cloudbench.report.groups import Cell
-from cloudbench.report.stats import Interval, mean_interval, outliers, speedup_interval
-from cloudbench.report.variation import between_within_cv, cv, warmup_trend, within_process_cv
+from cloudbench.report.stats import Array, Interval, outliers
+from cloudbench.report.variation import spread_columns, warmup_trends, within_process_cvs
 
 
 def _num(value: float | None) -> float | None:
@@ -23,56 +29,68 @@ def benchmark_rows(
     rows, flags = [], []
     for (alias, exe), cell in cells.items():
         base = cells.get((baseline, exe))
-        for name in sorted(cell.completed()):
-            row, outlier = _row(cell, base, name, prices.get(alias))
-            rows.append(row)
-            flags += [{"kind": "outlier", "alias": alias, "executable": exe, "benchmark": name,
-                       "task_id": t} for t in outlier]  # fmt: skip
+        cell_rows, flagged = _cell_rows(cell, base, prices.get(alias))
+        rows += cell_rows
+        flags += [{"kind": "outlier", "alias": alias, "executable": exe, "benchmark": name,
+                   "task_id": t} for name, t in flagged]  # fmt: skip
     return rows, flags
 
 
-def _row(
-    cell: Cell, base: Cell | None, name: str, usd_per_hour: float | None
-) -> tuple[dict[str, Any], list[int]]:
-    column = cell.column(name)
-    values = cell.group.values[:, column]
-    present = ~np.isnan(values)
-    mean = mean_interval(cell.group, column)
-    between, within = between_within_cv(values, cell.group.machines)
-    speedup, rss_ratio = _versus(cell, base, name)
-    maxrss = cell.maxrss[present, column]
-    maxrss = maxrss[~np.isnan(maxrss)]
-    row = {
-        "name": name, "alias": cell.alias, "executable": cell.executable,
-        "tasks": int(present.sum()),
-        "machines": len(set(cell.group.machines[present].tolist())),
-        "median_s": float(np.median(values[present])), "mean_s": mean.estimate,
-        "ci_low_s": _num(mean.ci_low), "ci_high_s": _num(mean.ci_high), "ci_method": mean.method,
-        "sd_s": _num(float(np.std(values[present], ddof=1)) if present.sum() > 1 else None),
-        "cv": _num(cv(values)), "cv_between_machines": _num(between),
-        "cv_within_machine": _num(within),
-        "cv_within_process": _num(within_process_cv(cell.series(name))),
-        "speedup": speedup.as_json() if speedup else None,
-        "maxrss_bytes": int(np.median(maxrss)) if maxrss.size else None,
-        "maxrss_ratio": rss_ratio,
-        "warmup_trend": warmup_trend(cell.series(name)),
-        "usd_per_iteration": None if usd_per_hour is None else mean.estimate * usd_per_hour / 3600,
-    }  # fmt: skip
+def _median_rss(cell: Cell) -> Array:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a benchmark without maxrss: NaN
+        return np.asarray(np.nanmedian(cell.maxrss, axis=0))
+
+
+def _versus(cell: Cell, base: Cell | None) -> tuple[list[Interval | None], list[float | None]]:
+    """Per column: speedup vs the baseline and maxrss ratio (None where it lacks the column)."""
+    columns = len(cell.benchmarks)
+    if base is None:
+        return [None] * columns, [None] * columns
+    done = base.completed()
+    speedups = speedup_intervals(base.group, cell.group)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = (_median_rss(cell) / _median_rss(base)).tolist()
+    return (
+        [s if n in done else None for s, n in zip(speedups, cell.benchmarks, strict=True)],
+        [r if n in done and math.isfinite(r) else None
+         for r, n in zip(ratios, cell.benchmarks, strict=True)],
+    )  # fmt: skip
+
+
+def _cell_rows(
+    cell: Cell, base: Cell | None, usd_per_hour: float | None
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    values = cell.group.values
+    spread = {k: v.tolist() for k, v in spread_columns(values, cell.group.machines).items()}
+    means = mean_intervals(cell.group)
+    speedups, rss_ratios = _versus(cell, base)
+    rss = _median_rss(cell).tolist()
+    done = cell.completed()
+    names = [n for n in cell.benchmarks if n in done]
+    series = {n: cell.series(n) for n in names}
+    trends = dict(zip(names, warmup_trends([series[n] for n in names]), strict=True))
+    noise = dict(zip(names, within_process_cvs([series[n] for n in names]), strict=True))
+    rows = []
+    for name in names:
+        j = cell.column(name)
+        mean, speedup = means[j], speedups[j]
+        rows.append({
+            "name": name, "alias": cell.alias, "executable": cell.executable,
+            "tasks": int(spread["n"][j]), "machines": int(spread["machines"][j]),
+            "median_s": spread["median"][j], "mean_s": mean.estimate,
+            "ci_low_s": _num(mean.ci_low), "ci_high_s": _num(mean.ci_high),
+            "ci_method": mean.method, "sd_s": _num(spread["sd"][j]),
+            "cv": _num(spread["cv"][j]), "cv_between_machines": _num(spread["between"][j]),
+            "cv_within_machine": _num(spread["within"][j]),
+            "cv_within_process": _num(noise[name]),
+            "speedup": speedup.as_json() if speedup else None,
+            "maxrss_bytes": None if math.isnan(rss[j]) else int(rss[j]),
+            "maxrss_ratio": rss_ratios[j], "warmup_trend": trends[name],
+            "usd_per_iteration": None if usd_per_hour is None
+                                 else mean.estimate * usd_per_hour / 3600,
+        })  # fmt: skip
     flagged = outliers(values)
-    return row, [cell.tasks[i].task_id for i in np.flatnonzero(flagged)]
-
-
-def _versus(cell: Cell, base: Cell | None, name: str) -> tuple[Interval | None, float | None]:
-    if base is None or name not in base.completed():
-        return None, None
-    columns = np.asarray([cell.column(name)])
-    speedup = speedup_interval(base.group, cell.group, columns)
-    mine, theirs = _median_rss(cell, name), _median_rss(base, name)
-    ratio = mine / theirs if mine is not None and theirs else None
-    return speedup, ratio
-
-
-def _median_rss(cell: Cell, name: str) -> float | None:
-    values = cell.maxrss[:, cell.column(name)]
-    values = values[~np.isnan(values)]
-    return float(np.median(values)) if values.size else None
+    return rows, [(cell.benchmarks[j], cell.tasks[i].task_id)
+                  for j in range(len(cell.benchmarks)) if cell.benchmarks[j] in series
+                  for i in np.flatnonzero(flagged[:, j])]  # fmt: skip

@@ -92,7 +92,7 @@ def strips(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
             result = task.results.get(exe, {}).get(name)
             if result is not None:
                 xs.append(task.alias)
-                ys.append(float(np.median(result.bench)))
+                ys.append(result.median)
                 cs.append(colour[task.machine])
                 hover.append(f"task {task.task_id} on {task.machine}")
         trace = {"type": "scatter", "mode": "markers", "x": xs, "y": ys, "text": hover,
@@ -111,7 +111,7 @@ def _curve(results: ResultSet, alias: str, exe: str, name: str) -> dict[str, Any
     warm = min(r.warmup.size for r in runs)
     bench = min(r.bench.size for r in runs)
     curves = [np.concatenate([r.warmup[-warm:] if warm else r.warmup[:0], r.bench[:bench]])
-              / np.median(r.bench) for r in runs]  # fmt: skip
+              / r.median for r in runs]  # fmt: skip
     median = np.median(np.vstack(curves), axis=0)
     return {"type": "scatter", "mode": "lines+markers", "name": alias,
             "x": list(range(1 - warm, bench + 1)), "y": median.tolist()}  # fmt: skip

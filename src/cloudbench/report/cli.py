@@ -6,16 +6,24 @@ import json
 import sys
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cloudbench.report import Report, ReportError, build_report
-from cloudbench.report.render import RANKING_HEADER, ranking_rows
+from cloudbench.report.errors import ReportError
+
+if TYPE_CHECKING:
+    from cloudbench.report.build import Report
+
+# cloudbench.report (numpy, scipy, jinja2, plotly) is imported when the command runs:
+# `cloudbench --help` and every other subcommand must not pay seconds for it.
 
 
 def print_ranking(console: Console, report: Report) -> None:
+    from cloudbench.report.render import RANKING_HEADER, geomean_over, ranking_rows
+
     summary = report.summary
     table = Table(title=f"ranking vs {summary['baseline']} ({summary['headline_executable']}, "
                   "geomean speedup, 95% CI)")  # fmt: skip
@@ -24,6 +32,7 @@ def print_ranking(console: Console, report: Report) -> None:
     for row in ranking_rows(summary):
         table.add_row(*row)
     console.print(table)
+    console.print(f"geomean over {geomean_over(summary)}", soft_wrap=True)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         console.print('no price for any instance type (give --prices FILE or config "prices")')
     console.print(f"report: {report.index}")
@@ -58,6 +67,8 @@ def report(
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
     # Piped (e.g. under `cloudbench run`): wide enough that the table stays one line a row.
     console = Console() if sys.stdout.isatty() else Console(width=160)
+    from cloudbench.report.build import build_report
+
     try:
         built = build_report(
             results_dirs, out=out, baseline=baseline, prices_file=prices,

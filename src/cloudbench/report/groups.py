@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -23,12 +24,20 @@ class Cell:
     maxrss: Array  # tasks x benchmarks, NaN when absent
 
     def column(self, name: str) -> int:
-        return self.benchmarks.index(name)
+        return self._columns[name]
 
-    def completed(self) -> set[str]:
+    @cached_property
+    def _columns(self) -> dict[str, int]:
+        return {name: j for j, name in enumerate(self.benchmarks)}
+
+    def completed(self) -> frozenset[str]:
         """Benchmarks with at least one task's value."""
+        return self._completed
+
+    @cached_property
+    def _completed(self) -> frozenset[str]:
         has = ~np.all(np.isnan(self.group.values), axis=0)
-        return {b for b, ok in zip(self.benchmarks, has, strict=True) if ok}
+        return frozenset(b for b, ok in zip(self.benchmarks, has, strict=True) if ok)
 
     def series(self, name: str) -> list[Array]:
         return [t.results[self.executable][name].bench for t in self.tasks
@@ -53,7 +62,7 @@ def _cell(alias: str, exe: str, tasks: list[TaskData], names: list[str], seed: i
         for j, name in enumerate(names):
             result = task.results[exe].get(name)
             if result is not None:
-                values[i, j] = float(np.median(result.bench))
+                values[i, j] = result.median
                 maxrss[i, j] = np.nan if result.maxrss is None else result.maxrss
     group = Group(values, machine_index([t.machine for t in tasks]), seed_for(seed, alias, exe))
     return Cell(alias, exe, tasks, names, group, maxrss)

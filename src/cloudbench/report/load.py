@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ class BenchResult:
     bench: Array  # post-warmup iteration times, seconds
     maxrss: int | None
     warmup: Array
+    median: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        # statistics.median: the same value as np.median, without its per-call overhead
+        # (a large run has hundreds of thousands of results).
+        self.median = float(statistics.median(self.bench.tolist()))
 
 
 @dataclass

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from plotly.offline import get_plotlyjs
 
 from cloudbench.report import charts
 from cloudbench.report.merge import ResultSet
@@ -46,7 +45,8 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("cloudbench.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
     )  # fmt: skip
-    env.globals.update(f3=f3, g4=g4, pct=pct, ci=ci)
+    env.globals.update(f3=f3, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
+                       cost_rows=cost_rows)  # fmt: skip
     return env
 
 
@@ -57,6 +57,8 @@ def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def html(results: ResultSet, summary: dict[str, Any]) -> str:
+    from plotly.offline import get_plotlyjs  # only when rendering: plotly is slow to import
+
     figs = figures(results, summary)
     # "</" inside a script element would end it early.
     figures_json = json.dumps(figs, allow_nan=False).replace("</", "<\\/")
@@ -81,7 +83,7 @@ def csv_text(summary: dict[str, Any]) -> str:
 def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in summary["instance_types"]:
-        price = "no price" if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
+        price = t["price_note"] if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
         speed = t["geomean_speedup"]
         rows.append([
             str(t["rank"] or "-"), t["alias"], f"{t['provider']}/{t['instance_type']}",
@@ -90,6 +92,28 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
             f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
             ", ".join(t["tied_with"]) or "-",
         ])  # fmt: skip
+    return rows
+
+
+def geomean_over(summary: dict[str, Any], exe: str | None = None) -> str:
+    """Which benchmarks the headline geomean ran over, in words."""
+    exe = exe or summary["headline_executable"]
+    count = len(summary["geomean_benchmarks"].get(exe, []))
+    if summary["geomean_category"].get(exe) == "headline":
+        return f"the {count} headline benchmarks every compared type ran"
+    if summary["benchmark_categories"]:
+        return f"all {count} benchmarks every compared type ran (none is a headline benchmark)"
+    return f"all {count} benchmarks every compared type ran (categories not recorded)"
+
+
+def cost_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Per type with a cost-ledger entry: VMs, instance-hours, USD."""
+    rows = []
+    for t in summary["instance_types"]:
+        cost = t["cost"]
+        if cost:
+            usd = "no price" if cost["usd"] is None else f"{cost['usd']:.2f}"
+            rows.append([t["alias"], str(cost["vms"]), f"{cost['instance_hours']:.3f}", usd])
     return rows
 
 
@@ -102,13 +126,18 @@ def markdown(summary: dict[str, Any]) -> str:
         f"## cloudbench report: {summary['ruby_description'] or 'Ruby'}",
         "",
         f"Baseline `{summary['baseline']}`, executable `{summary['headline_executable']}`, "
-        f"geomean over {len(summary['geomean_benchmarks'].get(summary['headline_executable'], []))} "  # noqa: E501
-        "benchmarks; 95% intervals (see method in the HTML report).",
+        f"geomean over {geomean_over(summary)}; 95% intervals (see method in the HTML report).",
         "",
         "| " + " | ".join(RANKING_HEADER) + " |",
         "|" + "---|" * len(RANKING_HEADER),
         *("| " + " | ".join(r) + " |" for r in ranking_rows(summary)),
     ]
+    ledger = summary["cost_ledger"]
+    if ledger and ledger["runs"]:
+        lines += ["", f"Run cost (cost ledger): {ledger['total_usd']:.2f} USD priced"
+                  + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
+                  "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
+                  *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
     notes = [f"- {t['alias']}: {n}" for t in summary["instance_types"] for n in t["notes"]]
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         notes.append("- no price for any instance type: perf per dollar not computed")

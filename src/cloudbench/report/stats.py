@@ -47,6 +47,7 @@ class Group:
     seed: int
     # Bootstrap replicate means, computed once: every row and geomean reuses them.
     boot: Array | None = field(default=None, repr=False)
+    log_boot: Array | None = field(default=None, repr=False)
 
     @property
     def n_machines(self) -> int:
@@ -107,14 +108,35 @@ def boot_weights(group: Group, n_boot: int = N_BOOT) -> Array:
     return weights
 
 
+def replicate_means(weights: Array, values: Array) -> Array:
+    """Replicates x benchmarks: the weighted task-mean of each replicate, NaN-aware."""
+    # einsum, not `@`: for these small products a multi-threaded BLAS on a busy machine
+    # spends ten times longer synchronising its threads than computing.
+    present = (~np.isnan(values)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(
+            np.einsum("rt,tb->rb", weights, np.nan_to_num(values))
+            / np.einsum("rt,tb->rb", weights, present)
+        )
+
+
 def boot_means(group: Group, n_boot: int = N_BOOT) -> Array:
     """Replicates x benchmarks: the task-mean of each bootstrap replicate (cached)."""
     if group.boot is None:
-        weights = boot_weights(group, n_boot)
-        present = ~np.isnan(group.values)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            group.boot = (weights @ np.nan_to_num(group.values)) / (weights @ present)
+        group.boot = replicate_means(boot_weights(group, n_boot), group.values)
     return group.boot
+
+
+def log_boot_means(group: Group, *, cache: bool = False) -> Array:
+    """log of boot_means; cached only on request (the baseline's, used against every type),
+    as a cache on every group would double a large report's memory."""
+    if group.log_boot is not None:
+        return group.log_boot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.log(boot_means(group))
+    if cache:
+        group.log_boot = logs
+    return logs
 
 
 def method_for(*groups: Group) -> str:
@@ -184,9 +206,8 @@ def speedup_interval(base: Group, other: Group, columns: NDArray[np.int64]) -> I
     log_o, var_o, df_o = log_geomean_score(other, columns)
     method = method_for(base, other)
     if method == "bootstrap":
-        samples = np.mean(
-            np.log(boot_means(base)[:, columns]) - np.log(boot_means(other)[:, columns]), axis=1
-        )
+        logs = log_boot_means(base, cache=True)[:, columns] - log_boot_means(other)[:, columns]
+        samples = np.mean(logs, axis=1)
         return _percentile(np.exp(samples), math.exp(log_b - log_o))
     if method == "none":
         return Interval(math.exp(log_b - log_o), None, None, "none")
@@ -205,9 +226,7 @@ def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]
         for group in (slow, fast):
             values = group.values[:, columns]
             with np.errstate(invalid="ignore", divide="ignore"):
-                sums.append(
-                    np.log((weights @ np.nan_to_num(values)) / (weights @ ~np.isnan(values)))
-                )
+                sums.append(np.log(replicate_means(weights, values)))
         return _percentile(np.exp(np.mean(sums[0] - sums[1], axis=1)), estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
@@ -229,13 +248,10 @@ def overlaps(a: Interval, b: Interval) -> bool:
 
 
 def outliers(values: Array) -> NDArray[np.bool_]:
-    """Tasks beyond 3 (normal-scaled) MADs of their group's median."""
-    mask = ~np.isnan(values)
-    if mask.sum() < 3:
-        return np.zeros(values.shape, dtype=bool)
-    median = np.nanmedian(values)
-    mad = stats.median_abs_deviation(values[mask], scale="normal")
-    if mad == 0:
-        return np.zeros(values.shape, dtype=bool)
+    """Tasks x benchmarks: beyond 3 (normal-scaled) MADs of their benchmark's median."""
+    counts = (~np.isnan(values)).sum(axis=0)
     with np.errstate(invalid="ignore"):
-        return np.asarray(np.abs(values - median) > 3 * mad, dtype=bool)
+        median = np.nanmedian(values, axis=0) if values.size else np.zeros(values.shape[1])
+        mad = stats.median_abs_deviation(values, axis=0, scale="normal", nan_policy="omit")
+        flagged = np.abs(values - median) > 3 * mad
+    return np.asarray(flagged & ((counts >= 3) & (mad > 0)), dtype=bool)

@@ -11,9 +11,11 @@ import numpy as np
 
 from cloudbench.platform.prices import Price, PriceResolver
 from cloudbench.report.analysis import benchmark_rows
+from cloudbench.report.categories import benchmark_categories, geomean_set
 from cloudbench.report.errors import ReportInputError
 from cloudbench.report.groups import Cell, build_cells, paired
 from cloudbench.report.merge import ResultSet
+from cloudbench.report.pricing import costs, price_note, resolve_prices
 from cloudbench.report.provenance import provenance
 from cloudbench.report.stats import (
     BOOTSTRAP_MIN_UNITS,
@@ -41,32 +43,18 @@ def headline_executable(results: ResultSet) -> str:
     return "yjit" if "yjit" in exes else exes[0]
 
 
-def _region(results: ResultSet, alias: str) -> str | None:
-    for task in results.tasks:
-        region = task.metadata.get("region")
-        if task.alias == alias and isinstance(region, str):
-            return region
-    return None
-
-
-def _prices(results: ResultSet, resolver: PriceResolver) -> dict[str, Price | None]:
-    out = {}
-    for alias in results.aliases:
-        provider, instance_type = results.types.get(alias, ("local", alias))
-        out[alias] = resolver.resolve(provider, instance_type, _region(results, alias))
-    return out
-
-
 def _geomeans(
-    cells: dict[tuple[str, str], Cell], aliases: list[str], baseline: str, exe: str
-) -> tuple[dict[str, Interval], list[str]]:
-    """Per alias: geomean speedup vs the baseline over benchmarks every alias completed."""
+    cells: dict[tuple[str, str], Cell], aliases: list[str], baseline: str, exe: str,
+    categories: dict[str, str],
+) -> tuple[dict[str, Interval], list[str]]:  # fmt: skip
+    """Per alias: geomean speedup vs the baseline over benchmarks every alias completed
+    (its headline benchmarks when there are any)."""
     mine = [a for a in aliases if (a, exe) in cells]
     base = cells.get((baseline, exe))
     if base is None:
         return {}, []
-    common = set.intersection(*(cells[(a, exe)].completed() for a in mine))
-    names = sorted(common)
+    common = frozenset.intersection(*(cells[(a, exe)].completed() for a in mine))
+    names, _ = geomean_set(common, categories)
     if not names:
         return {}, []
     columns = np.asarray([base.column(n) for n in names])
@@ -89,13 +77,17 @@ def _rank(speedups: dict[str, Interval]) -> dict[str, tuple[int, list[str]]]:
     }
 
 
-def _yjit(cells: dict[tuple[str, str], Cell], alias: str, seed: int) -> Interval | None:
+def _yjit(
+    cells: dict[tuple[str, str], Cell], alias: str, seed: int, categories: dict[str, str]
+) -> Interval | None:
     if (alias, "interp") not in cells or (alias, "yjit") not in cells:
         return None
     slow, fast, names = paired(cells[(alias, "interp")], cells[(alias, "yjit")], seed)
     if not names or slow.values.shape[0] == 0:
         return None
-    return paired_speedup_interval(slow, fast, np.arange(len(names)))
+    chosen, _ = geomean_set(names, categories)
+    columns = np.asarray([names.index(n) for n in chosen])
+    return paired_speedup_interval(slow, fast, columns)
 
 
 def _pareto(entries: list[dict[str, Any]]) -> None:
@@ -123,8 +115,9 @@ def _ruby_version(descriptions: list[str]) -> str | None:
 
 
 def _type_entry(
-    results: ResultSet, cells: dict[tuple[str, str], Cell], alias: str, price: Price | None
-) -> dict[str, Any]:
+    results: ResultSet, alias: str, price: Price | None, region: str | None,
+    cost: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
     provider, instance_type = results.types.get(alias, ("local", alias))
     tasks = [t for t in results.tasks if t.alias == alias]
     machines = sorted({t.machine for t in tasks})
@@ -141,6 +134,7 @@ def _type_entry(
         "usd_per_hour": price.usd_per_hour if price else None,
         "price_source": price.source if price else None,
         "price_date": price.date if price else None,
+        "price_note": price_note(provider, region, price), "region": region, "cost": cost,
         "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),  # noqa: E501
         "notes": notes, "by_executable": {},
     }  # fmt: skip
@@ -148,9 +142,9 @@ def _type_entry(
 
 def _fill_executable(
     entries: dict[str, dict[str, Any]], cells: dict[tuple[str, str], Cell],
-    results: ResultSet, baseline: str, exe: str,
+    results: ResultSet, baseline: str, exe: str, categories: dict[str, str],
 ) -> list[str]:  # fmt: skip
-    speedups, names = _geomeans(cells, results.aliases, baseline, exe)
+    speedups, names = _geomeans(cells, results.aliases, baseline, exe, categories)
     base_price = entries[baseline]["usd_per_hour"]
     ranks = _rank(speedups)
     for alias, interval in speedups.items():
@@ -174,18 +168,20 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
             f"--baseline {baseline}: no such alias; choose one of {', '.join(results.aliases)}"
         )
     cells = build_cells(results, options.seed)
-    prices = _prices(results, options.resolver)
-    entries = {a: _type_entry(results, cells, a, prices[a]) for a in results.aliases}
-    geomean_names = {
-        exe: _fill_executable(entries, cells, results, baseline, exe) for exe in results.executables
-    }
+    prices, regions = resolve_prices(results, options.resolver)
+    per_alias_cost, ledger = costs(results)
+    entries = {a: _type_entry(results, a, prices[a], regions[a], per_alias_cost.get(a))
+               for a in results.aliases}  # fmt: skip
+    categories = benchmark_categories(results)
+    geomean_names = {exe: _fill_executable(entries, cells, results, baseline, exe, categories)
+                     for exe in results.executables}  # fmt: skip
     headline = headline_executable(results)
     for alias, entry in entries.items():
         chosen = entry["by_executable"].get(headline, {})
         entry["geomean_speedup"] = chosen.get("geomean_speedup")
         entry["perf_per_dollar"] = chosen.get("perf_per_dollar")
         entry["rank"], entry["tied_with"] = chosen.get("rank"), chosen.get("tied_with", [])
-        yjit = _yjit(cells, alias, options.seed)
+        yjit = _yjit(cells, alias, options.seed, categories)
         entry["yjit_speedup"] = yjit.as_json() if yjit else None
         entry["yjit_ci_method"] = yjit.method if yjit else None
     ordered = sorted(entries.values(), key=lambda e: (e["rank"] is None, e["rank"] or 0))
@@ -206,7 +202,10 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         "runs": [{"run_id": r.run_id, "path": str(r.path)} for r in results.runs],
         "mixed": results.mixed, "seed": options.seed,
         "bootstrap": {"replicates": 2000, "min_units": BOOTSTRAP_MIN_UNITS, "level": 0.95},
-        "geomean_benchmarks": geomean_names,
+        "geomean_benchmarks": geomean_names, "benchmark_categories": categories,
+        "geomean_category": {exe: geomean_set(names, categories)[1]
+                             for exe, names in geomean_names.items()},
+        "cost_ledger": ledger,
         "instance_types": ordered, "benchmarks": rows,
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],
         "flags": flags, "provenance": provenance(results),

@@ -13,7 +13,7 @@ from typing import Any
 import cloudbench
 from cloudbench.protocol import METADATA_VERSION, AslrState, Metadata, TaskAssignment
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
-from cloudbench.runner.ruby_bench import RubyBenchSource
+from cloudbench.runner.ruby_bench import RubyBenchSource, suite_categories
 from cloudbench.runner.slots import Slot, cpu_list
 from cloudbench.runner.verify import Verification
 
@@ -133,6 +133,7 @@ def build_metadata(
         "cloudbench_version": cloudbench.__version__,
         "started_at": facts.started_at, "finished_at": facts.finished_at,
         "failed_benchmarks": facts.failed_benchmarks,
+        "benchmark_categories": suite_categories(source.path),
         # format-1 names, kept for old readers
         "hostname": machine.get("hostname"), "cpu_model": cpu.get("model_name"),
         "logical_cores": cpu.get("logical_cpus"), "physical_cores": cpu.get("physical_cores"),

@@ -7,7 +7,10 @@ import logging
 import subprocess
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+import yaml
 
 from cloudbench.runner.executors.base import ProvisionError
 
@@ -87,3 +90,18 @@ def prepare_source(spec: str, default_commit: str, cache_dir: Path) -> RubyBench
         url, _, ref = spec.rpartition("@") if "@" in spec.split("/")[-1] else (spec, "", "")
         cache_dir.mkdir(parents=True, exist_ok=True)
         return _clone(url or spec, ref or default_commit, cache_dir)
+
+
+@lru_cache(maxsize=8)
+def suite_categories(path: Path) -> dict[str, str]:
+    """benchmark → category (headline, other, micro) from the suite's benchmarks.yml;
+    {} when it has none or it cannot be read (then a report uses every benchmark)."""
+    try:
+        data = yaml.safe_load((path / "benchmarks.yml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        log.info("no benchmark categories from %s/benchmarks.yml: %s", path, exc)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(name): str(entry["category"]) for name, entry in data.items()
+            if isinstance(entry, dict) and isinstance(entry.get("category"), str)}  # fmt: skip
