@@ -133,6 +133,8 @@ class Metadata(_Versioned):
     started_at: str | None = None
     finished_at: str | None = None
     failed_benchmarks: dict[str, list[str]] = Field(default_factory=dict)
+    # benchmark → category from the suite's benchmarks.yml; absent in older results.
+    benchmark_categories: dict[str, str] = Field(default_factory=dict)
     ruby_description: str | None = None
     image_id: str | None = None
     image_tag: str | None = None
