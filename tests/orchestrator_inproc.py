@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import httpx
 import uvicorn
 
 from cloudbench.orchestrator.app import create_app
@@ -73,13 +74,19 @@ class InProcessOrchestrator(OrchestratorProcess):
         assert self.server is not None and self.thread is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.server.started:
+            if self.server.started and self._answers():
                 return
             if not self.thread.is_alive():
                 self._release_log()
                 raise RuntimeError(f"orchestrator did not start: {self.log_tail()}")
             time.sleep(0.02)
         raise RuntimeError(f"orchestrator did not come up: {self.log_tail()}")
+
+    def _answers(self) -> bool:
+        try:  # as the process variant waits: /up over HTTP, the database reachable
+            return httpx.get(f"{self.url}/up", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self, kill: bool = False) -> None:
         if self.server is None or self.thread is None:
