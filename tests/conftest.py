@@ -29,9 +29,14 @@ TEMPLATE_DB = "cloudbench_template"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "container_engine" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "container_engine" in names:
             # One worker builds and runs images; --dist loadgroup honours this.
             item.add_marker(pytest.mark.xdist_group("containers"))
+        elif "harness" in names:
+            # End-to-end `cloudbench run`s (master, orchestrator, runners: many processes
+            # with fixed time limits) one at a time, beside the light tests.
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")
