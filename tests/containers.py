@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -11,9 +12,17 @@ import pytest
 from cloudbench.runner.executors import engine_answers
 
 SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup-container-engine.sh"
+# pytest-xdist workers may all ask at once: one sets the engine up, the rest wait.
+LOCK = Path("/tmp/cloudbench-test-container-engine.lock")
 
 
 def ensure_engine() -> str:
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_engine()
+
+
+def _ensure_engine() -> str:
     if os.environ.get("DOCKER_HOST") is None and Path("/run/podman/podman.sock").exists():
         os.environ["DOCKER_HOST"] = "unix:///run/podman/podman.sock"
     if engine_answers():

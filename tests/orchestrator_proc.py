@@ -70,7 +70,8 @@ class OrchestratorProcess:
         self.wait_up()
         return self
 
-    def wait_up(self, timeout: float = 60) -> None:
+    # Generous: on a loaded 2-core machine a fresh interpreter's imports alone take long.
+    def wait_up(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None

@@ -31,6 +31,21 @@ def test_a_good_manifest_passes(tmp_path: Path) -> None:
     assert manifest["tasks"][0]["directory"] == "m-7"
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_manifest_formats_1_and_2_read(tmp_path: Path, version: int) -> None:
+    task = TASK if version == 1 else {**TASK, "attempt": 2, "attempts": [{"attempt": 1}]}
+    body = {"format_version": version, "run_id": 5, "tasks": [task]}
+    manifest = verify_archive(_archive(tmp_path, body), {7})
+    assert manifest["format_version"] == version
+    assert manifest["tasks"][0]["attempt"] == (1 if version == 1 else 2)
+
+
+def test_a_newer_manifest_says_upgrade(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError) as err:
+        verify_archive(_archive(tmp_path, {"format_version": 3, "tasks": [TASK]}), {7})
+    assert "upgrade cloudbench" in str(err.value)
+
+
 @pytest.mark.parametrize(
     "manifest,needle",
     [

@@ -6,8 +6,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from tests.orchestrator_proc import OrchestratorProcess
+
+# Its own OS process: 64 claimers against a server that is not sharing their GIL.
+pytestmark = pytest.mark.server_process
 
 
 def _drain(url: str, token: str, runner_id: str) -> list[int]:

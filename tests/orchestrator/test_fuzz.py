@@ -15,6 +15,9 @@ import pytest
 from tests.orchestrator.helpers import create_run
 from tests.orchestrator_proc import OrchestratorProcess
 
+# Its own OS process: reads the server process's log for tracebacks.
+pytestmark = pytest.mark.server_process
+
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 
 

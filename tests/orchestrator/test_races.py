@@ -15,6 +15,9 @@ from tests.orchestrator.helpers import CONFIG, claim, create_run, upload
 from tests.orchestrator.test_lifecycle import result_tarball
 from tests.orchestrator_proc import OrchestratorProcess
 
+# Its own OS process: races between the server process and the database.
+pytestmark = pytest.mark.server_process
+
 
 def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -12,9 +12,13 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.orchestrator.helpers import CONFIG, claim, create_run
 from tests.orchestrator_proc import OrchestratorProcess
+
+# Its own OS process: kills and restarts the server.
+pytestmark = pytest.mark.server_process
 
 ONE_TASK = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
 TIMEOUT = 8.0

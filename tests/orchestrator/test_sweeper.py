@@ -47,6 +47,9 @@ def test_silent_task_times_out_and_stale_runner_gets_409(
     assert run["status"] == "completed" and run["tasks"]["failed"] == 1
 
 
+# Its own OS process: the test rewrites the row the server's first sweep pass writes,
+# which `serve` has written by the time it answers (a thread may not have yet).
+@pytest.mark.server_process
 def test_sweep_command_fails_silent_tasks(
     pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
 ) -> None:
@@ -77,6 +80,9 @@ def test_sweep_command_fails_silent_tasks(
     engine.dispose()
 
 
+# Its own OS process: the test rewrites the row the server's first sweep pass writes,
+# which `serve` has written by the time it answers (a thread may not have yet).
+@pytest.mark.server_process
 @pytest.mark.parametrize("attempt", range(3))
 def test_sweeper_vs_late_complete_has_one_outcome(
     attempt: int, pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]

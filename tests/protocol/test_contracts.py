@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from cloudbench.protocol import (
+    MANIFEST_VERSION,
     ErrorType,
     FailRequest,
     Manifest,
@@ -24,12 +25,19 @@ META = {"task_id": 1, "run_id": 2, "provider": "local", "instance_type": "m", "a
         "cloudbench_version": "0.1.0"}  # fmt: skip
 
 
-def test_manifest_of_today_is_version_1_and_a_newer_one_is_refused() -> None:
-    manifest = Manifest.model_validate({"tasks": [TASK], "run_id": 3})
-    assert manifest.format_version == 1 and manifest.tasks[0].label == "m"
-    assert b'"format_version": 1' in manifest.to_json()
+def test_manifest_formats_1_and_2_read_and_a_newer_one_is_refused() -> None:
+    # Format 2 (attempt/attempts per task) is what the archive writes now.
+    written = Manifest(format_version=MANIFEST_VERSION, tasks=[TASK], run_id=3).to_json()
+    assert MANIFEST_VERSION == 2 and b'"format_version": 2' in written
+    # Format 1, with and without the key: attempt 1, no history.
+    for old in ({"tasks": [TASK], "run_id": 3}, {"format_version": 1, "tasks": [TASK]}):
+        manifest = Manifest.model_validate(old)
+        assert manifest.format_version == 1 and manifest.tasks[0].label == "m"
+        assert manifest.tasks[0].attempt == 1 and manifest.tasks[0].attempts == []
     with pytest.raises(ValidationError, match="newer than this cloudbench reads"):
-        Manifest.model_validate({"format_version": 2, "tasks": [TASK]})
+        Manifest.model_validate({"format_version": 3, "tasks": [TASK]})
+    with pytest.raises(ValidationError, match="is not a version"):
+        Manifest.model_validate({"format_version": 0, "tasks": [TASK]})
 
 
 def test_manifest_keeps_error_types_it_does_not_know() -> None:

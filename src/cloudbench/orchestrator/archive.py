@@ -40,6 +40,7 @@ from cloudbench.platform.tarsafe import (
 )
 from cloudbench.protocol import (
     MANIFEST_NAME,
+    MANIFEST_VERSION,
     ErrorType,
     Manifest,
     ManifestError,
@@ -247,6 +248,7 @@ def _parents(name: str) -> list[str]:
 
 def _manifest(run_id: int, removed_tasks: int, entries: list[_Entry]) -> bytes:
     manifest = Manifest(
+        format_version=MANIFEST_VERSION,
         run_id=run_id,
         removed_tasks=removed_tasks,
         task_count=len(entries),

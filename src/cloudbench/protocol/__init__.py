@@ -82,6 +82,7 @@ from cloudbench.protocol.results import (
     Metadata,
     MetadataChecks,
     TaskMetadata,
+    check_manifest_version,
 )
 
 __all__ = [
@@ -145,6 +146,7 @@ __all__ = [
     "TaskOut",
     "TaskStatus",
     "UploadUrlsRequest",
+    "check_manifest_version",
     "describe",
     "error_body",
     "error_message",

@@ -3,6 +3,8 @@
 Both carry ``format_version``; version 1 is the shape cloudbench has always written
 (metadata without the key at all). Metadata 2 adds provenance, verified checks and
 noise (docs/results.md); format-1 files still read, with the format-2 fields None.
+Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
+attempt 1 and no history.
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
 format_version, which would mean fields changed meaning.
 """
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 METADATA_VERSION = 2
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
@@ -64,10 +66,18 @@ class ManifestTask(_Versioned):
         return self.alias or self.instance_type
 
 
+def check_manifest_version(value: object) -> int:
+    """For readers of the raw JSON (report): 1 and 2 read, anything else is refused."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{MANIFEST_NAME} format_version {value!r} is not a version")
+    return _supported(value, MANIFEST_VERSION, MANIFEST_NAME)
+
+
 class Manifest(_Versioned):
     """``manifest.json`` at the top of results.tar.gz: every task of the run."""
 
-    format_version: int = MANIFEST_VERSION
+    # A file without the key is format 1; the archive writes MANIFEST_VERSION.
+    format_version: int = 1
     run_id: int | None = None
     removed_tasks: int = 0
     task_count: int | None = None
@@ -76,7 +86,7 @@ class Manifest(_Versioned):
     @field_validator("format_version")
     @classmethod
     def _known(cls, value: int) -> int:
-        return _supported(value, MANIFEST_VERSION, MANIFEST_NAME)
+        return check_manifest_version(value)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode() + b"\n"

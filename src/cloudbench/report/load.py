@@ -1,6 +1,6 @@
 """Reading results folders: manifest.json + task folders (output.json, metadata.json).
 
-Accepts manifest and metadata format 1 (and later formats' optional fields), and a bare
+Accepts manifest format 1 and 2, metadata format 1 (and later formats' optional fields), and a bare
 ruby-bench output folder (one output*.json per task, no manifest) such as a fixture.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cloudbench.protocol import check_manifest_version
 from cloudbench.report.errors import ReportInputError
 from cloudbench.report.stats import Array
 
@@ -168,6 +169,10 @@ def load_run(path: Path) -> RunData:
     entries = manifest.get("tasks") if isinstance(manifest, dict) else None
     if not isinstance(entries, list):
         raise ReportInputError(f"{manifest_path}: no 'tasks' list (not a cloudbench manifest)")
+    try:  # 1 and 2 read alike here (2 only adds attempts); a newer one may mean otherwise
+        check_manifest_version(manifest.get("format_version", 1))
+    except ValueError as exc:
+        raise ReportInputError(f"{manifest_path}: {exc}") from None
     aliases: list[str] = []
     for entry in entries:
         alias = str(entry.get("alias") or entry.get("instance_type"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Subquery, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,38 +130,64 @@ class GroupStats:
     oldest_heartbeat_at: datetime | None = None
 
 
-def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[GroupStats]]:
-    """Per-instance-type counts for several runs in one aggregate query (no N+1).
-
-    The API's run view and the dashboard both read these; nobody recounts in Python.
-    """
-    key_cols = (Task.run_id, Task.provider, Task.instance_type, Task.alias)
+def _group_aggregate(run_pks: list[int]) -> Subquery:
+    """One row per (run, instance type): a count per status, the oldest active heartbeat
+    and the active tasks' benchmarks. The API and the dashboard both read groups from
+    this subquery; nobody recounts in Python."""
     active = Task.status.in_(ACTIVE_STATUSES)
-    stmt = (
+    per_status = [func.count().filter(Task.status == s).label(s.value) for s in TaskStatus]
+    return (
         select(
-            *key_cols,
-            Task.status,
-            func.count(),
-            func.min(Task.heartbeat_at).filter(active),
-            func.aggregate_strings(Task.current_benchmark, _SEP).filter(active),
+            *_group_key(Task),
+            *per_status,
+            func.min(Task.heartbeat_at).filter(active).label("oldest_heartbeat_at"),
+            func.aggregate_strings(Task.current_benchmark, _SEP).filter(active).label("benches"),
         )
         .where(Task.run_id.in_(run_pks))
-        .group_by(*key_cols, Task.status)
-        .order_by(Task.provider, Task.instance_type, Task.alias)
+        .group_by(*_group_key(Task))
+        .subquery("group_stats")
     )
-    groups: dict[tuple[Any, ...], GroupStats] = {}
-    for run_pk, provider, itype, alias, status, count, oldest, benches in session.execute(stmt):
-        g = groups.setdefault((run_pk, provider, itype, alias), GroupStats(provider, itype, alias))
-        g.counts[status] += count
-        if oldest is not None and (g.oldest_heartbeat_at is None or oldest < g.oldest_heartbeat_at):
-            g.oldest_heartbeat_at = oldest
-        for bench in (benches or "").split(_SEP):
-            if bench and bench not in g.current_benchmarks:
-                g.current_benchmarks.append(bench)
+
+
+def _group_key(t: Any) -> tuple[Any, ...]:
+    return (t.run_id, t.provider, t.instance_type, t.alias)
+
+
+def _stats(row: Any) -> GroupStats:
+    stats = GroupStats(row.provider, row.instance_type, row.alias)
+    for status in TaskStatus:
+        if n := row._mapping[status.value]:
+            stats.counts[status] = n
+    stats.oldest_heartbeat_at = row.oldest_heartbeat_at
+    for bench in (row.benches or "").split(_SEP):
+        if bench and bench not in stats.current_benchmarks:
+            stats.current_benchmarks.append(bench)
+    return stats
+
+
+def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[GroupStats]]:
+    """Per-instance-type stats for several runs in one aggregate query (no N+1)."""
+    agg = _group_aggregate(run_pks)
+    stmt = select(agg).order_by(agg.c.provider, agg.c.instance_type, agg.c.alias)
     result: dict[int, list[GroupStats]] = defaultdict(list)
-    for (run_pk, *_), g in groups.items():
-        result[run_pk].append(g)
+    for row in session.execute(stmt):
+        result[row.run_id].append(_stats(row))
     return result
+
+
+def tasks_with_group_stats(*, session: Session, run: Run) -> list[tuple[Task, GroupStats]]:
+    """The run's tasks, each with its group's stats, in one query (the dashboard's)."""
+    agg = _group_aggregate([run.id])
+    on = and_(*(a == b for a, b in zip(_group_key(agg.c), _group_key(Task), strict=True)))
+    stmt = select(Task, *agg.c).join(agg, on).where(Task.run_id == run.id).order_by(Task.id)
+    shared: dict[tuple[Any, ...], GroupStats] = {}
+    pairs = []
+    for row in session.execute(stmt):
+        key = (row.provider, row.instance_type, row.alias)
+        if key not in shared:
+            shared[key] = _stats(row)
+        pairs.append((row.Task, shared[key]))
+    return pairs
 
 
 # Joins the active tasks' benchmark names; heartbeats never carry this control character.
