@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,22 @@ def test_an_interrupt_ends_the_retrying(server: str) -> None:
             "GET", "/x", give_up_after=60, max_backoff=5, min_backoff=1, interrupt=interrupt
         )
     assert time.monotonic() - started < 3
+
+
+def test_extraction_refuses_a_python_without_tarfile_filters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python < 3.11.4 has no tarfile.data_filter (simulated by removing it): refuse, clearly."""
+    import tarfile
+
+    from cloudbench.platform.tarsafe import UnsafeArchiveError, safe_extract
+
+    member = tmp_path / "a.txt"
+    member.write_text("x")
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(member, arcname="a.txt")
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(UnsafeArchiveError, match=r"Python >= 3\.11\.4"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "a.txt").exists()

@@ -104,6 +104,13 @@ def safe_extract(source: Path | BinaryIO, dest: Path) -> list[str]:
     inside dest), so callers wanting all-or-nothing should extract into a fresh
     directory and remove it on error. Returns the extracted file names.
     """
+    if not hasattr(tarfile, "data_filter"):
+        # Python 3.11.0-3.11.3 (Debian 12 ships 3.11.2) lack extraction filters; refuse
+        # rather than extract without them.
+        raise UnsafeArchiveError(
+            "safe extraction needs Python >= 3.11.4 (tarfile extraction filters); "
+            "run cloudbench on a newer Python"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     root = str(dest.resolve())
     names: list[str] = []
