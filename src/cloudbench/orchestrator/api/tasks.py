@@ -43,10 +43,10 @@ RETRY_WAIT_SECONDS = 5
 
 
 def presigned(
-    storage: Storage, settings: OrchestratorSettings, run_id: int, task_id: int
+    storage: Storage, settings: OrchestratorSettings, run_id: int, task_id: int, lease: int
 ) -> PresignedUrls:
     ttl = settings.task_max_duration
-    rkey, ekey = result_key(run_id, task_id), error_key(run_id, task_id)
+    rkey, ekey = result_key(run_id, task_id, lease=lease), error_key(run_id, task_id, lease=lease)
     return PresignedUrls(
         result_upload_url=storage.presign_put(rkey, ttl),
         error_upload_url=storage.presign_put(ekey, ttl),
@@ -111,6 +111,7 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
             request.app.state.settings,
             claimed.run_external_id,
             claimed.task_id,
+            claimed.lease,
         ),
     )
 
@@ -177,7 +178,7 @@ def upload_urls(
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    return presigned(storage, settings, run.external_id, task.id)
+    return presigned(storage, settings, run.external_id, task.id, task.lease)
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut)
@@ -200,7 +201,7 @@ def complete(
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    expected = result_key(run.external_id, task.id)
+    expected = result_key(run.external_id, task.id, lease=task.lease)
     if body.s3_result_key != expected:
         raise Unprocessable(f"s3_result_key must be the key issued for this task: {expected}")
     if not storage.exists(expected):
@@ -230,7 +231,7 @@ def fail(
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    issued = error_key(run.external_id, task.id)
+    issued = error_key(run.external_id, task.id, lease=task.lease)
     if body.s3_error_key is not None and body.s3_error_key != issued:
         raise Unprocessable(f"s3_error_key must be the key issued for this task: {issued}")
     values = queue.finish_values(
