@@ -18,9 +18,8 @@ from cloudbench.runner.environment import host_environment
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
-    Provisioned,
     MachineUnfit,
-    ProvisionError,
+    Provisioned,
     pump_output,
 )
 from cloudbench.runner.output import OUT_NAME, build_command
