@@ -58,6 +58,10 @@ class Stalled(RuntimeError):
     """No runner is left but the run still has work: it can never finish by itself."""
 
 
+class RunnersExited(Stalled):
+    """Every runner of an instance type failed while that type still has tasks."""
+
+
 class Master:
     def __init__(self, console: Console, err: Console, opts: MasterOptions) -> None:
         self.console, self.err, self.opts = console, err, opts
@@ -71,6 +75,7 @@ class Master:
         self.run_id: int | None = None
         self.hurry = False
         self._idle_since: float | None = None
+        self._stopped_on_error = False
 
     # ------------------------------------------------------------ entry points
     def run(self, plan: RunPlan) -> int:
@@ -173,6 +178,8 @@ class Master:
         run = self._watch_interruptible(run_id)
         outcome = fetch_results(self._api(), run, self.opts.results_dir)
         self._remember_durations(run_id)
+        if self._stopped_on_error:
+            outcome.exit_code = EXIT_ERROR
         self._report(outcome)
         return outcome.exit_code
 
@@ -194,6 +201,7 @@ class Master:
                 if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
             except (Stalled, StopRun) as exc:
+                self._stopped_on_error = isinstance(exc, Stalled)
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
             self.console.print(f"stopping run {run_id} and collecting what exists …")
             self._api().stop_run(run_id)
@@ -223,6 +231,7 @@ class Master:
     def _check_stalled(self, run: RunOut) -> None:
         if not self.providers or run.status != RunStatus.running:
             return
+        self._check_exited(run)
         if any(p.active() for p in self.providers):
             self._idle_since = None
             return
@@ -231,6 +240,20 @@ class Master:
         # Claimed tasks of dead runners time out first; pending ones would wait forever.
         if now - self._idle_since > self.opts.heartbeat_timeout + 10:
             raise Stalled("every runner has exited but the run still has tasks; see runner logs")
+
+    def _check_exited(self, run: RunOut) -> None:
+        """Within a poll of the last runner of a type failing: its tasks have nobody left."""
+        for provider in self.providers:
+            for alias, line in provider.exited().items():
+                left = sum(
+                    g.counts.pending + g.counts.claimed + g.counts.running
+                    for g in run.instance_types
+                    if g.provider == provider.name and g.alias == alias
+                )
+                if left:
+                    raise RunnersExited(
+                        f"every runner of {alias} has exited with {left} task(s) left: {line}"
+                    )
 
     def _confirm_teardown(self) -> bool:
         if self.opts.yes or not self.console.is_terminal:

@@ -169,6 +169,9 @@ class CloudProvider:
         # Instances cannot be watched from here; the orchestrator times out silent runners.
         return bool(self.stacks)
 
+    def exited(self) -> dict[str, str]:
+        return {}  # cloud runners are not our processes: the orchestrator's sweeper sees them
+
     def stop(self, hurry: bool = False) -> None:
         """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs."""
         errors = self._each("destroy")

@@ -4,6 +4,7 @@ Lifecycle, driven by the master: ``check`` (before anything starts; cheap, no si
 effects), ``start`` (after the run exists: bring up runners for every instance type),
 ``poll`` (each watch tick: returns problems worth showing, may raise to abort),
 ``active`` (can anything of this provider still work on tasks?),
+``exited`` (aliases none of whose runners is left, each with its last error line),
 ``stop`` (always, in a finally; idempotent; ``hurry`` means a second Ctrl-C).
 A cloud provider (AWS: Terraform stacks + tag-based cleanup) implements the same four.
 """
@@ -59,5 +60,7 @@ class Provider(Protocol):
     def poll(self) -> list[str]: ...
 
     def active(self) -> bool: ...
+
+    def exited(self) -> dict[str, str]: ...
 
     def stop(self, hurry: bool = False) -> None: ...
