@@ -45,9 +45,16 @@ class ProviderContext:
     state_dir: Path
     session: Session
     options: RunnerOptions = field(default_factory=RunnerOptions)
+    # A resumed run: only these aliases still have work (None: every one, a new run).
+    only: frozenset[str] | None = None
+    resumed: bool = False
 
     def instance_types(self, provider: str) -> list[InstanceTypeSpec]:
-        return [s for p, s in self.spec.instance_types() if p == provider]
+        return [
+            s
+            for p, s in self.spec.instance_types()
+            if p == provider and (self.only is None or s.effective_alias in self.only)
+        ]
 
 
 class Provider(Protocol):
