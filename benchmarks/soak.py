@@ -298,11 +298,15 @@ def _database(cluster_url: str, name: str) -> str:
 
 
 def soak(
-    opts: Options, *, phases: tuple[str, ...] = ("fault-free", "chaos"), work: Path | None = None
+    opts: Options,
+    *,
+    phases: tuple[str, ...] = ("fault-free", "chaos"),
+    work: Path | None = None,
+    durable: bool = True,
 ) -> list[Outcome]:
-    """Run the phases on one durable cluster; returns their outcomes (checks included)."""
+    """Run the phases on one cluster (durable: as deployed); their outcomes, checks included."""
     work = work or Path(tempfile.mkdtemp(prefix="cloudbench-soak-"))
-    cluster = Cluster(durable=True)
+    cluster = Cluster(durable=durable)
     cluster_url = cluster.start()
     outcomes = []
     try:
