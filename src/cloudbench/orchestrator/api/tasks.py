@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
@@ -39,6 +42,23 @@ from cloudbench.protocol import (
 )
 
 router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+
+
+@contextmanager
+def _releasing(session: Session) -> Iterator[None]:
+    """Roll back in the route's own thread when it fails while holding the run lock.
+
+    Left to the session dependency, the rollback waits for a free worker thread; under
+    load every worker can be a request queued on that very lock (a stale runner's 409
+    after lock_run) — a deadlock the chaos soak found. Returning paths commit first.
+    """
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+
+
 RETRY_WAIT_SECONDS = 5
 
 
@@ -189,6 +209,13 @@ def complete(
     session: SessionDep,
     storage: StorageDep,
 ) -> TaskOut:
+    with _releasing(session):
+        return _complete(task_id, body, request, session, storage)
+
+
+def _complete(
+    task_id: int, body: CompleteRequest, request: Request, session: Session, storage: Storage
+) -> TaskOut:
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
@@ -197,6 +224,7 @@ def complete(
     queue.lock_run(session=session, run_pk=task.run_id)
     queue.lock_task(session=session, task=task)
     if task.status == TaskStatus.completed and task.result_key == body.s3_result_key:
+        session.commit()  # nothing changed; releases the run lock now
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
@@ -220,6 +248,11 @@ def fail(
     request: Request,
     session: SessionDep,
 ) -> TaskOut:
+    with _releasing(session):
+        return _fail(task_id, body, request, session)
+
+
+def _fail(task_id: int, body: FailRequest, request: Request, session: Session) -> TaskOut:
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
@@ -227,6 +260,7 @@ def fail(
     queue.lock_task(session=session, task=task)
     error_type, error_message = body.error_type.value, _text(body.error_message)
     if _repeated_failure(session, task, body.runner_id, error_type, error_message):
+        session.commit()  # nothing changed; releases the run lock now
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
