@@ -50,6 +50,12 @@ FAKE_SUITE = Path(__file__).resolve().parent.parent / "tests" / "fake_ruby_bench
 TERMINAL = ("completed", "failed")
 
 
+class _Orchestrator(OrchestratorProcess):
+    def wait_up(self, timeout: float = 300) -> None:
+        # A machine busy with 50 runner slots can take minutes to import and bind.
+        super().wait_up(timeout)
+
+
 @dataclass
 class Options:
     tasks: int = 5000
@@ -93,7 +99,7 @@ class Phase:
 
     def __init__(self, name: str, db_url: str, work: Path, opts: Options, chaos: bool) -> None:
         self.name, self.db_url, self.work, self.opts, self.chaos = name, db_url, work, opts, chaos
-        self.orch = OrchestratorProcess(
+        self.orch = _Orchestrator(
             db_url, work / "orchestrator", heartbeat_timeout=opts.heartbeat_timeout,
             sweep_interval=1.0, workers=None, log_level="warning",
         )  # fmt: skip
@@ -152,9 +158,9 @@ class Phase:
 
     # ------------------------------------------------------------ the run
     def run(self) -> Outcome:
-        self.orch.start()
         admin = self.orch.client()
         try:
+            self.orch.start()
             self.run_id = self._create(admin)
             started = time.monotonic()
             self._start_runners()
