@@ -42,24 +42,22 @@ from cloudbench.protocol import (
 )
 
 router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+RETRY_WAIT_SECONDS = 5
 
 
 @contextmanager
-def _releasing(session: Session) -> Iterator[None]:
-    """Roll back in the route's own thread when it fails while holding the run lock.
+def _closing(session: Session) -> Iterator[None]:
+    """Close (rolling back what is open) in the route's own thread, locks and connection too.
 
-    Left to the session dependency, the rollback waits for a free worker thread; under
-    load every worker can be a request queued on that very lock (a stale runner's 409
-    after lock_run) — a deadlock the chaos soak found. Returning paths commit first.
+    Left to the session dependency, the close waits for a free worker thread while it
+    holds the run lock (a stale runner's 409 after lock_run) or a pooled connection; under
+    load every worker is a request queued on that lock or on the pool — deadlocks the
+    chaos soak found. Views are built before this closes, so nothing reads a closed session.
     """
     try:
         yield
-    except BaseException:
-        session.rollback()
-        raise
-
-
-RETRY_WAIT_SECONDS = 5
+    finally:
+        session.close()
 
 
 def presigned(
@@ -166,22 +164,24 @@ def _out(session: Session, task: Task, *, with_history: bool = True) -> TaskOut:
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
 def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
-    task = queue.load_for_runner(
-        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
-    )
-    queue.ensure_active(task)
-    fields = body.model_dump(
-        exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
-    )
-    fields["heartbeat_status"] = body.status
-    if fields.get("current_benchmark") is not None:
-        # \x1f separates names in db/runs.group_stats' aggregate.
-        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
-    if body.message is not None:
-        fields["heartbeat_message"] = _text(body.message)
-    queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
-    session.commit()
-    return _out(session, task, with_history=False)
+    with _closing(session):
+        task = queue.load_for_runner(
+            session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+        )
+        queue.ensure_active(task)
+        fields = body.model_dump(
+            exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
+        )
+        fields["heartbeat_status"] = body.status
+        if fields.get("current_benchmark") is not None:
+            # \x1f separates names in db/runs.group_stats' aggregate.
+            fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
+        if body.message is not None:
+            fields["heartbeat_message"] = _text(body.message)
+        values = queue.heartbeat_values(session, fields)
+        queue.fenced_update(session=session, task=task, values=values)
+        session.commit()
+        return _out(session, task, with_history=False)
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)
@@ -192,13 +192,14 @@ def upload_urls(
     storage: StorageDep,
     settings: SettingsDep,
 ) -> PresignedUrls:
-    task = queue.load_for_runner(
-        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
-    )
-    queue.ensure_active(task)
-    run = session.get(Run, task.run_id)
-    assert run is not None
-    return presigned(storage, settings, run.external_id, task.id, task.lease)
+    with _closing(session):
+        task = queue.load_for_runner(
+            session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+        )
+        queue.ensure_active(task)
+        run = session.get(Run, task.run_id)
+        assert run is not None
+        return presigned(storage, settings, run.external_id, task.id, task.lease)
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut)
@@ -209,7 +210,7 @@ def complete(
     session: SessionDep,
     storage: StorageDep,
 ) -> TaskOut:
-    with _releasing(session):
+    with _closing(session):
         return _complete(task_id, body, request, session, storage)
 
 
@@ -248,7 +249,7 @@ def fail(
     request: Request,
     session: SessionDep,
 ) -> TaskOut:
-    with _releasing(session):
+    with _closing(session):
         return _fail(task_id, body, request, session)
 
 
