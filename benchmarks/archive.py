@@ -59,7 +59,7 @@ def _task(task_id: int) -> ArchiveTask:
         None,
         task_id,
         "completed",
-        result_key=result_key(RUN_ID, task_id),
+        result_key=result_key(RUN_ID, task_id, lease=1),
     )
 
 
@@ -75,7 +75,7 @@ def generate(base: Path, tasks: int) -> None:
                 info = tarfile.TarInfo(f"./{name}")
                 info.size, info.mtime = len(data), int(time.time())
                 tar.addfile(info, io.BytesIO(data))
-        writer = storage.begin_write(result_key(RUN_ID, task_id))
+        writer = storage.begin_write(result_key(RUN_ID, task_id, lease=1))
         writer.write(buffer.getvalue())
         writer.commit()
         folder = extracted / task_directory(_task(task_id))

@@ -98,27 +98,27 @@ def manifest(contents: dict[str, bytes]) -> dict[str, Any]:
 
 
 def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> None:
-    store(storage, result_key(RUN, 1), outputs_tarball())
-    store(storage, result_key(RUN, 2), outputs_tarball(prefix=""))
+    store(storage, result_key(RUN, 1, lease=1), outputs_tarball())
+    store(storage, result_key(RUN, 2, lease=1), outputs_tarball(prefix=""))
     store(
         storage,
-        error_key(RUN, 3),
+        error_key(RUN, 3, lease=1),
         tarball(member("stderr.log", b"boom\n"), member("error.txt", b"runner's own")),
     )
-    store(storage, result_key(RUN, 6), os.urandom(3000))
-    store(storage, result_key(RUN, 7), outputs_tarball()[:200])  # truncated upload
+    store(storage, result_key(RUN, 6, lease=1), os.urandom(3000))
+    store(storage, result_key(RUN, 7, lease=1), outputs_tarball()[:200])  # truncated upload
     tasks = [
-        task(1, alias="yjit:fast/1", result_key=result_key(RUN, 1)),
-        task(2, instance_type="m7i.large", result_key=result_key(RUN, 2)),
+        task(1, alias="yjit:fast/1", result_key=result_key(RUN, 1, lease=1)),
+        task(2, instance_type="m7i.large", result_key=result_key(RUN, 2, lease=1)),
         task(3, "failed", error_type="benchmark_failed", error_message="fib crashed",
-             error_key=error_key(RUN, 3)),
+             error_key=error_key(RUN, 3, lease=1)),
         task(4, "failed", error_type="timeout", error_message="took 12h"),
         task(5, "cancelled", error_type="cancelled", error_message="run stopped"),
-        task(6, result_key=result_key(RUN, 6)),
-        task(7, result_key=result_key(RUN, 7)),
-        task(8, result_key=result_key(RUN, 8)),  # never uploaded
+        task(6, result_key=result_key(RUN, 6, lease=1)),
+        task(7, result_key=result_key(RUN, 7, lease=1)),
+        task(8, result_key=result_key(RUN, 8, lease=1)),  # never uploaded
         task(9, "failed", error_type="upload_failed", error_message="x",
-             error_key=error_key(RUN, 9)),
+             error_key=error_key(RUN, 9, lease=1)),
     ]  # fmt: skip
     contents = build(storage, tmp_path, tasks)
 
@@ -151,8 +151,8 @@ def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> 
     for corrupt in (6, 7):
         assert entries[corrupt]["files"] == []
         assert entries[corrupt]["problems"][0].startswith("result tarball corrupt: ")
-    assert entries[8]["problems"] == [f"result tarball missing: {result_key(RUN, 8)}"]
-    assert entries[9]["problems"] == [f"error tarball missing: {error_key(RUN, 9)}"]
+    assert entries[8]["problems"] == [f"result tarball missing: {result_key(RUN, 8, lease=1)}"]
+    assert entries[9]["problems"] == [f"error tarball missing: {error_key(RUN, 9, lease=1)}"]
     assert entries[9]["files"] == ["error.txt"]
 
 
@@ -175,9 +175,12 @@ def test_tar_slip_tarball_is_refused_whole(
 ) -> None:
     evil, reason = case
     bad = tarball(member("output.json", b"{}"), evil)
-    store(storage, result_key(RUN, 1), bad)
-    store(storage, result_key(RUN, 2), outputs_tarball())
-    tasks = [task(1, result_key=result_key(RUN, 1)), task(2, result_key=result_key(RUN, 2))]
+    store(storage, result_key(RUN, 1, lease=1), bad)
+    store(storage, result_key(RUN, 2, lease=1), outputs_tarball())
+    tasks = [
+        task(1, result_key=result_key(RUN, 1, lease=1)),
+        task(2, result_key=result_key(RUN, 2, lease=1)),
+    ]
     contents = build(storage, tmp_path, tasks)
     assert not [name for name in contents if name.startswith("c7g.large-1/") and name[-1] != "/"]
     assert sum(name.startswith("c7g.large-2/") for name in contents) == 5
@@ -188,8 +191,8 @@ def test_tar_slip_tarball_is_refused_whole(
 
 
 def test_missing_result_key_and_empty_tarball(storage: LocalStorage, tmp_path: Path) -> None:
-    store(storage, result_key(RUN, 2), tarball(member("./", kind=tarfile.DIRTYPE)))
-    tasks = [task(1), task(2, result_key=result_key(RUN, 2))]
+    store(storage, result_key(RUN, 2, lease=1), tarball(member("./", kind=tarfile.DIRTYPE)))
+    tasks = [task(1), task(2, result_key=result_key(RUN, 2, lease=1))]
     entries = manifest(build(storage, tmp_path, tasks))["tasks"]
     assert entries[0]["problems"] == ["completed task has no result key"]
     assert entries[1]["problems"] == ["result tarball holds no files"]
@@ -197,8 +200,14 @@ def test_missing_result_key_and_empty_tarball(storage: LocalStorage, tmp_path: P
 
 def test_long_and_non_ascii_names_fall_back_to_pax(storage: LocalStorage, tmp_path: Path) -> None:
     long_name = "logs/" + "x" * 150 + ".txt"
-    store(storage, result_key(RUN, 1), tarball(member(long_name, b"long"), member("é.txt", b"e")))
-    contents = build(storage, tmp_path, [task(1, alias="a" * 128, result_key=result_key(RUN, 1))])
+    store(
+        storage,
+        result_key(RUN, 1, lease=1),
+        tarball(member(long_name, b"long"), member("é.txt", b"e")),
+    )
+    contents = build(
+        storage, tmp_path, [task(1, alias="a" * 128, result_key=result_key(RUN, 1, lease=1))]
+    )
     directory = "a" * 100 + "-1"
     assert contents[f"{directory}/{long_name}"] == b"long"
     assert contents[f"{directory}/é.txt"] == b"e"
@@ -304,10 +313,10 @@ def test_oversized_extended_header_is_refused_in_bounded_memory(
 
     bomb = tmp_path / "bomb.tar.gz"
     _header_bomb(bomb, kind, 256 << 20)
-    storage.put_file(result_key(RUN, 1), bomb)
+    storage.put_file(result_key(RUN, 1, lease=1), bomb)
     tracemalloc.start()
     try:
-        contents = build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1))])
+        contents = build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1, lease=1))])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -320,8 +329,8 @@ def test_member_cap_counts_duplicates(storage: LocalStorage, tmp_path: Path) -> 
     """Duplicates were skipped without counting, one problem line each: a tarball of
     millions of identical tiny headers grew the manifest (and memory) without bound."""
     same = [member("output.txt", b"x") for _ in range(10_001)]
-    store(storage, result_key(RUN, 1), tarball(*same))
-    entry = manifest(build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1))]))
+    store(storage, result_key(RUN, 1, lease=1), tarball(*same))
+    entry = manifest(build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1, lease=1))]))
     assert entry["tasks"][0]["problems"] == ["result tarball refused: more than 10000 members"]
 
 
@@ -339,17 +348,17 @@ def test_file_and_directory_with_one_name_do_not_break_extraction(
     no tar (nor the master's safe_extract) can unpack: one bad task broke the whole run."""
     store(
         storage,
-        result_key(RUN, 1),
+        result_key(RUN, 1, lease=1),
         tarball(member("output.txt", b"ok"), member("logs", b"f"), member("logs/x.txt", b"x")),
     )
     store(
         storage,
-        error_key(RUN, 2),
+        error_key(RUN, 2, lease=1),
         tarball(member("error.txt/inner.txt", b"x"), member("runner.log", b"log")),
     )
     tasks = [
-        task(1, result_key=result_key(RUN, 1)),
-        task(2, status="failed", error_type="boom", error_key=error_key(RUN, 2)),
+        task(1, result_key=result_key(RUN, 1, lease=1)),
+        task(2, status="failed", error_type="boom", error_key=error_key(RUN, 2, lease=1)),
     ]
     entries = manifest(build(storage, tmp_path, tasks))["tasks"]
     assert entries[0]["files"] == ["logs", "output.txt"]

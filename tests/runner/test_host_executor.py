@@ -27,7 +27,7 @@ def test_find_ruby_prefix_system_and_missing() -> None:
     assert system.description.startswith("ruby ")
     wanted = ".".join(system.version.split(".")[:2])
     assert find_ruby(wanted).version == system.version
-    with pytest.raises(ProvisionError, match="Rubies found: .*" + system.version):
+    with pytest.raises(ProvisionError, match="found: .*" + system.version):
         find_ruby("9.9")
 
 

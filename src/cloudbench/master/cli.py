@@ -24,6 +24,7 @@ from cloudbench.master.config import (
 from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget, estimate_cost
 from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
+from cloudbench.master.resume import ResumeError, load_record
 from cloudbench.master.run import Master, Terminated
 from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.prices import PriceResolver, PricesFileError
@@ -83,9 +84,27 @@ def run(
     offline_prices: Annotated[
         bool, typer.Option(help="Only --prices and the config's prices; no price APIs.")
     ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN_ID|latest",
+            help="Re-attach to an unfinished run started here with the same CONFIG: restart "
+            "its orchestrator if gone, start runners where work is left.",
+        ),
+    ] = None,
 ) -> None:
     """Run the benchmarks of CONFIG and collect every result under results/<run-id>/."""
     console, err = _consoles()
+    record = None
+    if resume is not None:
+        try:
+            record = load_record(resume)
+        except ResumeError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        # The run's own state (database, storage) and orchestrator; no meta re-apply.
+        state_dir, reuse_orchestrator = Path(record.state_dir), record.meta
+        orchestrator_url = orchestrator_url or record.orchestrator_url
     report_args = ["--config", str(config)] + (["--prices", str(prices)] if prices else [])
     options = RunOptions(
         providers=provider or (), orchestrator_url=orchestrator_url,
@@ -112,7 +131,7 @@ def run(
                   markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(1) from None
     _signals_interrupt()
-    raise typer.Exit(Master(console, err, plan.master).run(plan))
+    raise typer.Exit(Master(console, err, plan.master).run(plan, record))
 
 
 def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:

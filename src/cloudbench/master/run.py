@@ -33,6 +33,14 @@ from cloudbench.master.results import (
     print_summary,
     write_report,
 )
+from cloudbench.master.resume import (
+    ResumeError,
+    RunRecord,
+    differences,
+    remaining,
+    retire_session,
+    save_record,
+)
 from cloudbench.master.stacks import MetaDeployment, offer_nuke
 from cloudbench.platform import containers
 from cloudbench.platform.http import Transient
@@ -47,7 +55,10 @@ logger = logging.getLogger(__name__)
 
 POLL = 1.0
 EXIT_INTERRUPTED = 130
-FAILURES = (ApiError, OrchestratorFailed, ProviderError, ResultsError, httpx.HTTPError, OSError)
+FAILURES = (
+    ApiError, OrchestratorFailed, ProviderError, ResultsError, ResumeError, httpx.HTTPError,
+    OSError,
+)  # fmt: skip
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,6 +67,10 @@ class Terminated(KeyboardInterrupt):
 
 class Stalled(RuntimeError):
     """No runner is left but the run still has work: it can never finish by itself."""
+
+
+class RunnersExited(Stalled):
+    """Every runner of an instance type failed while that type still has tasks."""
 
 
 class Master:
@@ -71,10 +86,11 @@ class Master:
         self.run_id: int | None = None
         self.hurry = False
         self._idle_since: float | None = None
+        self._stopped_on_error = False
 
     # ------------------------------------------------------------ entry points
-    def run(self, plan: RunPlan) -> int:
-        """Check every provider, then start, follow, collect and tear down; an exit code."""
+    def run(self, plan: RunPlan, resume: RunRecord | None = None) -> int:
+        """Check every provider, then start (or resume), follow, collect and tear down."""
         self._plan = plan
         if plan.aws is not None:
             self.meta = MetaDeployment(plan.aws, plan.logs_dir, plan.reuse)
@@ -83,7 +99,10 @@ class Master:
         except ProviderError as exc:  # nothing has started yet
             self.err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             return EXIT_ERROR
-        code = self._guarded(lambda: self._start_and_follow(plan))
+        if resume is not None:
+            code = self._guarded(lambda: self._resume_and_follow(plan, resume))
+        else:
+            code = self._guarded(lambda: self._start_and_follow(plan))
         if self.meta is not None and self.meta.failed:
             offer_nuke(
                 self.err, plan.master.yes, self.run_id, self.meta.settings.region, plan.clouds
@@ -106,6 +125,10 @@ class Master:
         self.run_id = created.run_id
         self.session.run_id = created.run_id
         self.session.save()
+        external = plan.external.url if plan.external is not None else None
+        save_record(RunRecord(run_id=created.run_id, state_dir=str(plan.state_dir.resolve()),
+                              body=plan.body, orchestrator_url=external,
+                              meta=self.meta is not None))  # fmt: skip
         self.console.print(
             f"run {created.run_id}: {created.tasks_created} task(s); state in {plan.state_dir}",
             soft_wrap=True, highlight=False,
@@ -118,6 +141,36 @@ class Master:
         for provider in self.providers:
             provider.start(ctx)
         return self._follow(created.run_id)
+
+    def _resume_and_follow(self, plan: RunPlan, record: RunRecord) -> int:
+        """Re-attach to an unfinished run: its orchestrator, then runners where work is left."""
+        changed = differences(record.body, plan.body)
+        if changed:
+            raise ResumeError(
+                f"run {record.run_id} was started with another config; differences:\n  "
+                + "\n  ".join(changed)
+            )
+        self.run_id = record.run_id
+        retire_session(record.run_id)
+        self.session = Session.new(plan.state_dir)
+        self.session.run_id = record.run_id
+        runner_token = self._connect(plan)  # embedded: a new one on the run's database
+        run = self._api().get_run(record.run_id)
+        left = remaining(run) if run.status == RunStatus.running else frozenset()
+        self.console.print(
+            f"resuming run {record.run_id}: {run.tasks.completed + run.tasks.failed}/"
+            f"{run.tasks.total} done; runners for: {', '.join(sorted(left)) or 'none'}",
+            soft_wrap=True, highlight=False,
+        )  # fmt: skip
+        if left:
+            ctx = ProviderContext(
+                run_id=record.run_id, spec=plan.spec, orchestrator_url=self._api().url,
+                runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
+                options=plan.runner, only=left, resumed=True,
+            )  # fmt: skip
+            for provider in self.providers:
+                provider.start(ctx)
+        return self._follow(record.run_id)
 
     def status(self, run_id: int, url: str, admin_token: str, adopted: Session | None) -> int:
         self.run_id, self.adopted = run_id, adopted
@@ -173,6 +226,8 @@ class Master:
         run = self._watch_interruptible(run_id)
         outcome = fetch_results(self._api(), run, self.opts.results_dir)
         self._remember_durations(run_id)
+        if self._stopped_on_error:
+            outcome.exit_code = EXIT_ERROR
         self._report(outcome)
         return outcome.exit_code
 
@@ -194,6 +249,7 @@ class Master:
                 if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
             except (Stalled, StopRun) as exc:
+                self._stopped_on_error = isinstance(exc, Stalled)
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
             self.console.print(f"stopping run {run_id} and collecting what exists …")
             self._api().stop_run(run_id)
@@ -223,6 +279,7 @@ class Master:
     def _check_stalled(self, run: RunOut) -> None:
         if not self.providers or run.status != RunStatus.running:
             return
+        self._check_exited(run)
         if any(p.active() for p in self.providers):
             self._idle_since = None
             return
@@ -231,6 +288,20 @@ class Master:
         # Claimed tasks of dead runners time out first; pending ones would wait forever.
         if now - self._idle_since > self.opts.heartbeat_timeout + 10:
             raise Stalled("every runner has exited but the run still has tasks; see runner logs")
+
+    def _check_exited(self, run: RunOut) -> None:
+        """Within a poll of the last runner of a type failing: its tasks have nobody left."""
+        for provider in self.providers:
+            for alias, line in provider.exited().items():
+                left = sum(
+                    g.counts.pending + g.counts.claimed + g.counts.running
+                    for g in run.instance_types
+                    if g.provider == provider.name and g.alias == alias
+                )
+                if left:
+                    raise RunnersExited(
+                        f"every runner of {alias} has exited with {left} task(s) left: {line}"
+                    )
 
     def _confirm_teardown(self) -> bool:
         if self.opts.yes or not self.console.is_terminal:

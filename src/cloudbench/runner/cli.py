@@ -12,9 +12,11 @@ import typer
 from pydantic import ValidationError
 
 from cloudbench.protocol import problems
+from cloudbench.runner.executors.base import StartupError
 from cloudbench.runner.imds import MetadataUnavailable, read_identity
 
 log = logging.getLogger(__name__)
+EXIT_STARTUP = 3  # cannot start work here (ruby-bench, Ruby, container engine)
 
 runner_app = typer.Typer(
     help="Claim tasks from the orchestrator and run ruby-bench for them.",
@@ -96,7 +98,12 @@ def runner(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     runner_obj.install_signal_handlers()
-    raise typer.Exit(runner_obj.run())
+    try:
+        code = runner_obj.run()
+    except StartupError as exc:  # expected: one line naming cause and fix, no traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_STARTUP) from None
+    raise typer.Exit(code)
 
 
 def resolve_instance(provider: str, given: str | None) -> dict[str, str | None]:

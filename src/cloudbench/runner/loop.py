@@ -15,7 +15,7 @@ from cloudbench.protocol import ClaimRequest, ClaimStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.cpuinfo import cpu_facts
-from cloudbench.runner.executors import choose
+from cloudbench.runner.executors import StartupError, choose
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.machine_state import machine_state
 from cloudbench.runner.packaging import Uploader
@@ -44,6 +44,7 @@ class Runner:
 
     # ------------------------------------------------------------ entry point
     def run(self) -> int:
+        """Run until no work is left; StartupError when this machine cannot do the work."""
         s = self.settings
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self._pin_housekeeping()
@@ -63,6 +64,8 @@ class Runner:
             client.close()
             uploader.close()
             executor.close()
+        if machine.unfit and self.signal_received is None:
+            raise StartupError(machine.unfit[0])
         return self._finish()
 
     def _pin_housekeeping(self) -> None:
@@ -131,6 +134,8 @@ class Runner:
             alias=s.alias, host=socket.gethostname()[:200] or None,
         )  # fmt: skip
         while not self.shutdown.is_set():
+            if machine.unfit:
+                return  # every task would fail the same way here; Runner.run says why
             response = machine.client.claim(request, run_id=s.run_id, interrupt=self.shutdown)
             if response.status == ClaimStatus.done:
                 log.info("slot %d: no more tasks", slot.index)

@@ -81,7 +81,10 @@ class Uploader:
     """PUTs a file to a presigned URL, streaming it from disk.
 
     Transport errors and 5xx are retried with backoff; a 403 (expired or rejected
-    signature) asks `refresh` for a fresh URL, a bounded number of times.
+    signature) asks `refresh` for a fresh URL, a bounded number of times. Every URL is
+    create-only (``If-None-Match: *``, signed on S3): a 412 after an attempt whose answer
+    was lost means that attempt stored the file (the key is this claim's alone); a 412
+    on the first try is refused.
     """
 
     def __init__(self, give_up_after: float = 600.0, timeout: float = 300.0) -> None:
@@ -94,19 +97,22 @@ class Uploader:
     def upload(
         self, path: Path, url: str, refresh: Callable[[], str] | None = None, refreshes: int = 3
     ) -> None:
+        unanswered: list[bool] = []  # per call: slots share one Uploader across threads
         for attempt in range(refreshes + 1):
-            status = self._upload_retrying(path, url)
-            if status < 400:
+            status = self._upload_retrying(path, url, unanswered)
+            if status < 400 or (status == 412 and unanswered):
                 log.info("uploaded %s (%d bytes)", path.name, path.stat().st_size)
                 return
             if status == 403 and refresh is not None and attempt < refreshes:
                 log.warning("upload of %s got 403; fetching fresh URLs", path.name)
                 url = refresh()
                 continue
+            if status == 412:
+                raise UploadError(f"upload of {path.name} refused: the key is already stored")
             raise UploadError(f"upload of {path.name} refused with HTTP {status}")
         raise UploadError(f"upload of {path.name}: still 403 after {refreshes} fresh URLs")
 
-    def _upload_retrying(self, path: Path, url: str) -> int:
+    def _upload_retrying(self, path: Path, url: str, unanswered: list[bool]) -> int:
         retrying = Retrying(
             retry=retry_if_exception_type((httpx.TransportError, _RetryableUpload)),
             wait=wait_exponential(multiplier=0.5, min=0.5, max=30),
@@ -114,15 +120,20 @@ class Uploader:
             reraise=True,
         )
         try:
-            return retrying(self._put_once, path, url)
+            return retrying(self._put_once, path, url, unanswered)
         except (httpx.TransportError, _RetryableUpload) as exc:
             raise UploadError(f"upload of {path.name} failed: {exc}") from exc
 
-    def _put_once(self, path: Path, url: str) -> int:
+    def _put_once(self, path: Path, url: str, unanswered: list[bool]) -> int:
         # An explicit Content-Length keeps the body un-chunked (S3 presigned PUTs need it);
         # the generator is fresh per attempt so a retry re-reads the file from the start.
-        headers = {"Content-Length": str(path.stat().st_size)}
-        response = self._http.put(url, content=_chunks(path), headers=headers)
+        headers = {"Content-Length": str(path.stat().st_size), "If-None-Match": "*"}
+        try:
+            response = self._http.put(url, content=_chunks(path), headers=headers)
+        except httpx.TransportError:
+            unanswered.append(True)  # it may have been stored before the answer was lost
+            raise
         if response.status_code >= 500:
+            unanswered.append(True)
             raise _RetryableUpload(f"HTTP {response.status_code}")
         return response.status_code

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
-from cloudbench.runner.executors.base import ProvisionError
+from cloudbench.runner.executors.base import ProvisionError, StartupError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
+CONNECT_TIMEOUT = 5.0
+_FIX = "offline? pass --ruby-bench PATH (a ruby-bench checkout on this machine)"
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,10 @@ def _tree_hash(path: Path) -> str:
 
 def _local_source(path: Path) -> RubyBenchSource:
     if not (path / "run_benchmarks.rb").is_file():
-        raise ProvisionError(f"{path} does not look like ruby-bench (no run_benchmarks.rb)")
+        raise StartupError(
+            f"--ruby-bench {path} does not look like ruby-bench (no run_benchmarks.rb) — "
+            "pass the directory of a ruby-bench checkout"
+        )
     commit = None
     if (path / ".git").exists():
         try:
@@ -61,21 +68,55 @@ def _local_source(path: Path) -> RubyBenchSource:
     return RubyBenchSource(path.resolve(), str(path), commit, _tree_hash(path))
 
 
+def check_reachable(url: str) -> None:
+    """Fail in seconds, not after git's own minutes-long retries, when the host is away."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "git") or not parts.hostname:
+        return  # ssh/scp-style and file URLs: git's own error will do
+    port = parts.port or {"http": 80, "https": 443, "git": 9418}[parts.scheme]
+    try:
+        addresses = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise StartupError(
+            f"cannot fetch ruby-bench from {url}: could not resolve host {parts.hostname} — {_FIX}"
+        ) from None
+    family, kind, proto, _name, address = addresses[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(address)
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise StartupError(
+            f"cannot fetch ruby-bench from {url}: cannot connect to {parts.hostname}:{port} "
+            f"({reason}) — {_FIX}"
+        ) from None
+
+
 def _clone(url: str, ref: str, cache_dir: Path) -> RubyBenchSource:
     dest = cache_dir / f"ruby-bench-{hashlib.sha256(f'{url}@{ref}'.encode()).hexdigest()[:16]}"
     if not (dest / "run_benchmarks.rb").is_file():
         tmp = dest.with_name(dest.name + ".tmp")
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
         tmp.mkdir(parents=True)
+        check_reachable(url)
         log.info("fetching ruby-bench %s at %s", url, ref)
         _git("init", "-q", cwd=tmp)
         try:  # one commit, shallow: GitHub serves full commit ids and branch names
             _git("fetch", "-q", "--depth", "1", url, ref, cwd=tmp)
             target = "FETCH_HEAD"
         except ProvisionError:  # an abbreviated id: fetch everything, let git resolve it
-            _git("fetch", "-q", url, "+refs/heads/*:refs/remotes/origin/*", cwd=tmp)
+            try:
+                _git("fetch", "-q", url, "+refs/heads/*:refs/remotes/origin/*", cwd=tmp)
+            except ProvisionError as exc:
+                raise StartupError(f"cannot fetch ruby-bench from {url}: {exc} — {_FIX}") from None
             target = ref
-        _git("checkout", "-q", target, cwd=tmp)
+        try:
+            _git("checkout", "-q", target, cwd=tmp)
+        except ProvisionError as exc:
+            raise StartupError(
+                f"ruby-bench {url} has no commit {ref}: {exc} — pass --ruby-bench URL@REF"
+            ) from None
         tmp.rename(dest)
     commit = _git("rev-parse", "HEAD", cwd=dest)
     return RubyBenchSource(dest, url, commit, commit)

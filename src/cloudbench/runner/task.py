@@ -26,6 +26,7 @@ from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
     Executor,
+    MachineUnfit,
     Provisioned,
     ProvisionError,
 )
@@ -78,6 +79,8 @@ class Machine:
     shutdown: threading.Event = field(default_factory=threading.Event)
     plan: SlotPlan | None = None
     concurrency: Concurrency = field(default_factory=Concurrency)
+    # Why this machine can never run the tasks (MachineUnfit): its slots stop claiming.
+    unfit: list[str] = field(default_factory=list)
 
 
 class _SlotLogFilter(logging.Filter):
@@ -159,6 +162,9 @@ class TaskRun:
         self.hb.update(HeartbeatStatus.provision, now=True)
         try:
             self.provisioned = self.m.executor.provision(self.task.ruby_version)
+        except MachineUnfit as exc:
+            self.m.unfit.append(str(exc))
+            raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         self._check_stopped()

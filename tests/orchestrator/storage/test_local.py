@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -19,7 +21,13 @@ from cloudbench.orchestrator.storage.local import LocalStorage, SignatureError
 from tests.orchestrator.storage.server import serve
 
 CAP = 2 << 20
-KEY = "results/7/task_3_result.tar.gz"
+KEY = "results/7/task_3_1_result.tar.gz"
+_numbers = itertools.count(100)
+
+
+def fresh_key() -> str:
+    # Signed PUTs are create-only: a test that stores something needs a key of its own.
+    return f"results/7/task_{next(_numbers)}_1_result.tar.gz"
 
 
 class Server:
@@ -79,18 +87,37 @@ def test_round_trip(server: Server) -> None:
     assert b"".join(server.storage.iter_bytes(KEY, 4096)) == data
 
 
-def test_streamed_chunked_upload_replaces_atomically(server: Server) -> None:
-    key = "results/7/task_4_result.tar.gz"
+def test_streamed_chunked_upload_is_stored_once(server: Server) -> None:
+    key = fresh_key()
     data = os.urandom(CAP - 10)
 
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(data), 65_536):
-            yield data[start : start + 65_536]
+    def chunks(payload: bytes) -> Iterator[bytes]:
+        for start in range(0, len(payload), 65_536):
+            yield payload[start : start + 65_536]
 
-    for _ in range(2):  # the second PUT replaces the first
-        put = server.client.put(server.storage.presign_put(key, 60), content=chunks())
-        assert put.status_code == 200, put.text
+    put = server.client.put(server.storage.presign_put(key, 60), content=chunks(data))
+    assert put.status_code == 200, put.text
+    # The same URL (a stale runner still holding it) cannot replace what is stored.
+    again = server.client.put(server.storage.presign_put(key, 60), content=chunks(b"evil" * 9))
+    assert again.status_code == 412, again.text
+    assert "already stored" in again.json()["error"]
     assert (server.storage.root / key).read_bytes() == data
+    assert _leftovers(server.storage) == []
+
+
+def test_racing_puts_store_exactly_one_body(server: Server) -> None:
+    key = fresh_key()
+    url = server.storage.presign_put(key, 60)
+    bodies = [bytes([n]) * 200_000 for n in range(8)]
+
+    def put(body: bytes) -> int:
+        with httpx.Client(timeout=30) as client:
+            return client.put(url, content=body).status_code
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        statuses = list(pool.map(put, bodies))
+    assert sorted(statuses) == [200] + [412] * (len(bodies) - 1)
+    assert (server.storage.root / key).read_bytes() == bodies[statuses.index(200)]
     assert _leftovers(server.storage) == []
 
 
@@ -110,18 +137,18 @@ def test_missing_object_is_404(server: Server) -> None:
     ],
 )
 def test_tampered_url_is_403(server: Server, change: dict[str, str]) -> None:
-    server.client.put(server.storage.presign_put(KEY, 60), content=b"original")
-    url = _with_query(server.storage.presign_put(KEY, 60), **change)
+    key = fresh_key()
+    url = _with_query(server.storage.presign_put(key, 60), **change)
     response = server.client.request(change.get("method", "PUT"), url)
     assert response.status_code == 403
     assert "error" in response.json()
-    assert (server.storage.root / KEY).read_bytes() == b"original"
+    assert not server.storage.exists(key)
 
 
 def test_signature_is_bound_to_key(server: Server) -> None:
     url = server.storage.presign_put(KEY, 60).replace("task_3_", "task_9_")
     assert server.client.put(url, content=b"x").status_code == 403
-    assert not server.storage.exists("results/7/task_9_result.tar.gz")
+    assert not server.storage.exists("results/7/task_9_1_result.tar.gz")
 
 
 def test_expired_url_is_403(server: Server) -> None:
@@ -132,14 +159,15 @@ def test_expired_url_is_403(server: Server) -> None:
 
 
 def test_wrong_method_is_403(server: Server) -> None:
-    server.client.put(server.storage.presign_put(KEY, 60), content=b"original")
-    get_url = server.storage.presign_get(KEY, 60)
-    put_url = server.storage.presign_put(KEY, 60)
+    key = fresh_key()
+    assert server.client.put(server.storage.presign_put(key, 60), content=b"original").is_success
+    get_url = server.storage.presign_get(key, 60)
+    put_url = server.storage.presign_put(key, 60)
     overwrite = server.client.put(get_url, content=b"evil")
     assert overwrite.status_code == 403
     assert "signed for GET" in overwrite.json()["error"]
     assert server.client.get(put_url).status_code == 403
-    assert (server.storage.root / KEY).read_bytes() == b"original"
+    assert (server.storage.root / key).read_bytes() == b"original"
 
 
 @pytest.mark.parametrize(
@@ -178,23 +206,23 @@ def test_symlink_planted_in_root_is_not_followed(server: Server, tmp_path: Path)
 
 
 def test_oversize_with_content_length_is_413(server: Server) -> None:
-    key = "results/7/task_5_result.tar.gz"
+    key = fresh_key()
     response = server.client.put(server.storage.presign_put(key, 60), content=b"x" * (CAP + 1))
     assert response.status_code == 413
     assert "larger than" in response.json()["error"]
     assert not server.storage.exists(key)
 
 
-def test_oversize_chunked_is_413_and_keeps_old_object(server: Server) -> None:
-    server.client.put(server.storage.presign_put(KEY, 60), content=b"original")
+def test_oversize_chunked_is_413_and_stores_nothing(server: Server) -> None:
+    key = fresh_key()
 
     def chunks() -> Iterator[bytes]:
         for _ in range(CAP // 65_536 + 2):
             yield b"y" * 65_536
 
-    response = server.client.put(server.storage.presign_put(KEY, 60), content=chunks())
+    response = server.client.put(server.storage.presign_put(key, 60), content=chunks())
     assert response.status_code == 413
-    assert (server.storage.root / KEY).read_bytes() == b"original"
+    assert not server.storage.exists(key)
     assert _leftovers(server.storage) == []
 
 

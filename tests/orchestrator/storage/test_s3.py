@@ -8,6 +8,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
@@ -18,6 +19,7 @@ from cloudbench.orchestrator.archive import ArchiveTask, build_archive, safe_ext
 from cloudbench.orchestrator.storage.base import InvalidKeyError, archive_key, result_key
 from cloudbench.orchestrator.storage.factory import storage_from_url
 from cloudbench.orchestrator.storage.s3 import S3Storage
+from cloudbench.runner.packaging import Uploader, UploadError
 from tests.pg import free_port
 
 BUCKET = "cloudbench-test"
@@ -53,7 +55,7 @@ def storage(endpoints: tuple[str, str]) -> S3Storage:
 
 
 def test_presigned_put_get_head_and_reads(storage: S3Storage, endpoints: tuple[str, str]) -> None:
-    key = result_key(5, 11)
+    key = result_key(5, 11, lease=1)
     data = os.urandom(200_000)
     assert not storage.exists(key)
     url = storage.presign_put(key, 600)
@@ -73,6 +75,36 @@ def test_presigned_put_get_head_and_reads(storage: S3Storage, endpoints: tuple[s
     assert [o["Key"] for o in listed["Contents"]] == [f"bench/prod/{key}"]
 
 
+def test_presigned_put_is_a_conditional_write(storage: S3Storage) -> None:
+    key = result_key(5, 12, lease=3)
+    url = storage.presign_put(key, 600)
+    # Signed: real S3 refuses the URL without the header, so no holder can drop it.
+    signed = parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "if-none-match" in signed
+    first = httpx.put(url, content=b"first", headers={"If-None-Match": "*"})
+    assert first.status_code == 200, first.text
+    again = httpx.put(url, content=b"stale", headers={"If-None-Match": "*"})
+    assert again.status_code == 412, again.text
+    with storage.open_read(key) as handle:
+        assert handle.read() == b"first"
+
+
+def test_runner_uploader_cannot_replace_a_stored_result(storage: S3Storage, tmp_path: Path) -> None:
+    key = result_key(5, 13, lease=1)
+    url = storage.presign_put(key, 600)
+    (tmp_path / "a.tar.gz").write_bytes(b"completed result")
+    (tmp_path / "b.tar.gz").write_bytes(b"stale runner's result")
+    uploader = Uploader(give_up_after=5)
+    try:
+        uploader.upload(tmp_path / "a.tar.gz", url)
+        with pytest.raises(UploadError, match="already stored"):
+            uploader.upload(tmp_path / "b.tar.gz", url)
+    finally:
+        uploader.close()
+    with storage.open_read(key) as handle:
+        assert handle.read() == b"completed result"
+
+
 def test_missing_object(storage: S3Storage) -> None:
     key = "results/5/task_404_result.tar.gz"
     assert not storage.exists(key)
@@ -90,7 +122,7 @@ def test_invalid_key_refused(storage: S3Storage) -> None:
 def test_public_endpoint_is_used_for_signing_only(endpoints: tuple[str, str]) -> None:
     internal, public = endpoints
     storage = S3Storage(BUCKET, "", REGION, endpoint_url=internal, public_endpoint_url=public)
-    key = result_key(6, 1)
+    key = result_key(6, 1, lease=1)
     url = storage.presign_put(key, 600)
     assert url.startswith(f"{public}/{BUCKET}/results/6/")
     assert httpx.put(url, content=b"via public").status_code == 200
@@ -118,9 +150,10 @@ def test_archive_end_to_end_over_s3(storage: S3Storage, tmp_path: Path) -> None:
         info.size = 2
         tar.addfile(info, io.BytesIO(b"{}"))
     assert httpx.put(
-        storage.presign_put(result_key(8, 1), 60), content=buffer.getvalue()
+        storage.presign_put(result_key(8, 1, lease=1), 60), content=buffer.getvalue()
     ).is_success
-    task = ArchiveTask(1, "aws", "c7g.large", "arm", 1, "completed", result_key=result_key(8, 1))
+    key = result_key(8, 1, lease=1)
+    task = ArchiveTask(1, "aws", "c7g.large", "arm", 1, "completed", result_key=key)
     result = build_archive(
         storage=storage, run_id=8, tasks=[task], removed_tasks=0, workdir=tmp_path / "w"
     )

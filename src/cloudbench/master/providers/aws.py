@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 MODULES = {"aws": "providers/aws", "azure": "providers/azure", "local": "providers/local"}
 CLOUDS = ("aws", "azure")
+APPLIED = ".cloudbench-applied"  # in a stack's working copy once its apply succeeded
 
 
 class CloudProvider:
@@ -75,7 +76,10 @@ class CloudProvider:
             raise ProviderError("the AWS provider needs the meta deployment's outputs first")
         self.run_id = ctx.run_id
         self.stacks = [self._stack(ctx, outputs, name) for name in self._names(ctx.spec)]
-        errors = self._each("apply")
+        applied = [s for s in self.stacks if ctx.resumed and (s.workdir / APPLIED).is_file()]
+        for stack in applied:
+            logger.info("resume: stack %s is applied already; not applying it again", stack.name)
+        errors = self._each("apply", skip={s.name for s in applied})
         if errors:
             self.meta.failed = True
             raise ProviderError("\n".join(str(e) for e in errors))
@@ -118,15 +122,16 @@ class CloudProvider:
             "ssh_public_key": self.azure.ssh_public_key, "ssh_cidr": self.azure.ssh_cidr,
         }  # fmt: skip
 
-    def _each(self, action: str) -> list[ProviderError]:
+    def _each(self, action: str, skip: set[str] | None = None) -> list[ProviderError]:
         """Run `action` on every stack at once; the errors of those that failed."""
-        if not self.stacks:
+        stacks = [s for s in self.stacks if s.name not in (skip or set())]
+        if not stacks:
             return []
         with (
-            StackView(self.console, [s.name for s in self.stacks]) as view,
-            ThreadPoolExecutor(len(self.stacks)) as pool,
+            StackView(self.console, [s.name for s in stacks]) as view,
+            ThreadPoolExecutor(len(stacks)) as pool,
         ):
-            results = list(pool.map(lambda s: self._one(view, s, action), self.stacks))
+            results = list(pool.map(lambda s: self._one(view, s, action), stacks))
         return [r for r in results if r is not None]
 
     def _one(self, view: StackView, stack: Stack, action: str) -> ProviderError | None:
@@ -139,8 +144,10 @@ class CloudProvider:
                 finally:  # a failed apply may still have launched some VMs
                     if self.meter is not None and stack.name in CLOUDS:
                         self.meter.launch(stack.name)
+                (stack.workdir / APPLIED).write_text("applied\n")  # what a resume skips
             else:
                 stack.destroy()
+                (stack.workdir / APPLIED).unlink(missing_ok=True)
                 if self.meter is not None:
                     self.meter.terminate(stack.name)
         except (TerraformError, OSError) as exc:
@@ -168,6 +175,9 @@ class CloudProvider:
     def active(self) -> bool:
         # Instances cannot be watched from here; the orchestrator times out silent runners.
         return bool(self.stacks)
+
+    def exited(self) -> dict[str, str]:
+        return {}  # cloud runners are not our processes: the orchestrator's sweeper sees them
 
     def stop(self, hurry: bool = False) -> None:
         """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs."""

@@ -4,6 +4,7 @@ Lifecycle, driven by the master: ``check`` (before anything starts; cheap, no si
 effects), ``start`` (after the run exists: bring up runners for every instance type),
 ``poll`` (each watch tick: returns problems worth showing, may raise to abort),
 ``active`` (can anything of this provider still work on tasks?),
+``exited`` (aliases none of whose runners is left, each with its last error line),
 ``stop`` (always, in a finally; idempotent; ``hurry`` means a second Ctrl-C).
 A cloud provider (AWS: Terraform stacks + tag-based cleanup) implements the same four.
 """
@@ -44,9 +45,16 @@ class ProviderContext:
     state_dir: Path
     session: Session
     options: RunnerOptions = field(default_factory=RunnerOptions)
+    # A resumed run: only these aliases still have work (None: every one, a new run).
+    only: frozenset[str] | None = None
+    resumed: bool = False
 
     def instance_types(self, provider: str) -> list[InstanceTypeSpec]:
-        return [s for p, s in self.spec.instance_types() if p == provider]
+        return [
+            s
+            for p, s in self.spec.instance_types()
+            if p == provider and (self.only is None or s.effective_alias in self.only)
+        ]
 
 
 class Provider(Protocol):
@@ -59,5 +67,7 @@ class Provider(Protocol):
     def poll(self) -> list[str]: ...
 
     def active(self) -> bool: ...
+
+    def exited(self) -> dict[str, str]: ...
 
     def stop(self, hurry: bool = False) -> None: ...

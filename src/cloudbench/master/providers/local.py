@@ -26,9 +26,17 @@ STOP_GRACE = 15.0  # runners report in-flight tasks as failed before exiting
 @dataclass
 class _Runner:
     label: str
+    alias: str
     proc: subprocess.Popen[bytes]
     log_path: Path
     reported: bool = False
+
+    def error_line(self) -> str:
+        """The runner's own one-line reason (``error: …``), else its last log line."""
+        lines = [line for line in tail(self.log_path, 40).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        last = errors[-1] if errors else (lines[-1] if lines else "(empty log)")
+        return f"{last} (runner {self.label}, exit {self.proc.returncode}, log {self.log_path})"
 
 
 class LocalProvider:
@@ -100,7 +108,7 @@ class LocalProvider:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         ctx.session.replace_process(None, record_for(psutil.Process(proc.pid), "runner", label))
-        return _Runner(label, proc, log_path)
+        return _Runner(label, alias, proc, log_path)
 
     def poll(self) -> list[str]:
         problems = []
@@ -116,6 +124,16 @@ class LocalProvider:
 
     def active(self) -> bool:
         return any(r.proc.poll() is None for r in self.runners)
+
+    def exited(self) -> dict[str, str]:
+        by_alias: dict[str, list[_Runner]] = {}
+        for runner in self.runners:
+            by_alias.setdefault(runner.alias, []).append(runner)
+        return {
+            alias: group[-1].error_line()
+            for alias, group in by_alias.items()
+            if all(r.proc.poll() not in (None, 0) for r in group)
+        }
 
     def stop(self, hurry: bool = False) -> None:
         live = [psutil.Process(r.proc.pid) for r in self.runners if r.proc.poll() is None]

@@ -28,7 +28,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:  # the route closed it in its own thread (api/tasks.py): no I/O left
+            session.close()
 
 
 # The cheap dependencies are async on purpose: FastAPI runs sync ones in its thread

@@ -12,6 +12,7 @@ is not a LocalStorage (S3 deployments) both routes answer 404. Authentication is
 signature alone (runner and master hold no other credential for these URLs), so the
 router must not sit behind the runner-token dependency. Errors are JSON
 ``{"error": "..."}``: 400 bad key, 403 bad/expired/wrong-method signature, 404 missing,
+412 already stored (every signed PUT is create-only, as on S3 with ``If-None-Match: *``),
 413 too large.
 """
 
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from cloudbench.orchestrator.storage.base import InvalidKeyError
+from cloudbench.orchestrator.storage.base import InvalidKeyError, ObjectExists
 from cloudbench.orchestrator.storage.local import (
     AtomicWriter,
     LocalStorage,
@@ -77,7 +79,9 @@ def _authorize(storage: LocalStorage, request: Request, key: str) -> JSONRespons
 
 
 async def _receive(storage: LocalStorage, key: str, request: Request) -> int:
-    writer: AtomicWriter = await to_thread.run_sync(storage.begin_write, key)
+    writer: AtomicWriter = await to_thread.run_sync(
+        partial(storage.begin_write, key, create_only=True)
+    )
     try:
         total = 0
         pending = bytearray()
@@ -117,6 +121,8 @@ def storage_router(get_storage: StorageGetter = storage_from_app) -> APIRouter:
             size = await _receive(storage, key, request)
         except TooLargeError as exc:
             return _error(413, str(exc))
+        except ObjectExists as exc:
+            return _error(412, f"{exc}; stored objects are never replaced")
         except ClientDisconnect:
             # The runner will retry with its URL; nothing was stored, nothing to log loudly.
             logger.info("upload of %s aborted: client disconnected", key)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
@@ -42,11 +45,26 @@ router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
 RETRY_WAIT_SECONDS = 5
 
 
+@contextmanager
+def _closing(session: Session) -> Iterator[None]:
+    """Close (rolling back what is open) in the route's own thread, locks and connection too.
+
+    Left to the session dependency, the close waits for a free worker thread while it
+    holds the run lock (a stale runner's 409 after lock_run) or a pooled connection; under
+    load every worker is a request queued on that lock or on the pool — deadlocks the
+    chaos soak found. Views are built before this closes, so nothing reads a closed session.
+    """
+    try:
+        yield
+    finally:
+        session.close()
+
+
 def presigned(
-    storage: Storage, settings: OrchestratorSettings, run_id: int, task_id: int
+    storage: Storage, settings: OrchestratorSettings, run_id: int, task_id: int, lease: int
 ) -> PresignedUrls:
     ttl = settings.task_max_duration
-    rkey, ekey = result_key(run_id, task_id), error_key(run_id, task_id)
+    rkey, ekey = result_key(run_id, task_id, lease=lease), error_key(run_id, task_id, lease=lease)
     return PresignedUrls(
         result_upload_url=storage.presign_put(rkey, ttl),
         error_upload_url=storage.presign_put(ekey, ttl),
@@ -111,6 +129,7 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
             request.app.state.settings,
             claimed.run_external_id,
             claimed.task_id,
+            claimed.lease,
         ),
     )
 
@@ -145,22 +164,24 @@ def _out(session: Session, task: Task, *, with_history: bool = True) -> TaskOut:
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
 def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
-    task = queue.load_for_runner(
-        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
-    )
-    queue.ensure_active(task)
-    fields = body.model_dump(
-        exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
-    )
-    fields["heartbeat_status"] = body.status
-    if fields.get("current_benchmark") is not None:
-        # \x1f separates names in db/runs.group_stats' aggregate.
-        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
-    if body.message is not None:
-        fields["heartbeat_message"] = _text(body.message)
-    queue.fenced_update(session=session, task=task, values=queue.heartbeat_values(session, fields))
-    session.commit()
-    return _out(session, task, with_history=False)
+    with _closing(session):
+        task = queue.load_for_runner(
+            session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+        )
+        queue.ensure_active(task)
+        fields = body.model_dump(
+            exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
+        )
+        fields["heartbeat_status"] = body.status
+        if fields.get("current_benchmark") is not None:
+            # \x1f separates names in db/runs.group_stats' aggregate.
+            fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
+        if body.message is not None:
+            fields["heartbeat_message"] = _text(body.message)
+        values = queue.heartbeat_values(session, fields)
+        queue.fenced_update(session=session, task=task, values=values)
+        session.commit()
+        return _out(session, task, with_history=False)
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)
@@ -171,13 +192,14 @@ def upload_urls(
     storage: StorageDep,
     settings: SettingsDep,
 ) -> PresignedUrls:
-    task = queue.load_for_runner(
-        session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
-    )
-    queue.ensure_active(task)
-    run = session.get(Run, task.run_id)
-    assert run is not None
-    return presigned(storage, settings, run.external_id, task.id)
+    with _closing(session):
+        task = queue.load_for_runner(
+            session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
+        )
+        queue.ensure_active(task)
+        run = session.get(Run, task.run_id)
+        assert run is not None
+        return presigned(storage, settings, run.external_id, task.id, task.lease)
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut)
@@ -188,6 +210,13 @@ def complete(
     session: SessionDep,
     storage: StorageDep,
 ) -> TaskOut:
+    with _closing(session):
+        return _complete(task_id, body, request, session, storage)
+
+
+def _complete(
+    task_id: int, body: CompleteRequest, request: Request, session: Session, storage: Storage
+) -> TaskOut:
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
@@ -196,11 +225,12 @@ def complete(
     queue.lock_run(session=session, run_pk=task.run_id)
     queue.lock_task(session=session, task=task)
     if task.status == TaskStatus.completed and task.result_key == body.s3_result_key:
+        session.commit()  # nothing changed; releases the run lock now
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    expected = result_key(run.external_id, task.id)
+    expected = result_key(run.external_id, task.id, lease=task.lease)
     if body.s3_result_key != expected:
         raise Unprocessable(f"s3_result_key must be the key issued for this task: {expected}")
     if not storage.exists(expected):
@@ -219,6 +249,11 @@ def fail(
     request: Request,
     session: SessionDep,
 ) -> TaskOut:
+    with _closing(session):
+        return _fail(task_id, body, request, session)
+
+
+def _fail(task_id: int, body: FailRequest, request: Request, session: Session) -> TaskOut:
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
@@ -226,11 +261,12 @@ def fail(
     queue.lock_task(session=session, task=task)
     error_type, error_message = body.error_type.value, _text(body.error_message)
     if _repeated_failure(session, task, body.runner_id, error_type, error_message):
+        session.commit()  # nothing changed; releases the run lock now
         return _out(session, task)  # an identical retry: no-op
     queue.ensure_active(task)
     run = session.get(Run, task.run_id)
     assert run is not None
-    issued = error_key(run.external_id, task.id)
+    issued = error_key(run.external_id, task.id, lease=task.lease)
     if body.s3_error_key is not None and body.s3_error_key != issued:
         raise Unprocessable(f"s3_error_key must be the key issued for this task: {issued}")
     values = queue.finish_values(

@@ -22,6 +22,10 @@ class StorageUnavailable(StorageError):
     """The backend failed (S3 outage, denied, throttled): retryable, so a 503."""
 
 
+class ObjectExists(StorageError):
+    """A create-only PUT hit a key that is already stored (HTTP 412)."""
+
+
 class InvalidKeyError(StorageError, ValueError):
     """A key that could escape the storage root or is not one we would ever create."""
 
@@ -48,12 +52,15 @@ def validate_key(key: str) -> str:
     return key
 
 
-def result_key(run_id: int, task_id: int) -> str:
-    return f"results/{run_id}/task_{task_id}_result.tar.gz"
+# Upload keys carry the lease, and every upload is create-only (presign_put): each claim
+# writes its own objects exactly once, so a stale runner still holding an old URL can
+# neither replace the result a later claim completed with nor its own once stored.
+def result_key(run_id: int, task_id: int, *, lease: int) -> str:
+    return f"results/{run_id}/task_{task_id}_{lease}_result.tar.gz"
 
 
-def error_key(run_id: int, task_id: int) -> str:
-    return f"results/{run_id}/task_{task_id}_error.tar.gz"
+def error_key(run_id: int, task_id: int, *, lease: int) -> str:
+    return f"results/{run_id}/task_{task_id}_{lease}_error.tar.gz"
 
 
 def archive_key(run_id: int) -> str:
@@ -62,7 +69,8 @@ def archive_key(run_id: int) -> str:
 
 class Storage(Protocol):
     def presign_put(self, key: str, expires_in: int) -> str:
-        """A URL a plain HTTP client can PUT the object to until it expires."""
+        """A create-only URL: a PUT (sent with ``If-None-Match: *``) stores the object
+        until it expires, and is refused with 412 once the key holds an object."""
 
     def presign_get(self, key: str, expires_in: int) -> str:
         """A URL a plain HTTP client can GET the object from until it expires."""

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
-from cloudbench.orchestrator.storage.base import InvalidKeyError, StorageError, validate_key
+from cloudbench.orchestrator.storage.base import (
+    InvalidKeyError,
+    ObjectExists,
+    StorageError,
+    validate_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +45,14 @@ class AtomicWriter:
     """Streams into a temp file next to the target; commit() fsyncs and renames it in.
 
     Readers therefore never see a half-written object, and a failed upload leaves the
-    previous object (if any) untouched.
+    previous object (if any) untouched. With ``create_only`` the object is linked in
+    instead, so a key that already holds an object is never replaced (ObjectExists).
     """
 
-    def __init__(self, final: Path, max_bytes: int | None) -> None:
+    def __init__(self, final: Path, max_bytes: int | None, *, create_only: bool = False) -> None:
         self.final = final
         self.max_bytes = max_bytes
+        self.create_only = create_only
         self.written = 0
         final.parent.mkdir(parents=True, exist_ok=True)
         # Leading dot: the temp name is never a valid key, so it can never be served.
@@ -67,7 +74,16 @@ class AtomicWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self._tmp, self.final)
+        if self.create_only:
+            try:
+                # link() fails on an existing name atomically: of two racing writers one wins.
+                os.link(self._tmp, self.final)
+            except FileExistsError:
+                raise ObjectExists(f"{self.final.name} is already stored") from None
+            finally:
+                self._tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self._tmp, self.final)
         _fsync_dir(self.final.parent)
         return self.written
 
@@ -181,9 +197,14 @@ class LocalStorage:
             while chunk := handle.read(chunk_size):
                 yield chunk
 
-    def begin_write(self, key: str, *, capped: bool = True) -> AtomicWriter:
+    def begin_write(
+        self, key: str, *, capped: bool = True, create_only: bool = False
+    ) -> AtomicWriter:
         """A writer for key; call commit() or abort() on it."""
-        return AtomicWriter(self.path_for(key), self.max_bytes if capped else None)
+        path = self.path_for(key)
+        if create_only and path.exists():
+            raise ObjectExists(f"{key} is already stored")  # refuse before reading a body
+        return AtomicWriter(path, self.max_bytes if capped else None, create_only=create_only)
 
     def put_file(self, key: str, path: Path) -> None:
         # Server-side archives are not uploads: the upload cap does not apply.

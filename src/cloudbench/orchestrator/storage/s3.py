@@ -98,16 +98,18 @@ class S3Storage:
     def object_key(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
-    def _presign(self, operation: str, key: str, expires_in: int) -> str:
+    def _presign(self, operation: str, key: str, expires_in: int, **extra: str) -> str:
         url: str = self._signer.generate_presigned_url(
             operation,
-            Params={"Bucket": self.bucket, "Key": self.object_key(key)},
+            Params={"Bucket": self.bucket, "Key": self.object_key(key), **extra},
             ExpiresIn=expires_in,
         )
         return url
 
     def presign_put(self, key: str, expires_in: int) -> str:
-        return self._presign("put_object", key, expires_in)
+        # If-None-Match becomes a signed header: the URL only works as a conditional
+        # write, so S3 itself refuses (412) to replace an object stored under key.
+        return self._presign("put_object", key, expires_in, IfNoneMatch="*")
 
     def presign_get(self, key: str, expires_in: int) -> str:
         return self._presign("get_object", key, expires_in)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,8 +11,10 @@ from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
     Executor,
+    MachineUnfit,
     Provisioned,
     ProvisionError,
+    StartupError,
 )
 
 if TYPE_CHECKING:  # ruby_bench imports executors.base: avoid the cycle at run time
@@ -24,8 +27,10 @@ __all__ = [
     "ExecutionResult",
     "ExecutionSpec",
     "Executor",
+    "MachineUnfit",
     "ProvisionError",
     "Provisioned",
+    "StartupError",
     "choose",
     "engine_answers",
 ]
@@ -100,6 +105,12 @@ def choose(
         engine = engine_answers()
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
         return AutoExecutor(source, work_dir, engine, base_digest, affinity)
+    if kind == "docker" and not engine_answers():
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise StartupError(
+            f"--executor docker: no container engine answers at {where} — start docker "
+            "(or podman's Docker API service and set DOCKER_HOST), or pass --executor host"
+        )
     return _make(kind, source, work_dir, base_digest, affinity)
 
 

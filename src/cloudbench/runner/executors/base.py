@@ -18,6 +18,18 @@ class ProvisionError(Exception):
     """The benchmark environment (image, Ruby) could not be prepared."""
 
 
+class MachineUnfit(ProvisionError):
+    """This machine can never provision the task (no such Ruby): retrying here is futile.
+
+    The task is still reported as provision_failed (another machine may manage it), and
+    the runner stops claiming and exits with this message.
+    """
+
+
+class StartupError(Exception):
+    """The runner cannot start work at all; the message names the cause and the fix."""
+
+
 @dataclass(frozen=True)
 class Provisioned:
     ruby_version: str  # as requested

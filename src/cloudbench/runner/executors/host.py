@@ -18,8 +18,8 @@ from cloudbench.runner.environment import host_environment
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
+    MachineUnfit,
     Provisioned,
-    ProvisionError,
     pump_output,
 )
 from cloudbench.runner.output import OUT_NAME, build_command
@@ -82,7 +82,7 @@ def find_ruby(requested: str, home: Path | None = None) -> RubyFound:
         default = shutil.which("ruby")
         found = _probe(default) if default else None
         if found is None:
-            raise ProvisionError('ruby_version "system": no working `ruby` on PATH')
+            raise MachineUnfit('ruby_version "system": no working `ruby` on PATH — install Ruby')
         return found
     seen: dict[str, RubyFound] = {}
     for path in candidate_paths(home):
@@ -92,7 +92,10 @@ def find_ruby(requested: str, home: Path | None = None) -> RubyFound:
     hits = [r for r in seen.values() if matches(requested, r.version)]
     if not hits:
         listing = ", ".join(f"{r.version} ({r.path})" for r in seen.values()) or "none"
-        raise ProvisionError(f"no Ruby {requested} on this host; Rubies found: {listing}")
+        raise MachineUnfit(
+            f"no Ruby {requested} on this host (found: {listing}) — install Ruby {requested}, "
+            "or use --executor docker (or auto) with a container engine"
+        )
     # Prefer an exact version, then the newest patch release.
     return max(hits, key=lambda r: (r.version == requested, _version_key(r.version)))
 

@@ -1,0 +1,90 @@
+"""`cloudbench run --resume` (issue 13): re-attach to a run whose master was killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
+from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config
+from tests.orchestrator_proc import OrchestratorProcess
+
+pytestmark = [pytest.mark.slow]
+
+
+def _kill_master(harness: Harness) -> None:
+    assert harness.proc is not None
+    harness.proc.send_signal(signal.SIGKILL)
+    harness.proc.wait()
+
+
+@needs_ruby
+def test_resume_after_killing_the_master_mid_run(harness: Harness) -> None:
+    config = harness.config(fake_config(["a", "b"], 3, ["sleepy"]))
+    harness.start(config, FAKE_BENCH_SLEEP="2")
+    run_id = harness.run_id()
+    harness.wait_for(lambda: any(t["status"] == "completed" for t in harness.tasks(run_id)))
+    orchestrator = harness.processes("orchestrator")[0]
+    _kill_master(harness)
+    # The killed master's embedded orchestrator outlives it; make this the "gone" case.
+    os.kill(orchestrator["pid"], signal.SIGKILL)
+
+    # A changed config is refused, naming what differs; nothing is touched.
+    changed = fake_config(["a", "b"], 4, ["sleepy"])
+    result = harness.cli("run", str(harness.config(changed, "other.json")), "--resume", "latest")
+    assert result.returncode == 1, result.stderr
+    assert f"run {run_id} was started with another config" in result.stderr
+    assert "per_instance_type.tasks: recorded 3, now 4" in result.stderr
+
+    harness.start(config, "--resume", "latest", FAKE_BENCH_SLEEP="2")
+    code, out, err = harness.wait(timeout=180)
+    assert code == 0, err
+    assert f"resuming run {run_id}:" in out
+    summary = last_json(out)
+    assert summary["run_id"] == run_id and summary["tasks"]["completed"] == 6
+    manifest = json.loads((harness.results / str(run_id) / "manifest.json").read_text())
+    assert sorted(t["status"] for t in manifest["tasks"]) == ["completed"] * 6
+    harness.assert_nothing_left()
+
+
+def test_resume_unknown_run_is_one_line(harness: Harness) -> None:
+    config = harness.config(fake_config(["a"], 1, ["fib"]))
+    result = harness.cli("run", str(config), "--resume", "12345")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: --resume 12345: no record of that run here")
+    assert "Traceback" not in result.stderr
+
+
+@needs_ruby
+def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
+    harness: Harness, tmp_path_factory: pytest.TempPathFactory, sqlite_url: str,
+    orchestrator_factory: Callable[..., OrchestratorProcess],
+) -> None:  # fmt: skip
+    fake = FakeTerraform(tmp_path_factory.mktemp("tf"), orchestrator_factory(sqlite_url))
+    config = harness.config(_aws_config(local=True))
+    harness.start(config, **fake.env(FAKE_TF_SLEEP="1", FAKE_TF_FAIL="local", **SETTINGS))
+    run_id = harness.run_id()
+    # aws applied; the local stack's apply failed: the master gives up (as a crash would).
+    code, _out, err = harness.wait()
+    assert code == 1, err
+    applied = harness.home / "terraform/default/runs" / str(run_id)
+    # Its teardown destroyed both; pretend it was killed before that with aws applied.
+    (applied / "aws" / ".cloudbench-applied").write_text("applied\n")
+    before = len(fake.calls())
+
+    harness.start(config, "--resume", str(run_id), **fake.env(**SETTINGS))
+    harness.wait_for(lambda: fake.find("apply", "local")[1:])
+    with fake.orch.client() as api:
+        api.post(f"/runs/{run_id}/stop")
+    code, _out, err = harness.wait()
+    assert code in (0, 2), err
+    calls = [(c["argv"][1], c["stack"]) for c in fake.calls()[before:]]
+    assert ("apply", "meta") not in calls, calls  # the orchestrator is reused
+    assert ("apply", "aws") not in calls, calls  # applied already
+    assert ("apply", "local") in calls, calls  # missing: applied again
+    assert ("destroy", "aws") in calls and ("destroy", "local") in calls, calls
+    assert not harness.sessions(), "session record left behind"
