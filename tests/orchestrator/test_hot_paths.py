@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -81,12 +81,19 @@ async def _burst(
         return await asyncio.gather(*(one(p, b) for p, b in calls))
 
 
-def test_256_concurrent_runners_do_not_wedge_the_server(
-    pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
-) -> None:
+def test_256_concurrent_runners_do_not_wedge_the_server(pg_url: str, tmp_path: Path) -> None:
     """Main wedged here: sessions waiting for a thread to close them held the pool's
     connections that the routes in those threads waited for ("QueuePool limit reached")."""
-    orch = orchestrator_factory(pg_url, workers=None)  # serve's own default
+    orch = OrchestratorProcess(database_url=pg_url, state_dir=tmp_path, workers=None)
+    # serve's own default (a process per CPU): slow to start on a loaded machine.
+    orch.start(timeout=300)
+    try:
+        _no_wedge(orch)
+    finally:
+        orch.stop()
+
+
+def _no_wedge(orch: OrchestratorProcess) -> None:
     spec = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 256}, "local": ["box"]}
     create_run(orch.client(), spec | {"max_attempts": 1})
     claim = {"provider": "local", "instance_type": "box"}
