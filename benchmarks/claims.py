@@ -129,7 +129,7 @@ class Bench:
         types = self.seed("api", _needed(clients, self.seconds))
         r, orch_share = self.api(loadgen.claim_script(types), clients)
         dry = " QUEUE RAN DRY" if self.dry(types) else ""
-        line(label, r, f"orchestrator CPU {orch_share:4.2f} cores{dry}")
+        line(label, r, f"orchestrator CPU {orch_share:4.2f} cores{per_request(r, orch_share)}{dry}")
         return r
 
     def pg_claims(self, clients: int, label: str) -> loadgen.Result:
@@ -203,6 +203,11 @@ def line(label: str, r: loadgen.Result, extra: str = "") -> None:
     )
 
 
+def per_request(r: loadgen.Result, cores: float) -> str:
+    """Orchestrator CPU per request: less sensitive than rates to other load on the box."""
+    return f" = {1000 * cores / r.rate:5.2f} ms/req" if r.rate else ""
+
+
 def ratio(api: loadgen.Result, pg: loadgen.Result) -> None:
     print(f"  {'ratio API / pgbench':<26} {api.rate / pg.rate:7.2f}", flush=True)
 
@@ -225,7 +230,8 @@ def run(bench: Bench, parts: set[str], levels: tuple[int, ...]) -> None:
         script = loadgen.heartbeat_script(bench.claimed_for_heartbeats())
         for c in levels:
             r, share = bench.api(script, c)
-            line(f"API     {c:>3} clients", r, f"orchestrator CPU {share:4.2f} cores")
+            cpu = f"orchestrator CPU {share:4.2f} cores" + per_request(r, share)
+            line(f"API     {c:>3} clients", r, cpu)
     if "claims" in parts:
         row = bench.db.execute(
             "SELECT count(*), count(*) FILTER (WHERE status <> 'pending') FROM tasks"
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=None,
     )
     try:
-        orch.start()
+        orch.start(timeout=600)  # a loaded machine can take minutes to start workers
         bench = Bench(url, orch, args.seconds)
         workers = args.workers or "serve's default"
         print(

@@ -40,7 +40,7 @@ def main() -> None:
         log_level=None,
     )
     try:
-        orch.start()
+        orch.start(timeout=600)  # a loaded machine can take minutes to start
         admin, runner = orch.client(), orch.client(role="runner")
         print(f"SQLite in {state}; workers: {args.workers or 'serve default'}")
         for level in LEVELS:

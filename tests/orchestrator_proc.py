@@ -58,7 +58,7 @@ class OrchestratorProcess:
             argv += ["--log-level", self.log_level]
         return argv
 
-    def start(self) -> OrchestratorProcess:
+    def start(self, timeout: float = 60) -> OrchestratorProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / f"orchestrator-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -67,7 +67,7 @@ class OrchestratorProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_up()
+        self.wait_up(timeout)
         return self
 
     # Generous: on a loaded 2-core machine a fresh interpreter's imports alone take long.

@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloudbench import __version__
 from cloudbench.orchestrator.api import dist, runs, tasks
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
+from cloudbench.orchestrator.db.executor import make_executor
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.orchestrator.finalize import ArchiveWorker
 from cloudbench.orchestrator.limits import BodySizeLimit
@@ -36,10 +39,20 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     missing = settings.missing_secrets()
     if missing:
         raise RuntimeError(f"refusing to start without {', '.join(missing)}")
-    engine = make_engine(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+    url = settings.resolved_database_url()
+    # The pool budget is split: half for the async hot path, half for everything else.
+    hot_pool = max(1, settings.db_pool_size // 2)
+    engine = make_engine(url, pool_size=max(1, settings.db_pool_size - hot_pool))
+    hot_executor = make_executor(url, engine, pool_size=hot_pool)
+    # Route threads never outnumber the sync pool: a request then waits for a thread (in
+    # the event loop, no deadline) rather than for a connection while holding a thread
+    # (30 s, then "QueuePool limit reached", a 500). SQLite keeps anyio's default.
+    threads = 2 * (settings.db_pool_size - hot_pool) if engine.dialect.name != "sqlite" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         loop_task = None
         if maintenance:
             loop_task = asyncio.create_task(
@@ -56,12 +69,14 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
+        await hot_executor.dispose()
         engine.dispose()
 
     app = FastAPI(title="cloudbench orchestrator", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.hot = hot_executor
     app.state.storage = storage_from_url(
         settings.resolved_storage_url(),
         public_url=public_url(settings),

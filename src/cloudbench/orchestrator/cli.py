@@ -21,6 +21,14 @@ def app_from_env() -> FastAPI:
     return create_app(OrchestratorSettings())
 
 
+def default_workers(database_url: str) -> int:
+    """One process per CPU on Postgres; SQLite serialises writers on one file lock, so
+    more processes there only add lock polling."""
+    if database_url.startswith("sqlite"):
+        return 1
+    return os.cpu_count() or 1
+
+
 def _settings_or_exit() -> OrchestratorSettings:
     settings = OrchestratorSettings()
     missing = settings.missing_secrets()
@@ -70,7 +78,9 @@ def _upgrade_or_exit(url: str, revision: str = "head", down: bool = False) -> No
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, min=1, help="Server processes."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Server processes [default: one per CPU on Postgres, 1 on SQLite]."
+    ),
     dev: bool = typer.Option(False, help="Generate throwaway tokens if none are set."),
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the DB."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
@@ -90,7 +100,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        workers=workers,
+        workers=workers or default_workers(settings.resolved_database_url()),
         log_level=log_level,
         access_log=False,
     )

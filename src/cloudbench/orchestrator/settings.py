@@ -36,6 +36,8 @@ class OrchestratorSettings(BaseSettings):
     s3_public_endpoint_url: str | None = None
     # Wheels served at /dist/ for runners (the production image sets it).
     dist_dir: Path | None = None
+    # Database connections per server process: half for the async claim/heartbeat path,
+    # half (plus as many again in overflow) for the rest. serve runs one process per CPU.
     db_pool_size: int = Field(default=20, ge=1)
 
     def resolved_database_url(self) -> str:

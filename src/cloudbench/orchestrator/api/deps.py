@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.errors import Forbidden, Unauthorized
@@ -21,6 +22,12 @@ class Role(StrEnum):
     runner = "runner"
 
 
+# Closing gets its own threads: behind route work in the shared pool, a close waits for
+# a thread while its session holds a connection that the routes in those threads wait
+# for (256 concurrent requests wedged the server with "QueuePool limit reached").
+_CLOSERS = anyio.CapacityLimiter(16)
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     # Routes own the transaction: they commit; anything else rolls back on close.
     # Creating a session does no I/O; closing may (rollback), so only that leaves the loop.
@@ -29,7 +36,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await anyio.to_thread.run_sync(session.close, limiter=_CLOSERS)
         else:  # the route closed it in its own thread (api/tasks.py): no I/O left
             session.close()
 

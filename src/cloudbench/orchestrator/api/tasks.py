@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.deps import (
@@ -17,9 +17,8 @@ from cloudbench.orchestrator.api.deps import (
     StorageDep,
     TaskIdPath,
 )
-from cloudbench.orchestrator.api.views import task_out
-from cloudbench.orchestrator.db import attempts, queue
-from cloudbench.orchestrator.db import runs as db_runs
+from cloudbench.orchestrator.api.views import task_out, task_out_from_row
+from cloudbench.orchestrator.db import attempts, hot, queue
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Unprocessable
 from cloudbench.orchestrator.finalize import schedule_archive
@@ -79,32 +78,16 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimResponse:
+def _refuse_nul(body: ClaimRequest) -> None:
     if "\x00" in body.runner_id:
         raise Unprocessable("runner_id: NUL characters are not allowed")
     if body.host is not None and "\x00" in body.host:
         raise Unprocessable("host: NUL characters are not allowed")
-    with request.app.state.session_factory() as session:
-        if run_id is not None:
-            db_runs.require_run(session=session, external_id=run_id)
-        claimed = queue.claim_task(
-            session=session,
-            provider=body.provider,
-            instance_type=body.instance_type,
-            runner_id=body.runner_id,
-            alias=body.alias,
-            run_external_id=run_id,
-            host=body.host,
-        )
-        retry_possible = claimed is None and attempts.retry_possible(
-            session=session,
-            where=queue.claim_filter(
-                provider=body.provider, instance_type=body.instance_type, alias=body.alias,
-                run_external_id=run_id,
-            ),
-        )  # fmt: skip
-        session.commit()
-    if retry_possible:
+
+
+def _claim_response_model(request: Request, outcome: hot.ClaimOutcome) -> ClaimResponse:
+    claimed = outcome.claimed
+    if outcome.wait:
         # A running task may still fail over to this runner: stay, do not exit.
         return ClaimResponse(status=ClaimStatus.wait, retry_after_seconds=RETRY_WAIT_SECONDS)
     if claimed is None:
@@ -135,9 +118,15 @@ def _claim(request: Request, body: ClaimRequest, run_id: int | None) -> ClaimRes
 
 
 async def _claim_response(request: Request, body: ClaimRequest, run_id: int | None) -> Response:
-    # The hot path: one thread hop for all blocking work, and the model serialised once
-    # (returning a Response skips FastAPI's second validation against response_model).
-    result = await run_in_threadpool(_claim, request, body, run_id)
+    # The hot path: one statement on an async connection (SQLite: one thread hop), and
+    # the model serialised once (a Response skips FastAPI's second validation).
+    _refuse_nul(body)
+    work = partial(
+        hot.claim, provider=body.provider, instance_type=body.instance_type,
+        runner_id=body.runner_id, alias=body.alias, run_external_id=run_id, host=body.host,
+    )  # fmt: skip
+    outcome = await request.app.state.hot.run(lambda conn: work(conn=conn))
+    result = _claim_response_model(request, outcome)
     return Response(result.model_dump_json(exclude_none=True), media_type="application/json")
 
 
@@ -153,35 +142,31 @@ async def claim_in_run(request: Request, run_id: RunIdPath, body: ClaimRequest) 
     return await _claim_response(request, body, run_id)
 
 
-def _out(session: Session, task: Task, *, with_history: bool = True) -> TaskOut:
+def _out(session: Session, task: Task) -> TaskOut:
     run = session.get(Run, task.run_id)
     assert run is not None
-    if not with_history:  # the heartbeat's hot path: the current attempt only
-        return task_out(task, run)
     ended = attempts.history(session=session, run_pk=run.id, task_id=task.id)
     return task_out(task, run, ended.get(task.id))
 
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
-def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, session: SessionDep) -> TaskOut:
-    with _closing(session):
-        task = queue.load_for_runner(
-            session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
-        )
-        queue.ensure_active(task)
-        fields = body.model_dump(
-            exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
-        )
-        fields["heartbeat_status"] = body.status
-        if fields.get("current_benchmark") is not None:
-            # \x1f separates names in db/runs.group_stats' aggregate.
-            fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
-        if body.message is not None:
-            fields["heartbeat_message"] = _text(body.message)
-        values = queue.heartbeat_values(session, fields)
-        queue.fenced_update(session=session, task=task, values=values)
-        session.commit()
-        return _out(session, task, with_history=False)
+async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Request) -> Response:
+    fields = body.model_dump(
+        exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
+    )
+    fields["heartbeat_status"] = body.status
+    if fields.get("current_benchmark") is not None:
+        # \x1f separates names in db/runs.group_stats' aggregate.
+        fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
+    if body.message is not None:
+        fields["heartbeat_message"] = _text(body.message)
+    work = partial(
+        hot.heartbeat, task_id=task_id, runner_id=body.runner_id, lease=body.lease,
+        fields=fields,
+    )  # fmt: skip
+    row = await request.app.state.hot.run(lambda conn: work(conn=conn))
+    out = task_out_from_row(row._asdict())
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.db import attempts
@@ -87,4 +89,22 @@ def task_out(task: Task, run: Run, ended: list[TaskAttempt] | None = None) -> Ta
             )
         )
     data["attempts"] = history
+    return TaskOut.model_validate(data)
+
+
+def task_out_from_row(data: dict[str, Any]) -> TaskOut:
+    """A heartbeat's RETURNING row (task columns, run_external_id, run_max_attempts) →
+    the task with its current attempt (the heartbeat's response carries no history)."""
+    data["run_id"] = data.pop("run_external_id")
+    data["max_attempts"] = data.pop("run_max_attempts")
+    if data["status"] in ("claimed", "running"):
+        data["attempts"] = [
+            AttemptOut(
+                attempt=data["attempt"],
+                outcome=AttemptOutcome.running,
+                runner_id=data["runner_id"],
+                host=data["runner_host"],
+                started_at=data["claimed_at"],
+            )
+        ]
     return TaskOut.model_validate(data)

@@ -14,7 +14,12 @@ _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%f000"
 
 
 def db_now(session: Session) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "sqlite":
+    return now_for(session.get_bind().dialect.name)
+
+
+def now_for(dialect: str) -> ColumnElement[Any]:
+    """The database clock for a dialect (statements built once need no session)."""
+    if dialect == "sqlite":
         return func.strftime(_SQLITE_FORMAT, "now")
     return func.clock_timestamp()
 

@@ -10,12 +10,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     # No pre-ping: it costs a round trip on every request's hot path. A connection that
     # died with the server fails one request, and SQLAlchemy then drops the whole pool.
+    # app.py sizes the route thread pool to pool_size + max_overflow (keep them in step).
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 

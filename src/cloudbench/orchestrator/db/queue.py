@@ -7,17 +7,17 @@ A writer whose update matches no row has lost a race (sweeper, stop, re-claim) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from cloudbench.orchestrator.db import attempts
+from cloudbench.orchestrator.db import attempts, hot
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
+from cloudbench.orchestrator.db.hot import Claimed
 from cloudbench.orchestrator.db.models import Run, Task
-from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
+from cloudbench.orchestrator.errors import Conflict, NotFound
 from cloudbench.protocol import (
     ACTIVE_STATUSES,
     UNFINISHED_STATUSES,
@@ -27,23 +27,6 @@ from cloudbench.protocol import (
     RunStatus,
     TaskStatus,
 )
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What a runner needs about its new task, straight from the claim's RETURNING."""
-
-    task_id: int
-    provider: str
-    instance_type: str
-    alias: str
-    run_number: int
-    lease: int
-    run_external_id: int
-    ruby_version: str
-    benchmarks: dict[str, Any]
-    attempt: int
-    max_attempts: int
 
 
 def claim_filter(
@@ -69,75 +52,11 @@ def claim_task(
     run_external_id: int | None = None,
     host: str | None = None,
 ) -> Claimed | None:
-    """Hand the oldest pending task to runner_id, preferring tasks another machine failed.
-
-    A retried task remembers the runner (and host) that failed it; this runner takes it
-    only when nothing else is pending for it (best effort, never a stall).
-    """
-    where = claim_filter(
-        provider=provider, instance_type=instance_type, alias=alias,
-        run_external_id=run_external_id,
-    )  # fmt: skip
-    avoid = [Task.runner_id.is_distinct_from(runner_id)]
-    if host is not None:
-        avoid.append(Task.runner_host.is_distinct_from(host))
-    claimed = _claim_one(session, [*where, *avoid], runner_id, host)
-    if claimed is None:
-        claimed = _claim_one(session, where, runner_id, host)
-    return claimed
-
-
-def _claim_one(
-    session: Session, where: list[ColumnElement[bool]], runner_id: str, host: str | None
-) -> Claimed | None:
-    """Postgres: one statement, the candidate row locked with FOR UPDATE SKIP LOCKED so
-    concurrent claimers skip each other instead of queueing. SQLite: the same statement
-    is a conditional update inside a BEGIN IMMEDIATE transaction (writers serialise).
-    The run's settings come back in the RETURNING clause, so a claim is one round trip.
-    """
-    candidate = (
-        select(Task.id)
-        .where(Task.status == TaskStatus.pending, *where)
-        .order_by(Task.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    now = db_now(session)
-    stmt = (
-        update(Task)
-        .where(
-            Task.id == candidate.scalar_subquery(),
-            Task.status == TaskStatus.pending,
-        )
-        .values(
-            status=TaskStatus.claimed,
-            runner_id=runner_id,
-            runner_host=host,
-            lease=Task.lease + 1,
-            claimed_at=now,
-            heartbeat_at=now,
-            heartbeat_status=HeartbeatStatus.boot,
-        )
-        .returning(
-            Task.id,
-            Task.provider,
-            Task.instance_type,
-            Task.alias,
-            Task.run_number,
-            Task.lease,
-            *(_run_column(col) for col in (Run.external_id, Run.ruby_version, Run.benchmarks)),
-            Task.attempt,
-            _run_column(Run.max_attempts),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    row = session.execute(stmt).one_or_none()
-    return None if row is None else Claimed(*row)
-
-
-def _run_column(column: Any) -> Any:
-    # A correlated subquery: SQLite's RETURNING cannot name an UPDATE … FROM table.
-    return select(column).where(Run.id == Task.run_id).scalar_subquery()
+    """The claim (db/hot.py) inside a session's transaction; the API runs it directly."""
+    return hot.claim(
+        conn=session.connection(), provider=provider, instance_type=instance_type,
+        runner_id=runner_id, alias=alias, run_external_id=run_external_id, host=host,
+    ).claimed  # fmt: skip
 
 
 def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
@@ -145,18 +64,10 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
     task = session.get(Task, task_id, populate_existing=True)
     if task is None:
         raise NotFound(f"task {task_id} not found")
-    if task.runner_id != runner_id:
-        # Claims refuse NUL, so such an id never held the task (and Postgres text cannot
-        # hold NUL: the lookup itself would be a 500).
-        held = "\x00" not in runner_id and attempts.held_before(
-            session=session, task_id=task_id, runner_id=runner_id
-        )
-        if held:
-            raise Conflict(f"task {task_id} was re-claimed by another runner (attempt "
-                           f"{task.attempt}); your attempt ended")  # fmt: skip
-        raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
-    if lease is not None and lease != task.lease:
-        raise Conflict(f"task {task_id} was re-claimed (lease {task.lease}, yours {lease})")
+    hot.check_holder(
+        task_id, task.runner_id, task.lease, task.attempt, runner_id, lease,
+        lambda: attempts.held_before(session=session, task_id=task_id, runner_id=runner_id),
+    )  # fmt: skip
     return task
 
 
@@ -260,10 +171,11 @@ def finalize_if_done(*, session: Session, run_pk: int) -> bool:
     ).scalar_one()
     if run.status != RunStatus.running:
         return False
+    # The first unfinished task answers it: counting them all is O(tasks) per report.
     unfinished = session.execute(
-        select(func.count()).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED_STATUSES))
-    ).scalar_one()
-    if unfinished:
+        select(Task.id).where(Task.run_id == run_pk, Task.status.in_(UNFINISHED_STATUSES)).limit(1)
+    ).first()
+    if unfinished is not None:
         return False
     run.status = RunStatus.completed
     run.finished_at = db_now(session)
