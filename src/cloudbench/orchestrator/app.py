@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
@@ -128,6 +129,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def storage_down(_: Request, exc: StorageUnavailable) -> JSONResponse:
         logger.warning("storage unavailable: %s", exc)
         return _error(503, f"result storage unavailable, retry later: {exc}")
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # A dropped or refused database connection (or SQLite busy) is the server's
+        # transient state, not a bug: 503 so runners retry. The driver's text can name the
+        # host and user, so only its class goes out; the log keeps the rest.
+        logger.warning("database unavailable: %s", exc.orig.__class__.__name__)
+        return _error(503, "database unavailable, retry later", {"Retry-After": "2"})
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
