@@ -14,7 +14,7 @@ standin_image() {
     shift 5
     local cache_dir=/var/cache/cloudbench label=org.cloudbench.standin
     local rootfs="${cache_dir}/${name}-rootfs-bookworm-${key}.tar"
-    local old_id= current=
+    local old_id= current= lock_fd=
 
     if [ "$(id -u)" -ne 0 ]; then
         _standin_log "$name" "must run as root (rootful podman)"; return 2
@@ -23,6 +23,11 @@ standin_image() {
         command -v "$tool" >/dev/null 2>&1 \
             || { _standin_log "$name" "$tool missing; run setup-container-engine.sh"; return 2; }
     done
+    mkdir -p "$cache_dir"
+    # One build per stand-in at a time: parallel callers (test workers) would write the
+    # same rootfs and import the same tag. The lock is released when this shell exits.
+    exec {lock_fd}>"${cache_dir}/${name}.lock"
+    flock "$lock_fd"
     if podman image exists "$image"; then
         old_id=$(podman image inspect --format '{{.Id}}' "$image")
         current=$(podman image inspect --format "{{ index .Labels \"${label}\" }}" "$image")
@@ -32,7 +37,6 @@ standin_image() {
         fi
     fi
     if [ "$current" != "$key" ]; then
-        mkdir -p "$cache_dir"
         if [ ! -s "$rootfs" ]; then
             _standin_log "$name" "building Debian rootfs ($packages) with mmdebstrap (about a minute)"
             mmdebstrap --format=tar --variant=apt --include="$packages" \
