@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
 from cloudbench.orchestrator.api import dist, runs, tasks
+from cloudbench.orchestrator.api.fast import HotRoutes
+from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.db.executor import make_executor
 from cloudbench.orchestrator.errors import DomainError
@@ -44,6 +46,12 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     # The pool budget is split: half for the async hot path, half for everything else.
     hot_pool = max(1, settings.db_pool_size // 2)
     engine = make_engine(url, pool_size=max(1, settings.db_pool_size - hot_pool))
+    direct = None
+    if engine.dialect.name == "postgresql" and settings.direct_hot_path:
+        # The common claim/heartbeat gets the hot half; the executor serves what falls
+        # back from it (an empty queue, a refusal), which is rarer.
+        direct = DirectPostgres(url, size=hot_pool)
+        hot_pool = max(1, hot_pool // 4)
     hot_executor = make_executor(url, engine, pool_size=hot_pool)
     # Route threads never outnumber the sync pool: a request then waits for a thread (in
     # the event loop, no deadline) rather than for a connection while holding a thread
@@ -54,6 +62,8 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        if direct is not None:
+            await direct.open()
         loop_task = None
         if maintenance:
             loop_task = asyncio.create_task(
@@ -71,6 +81,8 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
         await hot_executor.dispose()
+        if direct is not None:
+            await direct.close()
         engine.dispose()
 
     app = FastAPI(title="cloudbench orchestrator", version=__version__, lifespan=lifespan)
@@ -78,6 +90,7 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.hot = hot_executor
+    app.state.direct = direct
     app.state.storage = storage_from_url(
         settings.resolved_storage_url(),
         public_url=public_url(settings),
@@ -89,6 +102,8 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     )
     app.state.archiver = ArchiveWorker(app.state.session_factory, app.state.storage)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_JSON_BODY, exempt_prefixes=("/storage/",))
+    # Outermost: the common claim/heartbeat never enters FastAPI (api/fast.py).
+    app.add_middleware(HotRoutes, state=app.state, max_body=MAX_JSON_BODY)
     _install_error_handlers(app)
     _include_routers(app)
     return app

@@ -39,6 +39,9 @@ class OrchestratorSettings(BaseSettings):
     # Database connections per server process: half for the async claim/heartbeat path,
     # half (plus as many again in overflow) for the rest. serve runs one process per CPU.
     db_pool_size: int = Field(default=20, ge=1)
+    # Postgres: the common claim and heartbeat skip FastAPI and SQLAlchemy (api/fast.py).
+    # Off is the same API, slower; kept for comparison (benchmarks/claims.py) and tests.
+    direct_hot_path: bool = True
 
     def resolved_database_url(self) -> str:
         if self.database_url:

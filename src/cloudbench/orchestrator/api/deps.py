@@ -56,11 +56,14 @@ async def get_storage(request: Request) -> Storage:
 
 
 def role_of(request: Request) -> Role:
-    header = request.headers.get("authorization", "")
+    return role_for(request.headers.get("authorization", ""), request.app.state.settings)
+
+
+def role_for(header: str, settings: OrchestratorSettings) -> Role:
+    """The role an Authorization header value grants (401 when none)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    settings: OrchestratorSettings = request.app.state.settings
     # Compare against both tokens every time: constant time and no early exit.
     is_admin = settings.token_matches(token, "admin")
     is_runner = settings.token_matches(token, "runner")

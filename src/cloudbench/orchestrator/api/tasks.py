@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
@@ -78,6 +79,10 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+def has_nul(body: ClaimRequest) -> bool:
+    return "\x00" in body.runner_id or (body.host is not None and "\x00" in body.host)
+
+
 def _refuse_nul(body: ClaimRequest) -> None:
     if "\x00" in body.runner_id:
         raise Unprocessable("runner_id: NUL characters are not allowed")
@@ -85,7 +90,17 @@ def _refuse_nul(body: ClaimRequest) -> None:
         raise Unprocessable("host: NUL characters are not allowed")
 
 
-def _claim_response_model(request: Request, outcome: hot.ClaimOutcome) -> ClaimResponse:
+def claim_response(
+    storage: Storage, settings: OrchestratorSettings, outcome: hot.ClaimOutcome
+) -> bytes:
+    """The claim's response body (the route and api/fast.py answer with the same bytes)."""
+    model = _claim_response_model(storage, settings, outcome)
+    return model.model_dump_json(exclude_none=True).encode()
+
+
+def _claim_response_model(
+    storage: Storage, settings: OrchestratorSettings, outcome: hot.ClaimOutcome
+) -> ClaimResponse:
     claimed = outcome.claimed
     if outcome.wait:
         # A running task may still fail over to this runner: stay, do not exit.
@@ -108,8 +123,8 @@ def _claim_response_model(request: Request, outcome: hot.ClaimOutcome) -> ClaimR
             max_attempts=claimed.max_attempts,
         ),
         presigned_urls=presigned(
-            request.app.state.storage,
-            request.app.state.settings,
+            storage,
+            settings,
             claimed.run_external_id,
             claimed.task_id,
             claimed.lease,
@@ -126,8 +141,9 @@ async def _claim_response(request: Request, body: ClaimRequest, run_id: int | No
         runner_id=body.runner_id, alias=body.alias, run_external_id=run_id, host=body.host,
     )  # fmt: skip
     outcome = await request.app.state.hot.run(lambda conn: work(conn=conn))
-    result = _claim_response_model(request, outcome)
-    return Response(result.model_dump_json(exclude_none=True), media_type="application/json")
+    state = request.app.state
+    body_out = claim_response(state.storage, state.settings, outcome)
+    return Response(body_out, media_type="application/json")
 
 
 @router.post("/tasks/claim", response_model=ClaimResponse, response_model_exclude_none=True)
@@ -149,8 +165,8 @@ def _out(session: Session, task: Task) -> TaskOut:
     return task_out(task, run, ended.get(task.id))
 
 
-@router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
-async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Request) -> Response:
+def heartbeat_fields(body: HeartbeatRequest) -> dict[str, Any]:
+    """The columns a heartbeat sets (db/hot.heartbeat's fields)."""
     fields = body.model_dump(
         exclude_unset=True, exclude={"runner_id", "lease", "status", "message"}
     )
@@ -160,13 +176,21 @@ async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Reques
         fields["current_benchmark"] = _text(fields["current_benchmark"]).replace("\x1f", " ")
     if body.message is not None:
         fields["heartbeat_message"] = _text(body.message)
+    return fields
+
+
+def heartbeat_response(row: dict[str, Any]) -> bytes:
+    return task_out_from_row(row).model_dump_json().encode()
+
+
+@router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
+async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Request) -> Response:
     work = partial(
         hot.heartbeat, task_id=task_id, runner_id=body.runner_id, lease=body.lease,
-        fields=fields,
+        fields=heartbeat_fields(body),
     )  # fmt: skip
     row = await request.app.state.hot.run(lambda conn: work(conn=conn))
-    out = task_out_from_row(row._asdict())
-    return Response(out.model_dump_json(), media_type="application/json")
+    return Response(heartbeat_response(row._asdict()), media_type="application/json")
 
 
 @router.post("/tasks/{task_id}/upload_urls", response_model=PresignedUrls)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db.clock import now_for
@@ -127,6 +127,30 @@ def retry_possible_statement(*, alias: bool, run: bool) -> Select[Any]:
     )
 
 
+def claim_shape(
+    *, alias: str | None, run_external_id: int | None, host: str | None
+) -> dict[str, bool]:
+    """Which claim_statement a request needs (its optional filters)."""
+    return {
+        "alias": alias is not None,
+        "run": run_external_id is not None,
+        "host": host is not None,
+    }
+
+
+def claim_params(
+    provider: str,
+    instance_type: str,
+    runner_id: str,
+    alias: str | None,
+    run_external_id: int | None,
+    host: str | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"p_provider": provider, "p_instance_type": instance_type}
+    params["p_runner"] = runner_id
+    return params | {"p_alias": alias, "p_run": run_external_id, "p_host": host}
+
+
 def claim(
     *,
     conn: Connection,
@@ -139,13 +163,11 @@ def claim(
 ) -> ClaimOutcome:
     """Hand the oldest pending task to runner_id, preferring tasks another machine failed
     (a retried task remembers who failed it; best effort, never a stall)."""
-    params: dict[str, Any] = {"p_provider": provider, "p_instance_type": instance_type}
-    params["p_runner"] = runner_id
-    params |= {"p_alias": alias, "p_run": run_external_id, "p_host": host}
-    shape = {"alias": alias is not None, "run": run_external_id is not None}
+    params = claim_params(provider, instance_type, runner_id, alias, run_external_id, host)
+    shape = claim_shape(alias=alias, run_external_id=run_external_id, host=host)
     dialect = conn.dialect.name
     for avoid in (True, False):
-        stmt = claim_statement(dialect, **shape, avoid=avoid, host=host is not None)
+        stmt = claim_statement(dialect, **shape, avoid=avoid)
         row = conn.execute(stmt, params).one_or_none()
         if row is not None:
             return ClaimOutcome(Claimed(*row))
@@ -153,7 +175,8 @@ def claim(
         found = conn.execute(select(Run.id).where(Run.external_id == run_external_id)).first()
         if found is None:
             raise NotFound(f"run {run_external_id} not found")
-    wait = conn.execute(retry_possible_statement(**shape), params).first() is not None
+    retry = retry_possible_statement(alias=shape["alias"], run=shape["run"])
+    wait = conn.execute(retry, params).first() is not None
     return ClaimOutcome(None, wait=wait)
 
 
@@ -168,7 +191,8 @@ def heartbeat_statement(
         values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(Task.started_at, now)
     where = [Task.id == _p("id"), Task.runner_id == _p("runner", "runner_id")]
-    where.append(Task.status.in_(ACTIVE_STATUSES))
+    # OR, not IN: an IN list expands at execution, and db/direct.py compiles this once.
+    where.append(or_(*(Task.status == s for s in ACTIVE_STATUSES)))
     if lease:
         where.append(Task.lease == _p("lease"))
     return (
@@ -183,6 +207,18 @@ def heartbeat_statement(
     )
 
 
+def heartbeat_call(
+    dialect: str, task_id: int, runner_id: str, lease: int | None, fields: dict[str, Any]
+) -> tuple[Update, dict[str, Any]]:
+    """The heartbeat's statement and parameters (fields: see heartbeat)."""
+    extra = frozenset(fields) - {"heartbeat_status"}
+    assert extra <= HEARTBEAT_FIELDS, extra
+    running = fields["heartbeat_status"] == HeartbeatStatus.running
+    stmt = heartbeat_statement(dialect, fields=extra, running=running, lease=lease is not None)
+    params = {f"p_{k}": v for k, v in fields.items()}
+    return stmt, params | {"p_id": task_id, "p_runner": runner_id, "p_lease": lease}
+
+
 def heartbeat(
     *, conn: Connection, task_id: int, runner_id: str, lease: int | None, fields: dict[str, Any]
 ) -> Row[Any]:
@@ -190,14 +226,7 @@ def heartbeat(
 
     fields: heartbeat_status plus any of HEARTBEAT_FIELDS the runner sent.
     """
-    extra = frozenset(fields) - {"heartbeat_status"}
-    assert extra <= HEARTBEAT_FIELDS, extra
-    running = fields["heartbeat_status"] == HeartbeatStatus.running
-    stmt = heartbeat_statement(
-        conn.dialect.name, fields=extra, running=running, lease=lease is not None
-    )
-    params = {f"p_{k}": v for k, v in fields.items()}
-    params |= {"p_id": task_id, "p_runner": runner_id, "p_lease": lease}
+    stmt, params = heartbeat_call(conn.dialect.name, task_id, runner_id, lease, fields)
     row = conn.execute(stmt, params).one_or_none()
     if row is None:
         refuse(conn=conn, task_id=task_id, runner_id=runner_id, lease=lease)
