@@ -53,7 +53,7 @@ SENTINEL = "__instance_type__"
 
 
 class Bench:
-    def __init__(self, url: str, orch: OrchestratorProcess, seconds: float) -> None:
+    def __init__(self, url: str, orch: OrchestratorProcess, seconds: float, pg_pid: int) -> None:
         self.url, self.orch, self.seconds = url, orch, seconds
         u = make_url(url)
         self.dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -76,6 +76,9 @@ class Bench:
         self.run_pk = int(row[0])
         self.serial = 0
         self.claim_sql = captured_claim_sql(url)
+        self.pg_pid = pg_pid
+        self.last_pg_share = 0.0
+        self.last_workers = ""
 
     def seed(self, prefix: str, total: int) -> list[str]:
         self.serial += 1
@@ -97,19 +100,23 @@ class Bench:
 
     def orch_cpu(self) -> float:
         assert self.orch.proc is not None
-        root = psutil.Process(self.orch.proc.pid)
-        total = 0.0
-        for p in [root, *root.children(recursive=True)]:
-            t = p.cpu_times()
-            total += t.user + t.system
-        return total
+        return _tree_cpu(self.orch.proc.pid)
+
+    def pg_cpu(self) -> float:
+        """The whole cluster's CPU (postmaster and every backend), to show where time goes."""
+        return _tree_cpu(self.pg_pid)
 
     def api(self, script: str, clients: int) -> tuple[loadgen.Result, float]:
-        before = self.orch_cpu()
+        assert self.orch.proc is not None
+        pid = self.orch.proc.pid
+        workers = {p.pid: sum(p.cpu_times()[:2]) for p in psutil.Process(pid).children()}
+        before, pg_before = self.orch_cpu(), self.pg_cpu()
         spy = self.profile(script, clients)
         r = loadgen.wrk(self.orch.url, self.orch.runner_token, script, clients, self.seconds)
         if spy is not None:
             spy.wait()
+        self.last_pg_share = (self.pg_cpu() - pg_before) / r.seconds
+        self.last_workers = worker_shares(pid, r.seconds, workers)
         return r, (self.orch_cpu() - before) / r.seconds
 
     def profile(self, script: str, clients: int) -> subprocess.Popen[bytes] | None:
@@ -129,7 +136,9 @@ class Bench:
         types = self.seed("api", _needed(clients, self.seconds))
         r, orch_share = self.api(loadgen.claim_script(types), clients)
         dry = " QUEUE RAN DRY" if self.dry(types) else ""
-        line(label, r, f"orchestrator CPU {orch_share:4.2f} cores{per_request(r, orch_share)}{dry}")
+        cpu = f"orchestrator CPU {orch_share:4.2f} cores{per_request(r, orch_share)}"
+        cpu += f" (workers {self.last_workers})"
+        line(label, r, f"{cpu}  postgres {self.last_pg_share:4.2f} cores{dry}")
         return r
 
     def pg_claims(self, clients: int, label: str) -> loadgen.Result:
@@ -140,7 +149,9 @@ class Bench:
             + self.claim_sql.replace(f"'{SENTINEL}'", f"('{prefix}' || :t)")
             + ";\n"
         )
+        pg_before = self.pg_cpu()
         r = loadgen.pgbench(self.pg_args, sql, clients, self.seconds)
+        pg_share = (self.pg_cpu() - pg_before) / r.seconds
         row = self.db.execute(
             "SELECT count(*) FROM tasks WHERE status = 'claimed' AND instance_type = ANY(%s)",
             (types,),
@@ -149,7 +160,7 @@ class Bench:
         # Count claims made, not transactions: an empty claim is cheaper and must not count.
         r.requests = min(r.requests, int(row[0]))
         dry = " QUEUE RAN DRY" if self.dry(types) else ""
-        line(label, r, dry)
+        line(label, r, f"postgres {pg_share:4.2f} cores{dry}")
         return r
 
     def claimed_for_heartbeats(self) -> list[tuple[int, str, int]]:
@@ -162,6 +173,27 @@ class Bench:
             (types[0],),
         ).fetchall()
         return [(int(i), str(r), int(le)) for i, r, le in rows]
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants, ended ones too (a postmaster reaps
+    each pgbench connection's backend: its time moves to the postmaster's children_*)."""
+    root = psutil.Process(pid)
+    t = root.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for p in root.children(recursive=True):
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # ended between listing and reading; counted once reaped
+        total += t.user + t.system
+    return total
+
+
+def worker_shares(pid: int, seconds: float, before: dict[int, float]) -> str:
+    """Each serve worker's share of a core: one busy worker beside an idle one is a limit."""
+    now = {p.pid: sum(p.cpu_times()[:2]) for p in psutil.Process(pid).children()}
+    return "/".join(f"{(now[k] - before.get(k, 0.0)) / seconds:.2f}" for k in sorted(now))
 
 
 def _needed(clients: int, seconds: float) -> int:
@@ -231,6 +263,7 @@ def run(bench: Bench, parts: set[str], levels: tuple[int, ...]) -> None:
         for c in levels:
             r, share = bench.api(script, c)
             cpu = f"orchestrator CPU {share:4.2f} cores" + per_request(r, share)
+            cpu += f" (workers {bench.last_workers})  postgres {bench.last_pg_share:4.2f} cores"
             line(f"API     {c:>3} clients", r, cpu)
     if "claims" in parts:
         row = bench.db.execute(
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         orch.start(timeout=600)  # a loaded machine can take minutes to start workers
-        bench = Bench(url, orch, args.seconds)
+        bench = Bench(url, orch, args.seconds, cluster.postmaster_pid())
         workers = args.workers or "serve's default"
         print(
             f"postgres: {settings(bench.db)}; orchestrator workers: {workers}; "

@@ -71,6 +71,9 @@ class Cluster:
                 time.sleep(0.2)
         raise RuntimeError(f"postgres did not start; see {self.datadir}/log")
 
+    def postmaster_pid(self) -> int:
+        return int((self.datadir / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "stop")
