@@ -198,7 +198,7 @@ def worker_shares(pid: int, seconds: float, before: dict[int, float]) -> str:
 
 def _needed(clients: int, seconds: float) -> int:
     # Generous: a dry queue answers "done" cheaply and would flatter the figure.
-    return int((1500 if clients == 1 else 4000) * seconds) + 1000
+    return int((1500 if clients == 1 else 8000) * seconds) + 1000
 
 
 def captured_claim_sql(url: str) -> str:

@@ -31,7 +31,7 @@ from cloudbench.orchestrator.api.tasks import (
     heartbeat_fields,
     heartbeat_response,
 )
-from cloudbench.orchestrator.db import direct, hot
+from cloudbench.orchestrator.db import batch, direct, hot
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.protocol import MAX_DB_INT, MAX_RUN_ID, ClaimRequest, HeartbeatRequest
 
@@ -47,7 +47,13 @@ class HotRoutes:
         self.app, self.state, self.max_body = app, state, max_body
         # What this layer answered itself, by route (tests and diagnostics read it).
         self.served: Counter[str] = Counter()
+        self._batcher: batch.ClaimBatcher | None = None
         state.hot_routes = self
+
+    def batcher(self, db: direct.DirectPostgres) -> batch.ClaimBatcher:
+        if self._batcher is None:
+            self._batcher = batch.ClaimBatcher(db)
+        return self._batcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self._handler(scope)
@@ -103,10 +109,8 @@ class HotRoutes:
         req = ClaimRequest.model_validate(orjson.loads(body))
         if has_nul(req):
             return None
-        claimed = await direct.claim(
-            db, provider=req.provider, instance_type=req.instance_type,
-            runner_id=req.runner_id, alias=req.alias, run_external_id=run_id, host=req.host,
-        )  # fmt: skip
+        kind = batch.Kind(req.provider, req.instance_type, req.alias, run_id)
+        claimed = await self.batcher(db).claim(kind, req.runner_id, req.host)
         if claimed is None:
             return None  # nothing for this runner first time round: hot.claim says why
         self.served["claim"] += 1

@@ -1,5 +1,7 @@
 """The common case of claim and heartbeat on Postgres, on psycopg directly.
 
+(Claims go through db/batch.py, which runs its statement here.)
+
 db/hot.py builds the statements; here each is compiled once to SQL text and then runs
 as one prepared statement on a pooled psycopg connection: no greenlet, no SQLAlchemy
 result processing (the profile's largest share after FastAPI's). Only the common case
@@ -75,23 +77,11 @@ class DirectPostgres:
             await cur.execute(done.sql, done.fixed | params, prepare=True)
             return await cur.fetchone()
 
-
-async def claim(
-    direct: DirectPostgres,
-    *,
-    provider: str,
-    instance_type: str,
-    runner_id: str,
-    alias: str | None,
-    run_external_id: int | None,
-    host: str | None,
-) -> hot.Claimed | None:
-    """The first statement hot.claim tries (a task this runner did not fail before)."""
-    shape = hot.claim_shape(alias=alias, run_external_id=run_external_id, host=host)
-    stmt = hot.claim_statement("postgresql", **shape, avoid=True)
-    params = hot.claim_params(provider, instance_type, runner_id, alias, run_external_id, host)
-    row = await direct.one(stmt, params)
-    return None if row is None else hot.Claimed(*row)
+    async def all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(sql, params, prepare=True)
+            return await cur.fetchall()
 
 
 async def heartbeat(
