@@ -20,6 +20,7 @@ not under test), enough that no measurement runs the queue dry (a dry queue is r
     uv run python benchmarks/claims.py                 # everything, about 3 minutes
     uv run python benchmarks/claims.py --part heartbeats --seconds 5
     uv run python benchmarks/claims.py --workers 2 --unsafe-fsync-off   # old-benchmark shapes
+    uv run python benchmarks/claims.py --no-direct      # the FastAPI routes only (before)
 """
 
 from __future__ import annotations
@@ -289,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--unsafe-fsync-off", action="store_true", help="diagnostic only: the old setup"
     )
+    parser.add_argument(
+        "--no-direct", action="store_true", help="every request through FastAPI (api/fast.py off)"
+    )
     args = parser.parse_args(argv)
     cluster = Cluster(durable=not args.unsafe_fsync_off)
     url = cluster.start()
@@ -300,11 +304,13 @@ def main(argv: list[str] | None = None) -> None:
         heartbeat_timeout=None,
         sweep_interval=None,
         log_level=None,
+        extra_env={"CLOUDBENCH_DIRECT_HOT_PATH": "false"} if args.no_direct else {},
     )
     try:
         orch.start(timeout=600)  # a loaded machine can take minutes to start workers
         bench = Bench(url, orch, args.seconds, cluster.postmaster_pid())
         workers = args.workers or "serve's default"
+        workers = f"{workers}{', direct hot path OFF' if args.no_direct else ''}"
         print(
             f"postgres: {settings(bench.db)}; orchestrator workers: {workers}; "
             f"{os.cpu_count()} CPUs; {args.seconds:g} s per measurement",

@@ -16,6 +16,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 import psycopg
@@ -33,13 +34,21 @@ from cloudbench.orchestrator.api.tasks import (
 )
 from cloudbench.orchestrator.db import batch, direct, hot
 from cloudbench.orchestrator.errors import DomainError
-from cloudbench.protocol import MAX_DB_INT, MAX_RUN_ID, ClaimRequest, HeartbeatRequest
+from cloudbench.protocol import (
+    MAX_DB_INT,
+    MAX_RUN_ID,
+    ClaimRequest,
+    HeartbeatRequest,
+    HeartbeatStatus,
+)
 
 logger = logging.getLogger(__name__)
 
 _CLAIM_IN_RUN = re.compile(r"/runs/([1-9][0-9]{0,18})/tasks/claim")
 _HEARTBEAT = re.compile(r"/tasks/([1-9][0-9]{0,18})/heartbeat")
 Handler = Callable[[bytes], Awaitable[bytes | None]]
+ClaimBatcher = batch.Batcher[batch.Kind, tuple[str, str | None], hot.Claimed]
+BeatBatcher = batch.Batcher[batch.BeatKind, batch.Beat, dict[str, Any]]
 
 
 class HotRoutes:
@@ -47,13 +56,14 @@ class HotRoutes:
         self.app, self.state, self.max_body = app, state, max_body
         # What this layer answered itself, by route (tests and diagnostics read it).
         self.served: Counter[str] = Counter()
-        self._batcher: batch.ClaimBatcher | None = None
+        self._claims: Any = None
+        self._beats: Any = None
         state.hot_routes = self
 
-    def batcher(self, db: direct.DirectPostgres) -> batch.ClaimBatcher:
-        if self._batcher is None:
-            self._batcher = batch.ClaimBatcher(db)
-        return self._batcher
+    def batchers(self, db: direct.DirectPostgres) -> tuple[ClaimBatcher, BeatBatcher]:
+        if self._claims is None:  # made on first use: the pool opens in the lifespan
+            self._claims, self._beats = batch.claim_batcher(db), batch.beat_batcher(db)
+        return self._claims, self._beats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self._handler(scope)
@@ -110,7 +120,7 @@ class HotRoutes:
         if has_nul(req):
             return None
         kind = batch.Kind(req.provider, req.instance_type, req.alias, run_id)
-        claimed = await self.batcher(db).claim(kind, req.runner_id, req.host)
+        claimed = await self.batchers(db)[0].submit(kind, (req.runner_id, req.host))
         if claimed is None:
             return None  # nothing for this runner first time round: hot.claim says why
         self.served["claim"] += 1
@@ -121,10 +131,11 @@ class HotRoutes:
         self, db: direct.DirectPostgres, body: bytes, task_id: int
     ) -> bytes | None:
         req = HeartbeatRequest.model_validate(orjson.loads(body))
-        row = await direct.heartbeat(
-            db, task_id=task_id, runner_id=req.runner_id, lease=req.lease,
-            fields=heartbeat_fields(req),
-        )  # fmt: skip
+        fields = heartbeat_fields(req)
+        extra = frozenset(fields) - {"heartbeat_status"}
+        running = fields["heartbeat_status"] == HeartbeatStatus.running
+        kind = batch.BeatKind(extra, running, req.lease is not None)
+        row = await self.batchers(db)[1].submit(kind, (task_id, req.runner_id, req.lease, fields))
         if row is None:
             return None  # refused, or raced with its end: hot.heartbeat says which
         self.served["heartbeat"] += 1

@@ -1,4 +1,4 @@
-"""Concurrent claims of one kind answered by one statement (Postgres, api/fast.py).
+"""Concurrent claims (and heartbeats) of one kind answered by one statement (Postgres).
 
 At 64 claiming runners a server process holds dozens of claims for the same instance
 type at once; one UPDATE per claim pays a statement and a commit (a WAL flush) each.
@@ -10,18 +10,23 @@ of a quiet moment runs at once).
 The claim's preference is kept: no claimer gets a task that any claimer of its batch
 (runner or host) failed before. A claim the batch could not serve gets None and takes
 the one-by-one path (db/hot.claim), which explains an empty queue or a retry to come.
+Heartbeats batch the same way by the columns they set; one that matched nothing (or
+named a task twice in a batch) takes db/hot.heartbeat, which says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cloudbench.orchestrator.db import hot
 from cloudbench.orchestrator.db.direct import DirectPostgres
+from cloudbench.orchestrator.db.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +106,89 @@ async def claim_many(
     return {int(row[0]) - 1: hot.Claimed(*row[1:]) for row in rows}
 
 
+# The columns a heartbeat may set, with their types for the unnest arrays.
+_BEAT_TYPES = {
+    "heartbeat_status": "varchar",
+    "current_benchmark": "varchar",
+    "progress_pct": "float8",
+    "heartbeat_message": "text",
+}
+_TASK_COLUMNS = tuple(c.name for c in Task.__table__.c)
+BEAT_NAMES = (*_TASK_COLUMNS, "run_external_id", "run_max_attempts")
+
+
+@dataclass(frozen=True)
+class BeatKind:
+    """Heartbeats batch together when they set the same columns (hot.heartbeat_statement)."""
+
+    fields: frozenset[str]
+    running: bool
+    lease: bool
+
+
+@lru_cache(maxsize=64)
+def beat_sql(kind: BeatKind) -> str:
+    """hot.heartbeat_statement for many tasks: each row its own values, fenced the same."""
+    columns = ["heartbeat_status", *sorted(kind.fields)]
+    sets = ["heartbeat_at = clock_timestamp()", *(f"{c} = v.{c}" for c in columns)]
+    if kind.running:
+        sets += ["status = 'running'", "started_at = coalesce(t.started_at, clock_timestamp())"]
+    arrays = ", ".join(f"%({c})s::{_BEAT_TYPES[c]}[]" for c in columns)
+    where = "t.id = v.id AND t.runner_id = v.runner AND t.status IN ('claimed', 'running')"
+    if kind.lease:
+        where += " AND t.lease = v.lease"
+    run_column = "(SELECT runs.{0} FROM runs WHERE runs.id = t.run_id)"
+    returning = ", ".join(f"t.{c}" for c in _TASK_COLUMNS)
+    return f"""
+UPDATE tasks AS t SET {", ".join(sets)}
+FROM unnest(%(ids)s::integer[], %(runners)s::varchar[], %(leases)s::integer[], {arrays})
+    WITH ORDINALITY AS v(id, runner, lease, {", ".join(columns)}, ord)
+WHERE {where}
+RETURNING v.ord, {returning}, {run_column.format("external_id")},
+    {run_column.format("max_attempts")}
+"""  # noqa: S608
+
+
+Beat = tuple[int, str, int | None, dict[str, Any]]  # task id, runner id, lease, fields
+
+
+async def beat_many(
+    direct: DirectPostgres, kind: BeatKind, beats: list[Beat]
+) -> dict[int, dict[str, Any]]:
+    """Record heartbeats (hot.heartbeat's fields each), one commit; rows by position."""
+    params: dict[str, Any] = {
+        "ids": [b[0] for b in beats], "runners": [b[1] for b in beats],
+        "leases": [b[2] for b in beats],
+    }  # fmt: skip
+    for column in ("heartbeat_status", *kind.fields):
+        params[column] = [_plain(b[3][column]) for b in beats]
+    rows = await direct.all(beat_sql(kind), params)
+    return {int(row[0]) - 1: dict(zip(BEAT_NAMES, row[1:], strict=True)) for row in rows}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+K = TypeVar("K")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
 @dataclass
-class ClaimBatcher:
-    direct: DirectPostgres
-    waiting: dict[Kind, list[tuple[str, str | None, asyncio.Future[hot.Claimed | None]]]] = field(
-        default_factory=dict
-    )
-    busy: set[Kind] = field(default_factory=set)
+class Batcher(Generic[K, T, R]):
+    """Items of one kind that arrive while a statement for that kind runs wait for the
+    next one; run(kind, items) answers them by position (missing: None)."""
+
+    run: Callable[[K, list[T]], Awaitable[dict[int, R]]]
+    waiting: dict[K, list[tuple[T, asyncio.Future[R | None]]]] = field(default_factory=dict)
+    busy: set[K] = field(default_factory=set)
     # The drains in flight (asyncio keeps only weak references to tasks).
     drains: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def claim(self, kind: Kind, runner_id: str, host: str | None) -> hot.Claimed | None:
-        future: asyncio.Future[hot.Claimed | None] = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault(kind, []).append((runner_id, host, future))
+    async def submit(self, kind: K, item: T) -> R | None:
+        future: asyncio.Future[R | None] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(kind, []).append((item, future))
         if kind not in self.busy:
             self.busy.add(kind)
             drain = asyncio.create_task(self._drain(kind))
@@ -121,26 +196,32 @@ class ClaimBatcher:
             drain.add_done_callback(self.drains.discard)
         return await future
 
-    async def _drain(self, kind: Kind) -> None:
+    async def _drain(self, kind: K) -> None:
         try:
             while queued := self.waiting.pop(kind, None):
                 batch, rest = queued[:MAX_BATCH], queued[MAX_BATCH:]
                 if rest:
                     self.waiting[kind] = rest
-                await self._run(kind, batch)
+                await self._one(kind, batch)
         finally:
             self.busy.discard(kind)
 
-    async def _run(
-        self, kind: Kind, batch: list[tuple[str, str | None, asyncio.Future[hot.Claimed | None]]]
-    ) -> None:
+    async def _one(self, kind: K, batch: list[tuple[T, asyncio.Future[R | None]]]) -> None:
         try:
-            got = await claim_many(self.direct, kind, [(r, h) for r, h, _ in batch])
-        except Exception as exc:  # every claimer of the batch sees the statement's error
-            for _, _, future in batch:
+            got = await self.run(kind, [item for item, _ in batch])
+        except Exception as exc:  # every item of the batch sees the statement's error
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for i, (_, _, future) in enumerate(batch):
-            if not future.done():  # a cancelled claimer's task stays claimed: swept later
+        for i, (_, future) in enumerate(batch):
+            if not future.done():  # a claimer that left keeps its task: swept in time
                 future.set_result(got.get(i))
+
+
+def claim_batcher(direct: DirectPostgres) -> Batcher[Kind, tuple[str, str | None], hot.Claimed]:
+    return Batcher(lambda kind, claimers: claim_many(direct, kind, claimers))
+
+
+def beat_batcher(direct: DirectPostgres) -> Batcher[BeatKind, Beat, dict[str, Any]]:
+    return Batcher(lambda kind, beats: beat_many(direct, kind, beats))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Update, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db.clock import now_for
@@ -191,8 +191,7 @@ def heartbeat_statement(
         values["status"] = TaskStatus.running
         values["started_at"] = func.coalesce(Task.started_at, now)
     where = [Task.id == _p("id"), Task.runner_id == _p("runner", "runner_id")]
-    # OR, not IN: an IN list expands at execution, and db/direct.py compiles this once.
-    where.append(or_(*(Task.status == s for s in ACTIVE_STATUSES)))
+    where.append(Task.status.in_(ACTIVE_STATUSES))
     if lease:
         where.append(Task.lease == _p("lease"))
     return (
