@@ -86,3 +86,41 @@ def test_no_claimer_gets_a_task_its_batch_failed_and_leftovers_are_none(pg_url: 
     got, _ = asyncio.run(_claims(pg_url, claimers))
     numbers = [None if g is None else g.run_number for g in got]
     assert numbers == [3, 4, None], numbers  # r2 then takes the one-by-one path (hot.claim)
+
+
+async def _beats(url: str, beats: list[batch.Beat], kind: batch.BeatKind) -> tuple[list[Any], int]:
+    db = Counting(url, size=4)
+    await db.open()
+    try:
+        batcher = batch.beat_batcher(db)
+        got = await asyncio.gather(*(batcher.submit(kind, b) for b in beats))
+        return list(got), db.statements
+    finally:
+        await db.close()
+
+
+def test_heartbeats_share_statements_and_stay_fenced(pg_url: str) -> None:
+    upgrade(pg_url)
+    _seed(pg_url, 40, {})
+    claimers: list[tuple[str, str | None]] = [(f"r{i}", None) for i in range(40)]
+    claimed, _ = asyncio.run(_claims(pg_url, claimers))
+    fields = {"heartbeat_status": "running", "progress_pct": 50.0}
+    kind = batch.BeatKind(frozenset({"progress_pct"}), running=True, lease=True)
+    beats: list[batch.Beat] = [(c.task_id, f"r{i}", c.lease, fields) for i, c in enumerate(claimed)]
+    first = claimed[0]
+    beats += [
+        (first.task_id, "r0", first.lease + 1, fields),  # a stale lease
+        (claimed[1].task_id, "r0", claimed[1].lease, fields),  # not the holder
+        (first.task_id, "r0", first.lease, fields),  # the same task twice in one batch
+    ]
+    got, statements = asyncio.run(_beats(pg_url, beats, kind))
+    assert statements <= 2, statements
+    assert got[40] is None and got[41] is None, "fenced as one by one"
+    assert (got[0] is None) != (got[42] is None), "a task twice: one row, the other falls back"
+    recorded = [g for g in got[1:40]]
+    assert all(g is not None for g in recorded)
+    assert {(g["status"], g["progress_pct"], g["run_external_id"]) for g in recorded} == {
+        ("running", 50.0, 7)
+    }
+    assert all(g["started_at"] is not None and g["heartbeat_status"] == "running" for g in recorded)
+    assert [g["runner_id"] for g in recorded] == [f"r{i}" for i in range(1, 40)]
