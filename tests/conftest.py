@@ -1,8 +1,8 @@
 """Shared fixtures: a real PostgreSQL cluster, fresh databases, orchestrator servers.
 
 Worker-safe under pytest-xdist: each worker is its own pytest session, so it starts its
-own cluster, templates and servers on ports it picks; tests needing the container
-engine share one worker (xdist_group), so image builds never race.
+own cluster, templates and servers on ports it picks; container tests that share state
+on the engine run on one worker (SHARED below), the rest spread.
 """
 
 from __future__ import annotations
@@ -27,16 +27,50 @@ from tests.pg import Cluster
 TEMPLATE_DB = "cloudbench_template"
 
 
+# Tests sharing state on the one podman service, as sets that each run on one worker
+# (--dist loadgroup). Everything else, container tests included, spreads over workers.
+SHARED = {
+    # Both build deploy/Dockerfile: one after the other, the second build is cache hits.
+    "tests/infra/test_image.py": "image",
+    "tests/infra/test_compose_up.py": "image",
+    # One module-scoped executor; its tests list containers by one label (run_id 424242).
+    "tests/runner/test_docker_executor.py": "podman",
+    # Starts a second rootful podman service on the shared storage (tests/engines.py);
+    # a docker-executor test's log stream hung while it ran beside them.
+    "tests/runner/test_engine_affinity.py": "podman",
+}
+# xdist hands work out in collection order and a worker's last test ends the run: the
+# longest (from --durations) go first, so none of them starts near the end.
+LONGEST_FIRST = [
+    "tests/infra/test_image.py",
+    "tests/infra/test_compose_up.py",
+    "tests/master/test_resume.py",
+    "tests/orchestrator/test_fuzz.py",
+    "tests/orchestrator/test_hot_paths.py",
+    "tests/orchestrator/test_restart_sweep.py",
+    "tests/test_soak.py",
+    "tests/master/test_local_run.py",
+    "tests/orchestrator/test_concurrency.py",
+    "tests/master/test_status_nuke.py",
+    "tests/runner/test_engine_affinity.py",
+    "tests/runner/test_docker_executor.py",
+    "tests/master/test_local_run_container.py",
+    "tests/orchestrator/test_races.py",
+    "tests/report/test_local_run.py",
+    "tests/master/test_signals.py",
+    "tests/master/test_cost_guard.py",
+]
+
+
+# tryfirst: xdist's own hook turns xdist_group marks into node ids; it must see ours.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
     for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "container_engine" in names:
-            # One worker builds and runs images; --dist loadgroup honours this.
-            item.add_marker(pytest.mark.xdist_group("containers"))
-        elif "harness" in names:
-            # End-to-end `cloudbench run`s (master, orchestrator, runners: many processes
-            # with fixed time limits) one at a time, beside the light tests.
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+        group = SHARED.get(item.nodeid.split("::")[0])
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

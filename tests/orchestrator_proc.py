@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -66,6 +68,9 @@ class OrchestratorProcess:
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group: a kill takes its worker processes too (as a machine
+            # going down would); SIGKILLing only the parent left them serving, orphaned.
+            start_new_session=True,
         )
         self.wait_up(timeout)
         return self
@@ -93,14 +98,19 @@ class OrchestratorProcess:
         if self.proc is None or self.proc.poll() is not None:
             return
         if kill:
-            self.proc.kill()
+            self._kill_group()
         else:
             self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._kill_group()
             self.proc.wait()
+
+    def _kill_group(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def client(self, token: str | None = None, role: str = "admin") -> httpx.Client:
         tok = token or (self.admin_token if role == "admin" else self.runner_token)

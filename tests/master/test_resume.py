@@ -14,6 +14,7 @@ from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config
 from tests.orchestrator_proc import OrchestratorProcess
 
 pytestmark = [pytest.mark.slow]
+HEARTBEAT_TIMEOUT = 8.0
 
 
 def _kill_master(harness: Harness) -> None:
@@ -25,7 +26,9 @@ def _kill_master(harness: Harness) -> None:
 @needs_ruby
 def test_resume_after_killing_the_master_mid_run(harness: Harness) -> None:
     config = harness.config(fake_config(["a", "b"], 3, ["sleepy"]))
-    harness.start(config, FAKE_BENCH_SLEEP="2")
+    # The killed runners' tasks stay `running` until this heartbeat timeout sweeps them
+    # (the harness default, 30 s, would be most of this test's time).
+    harness.start(config, timeout=HEARTBEAT_TIMEOUT, FAKE_BENCH_SLEEP="2")
     run_id = harness.run_id()
     harness.wait_for(lambda: any(t["status"] == "completed" for t in harness.tasks(run_id)))
     orchestrator = harness.processes("orchestrator")[0]
@@ -40,7 +43,7 @@ def test_resume_after_killing_the_master_mid_run(harness: Harness) -> None:
     assert f"run {run_id} was started with another config" in result.stderr
     assert "per_instance_type.tasks: recorded 3, now 4" in result.stderr
 
-    harness.start(config, "--resume", "latest", FAKE_BENCH_SLEEP="2")
+    harness.start(config, "--resume", "latest", timeout=HEARTBEAT_TIMEOUT, FAKE_BENCH_SLEEP="2")
     code, out, err = harness.wait(timeout=180)
     assert code == 0, err
     assert f"resuming run {run_id}:" in out
