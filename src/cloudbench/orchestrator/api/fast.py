@@ -12,16 +12,15 @@ built by the same functions the routes use (api/tasks.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import psycopg
 import psycopg_pool
-from pydantic import ValidationError
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -106,7 +105,7 @@ class HotRoutes:
     async def _answer(self, handler: Handler, body: bytes) -> bytes | None:
         try:
             return await handler(body)
-        except (orjson.JSONDecodeError, ValidationError):
+        except ValueError:  # not JSON, not UTF-8, or a ValidationError
             return None  # FastAPI gives the 422 and its message
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             # The route retries on its own engine and answers 503 if the database is down.
@@ -116,7 +115,7 @@ class HotRoutes:
     async def _claim(
         self, db: direct.DirectPostgres, body: bytes, run_id: int | None
     ) -> bytes | None:
-        req = ClaimRequest.model_validate(orjson.loads(body))
+        req = ClaimRequest.model_validate(json.loads(body))
         if has_nul(req):
             return None
         kind = batch.Kind(req.provider, req.instance_type, req.alias, run_id)
@@ -130,7 +129,7 @@ class HotRoutes:
     async def _heartbeat(
         self, db: direct.DirectPostgres, body: bytes, task_id: int
     ) -> bytes | None:
-        req = HeartbeatRequest.model_validate(orjson.loads(body))
+        req = HeartbeatRequest.model_validate(json.loads(body))
         fields = heartbeat_fields(req)
         extra = frozenset(fields) - {"heartbeat_status"}
         running = fields["heartbeat_status"] == HeartbeatStatus.running
