@@ -84,7 +84,12 @@ class Harness:
 
     def wait(self, timeout: float = 120) -> tuple[int, str, str]:
         assert self.proc is not None
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:  # say what the master was doing
+            raise AssertionError(
+                f"master still running after {timeout} s; {self.output()}"
+            ) from exc
         self._stop.set()
         return code, (self.tmp / "stdout").read_text(), (self.tmp / "stderr").read_text()
 
