@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -70,7 +71,7 @@ class Harness:
                    "--heartbeat-timeout", str(timeout), *args]  # fmt: skip
         out, err = (self.tmp / "stdout").open("wb"), (self.tmp / "stderr").open("wb")
         self.proc = subprocess.Popen(command, env=self.env(**env), stdout=out, stderr=err,
-                                     cwd=self.tmp)  # fmt: skip
+                                     cwd=self.tmp, preexec_fn=_default_sigint)  # fmt: skip
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
 
@@ -169,3 +170,10 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 
 def last_json(stdout: str) -> dict[str, Any]:
     return dict(json.loads(stdout.strip().splitlines()[-1]))
+
+
+def _default_sigint() -> None:
+    """The master as started from a terminal: Ctrl-C delivered. A test run started in the
+    background by a non-interactive shell ignores SIGINT, children inherit that, and Python
+    then installs no KeyboardInterrupt handler (the SIGINT test waited out its 60 s)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
