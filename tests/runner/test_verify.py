@@ -96,8 +96,23 @@ def test_format_2_metadata_and_newer_refused() -> None:
         {**FORMAT_1, "format_version": 2, "aslr": "disabled", "checks": checks}
     )
     assert meta.checks is not None and meta.checks.aslr_disabled and meta.aslr == "disabled"
+    # Format 2 predates the engine read-back and the categories: they read as unknown.
+    assert meta.checks.engine_off_benchmark_cpus is None and meta.benchmark_categories == {}
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
         TaskMetadata.model_validate({**FORMAT_1, "format_version": 99})
+
+
+def test_format_3_metadata_reads_engine_and_categories() -> None:
+    checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
+              "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": False}  # fmt: skip
+    meta = TaskMetadata.model_validate(
+        {**FORMAT_1, "format_version": 3, "aslr": "disabled", "checks": checks,
+         "executor": "docker", "benchmark_categories": {"fib": "micro"}}
+    )  # fmt: skip
+    assert meta.checks is not None and meta.checks.engine_off_benchmark_cpus is False
+    assert meta.benchmark_categories == {"fib": "micro"}
+    with pytest.raises(ValidationError, match="upgrade cloudbench"):
+        TaskMetadata.model_validate({**FORMAT_1, "format_version": 4})
 
 
 def test_benchmarks_env_allowlist() -> None:

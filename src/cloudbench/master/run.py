@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -22,7 +21,6 @@ from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.config import MasterOptions, RunPlan
 from cloudbench.master.costplan import meter_for, record_durations
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
-from cloudbench.master.progress import ProgressView
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError, make_provider
 from cloudbench.master.providers.base import StopRun
 from cloudbench.master.results import (
@@ -42,18 +40,17 @@ from cloudbench.master.resume import (
     save_record,
 )
 from cloudbench.master.stacks import MetaDeployment, offer_nuke
+from cloudbench.master.watch import RunWatcher, Stalled
 from cloudbench.platform import containers
-from cloudbench.platform.http import Transient
 from cloudbench.platform.processes import stop_recorded
 from cloudbench.platform.state import Session
-from cloudbench.protocol import ArchiveState, RunOut, RunStatus
+from cloudbench.protocol import RunOut, RunStatus
 
 if TYPE_CHECKING:
     from cloudbench.master.providers.aws import CloudProvider
 
 logger = logging.getLogger(__name__)
 
-POLL = 1.0
 EXIT_INTERRUPTED = 130
 FAILURES = (
     ApiError, OrchestratorFailed, ProviderError, ResultsError, ResumeError, httpx.HTTPError,
@@ -63,14 +60,6 @@ FAILURES = (
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM: like Ctrl-C answered with yes (nobody is there to answer a prompt)."""
-
-
-class Stalled(RuntimeError):
-    """No runner is left but the run still has work: it can never finish by itself."""
-
-
-class RunnersExited(Stalled):
-    """Every runner of an instance type failed while that type still has tasks."""
 
 
 class Master:
@@ -85,7 +74,7 @@ class Master:
         self.adopted: Session | None = None  # a dead master's session `status` cleans up
         self.run_id: int | None = None
         self.hurry = False
-        self._idle_since: float | None = None
+        self._watcher: RunWatcher | None = None
         self._stopped_on_error = False
 
     # ------------------------------------------------------------ entry points
@@ -257,51 +246,12 @@ class Master:
             return self._watch(run_id)
 
     def _watch(self, run_id: int) -> RunOut:
-        with ProgressView(self.console) as view:
-            while True:
-                if self.embedded is not None:
-                    self.embedded.ensure_alive()
-                notes = [note for p in self.providers for note in p.poll()]
-                try:
-                    run = self._api().get_run(run_id)
-                except (httpx.TransportError, Transient) as exc:
-                    view.update_note(f"orchestrator unreachable ({exc}); retrying")
-                    time.sleep(POLL)
-                    continue
-                view.update(run, notes)
-                if run.status != RunStatus.running and run.archive_state in (
-                    ArchiveState.ready, ArchiveState.failed,
-                ):  # fmt: skip
-                    return run
-                self._check_stalled(run)
-                time.sleep(POLL)
-
-    def _check_stalled(self, run: RunOut) -> None:
-        if not self.providers or run.status != RunStatus.running:
-            return
-        self._check_exited(run)
-        if any(p.active() for p in self.providers):
-            self._idle_since = None
-            return
-        now = time.monotonic()
-        self._idle_since = self._idle_since or now
-        # Claimed tasks of dead runners time out first; pending ones would wait forever.
-        if now - self._idle_since > self.opts.heartbeat_timeout + 10:
-            raise Stalled("every runner has exited but the run still has tasks; see runner logs")
-
-    def _check_exited(self, run: RunOut) -> None:
-        """Within a poll of the last runner of a type failing: its tasks have nobody left."""
-        for provider in self.providers:
-            for alias, line in provider.exited().items():
-                left = sum(
-                    g.counts.pending + g.counts.claimed + g.counts.running
-                    for g in run.instance_types
-                    if g.provider == provider.name and g.alias == alias
-                )
-                if left:
-                    raise RunnersExited(
-                        f"every runner of {alias} has exited with {left} task(s) left: {line}"
-                    )
+        if self._watcher is None:  # one for the command: it remembers since when all idled
+            self._watcher = RunWatcher(
+                self.console, self._api(), self.providers, self.embedded,
+                self.opts.heartbeat_timeout,
+            )  # fmt: skip
+        return self._watcher.watch(run_id)
 
     def _confirm_teardown(self) -> bool:
         if self.opts.yes or not self.console.is_terminal:

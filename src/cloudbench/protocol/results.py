@@ -3,6 +3,8 @@
 Both carry ``format_version``; version 1 is the shape cloudbench has always written
 (metadata without the key at all). Metadata 2 adds provenance, verified checks and
 noise (docs/results.md); format-1 files still read, with the format-2 fields None.
+Metadata 3 adds ``benchmark_categories``, ``checks.engine_off_benchmark_cpus`` and
+``execution.engine_affinity``: in a format-2 file their absence means "not recorded".
 Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
 attempt 1 and no history.
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
@@ -20,7 +22,7 @@ from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 2
-METADATA_VERSION = 2
+METADATA_VERSION = 3
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
@@ -100,8 +102,9 @@ class MetadataChecks(BaseModel):
     siblings_idle: bool
     env_clean: bool
     steal_pct: float | None = None
-    # Containers: engine daemons and the container's helper read back off every benchmark
-    # CPU (False when not verified); None for the host executor, which has no engine.
+    # Format 3. Containers: engine daemons and the container's helper read back off every
+    # benchmark CPU (False when not verified); None for the host executor, which has no
+    # engine, and in older files, which did not record it.
     engine_off_benchmark_cpus: bool | None = None
 
 
@@ -143,7 +146,7 @@ class Metadata(_Versioned):
     started_at: str | None = None
     finished_at: str | None = None
     failed_benchmarks: dict[str, list[str]] = Field(default_factory=dict)
-    # benchmark → category from the suite's benchmarks.yml; absent in older results.
+    # Format 3: benchmark → category from the suite's benchmarks.yml ({} before).
     benchmark_categories: dict[str, str] = Field(default_factory=dict)
     ruby_description: str | None = None
     image_id: str | None = None
