@@ -14,8 +14,9 @@ defaults: workers, pool, sweeper every 30 s, heartbeat timeout 120 s).
   claims that never heartbeat), API and pgbench again.
 
 The load generators' own CPU is printed (share of one core) to show they are not the
-bottleneck. Tasks are seeded with one INSERT … generate_series and a CHECKPOINT per measurement
-(set-up, not under test), enough that no measurement runs the queue dry (a dry queue is reported).
+bottleneck. Tasks are seeded with one INSERT … generate_series and a CHECKPOINT per
+measurement (set-up, not under test), enough that no measurement runs the queue dry (a dry
+queue is reported). Each line also shows the VM's steal time since the line before it.
 
     uv run python benchmarks/claims.py                 # everything, about 3 minutes
     uv run python benchmarks/claims.py --part heartbeats --seconds 5
@@ -231,20 +232,29 @@ def captured_claim_sql(url: str) -> str:
     return " ".join(statement.split())
 
 
-def steal_ticks() -> tuple[int, int]:
-    """(steal, all) jiffies from /proc/stat: a VM's host taking CPU shows up here."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return fields[7], sum(fields[:8])
+class Steal:
+    """The share of CPU time a VM's host took (/proc/stat steal) since the last call."""
+
+    def __init__(self) -> None:
+        self.last = self._ticks()
+
+    @staticmethod
+    def _ticks() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return fields[7], sum(fields[:8])
+
+    def pct(self) -> float:
+        (steal, total), (steal0, total0) = self._ticks(), self.last
+        self.last = (steal, total)
+        return 100 * (steal - steal0) / max(1, total - total0)
 
 
-STEAL = [steal_ticks()]
+STEAL = Steal()
 
 
 def line(label: str, r: loadgen.Result, extra: str = "") -> None:
     bad = f"  BAD {r.bad}" if r.bad else ""
-    steal, total = steal_ticks()
-    share = 100 * (steal - STEAL[0][0]) / max(1, total - STEAL[0][1])
-    STEAL[0] = (steal, total)
+    share = STEAL.pct()
     print(
         f"  {label:<26} {r.rate:7.0f} /s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms"
         f"  loadgen CPU {r.cpu_share:4.2f} cores  steal {share:3.0f}%  {extra}{bad}",
