@@ -30,8 +30,18 @@ OptionParser.new do |o|
 end.parse!(ARGV)
 opts[:names] = ARGV.dup
 
+# Not in ruby-bench: the tests start hundreds of these processes and RubyGems is most of
+# each one's start-up (~50 ms of CPU; nothing here needs a gem), so child processes get
+# --disable-gems through RUBYOPT. Their command lines and RUBY_DESCRIPTION are unchanged.
+# (No --yjit-* switch: on Ruby 3.1 any of them turns YJIT on, which would hide a Ruby
+# that ignores --yjit.)
+def quick_env
+  { "RUBYOPT" => [ENV["RUBYOPT"], "--disable-gems"].compact.join(" ") }
+end
+
 if opts[:executables].empty?
-  if `#{RbConfig.ruby} --yjit -v 2>/dev/null`.include?("YJIT")
+  probe = [RbConfig.ruby, "--yjit", "-v"]
+  if IO.popen(quick_env, probe, err: File::NULL, &:read).include?("YJIT")
     opts[:executables]["interp"] = [RbConfig.ruby]
     opts[:executables]["yjit"] = [RbConfig.ruby, "--yjit"]
   else
@@ -55,7 +65,9 @@ prefix = opts[:out_name] || begin
   File.join(opts[:out_path], format("output_%03d", n))
 end
 
-descriptions = opts[:executables].transform_values { |cmd| `#{cmd.shelljoin} -v`.strip }
+descriptions = opts[:executables].transform_values do |cmd|
+  IO.popen(quick_env, [*cmd, "-v"], &:read).strip
+end
 
 # As ruby-bench's BenchmarkSuite#setarch_prefix: ASLR off via `setarch <arch> -R`, and
 # silently nothing when that is refused (a container's seccomp profile, for one).
@@ -80,7 +92,7 @@ opts[:executables].each do |exe, cmd|
     line = [*base_cmd.(descriptions[exe]), *cmd, "-I", "harness", File.expand_path(path)].shelljoin
     puts "+ #{line}"
     $stdout.flush
-    if system({ "RESULT_JSON_PATH" => json_path }, line)
+    if system({ "RESULT_JSON_PATH" => json_path, **quick_env }, line)
       raw[exe][name] = JSON.parse(File.read(json_path)).merge("command_line" => line)
       File.delete(json_path)
     else

@@ -102,7 +102,9 @@ def _security_groups(ec2: Any, vpc: str, run_id: str | None) -> list[str]:
 
 
 def _compute(ec2: Any, net: dict[str, str], groups: list[str], run_id: str | None) -> None:
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    # By name, as the stacks look AMIs up: moto answers all ~1,300 images in ~1 s otherwise.
+    al2023 = [{"Name": "name", "Values": ["al2023-ami-2023*x86_64"]}]
+    image = ec2.describe_images(Owners=["amazon"], Filters=al2023)["Images"][0]["ImageId"]
     ec2.run_instances(
         ImageId=image,
         MinCount=2,
