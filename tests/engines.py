@@ -76,7 +76,8 @@ def _overlay_storage(as_user: dict[str, object]) -> None:
         return
     probe = home / ".cache" / "overlay-probe"
     info = ["podman", "--storage-driver", "overlay", "--root", str(probe / "root"),
-            "--runroot", str(probe / "run"), "info", "--format", "{{.Store.GraphDriverName}}"]  # fmt: skip
+            "--runroot", str(probe / "run"), "info", "--format", "{{.Store.GraphDriverName}}",
+            ]  # fmt: skip
     done = subprocess.run(info, capture_output=True, text=True, **as_user)  # type: ignore[call-overload]
     subprocess.run(["rm", "-rf", str(probe)], **as_user)  # type: ignore[call-overload]
     if done.returncode != 0 or done.stdout.strip() != "overlay":

@@ -100,6 +100,15 @@ def test_dockerfile_is_multistage_nonroot_and_healthchecked() -> None:
     assert re.search(r"^HEALTHCHECK .*\n?.*/up", text, flags=re.MULTILINE)
     entrypoint = re.search(r"^ENTRYPOINT (.*)$", text, flags=re.MULTILINE)
     assert entrypoint is not None
+    # The runtime's dependency layer comes from a stage that never sees src/: a source
+    # change rebuilds and ships only the application's small layers.
+    runtime = text.rsplit("\nFROM ", 1)[1]
+    venv_from = re.search(r"^COPY --from=(\S+) /opt/venv /opt/venv$", runtime, re.MULTILINE)
+    assert venv_from is not None
+    deps_stage = re.search(rf"^FROM \S+ AS {venv_from.group(1)}\n(.*?)^FROM ", text,
+                           flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    assert deps_stage is not None and "COPY src" not in deps_stage.group(1)
+    assert "README" not in deps_stage.group(1)  # nor the README
     # serve checks its tokens, then migrates, then serves (tests/infra/test_image.py).
     assert "orchestrator serve --host 0.0.0.0" in entrypoint.group(1)
     assert "--no-migrate" not in entrypoint.group(1)
