@@ -35,13 +35,11 @@ opts[:names] = ARGV.dup
 # --disable-gems through RUBYOPT. Their command lines and RUBY_DESCRIPTION are unchanged.
 # (No --yjit-* switch: on Ruby 3.1 any of them turns YJIT on, which would hide a Ruby
 # that ignores --yjit.)
-def quick_env
-  { "RUBYOPT" => [ENV["RUBYOPT"], "--disable-gems"].compact.join(" ") }
-end
+CHILD_ENV = { "RUBYOPT" => [ENV["RUBYOPT"], "--disable-gems"].compact.join(" ") }.freeze
 
 if opts[:executables].empty?
   probe = [RbConfig.ruby, "--yjit", "-v"]
-  if IO.popen(quick_env, probe, err: File::NULL, &:read).include?("YJIT")
+  if IO.popen(CHILD_ENV, probe, err: File::NULL, &:read).include?("YJIT")
     opts[:executables]["interp"] = [RbConfig.ruby]
     opts[:executables]["yjit"] = [RbConfig.ruby, "--yjit"]
   else
@@ -66,7 +64,7 @@ prefix = opts[:out_name] || begin
 end
 
 descriptions = opts[:executables].transform_values do |cmd|
-  IO.popen(quick_env, [*cmd, "-v"], &:read).strip
+  IO.popen(CHILD_ENV, [*cmd, "-v"], &:read).strip
 end
 
 # As ruby-bench's BenchmarkSuite#setarch_prefix: ASLR off via `setarch <arch> -R`, and
@@ -92,7 +90,7 @@ opts[:executables].each do |exe, cmd|
     line = [*base_cmd.(descriptions[exe]), *cmd, "-I", "harness", File.expand_path(path)].shelljoin
     puts "+ #{line}"
     $stdout.flush
-    if system({ "RESULT_JSON_PATH" => json_path, **quick_env }, line)
+    if system({ "RESULT_JSON_PATH" => json_path, **CHILD_ENV }, line)
       raw[exe][name] = JSON.parse(File.read(json_path)).merge("command_line" => line)
       File.delete(json_path)
     else
