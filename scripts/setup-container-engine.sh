@@ -59,12 +59,23 @@ fi
 answers() {
     curl -sf --max-time 3 --unix-socket "$SOCK_PATH" http://d/_ping >/dev/null 2>&1
 }
+# A service started from a directory that was deleted since (a CI clone) answers pings but
+# cannot start containers: conmon inherits its cwd ("Failed to get working directory").
+for pid in $(pgrep -f "podman system service --time=0 ${DOCKER_HOST_URL}" || true); do
+    if [[ "$(readlink "/proc/${pid}/cwd")" == *" (deleted)" ]]; then
+        log "restarting podman system service (its working directory was deleted)"
+        kill "$pid"
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+done
 if ! answers; then
     log "starting podman system service on $DOCKER_HOST_URL"
     mkdir -p "$(dirname "$SOCK_PATH")"
     rm -f "$SOCK_PATH"
     # setsid: the service outlives this script (and the shell that ran it).
-    setsid podman system service --time=0 "$DOCKER_HOST_URL" >>"$SERVICE_LOG" 2>&1 < /dev/null &
+    # From /: the service (and every conmon it starts) keeps its working directory.
+    (cd / && exec setsid podman system service --time=0 "$DOCKER_HOST_URL" \
+        >>"$SERVICE_LOG" 2>&1 < /dev/null) &
     for _ in $(seq 1 50); do
         answers && break
         sleep 0.2
