@@ -7,9 +7,10 @@ require "optparse"
 require "rbconfig"
 require "shellwords"
 require "yaml"
+require_relative "lib/benchmark_suite"
 
 opts = { executables: {}, out_path: File.expand_path("data"), out_name: nil,
-         categories: [], names: [], no_pinning: false }
+         categories: [], names: [], no_pinning: false, interleave: false }
 OptionParser.new do |o|
   o.on("-e=NAME::RUBY_PATH OPTIONS") do |v|
     v.split(";").each do |spec|
@@ -27,6 +28,7 @@ OptionParser.new do |o|
   o.on("--once") { ENV["WARMUP_ITRS"] = "0"; ENV["MIN_BENCH_ITRS"] = "1"; ENV["MIN_BENCH_TIME"] = "0" }
   o.on("--no-sudo") {}
   o.on("--no-pinning") { opts[:no_pinning] = true }
+  o.on("--interleave") { opts[:interleave] = true }
 end.parse!(ARGV)
 opts[:names] = ARGV.dup
 
@@ -47,14 +49,8 @@ if opts[:executables].empty?
   end
 end
 
-meta = YAML.load_file("benchmarks.yml")
-entries = Dir["benchmarks/*.rb"].map { |p| [File.basename(p, ".rb"), p] } +
-          Dir["benchmarks/*/benchmark.rb"].map { |p| [File.basename(File.dirname(p)), p] }
-entries = entries.sort.select do |name, _|
-  category = (meta[name] || {}).fetch("category", "other")
-  (opts[:categories].empty? || opts[:categories].include?(category)) &&
-    (opts[:names].empty? || opts[:names].include?(name))
-end
+entries = BenchmarkSuite.new(categories: opts[:categories], name_filters: opts[:names])
+                        .benchmarks.map { |e| [e.name, e.script_path] }
 
 # Made even with --out-name: the per-benchmark temp JSON files go there.
 FileUtils.mkdir_p(opts[:out_path])
@@ -82,20 +78,37 @@ end
 raw = {}
 failures = Hash.new { |h, k| h[k] = [] }
 started = Time.now
-opts[:executables].each do |exe, cmd|
-  raw[exe] = {}
+run_one = lambda do |exe, name, path|
+  cmd = opts[:executables][exe]
+  json_path = File.join(opts[:out_path], "temp#{Process.pid}.json")
+  line = [*base_cmd.(descriptions[exe]), *cmd, "-I", "harness", File.expand_path(path)].shelljoin
+  puts "+ #{line}"
+  $stdout.flush
+  if system({ "RESULT_JSON_PATH" => json_path, **CHILD_ENV }, line)
+    raw[exe][name] = JSON.parse(File.read(json_path)).merge("command_line" => line)
+    File.delete(json_path)
+  else
+    puts "Command #{line.inspect} failed with exit code #{$?.exitstatus} in directory #{Dir.pwd}"
+    failures[exe] << name
+  end
+end
+opts[:executables].each_key { |exe| raw[exe] = {} }
+if opts[:interleave]
+  # As BenchmarkRunner::CLI#run with --interleave: each benchmark on every executable in
+  # turn, the executables' order reversed on every other benchmark.
   entries.each_with_index do |(name, path), idx|
-    puts "Running benchmark \"#{name}\" (#{idx + 1}/#{entries.size})"
-    json_path = File.join(opts[:out_path], "temp#{Process.pid}.json")
-    line = [*base_cmd.(descriptions[exe]), *cmd, "-I", "harness", File.expand_path(path)].shelljoin
-    puts "+ #{line}"
-    $stdout.flush
-    if system({ "RESULT_JSON_PATH" => json_path, **CHILD_ENV }, line)
-      raw[exe][name] = JSON.parse(File.read(json_path)).merge("command_line" => line)
-      File.delete(json_path)
-    else
-      puts "Command #{line.inspect} failed with exit code #{$?.exitstatus} in directory #{Dir.pwd}"
-      failures[exe] << name
+    exes = descriptions.keys
+    exes = exes.reverse if idx.odd?
+    exes.each do |exe|
+      puts "Running benchmark \"#{name}\" [#{exe}] (#{idx + 1}/#{entries.size})"
+      run_one.(exe, name, path)
+    end
+  end
+else
+  opts[:executables].each_key do |exe|
+    entries.each_with_index do |(name, path), idx|
+      puts "Running benchmark \"#{name}\" (#{idx + 1}/#{entries.size})"
+      run_one.(exe, name, path)
     end
   end
 end

@@ -22,7 +22,7 @@ def test_no_smt_groups_are_disjoint_and_cover_the_machine(tmp_path: Path) -> Non
     assert cpu_groups([0, 1, 2, 3, 4], 2, sysfs) == [[0, 1, 2], [3, 4]]
     assert cpu_groups([0, 1], 2, sysfs) == [[0], [1]]
     assert cpu_groups([0, 1], 1, sysfs) == [None]  # one runner: the whole machine, no taskset
-    assert cpu_groups([0], 3, sysfs) == [None, None, None]  # cannot split: they share
+    assert cpu_groups([0], 3, sysfs) == [None, None, None]  # cannot split: they take turns
 
 
 def test_one_core_two_threads_is_never_split(tmp_path: Path) -> None:

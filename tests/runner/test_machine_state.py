@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.machine_state import (
     load_average,
     machine_state,
@@ -62,18 +61,39 @@ def test_steal_and_pressure_deltas_for_the_slot_cpus(tmp_path: Path) -> None:
     assert noise_between(start, start, 1.0)["steal_pct"] is None  # no time passed
 
 
-def test_concurrent_tasks_and_siblings_idle() -> None:
-    c = Concurrency()
-    c.begin(0, 11)
-    c.begin(1, 12)  # slot 1 shares slot 0's core in logical mode
-    assert c.end(1, 12) == [(0, 11)]
-    c.begin(2, 13)
-    assert c.end(0, 11) == [(1, 12), (2, 13)]
-    assert c.end(2, 13) == [(0, 11)]  # 13 started while 11 still ran
-    c.begin(0, 14)
-    assert c.end(0, 14) == []  # alone: nothing else was running
-    shared = TaskFacts(started_at="t", concurrent=[(1, 12)], sharing_slots=[1])
-    apart = TaskFacts(started_at="t", concurrent=[(2, 13)], sharing_slots=[1])
-    assert not shared.siblings_idle and apart.siblings_idle
-    unseen = TaskFacts(started_at="t", foreign_siblings=[2])
-    assert not unseen.siblings_idle  # a thread we may not use: idle is not verified
+def test_pressure_share_is_of_the_samples_own_window_and_never_above_100(
+    tmp_path: Path,
+) -> None:
+    proc = tmp_path / "proc"
+    _write(proc, "stat", _stat(0, 0, 100))
+    _write(proc, "pressure/cpu", "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    start = sample_noise((0,), proc)
+    # 3 s of stall in what the benchmark called a 1 s run (the samples were 2 s apart
+    # or more): the old formula said 300 %.
+    _write(proc, "pressure/cpu", "some avg10=0.00 avg60=0.00 avg300=0.00 total=3000000\n")
+    end = sample_noise((0,), proc)
+    noise = noise_between(start, end, seconds=1.0)
+    assert noise["cpu_pressure_some_pct"] == 100.0 and noise["cpu_pressure_scope"] == "machine"
+    own_clock = noise_between(start, end)  # the samples' own monotonic clock
+    assert own_clock["window_seconds"] == round(end.at - start.at, 3)
+    assert own_clock["cpu_pressure_some_pct"] == 100.0  # microseconds apart, capped
+
+
+def _facts(concurrent: list[dict[str, object]], pinned: list[str], **kw: object) -> TaskFacts:
+    seen = {"cpus": "0,1", "pinned": [{"pid": 9, "cpus_allowed": c} for c in pinned]}
+    return TaskFacts(started_at="t", concurrent=concurrent, seen_on_cpus=seen,
+                     lease={"cpus": [0]}, **kw)  # fmt: skip
+
+
+def test_own_core_and_siblings_idle_come_from_what_was_seen() -> None:
+    assert _facts([], []).own_core and _facts([], []).siblings_idle
+    other = {"task_id": 12, "cpus": [0], "same_cpus": True, "shares_cores": True}
+    assert not _facts([other], []).own_core and not _facts([other], []).siblings_idle
+    sibling = {"task_id": 13, "cpus": [1], "same_cpus": False, "shares_cores": True}
+    assert _facts([sibling], []).own_core and not _facts([sibling], []).siblings_idle
+    apart = {"task_id": 14, "cpus": [2], "same_cpus": False, "shares_cores": False}
+    assert _facts([apart], []).siblings_idle  # another core: concurrent, not on ours
+    assert not _facts([], ["0"]).own_core  # a process pinned to our CPU ran
+    assert _facts([], ["1"]).own_core and not _facts([], ["1"]).siblings_idle
+    assert not _facts([], [], foreign_siblings=[2]).siblings_idle  # not ours to watch
+    assert not TaskFacts(started_at="t").own_core  # never watched: not verified

@@ -23,10 +23,12 @@ pytestmark = pytest.mark.usefixtures("ruby")
 Runner = Callable[..., dict[str, Any]]
 
 
-def _create_run(orch: OrchestratorProcess, ruby: str, executables: list[str]) -> int:
+def _create_run(
+    orch: OrchestratorProcess, ruby: str, executables: list[str], names: list[str] | None = None
+) -> int:
     body = {
         "ruby_version": ruby, "per_instance_type": {"tasks": 1}, "local": ["mtest"],
-        "benchmarks": {"names": ["fib"], "executables": executables,
+        "benchmarks": {"names": names or ["fib"], "executables": executables,
                        "warmup_iterations": 0, "bench_iterations": 1},
     }  # fmt: skip
     with orch.client() as http:
@@ -54,20 +56,29 @@ def run_task(orchestrator_server: OrchestratorProcess, tmp_path: Path) -> Iterat
     """Runs one single-task run to the end; returns the task with its metadata.json."""
 
     def run(ruby: str, executables: list[str], executor: str = "host",
-            env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+            env: dict[str, str] | None = None, names: list[str] | None = None,
+            during: Callable[[subprocess.Popen[bytes]], None] | None = None,
+            ) -> dict[str, Any]:  # fmt: skip
         orch = orchestrator_server
-        run_id = _create_run(orch, ruby, executables)
+        run_id = _create_run(orch, ruby, executables, names)
         full_env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
                     "CLOUDBENCH_HEARTBEAT_INTERVAL": "1", **(env or {})}  # fmt: skip
         log = tmp_path / f"runner-{run_id}.log"
         with log.open("wb") as out:
-            code = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
                  "--provider", "local", "--instance-type", "mtest", "--run-id", str(run_id),
                  "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
                  "--work-dir", str(tmp_path / "work")],
-                env=full_env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False,
-            ).returncode  # fmt: skip
+                env=full_env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                if during is not None:
+                    during(proc)
+                code = proc.wait(timeout=300)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
         assert code == 0, log.read_text()[-4000:]
         with orch.client() as http:
             (task,) = http.get(f"/runs/{run_id}/tasks").json()["tasks"]
@@ -81,12 +92,19 @@ def run_task(orchestrator_server: OrchestratorProcess, tmp_path: Path) -> Iterat
 
 
 def _assert_verified(meta: dict[str, Any], executor: str) -> None:
-    assert meta["format_version"] == 3 and meta["executor"] == executor
+    assert meta["format_version"] == 4 and meta["executor"] == executor
     assert "benchmark_categories" in meta and "engine_off_benchmark_cpus" in meta["checks"]
     assert meta["aslr"] == "disabled"
     checks = meta["checks"]
     assert checks["aslr_disabled"] and checks["executables_verified"], checks
-    assert checks["env_clean"] and checks["siblings_idle"], meta["environment"]
+    assert checks["env_clean"], meta["environment"]
+    # Read from the machine: other helpers' benchmarks may share this test machine, so the
+    # check must agree with what was seen — and never count the task's own processes.
+    seen, others = meta["slot"]["seen_on_cpus"], meta["slot"]["concurrent"]
+    assert seen["samples"] >= 2 and meta["slot"]["lease"]["cpus"] == [int(meta["cpuset"])]
+    assert all(p["session"] != seen["own_session"] for p in seen["pinned"]), seen
+    clear = not seen["pinned"] and not any(c["shares_cores"] for c in others)
+    assert checks["siblings_idle"] is clear and checks["own_core"] is clear, (seen, others)
     assert isinstance(checks["steal_pct"], float)
     exes = meta["ruby"]["executables"]
     assert all("+YJIT" in d for d in exes["yjit"]["ruby_descriptions"]), exes
@@ -220,3 +238,66 @@ def test_runner_threads_stay_off_the_benchmark_cpu(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _wait_for_lease(proc: subprocess.Popen[bytes], timeout: float = 60) -> dict[str, Any]:
+    """The runner's lease on its CPUs, read from the machine-wide record (its benchmark
+    runs while it holds it)."""
+    import time
+
+    from cloudbench.platform.cpulease import CpuLeases
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the runner ended before its benchmark started"
+        held = [h for h in CpuLeases().holders(os.sched_getaffinity(0)) if h["pid"] == proc.pid]
+        if held:
+            return held[0]
+        time.sleep(0.1)
+    raise AssertionError("the runner never took its CPUs")
+
+
+def test_outside_process_pinned_to_the_benchmark_cpu_labels_the_task(
+    run_task: Runner, ruby: str
+) -> None:
+    """A process someone pins to the benchmark's CPU (taskset) while the task runs is seen
+    from /proc: the task says what ran there, and its checks are false."""
+    intruder: list[subprocess.Popen[bytes]] = []
+
+    def pin_a_busy_loop(runner: subprocess.Popen[bytes]) -> None:
+        lease = _wait_for_lease(runner)
+        cpu = str(lease["cpus"][0])
+        busy = [ruby, "--disable-gems", "-e", "t = Time.now; 1 while Time.now - t < 1.5"]
+        intruder.append(subprocess.Popen(["taskset", "-c", cpu, *busy]))
+        intruder[0].wait(timeout=30)
+
+    sleep = {"CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP", "FAKE_BENCH_SLEEP": "4"}
+    task = run_task("system", ["interp"], names=["sleepy"], during=pin_a_busy_loop, env=sleep)
+    assert task["status"] == "completed", task  # measured, and labelled
+    meta = task["metadata"]
+    seen = meta["slot"]["seen_on_cpus"]
+    (mine,) = [p for p in seen["pinned"] if p["pid"] == intruder[0].pid]
+    assert mine["cpus_allowed"] == meta["cpuset"] and mine["cpu_seconds"] >= 0.5, seen
+    assert meta["checks"]["own_core"] is False and meta["checks"]["siblings_idle"] is False
+
+
+def test_executables_interleave_and_the_order_is_shuffled_with_a_recorded_seed(
+    run_task: Runner, ruby: str
+) -> None:
+    names = ["fib", "loops", "nbody", "strings"]
+    task = run_task("system", ["interp", "yjit"], names=names)
+    assert task["status"] == "completed", task
+    meta = task["metadata"]
+    order = meta["benchmark_order"]
+    assert order["interleaved"] and order["shuffled"] and isinstance(order["seed"], int), order
+    assert "--interleave" in meta["execution"]["command"]
+    # The seed means Ruby's shuffle of ruby-bench's list (name order), asked of Ruby itself.
+    expected = subprocess.run(
+        [ruby, "-e", f"puts %w[{' '.join(names)}].shuffle(random: Random.new({order['seed']}))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    pairs = [(i, exe) for i, (first, second) in enumerate(
+        [("interp", "yjit"), ("yjit", "interp")] * 2) for exe in (first, second)]  # fmt: skip
+    assert order["ran"] == [[exe, expected[i]] for i, exe in pairs], order
+    timeline = [[e["executable"], e["benchmark"]] for e in meta["benchmark_timeline"]]
+    assert timeline == order["ran"]  # the progress lines, in the order they came

@@ -111,8 +111,22 @@ def test_format_3_metadata_reads_engine_and_categories() -> None:
     )  # fmt: skip
     assert meta.checks is not None and meta.checks.engine_off_benchmark_cpus is False
     assert meta.benchmark_categories == {"fib": "micro"}
+    assert meta.checks.own_core is None  # format 3 did not read the CPUs from the machine
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
-        TaskMetadata.model_validate({**FORMAT_1, "format_version": 4})
+        TaskMetadata.model_validate({**FORMAT_1, "format_version": 5})
+
+
+def test_format_4_metadata_reads_own_core_and_order() -> None:
+    checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": False,
+              "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": None,
+              "own_core": False}  # fmt: skip
+    order = {"interleaved": True, "seed": 7, "shuffled": True, "ran": [["yjit", "fib"]]}
+    meta = TaskMetadata.model_validate(
+        {**FORMAT_1, "format_version": 4, "aslr": "disabled", "checks": checks,
+         "benchmark_order": order}
+    )  # fmt: skip
+    assert meta.checks is not None and meta.checks.own_core is False
+    assert meta.model_extra is not None and meta.model_extra["benchmark_order"]["seed"] == 7
 
 
 def test_benchmarks_env_allowlist() -> None:

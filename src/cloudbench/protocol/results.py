@@ -5,6 +5,11 @@ Both carry ``format_version``; version 1 is the shape cloudbench has always writ
 noise (docs/results.md); format-1 files still read, with the format-2 fields None.
 Metadata 3 adds ``benchmark_categories``, ``checks.engine_off_benchmark_cpus`` and
 ``execution.engine_affinity``: in a format-2 file their absence means "not recorded".
+Metadata 4 verifies the CPUs from the machine (every cloudbench lease on it, processes
+seen on the slot's CPUs): ``checks.own_core`` is new, ``checks.siblings_idle`` and
+``slot.concurrent`` cover every runner on the machine, not only the task's own runner;
+``slot.lease``, ``slot.seen_on_cpus`` and ``benchmark_order`` are new. In older files
+``own_core`` is None (not recorded) and ``siblings_idle`` only knew the runner's slots.
 Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
 attempt 1 and no history.
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
@@ -22,7 +27,7 @@ from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 2
-METADATA_VERSION = 3
+METADATA_VERSION = 4
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
@@ -106,6 +111,9 @@ class MetadataChecks(BaseModel):
     # benchmark CPU (False when not verified); None for the host executor, which has no
     # engine, and in older files, which did not record it.
     engine_off_benchmark_cpus: bool | None = None
+    # Format 4: no other cloudbench lease and no process pinned there used the slot's CPUs
+    # (read from the machine); None in older files.
+    own_core: bool | None = None
 
 
 class Metadata(_Versioned):

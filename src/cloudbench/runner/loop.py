@@ -13,7 +13,6 @@ from types import FrameType
 
 from cloudbench.protocol import ClaimRequest, ClaimStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
-from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import StartupError, choose
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
@@ -55,7 +54,7 @@ class Runner:
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
         machine = Machine(s, client, uploader, executor, source, self._facts(), self.shutdown,
-                          plan=self.plan, concurrency=Concurrency())  # fmt: skip
+                          plan=self.plan)  # fmt: skip
         log.info("runner: %d slot(s), executor %s, ruby-bench %s", len(self.slots),
                  executor.name, source.commit or source.origin)  # fmt: skip
         try:

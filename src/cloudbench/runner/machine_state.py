@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class NoiseSample:
     total: int
     pressure_some_us: int | None
     pressure_full_us: int | None
+    at: float = 0.0  # time.monotonic() when read
 
 
 def _cpu_times(proc: Path, cpus: tuple[int, ...]) -> tuple[int, int]:
@@ -112,7 +114,7 @@ def _pressure(proc: Path) -> tuple[int | None, int | None]:
 def sample_noise(cpus: tuple[int, ...], proc: Path = PROC) -> NoiseSample:
     steal, total = _cpu_times(proc, cpus)
     some, full = _pressure(proc)
-    return NoiseSample(steal, total, some, full)
+    return NoiseSample(steal, total, some, full, time.monotonic())
 
 
 def load_average(proc: Path = PROC) -> list[float] | None:
@@ -123,20 +125,32 @@ def load_average(proc: Path = PROC) -> list[float] | None:
         return None
 
 
-def noise_between(start: NoiseSample, end: NoiseSample, seconds: float) -> dict[str, object]:
+def noise_between(
+    start: NoiseSample, end: NoiseSample, seconds: float | None = None
+) -> dict[str, object]:
+    """Steal on the slot's CPUs and CPU pressure between two samples.
+
+    `seconds` is the wall time between them (default: their own clocks). Pressure is the
+    kernel's machine-wide PSI `some` line: the share of that time during which at least
+    one runnable task anywhere on the machine waited for a CPU. The kernel keeps it at or
+    below wall time; a share is still capped at 100 (clock granularity).
+    """
     total = end.total - start.total
     steal_pct = round(100.0 * (end.steal - start.steal) / total, 3) if total > 0 else None
+    window = seconds if seconds is not None else end.at - start.at
 
     def delta(a: int | None, b: int | None) -> int | None:
         return None if a is None or b is None else b - a
 
     some = delta(start.pressure_some_us, end.pressure_some_us)
+    pct = None
+    if some is not None and window > 0:
+        pct = round(min(100.0, max(0.0, 100.0 * some / (window * 1e6))), 3)
     return {
         "steal_pct": steal_pct,
         "cpu_pressure_some_us": some,
         "cpu_pressure_full_us": delta(start.pressure_full_us, end.pressure_full_us),
-        # Share of wall time some runnable task waited for a CPU (machine-wide).
-        "cpu_pressure_some_pct": round(100.0 * some / (seconds * 1e6), 3)
-        if some is not None and seconds > 0
-        else None,
+        "cpu_pressure_some_pct": pct,
+        "cpu_pressure_scope": "machine",
+        "window_seconds": round(window, 3),
     }

@@ -1,6 +1,6 @@
 """metadata.json: what ran where, and what was verified, next to every result.
 
-Format 2 (docs/results.md documents every field). The format-1 keys stay at the top level
+Format 4 (docs/results.md documents every field). The format-1 keys stay at the top level
 with their old meaning, so readers of old results keep working.
 """
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cloudbench
+from cloudbench.platform.cpus import parse_cpu_list
 from cloudbench.protocol import METADATA_VERSION, AslrState, Metadata, TaskAssignment
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.ruby_bench import RubyBenchSource, suite_categories
@@ -26,26 +27,46 @@ def utc_now() -> str:
 class TaskFacts:
     """What one task learned while it ran."""
 
-    started_at: str
-    finished_at: str | None = None
+    started_at: str  # when the benchmark got its CPUs (before: when the task was claimed)
+    finished_at: str | None = None  # when it gave them back
+    claimed_at: str | None = None
     provisioned: Provisioned | None = None
     result: ExecutionResult | None = None
     verification: Verification | None = None
-    concurrent: list[tuple[int, int]] = field(default_factory=list)  # (slot, task id)
+    # Other cloudbench leases on this machine that overlapped this task (provenance.py).
+    concurrent: list[dict[str, Any]] = field(default_factory=list)
     sharing_slots: list[int] = field(default_factory=list)  # slots on this slot's cores
     foreign_siblings: list[int] = field(default_factory=list)  # threads outside our CPUs
+    seen_on_cpus: dict[str, Any] | None = None  # cpuwatch.CpuWatch.report
+    lease: dict[str, Any] | None = None
+    order: dict[str, Any] = field(default_factory=dict)  # ordering.py
     noise: dict[str, Any] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     env_configured: dict[str, str] = field(default_factory=dict)
     env_unexpected: list[str] = field(default_factory=list)
     failed_benchmarks: dict[str, list[str]] = field(default_factory=dict)
 
+    def _pinned(self, cpus: set[int]) -> bool:
+        seen = (self.seen_on_cpus or {}).get("pinned", [])
+        return any(cpus & parse_cpu_list(str(p.get("cpus_allowed", ""))) for p in seen)
+
+    @property
+    def own_core(self) -> bool:
+        """Verified from the machine: no other cloudbench lease and no process pinned there
+        used this slot's CPUs during the task (False when not watched)."""
+        if self.seen_on_cpus is None or self.lease is None:
+            return False
+        cpus = {int(c) for c in self.lease.get("cpus", [])}
+        return not any(c.get("same_cpus") for c in self.concurrent) and not self._pinned(cpus)
+
     @property
     def siblings_idle(self) -> bool:
+        """As own_core, for every thread of the slot's cores."""
         # A sibling thread this runner may not use could hold anyone's work: not verified.
-        if self.foreign_siblings:
+        if self.foreign_siblings or not self.own_core or self.seen_on_cpus is None:
             return False
-        return not any(slot in self.sharing_slots for slot, _task in self.concurrent)
+        watched = parse_cpu_list(str(self.seen_on_cpus.get("cpus", "")))
+        return not any(c.get("shares_cores") for c in self.concurrent) and not self._pinned(watched)
 
 
 def _ruby(task: TaskAssignment, facts: TaskFacts, source: RubyBenchSource) -> dict[str, Any]:
@@ -76,6 +97,7 @@ def _checks(facts: TaskFacts) -> dict[str, Any]:
     return {
         "aslr_disabled": bool(v and v.aslr_disabled),
         "executables_verified": bool(v and v.executables_verified),
+        "own_core": facts.own_core,
         "siblings_idle": facts.siblings_idle,
         "env_clean": facts.result is not None and not facts.env_unexpected,
         "steal_pct": facts.noise.get("steal_pct"),
@@ -97,9 +119,15 @@ def _slot(slot: Slot, facts: TaskFacts) -> dict[str, Any]:
         "siblings": cpu_list(slot.siblings),
         "slots_sharing_cores": facts.sharing_slots,
         "siblings_outside_runner": facts.foreign_siblings,
-        "concurrent_task_ids": sorted({t for _s, t in facts.concurrent}),
-        "concurrent": [{"slot": s, "task_id": t} for s, t in facts.concurrent],
+        "concurrent_task_ids": _task_ids(facts.concurrent),
+        "concurrent": facts.concurrent,
+        "lease": facts.lease,
+        "seen_on_cpus": facts.seen_on_cpus,
     }
+
+
+def _task_ids(concurrent: list[dict[str, Any]]) -> list[int]:
+    return sorted({int(c["task_id"]) for c in concurrent if c.get("task_id") is not None})
 
 
 def _environment(facts: TaskFacts) -> dict[str, Any]:
@@ -132,6 +160,7 @@ def build_metadata(
         "executor": executor, "cpuset": slot.cpuset,
         "cloudbench_version": cloudbench.__version__,
         "started_at": facts.started_at, "finished_at": facts.finished_at,
+        "claimed_at": facts.claimed_at or facts.started_at,
         "failed_benchmarks": facts.failed_benchmarks,
         "benchmark_categories": suite_categories(source.path),
         # format-1 names, kept for old readers
@@ -147,6 +176,7 @@ def build_metadata(
         "ruby": _ruby(task, facts, source),
         "environment": _environment(facts),
         "noise": facts.noise, "benchmark_timeline": facts.timeline,
+        "benchmark_order": facts.order,
         "execution": {
             "exit_code": r.exit_code, "command": r.command, "timed_out": r.timed_out,
             "duration_seconds": round(r.duration, 3), "container_id": r.container_id,

@@ -14,7 +14,10 @@ from typing import Any
 
 from cloudbench.protocol import BenchmarkSettings
 
-PROGRESS_RE = re.compile(r'^Running benchmark "(?P<name>[^"]+)" \((?P<i>\d+)/(?P<n>\d+)\)\s*$')
+# `--interleave` names the executable: `Running benchmark "fib" [yjit] (1/3)`.
+PROGRESS_RE = re.compile(
+    r'^Running benchmark "(?P<name>[^"]+)"(?: \[(?P<exe>[^\]]+)\])? \((?P<i>\d+)/(?P<n>\d+)\)\s*$'
+)
 # The summary section; "Failed benchmarks: 2" (with a count) is a different, earlier line.
 FAILED_HEADER = "Failed benchmarks:"
 FAILED_ENTRY_RE = re.compile(r"^\s+(?P<exe>[^:\s][^:]*):\s*(?P<names>.*)$")
@@ -28,20 +31,22 @@ class ProgressLine:
     name: str
     index: int
     total: int
+    executable: str | None = None  # only in --interleave lines
 
 
 def parse_progress_line(line: str) -> ProgressLine | None:
     match = PROGRESS_RE.match(line.rstrip("\r\n"))
     if match is None:
         return None
-    return ProgressLine(match["name"], int(match["i"]), int(match["n"]))
+    return ProgressLine(match["name"], int(match["i"]), int(match["n"]), match["exe"])
 
 
 class ProgressTracker:
     """Turns the stream of progress lines into (current benchmark, percent done).
 
     ruby-bench runs every benchmark for the first executable, then every one for the next,
-    restarting the (i/N) count, so the percentage spans all executables.
+    restarting the (i/N) count, so the percentage spans all executables; with
+    `--interleave` each (i/N) comes once per executable in a row instead.
     """
 
     def __init__(self, executables: int = 1) -> None:
@@ -49,6 +54,7 @@ class ProgressTracker:
         self._lock = threading.Lock()
         self._pass = 0
         self._last_index = 0
+        self._done = 0
         self.current: str | None = None
         self.percent: float = 0.0
 
@@ -58,13 +64,17 @@ class ProgressTracker:
         if progress is None:
             return False
         with self._lock:
-            if progress.index <= self._last_index:
-                self._pass = min(self._pass + 1, self.executables - 1)
-            self._last_index = progress.index
-            done = self._pass * progress.total + progress.index - 1
             total = self.executables * progress.total
+            if progress.executable is not None:  # interleaved: one line per run
+                done = self._done
+                self._done += 1
+            else:
+                if progress.index <= self._last_index:
+                    self._pass = min(self._pass + 1, self.executables - 1)
+                self._last_index = progress.index
+                done = self._pass * progress.total + progress.index - 1
             self.current = progress.name
-            self.percent = round(100.0 * done / total, 1) if total else 0.0
+            self.percent = round(100.0 * min(done, total) / total, 1) if total else 0.0
         return True
 
     def snapshot(self) -> tuple[str | None, float]:
@@ -195,12 +205,15 @@ class Timeline:
         if progress is None:
             return
         with self._lock:
-            if progress.index <= self._last_index:
-                self._pass = min(self._pass + 1, len(self.executables) - 1)
-            self._last_index = progress.index
+            executable = progress.executable
+            if executable is None:
+                if progress.index <= self._last_index:
+                    self._pass = min(self._pass + 1, len(self.executables) - 1)
+                self._last_index = progress.index
+                executable = self.executables[self._pass]
             self._finish(now)
             self.entries.append({
-                "executable": self.executables[self._pass], "benchmark": progress.name,
+                "executable": executable, "benchmark": progress.name,
                 "started_at": now, "finished_at": None,
             })  # fmt: skip
 

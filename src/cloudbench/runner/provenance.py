@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from cloudbench.platform.cpulease import CpuLeases, Lease
 from cloudbench.protocol import TaskAssignment
-from cloudbench.runner.concurrency import Concurrency
+from cloudbench.runner.cpuwatch import CpuWatch
 from cloudbench.runner.environment import unexpected_keys
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.machine_state import (
@@ -16,16 +19,21 @@ from cloudbench.runner.machine_state import (
     sample_noise,
 )
 from cloudbench.runner.metadata import TaskFacts, utc_now
+from cloudbench.runner.ordering import new_seed, order_facts
 from cloudbench.runner.output import ResultFormatError, Timeline, read_result_json
 from cloudbench.runner.slots import Slot, SlotPlan
 from cloudbench.runner.verify import Verification, verify_file
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
 class Provenance:
     def __init__(
-        self, task: TaskAssignment, slot: Slot, plan: SlotPlan | None, concurrency: Concurrency
+        self, task: TaskAssignment, slot: Slot, plan: SlotPlan | None, leases: CpuLeases
     ) -> None:
-        self.task, self.slot, self.concurrency = task, slot, concurrency
+        self.task, self.slot, self.leases = task, slot, leases
         self.timeline = Timeline(task.benchmarks.executables)
         self.facts = TaskFacts(started_at=utc_now(), env_configured=dict(task.benchmarks.env))
         if plan is not None:
@@ -33,6 +41,10 @@ class Provenance:
             self.facts.foreign_siblings = list(plan.foreign[slot.index])
         self._noise: NoiseSample | None = None
         self._load: list[float] | None = None
+        self.seed = new_seed()
+        self._markers: list[str] = []  # the prelude's lines about the order
+        self._watch: CpuWatch | None = None
+        self._lease: Lease | None = None
 
     def chosen_env(self, pass_env: list[str]) -> dict[str, str]:
         """--pass-env names from the runner's environment, then benchmarks.env (wins)."""
@@ -43,23 +55,59 @@ class Provenance:
 
     def on_line(self, line: str) -> None:
         self.timeline.feed(line, utc_now())
+        if line.startswith("cloudbench: "):
+            self._markers.append(line.strip())
 
-    def start(self) -> None:
-        self.concurrency.begin(self.slot.index, self.task.id)
+    def start(self, lease: Lease) -> None:
+        """The benchmark starts now, on CPUs this task holds (`lease`)."""
+        self._lease = lease
+        # The task's interval is its benchmark's: from when it held its CPUs.
+        self.facts.claimed_at, self.facts.started_at = self.facts.started_at, _iso(lease.since)
+        self.facts.lease = {"lease_id": lease.holder.get("lease_id"), "cpus": list(lease.cpus),
+                            "waited_seconds": round(lease.waited, 3),
+                            "record": str(lease.root)}  # fmt: skip
+        # Every thread of the slot's cores: a sibling's work slows this benchmark too.
+        watched = frozenset(self.slot.siblings or self.slot.cpus)
+        self._watch = CpuWatch(watched)
+        self._watch.start(f"slot-{self.slot.index}-cpuwatch")
         self._noise, self._load = sample_noise(self.slot.cpus), load_average()
 
     def stop(self, provisioned: Provisioned | None, result: ExecutionResult | None) -> None:
         f = self.facts
-        f.concurrent = self.concurrency.end(self.slot.index, self.task.id)
         if self._noise is not None:
-            seconds = result.duration if result else 0.0
             end = sample_noise(self.slot.cpus)
-            f.noise = {"load_average_start": self._load,
-                       **noise_between(self._noise, end, seconds)}  # fmt: skip
+            f.noise = {"load_average_start": self._load, **noise_between(self._noise, end)}
+        if self._watch is not None:
+            self._watch.stop()
+            session = result.session_id if result else None
+            f.seen_on_cpus = self._watch.report(session, result.container_id if result else None)
+        if self._lease is not None:
+            f.concurrent = self._others(self._lease)
+            self._lease.release()
+            f.finished_at = utc_now()
         f.timeline = self.timeline.close(utc_now())
+        f.order = order_facts(result.command if result else None, self.seed, self._markers,
+                              f.timeline)  # fmt: skip
         if result is not None:
             image = provisioned is not None and provisioned.image_id is not None
             f.env_unexpected = unexpected_keys(result.environment, f.env_configured, image)
+
+    def _others(self, lease: Lease) -> list[dict[str, object]]:
+        """Other leases on this machine that overlapped this one (any CPU), from the
+        machine-wide record, each saying whether it held a thread of this slot's cores."""
+        mine, cores = set(self.slot.cpus), set(self.slot.siblings or self.slot.cpus)
+        others = []
+        for entry in self.leases.record(lease.since, time.time()):
+            if entry.get("lease_id") == lease.holder.get("lease_id"):
+                continue
+            cpus = {int(c) for c in entry.get("cpus", [])}
+            others.append({
+                "slot": entry.get("slot"), "task_id": entry.get("task_id"),
+                "run_id": entry.get("run_id"), "runner_id": entry.get("runner_id"),
+                "pid": entry.get("pid"), "cpus": sorted(cpus),
+                "same_cpus": bool(cpus & mine), "shares_cores": bool(cpus & cores),
+            })  # fmt: skip
+        return others
 
     def verify(self, path: Path, ruby: str) -> Verification | None:
         """ASLR and YJIT/interp from ruby-bench's own records (None: no usable output)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import traceback
@@ -11,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cloudbench.platform.cpulease import CpuLeases, Lease
 from cloudbench.protocol import (
     CompleteRequest,
     ErrorType,
@@ -21,7 +23,6 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 from cloudbench.runner.client import OrchestratorClient, TaskLost
-from cloudbench.runner.concurrency import Concurrency
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -32,6 +33,7 @@ from cloudbench.runner.executors.base import (
 )
 from cloudbench.runner.heartbeat import Heartbeater
 from cloudbench.runner.metadata import build_metadata, utc_now
+from cloudbench.runner.ordering import supports_interleave
 from cloudbench.runner.output import (
     OUT_NAME,
     ProgressTracker,
@@ -78,7 +80,7 @@ class Machine:
     facts: dict[str, object]
     shutdown: threading.Event = field(default_factory=threading.Event)
     plan: SlotPlan | None = None
-    concurrency: Concurrency = field(default_factory=Concurrency)
+    leases: CpuLeases = field(default_factory=CpuLeases)  # machine-wide, every runner
     # Why this machine can never run the tasks (MachineUnfit): its slots stop claiming.
     unfit: list[str] = field(default_factory=list)
 
@@ -104,7 +106,7 @@ class TaskRun:
         self.runner_log = self.dir / "runner.log"
         self.cancel = threading.Event()
         self.tracker = ProgressTracker(len(set(task.benchmarks.executables)))
-        self.prov = Provenance(task, slot, machine.plan, machine.concurrency)
+        self.prov = Provenance(task, slot, machine.plan, machine.leases)
         self.provisioned: Provisioned | None = None
         self.result: ExecutionResult | None = None
         self.hb = Heartbeater(
@@ -178,25 +180,47 @@ class TaskRun:
             benchmarks=self.task.benchmarks, provisioned=self.provisioned, cpus=self.slot.cpus,
             work_dir=self.dir, out_dir=self.out_dir, log_path=self.log_path,
             timeout=self.m.settings.task_timeout, keep_on_failure=self.m.settings.debug,
-            on_line=self._on_line, cancel=self.cancel, env=env,
+            on_line=self._on_line, cancel=self.cancel, env=env, seed=self.prov.seed,
+            interleave=supports_interleave(self.m.source.path),
         )  # fmt: skip
         # A signal arriving now must stop this execution too.
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_shutdown, args=(done,), daemon=True)
         watcher.start()
-        self.prov.start()
+        lease = self._take_cpus()
         try:
+            self.prov.start(lease)
             self.result = self.m.executor.execute(spec)
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         finally:
             done.set()
-            self.prov.stop(self.provisioned, self.result)
+            self.prov.stop(self.provisioned, self.result)  # gives the CPUs back
         self._check_stopped()
         if self.result.timed_out:
             raise TaskFailure(
                 ErrorType.timeout, f"task exceeded the {self.m.settings.task_timeout:g}s timeout"
             )
+
+    def _take_cpus(self) -> Lease:
+        """Wait in line until no other cloudbench benchmark on this machine holds our CPUs."""
+        holder = {
+            "lease_id": f"{self.slot.runner_id}-{self.task.id}-{self.task.lease}",
+            "pid": os.getpid(), "runner_id": self.slot.runner_id, "slot": self.slot.index,
+            "task_id": self.task.id, "run_id": self.task.run_id, "alias": self.task.alias,
+        }  # fmt: skip
+        busy = self.m.leases.holders(self.slot.cpus)
+        if busy:
+            log.info("task %d: CPUs %s busy (%s); waiting for our turn", self.task.id,
+                     self.slot.cpuset, ", ".join(str(b.get("lease_id")) for b in busy))  # fmt: skip
+        lease = self.m.leases.acquire(self.slot.cpus, holder, self._interrupted)
+        if lease is None:
+            self._check_stopped()
+            raise TaskFailure(ErrorType.runner_error, "stopped while waiting for CPUs")
+        return lease
+
+    def _interrupted(self) -> bool:
+        return self.cancel.is_set() or self.m.shutdown.is_set() or self.hb.lost.is_set()
 
     def _verify(self) -> None:
         """A mislabelled column (yjit without +YJIT, interp with it) fails the task."""
@@ -315,7 +339,8 @@ class TaskRun:
     def _metadata(self) -> dict[str, Any]:
         f = self.prov.facts
         f.failed_benchmarks = read_failed_benchmarks(self.log_path)
-        f.finished_at, f.provisioned, f.result = utc_now(), self.provisioned, self.result
+        f.finished_at = f.finished_at or utc_now()  # set when the benchmark gave its CPUs back
+        f.provisioned, f.result = self.provisioned, self.result
         return build_metadata(
             self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
         ).to_dict()

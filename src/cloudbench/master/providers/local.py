@@ -177,18 +177,20 @@ def _safe(name: str) -> str:
 def cpu_groups(cpus: list[int], runners: int, sysfs: Path = CPU_SYSFS) -> list[list[int] | None]:
     """Split this machine's CPUs into one disjoint group of whole cores per runner process.
 
-    Runners on one machine must not pin their slots to the same CPUs, or their benchmarks
-    interfere; nor may two runners hold sibling threads of one core, or each records
-    (rightly) that its siblings were busy. With fewer cores than runners there is no clean
-    split: they share (warned).
+    Runners on one machine must not pin their slots to the same CPUs at the same time, or
+    their benchmarks interfere; nor may two runners hold sibling threads of one core, or
+    each records (rightly) that its siblings were busy. With fewer cores than runners there
+    is no clean split: every runner gets the whole machine and they take turns, task by
+    task in arrival order, through the machine-wide CPU leases every slot takes
+    (platform/cpulease.py) — never two benchmarks on one CPU.
     """
     if runners <= 1:
         return [None] * runners
     cores = read_cores(cpus, sysfs)
     if len(cores) < runners:
         logger.warning(
-            "%d local runners share %d physical core(s): their measurements will interfere",
-            runners, len(cores),
+            "%d local runners for %d physical core(s): they take turns on the benchmark "
+            "CPUs, one task at a time (the run takes longer)", runners, len(cores),
         )  # fmt: skip
         return [None] * runners
     return [list(group) for group in split_cores(cores, runners)]

@@ -59,6 +59,10 @@ class ExecutionSpec:
     cancel: threading.Event = field(default_factory=threading.Event)
     # Set on purpose (benchmarks.env, --pass-env); the runner's own environment is not passed.
     env: dict[str, str] = field(default_factory=dict)
+    # Benchmark order (ordering.py): shuffled with this seed (None: ruby-bench's own order),
+    # executables interleaved with ruby-bench's --interleave.
+    seed: int | None = None
+    interleave: bool = False
 
     @property
     def cpuset(self) -> str:
@@ -77,6 +81,8 @@ class ExecutionResult:
     env_dropped: list[str] = field(default_factory=list)  # runner variables left out
     # Containers: where the engine's processes and the container ran (engine_affinity.py).
     engine_affinity: dict[str, Any] | None = None
+    # Host: the benchmark's session (its processes, for the CPU watch); None in containers.
+    session_id: int | None = None
 
 
 class Executor(Protocol):

@@ -22,6 +22,7 @@ from cloudbench.runner.executors.base import (
     pump_output,
 )
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
+from cloudbench.runner.ordering import runner_arguments
 from cloudbench.runner.output import OUT_NAME, build_command
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
@@ -156,7 +157,8 @@ class DockerExecutor:
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         args, harness_env = build_command(spec.benchmarks, f"{OUT_MOUNT}/{OUT_NAME}", "ruby")
         # taskset as well as the cpuset: rootless podman on cgroup v1 ignores --cpuset-cpus.
-        command = ["taskset", "-c", spec.cpuset, "ruby", "run_benchmarks.rb", *args]
+        ruby_args = runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)
+        command = ["taskset", "-c", spec.cpuset, "ruby", *ruby_args]
         env = {**harness_env, **spec.env}  # the container gets nothing of the runner's own
         container = self._create(spec, command, env)
         result = ExecutionResult(exit_code=None, command=command, container_id=container.id)

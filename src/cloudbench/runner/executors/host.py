@@ -22,6 +22,7 @@ from cloudbench.runner.executors.base import (
     Provisioned,
     pump_output,
 )
+from cloudbench.runner.ordering import runner_arguments
 from cloudbench.runner.output import OUT_NAME, build_command
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
@@ -127,7 +128,7 @@ class HostExecutor:
         shutil.copytree(self.source.path, checkout, ignore=shutil.ignore_patterns(".git"))
         ruby = spec.provisioned.ruby
         args, extra_env = build_command(spec.benchmarks, str(spec.out_dir / OUT_NAME), ruby)
-        command = [ruby, "run_benchmarks.rb", *args]
+        command = [ruby, *runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)]
         if shutil.which("taskset"):
             command = ["taskset", "-c", spec.cpuset, *command]
         else:
@@ -149,6 +150,7 @@ class HostExecutor:
             command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # own group: kill it whole
         )  # fmt: skip
+        result.session_id = proc.pid  # its own session: every benchmark process is in it
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         chunks = iter(lambda: os.read(fd, 65536), b"")

@@ -1,0 +1,213 @@
+"""Who else ran on a slot's CPUs during a task, as the kernel tells it (/proc).
+
+A thread samples every process while the benchmark runs: its CPU time (utime+stime),
+the CPU it last ran on (`processor` in /proc/PID/stat) and the CPUs it may run on
+(`Cpus_allowed_list`). Kernel threads are left out (per-CPU kworkers run everywhere), and
+so are the task's own processes (the benchmark's session, or the container's cgroup).
+
+A process that used CPU time while restricted to CPUs that include a watched one, and
+last seen on one of them, is *pinned* there: someone put work on these CPUs on purpose
+(another benchmark, a `taskset`). Processes allowed everywhere that the scheduler put on
+these CPUs for a while are *floating*; they are recorded, with their CPU seconds, but do
+not fail a check (without isolated CPUs the scheduler may always do that). Sampling
+misses processes that start and end between two samples.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudbench.platform.cpus import parse_cpu_list
+
+PROC = Path("/proc")
+INTERVAL = 0.5
+PF_KTHREAD = 0x00200000
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+MAX_LISTED = 20
+# A container's helpers on the host (engine_off_benchmark_cpus reads where they run).
+ENGINE_HELPERS = frozenset({
+    "conmon", "containerd-shim", "containerd-shim-runc-v2", "runc", "crun",
+    "slirp4netns", "pasta", "rootlessport", "rootlessport-child",
+})  # fmt: skip
+
+
+@dataclass
+class _Seen:
+    comm: str
+    sid: int
+    allowed: frozenset[int]
+    first_ticks: int
+    last_ticks: int
+    on_watched_ticks: int = 0
+    cgroup: str | None = None
+    runner_child: bool = False  # started by this runner (its engine client, helpers)
+
+
+@dataclass
+class _Stat:
+    comm: str
+    ppid: int
+    sid: int
+    flags: int
+    ticks: int
+    processor: int
+    start_ticks: int
+
+
+def _read_stat(pid_dir: Path) -> _Stat | None:
+    try:
+        text = (pid_dir / "stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.find("(") + 1 : text.rfind(")")]
+    parts = text[text.rfind(")") + 2 :].split()
+    try:  # fields after comm start at field 3 (state)
+        return _Stat(
+            comm, int(parts[1]), int(parts[3]), int(parts[6]), int(parts[11]) + int(parts[12]),
+            int(parts[36]), int(parts[19]),
+        )  # fmt: skip
+    except (IndexError, ValueError):
+        return None
+
+
+def _allowed(pid_dir: Path) -> frozenset[int] | None:
+    try:
+        for line in (pid_dir / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                return frozenset(parse_cpu_list(line.split(":", 1)[1]))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _cgroup(pid_dir: Path) -> str:
+    try:
+        return (pid_dir / "cgroup").read_text()
+    except OSError:
+        return ""
+
+
+def _boot_ticks(proc: Path) -> int:
+    try:
+        return int(float((proc / "uptime").read_text().split()[0]) * CLK_TCK)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@dataclass
+class CpuWatch:
+    """Samples /proc from `start` to `stop` for processes on `cpus`."""
+
+    cpus: frozenset[int]
+    interval: float = INTERVAL
+    proc: Path = PROC
+    samples: int = 0
+    _seen: dict[int, _Seen] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _start_ticks: int = 0
+    _online: frozenset[int] = frozenset()
+
+    def start(self, name: str) -> None:
+        self._start_ticks = _boot_ticks(self.proc)
+        self._online = frozenset(os.sched_getaffinity(0)) | self.cpus
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._sample()
+
+    def _sample(self, first: bool = False) -> None:
+        self.samples += 1
+        me = os.getpid()
+        try:
+            entries = [p for p in self.proc.iterdir() if p.name.isdigit()]
+        except OSError:
+            return
+        stats = {int(p.name): (p, _read_stat(p)) for p in entries if int(p.name) != me}
+        parents = {pid: st.ppid for pid, (_p, st) in stats.items() if st is not None}
+        for pid, (pid_dir, stat) in stats.items():
+            if stat is not None and not stat.flags & PF_KTHREAD:
+                self._observe(pid, pid_dir, stat, first, _descends(pid, me, parents))
+
+    def _observe(
+        self, pid: int, pid_dir: Path, stat: _Stat, first: bool, runner_child: bool
+    ) -> None:
+        seen = self._seen.get(pid)
+        if seen is None:
+            # Born during the task: all its CPU time is; else only what follows.
+            base = 0 if not first and stat.start_ticks >= self._start_ticks else stat.ticks
+            if stat.processor not in self.cpus and stat.ticks == base:
+                return  # nothing to learn yet; read again at the next sample
+            allowed = _allowed(pid_dir)
+            if allowed is None:
+                return
+            seen = self._seen[pid] = _Seen(stat.comm, stat.sid, allowed, base, base)
+        seen.runner_child = seen.runner_child or runner_child
+        delta = stat.ticks - seen.last_ticks
+        if delta > 0 and stat.processor in self.cpus:
+            seen.allowed = _allowed(pid_dir) or seen.allowed
+            seen.on_watched_ticks += delta
+            if seen.cgroup is None:
+                seen.cgroup = _cgroup(pid_dir)
+        seen.last_ticks = stat.ticks
+
+    def report(self, session: int | None, container_id: str | None) -> dict[str, Any]:
+        """What was seen on the CPUs, without the task's own processes."""
+        pinned: list[dict[str, Any]] = []
+        floating: list[dict[str, Any]] = []
+        for pid, seen in sorted(self._seen.items()):
+            if seen.on_watched_ticks <= 0 or self._ours(seen, session, container_id):
+                continue
+            entry = {
+                "pid": pid, "session": seen.sid, "comm": seen.comm,
+                "cpus_allowed": _cpu_text(seen.allowed),
+                "cpu_seconds": round(seen.on_watched_ticks / CLK_TCK, 2),
+            }  # fmt: skip
+            restricted = bool(seen.allowed) and not self._online <= seen.allowed
+            (pinned if restricted and seen.allowed & self.cpus else floating).append(entry)
+        floating.sort(key=lambda e: -float(e["cpu_seconds"]))
+        return {
+            "cpus": _cpu_text(self.cpus),
+            "own_session": session,  # the benchmark's (host executor)
+            "container_id": container_id,
+            "samples": self.samples,
+            "interval_seconds": self.interval,
+            "pinned": pinned[:MAX_LISTED],
+            "floating": floating[:MAX_LISTED],
+            "floating_cpu_seconds": round(sum(float(e["cpu_seconds"]) for e in floating), 2),
+        }
+
+    @staticmethod
+    def _ours(seen: _Seen, session: int | None, container_id: str | None) -> bool:
+        if seen.runner_child or seen.comm in ENGINE_HELPERS:
+            return True  # the engine's side: checks.engine_off_benchmark_cpus covers it
+        if session is not None and seen.sid == session:
+            return True
+        return bool(container_id and seen.cgroup and container_id in seen.cgroup)
+
+
+def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    for _ in range(64):
+        pid = parents.get(pid, 0)
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
+def _cpu_text(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
