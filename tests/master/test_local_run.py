@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -98,3 +99,42 @@ def test_sigint_stops_the_run_and_tears_everything_down(harness: Harness) -> Non
     manifest = _manifest(harness, run_id)
     assert manifest["removed_tasks"] == 2 and manifest["tasks"][0]["status"] == "cancelled"
     harness.assert_nothing_left()
+
+
+def test_three_aliases_on_two_cores_take_turns_task_by_task(harness: Harness) -> None:
+    """Issue 24: three local types on a 2-core machine (one benchmark core after
+    housekeeping) all ran on CPU 0 at once and each said it was alone. Now they take turns:
+    no two tasks whose CPUs intersect overlap in time (their metadata's started_at and
+    finished_at are when the benchmark held its CPUs), or the task says it was not alone;
+    and the turns go round the types, one task each."""
+    config = fake_config(["a", "b", "c"], 2, ["sleepy"])
+    harness.start(harness.config(config), FAKE_BENCH_SLEEP="2")
+    code, _out, err = harness.wait(timeout=240)
+    assert code == 0, err
+    run_id = next(iter(harness.results.iterdir())).name
+    manifest = json.loads((harness.results / run_id / "manifest.json").read_text())
+    metas = [json.loads((harness.results / run_id / t["directory"] / "metadata.json")
+                        .read_text()) for t in manifest["tasks"]]  # fmt: skip
+    assert len(metas) == 6 and {m["format_version"] for m in metas} == {4}
+    if len(os.sched_getaffinity(0)) < 3:  # fewer cores than types: they share, in turns
+        assert "take turns" in err
+    for one, other in itertools.combinations(metas, 2):
+        if not set(one["cpuset"].split(",")) & set(other["cpuset"].split(",")):
+            continue
+        apart = (
+            one["finished_at"] <= other["started_at"] or other["finished_at"] <= one["started_at"]
+        )
+        labelled = not one["checks"]["own_core"] and not other["checks"]["own_core"]
+        assert apart or labelled, (one["task_id"], other["task_id"], one["slot"], other["slot"])
+        if apart:  # the machine-wide record agrees: neither saw the other on its CPUs
+            assert other["task_id"] not in _same_cpu_tasks(one), one["slot"]["concurrent"]
+            assert one["task_id"] not in _same_cpu_tasks(other), other["slot"]["concurrent"]
+    shared = [m for m in metas if m["cpuset"] == metas[0]["cpuset"]]
+    if len(shared) == 6:  # all on one CPU: the turns go round the types
+        order = [m["alias"] for m in sorted(shared, key=lambda m: m["started_at"])]
+        assert sorted(order[:3]) == ["a", "b", "c"] == sorted(order[3:]), order
+    harness.assert_nothing_left()
+
+
+def _same_cpu_tasks(meta: dict) -> set[int]:
+    return {c["task_id"] for c in meta["slot"]["concurrent"] if c["same_cpus"]}
