@@ -2,7 +2,8 @@
 
 Every slot that runs a benchmark holds an exclusive `flock` on `cpu<N>.lock` for each of
 its CPUs, in a directory shared by every cloudbench process on the machine
-(`CLOUDBENCH_CPU_LEASE_DIR`, default `<tmp>/cloudbench-cpu-leases`). A lock the kernel
+(`CLOUDBENCH_CPU_LEASE_DIR`, default `/tmp/cloudbench-cpu-leases`: a fixed path, not
+$TMPDIR, which may differ between processes). A lock the kernel
 holds dies with its process, so a killed runner never leaves a CPU taken.
 
 Waiters queue in arrival order (a ticket file each, itself flocked while its owner
@@ -21,7 +22,6 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,14 +29,15 @@ from pathlib import Path
 from typing import Any
 
 LEASE_DIR_ENV = "CLOUDBENCH_CPU_LEASE_DIR"
+DEFAULT_DIR = Path("/tmp/cloudbench-cpu-leases")  # noqa: S108 (shared on purpose)
 HISTORY = "history.jsonl"
-ROTATE_BYTES = 4 << 20  # history.jsonl moves to history.1.jsonl beyond this
+ROTATE_BYTES = 1 << 20  # history.jsonl moves to history.1.jsonl beyond this
 POLL = 0.2
 
 
 def lease_dir() -> Path:
     configured = os.environ.get(LEASE_DIR_ENV)
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "cloudbench-cpu-leases"
+    return Path(configured) if configured else DEFAULT_DIR
 
 
 def _ensure(path: Path) -> Path:
