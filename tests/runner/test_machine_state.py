@@ -97,3 +97,47 @@ def test_own_core_and_siblings_idle_come_from_what_was_seen() -> None:
     assert _facts([], ["1"]).own_core and not _facts([], ["1"]).siblings_idle
     assert not _facts([], [], foreign_siblings=[2]).siblings_idle  # not ours to watch
     assert not TaskFacts(started_at="t").own_core  # never watched: not verified
+
+
+def test_cpu_watch_sees_a_pinned_outsider_but_not_the_task_or_kernel_threads() -> None:
+    """Real /proc, real processes: two busy loops pinned to one CPU, one in the task's
+    session (the benchmark) and one not (someone's `taskset`)."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import time
+
+    from cloudbench.runner.cpuwatch import CpuWatch
+
+    cpu = min(os.sched_getaffinity(0))
+    busy = [shutil.which("ruby") or "ruby", "--disable-gems", "-e",
+            "t = Time.now; 1 while Time.now - t < 1.2"]  # fmt: skip
+    watch = CpuWatch(frozenset({cpu}), interval=0.2)
+    watch.start("test-cpuwatch")
+    pinned = ["taskset", "-c", str(cpu), *busy]
+    task = subprocess.Popen(pinned, start_new_session=True)
+    # Not a child of this process (the watch leaves out what its runner started itself):
+    # started by a shell that exits at once, as a user's `taskset ... &` would be.
+    outsider = int(subprocess.run(["sh", "-c", f"{shlex.join(pinned)} >/dev/null & echo $!"],
+                                  capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    task.wait(timeout=30)
+    while os.path.exists(f"/proc/{outsider}") and "Z" not in _state(outsider):
+        time.sleep(0.05)
+    watch.stop()
+    report = watch.report(session=task.pid, container_id=None)
+    assert report["samples"] >= 5 and report["own_session"] == task.pid
+    assert [p["pid"] for p in report["pinned"]] == [outsider], report
+    assert report["pinned"][0]["cpus_allowed"] == str(cpu)
+    assert report["pinned"][0]["cpu_seconds"] > 0  # it shared the CPU with the task
+    listed = report["pinned"] + report["floating"]
+    assert task.pid not in {p["pid"] for p in listed}
+    assert not any(p["comm"].startswith(("kworker", "ksoftirqd", "migration")) for p in listed)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

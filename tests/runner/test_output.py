@@ -9,6 +9,7 @@ from cloudbench.protocol import BenchmarkSettings
 from cloudbench.runner.output import (
     ProgressTracker,
     ResultFormatError,
+    Timeline,
     build_command,
     parse_failed_benchmarks,
     parse_progress_line,
@@ -37,6 +38,24 @@ def test_progress_spans_both_executables(fixtures_dir: Path) -> None:
     assert seen[-1][0] == "setivar"
     assert seen[-1][1] == pytest.approx(100 * 11 / 12, abs=0.1)
     assert [pct for _, pct in seen] == sorted(pct for _, pct in seen)
+
+
+def test_interleaved_lines_name_their_executable() -> None:
+    """ruby-bench's --interleave (lib/benchmark_runner/cli.rb at 09b76c8b) prints
+    `Running benchmark "NAME" [EXE] (i/N)`, the executables reversed every other one."""
+    lines = ['Running benchmark "fib" [interp] (1/2)', "+ ruby fib.rb",
+             'Running benchmark "fib" [yjit] (1/2)', 'Running benchmark "nbody" [yjit] (2/2)',
+             'Running benchmark "nbody" [interp] (2/2)']  # fmt: skip
+    tracker, timeline, seen = ProgressTracker(executables=2), Timeline(["interp", "yjit"]), []
+    for n, line in enumerate(lines):
+        timeline.feed(line, f"t{n}")
+        if tracker.feed(line):
+            seen.append(tracker.snapshot())
+    assert seen == [("fib", 0.0), ("fib", 25.0), ("nbody", 50.0), ("nbody", 75.0)]
+    ran = [(e["executable"], e["benchmark"]) for e in timeline.close("end")]
+    assert ran == [("interp", "fib"), ("yjit", "fib"), ("yjit", "nbody"), ("interp", "nbody")]
+    progress = parse_progress_line(lines[2])
+    assert progress is not None and (progress.name, progress.executable) == ("fib", "yjit")
 
 
 def test_failed_benchmarks_from_failure_case(fixtures_dir: Path) -> None:

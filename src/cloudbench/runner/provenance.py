@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from cloudbench.runner.ordering import new_seed, order_facts
 from cloudbench.runner.output import ResultFormatError, Timeline, read_result_json
 from cloudbench.runner.slots import Slot, SlotPlan
 from cloudbench.runner.verify import Verification, verify_file
+
+log = logging.getLogger(__name__)
 
 
 def _iso(epoch: float) -> str:
@@ -57,6 +61,19 @@ class Provenance:
         self.timeline.feed(line, utc_now())
         if line.startswith("cloudbench: "):
             self._markers.append(line.strip())
+
+    def take_cpus(self, stopped: Callable[[], bool]) -> Lease | None:
+        """The machine-wide leases on the slot's CPUs, after every earlier waiter's turn."""
+        holder = {
+            "lease_id": f"{self.slot.runner_id}-{self.task.id}-{self.task.lease}",
+            "pid": os.getpid(), "runner_id": self.slot.runner_id, "slot": self.slot.index,
+            "task_id": self.task.id, "run_id": self.task.run_id, "alias": self.task.alias,
+        }  # fmt: skip
+        busy = self.leases.holders(self.slot.cpus)
+        if busy:
+            log.info("task %d: CPUs %s busy (%s); waiting for our turn", self.task.id,
+                     self.slot.cpuset, ", ".join(str(b.get("lease_id")) for b in busy))  # fmt: skip
+        return self.leases.acquire(self.slot.cpus, holder, stopped)
 
     def start(self, lease: Lease) -> None:
         """The benchmark starts now, on CPUs this task holds (`lease`)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import traceback
@@ -204,16 +203,7 @@ class TaskRun:
 
     def _take_cpus(self) -> Lease:
         """Wait in line until no other cloudbench benchmark on this machine holds our CPUs."""
-        holder = {
-            "lease_id": f"{self.slot.runner_id}-{self.task.id}-{self.task.lease}",
-            "pid": os.getpid(), "runner_id": self.slot.runner_id, "slot": self.slot.index,
-            "task_id": self.task.id, "run_id": self.task.run_id, "alias": self.task.alias,
-        }  # fmt: skip
-        busy = self.m.leases.holders(self.slot.cpus)
-        if busy:
-            log.info("task %d: CPUs %s busy (%s); waiting for our turn", self.task.id,
-                     self.slot.cpuset, ", ".join(str(b.get("lease_id")) for b in busy))  # fmt: skip
-        lease = self.m.leases.acquire(self.slot.cpus, holder, self._interrupted)
+        lease = self.prov.take_cpus(self._interrupted)
         if lease is None:
             self._check_stopped()
             raise TaskFailure(ErrorType.runner_error, "stopped while waiting for CPUs")
