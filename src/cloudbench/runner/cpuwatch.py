@@ -2,8 +2,10 @@
 
 A thread samples every process while the benchmark runs: its CPU time (utime+stime),
 the CPU it last ran on (`processor` in /proc/PID/stat) and the CPUs it may run on
-(`Cpus_allowed_list`). Kernel threads are left out (per-CPU kworkers run everywhere), and
-so are the task's own processes (the benchmark's session, or the container's cgroup).
+(`Cpus_allowed_list`). Left out: kernel threads (per-CPU kworkers run everywhere), the
+task's own processes (the benchmark's session; in containers its cgroup or the
+descendants of its conmon/shim), and what this runner started itself or the engine's
+per-container helpers (`checks.engine_off_benchmark_cpus` reads where those run).
 
 A process that used CPU time while restricted to CPUs that include a watched one, and
 last seen on one of them, is *pinned* there: someone put work on these CPUs on purpose
@@ -45,6 +47,7 @@ class _Seen:
     on_watched_ticks: int = 0
     cgroup: str | None = None
     runner_child: bool = False  # started by this runner (its engine client, helpers)
+    ancestors: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -140,10 +143,10 @@ class CpuWatch:
         parents = {pid: st.ppid for pid, (_p, st) in stats.items() if st is not None}
         for pid, (pid_dir, stat) in stats.items():
             if stat is not None and not stat.flags & PF_KTHREAD:
-                self._observe(pid, pid_dir, stat, first, _descends(pid, me, parents))
+                self._observe(pid, pid_dir, stat, first, _ancestors(pid, parents))
 
     def _observe(
-        self, pid: int, pid_dir: Path, stat: _Stat, first: bool, runner_child: bool
+        self, pid: int, pid_dir: Path, stat: _Stat, first: bool, ancestors: frozenset[int]
     ) -> None:
         seen = self._seen.get(pid)
         if seen is None:
@@ -155,7 +158,8 @@ class CpuWatch:
             if allowed is None:
                 return
             seen = self._seen[pid] = _Seen(stat.comm, stat.sid, allowed, base, base)
-        seen.runner_child = seen.runner_child or runner_child
+        seen.ancestors |= ancestors
+        seen.runner_child = seen.runner_child or os.getpid() in ancestors
         delta = stat.ticks - seen.last_ticks
         if delta > 0 and stat.processor in self.cpus:
             seen.allowed = _allowed(pid_dir) or seen.allowed
@@ -164,12 +168,15 @@ class CpuWatch:
                 seen.cgroup = _cgroup(pid_dir)
         seen.last_ticks = stat.ticks
 
-    def report(self, session: int | None, container_id: str | None) -> dict[str, Any]:
-        """What was seen on the CPUs, without the task's own processes."""
+    def report(
+        self, session: int | None, container_id: str | None, helper: int | None = None
+    ) -> dict[str, Any]:
+        """What was seen on the CPUs, without the task's own processes: the benchmark's
+        `session` (host), or the container's cgroup or descendants of its `helper`."""
         pinned: list[dict[str, Any]] = []
         floating: list[dict[str, Any]] = []
         for pid, seen in sorted(self._seen.items()):
-            if seen.on_watched_ticks <= 0 or self._ours(seen, session, container_id):
+            if seen.on_watched_ticks <= 0 or self._ours(seen, session, container_id, helper):
                 continue
             entry = {
                 "pid": pid, "session": seen.sid, "comm": seen.comm,
@@ -183,6 +190,7 @@ class CpuWatch:
             "cpus": _cpu_text(self.cpus),
             "own_session": session,  # the benchmark's (host executor)
             "container_id": container_id,
+            "container_helper_pid": helper,
             "samples": self.samples,
             "interval_seconds": self.interval,
             "pinned": pinned[:MAX_LISTED],
@@ -191,22 +199,26 @@ class CpuWatch:
         }
 
     @staticmethod
-    def _ours(seen: _Seen, session: int | None, container_id: str | None) -> bool:
+    def _ours(
+        seen: _Seen, session: int | None, container_id: str | None, helper: int | None
+    ) -> bool:
         if seen.runner_child or seen.comm in ENGINE_HELPERS:
             return True  # the engine's side: checks.engine_off_benchmark_cpus covers it
+        if helper is not None and helper in seen.ancestors:
+            return True  # the container's processes (cgroup v1 rootless has no cgroup)
         if session is not None and seen.sid == session:
             return True
         return bool(container_id and seen.cgroup and container_id in seen.cgroup)
 
 
-def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+def _ancestors(pid: int, parents: dict[int, int]) -> frozenset[int]:
+    found = []
     for _ in range(64):
         pid = parents.get(pid, 0)
-        if pid == ancestor:
-            return True
         if pid <= 1:
-            return False
-    return False
+            break
+        found.append(pid)
+    return frozenset(found)
 
 
 def _cpu_text(cpus: frozenset[int]) -> str:

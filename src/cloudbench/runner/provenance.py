@@ -33,6 +33,15 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+def _task_processes(result: ExecutionResult | None) -> tuple[int | None, str | None, int | None]:
+    """How to know the task's own processes: host session, container id, engine helper."""
+    if result is None:
+        return None, None, None
+    helper = (result.engine_affinity or {}).get("helper") or {}
+    pid = helper.get("pid") if isinstance(helper, dict) else None
+    return result.session_id, result.container_id, pid if isinstance(pid, int) else None
+
+
 class Provenance:
     def __init__(
         self, task: TaskAssignment, slot: Slot, plan: SlotPlan | None, leases: CpuLeases
@@ -96,8 +105,7 @@ class Provenance:
             f.noise = {"load_average_start": self._load, **noise_between(self._noise, end)}
         if self._watch is not None:
             self._watch.stop()
-            session = result.session_id if result else None
-            f.seen_on_cpus = self._watch.report(session, result.container_id if result else None)
+            f.seen_on_cpus = self._watch.report(*_task_processes(result))
         if self._lease is not None:
             f.concurrent = self._others(self._lease)
             self._lease.release()
