@@ -63,6 +63,19 @@ def test_not_a_ruby_bench_directory(tmp_path: Path) -> None:
     assert "does not look like ruby-bench" in _error_line(stderr)
 
 
+def test_unusable_cpu_lease_directory_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "leases"
+    blocker.write_text("a file where the lease directory should be")
+    env = {"CLOUDBENCH_CPU_LEASE_DIR": str(blocker)}
+    code, stderr, _ = _run_runner(
+        tmp_path, "--executor", "host", "--ruby-bench", str(FAKE_SUITE), env=env
+    )
+    assert code == EXIT_STARTUP, stderr
+    line = _error_line(stderr)
+    assert f"CPU lease directory {blocker} is not usable" in line
+    assert "set CLOUDBENCH_CPU_LEASE_DIR" in line
+
+
 def test_docker_executor_without_an_engine(tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
     code, stderr, elapsed = _run_runner(

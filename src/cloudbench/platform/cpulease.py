@@ -95,6 +95,21 @@ class CpuLeases:
         self.root = root or lease_dir()
         self.poll = poll
 
+    def check(self) -> str | None:
+        """Why this process cannot take leases here (None: it can), in one line."""
+        try:
+            _ensure(self.root)
+            probe = self.root / "queue" / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+            os.close(os.open(probe, os.O_RDWR | os.O_CREAT, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            return (
+                f"CPU lease directory {self.root} is not usable ({exc.strerror or exc}) — "
+                f"set {LEASE_DIR_ENV} to a directory every cloudbench process on this machine "
+                "can write"
+            )
+        return None
+
     def acquire(
         self, cpus: Iterable[int], holder: dict[str, Any], stopped: Callable[[], bool]
     ) -> Lease | None:

@@ -11,6 +11,7 @@ import subprocess
 import threading
 from types import FrameType
 
+from cloudbench.platform.cpulease import CpuLeases
 from cloudbench.protocol import ClaimRequest, ClaimStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
@@ -46,6 +47,10 @@ class Runner:
         """Run until no work is left; StartupError when this machine cannot do the work."""
         s = self.settings
         s.work_dir.mkdir(parents=True, exist_ok=True)
+        leases = CpuLeases()
+        problem = leases.check()
+        if problem:
+            raise StartupError(problem)
         self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
         executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest, self._affinity())
@@ -54,7 +59,7 @@ class Runner:
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
         machine = Machine(s, client, uploader, executor, source, self._facts(), self.shutdown,
-                          plan=self.plan)  # fmt: skip
+                          plan=self.plan, leases=leases)  # fmt: skip
         log.info("runner: %d slot(s), executor %s, ruby-bench %s", len(self.slots),
                  executor.name, source.commit or source.origin)  # fmt: skip
         try:
