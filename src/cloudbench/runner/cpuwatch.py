@@ -94,6 +94,15 @@ def _cgroup(pid_dir: Path) -> str:
         return ""
 
 
+def _online(proc: Path) -> frozenset[int]:
+    """Every online CPU of the machine (not this runner's own, pinned, affinity)."""
+    try:
+        text = (proc.parent / "sys" / "devices" / "system" / "cpu" / "online").read_text()
+        return frozenset(parse_cpu_list(text))
+    except (OSError, ValueError):
+        return frozenset(range(os.cpu_count() or 1))
+
+
 def _boot_ticks(proc: Path) -> int:
     try:
         return int(float((proc / "uptime").read_text().split()[0]) * CLK_TCK)
@@ -117,7 +126,7 @@ class CpuWatch:
 
     def start(self, name: str) -> None:
         self._start_ticks = _boot_ticks(self.proc)
-        self._online = frozenset(os.sched_getaffinity(0)) | self.cpus
+        self._online = _online(self.proc) | self.cpus
         self._sample(first=True)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
