@@ -129,9 +129,9 @@ def test_cpu_watch_sees_a_pinned_outsider_but_not_the_task_or_kernel_threads() -
     watch.stop()
     report = watch.report(session=task.pid, container_id=None)
     assert report["samples"] >= 2 and report["own_session"] == task.pid
-    assert [p["pid"] for p in report["pinned"]] == [outsider], report
-    assert report["pinned"][0]["cpus_allowed"] == str(cpu)
-    assert report["pinned"][0]["cpu_seconds"] > 0  # it shared the CPU with the task
+    # (Other benchmarks pinned there by tests running in parallel are rightly listed too.)
+    (seen,) = [p for p in report["pinned"] if p["pid"] == outsider]
+    assert seen["cpus_allowed"] == str(cpu) and seen["cpu_seconds"] > 0, report
     listed = report["pinned"] + report["floating"]
     assert task.pid not in {p["pid"] for p in listed}
     assert not any(p["comm"].startswith(("kworker", "ksoftirqd", "migration")) for p in listed)
