@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudbench.platform.prices import PriceResolver, PricesFileError
+from cloudbench.report.answer import answer
 from cloudbench.report.errors import ReportInputError
 from cloudbench.report.load import load_run
 from cloudbench.report.merge import merge
@@ -46,6 +47,7 @@ def build_report(
             f"{results_dirs[0]}: no task with usable results (every task failed or was excluded)"
         )
     summary = build_summary(results, Options(baseline, resolver, seed))
+    summary["answer"] = answer(results, summary)
     target = out or results_dirs[0] / "report"
     index = write(results, summary, target)
     return Report(summary, index, target)

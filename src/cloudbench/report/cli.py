@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import webbrowser
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from cloudbench.report.errors import ReportError
 
@@ -22,20 +22,15 @@ if TYPE_CHECKING:
 
 
 def print_ranking(console: Console, report: Report) -> None:
-    from cloudbench.report.render import RANKING_HEADER, geomean_over, ranking_rows
+    from cloudbench.report.render import geomean_over
+    from cloudbench.report.terminal import print_answer
 
     summary = report.summary
-    table = Table(title=f"ranking vs {summary['baseline']} ({summary['headline_executable']}, "
-                  "geomean speedup, 95% CI)")  # fmt: skip
-    for column in RANKING_HEADER:
-        table.add_column(column)
-    for row in ranking_rows(summary):
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"geomean over {geomean_over(summary)}", soft_wrap=True)
+    print_answer(console, summary)
+    console.print(f"geomean over {geomean_over(summary)}", markup=False, highlight=False)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         console.print('no price for any instance type (give --prices FILE or config "prices")')
-    console.print(f"report: {report.index}")
+    console.print(f"report: {report.index}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _config_prices(path: Path | None) -> dict[str, float] | None:
@@ -65,8 +60,9 @@ def report(
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
-    # Piped (e.g. under `cloudbench run`): wide enough that the table stays one line a row.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    # Piped without COLUMNS: wide enough that the table stays one line a row.
+    sized = sys.stdout.isatty() or "COLUMNS" in os.environ
+    console = Console() if sized else Console(width=160)
     from cloudbench.report.build import build_report
 
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from cloudbench.report import charts
+from cloudbench.report import charts, view
 from cloudbench.report.merge import ResultSet
 
 CSV_COLUMNS = (
@@ -34,6 +34,10 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def f2(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
 def ci(interval: dict[str, Any] | None) -> str:
     if not interval or interval.get("ci_low") is None:
         return "-"
@@ -45,13 +49,14 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("cloudbench.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
     )  # fmt: skip
-    env.globals.update(f3=f3, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
-                       cost_rows=cost_rows)  # fmt: skip
+    env.globals.update(f3=f3, f2=f2, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
+                       cost_rows=cost_rows, rank_label=view.rank_label,
+                       hardware_text=view.hardware_text)  # fmt: skip
     return env
 
 
 def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [charts.forest(summary), charts.heatmap(summary), charts.pareto(summary)]
+    found = [charts.forest(summary), charts.pareto(summary)]
     found += charts.strips(results, summary) + charts.warmups(results, summary)
     return [f for f in found if f is not None]
 
@@ -65,7 +70,9 @@ def html(results: ResultSet, summary: dict[str, Any]) -> str:
     priced = any(t["usd_per_hour"] is not None for t in summary["instance_types"])
     template = _environment().get_template("report.html.j2")
     return template.render(s=summary, figures=figs, figures_json=figures_json,
-                           plotly_js=get_plotlyjs(), priced=priced)  # fmt: skip
+                           plotly_js=get_plotlyjs(), priced=priced, grid=view.grid(summary),
+                           hardware=view.hardware(results),
+                           settings=view.settings_text(results))  # fmt: skip
 
 
 def csv_text(summary: dict[str, Any]) -> str:

@@ -1,0 +1,96 @@
+"""What the page and the terminal show beside the statistics: each type's hardware, the
+type x benchmark grid, the run's settings in words and rank labels that admit ties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbench.report.merge import ResultSet
+
+
+def _first(values: list[Any]) -> Any:
+    return next((v for v in values if v not in (None, "", [], {})), None)
+
+
+def _get(meta: dict[str, Any], *path: str) -> Any:
+    value: Any = meta
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def hardware(results: ResultSet) -> dict[str, dict[str, Any]]:
+    """Per alias: vCPUs, memory (GiB), arch, CPU model and region, from metadata.json."""
+    out = {}
+    for alias in results.aliases:
+        metas = [t.metadata for t in results.tasks if t.alias == alias]
+        vcpus = _first([_get(m, "cpu", "logical_cpus") or m.get("logical_cores") for m in metas])
+        memory = _first([_get(m, "machine", "mem_total_bytes") for m in metas])
+        out[alias] = {
+            "vcpus": vcpus,
+            "memory_gib": round(memory / 2**30, 1) if isinstance(memory, int | float) else None,
+            "arch": _first([m.get("arch") or _get(m, "cpu", "arch") for m in metas]),
+            "cpu": _first([m.get("cpu_model") or _get(m, "cpu", "model_name") for m in metas]),
+            "region": _first([_get(m, "instance", "region") or m.get("region") for m in metas]),
+        }
+    return out
+
+
+def hardware_text(hw: dict[str, Any]) -> str:
+    parts = [f"{hw['vcpus']} vCPU" if hw["vcpus"] else None,
+             f"{hw['memory_gib']:g} GiB" if hw["memory_gib"] else None,
+             hw["arch"], hw["cpu"], hw["region"]]  # fmt: skip
+    return " · ".join(str(p) for p in parts if p) or "not recorded"
+
+
+def settings_text(results: ResultSet) -> str:
+    """The benchmark settings in words (never a Python repr)."""
+    seen = []
+    for task in results.tasks:
+        bench = task.metadata.get("benchmarks")
+        if not isinstance(bench, dict):
+            continue
+        words = [f"{bench.get('warmup_iterations', '?')} warm-up and "
+                 f"{bench.get('bench_iterations', '?')} measured iterations"]  # fmt: skip
+        if bench.get("min_bench_time"):
+            words.append(f"at least {bench['min_bench_time']} s each")
+        if bench.get("extra_args"):
+            words.append("arguments " + " ".join(str(a) for a in bench["extra_args"]))
+        text = ", ".join(words)
+        if text not in seen:
+            seen.append(text)
+    return "; ".join(seen) or "not recorded"
+
+
+def rank_label(entry: dict[str, Any], summary: dict[str, Any]) -> str:
+    """ "2" when the type is told apart from every other, else the range of ranks it
+    shares with the types it is tied with ("1-3")."""
+    if entry["rank"] is None:
+        return "-"
+    ranks = {t["alias"]: t["rank"] for t in summary["instance_types"] if t["rank"] is not None}
+    shared = [entry["rank"], *(ranks[a] for a in entry["tied_with"] if a in ranks)]
+    low, high = min(shared), max(shared)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def grid(summary: dict[str, Any]) -> dict[str, Any]:
+    """Benchmarks x types of the headline executable: speedup, interval and a class
+    ("faster"/"slower" only where the interval excludes 1, else "same")."""
+    exe = summary["headline_executable"]
+    aliases = [t["alias"] for t in summary["instance_types"]]
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in summary["benchmarks"]:
+        if row["executable"] != exe or not row["speedup"]:
+            continue
+        s = row["speedup"]
+        kind = "same"
+        if s["ci_low"] is not None and s["ci_low"] > 1:
+            kind = "faster"
+        elif s["ci_high"] is not None and s["ci_high"] < 1:
+            kind = "slower"
+        cells[(row["name"], row["alias"])] = {**s, "kind": kind}
+    names = sorted({n for n, _ in cells})
+    categories = summary["benchmark_categories"]
+    rows = [{"name": n, "category": categories.get(n, "-"),
+             "cells": [cells.get((n, a)) for a in aliases]} for n in names]  # fmt: skip
+    return {"aliases": aliases, "rows": rows, "executable": exe}
