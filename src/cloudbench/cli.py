@@ -26,6 +26,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "status": ("cloudbench.master.cli", "status"),
     "nuke": ("cloudbench.nuke.cli", "nuke"),
     "report": ("cloudbench.report.cli", "report"),
+    "history": ("cloudbench.report.cli", "history"),
     "runner": ("cloudbench.runner.cli", "runner"),
 }
 

@@ -27,7 +27,7 @@ from cloudbench.report.stats import Interval, speedup_interval
 Pair = Callable[[str, str], Interval | None]
 POWER = 0.8  # the chance that the suggested number of tasks separates the two
 ALPHA = 0.05
-MAX_TASKS = 1000
+MAX_TASKS = 200
 
 
 def pairwise(results: ResultSet, summary: dict[str, Any]) -> Pair:

@@ -27,6 +27,8 @@ def print_ranking(console: Console, report: Report) -> None:
 
     summary = report.summary
     print_answer(console, summary)
+    for line in (summary.get("comparison") or {}).get("sentences", []):
+        console.print(line, markup=False, highlight=False)
     console.print(f"geomean over {geomean_over(summary)}", markup=False, highlight=False)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         console.print('no price for any instance type (give --prices FILE or config "prices")')
@@ -58,17 +60,21 @@ def report(
     allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
                                      "ruby-bench commit or settings differ."),
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
+    against: list[Path] = typer.Option([], "--against", help="An earlier run (folder or run "
+                                       "id in ./results) to compare with; repeatable."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
     # Piped without COLUMNS: wide enough that the table stays one line a row.
     sized = sys.stdout.isatty() or "COLUMNS" in os.environ
     console = Console() if sized else Console(width=160)
     from cloudbench.report.build import build_report
+    from cloudbench.report.compare import resolve_run
 
     try:
         built = build_report(
-            results_dirs, out=out, baseline=baseline, prices_file=prices,
-            config_prices=_config_prices(config), offline=offline, allow_mixed=allow_mixed,
+            [resolve_run(p) for p in results_dirs], out=out, baseline=baseline,
+            prices_file=prices, config_prices=_config_prices(config), offline=offline,
+            allow_mixed=allow_mixed, against=[resolve_run(p) for p in against],
         )  # fmt: skip
     except ReportError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
@@ -76,3 +82,25 @@ def report(
     print_ranking(console, built)
     if open_browser:
         webbrowser.open(built.index.resolve().as_uri())
+
+
+def history(
+    results_dir: Path = typer.Argument(Path("results"), help="The results directory."),
+) -> None:
+    """List the runs in RESULTS_DIR with their answer; flag types that moved between runs."""
+    from cloudbench.report.history import history as runs
+
+    console = Console()
+    try:
+        lines = runs(results_dir)
+    except ReportError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if not lines:
+        console.print(f"no runs in {results_dir} (folders with a manifest.json)")
+    for line in lines:
+        console.print(f"run {line.run_id} ({line.started}): {', '.join(line.types) or '-'}",
+                      markup=False, highlight=False, style="bold")  # fmt: skip
+        console.print(f"  {line.answer}", markup=False, highlight=False)
+        for moved in line.moved:
+            console.print(f"  MOVED: {moved}", markup=False, highlight=False, style="yellow")

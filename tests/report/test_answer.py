@@ -1,0 +1,89 @@
+"""The answer sentence, prices kept with the results, --against, history and the
+80-column terminal, on runs whose truth is known (tests/report/synth_runs.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cloudbench.report import build_report
+from tests.report.synth_runs import speed_run
+
+PRICES = {"cheap.large": 0.05, "fast.large": 0.2, "mid.large": 0.15}
+
+
+def _cli(*args: str, cwd: Path | None = None, columns: int = 80) -> str:
+    env = {**os.environ, "COLUMNS": str(columns)}
+    done = subprocess.run([sys.executable, "-m", "cloudbench", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_answer_names_fastest_and_best_per_dollar(tmp_path: Path) -> None:
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
+    answer = build_report([run], offline=True, config_prices=PRICES).summary["answer"]
+    assert answer["fastest"] == "fast" and answer["best_per_dollar"] == "cheap"
+    assert answer["sentences"][0].startswith("Fastest: fast, ")
+    assert answer["sentences"][1].startswith("Best per dollar: cheap, ")
+
+
+def test_answer_says_when_types_cannot_be_told_apart(tmp_path: Path) -> None:
+    run = speed_run(tmp_path, 1, {"c7g": 1.0, "c8g": 1.01}, noise=0.05, machine_noise=0.05)
+    answer = build_report([run], offline=True).summary["answer"]
+    assert answer["fastest"] is None
+    first = answer["sentences"][0]
+    assert "cannot be told apart with 3 machines each" in first, first
+    assert "c7g" in first and "c8g" in first
+    assert "Best per dollar: not known" in answer["sentences"][1]
+
+
+def test_prices_from_the_config_travel_with_the_results(tmp_path: Path) -> None:
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
+    build_report([run], offline=True, config_prices=PRICES)
+    saved = json.loads((run / "prices.json").read_text())
+    assert {p["instance_type"]: p["usd_per_hour"] for p in saved["prices"]} == PRICES
+    again = build_report([run], offline=True).summary  # no prices given this time
+    fast = next(t for t in again["instance_types"] if t["alias"] == "fast")
+    assert fast["perf_per_dollar"] is not None and fast["price_source"] == "config"
+    assert again["answer"]["best_per_dollar"] == "cheap"
+    # An explicit price still wins over the saved one, and is saved in its place.
+    prices = tmp_path / "prices.csv"
+    prices.write_text("provider,instance_type,region,usd_per_hour\naws,fast.large,,0.01\n")
+    cheaper = build_report([run], offline=True, prices_file=prices).summary
+    assert cheaper["answer"]["best_per_dollar"] == "fast"
+
+
+def test_against_flags_the_type_made_slower_and_no_other(tmp_path: Path) -> None:
+    speeds = {"c7g": 1.0, "c8g": 1.2, "m7i": 0.9, "r7a": 1.1}
+    speed_run(tmp_path / "results", 1, speeds, seed=11)
+    speed_run(tmp_path / "results", 2, {**speeds, "m7i": 0.9 / 1.1, "new": 1.0}, seed=12)
+    out = _cli("report", "2", "--against", "1", "--offline", cwd=tmp_path, columns=200)
+    summary = json.loads((tmp_path / "results/2/report/summary.json").read_text())
+    verdicts = {t["alias"]: t["verdict"] for t in summary["comparison"]["types"]}
+    assert verdicts == {"c7g": "same", "c8g": "same", "m7i": "slower", "r7a": "same"}
+    change = next(t for t in summary["comparison"]["types"] if t["alias"] == "m7i")["change"]
+    assert change["ci_low"] > 1 and abs(change["estimate"] - 1.1) < 0.05
+    assert summary["comparison"]["only_new"] == ["new"]
+    assert "m7i got slower than in run 1" in out and "Only in this run: new." in out
+    history = _cli("history", "results", cwd=tmp_path, columns=200)
+    moved = [line for line in history.splitlines() if "MOVED" in line]
+    assert len(moved) == 1 and "m7i slower than run 1" in moved[0], history
+
+
+def test_terminal_ranking_fits_80_columns(tmp_path: Path) -> None:
+    aliases = {"c7g.medium-graviton3": 1.0, "c8g.medium-graviton4": 1.3, "m7i.large": 1.1}
+    run = speed_run(tmp_path, 1, aliases)
+    out = _cli("report", str(run), "--offline", columns=80)
+    # Every line but the last, the report's path (a path is never broken, to stay copyable).
+    lines = out.splitlines()
+    assert lines[-1].startswith("report: ")
+    lines = lines[:-1]
+    assert all(len(line) <= 80 for line in lines), [ln for ln in lines if len(ln) > 80]
+    rows = [ln for ln in lines if ln.split()[:1] and ln.split()[0][0].isdigit()]
+    assert sorted(r.split()[1] for r in rows) == sorted(aliases), out
+    assert "…" not in out
+    assert out.splitlines()[0].startswith("Fastest: c8g.medium-graviton4")
