@@ -89,3 +89,12 @@ def test_terminal_ranking_fits_80_columns(tmp_path: Path) -> None:
     assert sorted(r.split()[1] for r in rows) == sorted(aliases), out
     assert "…" not in out
     assert out.splitlines()[0].startswith("Fastest: c8g.medium-graviton4")
+
+
+def test_help_shows_whole_option_names_at_80_columns() -> None:
+    for command in ("run", "report", "history", "status", "nuke", "runner"):
+        out = _cli(command, "--help", columns=80)
+        assert "…" not in out, out
+        assert all(len(line) <= 80 for line in out.splitlines()), out
+    assert "--orchestrator-url" in _cli("run", "--help", columns=80)
+    assert "--reuse-orchestrator" in _cli("run", "--help", columns=80)

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Request
 from cloudbench.report import build_report
 from tests.dashboard.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.report.synth import random_run
+from tests.report.synth_runs import speed_run
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / ".screenshots"
@@ -37,8 +38,8 @@ def test_report_page_offline(tmp_path: Path, browser: Browser) -> None:  # noqa:
         drawn = page.evaluate("document.querySelectorAll('.chart .main-svg').length > 0 && "
                               "[...document.querySelectorAll('.chart')].filter("
                               "c => c.querySelector('.main-svg')).length")  # fmt: skip
-        # forest, heatmap, pareto, plus a strip and a warm-up chart per benchmark.
-        assert count == 3 + 2 * 3 and drawn == count, (count, drawn)
+        # forest, pareto, plus a strip and a warm-up chart per benchmark.
+        assert count == 2 + 2 * 3 and drawn == count, (count, drawn)
         assert page.locator("#ranking + .wrap tr").count() == 4
         assert "no price" not in page.locator("#ranking + .wrap").inner_text()
         overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -57,3 +58,41 @@ def _error(message: ConsoleMessage, errors: list[str]) -> None:
 def _outside(request: Request, url: str, outside: list[str]) -> None:
     if request.url != url and not request.url.startswith("data:"):
         outside.append(request.url)
+
+
+WIDEST = """[...document.querySelectorAll('body *')].reduce((w, e) => {
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && r.right > w.right ? {right: r.right, tag: e.tagName, id: e.id,
+    cls: e.className.baseVal === undefined ? e.className : ''} : w;
+}, {right: 0})"""
+
+
+def _first_screen(browser: Browser, url: str) -> tuple[str, dict[str, object]]:  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.charts !== undefined")
+    answer = page.locator("#answer")
+    box = answer.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 800, box  # on the first screen
+    for summary in page.locator("details > summary").all():  # unfolded, still no wider
+        summary.click()
+    widest = page.evaluate(WIDEST)
+    text = answer.inner_text()
+    page.close()
+    return text, widest
+
+
+def test_first_screen_answers(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
+    """The truth is known: fast is fastest, cheap best per dollar; c7g and c8g are the same."""
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
+    report = build_report([run], offline=True, config_prices={
+        "cheap.large": 0.05, "fast.large": 0.2, "mid.large": 0.15})  # fmt: skip
+    text, widest = _first_screen(browser, report.index.resolve().as_uri())
+    assert "Fastest: fast" in text and "Best per dollar: cheap" in text, text
+    assert float(widest["right"]) <= 1280, widest  # type: ignore[arg-type]
+    tied = speed_run(tmp_path, 2, {"c7g.medium": 1.0, "c8g.medium": 1.01}, noise=0.05,
+                     machine_noise=0.05)  # fmt: skip
+    report = build_report([tied], offline=True)
+    text, widest = _first_screen(browser, report.index.resolve().as_uri())
+    assert "cannot be told apart with 3 machines each" in text, text
+    assert float(widest["right"]) <= 1280, widest  # type: ignore[arg-type]

@@ -25,10 +25,10 @@ from cloudbench.report.summary import DEFAULT_SEED
 
 def resolve_run(arg: Path, results_root: Path = Path("results")) -> Path:
     """A results folder, or a run id in the results directory."""
-    if arg.is_dir():
-        return arg
+    if arg.is_dir() or not str(arg).isdigit():
+        return arg  # a folder, or one that load_run will call missing
     candidate = results_root / str(arg)
-    if str(arg).isdigit() and candidate.is_dir():
+    if candidate.is_dir():
         return candidate
     raise ReportInputError(f"{arg}: neither a results folder nor a run id in {results_root}/")
 
