@@ -78,6 +78,8 @@ def _first_screen(browser: Browser, url: str) -> tuple[str, dict[str, object]]: 
         summary.click()
     widest = page.evaluate(WIDEST)
     text = answer.inner_text()
+    words = set(page.inner_text("body").replace(",", " ").split())
+    assert not words & {"None", "True", "False", "[]", "{}", "nan"}, words  # no Python reprs
     page.close()
     return text, widest
 

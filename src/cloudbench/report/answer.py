@@ -150,6 +150,11 @@ class Answer:
         if tied or versus is None:
             return self._undecided(contest, [alias, *tied], runner, versus), None
         text = f"{contest.what.capitalize()}: {alias}, {ratio(versus, 'the runner-up ' + runner)}"
+        base = self.summary["baseline"]
+        if alias != base and runner != base and leader[contest.key]:
+            text += (
+                f" ({ratio(Interval(**leader[contest.key], method=''), 'the baseline ' + base)})"
+            )
         chance = probability(leader, contest.what)
         if chance is not None:
             text += f"; probability of being {contest.what} {100 * chance:.0f}%"

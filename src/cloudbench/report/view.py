@@ -73,6 +73,9 @@ def rank_label(entry: dict[str, Any], summary: dict[str, Any]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
+GRID_TYPES = 8
+
+
 def grid(summary: dict[str, Any]) -> dict[str, Any]:
     """Benchmarks x types of the headline executable: speedup, interval and a class
     ("faster"/"slower" only where the interval excludes 1, else "same")."""
@@ -91,6 +94,10 @@ def grid(summary: dict[str, Any]) -> dict[str, Any]:
         cells[(row["name"], row["alias"])] = {**s, "kind": kind}
     names = sorted({n for n, _ in cells})
     categories = summary["benchmark_categories"]
-    rows = [{"name": n, "category": categories.get(n, "-"),
-             "cells": [cells.get((n, a)) for a in aliases]} for n in names]  # fmt: skip
-    return {"aliases": aliases, "rows": rows, "executable": exe}
+    # At most GRID_TYPES columns of types per table, so that a table fits the page.
+    parts = [aliases[i : i + GRID_TYPES] for i in range(0, len(aliases), GRID_TYPES)]
+    tables = [{"aliases": part,
+               "rows": [{"name": n, "category": categories.get(n, "-"),
+                         "cells": [cells.get((n, a)) for a in part]} for n in names]}
+              for part in parts]  # fmt: skip
+    return {"tables": tables, "executable": exe}
