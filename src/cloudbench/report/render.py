@@ -129,8 +129,12 @@ RANKING_HEADER = ["rank", "alias", "instance type", "tasks", "machines", "speedu
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    answer = summary.get("answer") or {}
     lines = [
         f"## cloudbench report: {summary['ruby_description'] or 'Ruby'}",
+        "",
+        *answer.get("sentences", []),
+        *(summary.get("comparison") or {}).get("sentences", []),
         "",
         f"Baseline `{summary['baseline']}`, executable `{summary['headline_executable']}`, "
         f"geomean over {geomean_over(summary)}; 95% intervals (see method in the HTML report).",
@@ -145,11 +149,9 @@ def markdown(summary: dict[str, Any]) -> str:
                   + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
                   "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
                   *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
-    notes = [f"- {t['alias']}: {n}" for t in summary["instance_types"] for n in t["notes"]]
+    notes = [f"- {n}" for n in answer.get("notes", [])]
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         notes.append("- no price for any instance type: perf per dollar not computed")
-    if summary["excluded"]:
-        notes.append(f"- {len(summary['excluded'])} exclusion(s): see summary.json `excluded`")
     return "\n".join([*lines, "", *notes, ""])
 
 
