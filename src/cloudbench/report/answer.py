@@ -101,8 +101,10 @@ def more_tasks(interval: Interval, n: int) -> int | None:
     with POWER at ALPHA (normal approximation, spread as observed); None: too many."""
     if interval.ci_low is None or interval.ci_high is None or n < 2:
         return None
-    df = max(2 * n - 2, 1)
-    se = (math.log(interval.ci_high) - math.log(interval.ci_low)) / (2 * stats.t.ppf(0.975, df))
+    # The interval's half-width in standard errors: t (df of two groups of n) or normal.
+    width = stats.norm.ppf(0.975) if interval.method == "bootstrap" else stats.t.ppf(
+        0.975, max(2 * n - 2, 1))  # fmt: skip
+    se = (math.log(interval.ci_high) - math.log(interval.ci_low)) / (2 * width)
     effect = abs(math.log(interval.estimate))
     if se <= 0 or effect < 1e-9:
         return None
@@ -166,10 +168,12 @@ class Answer:
         n = min(units(self.by_alias[a]) for a in group[:2])
         kind = "machines" if all(self.by_alias[a]["machines"] >= 2 for a in group[:2]) else "tasks"
         basis = "" if contest.key == "geomean_speedup" else " per dollar"
-        text = f"{_names(group)} cannot be told apart{basis} with {n} {kind} each"
+        text = f"{_names(group)} cannot be told apart{basis} with {plural(n, kind)} each"
         if versus is None:
             return text + "."
         text += f": {group[0]} is {ratio(versus, runner)}."
+        if versus.ci_low is None:
+            return text + f" An interval needs at least 2 {kind} per type; run 3 or more."
         more = more_tasks(versus, n)
         if more is None:
             return text + (f" Their difference is too small for more {kind} to settle it "

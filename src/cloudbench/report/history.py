@@ -47,7 +47,8 @@ def _headline(results: ResultSet, folder: Path) -> str:
     resolver = PriceResolver(offline=True)
     resolver.saved = saved_prices([folder])
     summary = build_summary(results, Options(None, resolver))
-    return " ".join(answer(results, summary)["sentences"])
+    said = answer(results, summary)["sentences"]
+    return " ".join(s for s in said if not s.startswith("Best per dollar: not known"))
 
 
 def _moved(new: ResultSet, old: ResultSet, old_id: str) -> list[str]:
