@@ -98,3 +98,33 @@ def test_first_screen_answers(tmp_path: Path, browser: Browser) -> None:  # noqa
     text, widest = _first_screen(browser, report.index.resolve().as_uri())
     assert "cannot be told apart with 3 machines each" in text, text
     assert float(widest["right"]) <= 1280, widest  # type: ignore[arg-type]
+
+
+def test_tables_sort_axes_read_and_colour_means_a_difference(
+    tmp_path: Path,
+    browser: Browser,  # noqa: F811
+) -> None:
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.02}, noise=0.04)
+    report = build_report([run], offline=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(report.index.resolve().as_uri())
+    page.wait_for_function("document.body.dataset.charts !== undefined")
+    first_type = "#ranking + .wrap tbody tr:first-child td:nth-child(2)"
+    header = page.locator("#ranking + .wrap th", has_text="speedup")
+    header.click()  # ascending
+    assert page.locator(first_type).inner_text().startswith("cheap")
+    header.click()  # descending
+    assert page.locator(first_type).inner_text().startswith("fast")
+    ticks = page.locator("#forest .xtick text").all_text_contents()
+    assert ticks and all(t.endswith("x") for t in ticks), ticks  # "0.9x", never "6 7 8 9"
+    cells = page.evaluate("""[...document.querySelectorAll('#grid td.n')].map(
+        td => [td.className, td.querySelector('.small').textContent])""")
+    assert len(cells) == 3 * 6, cells
+    coloured = 0
+    for classes, interval in cells:
+        low, high = (float(v) for v in interval.strip("[]").split(", "))
+        differs = low > 1 or high < 1
+        assert ("faster" in classes or "slower" in classes) == differs, (classes, interval)
+        coloured += differs
+    assert 0 < coloured < len(cells)  # fast differs from the baseline, mid mostly not
+    page.close()
