@@ -132,3 +132,11 @@ def test_suggested_task_count_separates_most_of_the_time(tmp_path: Path) -> None
         for k in range(20)
     )  # fmt: skip
     assert found >= 12, (more, found)
+
+
+def test_types_without_a_price_are_named_not_ranked_per_dollar(tmp_path: Path) -> None:
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
+    prices = {"cheap.large": 0.05, "fast.large": 0.2}  # no price for mid
+    said = build_report([run], offline=True, config_prices=prices).summary["answer"]
+    assert said["best_per_dollar"] == "cheap"
+    assert said["sentences"][1].endswith("Not priced, so not compared per dollar: mid.")

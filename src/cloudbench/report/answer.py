@@ -201,11 +201,13 @@ class Answer:
             return out
         text, out["fastest"] = self.sentence(speed)
         out["sentences"].append(text)
+        unpriced = [t["alias"] for t in speed.order if t["usd_per_hour"] is None]
         if len(money.order) >= 2:
             text, out["best_per_dollar"] = self.sentence(money)
+            if unpriced:
+                text += f" Not priced, so not compared per dollar: {_names(unpriced)}."
             out["sentences"].append(text)
         else:
-            unpriced = [t["alias"] for t in speed.order if t["usd_per_hour"] is None]
             out["sentences"].append(f"Best per dollar: not known, no price for {_names(unpriced)} "
                                     "(give --prices FILE or the config's \"prices\").")  # fmt: skip
         return out
