@@ -153,10 +153,10 @@ class Answer:
             return self._undecided(contest, [alias, *tied], runner, versus), None
         text = f"{contest.what.capitalize()}: {alias}, {ratio(versus, 'the runner-up ' + runner)}"
         base = self.summary["baseline"]
-        if alias != base and runner != base and leader[contest.key]:
-            text += (
-                f" ({ratio(Interval(**leader[contest.key], method=''), 'the baseline ' + base)})"
-            )
+        overall = leader[contest.key]
+        if alias != base and runner != base and overall:
+            against = Interval(overall["estimate"], overall["ci_low"], overall["ci_high"], "")
+            text += f" ({ratio(against, 'the baseline ' + base)})"
         chance = probability(leader, contest.what)
         if chance is not None:
             text += f"; probability of being {contest.what} {100 * chance:.0f}%"
@@ -165,8 +165,9 @@ class Answer:
     def _undecided(
         self, contest: Contest, group: list[str], runner: str, versus: Interval | None
     ) -> str:
-        n = min(units(self.by_alias[a]) for a in group[:2])
-        kind = "machines" if all(self.by_alias[a]["machines"] >= 2 for a in group[:2]) else "tasks"
+        pair = [group[0], runner]  # the leader and the runner-up: what the numbers are about
+        n = min(units(self.by_alias[a]) for a in pair)
+        kind = "machines" if all(self.by_alias[a]["machines"] >= 2 for a in pair) else "tasks"
         basis = "" if contest.key == "geomean_speedup" else " per dollar"
         text = f"{_names(group)} cannot be told apart{basis} with {plural(n, kind)} each"
         if versus is None:
@@ -179,7 +180,7 @@ class Answer:
             return text + (f" Their difference is too small for more {kind} to settle it "
                            f"(more than {MAX_TASKS} each).")  # fmt: skip
         text += f" About {plural(more, 'more ' + kind)} per type would likely separate them"
-        usd = self.cost(group[:2], more)
+        usd = self.cost(pair, more)
         if usd is not None:
             text += f" (about ${usd:,.2f} at the recorded prices)"
         return text + "."
