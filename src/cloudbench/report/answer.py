@@ -199,6 +199,8 @@ class Answer:
         if len(speed.order) < 2:
             only = speed.order[0]["alias"] if speed.order else "no type"
             out["sentences"].append(f"Only {only} has results: nothing to compare it with.")
+            if speed.order and speed.order[0]["usd_per_hour"] is None:
+                out["sentences"].append(self.no_price([only]))
             return out
         text, out["fastest"] = self.sentence(speed)
         out["sentences"].append(text)
@@ -209,9 +211,14 @@ class Answer:
                 text += f" Not priced, so not compared per dollar: {_names(unpriced)}."
             out["sentences"].append(text)
         else:
-            out["sentences"].append(f"Best per dollar: not known, no price for {_names(unpriced)} "
-                                    "(give --prices FILE or the config's \"prices\").")  # fmt: skip
+            out["sentences"].append(self.no_price(unpriced))
         return out
+
+    def no_price(self, unpriced: list[str]) -> str:
+        which = ("any instance type" if len(unpriced) == len(self.by_alias)
+                 else _names(unpriced))  # fmt: skip
+        return (f"Best per dollar: not known, no price for {which} (give --prices FILE or "
+                "the config's \"prices\").")  # fmt: skip
 
 
 def grouped_notes(summary: dict[str, Any]) -> list[str]:

@@ -30,8 +30,6 @@ def print_ranking(console: Console, report: Report) -> None:
     for line in (summary.get("comparison") or {}).get("sentences", []):
         console.print(line, markup=False, highlight=False)
     console.print(f"geomean over {geomean_over(summary)}", markup=False, highlight=False)
-    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
-        console.print('no price for any instance type (give --prices FILE or config "prices")')
     console.print(f"report: {report.index}", markup=False, highlight=False, soft_wrap=True)
 
 

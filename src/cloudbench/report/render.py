@@ -150,8 +150,6 @@ def markdown(summary: dict[str, Any]) -> str:
                   "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
                   *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
     notes = [f"- {n}" for n in answer.get("notes", [])]
-    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
-        notes.append("- no price for any instance type: perf per dollar not computed")
     return "\n".join([*lines, "", *notes, ""])
 
 
