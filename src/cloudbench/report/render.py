@@ -141,6 +141,7 @@ def markdown(summary: dict[str, Any]) -> str:
     notes = [f"- {t['alias']}: {n}" for t in summary["instance_types"] for n in t["notes"]]
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         notes.append("- no price for any instance type: perf per dollar not computed")
+    notes += [f"- {n}" for n in summary.get("notes", [])]
     if summary["excluded"]:
         notes.append(f"- {len(summary['excluded'])} exclusion(s): see summary.json `excluded`")
     return "\n".join([*lines, "", *notes, ""])

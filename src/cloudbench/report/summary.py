@@ -6,6 +6,7 @@ See docs/report.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,8 +47,10 @@ class Options:
     seed: int = DEFAULT_SEED
 
 
-def headline_executable(results: ResultSet) -> str:
-    exes = results.executables
+def headline_executable(results: ResultSet, compared: Collection[str] = ()) -> str:
+    """yjit when the run has it, else the first executable; of those with a comparison
+    (a benchmark every type ran) when there are any."""
+    exes = [e for e in results.executables if e in compared] or results.executables
     return "yjit" if "yjit" in exes else exes[0]
 
 
@@ -192,7 +195,7 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     comparisons = _compare_all(results, cells, baseline, usd, options.seed, categories)
     for exe, cmp in comparisons.items():
         _fill_executable(entries, cmp, baseline, exe)
-    headline = headline_executable(results)
+    headline = headline_executable(results, comparisons)
     for alias, entry in entries.items():
         entry["reference"] = alias == baseline
         yjit = _yjit(cells, alias, options.seed, categories)
