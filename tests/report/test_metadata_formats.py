@@ -103,3 +103,26 @@ def test_merge_with_different_ruby_bench_content_ids_refused(tmp_path: Path) -> 
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "ruby-bench content id" in done.stderr and "--allow-mixed" in done.stderr
     assert "rb-content-1" in done.stderr and "rb-content-2" in done.stderr
+
+
+def test_tasks_sharing_a_cpu_at_the_same_time_are_excluded(tmp_path: Path) -> None:
+    """Issue 24: local aliases each pinned to CPU 0 of one machine, each labelled clean."""
+
+    def task(i: int, alias: str, cpuset: str, start: str, end: str) -> SynthTask:
+        clean = {"checks": {**CHECKS}, "slot": {"concurrent": []}, "cpuset": cpuset,
+                 "started_at": f"2026-12-07T{start}:00.000+00:00",
+                 "finished_at": f"2026-12-07T{end}:00.000+00:00"}  # fmt: skip
+        return SynthTask(i, alias, "laptop", {"interp": {"fib": [1.0] * 3}}, provider="local",
+                         metadata=clean)  # fmt: skip
+
+    tasks = [task(1, "box-a", "0", "17:07", "17:09"), task(2, "box-b", "0", "17:08", "17:10"),
+             task(3, "box-c", "0", "17:10", "17:12"),  # starts as task 2 ends: fine
+             task(4, "box-a", "1", "17:07", "17:09")]  # another CPU: fine  # fmt: skip
+    summary = build_report([write_run(tmp_path, 1, tasks)], offline=True).summary
+    reasons = {e["task_id"]: e["reason"] for e in summary["excluded"]}
+    assert set(reasons) == {1, 2}
+    assert reasons[1] == ("ran at the same time as task 2 (box-b) on CPU 0 of laptop: "
+                          "two benchmarks on one CPU")  # fmt: skip
+    assert {t["alias"]: t["tasks"] for t in summary["instance_types"]} == {
+        "box-a": 1, "box-b": 0, "box-c": 1}  # fmt: skip
+    assert any("same CPU" in n for n in summary["notes"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cloudbench.report.errors import MixedRunsError
 from cloudbench.report.fields import fact
 from cloudbench.report.load import Exclusion, RunData, TaskData
+from cloudbench.report.overlap import co_running
 
 EXECUTABLE_ORDER = ("interp", "yjit")
 
@@ -28,6 +29,7 @@ class ResultSet:
     failed_benchmarks: list[Exclusion]
     facts: dict[str, list[str]]  # ruby_version, ruby_bench_commit, settings → distinct values
     mixed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said in summary `notes`
 
     @property
     def executables(self) -> list[str]:
@@ -88,6 +90,8 @@ def differences(runs: list[RunData]) -> list[str]:
 
 def merge(runs: list[RunData], *, allow_mixed: bool = False) -> ResultSet:
     tasks = [t for run in runs for t in run.tasks]
+    shared_cpu = co_running(tasks)
+    tasks = [t for t in tasks if id(t) not in shared_cpu]
     facts = {name: _distinct(tasks, name) for name in FACTS}
     mixed = differences(runs) if len(runs) > 1 else []
     if mixed and not allow_mixed:
@@ -100,6 +104,10 @@ def merge(runs: list[RunData], *, allow_mixed: bool = False) -> ResultSet:
         aliases += [a for a in run.aliases if a not in aliases]
     for task in tasks:
         types.setdefault(task.alias, (task.provider, task.instance_type))
-    excluded = [e for run in runs for e in run.excluded]
+    excluded = [e for run in runs for e in run.excluded] + list(shared_cpu.values())
     failed = [e for run in runs for e in run.failed_benchmarks]
-    return ResultSet(runs, tasks, aliases, types, excluded, failed, facts, mixed)
+    notes = []
+    if shared_cpu:
+        notes.append(f"{len(shared_cpu)} task(s) ran at the same time as another task on the "
+                     "same CPU of one machine and were excluded (see excluded)")  # fmt: skip
+    return ResultSet(runs, tasks, aliases, types, excluded, failed, facts, mixed, notes)

@@ -41,7 +41,7 @@ def benchmark_set_notes(
 def report_notes(
     results: ResultSet, cells: dict[tuple[str, str], Cell], comparisons: dict[str, Comparison]
 ) -> list[str]:
-    found = benchmark_set_notes(results, cells, comparisons)
+    found = results.notes + benchmark_set_notes(results, cells, comparisons)
     found += [f"task {e.task_id} ({e.alias}) excluded: {e.reason}"
               for e in results.excluded if e.bad_input]  # fmt: skip
     return found
