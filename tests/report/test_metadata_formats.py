@@ -126,3 +126,22 @@ def test_tasks_sharing_a_cpu_at_the_same_time_are_excluded(tmp_path: Path) -> No
     assert {t["alias"]: t["tasks"] for t in summary["instance_types"]} == {
         "box-a": 1, "box-b": 0, "box-c": 1}  # fmt: skip
     assert any("same CPU" in n for n in summary["notes"])
+
+
+def test_trust_states() -> None:
+    from cloudbench.report.trust import trust_row
+
+    host = {"checks": {**CHECKS, "engine_off_benchmark_cpus": None},
+            "cpu": {"slot_mode": "logical"}, "slot": {"slots_sharing_cores": [1]}}  # fmt: skip
+    old: dict[str, Any] = {}
+    row = trust_row([host, old])
+    states = {c["name"]: (c["state"], c["verified"]) for c in row["conditions"]}
+    assert states["aslr_disabled"] == ("partly verified", 1)
+    assert states["engine_off_benchmark_cpus"] == ("partly verified", 0)
+    assert states["own_core"] == ("not verified", 0)  # logical slots share cores
+    assert "own core (not on 1 of 2)" in row["text"]
+    assert "ASLR off (1 of 2)" in row["text"] and "steal not recorded" in row["text"]
+    only_host = trust_row([host])
+    assert {c["name"]: c["state"] for c in only_host["conditions"]}[
+        "engine_off_benchmark_cpus"] == "not applicable"  # fmt: skip
+    assert trust_row([])["text"] == "no task kept"

@@ -31,7 +31,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "ruby_bench_source": ("ruby.ruby_bench_source", "ruby_bench_source"),
     "cloudbench_version": ("cloudbench_version",),
     "steal_pct": ("checks.steal_pct", "noise.steal_pct"),
-    "cpu_pressure_some_pct": ("noise.cpu_pressure_some_pct",),
+    "cpu_pressure_some_pct": ("checks.cpu_pressure_some_pct", "noise.cpu_pressure_some_pct"),
 }
 
 

@@ -60,7 +60,7 @@ def _condition(metas: list[dict[str, Any]], name: str) -> dict[str, Any]:
         state = "not applicable"
     elif counts["verified"] + counts["not_applicable"] == n:
         state = "verified"
-    elif counts["verified"] == 0:
+    elif counts["not_recorded"] == n:
         state = "not recorded"
     else:
         state = "partly verified"
@@ -80,7 +80,7 @@ def _phrases(conditions: list[dict[str, Any]]) -> list[str]:
     for c in conditions:
         label, n = c["label"], c["tasks"]
         if c["state"] == "partly verified":
-            label += f" ({c['verified']} of {n})"
+            label += f" ({c['verified'] + c['not_applicable']} of {n})"
         elif c["state"] == "not verified":
             label += f" (not on {c['failed']} of {n})"
         groups.setdefault(c["state"], []).append(label)
@@ -90,7 +90,8 @@ def _phrases(conditions: list[dict[str, Any]]) -> list[str]:
 def _span(label: str, r: dict[str, float] | None) -> str:
     if r is None:
         return f"{label} not recorded"
-    return f"{label} {r['min']:.1f}-{r['max']:.1f}%"
+    low, high = f"{r['min']:.1f}", f"{r['max']:.1f}"
+    return f"{label} {low}%" if low == high else f"{label} {low}-{high}%"
 
 
 def trust_row(metas: list[dict[str, Any]]) -> dict[str, Any]:
