@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudbench.report import build_report
+from cloudbench.report import build_report, charts
 from tests.report.synth import SynthTask, write_run
 
 NOISY = [0.7, 1.3, 0.8, 1.2, 0.9, 1.1, 0.75, 1.25, 0.85, 1.15]
@@ -95,6 +95,13 @@ def test_pareto_front_needs_clear_intervals(tmp_path: Path) -> None:
     assert by["y"]["prob_best_per_dollar"] is not None
     assert sum(t["prob_best_per_dollar"] for t in by.values()) == pytest.approx(1.0)
     assert by["x"]["prob_best_per_dollar"] > 0.9
+    # The chart draws each point with its interval (the reference has none).
+    figure = charts.pareto(summary)
+    assert figure is not None
+    points = figure["data"][0]
+    bars = dict(zip(points["text"], points["error_y"]["arrayminus"], strict=True))
+    assert bars["base"] == 0 and bars["y"] > 0.05
+    assert [t["alias"] for t in summary["instance_types"] if t["pareto"]] == ["x"]
 
 
 def test_outliers_need_enough_tasks(tmp_path: Path) -> None:
