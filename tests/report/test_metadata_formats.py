@@ -59,6 +59,9 @@ def test_formats_1_to_3_fill_provenance(tmp_path: Path) -> None:
         # The machine is the instance id, not the (shared) hostname.
         assert p["machines"] == ["i-0001", "i-0002", "i-0003"]
         assert summary["instance_types"][0]["region"] == "eu-west-1"
+        assert summary["ruby_bench_content_id"] == "rb-content-1"
+        html = (tmp_path / str(version) / "report" / "index.html").read_text()
+        assert "rb-content-1" in html and "commit unknown" not in html
     summary = build_report([_run(tmp_path, 1, 1)], offline=True).summary
     p = summary["provenance"][0]
     assert p["ruby_bench_commit"] == ["09b76c8b0f94"] and p["metadata_format"] == [1]
