@@ -179,6 +179,30 @@ def _hoist(
         entry["pareto"] = {"front": True, "dominated": False}.get(status or "")
 
 
+def _yjit_and_reference(
+    entries: dict[str, dict[str, Any]], cells: dict[tuple[str, str], Cell], baseline: str,
+    seed: int, categories: dict[str, str],
+) -> None:  # fmt: skip
+    for alias, entry in entries.items():
+        entry["reference"] = alias == baseline
+        yjit = _yjit(cells, alias, seed, categories)
+        entry["yjit_speedup"] = yjit.as_json() if yjit else None
+        entry["yjit_ci_method"] = yjit.method if yjit else None
+
+
+def _run_facts(results: ResultSet) -> dict[str, Any]:
+    facts = results.facts
+    return {
+        "ruby_version": _ruby_version(facts["ruby_version"]),
+        "ruby_description": _one(facts["ruby_version"]),
+        "ruby_bench_commit": _one(facts["ruby_bench_commit"]),
+        "ruby_bench_content_id": _one(facts["ruby_bench_content_id"]),
+        "settings": _one(facts["settings"]),
+        "runs": [{"run_id": r.run_id, "path": str(r.path)} for r in results.runs],
+        "mixed": results.mixed,
+    }
+
+
 def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     baseline = options.baseline or results.aliases[0]
     if baseline not in results.aliases:
@@ -196,11 +220,7 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     for exe, cmp in comparisons.items():
         _fill_executable(entries, cmp, baseline, exe)
     headline = headline_executable(results, comparisons)
-    for alias, entry in entries.items():
-        entry["reference"] = alias == baseline
-        yjit = _yjit(cells, alias, options.seed, categories)
-        entry["yjit_speedup"] = yjit.as_json() if yjit else None
-        entry["yjit_ci_method"] = yjit.method if yjit else None
+    _yjit_and_reference(entries, cells, baseline, options.seed, categories)
     _hoist(entries, headline, comparisons.get(headline), usd)
     ordered = sorted(entries.values(), key=lambda e: (e["rank"] is None, e["rank"] or 0))
     rows, flags = benchmark_rows(cells, baseline, usd)
@@ -212,14 +232,7 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "baseline": baseline, "headline_executable": headline,
-        "executables": results.executables,
-        "ruby_version": _ruby_version(results.facts["ruby_version"]),
-        "ruby_description": _one(results.facts["ruby_version"]),
-        "ruby_bench_commit": _one(results.facts["ruby_bench_commit"]),
-        "ruby_bench_content_id": _one(results.facts["ruby_bench_content_id"]),
-        "settings": _one(results.facts["settings"]),
-        "runs": [{"run_id": r.run_id, "path": str(r.path)} for r in results.runs],
-        "mixed": results.mixed, "seed": options.seed,
+        "executables": results.executables, **_run_facts(results), "seed": options.seed,
         "bootstrap": {"replicates": N_BOOT, "min_units": BOOTSTRAP_MIN_UNITS, "level": LEVEL},
         "outlier_rule": {"min_tasks": MIN_OUTLIER_TASKS, "mads": OUTLIER_MADS},
         "geomean_benchmarks": geomean_names, "benchmark_categories": categories,
