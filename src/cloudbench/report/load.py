@@ -132,10 +132,15 @@ def machine_of(metadata: dict[str, Any], fallback: str) -> str:
 REFETCH = "restore the task folder from the run's results.tar.gz"
 
 
-def _task_files(folder: Path, run: RunData) -> tuple[dict[str, Any], Path] | str:
-    """(metadata, output.json path), or why the task cannot be used (one line)."""
-    metadata_path, output = folder / "metadata.json", folder / "output.json"
-    where = folder.relative_to(run.path) if folder.is_relative_to(run.path) else folder
+def _where(path: Path, run: RunData) -> str:
+    """A task file as the user finds it: relative to the results folder when inside it."""
+    return str(path.relative_to(run.path) if path.is_relative_to(run.path) else path)
+
+
+def _task_metadata(folder: Path, run: RunData) -> dict[str, Any] | str:
+    """The task's metadata.json, or why the task cannot be used (one line)."""
+    metadata_path = folder / "metadata.json"
+    where = _where(folder, run)
     if not metadata_path.is_file():
         return (f"{where}/metadata.json missing: its machine and checks are unknown; "
                 f"{REFETCH}")  # fmt: skip
@@ -149,7 +154,7 @@ def _task_files(folder: Path, run: RunData) -> tuple[dict[str, Any], Path] | str
     if isinstance(version, int) and version > METADATA_VERSION:
         return (f"{where}/metadata.json: format_version {version} is newer than this "
                 f"cloudbench reads ({METADATA_VERSION}); upgrade cloudbench")  # fmt: skip
-    return metadata, output
+    return metadata
 
 
 def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
@@ -165,21 +170,19 @@ def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
     if not output.is_file():
         run.excluded.append(Exclusion(task_id, alias, "no output.json in the results"))
         return None
-    files = _task_files(folder, run)
-    if isinstance(files, str):
-        run.excluded.append(Exclusion(task_id, alias, files, bad_input=True))
-        return None
-    metadata, _ = files
-    try:
-        results = _results(output, metadata)
-    except ReportInputError as exc:
-        where = output.relative_to(run.path)
-        reason = f"{where}{str(exc).removeprefix(str(output))}; {REFETCH}"
-        run.excluded.append(Exclusion(task_id, alias, reason, bad_input=True))
+    metadata = _task_metadata(folder, run)
+    if isinstance(metadata, str):
+        run.excluded.append(Exclusion(task_id, alias, metadata, bad_input=True))
         return None
     failed = failed_checks(metadata)
     if failed:
         run.excluded.append(Exclusion(task_id, alias, f"checks failed: {', '.join(failed)}"))
+        return None
+    try:
+        results = _results(output, metadata)
+    except ReportInputError as exc:
+        reason = f"{_where(output, run)}{str(exc).removeprefix(str(output))}; {REFETCH}"
+        run.excluded.append(Exclusion(task_id, alias, reason, bad_input=True))
         return None
     for exe, names in (metadata.get("failed_benchmarks") or {}).items():
         for name in names:
