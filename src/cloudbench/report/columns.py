@@ -53,7 +53,7 @@ def log_scores(group: Group) -> tuple[Array, Array, Array]:
 
 
 def welch_columns(log_ratio: Array, parts: list[tuple[Array, Array]]) -> tuple[Array, Array, Array]:
-    """(low, high, usable) of exp(log_ratio ± t·se) per column; see stats._welch_log_interval."""
+    """(low, high, usable) of exp(log_ratio ± t·se) per column; see stats.welch_log_interval."""
     usable = np.ones(log_ratio.shape, dtype=bool)
     for var, df in parts:
         usable &= np.isfinite(var) & (df >= 1)

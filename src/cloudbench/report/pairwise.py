@@ -29,12 +29,12 @@ from cloudbench.report.stats import (
     Array,
     Group,
     Interval,
-    _percentile,
-    _welch_log_interval,
     log_boot_means,
     log_geomean_score,
     method_for,
+    percentile_interval,
     seed_for,
+    welch_log_interval,
 )
 
 REFERENCE = Interval(1.0, None, None, "reference")
@@ -90,10 +90,10 @@ def pair_interval(a: Contender, b: Contender) -> Interval:
     estimate = math.exp(b.log_time - a.log_time)
     method = method_for(a.group, b.group)
     if method == "bootstrap":
-        return _percentile(np.exp(b.boot() - a.boot()), estimate)
+        return percentile_interval(np.exp(b.boot() - a.boot()), estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
-    return _welch_log_interval(b.log_time - a.log_time, [(a.variance, a.df), (b.variance, b.df)])
+    return welch_log_interval(b.log_time - a.log_time, [(a.variance, a.df), (b.variance, b.df)])
 
 
 def _contains_one(interval: Interval) -> bool | None:

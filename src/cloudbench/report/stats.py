@@ -152,7 +152,7 @@ def method_for(*groups: Group) -> str:
     return "t" if fewest >= 2 else "none"
 
 
-def _percentile(samples: Array, estimate: float, method: str = "bootstrap") -> Interval:
+def percentile_interval(samples: Array, estimate: float, method: str = "bootstrap") -> Interval:
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return Interval(estimate, None, None, "none")
@@ -167,12 +167,12 @@ def mean_interval(group: Group, column: int) -> Interval:
     estimate = float(np.nanmean(values))
     method = method_for(group)
     if method == "bootstrap":
-        return _percentile(boot_means(group)[:, column], estimate)
+        return percentile_interval(boot_means(group)[:, column], estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
     # On the log scale (delta method), so a time's interval stays positive.
     log_mean, variance, df = log_geomean_score(group, np.asarray([column]))
-    interval = _welch_log_interval(log_mean, [(variance, df)])
+    interval = welch_log_interval(log_mean, [(variance, df)])
     return Interval(estimate, interval.ci_low, interval.ci_high, interval.method)
 
 
@@ -192,7 +192,7 @@ def log_geomean_score(group: Group, columns: NDArray[np.int64]) -> tuple[float, 
     return float(np.mean(np.log(means))), variance, n - 1
 
 
-def _welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Interval:
+def welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Interval:
     """exp(log_ratio ± t·se) with se² the sum of the parts' variances, Welch df."""
     if any(not math.isfinite(v) or df < 1 for v, df in parts):
         return Interval(math.exp(log_ratio), None, None, "none")
@@ -216,10 +216,10 @@ def speedup_interval(base: Group, other: Group, columns: NDArray[np.int64]) -> I
     if method == "bootstrap":
         logs = log_boot_means(base, cache=True)[:, columns] - log_boot_means(other)[:, columns]
         samples = np.mean(logs, axis=1)
-        return _percentile(np.exp(samples), math.exp(log_b - log_o))
+        return percentile_interval(np.exp(samples), math.exp(log_b - log_o))
     if method == "none":
         return Interval(math.exp(log_b - log_o), None, None, "none")
-    return _welch_log_interval(log_b - log_o, [(var_b, df_b), (var_o, df_o)])
+    return welch_log_interval(log_b - log_o, [(var_b, df_b), (var_o, df_o)])
 
 
 def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]) -> Interval:
@@ -235,7 +235,7 @@ def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]
             values = group.values[:, columns]
             with np.errstate(invalid="ignore", divide="ignore"):
                 sums.append(np.log(replicate_means(weights, values)))
-        return _percentile(np.exp(np.mean(sums[0] - sums[1], axis=1)), estimate)
+        return percentile_interval(np.exp(np.mean(sums[0] - sums[1], axis=1)), estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
     units = slow.units()
@@ -246,7 +246,7 @@ def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]
     scores = diff[0] - diff[1]
     scores = scores[np.isfinite(scores)]
     variance = float(np.var(scores, ddof=1)) / scores.size if scores.size >= 2 else math.nan
-    return _welch_log_interval(log_s - log_f, [(variance, scores.size - 1)])
+    return welch_log_interval(log_s - log_f, [(variance, scores.size - 1)])
 
 
 def outliers(values: Array) -> NDArray[np.bool_]:
