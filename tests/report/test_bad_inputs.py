@@ -53,6 +53,10 @@ def test_task_without_metadata_is_excluded_not_a_new_machine(tmp_path: Path) -> 
     reason = {e["task_id"]: e["reason"] for e in summary["excluded"]}[2]
     assert "metadata.json" in reason and "a-2" in reason
     assert all(not m.startswith("task-") for m in summary["provenance"][0]["machines"])
+    done = _cli(str(run), "--offline", "--out", str(tmp_path / "r"))
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "note: task 2 (a) excluded: a-2/metadata.json missing" in done.stdout
+    assert "reference" in done.stdout  # the baseline's row: no interval
 
 
 def test_one_corrupted_output_excludes_only_its_task(tmp_path: Path) -> None:
