@@ -86,6 +86,10 @@ def load_prices_file(path: Path) -> list[Price]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PricesFileError(f"{path}: cannot read prices file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise PricesFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV or JSON"
+        ) from None
     default_source = f"file:{path.name}"
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:

@@ -239,6 +239,7 @@ def grouped_notes(summary: dict[str, Any]) -> list[str]:
         why = " (local runners on one machine are one machine)" if local else ""
         notes.insert(0, f"{_names(one_machine)}: every task ran on one machine{each}{why}, so "
                      "the intervals cannot include machine-to-machine variation.")  # fmt: skip
+    notes += summary.get("notes", [])
     if summary["excluded"]:
         notes.append(f"{len(summary['excluded'])} task(s) or benchmark(s) excluded: see "
                      "\"Excluded and flagged\".")  # fmt: skip

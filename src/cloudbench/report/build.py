@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ from cloudbench.report.merge import merge
 from cloudbench.report.render import write
 from cloudbench.report.saved import keep_prices, saved_prices
 from cloudbench.report.summary import DEFAULT_SEED, Options, build_summary
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,20 @@ def build_report(
         raise ReportInputError(
             f"{results_dirs[0]}: no task with usable results (every task failed or was excluded)"
         )
-    summary = build_summary(results, Options(baseline, resolver, seed))
-    summary["answer"] = answer(results, summary)
-    if against:
-        earlier = merge([load_run(p) for p in against], allow_mixed=True)
-        summary["comparison"] = compare(results, earlier)
-        summary["comparison"]["sentences"] = sentences(summary["comparison"])
     target = out or results_dirs[0] / "report"
-    index = write(results, summary, target)
+    # numpy/scipy warn about empty or tiny slices (e.g. merged runs with different
+    # benchmark sets); the report says such things in words (summary `notes`), so the
+    # libraries' own warnings are kept off the terminal and only logged at debug level.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = build_summary(results, Options(baseline, resolver, seed))
+        summary["answer"] = answer(results, summary)
+        if against:
+            earlier = merge([load_run(p) for p in against], allow_mixed=True)
+            summary["comparison"] = compare(results, earlier)
+            summary["comparison"]["sentences"] = sentences(summary["comparison"])
+        index = write(results, summary, target)
+    for warning in caught:
+        logger.debug("library warning while building the report: %s", warning.message)
     keep_prices(results, summary, overridden=prices_file is not None or bool(config_prices))
     return Report(summary, index, target)

@@ -55,6 +55,16 @@ def log_ticks(low: float, high: float) -> dict[str, Any]:
     return {"tickvals": inside, "ticktext": [f"{v:g}x" for v in inside]}
 
 
+def _bars(types: list[dict[str, Any]]) -> dict[str, Any]:
+    """Vertical 95% interval bars of the geomean speedup (none for the reference)."""
+    speeds = [t["geomean_speedup"] for t in types]
+    return {"type": "data", "symmetric": False,
+            "array": [s["ci_high"] - s["estimate"] if s["ci_high"] is not None else 0
+                      for s in speeds],
+            "arrayminus": [s["estimate"] - s["ci_low"] if s["ci_low"] is not None else 0
+                           for s in speeds]}  # fmt: skip
+
+
 def pareto(summary: dict[str, Any]) -> Figure | None:
     types = [t for t in summary["instance_types"]
              if t["usd_per_hour"] is not None and t["geomean_speedup"]]  # fmt: skip
@@ -64,7 +74,8 @@ def pareto(summary: dict[str, Any]) -> Figure | None:
     points = {"type": "scatter", "mode": "markers+text", "name": "instance types",
               "x": [t["usd_per_hour"] for t in types],
               "y": [t["geomean_speedup"]["estimate"] for t in types],
-              "text": [t["alias"] for t in types], "textposition": "top center"}  # fmt: skip
+              "text": [t["alias"] for t in types], "textposition": "top center",
+              "error_y": _bars(types)}  # fmt: skip
     line = {
         "type": "scatter",
         "mode": "lines",

@@ -36,12 +36,24 @@ def print_ranking(console: Console, report: Report) -> None:
 def _config_prices(path: Path | None) -> dict[str, float] | None:
     if path is None:
         return None
+    from pydantic import ValidationError
+
     from cloudbench.protocol import RunSpec
 
+    fix = "give the run's JSON config file"
     try:
         spec = RunSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"--config {path}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ReportError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"--config {path}: not UTF-8 text (byte {exc.start}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"--config {path}: not valid JSON (line {exc.lineno}, column "
+                          f"{exc.colno}: {exc.msg}); {fix}") from None  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ReportError(f"--config {path}: {where}: {first['msg']}") from None
     return dict(spec.prices)
 
 

@@ -95,7 +95,7 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
         rows.append([
             str(t["rank"] or "-"), t["alias"], f"{t['provider']}/{t['instance_type']}",
             str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
-            ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),  # noqa: E501
+            "reference" if t.get("reference") else ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),  # noqa: E501
             f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
             ", ".join(t["tied_with"]) or "-",
         ])  # fmt: skip
