@@ -140,3 +140,54 @@ def test_types_without_a_price_are_named_not_ranked_per_dollar(tmp_path: Path) -
     said = build_report([run], offline=True, config_prices=prices).summary["answer"]
     assert said["best_per_dollar"] == "cheap"
     assert said["sentences"][1].endswith("Not priced, so not compared per dollar: mid.")
+
+
+def _pair(summary: dict[str, Any], field: str, a: str, b: str) -> dict[str, Any]:
+    pairs = summary["pairwise"][summary["headline_executable"]][field]
+    return next(p for p in pairs if (p["a"], p["b"]) == (a, b))
+
+
+def test_answer_reads_the_pairwise_figures_and_their_tied_flags(tmp_path: Path) -> None:
+    """The sentence's numbers are summary.json's pairs (speed and per dollar), and "cannot
+    be told apart" is exactly the pairs' `tied` flags."""
+    run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
+    summary = build_report([run], offline=True, config_prices=PRICES).summary
+    speed = _pair(summary, "pairs", "fast", "mid")
+    assert speed["tied"] is False and _pair(summary, "pairs", "fast", "cheap")["tied"] is False
+    r = speed["ratio"]
+    said = summary["answer"]["sentences"]
+    assert f"{r['estimate']:.2f}x the runner-up mid [95% CI {r['ci_low']:.2f}, " in said[0]
+    fast = next(t for t in summary["instance_types"] if t["alias"] == "fast")
+    assert f"probability of being fastest {100 * fast['prob_fastest']:.0f}%" in said[0]
+    # Per dollar the runner-up is fast (0.2 $/h for 1.5x: 0.133 against mid's 0.136).
+    money = _pair(summary, "per_dollar", "cheap", "fast")
+    # Per dollar: the same replicates' ratio times the price ratio (prices are constants).
+    back = _pair(summary, "pairs", "fast", "cheap")["ratio"]
+    scale = PRICES["fast.large"] / PRICES["cheap.large"]
+    for key in ("estimate", "ci_low", "ci_high"):
+        assert abs(money["ratio"][key] - scale / back[{"estimate": "estimate", "ci_low":
+                   "ci_high", "ci_high": "ci_low"}[key]]) < 1e-9 * scale  # fmt: skip
+    m = money["ratio"]
+    assert f"{m['estimate']:.2f}x the runner-up fast [95% CI {m['ci_low']:.2f}, " in said[1]
+
+    tied_run = speed_run(tmp_path, 2, {"c7g": 1.0, "c8g": 1.01}, noise=0.05, machine_noise=0.05)
+    tied = build_report([tied_run], offline=True).summary
+    assert tied["pairwise"]["yjit"]["pairs"][0]["tied"] is True
+    assert "cannot be told apart" in tied["answer"]["sentences"][0]
+
+
+def test_ranking_shows_rank_interval_and_probability(tmp_path: Path) -> None:
+    run = speed_run(tmp_path, 1, {"c7g": 1.0, "c8g": 1.01, "m7i": 1.5}, noise=0.05,
+                    machine_noise=0.05)  # fmt: skip
+    out = _cli("report", str(run), "--offline", columns=80)
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    lines = out.splitlines()
+    header = next(ln for ln in lines if ln.startswith("rank "))
+    assert "P(fast)" in header
+    for t in summary["instance_types"]:
+        low, high = t["rank_interval"]
+        label = str(low) if low == high else f"{low}-{high}"
+        row = next(ln for ln in lines if ln.split()[1:2] == [t["alias"]])
+        assert row.split()[0] == label and f"{100 * t['prob_fastest']:.0f}%" in row.split()
+    c7g = next(t for t in summary["instance_types"] if t["alias"] == "c7g")
+    assert c7g["rank_interval"] == [2, 3]  # c7g and c8g cannot be ordered, m7i is 1st

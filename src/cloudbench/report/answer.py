@@ -1,52 +1,68 @@
 """The answer in one or two sentences: which type is fastest, which is best per dollar,
 or plainly that the data cannot tell them apart, and what more tasks would cost.
 
-Everything here reads summary.json's per-type figures plus one pairwise comparison per
-question, given by a `Pair` function (see `pairwise`): the only place that computes a
-figure of its own, so that it can read summary.json's pairwise comparisons instead once
-they exist.
+Everything here reads summary.json: the per-type figures (`prob_fastest`,
+`prob_best_per_dollar`) and the headline executable's pairwise comparisons
+(`pairwise[exe].pairs` by speed, `.per_dollar` per dollar; see `Pairs`), so that "cannot
+be told apart" is exactly a pair's `tied` flag and the numbers are the pairs' own.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 from typing import Any
 
-import numpy as np
 from scipy import stats
 
-from cloudbench.report.groups import build_cells
 from cloudbench.report.merge import ResultSet
-from cloudbench.report.stats import Interval, speedup_interval
+from cloudbench.report.stats import Interval
 
-# Speed of type a over type b (b's time ÷ a's time, geomean over the headline set).
-Pair = Callable[[str, str], Interval | None]
 POWER = 0.8  # the chance that the suggested number of tasks separates the two
 ALPHA = 0.05
 MAX_TASKS = 200
+SPEED, PER_DOLLAR = "geomean_speedup", "perf_per_dollar"
 
 
-def pairwise(results: ResultSet, summary: dict[str, Any]) -> Pair:
-    """a over b on the headline executable and benchmark set, from the per-task values.
+@dataclass(frozen=True)
+class Found:
+    """One pair read from summary.json: a over b (above 1: a is better) and its flag."""
 
-    The same interval method as every other speedup (t on unit means, or the bootstrap).
-    """
-    cells = build_cells(results, summary["seed"])
-    exe = summary["headline_executable"]
-    names = summary["geomean_benchmarks"].get(exe) or []
+    interval: Interval
+    tied: bool | None  # None: no interval (one unit), so not told apart
 
-    def pair(a: str, b: str) -> Interval | None:
-        cell_a, cell_b = cells.get((a, exe)), cells.get((b, exe))
-        if cell_a is None or cell_b is None or not names:
-            return None
-        columns = np.asarray([cell_b.column(n) for n in names])
-        return speedup_interval(cell_b.group, cell_a.group, columns)
 
-    return pair
+def _interval(entry: dict[str, Any]) -> Interval:
+    r = entry["ratio"]
+    return Interval(r["estimate"], r["ci_low"], r["ci_high"], str(entry["ci_method"]))
+
+
+def _inverse(found: Found) -> Found:
+    i = found.interval
+    low, high = i.ci_low, i.ci_high
+    flipped = Interval(1 / i.estimate, None if high is None else 1 / high,
+                       None if low is None else 1 / low, i.method)  # fmt: skip
+    return Found(flipped, found.tied)
+
+
+class Pairs:
+    """summary.json `pairwise` of the headline executable, looked up in either order."""
+
+    def __init__(self, summary: dict[str, Any]):
+        chosen = (summary.get("pairwise") or {}).get(summary["headline_executable"]) or {}
+        self.found: dict[tuple[str, str, str], Found] = {}
+        for key, field in ((SPEED, "pairs"), (PER_DOLLAR, "per_dollar")):
+            for entry in chosen.get(field) or []:
+                self.found[(key, entry["a"], entry["b"])] = Found(_interval(entry), entry["tied"])
+
+    def of(self, key: str, a: str, b: str) -> Found | None:
+        """a over b by speed (key SPEED) or per dollar (PER_DOLLAR); None: not compared."""
+        if (key, a, b) in self.found:
+            return self.found[(key, a, b)]
+        reverse = self.found.get((key, b, a))
+        return None if reverse is None else _inverse(reverse)
 
 
 def task_hours(results: ResultSet) -> dict[str, float | None]:
@@ -90,8 +106,9 @@ def units(entry: dict[str, Any]) -> int:
 
 
 def probability(entry: dict[str, Any], what: str) -> float | None:
-    """The probability of being fastest / best per dollar, when summary.json has it."""
-    key = "p_fastest" if what == "fastest" else "p_best_per_dollar"
+    """The probability of being fastest / best per dollar (summary.json, from the same
+    replicates as the pairs); None when it has none (one unit, or no price)."""
+    key = "prob_fastest" if what == "fastest" else "prob_best_per_dollar"
     value = entry.get(key)
     return float(value) if isinstance(value, int | float) else None
 
@@ -118,18 +135,9 @@ def _names(aliases: list[str]) -> str:
 
 
 class Answer:
-    def __init__(self, summary: dict[str, Any], pair: Pair, hours: dict[str, float | None]):
-        self.summary, self.pair, self.hours = summary, pair, hours
+    def __init__(self, summary: dict[str, Any], pairs: Pairs, hours: dict[str, float | None]):
+        self.summary, self.pairs, self.hours = summary, pairs, hours
         self.by_alias = {t["alias"]: t for t in summary["instance_types"]}
-
-    def _pair(self, contest: Contest, a: str, b: str) -> Interval | None:
-        speed = self.pair(a, b)
-        if speed is None or contest.key == "geomean_speedup":
-            return speed
-        scale = self.by_alias[b]["usd_per_hour"] / self.by_alias[a]["usd_per_hour"]
-        low, high = speed.ci_low, speed.ci_high
-        return Interval(speed.estimate * scale, None if low is None else low * scale,
-                        None if high is None else high * scale, speed.method)  # fmt: skip
 
     def cost(self, aliases: list[str], tasks: int) -> float | None:
         total = 0.0
@@ -144,11 +152,12 @@ class Answer:
         """(the sentence, the winning alias or None when the data cannot tell)."""
         leader, rest = contest.order[0], contest.order[1:]
         alias = leader["alias"]
-        tied = [o["alias"] for o in rest
-                if (p := self._pair(contest, alias, o["alias"])) is None
-                or p.ci_low is None or p.ci_low <= 1]  # fmt: skip
+        found = {o["alias"]: self.pairs.of(contest.key, alias, o["alias"]) for o in rest}
+        # Told apart exactly when the pair's `tied` flag is false (its interval excludes 1).
+        tied = [other for other, f in found.items() if f is None or f.tied is not False]
         runner = rest[0]["alias"]
-        versus = self._pair(contest, alias, runner)
+        runner_pair = found[runner]
+        versus = runner_pair.interval if runner_pair else None
         if tied or versus is None:
             return self._undecided(contest, [alias, *tied], runner, versus), None
         text = f"{contest.what.capitalize()}: {alias}, {ratio(versus, 'the runner-up ' + runner)}"
@@ -168,7 +177,7 @@ class Answer:
         pair = [group[0], runner]  # the leader and the runner-up: what the numbers are about
         n = min(units(self.by_alias[a]) for a in pair)
         kind = "machines" if all(self.by_alias[a]["machines"] >= 2 for a in pair) else "tasks"
-        basis = "" if contest.key == "geomean_speedup" else " per dollar"
+        basis = "" if contest.key == SPEED else " per dollar"
         text = f"{_names(group)} cannot be told apart{basis} with {plural(n, kind)} each"
         if versus is None:
             return text + "."
@@ -190,8 +199,8 @@ class Answer:
         speed = sorted(types, key=lambda t: -t["geomean_speedup"]["estimate"])
         priced = sorted((t for t in types if t["perf_per_dollar"]),
                         key=lambda t: -t["perf_per_dollar"]["estimate"])  # fmt: skip
-        return [Contest("fastest", "geomean_speedup", speed),
-                Contest("best per dollar", "perf_per_dollar", priced)]  # fmt: skip
+        return [Contest("fastest", SPEED, speed),
+                Contest("best per dollar", PER_DOLLAR, priced)]  # fmt: skip
 
     def build(self) -> dict[str, Any]:
         speed, money = self.contests()
@@ -248,5 +257,5 @@ def grouped_notes(summary: dict[str, Any]) -> list[str]:
 
 def answer(results: ResultSet, summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json's `answer`: sentences, fastest, best_per_dollar (None: cannot tell), notes."""
-    built = Answer(summary, pairwise(results, summary), task_hours(results)).build()
+    built = Answer(summary, Pairs(summary), task_hours(results)).build()
     return {**built, "notes": grouped_notes(summary)}

@@ -10,6 +10,9 @@ t interval uses (log scale, delta-method variance, units - 1 df), seeded per typ
   the percentiles of the replicates' differences (bootstrap) or the Welch t interval on
   the log scale; a pair is *tied* when that interval contains 1. The speedup against the
   baseline is exactly the (type, baseline) pair; the baseline itself is the reference.
+- Per dollar, for priced types: a's cost per unit of work (time x $/h) against b's, the
+  same pair interval times b's price ÷ a's (prices are constants, so this is exactly the
+  interval of the same replicates' time x $/h); ordered and tied the same way.
 - From the same replicates: each type's probability of being fastest, of being best per
   dollar (time x $/h, priced types only) and the central 95 % of its rank.
 """
@@ -74,6 +77,7 @@ class Comparison:
     rank: dict[str, int]
     tied: dict[str, list[str]]
     pairs: list[dict[str, object]]
+    per_dollar_pairs: list[dict[str, object]]  # priced types only, cheaper per work first
     clearly_faster: set[tuple[str, str]]  # (a, b): a's interval over b clear of 1
     rank_interval: dict[str, list[int] | None]
     prob_fastest: dict[str, float | None]
@@ -137,9 +141,35 @@ def _pairs(found: list[Contender]) -> tuple[list[dict[str, object]], set[tuple[s
             tied = _contains_one(interval)
             if tied is False:
                 clear.add((a.alias, b.alias) if interval.estimate >= 1 else (b.alias, a.alias))
-            pairs.append({"a": a.alias, "b": b.alias, "ratio": interval.as_json(),
-                          "ci_method": interval.method, "tied": tied})  # fmt: skip
+            pairs.append(_pair_json(a.alias, b.alias, interval))
     return pairs, clear
+
+
+def _pair_json(a: str, b: str, interval: Interval) -> dict[str, object]:
+    return {"a": a, "b": b, "ratio": interval.as_json(), "ci_method": interval.method,
+            "tied": _contains_one(interval)}  # fmt: skip
+
+
+def _scaled(interval: Interval, factor: float) -> Interval:
+    low, high = interval.ci_low, interval.ci_high
+    return Interval(interval.estimate * factor, None if low is None else low * factor,
+                    None if high is None else high * factor, interval.method)  # fmt: skip
+
+
+def per_dollar_pairs(
+    found: list[Contender], prices: dict[str, float | None]
+) -> list[dict[str, object]]:
+    """Every pair of priced types per dollar: b's time x $/h ÷ a's (above 1: a does the
+    work for less), a before b in per-dollar order, from the same replicates as `_pairs`."""
+    usd = {c.alias: p for c in found if (p := prices.get(c.alias)) is not None and p > 0}
+    order = sorted((c for c in found if c.alias in usd),
+                   key=lambda c: c.log_time + math.log(usd[c.alias]))  # fmt: skip
+    out = []
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            interval = _scaled(pair_interval(a, b), usd[b.alias] / usd[a.alias])
+            out.append(_pair_json(a.alias, b.alias, interval))
+    return out
 
 
 def compare(
@@ -173,6 +203,7 @@ def compare(
     return Comparison(
         names=names, method=method, vs_baseline=vs,
         rank={c.alias: i + 1 for i, c in enumerate(order)}, tied=tied, pairs=pairs,
+        per_dollar_pairs=per_dollar_pairs(found, prices),
         clearly_faster=clear, rank_interval=ranks, prob_fastest=fastest,
         prob_best_per_dollar=per_dollar,
     )  # fmt: skip

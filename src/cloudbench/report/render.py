@@ -91,11 +91,12 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in summary["instance_types"]:
         price = t["price_note"] if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
-        speed = t["geomean_speedup"]
+        speed, money = t["geomean_speedup"], t["perf_per_dollar"]
         rows.append([
-            str(t["rank"] or "-"), t["alias"], f"{t['provider']}/{t['instance_type']}",
+            view.rank_label(t, summary), t["alias"], f"{t['provider']}/{t['instance_type']}",
             str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
-            "reference" if t.get("reference") else ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),  # noqa: E501
+            "reference" if t.get("reference") else ci(speed), pct(t["prob_fastest"]), price,
+            f3(money["estimate"] if money else None), pct(t["prob_best_per_dollar"]),
             f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
             ", ".join(t["tied_with"]) or "-",
         ])  # fmt: skip
@@ -124,8 +125,9 @@ def cost_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-RANKING_HEADER = ["rank", "alias", "instance type", "tasks", "machines", "speedup", "95% CI",
-                  "$/h", "perf/$", "YJIT x", "tied with"]  # fmt: skip
+RANKING_HEADER = ["rank (95%)", "alias", "instance type", "tasks", "machines", "speedup",
+                  "95% CI", "P(fastest)", "$/h", "perf/$", "P(best per $)", "YJIT x",
+                  "tied with"]  # fmt: skip
 
 
 def markdown(summary: dict[str, Any]) -> str:

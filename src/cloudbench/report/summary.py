@@ -238,8 +238,8 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         "geomean_benchmarks": geomean_names, "benchmark_categories": categories,
         "geomean_category": {exe: geomean_set(names, categories)[1]
                              for exe, names in geomean_names.items()},
-        "pairwise": {exe: {"method": c.method, "benchmarks": len(c.names),
-                           "pairs": c.pairs} for exe, c in comparisons.items()},
+        "pairwise": {exe: {"method": c.method, "benchmarks": len(c.names), "pairs": c.pairs,
+                           "per_dollar": c.per_dollar_pairs} for exe, c in comparisons.items()},
         "cost_ledger": ledger,
         "instance_types": ordered, "benchmarks": rows,
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],

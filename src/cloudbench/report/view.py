@@ -63,13 +63,16 @@ def settings_text(results: ResultSet) -> str:
 
 
 def rank_label(entry: dict[str, Any], summary: dict[str, Any]) -> str:
-    """ "2" when the type is told apart from every other, else the range of ranks it
-    shares with the types it is tied with ("1-3")."""
+    """The type's rank interval: the central 95% of its rank over the resampling
+    replicates (summary.json `rank_interval`), "2" or "1-3" (could be 1st to 3rd). Without
+    replicates (a type with one task or machine) every rank is possible: "1-N"."""
     if entry["rank"] is None:
         return "-"
-    ranks = {t["alias"]: t["rank"] for t in summary["instance_types"] if t["rank"] is not None}
-    shared = [entry["rank"], *(ranks[a] for a in entry["tied_with"] if a in ranks)]
-    low, high = min(shared), max(shared)
+    interval = entry.get("rank_interval")
+    if interval:
+        low, high = interval
+    else:
+        low, high = 1, sum(1 for t in summary["instance_types"] if t["rank"] is not None)
     return str(low) if low == high else f"{low}-{high}"
 
 
@@ -78,7 +81,8 @@ GRID_TYPES = 8
 
 def grid(summary: dict[str, Any]) -> dict[str, Any]:
     """Benchmarks x types of the headline executable: speedup, interval and a class
-    ("faster"/"slower" only where the interval excludes 1, else "same")."""
+    ("faster"/"slower" only where the interval excludes 1, "reference" for the baseline,
+    else "same")."""
     exe = summary["headline_executable"]
     aliases = [t["alias"] for t in summary["instance_types"]]
     cells: dict[tuple[str, str], dict[str, Any]] = {}
@@ -87,7 +91,9 @@ def grid(summary: dict[str, Any]) -> dict[str, Any]:
             continue
         s = row["speedup"]
         kind = "same"
-        if s["ci_low"] is not None and s["ci_low"] > 1:
+        if row["alias"] == summary["baseline"]:
+            kind = "reference"  # the baseline against itself: 1, no interval
+        elif s["ci_low"] is not None and s["ci_low"] > 1:
             kind = "faster"
         elif s["ci_high"] is not None and s["ci_high"] < 1:
             kind = "slower"
