@@ -26,6 +26,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "status": ("cloudbench.master.cli", "status"),
     "nuke": ("cloudbench.nuke.cli", "nuke"),
     "report": ("cloudbench.report.cli", "report"),
+    "history": ("cloudbench.report.cli", "history"),
     "runner": ("cloudbench.runner.cli", "runner"),
 }
 
@@ -36,7 +37,8 @@ def _load(name: str) -> Command:
     if isinstance(target, typer.Typer):
         command: Command = typer.main.get_group(target)
     else:  # a function: one command of its own
-        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                             rich_markup_mode=None)  # fmt: skip
         single.command(name=name)(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -68,6 +70,8 @@ app = typer.Typer(
     help="Run ruby-bench on many instance types and collect every result.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich's boxed layout cuts option names at 80 columns ("--orchestrator-…").
+    rich_markup_mode=None,
 )
 
 

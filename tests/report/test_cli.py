@@ -61,7 +61,7 @@ def test_mixed_runs_refused_unless_allowed(tmp_path: Path) -> None:
                                             metadata={"ruby_bench_commit": "abc"})])  # fmt: skip
     done = _cli(str(one), str(two), "--offline", "--out", str(tmp_path / "r"))
     assert done.returncode == 2
-    assert "ruby_bench_commit differs" in done.stderr and "--allow-mixed" in done.stderr
+    assert "ruby-bench commit differs" in done.stderr and "--allow-mixed" in done.stderr
     assert "Traceback" not in done.stderr
     done = _cli(str(one), str(two), "--offline", "--allow-mixed", "--out", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr

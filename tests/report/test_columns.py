@@ -46,7 +46,7 @@ def test_column_intervals_equal_the_row_versions(machines: int, tasks_per: int) 
         _same(speedups[j], speedup_interval(base, other, np.asarray([j])))
         methods.add(speedups[j].method)
     assert methods  # something was compared
-    assert speedup_intervals(base, base)[0] == Interval(1.0, 1.0, 1.0, "exact")
+    assert speedup_intervals(base, base)[0] == Interval(1.0, None, None, "reference")
 
 
 def test_spread_columns_by_hand() -> None:
@@ -65,10 +65,16 @@ def test_spread_columns_by_hand() -> None:
 
 
 def test_outliers_per_column() -> None:
-    values = np.array([[1.0, 1.0], [1.1, 1.0], [0.9, np.nan], [1.0, 1.0], [9.0, 1.0]])
+    # Column 0: ten quiet tasks and one far off; column 1: MAD 0; column 2: too few tasks.
+    quiet = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.02, 0.98, 1.0]
+    values = np.full((11, 3), np.nan)
+    values[:, 0] = [*quiet, 9.0]
+    values[:, 1] = [1.0] * 10 + [np.nan]
+    values[:5, 2] = [1.0, 1.1, 0.9, 1.0, 9.0]
     flagged = outliers(values)
-    assert flagged[:, 0].tolist() == [False, False, False, False, True]
+    assert flagged[:, 0].tolist() == [False] * 10 + [True]
     assert not flagged[:, 1].any()  # MAD 0: nothing to scale by, nothing flagged
+    assert not flagged[:, 2].any()  # 5 tasks: fewer than MIN_OUTLIER_TASKS, not judged
 
 
 def test_warmup_trends_batched() -> None:

@@ -240,3 +240,22 @@ def test_benchmark_processes_do_not_get_the_runner_token(
         assert "CLOUDBENCH_RUNNER_TOKEN" not in child.environ(), child.cmdline()
     proc.terminate()
     assert proc.wait(timeout=30) == 128 + 15, _runner_log(tmp_path)
+
+
+def test_a_new_benchmark_is_told_at_once(
+    orchestrator_server: OrchestratorProcess, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The progress view shows the current benchmark as soon as it runs, not at the next
+    periodic heartbeat (here 60 s away)."""
+    run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
+    start_runner(orchestrator_server, run_id,
+                 env={"CLOUDBENCH_HEARTBEAT_INTERVAL": "60", "FAKE_BENCH_SLEEP": "40"})  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tasks = _tasks(orchestrator_server, run_id)
+        if tasks[0]["current_benchmark"] == "sleepy":
+            return
+        time.sleep(0.3)
+    raise AssertionError(
+        f"the benchmark was not told within 30 s: {tasks}\n{_runner_log(tmp_path)}"
+    )

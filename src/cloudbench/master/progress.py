@@ -32,11 +32,14 @@ def _age(moment: datetime | None) -> float | None:
 
 
 def eta(run: RunOut) -> float | None:
-    finished, total = done(run.tasks), run.tasks.total
+    """From the work done so far: finished tasks plus the running ones' progress (so an
+    ETA shows before the first task ends), at the pace since the run was created."""
+    total = run.tasks.total
+    work = done(run.tasks) + sum(i.running_progress for i in run.instance_types)
     elapsed = _age(run.created_at)
-    if not finished or elapsed is None or finished >= total:
+    if work <= 0.01 or elapsed is None or done(run.tasks) >= total:
         return None
-    return elapsed / finished * (total - finished)
+    return elapsed / work * max(total - work, 0.0)
 
 
 def summary_line(run: RunOut) -> str:
@@ -79,7 +82,7 @@ class ProgressView:
 
     def update(self, run: RunOut, notes: list[str]) -> None:
         if self.live is not None:
-            self.live.update(render(run, notes))
+            self.live.update(render(run, notes, self.console.width))
             return
         for note in notes:
             self.console.print(note, markup=False, highlight=False, soft_wrap=True)
@@ -92,34 +95,42 @@ class ProgressView:
             self._last_state, self._last_at = state, now
 
 
-def _row(item: InstanceTypeProgress) -> list[RenderableType]:
+NARROW = 100  # below this many columns: shorter bars, no provider/type, no heartbeat age
+
+
+def _row(item: InstanceTypeProgress, narrow: bool = False) -> list[RenderableType]:
     c = item.counts
-    bar = ProgressBar(total=max(c.total, 1), completed=done(c), width=20)
+    bar = ProgressBar(total=max(c.total, 1), completed=done(c), width=10 if narrow else 20)
     counts = Text.assemble(
         (f"✓{c.completed} ", "green"), (f"✗{c.failed + c.cancelled} ", "red"),
         (f"▶{c.running + c.claimed} ", "cyan"), (f"…{c.pending}", "dim"),
     )  # fmt: skip
     age = _age(item.oldest_heartbeat_at)
-    return [
-        f"{item.alias} [dim]({item.provider}/{item.instance_type})[/]",
-        Group(bar, Text(f"{done(c)}/{c.total}")),
-        counts,
+    name = Text(item.alias) if narrow else Text.from_markup(
+        f"{item.alias} [dim]({item.provider}/{item.instance_type})[/]")  # fmt: skip
+    row: list[RenderableType] = [
+        name, Group(bar, Text(f"{done(c)}/{c.total}")), counts,
         ", ".join(item.current_benchmarks[:3]) or "-",
-        duration(age) if age is not None else "-",
-    ]
+    ]  # fmt: skip
+    return row if narrow else [*row, duration(age) if age is not None else "-"]
 
 
-def render(run: RunOut, notes: list[str]) -> RenderableType:
+def render(run: RunOut, notes: list[str], width: int = 120) -> RenderableType:
+    narrow = width < NARROW
     table = Table(title=f"run {run.run_id} · Ruby {run.ruby_version} · {run.status}")
-    for column in ("instance type", "progress", "tasks", "current", "oldest heartbeat"):
-        table.add_column(column)
+    table.add_column("instance type", no_wrap=True)
+    table.add_column("progress", no_wrap=True)
+    table.add_column("tasks", no_wrap=True)
+    table.add_column("current", overflow="fold")
+    if not narrow:
+        table.add_column("oldest heartbeat")
     for item in run.instance_types:
-        table.add_row(*_row(item))
+        table.add_row(*_row(item, narrow))
     c = run.tasks
     overall = Table.grid(padding=(0, 2))
     overall.add_row(
         "overall",
-        ProgressBar(total=max(c.total, 1), completed=done(c), width=40),
+        ProgressBar(total=max(c.total, 1), completed=done(c), width=20 if narrow else 40),
         f"{done(c)}/{c.total}",
         f"elapsed {duration(_age(run.created_at))}",
         f"ETA {duration(eta(run))}",

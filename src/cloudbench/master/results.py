@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -182,7 +183,11 @@ def write_report(console: Console, err: Console, results: Path, args: list[str])
     import each other); a report that fails is a warning, the results are already safe."""
     command = [sys.executable, "-m", "cloudbench", "report", str(results), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=REPORT_TIMEOUT)
+        # The report lays its table out for this console's width, not a pipe's.
+        env = {**os.environ, "COLUMNS": str(console.width)}
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=REPORT_TIMEOUT, env=env
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         err.print(f"warning: no report: {exc}", markup=False, soft_wrap=True)
         return

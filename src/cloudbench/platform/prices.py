@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,10 @@ def load_prices_file(path: Path) -> list[Price]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PricesFileError(f"{path}: cannot read prices file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise PricesFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV or JSON"
+        ) from None
     default_source = f"file:{path.name}"
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
@@ -259,6 +263,9 @@ class PriceResolver:
     cache_dir: Path | None = None
     aws_endpoint_url: str | None = None
     azure_url: str = AZURE_RETAIL_URL
+    # Prices saved with the results (a results folder's prices.json): after the file and
+    # the config, before any look-up.
+    saved: list[Price] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rows = load_prices_file(self.prices_file) if self.prices_file else []
@@ -267,6 +274,8 @@ class PriceResolver:
         found = _from_rows(self._rows, provider, instance_type, region)
         if found is None and self.config_prices:
             found = _from_config(self.config_prices, provider, instance_type, region)
+        if found is None and self.saved:
+            found = _from_rows(self.saved, provider, instance_type, region)
         if found is None and not self.offline and region and provider in ("aws", "azure"):
             found = self._lookup(provider, instance_type, region)
         return found
@@ -291,6 +300,20 @@ class PriceResolver:
         except OSError as exc:  # an unwritable cache costs a look-up next time, nothing else
             logger.warning("cannot write price cache %s: %s", cache.path, exc)
         return price
+
+
+SAVED_PRICES = "prices.json"  # in a results folder: the prices that priced its report
+SAVED_FORMAT_VERSION = 1
+
+
+def save_prices(path: Path, prices: list[Price]) -> None:
+    """Write prices as a prices file (JSON, readable by load_prices_file), source and
+    date kept, so a later report of the same results uses the same prices."""
+    rows = [asdict(p) for p in sorted(prices, key=lambda p: (p.provider, p.instance_type))]
+    data = {"format_version": SAVED_FORMAT_VERSION, "prices": rows}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def resolve_price(

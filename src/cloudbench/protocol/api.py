@@ -167,6 +167,9 @@ class InstanceTypeProgress(BaseModel):
     counts: TaskCounts
     current_benchmarks: list[str] = Field(default_factory=list)
     oldest_heartbeat_at: datetime | None = None
+    # The running tasks' progress summed, in tasks (two tasks half done: 1.0); 0 from an
+    # orchestrator that predates it.
+    running_progress: float = 0.0
 
 
 class RunOut(BaseModel):

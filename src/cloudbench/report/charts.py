@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -32,28 +31,38 @@ def forest(summary: dict[str, Any]) -> Figure:
         "hovertemplate": "%{y}: %{x:.3f}x<extra></extra>",
     }  # fmt: skip
     height = 120 + 22 * len(types)
+    ends = [v for v in [*est, *low, *high] if v is not None and v > 0]
     return _figure("forest", f"Geomean speedup vs {summary['baseline']} "
                    f"({summary['headline_executable']}), 95% CI", [trace], height=height,
-                   xaxis={"type": "log", "title": {"text": "speedup (log scale)"}},
+                   xaxis={"type": "log", "title": {"text": "speedup, x the baseline (log scale)"},
+                          **log_ticks(min(ends, default=1.0), max(ends, default=1.0))},
                    yaxis={"autorange": "reversed", "automargin": True},
                    shapes=[{"type": "line", "x0": 1, "x1": 1, "yref": "paper", "y0": 0, "y1": 1,
                             "line": {"dash": "dot", "color": "#888"}}])  # fmt: skip
 
 
-def heatmap(summary: dict[str, Any]) -> Figure:
-    exe = summary["headline_executable"]
-    aliases = [t["alias"] for t in summary["instance_types"]]
-    rows = [r for r in summary["benchmarks"] if r["executable"] == exe and r["speedup"]]
-    names = sorted({r["name"] for r in rows})
-    cell = {(r["name"], r["alias"]): r["speedup"]["estimate"] for r in rows}
-    z = [[math.log2(cell[(n, a)]) if (n, a) in cell else None for a in aliases] for n in names]
-    text = [[f"{cell[(n, a)]:.2f}" if (n, a) in cell else "" for a in aliases] for n in names]
-    trace = {"type": "heatmap", "x": aliases, "y": names, "z": z, "text": text,
-             "zmid": 0, "colorscale": "RdBu", "colorbar": {"title": {"text": "log2 speedup"}},
-             "hovertemplate": "%{y} on %{x}: %{text}x<extra></extra>"}  # fmt: skip
-    return _figure("heatmap", f"Speedup per benchmark vs {summary['baseline']} ({exe})", [trace],
-                   height=160 + 18 * len(names), yaxis={"automargin": True},
-                   xaxis={"automargin": True})  # fmt: skip
+NICE = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.75, 0.8, 0.9, 0.95, 1, 1.05, 1.1, 1.25, 1.5, 2,
+        3, 4, 5, 10)  # fmt: skip
+
+
+def log_ticks(low: float, high: float) -> dict[str, Any]:
+    """Tick values and labels for a log axis spanning [low, high]: a few round ratios
+    ("0.8x", "1x", "1.25x"), never plotly's bare mantissas ("6 7 8 9 1 2 3")."""
+    low, high = min(low, 1.0), max(high, 1.0)
+    inside = [v for v in NICE if low / 1.05 <= v <= high * 1.05]
+    while len(inside) > 7:
+        inside = [v for i, v in enumerate(inside) if i % 2 == 0 or v == 1]
+    return {"tickvals": inside, "ticktext": [f"{v:g}x" for v in inside]}
+
+
+def _bars(types: list[dict[str, Any]]) -> dict[str, Any]:
+    """Vertical 95% interval bars of the geomean speedup (none for the reference)."""
+    speeds = [t["geomean_speedup"] for t in types]
+    return {"type": "data", "symmetric": False,
+            "array": [s["ci_high"] - s["estimate"] if s["ci_high"] is not None else 0
+                      for s in speeds],
+            "arrayminus": [s["estimate"] - s["ci_low"] if s["ci_low"] is not None else 0
+                           for s in speeds]}  # fmt: skip
 
 
 def pareto(summary: dict[str, Any]) -> Figure | None:
@@ -65,7 +74,8 @@ def pareto(summary: dict[str, Any]) -> Figure | None:
     points = {"type": "scatter", "mode": "markers+text", "name": "instance types",
               "x": [t["usd_per_hour"] for t in types],
               "y": [t["geomean_speedup"]["estimate"] for t in types],
-              "text": [t["alias"] for t in types], "textposition": "top center"}  # fmt: skip
+              "text": [t["alias"] for t in types], "textposition": "top center",
+              "error_y": _bars(types)}  # fmt: skip
     line = {
         "type": "scatter",
         "mode": "lines",
@@ -92,45 +102,55 @@ def strips(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
             result = task.results.get(exe, {}).get(name)
             if result is not None:
                 xs.append(task.alias)
-                ys.append(result.median)
+                ys.append(result.median * 1000)
                 cs.append(colour[task.machine])
                 hover.append(f"task {task.task_id} on {task.machine}")
         trace = {"type": "scatter", "mode": "markers", "x": xs, "y": ys, "text": hover,
                  "marker": {"color": cs, "colorscale": "Turbo", "size": 8, "opacity": 0.8},
-                 "hovertemplate": "%{text}: %{y:.4g} s<extra></extra>"}  # fmt: skip
-        figures.append(_figure(f"strip-{i}", f"{name} ({exe}): per-task median, s", [trace],
-                               height=320, xaxis={"automargin": True}))  # fmt: skip
+                 "hovertemplate": "%{text}: %{y:.4g} ms<extra></extra>"}  # fmt: skip
+        figures.append(_figure(f"strip-{i}", f"{name} ({exe}): each task's median", [trace],
+                               height=320, xaxis={"automargin": True},
+                               yaxis={"title": {"text": "ms per iteration"}}))  # fmt: skip
     return figures
 
 
-def _curve(results: ResultSet, alias: str, exe: str, name: str) -> dict[str, Any] | None:
-    runs = [r for t in results.tasks if t.alias == alias
-            and (r := t.results.get(exe, {}).get(name)) is not None]  # fmt: skip
-    if not runs:
-        return None
-    warm = min(r.warmup.size for r in runs)
-    bench = min(r.bench.size for r in runs)
-    curves = [np.concatenate([r.warmup[-warm:] if warm else r.warmup[:0], r.bench[:bench]])
-              / r.median for r in runs]  # fmt: skip
-    median = np.median(np.vstack(curves), axis=0)
-    return {"type": "scatter", "mode": "lines+markers", "name": alias,
-            "x": list(range(1 - warm, bench + 1)), "y": median.tolist()}  # fmt: skip
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+
+
+def _curves(results: ResultSet, alias: str, exe: str, name: str, colour: str) -> list[Figure]:
+    """One line per task: its warm-up then measured iterations, in ms."""
+    traces = []
+    for n, task in enumerate(t for t in results.tasks if t.alias == alias):
+        r = task.results.get(exe, {}).get(name)
+        if r is None:
+            continue
+        times = np.concatenate([r.warmup, r.bench]) * 1000
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": alias,
+                       "legendgroup": alias, "showlegend": n == 0,
+                       "x": list(range(1 - r.warmup.size, r.bench.size + 1)),
+                       "y": times.tolist(), "line": {"color": colour, "width": 1},
+                       "marker": {"size": 4}, "text": f"task {task.task_id}",
+                       "hovertemplate": f"{alias} task {task.task_id}: "
+                                        "%{y:.4g} ms (iteration %{x})<extra></extra>"})  # fmt: skip
+    return traces
 
 
 def warmups(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
-    """Per benchmark: median over tasks of each iteration's time ÷ the task's bench median.
-
-    Iterations <= 0 are warm-up; a flat line from 1 on means the settings were long enough.
-    """
+    """Per benchmark: each task's iteration times in ms, warm-up (iterations <= 0) then
+    measured; a flat line after 0 means the settings were long enough."""
     exe = summary["headline_executable"]
     names = sorted({r["name"] for r in summary["benchmarks"] if r["executable"] == exe})
     aliases = [summary["baseline"], *[a for a in results.aliases if a != summary["baseline"]]]
     figures = []
     for i, name in enumerate(names):
-        traces = [c for a in aliases[:12] if (c := _curve(results, a, exe, name))]
-        figures.append(_figure(f"warmup-{i}", f"{name} ({exe}): iteration time ÷ task median",
-                               traces, height=300, showlegend=len(traces) > 1,
+        traces = [c for k, a in enumerate(aliases[:10])
+                  for c in _curves(results, a, exe, name, COLOURS[k])]  # fmt: skip
+        figures.append(_figure(f"warmup-{i}", f"{name} ({exe}): time per iteration", traces,
+                               height=320, showlegend=True,
+                               legend={"title": {"text": "type (a line per task)"}},
                                xaxis={"title": {"text": "iteration (<= 0: warm-up)"}},
+                               yaxis={"title": {"text": "ms per iteration"}},
                                shapes=[{"type": "line", "x0": 0.5, "x1": 0.5, "yref": "paper",
                                         "y0": 0, "y1": 1, "line": {"dash": "dot"}}]))  # fmt: skip
     return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import webbrowser
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from cloudbench.report.errors import ReportError
 
@@ -22,31 +22,38 @@ if TYPE_CHECKING:
 
 
 def print_ranking(console: Console, report: Report) -> None:
-    from cloudbench.report.render import RANKING_HEADER, geomean_over, ranking_rows
+    from cloudbench.report.render import geomean_over
+    from cloudbench.report.terminal import print_answer
 
     summary = report.summary
-    table = Table(title=f"ranking vs {summary['baseline']} ({summary['headline_executable']}, "
-                  "geomean speedup, 95% CI)")  # fmt: skip
-    for column in RANKING_HEADER:
-        table.add_column(column)
-    for row in ranking_rows(summary):
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"geomean over {geomean_over(summary)}", soft_wrap=True)
-    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
-        console.print('no price for any instance type (give --prices FILE or config "prices")')
-    console.print(f"report: {report.index}")
+    print_answer(console, summary)
+    for line in (summary.get("comparison") or {}).get("sentences", []):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"geomean over {geomean_over(summary)}", markup=False, highlight=False)
+    console.print(f"report: {report.index}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _config_prices(path: Path | None) -> dict[str, float] | None:
     if path is None:
         return None
+    from pydantic import ValidationError
+
     from cloudbench.protocol import RunSpec
 
+    fix = "give the run's JSON config file"
     try:
         spec = RunSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"--config {path}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ReportError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"--config {path}: not UTF-8 text (byte {exc.start}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"--config {path}: not valid JSON (line {exc.lineno}, column "
+                          f"{exc.colno}: {exc.msg}); {fix}") from None  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ReportError(f"--config {path}: {where}: {first['msg']}") from None
     return dict(spec.prices)
 
 
@@ -63,16 +70,21 @@ def report(
     allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
                                      "ruby-bench commit or settings differ."),
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
+    against: list[Path] = typer.Option([], "--against", help="An earlier run (folder or run "
+                                       "id in ./results) to compare with; repeatable."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
-    # Piped (e.g. under `cloudbench run`): wide enough that the table stays one line a row.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    # Piped without COLUMNS: wide enough that the table stays one line a row.
+    sized = sys.stdout.isatty() or "COLUMNS" in os.environ
+    console = Console() if sized else Console(width=160)
     from cloudbench.report.build import build_report
+    from cloudbench.report.compare import resolve_run
 
     try:
         built = build_report(
-            results_dirs, out=out, baseline=baseline, prices_file=prices,
-            config_prices=_config_prices(config), offline=offline, allow_mixed=allow_mixed,
+            [resolve_run(p) for p in results_dirs], out=out, baseline=baseline,
+            prices_file=prices, config_prices=_config_prices(config), offline=offline,
+            allow_mixed=allow_mixed, against=[resolve_run(p) for p in against],
         )  # fmt: skip
     except ReportError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
@@ -80,3 +92,25 @@ def report(
     print_ranking(console, built)
     if open_browser:
         webbrowser.open(built.index.resolve().as_uri())
+
+
+def history(
+    results_dir: Path = typer.Argument(Path("results"), help="The results directory."),
+) -> None:
+    """List the runs in RESULTS_DIR with their answer; flag types that moved between runs."""
+    from cloudbench.report.history import history as runs
+
+    console = Console()
+    try:
+        lines = runs(results_dir)
+    except ReportError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if not lines:
+        console.print(f"no runs in {results_dir} (folders with a manifest.json)")
+    for line in lines:
+        console.print(f"run {line.run_id} ({line.started}): {', '.join(line.types) or '-'}",
+                      markup=False, highlight=False, style="bold")  # fmt: skip
+        console.print(f"  {line.answer}", markup=False, highlight=False)
+        for moved in line.moved:
+            console.print(f"  MOVED: {moved}", markup=False, highlight=False, style="yellow")

@@ -1,7 +1,9 @@
 """Reading results folders: manifest.json + task folders (output.json, metadata.json).
 
-Accepts manifest format 1 and 2, metadata format 1 (and later formats' optional fields), and a bare
-ruby-bench output folder (one output*.json per task, no manifest) such as a fixture.
+Accepts manifest format 1 and 2, metadata format 1 to 3 (report/fields.py finds each fact
+in every layout), and a bare ruby-bench output folder (one output*.json per task, no
+manifest) such as a fixture. A task whose files are missing or damaged is excluded with
+a one-line reason naming the file and the fix; the rest of the report stands.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from cloudbench.protocol import check_manifest_version
+from cloudbench.protocol import METADATA_VERSION, check_manifest_version
 from cloudbench.report.errors import ReportInputError
+from cloudbench.report.fields import fact
 from cloudbench.report.stats import Array
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class Exclusion:
     task_id: int
     alias: str
     reason: str
+    bad_input: bool = False  # a missing or damaged file (also said on the terminal)
 
 
 @dataclass
@@ -67,8 +71,14 @@ class RunData:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportInputError(f"{path}: cannot read JSON ({exc})") from None
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ReportInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
 
 
 def _results(path: Path, metadata: dict[str, Any]) -> dict[str, dict[str, BenchResult]]:
@@ -82,6 +92,13 @@ def _results(path: Path, metadata: dict[str, Any]) -> dict[str, dict[str, BenchR
             metadata["ruby_description"] = first
     if not isinstance(raw, dict):
         raise ReportInputError(f"{path}: no raw_data (not ruby-bench output)")
+    try:
+        return _parsed(raw)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ReportInputError(f"{path}: not ruby-bench's raw_data layout ({exc})") from None
+
+
+def _parsed(raw: dict[str, Any]) -> dict[str, dict[str, BenchResult]]:
     out: dict[str, dict[str, BenchResult]] = {}
     for exe, benches in raw.items():
         for name, result in (benches or {}).items():
@@ -104,10 +121,40 @@ def failed_checks(metadata: dict[str, Any]) -> list[str]:
 
 
 def machine_of(metadata: dict[str, Any], fallback: str) -> str:
-    for key in ("instance_id", "hostname"):
-        if isinstance(metadata.get(key), str) and metadata[key]:
-            return str(metadata[key])
+    """The cloud's instance id (format 2/3: `instance.instance_id`), else the hostname."""
+    for name in ("instance_id", "hostname"):
+        value = fact(metadata, name)
+        if isinstance(value, str) and value:
+            return value
     return fallback
+
+
+REFETCH = "restore the task folder from the run's results.tar.gz"
+
+
+def _where(path: Path, run: RunData) -> str:
+    """A task file as the user finds it: relative to the results folder when inside it."""
+    return str(path.relative_to(run.path) if path.is_relative_to(run.path) else path)
+
+
+def _task_metadata(folder: Path, run: RunData) -> dict[str, Any] | str:
+    """The task's metadata.json, or why the task cannot be used (one line)."""
+    metadata_path = folder / "metadata.json"
+    where = _where(folder, run)
+    if not metadata_path.is_file():
+        return (f"{where}/metadata.json missing: its machine and checks are unknown; "
+                f"{REFETCH}")  # fmt: skip
+    try:
+        metadata = _read_json(metadata_path)
+    except ReportInputError as exc:
+        return f"{where}/metadata.json{str(exc).removeprefix(str(metadata_path))}; {REFETCH}"
+    if not isinstance(metadata, dict):
+        return f"{where}/metadata.json: not a JSON object; {REFETCH}"
+    version = metadata.get("format_version", 1)
+    if isinstance(version, int) and version > METADATA_VERSION:
+        return (f"{where}/metadata.json: format_version {version} is newer than this "
+                f"cloudbench reads ({METADATA_VERSION}); upgrade cloudbench")  # fmt: skip
+    return metadata
 
 
 def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
@@ -123,11 +170,19 @@ def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
     if not output.is_file():
         run.excluded.append(Exclusion(task_id, alias, "no output.json in the results"))
         return None
-    metadata_path = folder / "metadata.json"
-    metadata = _read_json(metadata_path) if metadata_path.is_file() else {}
+    metadata = _task_metadata(folder, run)
+    if isinstance(metadata, str):
+        run.excluded.append(Exclusion(task_id, alias, metadata, bad_input=True))
+        return None
     failed = failed_checks(metadata)
     if failed:
         run.excluded.append(Exclusion(task_id, alias, f"checks failed: {', '.join(failed)}"))
+        return None
+    try:
+        results = _results(output, metadata)
+    except ReportInputError as exc:
+        reason = f"{_where(output, run)}{str(exc).removeprefix(str(output))}; {REFETCH}"
+        run.excluded.append(Exclusion(task_id, alias, reason, bad_input=True))
         return None
     for exe, names in (metadata.get("failed_benchmarks") or {}).items():
         for name in names:
@@ -138,7 +193,7 @@ def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
         task_id=task_id, run_id=run.run_id, provider=str(entry.get("provider", "local")),
         instance_type=str(entry["instance_type"]), alias=alias,
         machine=machine_of(metadata, f"task-{task_id}"), metadata=metadata,
-        results=_results(output, metadata),
+        results=results,
     )  # fmt: skip
 
 

@@ -1,15 +1,16 @@
-"""What ran where, per alias, from metadata.json (format 1; format 2 adds checks)."""
+"""What ran where, per alias, from metadata.json (formats 1 to 3, see report/fields.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cloudbench.report.fields import fact, lookup, metadata_format
 from cloudbench.report.merge import ResultSet
 
 FIELDS = (
     "cpu_model", "arch", "kernel", "executor", "slot_mode", "image_id", "image_digest",
-    "image_tag", "ruby_description", "ruby_bench_commit", "ruby_bench_content_id",
-    "cloudbench_version", "region",
+    "image_tag", "base_image", "ruby_description", "ruby_bench_commit",
+    "ruby_bench_content_id", "ruby_bench_source", "cloudbench_version", "region",
 )  # fmt: skip
 
 
@@ -22,6 +23,9 @@ def _distinct(values: list[Any]) -> list[Any]:
 
 
 def _smt(meta: dict[str, Any]) -> bool | None:
+    threads = lookup(meta, "cpu.threads_per_core")
+    if isinstance(threads, int) and threads:
+        return threads > 1
     logical, physical = meta.get("logical_cores"), meta.get("physical_cores")
     if isinstance(logical, int) and isinstance(physical, int) and physical:
         return logical > physical
@@ -52,7 +56,8 @@ def provenance(results: ResultSet) -> list[dict[str, Any]]:
         metas = [t.metadata for t in results.tasks if t.alias == alias]
         row: dict[str, Any] = {"alias": alias}
         for name in FIELDS:
-            row[name] = _distinct([m.get(name) for m in metas])
+            row[name] = _distinct([fact(m, name) for m in metas])
+        row["metadata_format"] = sorted({metadata_format(m) for m in metas})
         row["smt"] = _distinct([_smt(m) for m in metas])
         row["settings"] = _distinct(
             [str(m.get("benchmarks")) for m in metas if m.get("benchmarks")]

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from cloudbench.report import charts
+from cloudbench.report import charts, view
 from cloudbench.report.merge import ResultSet
 
 CSV_COLUMNS = (
@@ -34,6 +34,10 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def f2(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
 def ci(interval: dict[str, Any] | None) -> str:
     if not interval or interval.get("ci_low") is None:
         return "-"
@@ -45,13 +49,14 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("cloudbench.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
     )  # fmt: skip
-    env.globals.update(f3=f3, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
-                       cost_rows=cost_rows)  # fmt: skip
+    env.globals.update(f3=f3, f2=f2, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
+                       cost_rows=cost_rows, rank_label=view.rank_label,
+                       hardware_text=view.hardware_text)  # fmt: skip
     return env
 
 
 def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [charts.forest(summary), charts.heatmap(summary), charts.pareto(summary)]
+    found = [charts.forest(summary), charts.pareto(summary)]
     found += charts.strips(results, summary) + charts.warmups(results, summary)
     return [f for f in found if f is not None]
 
@@ -65,7 +70,9 @@ def html(results: ResultSet, summary: dict[str, Any]) -> str:
     priced = any(t["usd_per_hour"] is not None for t in summary["instance_types"])
     template = _environment().get_template("report.html.j2")
     return template.render(s=summary, figures=figs, figures_json=figures_json,
-                           plotly_js=get_plotlyjs(), priced=priced)  # fmt: skip
+                           plotly_js=get_plotlyjs(), priced=priced, grid=view.grid(summary),
+                           hardware=view.hardware(results),
+                           settings=view.settings_text(results))  # fmt: skip
 
 
 def csv_text(summary: dict[str, Any]) -> str:
@@ -84,11 +91,12 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in summary["instance_types"]:
         price = t["price_note"] if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
-        speed = t["geomean_speedup"]
+        speed, money = t["geomean_speedup"], t["perf_per_dollar"]
         rows.append([
-            str(t["rank"] or "-"), t["alias"], f"{t['provider']}/{t['instance_type']}",
+            view.rank_label(t, summary), t["alias"], f"{t['provider']}/{t['instance_type']}",
             str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
-            ci(speed), price, f3(t["perf_per_dollar"]["estimate"] if t["perf_per_dollar"] else None),  # noqa: E501
+            "reference" if t.get("reference") else ci(speed), pct(t["prob_fastest"]), price,
+            f3(money["estimate"] if money else None), pct(t["prob_best_per_dollar"]),
             f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
             ", ".join(t["tied_with"]) or "-",
         ])  # fmt: skip
@@ -117,13 +125,18 @@ def cost_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-RANKING_HEADER = ["rank", "alias", "instance type", "tasks", "machines", "speedup", "95% CI",
-                  "$/h", "perf/$", "YJIT x", "tied with"]  # fmt: skip
+RANKING_HEADER = ["rank (95%)", "alias", "instance type", "tasks", "machines", "speedup",
+                  "95% CI", "P(fastest)", "$/h", "perf/$", "P(best per $)", "YJIT x",
+                  "tied with"]  # fmt: skip
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    answer = summary.get("answer") or {}
     lines = [
         f"## cloudbench report: {summary['ruby_description'] or 'Ruby'}",
+        "",
+        *answer.get("sentences", []),
+        *(summary.get("comparison") or {}).get("sentences", []),
         "",
         f"Baseline `{summary['baseline']}`, executable `{summary['headline_executable']}`, "
         f"geomean over {geomean_over(summary)}; 95% intervals (see method in the HTML report).",
@@ -138,11 +151,7 @@ def markdown(summary: dict[str, Any]) -> str:
                   + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
                   "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
                   *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
-    notes = [f"- {t['alias']}: {n}" for t in summary["instance_types"] for n in t["notes"]]
-    if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
-        notes.append("- no price for any instance type: perf per dollar not computed")
-    if summary["excluded"]:
-        notes.append(f"- {len(summary['excluded'])} exclusion(s): see summary.json `excluded`")
+    notes = [f"- {n}" for n in answer.get("notes", [])]
     return "\n".join([*lines, "", *notes, ""])
 
 

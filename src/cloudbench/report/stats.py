@@ -15,6 +15,7 @@ Two interval methods, chosen per comparison from the smallest unit count involve
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -27,6 +28,11 @@ Array = NDArray[np.float64]
 BOOTSTRAP_MIN_UNITS = 10
 N_BOOT = 2000
 LEVEL = 0.95
+# Outliers: with fewer tasks the MAD is itself noise (3 tasks: any rule flags ~1 group in
+# 4 of pure noise); at 10 tasks, 6 MADs flags ~2 % of noise-only groups and catches a task
+# 10 SDs off ~9 times in 10 (simulated, docs/report.md).
+MIN_OUTLIER_TASKS = 10
+OUTLIER_MADS = 6
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Interval:
     estimate: float
     ci_low: float | None
     ci_high: float | None
-    method: str  # "bootstrap", "t", "exact" or "none"
+    method: str  # "bootstrap", "t", "reference" (the baseline itself, no interval) or "none"
 
     def as_json(self) -> dict[str, float | None]:
         return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high}
@@ -146,7 +152,7 @@ def method_for(*groups: Group) -> str:
     return "t" if fewest >= 2 else "none"
 
 
-def _percentile(samples: Array, estimate: float, method: str = "bootstrap") -> Interval:
+def percentile_interval(samples: Array, estimate: float, method: str = "bootstrap") -> Interval:
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return Interval(estimate, None, None, "none")
@@ -161,12 +167,12 @@ def mean_interval(group: Group, column: int) -> Interval:
     estimate = float(np.nanmean(values))
     method = method_for(group)
     if method == "bootstrap":
-        return _percentile(boot_means(group)[:, column], estimate)
+        return percentile_interval(boot_means(group)[:, column], estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
     # On the log scale (delta method), so a time's interval stays positive.
     log_mean, variance, df = log_geomean_score(group, np.asarray([column]))
-    interval = _welch_log_interval(log_mean, [(variance, df)])
+    interval = welch_log_interval(log_mean, [(variance, df)])
     return Interval(estimate, interval.ci_low, interval.ci_high, interval.method)
 
 
@@ -175,8 +181,10 @@ def log_geomean_score(group: Group, columns: NDArray[np.int64]) -> tuple[float, 
     values = group.values[:, columns]
     means = nanmean_cols(values)
     per_unit = unit_means(values, group.units()) / means
-    # Influence of each unit on log G: the mean over benchmarks of its relative value.
-    with np.errstate(invalid="ignore"):
+    # Influence of each unit on log G: the mean over benchmarks of its relative value
+    # (NaN for a unit with none of these benchmarks, dropped below).
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         scores = np.nanmean(per_unit, axis=1)
     scores = scores[np.isfinite(scores)]
     n = scores.size
@@ -184,7 +192,7 @@ def log_geomean_score(group: Group, columns: NDArray[np.int64]) -> tuple[float, 
     return float(np.mean(np.log(means))), variance, n - 1
 
 
-def _welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Interval:
+def welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Interval:
     """exp(log_ratio ± t·se) with se² the sum of the parts' variances, Welch df."""
     if any(not math.isfinite(v) or df < 1 for v, df in parts):
         return Interval(math.exp(log_ratio), None, None, "none")
@@ -201,17 +209,17 @@ def _welch_log_interval(log_ratio: float, parts: list[tuple[float, int]]) -> Int
 def speedup_interval(base: Group, other: Group, columns: NDArray[np.int64]) -> Interval:
     """Geomean over `columns` of base time ÷ other time (one column: a plain ratio)."""
     if base is other:
-        return Interval(1.0, 1.0, 1.0, "exact")
+        return Interval(1.0, None, None, "reference")
     log_b, var_b, df_b = log_geomean_score(base, columns)
     log_o, var_o, df_o = log_geomean_score(other, columns)
     method = method_for(base, other)
     if method == "bootstrap":
         logs = log_boot_means(base, cache=True)[:, columns] - log_boot_means(other)[:, columns]
         samples = np.mean(logs, axis=1)
-        return _percentile(np.exp(samples), math.exp(log_b - log_o))
+        return percentile_interval(np.exp(samples), math.exp(log_b - log_o))
     if method == "none":
         return Interval(math.exp(log_b - log_o), None, None, "none")
-    return _welch_log_interval(log_b - log_o, [(var_b, df_b), (var_o, df_o)])
+    return welch_log_interval(log_b - log_o, [(var_b, df_b), (var_o, df_o)])
 
 
 def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]) -> Interval:
@@ -227,7 +235,7 @@ def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]
             values = group.values[:, columns]
             with np.errstate(invalid="ignore", divide="ignore"):
                 sums.append(np.log(replicate_means(weights, values)))
-        return _percentile(np.exp(np.mean(sums[0] - sums[1], axis=1)), estimate)
+        return percentile_interval(np.exp(np.mean(sums[0] - sums[1], axis=1)), estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
     units = slow.units()
@@ -238,20 +246,20 @@ def paired_speedup_interval(slow: Group, fast: Group, columns: NDArray[np.int64]
     scores = diff[0] - diff[1]
     scores = scores[np.isfinite(scores)]
     variance = float(np.var(scores, ddof=1)) / scores.size if scores.size >= 2 else math.nan
-    return _welch_log_interval(log_s - log_f, [(variance, scores.size - 1)])
-
-
-def overlaps(a: Interval, b: Interval) -> bool:
-    if None in (a.ci_low, a.ci_high, b.ci_low, b.ci_high):
-        return False
-    return bool(a.ci_low <= b.ci_high and b.ci_low <= a.ci_high)  # type: ignore[operator]
+    return welch_log_interval(log_s - log_f, [(variance, scores.size - 1)])
 
 
 def outliers(values: Array) -> NDArray[np.bool_]:
-    """Tasks x benchmarks: beyond 3 (normal-scaled) MADs of their benchmark's median."""
+    """Tasks x benchmarks: beyond OUTLIER_MADS (normal-scaled) MADs of their benchmark's
+    median, in columns with >= MIN_OUTLIER_TASKS values (docs/report.md says why)."""
     counts = (~np.isnan(values)).sum(axis=0)
+    usable = counts >= MIN_OUTLIER_TASKS
+    flagged = np.zeros(values.shape, dtype=bool)
+    if not usable.any():
+        return flagged
+    kept = values[:, usable]
     with np.errstate(invalid="ignore"):
-        median = np.nanmedian(values, axis=0) if values.size else np.zeros(values.shape[1])
-        mad = stats.median_abs_deviation(values, axis=0, scale="normal", nan_policy="omit")
-        flagged = np.abs(values - median) > 3 * mad
-    return np.asarray(flagged & ((counts >= 3) & (mad > 0)), dtype=bool)
+        median = np.nanmedian(kept, axis=0)
+        mad = stats.median_abs_deviation(kept, axis=0, scale="normal", nan_policy="omit")
+        flagged[:, usable] = (np.abs(kept - median) > OUTLIER_MADS * mad) & (mad > 0)
+    return flagged

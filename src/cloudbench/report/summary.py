@@ -1,8 +1,12 @@
-"""summary.json (format_version 1): types, ranking, prices, provenance. See docs/report.md."""
+"""summary.json (format_version 2): types, ranking, pairs, prices, trust, provenance.
+
+See docs/report.md.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,19 +19,24 @@ from cloudbench.report.categories import benchmark_categories, geomean_set
 from cloudbench.report.errors import ReportInputError
 from cloudbench.report.groups import Cell, build_cells, paired
 from cloudbench.report.merge import ResultSet
+from cloudbench.report.notes import report_notes
+from cloudbench.report.pairwise import Comparison, compare, contender, pareto_status
 from cloudbench.report.pricing import costs, price_note, resolve_prices
 from cloudbench.report.provenance import provenance
 from cloudbench.report.stats import (
     BOOTSTRAP_MIN_UNITS,
+    LEVEL,
+    MIN_OUTLIER_TASKS,
+    N_BOOT,
+    OUTLIER_MADS,
     Interval,
-    overlaps,
     paired_speedup_interval,
-    speedup_interval,
 )
+from cloudbench.report.trust import trust_row
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pairwise, reference baseline, trust, pareto_status, notes
 DEFAULT_SEED = 20240601
 
 
@@ -38,27 +47,30 @@ class Options:
     seed: int = DEFAULT_SEED
 
 
-def headline_executable(results: ResultSet) -> str:
-    exes = results.executables
+def headline_executable(results: ResultSet, compared: Collection[str] = ()) -> str:
+    """yjit when the run has it, else the first executable; of those with a comparison
+    (a benchmark every type ran) when there are any."""
+    exes = [e for e in results.executables if e in compared] or results.executables
     return "yjit" if "yjit" in exes else exes[0]
 
 
-def _geomeans(
+def _comparison(
     cells: dict[tuple[str, str], Cell], aliases: list[str], baseline: str, exe: str,
-    categories: dict[str, str],
-) -> tuple[dict[str, Interval], list[str]]:  # fmt: skip
-    """Per alias: geomean speedup vs the baseline over benchmarks every alias completed
-    (its headline benchmarks when there are any)."""
+    categories: dict[str, str], prices: dict[str, float | None], seed: int,
+) -> Comparison | None:  # fmt: skip
+    """Every pair of types on `exe`'s geomean over the benchmarks every type completed
+    (its headline benchmarks when there are any); None without a shared benchmark."""
     mine = [a for a in aliases if (a, exe) in cells]
     base = cells.get((baseline, exe))
     if base is None:
-        return {}, []
+        return None
     common = frozenset.intersection(*(cells[(a, exe)].completed() for a in mine))
     names, _ = geomean_set(common, categories)
     if not names:
-        return {}, []
+        return None
     columns = np.asarray([base.column(n) for n in names])
-    return {a: speedup_interval(base.group, cells[(a, exe)].group, columns) for a in mine}, names
+    found = [contender(a, cells[(a, exe)], columns) for a in mine]
+    return compare(found, baseline, prices, seed, exe, names)
 
 
 def _scaled(interval: Interval, factor: float) -> dict[str, float | None]:
@@ -67,14 +79,6 @@ def _scaled(interval: Interval, factor: float) -> dict[str, float | None]:
 
     return {"estimate": interval.estimate * factor, "ci_low": scale(interval.ci_low),
             "ci_high": scale(interval.ci_high)}  # fmt: skip
-
-
-def _rank(speedups: dict[str, Interval]) -> dict[str, tuple[int, list[str]]]:
-    order = sorted(speedups, key=lambda a: -speedups[a].estimate)
-    return {
-        alias: (i + 1, [o for o in order if o != alias and overlaps(speedups[alias], speedups[o])])
-        for i, alias in enumerate(order)
-    }
 
 
 def _yjit(
@@ -88,21 +92,6 @@ def _yjit(
     chosen, _ = geomean_set(names, categories)
     columns = np.asarray([names.index(n) for n in chosen])
     return paired_speedup_interval(slow, fast, columns)
-
-
-def _pareto(entries: list[dict[str, Any]]) -> None:
-    priced = [e for e in entries if e["usd_per_hour"] is not None and e["geomean_speedup"]]
-    for entry in entries:
-        entry["pareto"] = None if entry["usd_per_hour"] is None else True
-    for a in priced:
-        for b in priced:
-            cheaper = b["usd_per_hour"] <= a["usd_per_hour"]
-            faster = b["geomean_speedup"]["estimate"] >= a["geomean_speedup"]["estimate"]
-            strictly = (b["usd_per_hour"] < a["usd_per_hour"]) or (
-                b["geomean_speedup"]["estimate"] > a["geomean_speedup"]["estimate"]
-            )
-            if b is not a and cheaper and faster and strictly:
-                a["pareto"] = False
 
 
 def _one(values: list[str]) -> str | None:
@@ -137,28 +126,81 @@ def _type_entry(
         "price_note": price_note(provider, region, price), "region": region, "cost": cost,
         "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),  # noqa: E501
         "notes": notes, "by_executable": {},
+        "trust": trust_row([t.metadata for t in tasks]),
     }  # fmt: skip
 
 
 def _fill_executable(
-    entries: dict[str, dict[str, Any]], cells: dict[tuple[str, str], Cell],
-    results: ResultSet, baseline: str, exe: str, categories: dict[str, str],
-) -> list[str]:  # fmt: skip
-    speedups, names = _geomeans(cells, results.aliases, baseline, exe, categories)
+    entries: dict[str, dict[str, Any]], cmp: Comparison, baseline: str, exe: str
+) -> None:
     base_price = entries[baseline]["usd_per_hour"]
-    ranks = _rank(speedups)
-    for alias, interval in speedups.items():
+    for alias, interval in cmp.vs_baseline.items():
         price = entries[alias]["usd_per_hour"]
         per_dollar = None
         if price is not None and base_price is not None:
             per_dollar = _scaled(interval, base_price / price)
-        rank, tied = ranks[alias]
         entries[alias]["by_executable"][exe] = {
             "geomean_speedup": interval.as_json(), "ci_method": interval.method,
-            "perf_per_dollar": per_dollar, "rank": rank, "tied_with": tied,
-            "benchmarks": len(names),
+            "perf_per_dollar": per_dollar, "rank": cmp.rank[alias],
+            "tied_with": cmp.tied[alias], "benchmarks": len(cmp.names),
+            "rank_interval": cmp.rank_interval[alias], "prob_fastest": cmp.prob_fastest[alias],
+            "prob_best_per_dollar": cmp.prob_best_per_dollar[alias],
         }  # fmt: skip
-    return names
+
+
+HOISTED = ("geomean_speedup", "perf_per_dollar", "rank", "tied_with", "rank_interval",
+           "prob_fastest", "prob_best_per_dollar")  # fmt: skip
+
+
+def _compare_all(
+    results: ResultSet, cells: dict[tuple[str, str], Cell], baseline: str,
+    usd: dict[str, float | None], seed: int, categories: dict[str, str],
+) -> dict[str, Comparison]:  # fmt: skip
+    found = {}
+    for exe in results.executables:
+        cmp = _comparison(cells, results.aliases, baseline, exe, categories, usd, seed)
+        if cmp is not None:
+            found[exe] = cmp
+    return found
+
+
+def _hoist(
+    entries: dict[str, dict[str, Any]], headline: str, cmp: Comparison | None,
+    usd: dict[str, float | None],
+) -> None:  # fmt: skip
+    """The headline executable's figures at the top of each type's entry, and its Pareto
+    status (pareto: true on the front, false dominated, null undecided or unpriced)."""
+    for alias, entry in entries.items():
+        chosen = entry["by_executable"].get(headline, {})
+        for key in HOISTED:
+            entry[key] = chosen.get(key, [] if key == "tied_with" else None)
+        status = pareto_status(alias, usd, cmp) if cmp else None
+        entry["pareto_status"] = status
+        entry["pareto"] = {"front": True, "dominated": False}.get(status or "")
+
+
+def _yjit_and_reference(
+    entries: dict[str, dict[str, Any]], cells: dict[tuple[str, str], Cell], baseline: str,
+    seed: int, categories: dict[str, str],
+) -> None:  # fmt: skip
+    for alias, entry in entries.items():
+        entry["reference"] = alias == baseline
+        yjit = _yjit(cells, alias, seed, categories)
+        entry["yjit_speedup"] = yjit.as_json() if yjit else None
+        entry["yjit_ci_method"] = yjit.method if yjit else None
+
+
+def _run_facts(results: ResultSet) -> dict[str, Any]:
+    facts = results.facts
+    return {
+        "ruby_version": _ruby_version(facts["ruby_version"]),
+        "ruby_description": _one(facts["ruby_version"]),
+        "ruby_bench_commit": _one(facts["ruby_bench_commit"]),
+        "ruby_bench_content_id": _one(facts["ruby_bench_content_id"]),
+        "settings": _one(facts["settings"]),
+        "runs": [{"run_id": r.run_id, "path": str(r.path)} for r in results.runs],
+        "mixed": results.mixed,
+    }
 
 
 def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
@@ -169,44 +211,38 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         )
     cells = build_cells(results, options.seed)
     prices, regions = resolve_prices(results, options.resolver)
+    usd = {a: (p.usd_per_hour if p else None) for a, p in prices.items()}
     per_alias_cost, ledger = costs(results)
     entries = {a: _type_entry(results, a, prices[a], regions[a], per_alias_cost.get(a))
                for a in results.aliases}  # fmt: skip
     categories = benchmark_categories(results)
-    geomean_names = {exe: _fill_executable(entries, cells, results, baseline, exe, categories)
-                     for exe in results.executables}  # fmt: skip
-    headline = headline_executable(results)
-    for alias, entry in entries.items():
-        chosen = entry["by_executable"].get(headline, {})
-        entry["geomean_speedup"] = chosen.get("geomean_speedup")
-        entry["perf_per_dollar"] = chosen.get("perf_per_dollar")
-        entry["rank"], entry["tied_with"] = chosen.get("rank"), chosen.get("tied_with", [])
-        yjit = _yjit(cells, alias, options.seed, categories)
-        entry["yjit_speedup"] = yjit.as_json() if yjit else None
-        entry["yjit_ci_method"] = yjit.method if yjit else None
+    comparisons = _compare_all(results, cells, baseline, usd, options.seed, categories)
+    for exe, cmp in comparisons.items():
+        _fill_executable(entries, cmp, baseline, exe)
+    headline = headline_executable(results, comparisons)
+    _yjit_and_reference(entries, cells, baseline, options.seed, categories)
+    _hoist(entries, headline, comparisons.get(headline), usd)
     ordered = sorted(entries.values(), key=lambda e: (e["rank"] is None, e["rank"] or 0))
-    _pareto(ordered)
-    usd = {a: (p.usd_per_hour if p else None) for a, p in prices.items()}
     rows, flags = benchmark_rows(cells, baseline, usd)
     flags += [{"kind": "warmup_trend", "alias": r["alias"], "executable": r["executable"],
                "benchmark": r["name"]} for r in rows if r["warmup_trend"]]  # fmt: skip
+    geomean_names = {exe: (comparisons[exe].names if exe in comparisons else [])
+                     for exe in results.executables}  # fmt: skip
     return {
         "format_version": FORMAT_VERSION,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "baseline": baseline, "headline_executable": headline,
-        "executables": results.executables,
-        "ruby_version": _ruby_version(results.facts["ruby_version"]),
-        "ruby_description": _one(results.facts["ruby_version"]),
-        "ruby_bench_commit": _one(results.facts["ruby_bench_commit"]),
-        "settings": _one(results.facts["settings"]),
-        "runs": [{"run_id": r.run_id, "path": str(r.path)} for r in results.runs],
-        "mixed": results.mixed, "seed": options.seed,
-        "bootstrap": {"replicates": 2000, "min_units": BOOTSTRAP_MIN_UNITS, "level": 0.95},
+        "executables": results.executables, **_run_facts(results), "seed": options.seed,
+        "bootstrap": {"replicates": N_BOOT, "min_units": BOOTSTRAP_MIN_UNITS, "level": LEVEL},
+        "outlier_rule": {"min_tasks": MIN_OUTLIER_TASKS, "mads": OUTLIER_MADS},
         "geomean_benchmarks": geomean_names, "benchmark_categories": categories,
         "geomean_category": {exe: geomean_set(names, categories)[1]
                              for exe, names in geomean_names.items()},
+        "pairwise": {exe: {"method": c.method, "benchmarks": len(c.names), "pairs": c.pairs,
+                           "per_dollar": c.per_dollar_pairs} for exe, c in comparisons.items()},
         "cost_ledger": ledger,
         "instance_types": ordered, "benchmarks": rows,
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],
         "flags": flags, "provenance": provenance(results),
+        "notes": report_notes(results, cells, comparisons),
     }  # fmt: skip

@@ -228,7 +228,11 @@ class TaskRun:
         self.prov.on_line(line)
         if self.tracker.feed(line):
             name, pct = self.tracker.snapshot()
-            self.hb.update(benchmark=name, progress=pct)
+            # A new benchmark is told at once (the progress view shows it from its first
+            # second), not at the next periodic heartbeat up to 30 s later.
+            changed = name != getattr(self, "_told_benchmark", None)
+            self._told_benchmark = name
+            self.hb.update(benchmark=name, progress=pct, now=changed)
 
     def _check_stopped(self) -> None:
         if self.hb.lost.is_set():

@@ -58,6 +58,7 @@ def run_out(run: Run, groups: list[GroupStats], storage: Storage | None) -> RunO
                 counts=counts_of([g], 0),
                 current_benchmarks=g.current_benchmarks,
                 oldest_heartbeat_at=g.oldest_heartbeat_at,
+                running_progress=g.running_progress,
             )
             for g in groups
         ],

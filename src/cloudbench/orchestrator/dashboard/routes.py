@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.deps import RunIdPath, RunIdQuery, SessionDep
 from cloudbench.orchestrator.dashboard import auth
+from cloudbench.orchestrator.dashboard.report import REPORT_HEADERS, ReportUnavailable, report_html
 from cloudbench.orchestrator.dashboard.view import RunView, build_view
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Run
@@ -168,6 +169,22 @@ def stop(
         logger.info("run %s stopped from the dashboard", run_id)
         schedule_archive(request.app)
     return _redirect(f"/?run_id={run_id}&notice={'stopped' if changed else 'already-stopped'}")
+
+
+@router.get("/dashboard/runs/{run_id}/report", response_class=HTMLResponse)
+def report(run_id: RunIdPath, request: Request, session: SessionDep) -> Response:
+    """The finished run's `cloudbench report` page, built from its archive."""
+    if auth.session_id(request) is None:
+        return _redirect("/login")
+    run = db_runs.get_run(session=session, external_id=run_id, missing_ok=True)
+    if run is None:
+        raise NotFound("run not found")
+    session.rollback()  # the build takes seconds: hold no transaction open meanwhile
+    try:
+        body = report_html(request.app.state.storage, run_id)
+    except ReportUnavailable as exc:
+        return _html("report_missing.html", status=404, run_id=run_id, reason=str(exc))
+    return HTMLResponse(body, headers=REPORT_HEADERS)
 
 
 @router.get("/dashboard/static/{name}")

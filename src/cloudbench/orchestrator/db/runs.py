@@ -128,6 +128,7 @@ class GroupStats:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     current_benchmarks: list[str] = field(default_factory=list)
     oldest_heartbeat_at: datetime | None = None
+    running_progress: float = 0.0  # active tasks' progress summed, in tasks (0.5 = half of one)
 
 
 def _group_aggregate(run_pks: list[int]) -> Subquery:
@@ -142,6 +143,7 @@ def _group_aggregate(run_pks: list[int]) -> Subquery:
             *per_status,
             func.min(Task.heartbeat_at).filter(active).label("oldest_heartbeat_at"),
             func.aggregate_strings(Task.current_benchmark, _SEP).filter(active).label("benches"),
+            func.sum(Task.progress_pct).filter(active).label("running_pct"),
         )
         .where(Task.run_id.in_(run_pks))
         .group_by(*_group_key(Task))
@@ -159,6 +161,7 @@ def _stats(row: Any) -> GroupStats:
         if n := row._mapping[status.value]:
             stats.counts[status] = n
     stats.oldest_heartbeat_at = row.oldest_heartbeat_at
+    stats.running_progress = float(row.running_pct or 0.0) / 100
     for bench in (row.benches or "").split(_SEP):
         if bench and bench not in stats.current_benchmarks:
             stats.current_benchmarks.append(bench)
