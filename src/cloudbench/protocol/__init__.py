@@ -68,6 +68,12 @@ from cloudbench.protocol.errors import (
     error_message,
     problems,
 )
+from cloudbench.protocol.machines import (
+    MAX_LOG_TAIL,
+    MachineList,
+    MachineOut,
+    MachineReport,
+)
 from cloudbench.protocol.results import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
@@ -95,6 +101,7 @@ __all__ = [
     "MANIFEST_VERSION",
     "MAX_ATTEMPTS_LIMIT",
     "MAX_DB_INT",
+    "MAX_LOG_TAIL",
     "MAX_RUN_ID",
     "METADATA_FORMAT_VERSION",
     "METADATA_NAME",
@@ -122,6 +129,9 @@ __all__ = [
     "HeartbeatStatus",
     "InstanceTypeProgress",
     "InstanceTypeSpec",
+    "MachineList",
+    "MachineOut",
+    "MachineReport",
     "Manifest",
     "ManifestError",
     "ManifestTask",

@@ -1,0 +1,105 @@
+"""Machine boot reports over HTTP against a real orchestrator (Postgres and SQLite).
+
+What a cloud VM's user-data sends with curl and the runner sends later: stage, since when
+(database clock, moving only on a stage change), last line and log tail; the master and
+dashboard read them back per run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from tests.orchestrator.helpers import CONFIG, create_run
+from tests.orchestrator_proc import OrchestratorProcess
+
+VM = {"instance_id": "i-0abc123", "provider": "aws", "instance_type": "c7g.medium", "alias": "c7g"}
+
+
+def _machines(orchestrator: OrchestratorProcess, run_id: int) -> dict[str, Any]:
+    with orchestrator.client() as admin:
+        got = admin.get(f"/runs/{run_id}/machines")
+    assert got.status_code == 200, got.text
+    return dict(got.json())
+
+
+def test_stages_since_and_last_line(orchestrator: OrchestratorProcess) -> None:
+    run_id = create_run(orchestrator.client())["run_id"]
+    runner = orchestrator.client(role="runner")
+    first = runner.post(
+        f"/runs/{run_id}/machines", json={**VM, "stage": "boot", "message": "booting"}
+    )
+    assert first.status_code == 200, first.text
+    since = datetime.fromisoformat(first.json()["stage_since"])
+    time.sleep(0.05)
+    # Same stage again (a keep-alive): since stays, last_seen moves, the line stays.
+    again = runner.post(f"/runs/{run_id}/machines", json={**VM, "stage": "boot"}).json()
+    assert datetime.fromisoformat(again["stage_since"]) == since
+    assert datetime.fromisoformat(again["last_seen_at"]) > since
+    assert again["message"] == "booting"
+    time.sleep(0.05)
+    tail = "\n".join(f"line {n}" for n in range(30))
+    failed = runner.post(
+        f"/runs/{run_id}/machines",
+        json={
+            **VM,
+            "stage": "error",
+            "message": "pip: no matching distribution",
+            "log_tail": tail,
+        },
+    )
+    assert failed.status_code == 200, failed.text
+    other = {**VM, "instance_id": "i-0def456", "stage": "provision", "host": "ip-10-0-1-5"}
+    assert runner.post(f"/runs/{run_id}/machines", json=other).status_code == 200
+
+    listed = _machines(orchestrator, run_id)
+    assert listed["run_id"] == run_id
+    by_id = {m["instance_id"]: m for m in listed["machines"]}
+    assert set(by_id) == {"i-0abc123", "i-0def456"}
+    dead = by_id["i-0abc123"]
+    assert dead["stage"] == "error" and dead["message"] == "pip: no matching distribution"
+    assert dead["log_tail"] == tail and dead["alias"] == "c7g"
+    assert datetime.fromisoformat(dead["stage_since"]) > since
+    assert datetime.fromisoformat(dead["first_seen_at"]) == since
+    assert by_id["i-0def456"]["host"] == "ip-10-0-1-5"
+    assert by_id["i-0def456"]["alias"] == "c7g"
+    now = datetime.fromisoformat(listed["now"])
+    assert now >= datetime.fromisoformat(dead["last_seen_at"])
+
+
+def test_alias_defaults_to_type_and_runs_are_separate(orchestrator: OrchestratorProcess) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    one = create_run(admin)["run_id"]
+    two = create_run(admin, {**CONFIG, "run_id": one + 7})["run_id"]
+    body = {k: v for k, v in VM.items() if k != "alias"}
+    assert runner.post(f"/runs/{one}/machines", json={**body, "stage": "boot"}).status_code == 200
+    machines = _machines(orchestrator, one)["machines"]
+    assert [m["alias"] for m in machines] == ["c7g.medium"]
+    assert _machines(orchestrator, two)["machines"] == []
+
+
+def test_tokens_and_bad_input(orchestrator: OrchestratorProcess) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin)["run_id"]
+    path = f"/runs/{run_id}/machines"
+    body = {**VM, "stage": "boot"}
+    assert orchestrator.client(token="nope").post(path, json=body).status_code == 401
+    # Only machines report: the admin token is refused, any token reads.
+    assert admin.post(path, json=body).status_code == 403
+    assert runner.get(path).status_code == 200
+    unknown = runner.post("/runs/1/machines", json=body)
+    assert unknown.status_code == 404 and "error" in unknown.json()
+    cases = [
+        ({**body, "stage": "rebooting"}, "stage"),
+        ({**body, "instance_id": "i 1; rm"}, "instance_id"),
+        ({**body, "provider": "gcp"}, "provider"),
+        ({**body, "log_tail": "x" * 16_001}, "log_tail"),
+        ({**body, "message": "a\x00b"}, "message"),
+        ({**body, "surprise": 1}, "surprise"),
+    ]
+    for bad, field in cases:
+        got = runner.post(path, json=bad)
+        assert got.status_code == 422, (field, got.text)
+        assert field in got.json()["error"], (field, got.text)
+    assert _machines(orchestrator, run_id)["machines"] == []
