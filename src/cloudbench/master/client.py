@@ -10,7 +10,7 @@ import httpx
 
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
-from cloudbench.protocol import RunCreated, RunOut, TaskList
+from cloudbench.protocol import MachineList, RunCreated, RunOut, TaskList
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ class OrchestratorClient(ApiClient):
 
     def tasks(self, run_id: int) -> TaskList:
         return TaskList.model_validate(self._retrying("GET", f"/runs/{run_id}/tasks").json())
+
+    def machines(self, run_id: int) -> MachineList:
+        """Every machine's last boot report (one try: the watch loop polls again)."""
+        return MachineList.model_validate(self.send("GET", f"/runs/{run_id}/machines").json())
 
     def stop_run(self, run_id: int) -> RunOut:
         return RunOut.model_validate(self._retrying("POST", f"/runs/{run_id}/stop").json())

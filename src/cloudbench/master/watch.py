@@ -3,11 +3,14 @@
 The master polls the orchestrator once a second; between polls it asks every provider
 whether its runners still live. A run whose runners are all gone while work remains
 would wait forever, so the watcher ends it with Stalled (or RunnersExited, naming the
-instance type and the runner's last line).
+instance type and the runner's last line). Cloud VMs are not our processes: their boot
+reports (`GET /runs/{id}/machines`) go to the providers' `observe` each poll, which is
+how a VM that never calls in, reports an error or falls silent is counted.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -18,8 +21,11 @@ from cloudbench.master.client import OrchestratorClient
 from cloudbench.master.embedded import EmbeddedOrchestrator
 from cloudbench.master.progress import ProgressView
 from cloudbench.master.providers import Provider
-from cloudbench.platform.http import Transient
+from cloudbench.master.providers.base import MachineRow
+from cloudbench.platform.http import ApiError, Transient
 from cloudbench.protocol import ArchiveState, RunOut, RunStatus
+
+logger = logging.getLogger(__name__)
 
 POLL = 1.0
 
@@ -44,6 +50,8 @@ class RunWatcher:
         self.console, self.client, self.providers = console, client, providers
         self.embedded, self.heartbeat_timeout = embedded, heartbeat_timeout
         self._idle_since: float | None = None
+        self._rows: list[MachineRow] = []
+        self.watches_vms = any(p.name == "cloud" for p in providers)
 
     def watch(self, run_id: int) -> RunOut:
         """Progress until the run has ended and its archive is ready (or failed)."""
@@ -58,13 +66,25 @@ class RunWatcher:
                     view.update_note(f"orchestrator unreachable ({exc}); retrying")
                     time.sleep(POLL)
                     continue
-                view.update(run, notes)
+                view.update(run, notes, self._machines(run_id))
                 if run.status != RunStatus.running and run.archive_state in (
                     ArchiveState.ready, ArchiveState.failed,
                 ):  # fmt: skip
                     return run
                 self._check_stalled(run)
                 time.sleep(POLL)
+
+    def _machines(self, run_id: int) -> list[MachineRow]:
+        """Every cloud VM's stage, since when and last line (none without cloud VMs)."""
+        if not self.watches_vms:
+            return []
+        try:
+            listing = self.client.machines(run_id)
+        except (httpx.TransportError, Transient, ApiError) as exc:
+            logger.warning("cannot read machine reports: %s", exc)
+            return self._rows
+        self._rows = [row for p in self.providers for row in p.observe(listing)]
+        return self._rows
 
     def _check_stalled(self, run: RunOut) -> None:
         if not self.providers or run.status != RunStatus.running:
@@ -82,11 +102,11 @@ class RunWatcher:
     def _check_exited(self, run: RunOut) -> None:
         """Within a poll of the last runner of a type failing: its tasks have nobody left."""
         for provider in self.providers:
-            for alias, line in provider.exited().items():
+            for (name, alias), line in provider.exited().items():
                 left = sum(
                     g.counts.pending + g.counts.claimed + g.counts.running
                     for g in run.instance_types
-                    if g.provider == provider.name and g.alias == alias
+                    if g.provider == name and g.alias == alias
                 )
                 if left:
                     raise RunnersExited(

@@ -1,0 +1,124 @@
+"""The master on the cloud path when VMs fail: it never hangs on VMs that cannot work.
+
+Terraform is the FAKE of test_aws_path.py (no AWS here): its aws stack "launches" the
+instances its `instances` output names, and nothing boots. This test plays those VMs
+against the real orchestrator: it reports their boot stages over HTTP with the runner
+token exactly as the user-data's curl does (`POST /runs/{id}/machines`), or stays silent.
+The master, its watch loop, the orchestrator and its database are real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.master.conftest import Harness, fake_config
+from tests.master.test_aws_path import SETTINGS, FakeTerraform, fake
+
+__all__ = ["fake"]  # the fixture, imported for pytest
+
+
+def _config(instances: int) -> dict[str, Any]:
+    config = fake_config([], 2, ["fib"], instances=instances)
+    config["aws"] = [{"instance_type": "t3.micro", "alias": "t3"}]
+    return config
+
+
+def _launch(tmp: Path, fake: FakeTerraform, ids: list[str]) -> dict[str, str]:
+    """The aws stack's `instances` output, as Terraform would print it."""
+    path = tmp / "aws-outputs.json"
+    instances = {
+        f"t3-{n}": {
+            "id": vm,
+            "instance_type": "t3.micro",
+            "alias": "t3",
+            "public_ip": None,
+            "private_ip": f"10.0.1.{20 + n}",
+        }
+        for n, vm in enumerate(ids)
+    }
+    path.write_text(json.dumps({"instances": instances}))
+    return {"FAKE_TF_AWS_OUTPUTS": str(path)}
+
+
+def _report(fake: FakeTerraform, run_id: int, vm: str, stage: str, **extra: str) -> None:
+    body = {
+        "instance_id": vm,
+        "provider": "aws",
+        "instance_type": "t3.micro",
+        "alias": "t3",
+        "stage": stage,
+        **extra,
+    }
+    auth = {"Authorization": f"Bearer {fake.orch.runner_token}"}
+    got = httpx.post(f"{fake.orch.url}/runs/{run_id}/machines", json=body, headers=auth)
+    assert got.status_code == 200, got.text
+
+
+def test_an_erroring_vm_and_a_silent_one_stop_the_type_and_exit_1(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0fail", "i-0silent"])}
+    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "12", **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("output", "aws"))
+    _report(fake, run_id, "i-0fail", "boot", message="cloudbench: boot")
+    # The progress view shows the VM's stage, since when and last line.
+    harness.wait_for(lambda: "vm t3 i-0fail: boot (for" in (harness.tmp / "stdout").read_text())
+    tail = "Collecting cloudbench\nERROR: No matching distribution found for cloudbench"
+    _report(fake, run_id, "i-0fail", "error", message="pip download failed (exit 1)", log_tail=tail)
+    failed_at = time.monotonic()
+    code, out, err = harness.wait(timeout=90)
+    assert code == 1, err
+    # Stopped once the silent VM's boot timeout passed, not at a task or budget timeout.
+    assert time.monotonic() - failed_at < 12 + 60, err
+    assert "every runner of t3 has exited with 2 task(s) left" in err, err
+    assert "VM i-0fail boot/runner error: pip download failed (exit 1)" in err, err
+    assert "VM i-0silent never called in within --boot-timeout 12s" in err, err
+    assert "vm t3 i-0silent: launched" in out, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["tasks"]["completed"] == 0
+    assert fake.find("destroy", "aws"), "the provider stack was not destroyed"
+
+
+def test_one_working_vm_keeps_the_type_alive(harness: Harness, fake: FakeTerraform) -> None:
+    """A type with one VM left that calls in is not stopped when its other VM fails."""
+    env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0fail", "i-0good"])}
+    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "10", **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("output", "aws"))
+    _report(fake, run_id, "i-0fail", "error", message="apt-get failed")
+    deadline = time.monotonic() + 15  # past the boot timeout
+    while time.monotonic() < deadline:
+        _report(fake, run_id, "i-0good", "running", message="runner: 1 slot(s)")
+        assert harness.proc is not None and harness.proc.poll() is None, harness.output()
+        time.sleep(1)
+    # Then the good VM falls silent: it is counted too, and the type stops.
+    code, _out, err = harness.wait(timeout=120)
+    assert code == 1, err
+    assert "VM i-0good stopped calling in" in err and "at stage running" in err, err
+    assert "VM i-0fail boot/runner error: apt-get failed" in err, err
+
+
+def test_debug_keeps_the_failed_vms_stack_and_says_how_to_reach_it(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    meta = json.loads(fake.outputs.read_text())
+    meta["bastion_ssh_command"] = "ssh -J ubuntu@198.51.100.7 ubuntu@10.0.1.10"
+    fake.outputs.write_text(json.dumps(meta))
+    env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0dbg"])}
+    harness.start(harness.config(_config(instances=1)), "--debug", "--boot-timeout", "60", **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("output", "aws"))
+    _report(fake, run_id, "i-0dbg", "error", message="task 1 failed; staying up (--debug)")
+    code, out, err = harness.wait(timeout=90)
+    assert code == 1, err
+    both = out + err
+    assert "debug: VM i-0dbg (t3): ssh -J ubuntu@198.51.100.7 ubuntu@10.0.1.20" in both, both
+    assert f"cloudbench nuke --run-id {run_id}" in both, both
+    assert not fake.find("destroy", "aws"), "--debug destroyed the failed VM's stack"
+    assert json.loads(fake.find("apply", "aws")[0]["tf_vars"]["TF_VAR_debug"]) is True
