@@ -49,7 +49,14 @@ class Runner:
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
-        executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest, self._affinity())
+        executor = choose(
+            s.executor,
+            source,
+            s.work_dir,
+            s.ruby_image_digest,
+            self._affinity(),
+            engine_wait=s.engine_wait,
+        )
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )

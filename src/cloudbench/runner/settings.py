@@ -50,6 +50,9 @@ class RunnerSettings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     task_timeout: float = Field(default=6 * 3600.0, gt=0)
     unreachable_give_up: float = Field(default=600.0, ge=0)
+    # Seconds to wait for a container engine whose socket exists but does not answer yet
+    # (a daemon starting at boot, a socket slow under load) before giving up on it.
+    engine_wait: float = Field(default=120.0, ge=0)
     # Seconds to sleep on a "wait" claim answer that carries no retry_after_seconds.
     wait_default: float = Field(default=10.0, gt=0)
 
