@@ -27,6 +27,9 @@ class RunnerSettings(BaseSettings):
     instance_type: str | None = None
     alias: str | None = None
     run_id: int | None = None
+    # A cloud VM's instance id (EC2 instance id, Azure VM name), set by its user-data:
+    # with a run id, the runner reports this machine's stage (runner/machine_report.py).
+    instance_id: str | None = None
     slots: Slots = "physical"
     # CPUs for the runner's own threads: auto (the last core when there are several),
     # none (share the benchmark CPUs), or a CPU list such as "7,15".
