@@ -141,6 +141,7 @@ resource "aws_instance" "runner" {
     run_id               = var.run_id
     instance_type        = each.value.instance_type
     alias                = each.value.alias
+    debug                = var.debug ? "true" : "false"
   })
 
   metadata_options {

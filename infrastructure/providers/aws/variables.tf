@@ -110,3 +110,9 @@ variable "root_volume_size_gb" {
     error_message = "root_volume_size_gb must be between 8 and 1024."
   }
 }
+
+variable "debug" {
+  type        = bool
+  description = "cloudbench run --debug: a runner whose boot or task failed keeps its instance up until max_lifetime_minutes instead of powering it off."
+  default     = false
+}

@@ -150,3 +150,9 @@ variable "os_disk_size_gb" {
     error_message = "os_disk_size_gb must be between 30 and 1024."
   }
 }
+
+variable "debug" {
+  type        = bool
+  description = "cloudbench run --debug: a runner whose boot or task failed keeps its VM up until max_lifetime_minutes instead of deallocating it."
+  default     = false
+}
