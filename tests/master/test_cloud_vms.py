@@ -10,6 +10,7 @@ The master, its watch loop, the orchestrator and its database are real.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,62 @@ def test_debug_keeps_the_failed_vms_stack_and_says_how_to_reach_it(
     assert f"cloudbench nuke --run-id {run_id}" in both, both
     assert not fake.find("destroy", "aws"), "--debug destroyed the failed VM's stack"
     assert json.loads(fake.find("apply", "aws")[0]["tf_vars"]["TF_VAR_debug"]) is True
+
+
+def _claim(fake: FakeTerraform, run_id: int, host: str) -> dict[str, Any]:
+    body = {
+        "provider": "aws",
+        "instance_type": "t3.micro",
+        "alias": "t3",
+        "runner_id": f"{host}-0",
+        "host": host,
+    }
+    auth = {"Authorization": f"Bearer {fake.orch.runner_token}"}
+    got = httpx.post(f"{fake.orch.url}/runs/{run_id}/tasks/claim", json=body, headers=auth)
+    assert got.status_code == 200, got.text
+    return dict(got.json())
+
+
+def test_a_silent_vms_task_is_retried_on_the_types_other_vm(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    """The master hands a dead VM's task back at once (instance_terminated); the type's
+    other VM claims it long before the orchestrator's 120 s heartbeat timeout."""
+    config = _config(instances=2)
+    config["per_instance_type"]["tasks"] = 1
+    env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0dies", "i-0lives"])}
+    # --heartbeat-timeout 20: runners heartbeat every 5 s; silence counts after 20 s.
+    harness.start(harness.config(config), "--boot-timeout", "300", timeout=20, **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("output", "aws"))
+    _report(fake, run_id, "i-0dies", "running", host="host-dies", message="runner: 1 slot(s)")
+    task = _claim(fake, run_id, "host-dies")["task"]
+    silent_from = time.monotonic()
+    alive = threading.Event()
+
+    def keep_alive() -> None:
+        while not alive.wait(2):
+            _report(fake, run_id, "i-0lives", "running", host="host-lives")
+
+    thread = threading.Thread(target=keep_alive, daemon=True)
+    thread.start()
+    try:
+        claimed = harness.wait_for(
+            lambda: (c := _claim(fake, run_id, "host-lives"))["status"] == "assigned" and c,
+            timeout=90,
+        )
+    finally:
+        alive.set()
+        thread.join()
+    assert claimed["task"]["id"] == task["id"] and claimed["task"]["attempt"] == 2
+    assert time.monotonic() - silent_from < 60  # not the orchestrator's 120 s sweep
+    with httpx.Client(
+        base_url=fake.orch.url, headers={"Authorization": f"Bearer {fake.orch.admin_token}"}
+    ) as admin:
+        [row] = admin.get(f"/runs/{run_id}/tasks").json()["tasks"]
+        assert row["attempts"][0]["error_type"] == "instance_terminated", row
+        assert "instance i-0dies lost: stopped calling in" in row["attempts"][0]["error_message"]
+        admin.post(f"/runs/{run_id}/stop")
+    code, _out, err = harness.wait(timeout=90)
+    assert code == 2, err  # stopped by us, not by the master for a dead type
+    assert "every runner of t3 has exited" not in err

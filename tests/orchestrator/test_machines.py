@@ -103,3 +103,72 @@ def test_tokens_and_bad_input(orchestrator: OrchestratorProcess) -> None:
         assert got.status_code == 422, (field, got.text)
         assert field in got.json()["error"], (field, got.text)
     assert _machines(orchestrator, run_id)["machines"] == []
+
+
+def _claim_on(runner: Any, host: str) -> dict[str, Any]:
+    body = {
+        "provider": "aws",
+        "instance_type": "c7g.medium",
+        "alias": "c7g",
+        "runner_id": f"{host}-0",
+        "host": host,
+    }
+    got = runner.post("/tasks/claim", json=body)
+    assert got.status_code == 200, got.text
+    return dict(got.json())
+
+
+AWS_RUN = {
+    "ruby_version": "3.4.7",
+    "per_instance_type": {"tasks": 1},
+    "aws": [{"instance_type": "c7g.medium", "alias": "c7g"}],
+}
+
+
+def test_a_lost_machines_task_goes_to_another_machine_now(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin, AWS_RUN)["run_id"]
+    task = _claim_on(runner, "ip-10-0-1-5")["task"]
+    report = {**VM, "stage": "running", "host": "ip-10-0-1-5"}
+    assert runner.post(f"/runs/{run_id}/machines", json=report).status_code == 200
+    path = f"/runs/{run_id}/machines/i-0abc123/lost"
+    # Only the master (admin) says a machine is lost.
+    assert runner.post(path, json={"reason": "gone"}).status_code == 403
+    assert (
+        admin.post(f"/runs/{run_id}/machines/i-0nope/lost", json={"reason": "gone"}).status_code
+        == 404
+    )
+    assert admin.post(path, json={}).status_code == 422
+    lost = admin.post(path, json={"reason": "EC2 state terminated"})
+    assert lost.status_code == 200, lost.text
+    assert lost.json() == {"instance_id": "i-0abc123", "retried": [task["id"]], "failed": []}
+    [row] = admin.get(f"/runs/{run_id}/tasks").json()["tasks"]
+    assert row["status"] == "pending" and row["attempt"] == 2
+    ended = row["attempts"][0]
+    assert ended["error_type"] == "instance_terminated" and ended["outcome"] == "retried"
+    assert "instance i-0abc123 lost: EC2 state terminated" in ended["error_message"]
+    # The other machine of the type gets it at once.
+    again = _claim_on(runner, "ip-10-0-1-6")
+    assert again["status"] == "assigned" and again["task"]["id"] == task["id"]
+    machine = {m["instance_id"]: m for m in _machines(orchestrator, run_id)["machines"]}
+    assert machine["i-0abc123"]["stage"] == "error"
+    assert machine["i-0abc123"]["message"] == "lost: EC2 state terminated"
+
+
+def test_without_attempts_left_the_task_fails_and_the_run_ends(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin, {**AWS_RUN, "max_attempts": 1})["run_id"]
+    task = _claim_on(runner, "ip-10-0-1-5")["task"]
+    report = {**VM, "stage": "error", "message": "boom", "host": "ip-10-0-1-5"}
+    assert runner.post(f"/runs/{run_id}/machines", json=report).status_code == 200
+    lost = admin.post(f"/runs/{run_id}/machines/i-0abc123/lost", json={"reason": "silent"})
+    assert lost.json()["failed"] == [task["id"]], lost.text
+    run = admin.get(f"/runs/{run_id}").json()
+    assert run["status"] == "completed" and run["tasks"]["failed"] == 1
+    # Its own error report stays the machine's line.
+    [machine] = _machines(orchestrator, run_id)["machines"]
+    assert machine["message"] == "boom"

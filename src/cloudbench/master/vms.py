@@ -32,6 +32,7 @@ class Vm:
     failed_at: float | None = None
     cause: str | None = None
     address: str | None = None  # private IP, where the stack says (AWS)
+    released: bool = False  # its tasks were handed back (POST .../lost)
 
     def matches(self, reported: str) -> bool:
         return reported.lower() == self.instance_id.lower()
@@ -95,6 +96,10 @@ class VmWatch:
                 latest = sorted(failed, key=lambda v: v.failed_at or 0.0, reverse=True)
                 out[key] = "; ".join(f"VM {v.instance_id} {v.cause}" for v in latest)
         return out
+
+    def to_release(self) -> list[Vm]:
+        """Failed VMs that called in (so may hold tasks) and were not released yet."""
+        return [v for v in self.failed() if v.report is not None and not v.released]
 
     def failed(self) -> list[Vm]:
         return [v for v in self.vms if v.failed_at is not None]

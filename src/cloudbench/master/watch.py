@@ -84,7 +84,26 @@ class RunWatcher:
             logger.warning("cannot read machine reports: %s", exc)
             return self._rows
         self._rows = [row for p in self.providers for row in p.observe(listing)]
+        for provider in self.providers:
+            for instance_id, cause in provider.lost():
+                self._release(run_id, instance_id, cause)
         return self._rows
+
+    def _release(self, run_id: int, instance_id: str, cause: str) -> None:
+        """A failed VM's tasks go to another VM of its type now, not after a timeout."""
+        try:
+            done = self.client.machine_lost(run_id, instance_id, cause)
+        except (httpx.TransportError, Transient, ApiError) as exc:
+            logger.warning("cannot hand back the tasks of VM %s: %s", instance_id, exc)
+            return
+        if done.retried or done.failed:
+            logger.warning(
+                "VM %s failed (%s): task(s) %s retried elsewhere, %s out of attempts",
+                instance_id,
+                cause,
+                done.retried,
+                done.failed,
+            )
 
     def _check_stalled(self, run: RunOut) -> None:
         if not self.providers or run.status != RunStatus.running:

@@ -71,7 +71,9 @@ from cloudbench.protocol.errors import (
 from cloudbench.protocol.machines import (
     MAX_LOG_TAIL,
     MachineList,
+    MachineLost,
     MachineOut,
+    MachineReleased,
     MachineReport,
 )
 from cloudbench.protocol.results import (
@@ -130,7 +132,9 @@ __all__ = [
     "InstanceTypeProgress",
     "InstanceTypeSpec",
     "MachineList",
+    "MachineLost",
     "MachineOut",
+    "MachineReleased",
     "MachineReport",
     "Manifest",
     "ManifestError",

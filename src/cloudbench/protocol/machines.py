@@ -61,3 +61,17 @@ class MachineList(BaseModel):
     run_id: int
     now: datetime
     machines: list[MachineOut]
+
+
+class MachineLost(Strict):
+    """`POST /runs/{run_id}/machines/{instance_id}/lost` (admin token): the master saw
+    the machine fail or vanish; its active tasks end as `instance_terminated` (retried
+    on another machine while attempts are left)."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_LINE)]
+
+
+class MachineReleased(BaseModel):
+    instance_id: str
+    retried: list[int] = Field(default_factory=list)  # task ids back to pending
+    failed: list[int] = Field(default_factory=list)  # task ids out of attempts

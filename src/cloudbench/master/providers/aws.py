@@ -215,6 +215,13 @@ class CloudProvider:
         self.vms.update(machines)
         return self.vms.lines()
 
+    def lost(self) -> list[tuple[str, str]]:
+        """Failed VMs whose tasks the orchestrator should hand to another VM now."""
+        found = self.vms.to_release() if self.vms is not None else []
+        for vm in found:
+            vm.released = True
+        return [(vm.instance_id, vm.cause or "failed") for vm in found]
+
     def active(self) -> bool:
         # Until the stacks are applied and their VMs known, count them as working.
         if self.vms is None or not self.vms.vms:

@@ -6,6 +6,7 @@ effects), ``start`` (after the run exists: bring up runners for every instance t
 ``active`` (can anything of this provider still work on tasks?),
 ``exited`` ((provider, alias) none of whose runners is left, each with its last error
 line), ``observe`` (the orchestrator's machine reports each tick: rows for the view),
+``lost`` (machines that failed since the last tick: (instance id, cause), once each),
 ``stop`` (always, in a finally; idempotent; ``hurry`` means a second Ctrl-C).
 A cloud provider (AWS: Terraform stacks + tag-based cleanup) implements the same four.
 """
@@ -77,5 +78,7 @@ class Provider(Protocol):
     def exited(self) -> dict[tuple[str, str], str]: ...
 
     def observe(self, machines: MachineList) -> list[MachineRow]: ...
+
+    def lost(self) -> list[tuple[str, str]]: ...
 
     def stop(self, hurry: bool = False) -> None: ...

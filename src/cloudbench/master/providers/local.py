@@ -135,6 +135,9 @@ class LocalProvider:
     def observe(self, machines: MachineList) -> list[MachineRow]:
         return []  # local runners are our processes: exited() watches them
 
+    def lost(self) -> list[tuple[str, str]]:
+        return []
+
     def exited(self) -> dict[tuple[str, str], str]:
         by_alias: dict[str, list[_Runner]] = {}
         for runner in self.runners:

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from cloudbench.orchestrator.api.deps import AnyToken, RunIdPath, RunnerToken, SessionDep
+from fastapi import APIRouter, Path, Request
+
+from cloudbench.orchestrator.api.deps import (
+    AdminToken,
+    AnyToken,
+    RunIdPath,
+    RunnerToken,
+    SessionDep,
+)
 from cloudbench.orchestrator.db import machines as db_machines
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Machine
+from cloudbench.orchestrator.db.queue import finalize_if_done
 from cloudbench.orchestrator.errors import Unprocessable
-from cloudbench.protocol import MachineList, MachineOut, MachineReport
+from cloudbench.orchestrator.finalize import schedule_archive
+from cloudbench.protocol import (
+    MachineList,
+    MachineLost,
+    MachineOut,
+    MachineReleased,
+    MachineReport,
+)
 
 router = APIRouter(tags=["machines"])
 
@@ -38,3 +54,31 @@ def get_machines(run_id: RunIdPath, session: SessionDep) -> MachineList:
     found = db_machines.list_machines(session=session, run=run)
     now = db_machines.database_now(session=session)
     return MachineList(run_id=run_id, now=now, machines=[machine_out(m) for m in found])
+
+
+InstancePath = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.post(
+    "/runs/{run_id}/machines/{instance_id}/lost",
+    response_model=MachineReleased,
+    dependencies=[AdminToken],
+)
+def machine_lost(
+    run_id: RunIdPath,
+    instance_id: InstancePath,
+    body: MachineLost,
+    request: Request,
+    session: SessionDep,
+) -> MachineReleased:
+    """The master saw this machine fail or vanish: its tasks go to another machine now
+    (as `instance_terminated`) instead of after the heartbeat timeout."""
+    run = db_runs.require_run(session=session, external_id=run_id)
+    retried, failed = db_machines.release_lost(
+        session=session, run=run, instance_id=instance_id, reason=body.reason
+    )
+    finalized = bool(failed) and finalize_if_done(session=session, run_pk=run.id)
+    session.commit()
+    if finalized:
+        schedule_archive(request.app)
+    return MachineReleased(instance_id=instance_id, retried=retried, failed=failed)

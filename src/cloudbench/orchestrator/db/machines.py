@@ -8,9 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloudbench.orchestrator.db import attempts, queue
 from cloudbench.orchestrator.db.clock import db_now
-from cloudbench.orchestrator.db.models import Machine, Run
-from cloudbench.protocol import MachineReport
+from cloudbench.orchestrator.db.models import Machine, Run, Task
+from cloudbench.orchestrator.errors import NotFound
+from cloudbench.protocol import ErrorType, HeartbeatStatus, MachineReport, TaskStatus
 
 
 def record_report(*, session: Session, run: Run, report: MachineReport) -> Machine:
@@ -71,3 +73,37 @@ def database_now(*, session: Session) -> datetime:
         value = datetime.fromisoformat(value[:26])
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def release_lost(
+    *, session: Session, run: Run, instance_id: str, reason: str
+) -> tuple[list[int], list[int]]:
+    """End the active tasks of a machine the master saw fail or vanish, as
+    `instance_terminated`: (retried, failed) task ids. Its runner, should it still live,
+    gets 409 at its next heartbeat. Locks the run, then the tasks (the usual order)."""
+    queue.lock_run(session=session, run_pk=run.id)
+    machine = _find(session, run.id, instance_id)
+    if machine is None:
+        raise NotFound(f"run {run.external_id} has no machine {instance_id}")
+    if machine.stage != HeartbeatStatus.error:
+        machine.stage, machine.stage_since = HeartbeatStatus.error, db_now(session)
+        machine.message = f"lost: {reason}"
+    if not machine.host:  # it never claimed anything
+        return [], []
+    ids = attempts.lock_tasks(
+        session=session, where=[Task.run_id == run.id, Task.runner_host == machine.host]
+    )
+    message = f"instance {instance_id} lost: {reason}"
+    final = queue.finish_values(
+        session,
+        TaskStatus.failed,
+        error_type=ErrorType.instance_terminated,
+        error_message=message,
+    )
+    return attempts.fail_or_retry(
+        session=session,
+        ids=ids,
+        error_type=ErrorType.instance_terminated,
+        error_message=message,
+        final_values=final,
+    )
