@@ -19,6 +19,7 @@ import httpx
 
 from tests.master.conftest import Harness, fake_config
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, fake
+from tests.orchestrator.test_lifecycle import result_tarball
 
 __all__ = ["fake"]  # the fixture, imported for pytest
 
@@ -182,3 +183,58 @@ def test_a_silent_vms_task_is_retried_on_the_types_other_vm(
     code, _out, err = harness.wait(timeout=90)
     assert code == 2, err  # stopped by us, not by the master for a dead type
     assert "every runner of t3 has exited" not in err
+
+
+def test_a_dead_type_stops_while_the_other_type_finishes(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    """Every VM of t3 fails: t3 stops (its tasks removed), m7 goes on and completes, the
+    results are downloaded and the master exits 1 naming t3's cause."""
+    config = _config(instances=1)
+    config["aws"].append({"instance_type": "m7i.large", "alias": "m7"})
+    path = harness.tmp / "aws-outputs.json"
+    instances = {
+        "t3-0": {"id": "i-0t3", "alias": "t3", "instance_type": "t3.micro"},
+        "m7-0": {"id": "i-0m7", "alias": "m7", "instance_type": "m7i.large"},
+    }
+    path.write_text(json.dumps({"instances": instances}))
+    env = {**fake.env(**SETTINGS), "FAKE_TF_AWS_OUTPUTS": str(path)}
+    harness.start(harness.config(config), "--boot-timeout", "300", **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("output", "aws"))
+    m7 = {"instance_type": "m7i.large", "alias": "m7"}
+    _report(fake, run_id, "i-0m7", "running", host="host-m7", **m7)
+    _report(fake, run_id, "i-0t3", "error", message="pip download failed (exit 1)")
+    harness.wait_for(lambda: "every runner of t3 has exited" in harness.output())
+    auth = {"Authorization": f"Bearer {fake.orch.runner_token}"}
+    with httpx.Client(base_url=fake.orch.url, headers=auth, timeout=30) as runner:
+        for _ in range(2):
+            got = runner.post(
+                f"/runs/{run_id}/tasks/claim",
+                json={
+                    "provider": "aws",
+                    "runner_id": "host-m7-0",
+                    "host": "host-m7",
+                    **m7,
+                },
+            ).json()
+            assert got["status"] == "assigned", got
+            task, urls = got["task"], got["presigned_urls"]
+            put = httpx.put(
+                urls["result_upload_url"], content=result_tarball(), headers={"If-None-Match": "*"}
+            )
+            assert put.status_code in (200, 201, 204), put.text
+            done = runner.post(
+                f"/tasks/{task['id']}/complete",
+                json={
+                    "runner_id": "host-m7-0",
+                    "lease": task["lease"],
+                    "s3_result_key": urls["result_key"],
+                },
+            )
+            assert done.status_code == 200, done.text
+    code, out, err = harness.wait(timeout=90)
+    assert code == 1, err
+    assert "VM i-0t3 boot/runner error: pip download failed (exit 1)" in err, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["tasks"]["completed"] == 2 and summary["tasks"]["removed"] == 2, summary

@@ -172,3 +172,37 @@ def test_without_attempts_left_the_task_fails_and_the_run_ends(
     # Its own error report stays the machine's line.
     [machine] = _machines(orchestrator, run_id)["machines"]
     assert machine["message"] == "boom"
+
+
+def test_stopping_one_instance_type_leaves_the_others_running(
+    orchestrator: OrchestratorProcess,
+) -> None:
+    """What the master does when every VM of a type failed: that type stops, not the run."""
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin)["run_id"]  # laptop (alias lap) and desktop, 2 tasks each
+    body = {"provider": "local", "instance_type": "laptop", "runner_id": "r1"}
+    held = runner.post("/tasks/claim", json=body).json()["task"]
+    stop = {"provider": "local", "alias": "lap", "reason": "every VM of lap failed"}
+    assert (
+        admin.post(f"/runs/{run_id}/stop", json={"provider": "gcp", "alias": "lap"}).status_code
+        == 422
+    )
+    assert runner.post(f"/runs/{run_id}/stop", json=stop).status_code == 403
+    got = admin.post(f"/runs/{run_id}/stop", json=stop)
+    assert got.status_code == 200, got.text
+    run = got.json()
+    assert run["status"] == "running"
+    assert run["tasks"]["removed"] == 1 and run["tasks"]["cancelled"] == 1
+    assert run["tasks"]["pending"] == 2  # desktop's
+    tasks = {t["id"]: t for t in admin.get(f"/runs/{run_id}/tasks").json()["tasks"]}
+    assert tasks[held["id"]]["status"] == "cancelled"
+    assert "instance type stopped: every VM of lap failed" in tasks[held["id"]]["error_message"]
+    # Its runner learns at the next heartbeat.
+    beat = runner.post(
+        f"/tasks/{held['id']}/heartbeat",
+        json={"runner_id": "r1", "lease": held["lease"], "status": "running"},
+    )
+    assert beat.status_code == 409
+    # The last type stopped: nothing is left, the run ends as usual.
+    last = admin.post(f"/runs/{run_id}/stop", json={"provider": "local", "alias": "desktop"})
+    assert last.json()["status"] == "completed" and last.json()["archive_state"] != "none"

@@ -61,6 +61,12 @@ class OrchestratorClient(ApiClient):
     def stop_run(self, run_id: int) -> RunOut:
         return RunOut.model_validate(self._retrying("POST", f"/runs/{run_id}/stop").json())
 
+    def stop_type(self, run_id: int, provider: str, alias: str, reason: str) -> RunOut:
+        """Stop one instance type (its runners all failed); the run goes on."""
+        body = {"provider": provider, "alias": alias, "reason": reason[:2000]}
+        response = self._retrying("POST", f"/runs/{run_id}/stop", json=body)
+        return RunOut.model_validate(response.json())
+
 
 def download(url: str, dest: Path) -> int:
     """Stream a presigned URL to dest (no Authorization header: the URL is the credential)."""

@@ -37,6 +37,10 @@ class Stalled(RuntimeError):
 class RunnersExited(Stalled):
     """Every runner of an instance type failed while that type still has tasks."""
 
+    def __init__(self, message: str, provider: str, alias: str) -> None:
+        super().__init__(message)
+        self.provider, self.alias = provider, alias
+
 
 class RunWatcher:
     def __init__(
@@ -129,5 +133,7 @@ class RunWatcher:
                 )
                 if left:
                     raise RunnersExited(
-                        f"every runner of {alias} has exited with {left} task(s) left: {line}"
+                        f"every runner of {alias} has exited with {left} task(s) left: {line}",
+                        name,
+                        alias,
                     )
