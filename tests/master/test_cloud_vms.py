@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 
+from tests.infra.test_boot_reporting import moto
 from tests.master.conftest import Harness, fake_config
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, fake
 from tests.orchestrator.test_lifecycle import result_tarball
 
-__all__ = ["fake"]  # the fixture, imported for pytest
+__all__ = ["fake", "moto"]  # fixtures, imported for pytest
 
 
 def _config(instances: int) -> dict[str, Any]:
@@ -238,3 +240,33 @@ def test_a_dead_type_stops_while_the_other_type_finishes(
     assert "VM i-0t3 boot/runner error: pip download failed (exit 1)" in err, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["tasks"]["completed"] == 2 and summary["tasks"]["removed"] == 2, summary
+
+
+def test_an_instance_ec2_reports_gone_is_counted_at_once(
+    harness: Harness, fake: FakeTerraform, moto: str
+) -> None:
+    """A VM that called in and then vanished (terminated under it) is counted from what
+    EC2 says (moto's server here), long before its silence would count."""
+    creds = {"AWS_ENDPOINT_URL": moto, "AWS_ACCESS_KEY_ID": "fake", "AWS_SECRET_ACCESS_KEY": "fake"}
+    ec2 = boto3.client(
+        "ec2",
+        region_name="eu-west-1",
+        endpoint_url=moto,
+        aws_access_key_id="fake",
+        aws_secret_access_key="fake",
+    )
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    vm = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    env = {**fake.env(**SETTINGS, **creds), **_launch(harness.tmp, fake, [vm])}
+    # --heartbeat-timeout 120: silence would count only after 120 s.
+    harness.start(harness.config(_config(instances=1)), "--boot-timeout", "300", timeout=120, **env)
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("output", "aws"))
+    _report(fake, run_id, vm, "running", host="host-a", message="runner: 1 slot(s)")
+    harness.wait_for(lambda: f"vm t3 {vm}: running" in (harness.tmp / "stdout").read_text())
+    ec2.terminate_instances(InstanceIds=[vm])
+    gone_at = time.monotonic()
+    code, _out, err = harness.wait(timeout=120)
+    assert code == 1, err
+    assert time.monotonic() - gone_at < 45, "counted by silence, not by EC2's answer"
+    assert f"VM {vm} vanished: EC2 reports it " in err, err

@@ -47,6 +47,17 @@ class VmWatch:
         known = {(v.provider, v.instance_id) for v in self.vms}
         self.vms += [v for v in vms if (v.provider, v.instance_id) not in known]
 
+    def vanished(self, states: dict[str, str]) -> None:
+        """The cloud says these instances are gone (id → state): failed unless finished."""
+        for vm in self.vms:
+            state = states.get(vm.instance_id)
+            if state and vm.failed_at is None and not self._gone(vm):
+                vm.failed_at, vm.cause = time.monotonic(), f"vanished: EC2 reports it {state}"
+
+    def pending_ids(self, provider: str) -> list[str]:
+        """Instance ids of this provider's VMs still counted as alive."""
+        return [v.instance_id for v in self.vms if v.provider == provider and not self._gone(v)]
+
     def update(self, listing: MachineList, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         for vm in self.vms:

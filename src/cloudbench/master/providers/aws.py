@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cloudbench.master.costplan import lifetime_minutes
+from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure
@@ -57,6 +58,7 @@ class CloudProvider:
         self.run_id: int | None = None
         self.options = RunnerOptions()
         self.vms: VmWatch | None = None  # once the run's stacks are applied
+        self.ec2: Ec2States | None = None  # AWS: instances EC2 says are gone
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
@@ -213,6 +215,10 @@ class CloudProvider:
         if self.vms is None:
             return []
         self.vms.update(machines)
+        out = self.meta.outputs
+        if out is not None and any(s.name == "aws" for s in self.stacks):
+            self.ec2 = self.ec2 or Ec2States(out.region)
+            self.vms.vanished(self.ec2.gone(self.vms.pending_ids("aws")))
         return self.vms.lines()
 
     def lost(self) -> list[tuple[str, str]]:
