@@ -41,6 +41,7 @@ RUNNER_VARS = {
     "run_id": "r42",
     "alias": "cobalt100",
     "debug": "false",
+    "heartbeat_interval": 30,
 }
 
 

@@ -175,6 +175,7 @@ RUNNER_VARS = {
     "instance_type": "c7g.large",
     "alias": "graviton3",
     "debug": "false",
+    "heartbeat_interval": 30,
 }
 
 

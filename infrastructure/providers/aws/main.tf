@@ -142,6 +142,7 @@ resource "aws_instance" "runner" {
     instance_type        = each.value.instance_type
     alias                = each.value.alias
     debug                = var.debug ? "true" : "false"
+    heartbeat_interval   = var.heartbeat_interval
   })
 
   metadata_options {

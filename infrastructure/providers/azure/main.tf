@@ -242,6 +242,7 @@ resource "azurerm_linux_virtual_machine" "runner" {
     run_id               = var.run_id
     alias                = each.value.alias
     debug                = var.debug ? "true" : "false"
+    heartbeat_interval   = var.heartbeat_interval
   }))
 
   admin_ssh_key {

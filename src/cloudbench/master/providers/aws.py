@@ -83,7 +83,7 @@ class CloudProvider:
         if outputs is None:
             raise ProviderError("the AWS provider needs the meta deployment's outputs first")
         self.run_id = ctx.run_id
-        silence = 4 * (self.options.heartbeat_interval or 30.0)
+        silence = 4 * self._interval()
         self.vms = VmWatch(self.options.boot_timeout, silence)
         self.stacks = [self._stack(ctx, outputs, name) for name in self._names(ctx.spec)]
         applied = [s for s in self.stacks if ctx.resumed and (s.workdir / APPLIED).is_file()]
@@ -116,6 +116,9 @@ class CloudProvider:
             variables["max_lifetime_minutes"] = self.max_lifetime_minutes
         if self.options.debug and name in CLOUDS:
             variables["debug"] = True
+        if self.options.heartbeat_interval and name in CLOUDS:
+            # The VM watch counts four missed reports as silence (master/vms.py).
+            variables["heartbeat_interval"] = self._interval()
         return Stack(name, workdir, log_path, settings, dict(variables))
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
@@ -185,6 +188,10 @@ class CloudProvider:
         if reason:
             raise StopRun(reason)
         return []
+
+    def _interval(self) -> float:
+        """Seconds between a cloud runner's reports (the stacks allow 1 to 300)."""
+        return max(1.0, min(300.0, self.options.heartbeat_interval or 30.0))
 
     def _kept_for_debug(self) -> set[str]:
         if not self.options.debug or self.vms is None:
