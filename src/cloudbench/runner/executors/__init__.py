@@ -59,7 +59,7 @@ def engine_answers(wait: float = 0.0) -> bool:
         # Short first (an idle engine answers at once), longer as it stays busy.
         attempt += 1
         left = deadline - time.monotonic()
-        problem = _ping(timeout=max(1.0, min(5.0 * attempt, 30.0, left)))
+        problem = _ping(timeout=max(5.0, min(5.0 * attempt, 30.0, left)))
         if problem is None:
             return True
         left = deadline - time.monotonic()
