@@ -95,6 +95,7 @@ class Runner:
             self.shutdown,
             plan=self.plan,
             concurrency=Concurrency(),
+            on_stage=self.reporter.stage_changed,
         )
         log.info(
             "runner: %d slot(s), executor %s, ruby-bench %s",

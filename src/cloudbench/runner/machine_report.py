@@ -83,6 +83,11 @@ class MachineReporter:
         except (httpx.HTTPError, Transient, ApiError) as exc:
             log.warning("cannot report stage %s to the orchestrator: %s", stage, exc)
 
+    def stage_changed(self, stage: HeartbeatStatus, message: str) -> None:
+        """A slot's step (uploading, back to running): reported when the stage changes."""
+        if self.enabled and stage != self.stage:
+            self.report(stage, message)
+
     def _keep_alive(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval):
             self.report(self.stage)
