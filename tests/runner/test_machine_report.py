@@ -134,3 +134,45 @@ def test_debug_with_a_failed_task_leaves_the_keep_marker_and_reports_error(
     assert code == 0, stderr
     assert not (tmp_path / "plain" / "work" / "debug-keep").exists()
     assert _machines(orchestrator_server, run_id)[0]["stage"] == "finished"
+
+
+def test_reporter_follows_slot_steps_and_keeps_alive(
+    orchestrator_server: OrchestratorProcess, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: the stage hook TaskRun calls (uploading, running again) and the
+    keep-alive that lets the master tell a live VM from a dead one."""
+    import time
+
+    from cloudbench.protocol import HeartbeatStatus
+    from cloudbench.runner.client import OrchestratorClient
+    from cloudbench.runner.machine_report import MachineReporter
+    from cloudbench.runner.settings import RunnerSettings
+
+    run_id = _run(orchestrator_server, {"ruby_version": "system", **CONFIG})
+    monkeypatch.setenv("CLOUDBENCH_RUNNER_TOKEN", orchestrator_server.runner_token)
+    settings = RunnerSettings(
+        orchestrator_url=orchestrator_server.url,
+        instance_type="itest",
+        run_id=run_id,
+        instance_id="i-0slot",
+        heartbeat_interval=0.5,
+        work_dir=tmp_path,
+    )
+    client = OrchestratorClient(settings.orchestrator_url, orchestrator_server.runner_token)
+    reporter = MachineReporter(settings, client)
+    reporter.start()
+    try:
+        reporter.report(HeartbeatStatus.running, "runner: 1 slot(s)")
+        reporter.stage_changed(HeartbeatStatus.uploading, "task 1: uploading its result")
+        [machine] = _machines(orchestrator_server, run_id)
+        assert machine["stage"] == "uploading", machine
+        assert machine["message"] == "task 1: uploading its result"
+        since, seen = machine["stage_since"], machine["last_seen_at"]
+        time.sleep(1.5)  # keep-alives, same stage
+        [machine] = _machines(orchestrator_server, run_id)
+        assert machine["stage_since"] == since and machine["last_seen_at"] > seen
+        reporter.stage_changed(HeartbeatStatus.running, "task 1: result uploaded")
+        assert _machines(orchestrator_server, run_id)[0]["stage"] == "running"
+    finally:
+        reporter.stop()
+        client.close()
