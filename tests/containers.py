@@ -37,5 +37,6 @@ def _ensure_engine() -> str:
         pytest.fail(f"setup-container-engine.sh failed:\n{done.stderr[-3000:]}")
     export = done.stdout.strip().splitlines()[-1]
     os.environ["DOCKER_HOST"] = export.split("=", 1)[1]
-    assert engine_answers(), "engine set up but not answering"
+    # A busy machine (a loaded podman socket) answers late: wait, as runners do.
+    assert engine_answers(wait=60), "engine set up but not answering within 60 s"
     return os.environ["DOCKER_HOST"]

@@ -171,7 +171,7 @@ def test_fragment_queries_do_not_grow_with_tasks(tmp_path: Any) -> None:
             assert sum(g.total for g in view.groups) == 2 * tasks
             return len(statements)
 
-    assert queries_for(2) == queries_for(200) <= 2
+    assert queries_for(2) == queries_for(200) <= 3  # tasks with counts, run, machines
 
 
 def test_heartbeat_highlight_near_timeout() -> None:
@@ -212,3 +212,37 @@ def test_a_retried_task_shows_its_attempt(orchestrator: OrchestratorProcess) -> 
     row = login(orchestrator).get("/").text.split(f'id="task-{first["id"]}"', 1)[1]
     row = row.split("</tr>", 1)[0]
     assert "attempt 2/2" in row and "r-second" in row
+
+
+def test_machines_show_stage_since_and_last_line(orchestrator: OrchestratorProcess) -> None:
+    """Issue 23: per VM, its boot stage, since when, its last line and a failure's tail."""
+    admin, runner = orchestrator.client(), orchestrator.client(role="runner")
+    run_id = create_run(admin, {**CONFIG, "run_id": 1201})["run_id"]
+    vm = {"provider": "aws", "instance_type": "c7g.medium", "alias": "g3"}
+    reports = [
+        {**vm, "instance_id": "i-0up", "stage": "provision", "message": "installing docker.io"},
+        {
+            **vm,
+            "instance_id": "i-0bad",
+            "stage": "error",
+            "message": XSS,
+            "log_tail": "E: Unable to locate package docker.io",
+        },
+    ]
+    for body in reports:
+        got = runner.post(f"/runs/{run_id}/machines", json=body)
+        assert got.status_code == 200, got.text
+    html = login(orchestrator).get(f"/dashboard/fragment?run_id={run_id}").text
+    section = html.split('id="machines"', 1)[1].split("</section>", 1)[0]
+    rows = dict(re.findall(r'data-instance="([^"]+)">(.*?)</tr>', section, flags=re.DOTALL))
+    assert set(rows) == {"i-0up", "i-0bad"}
+    assert ">provision</span>" in rows["i-0up"] and "installing docker.io" in rows["i-0up"]
+    assert re.search(r'machine-since">\s*\d+s', rows["i-0up"]), rows["i-0up"]
+    assert ">error</span>" in rows["i-0bad"]
+    assert "E: Unable to locate package docker.io" in rows["i-0bad"]
+    assert "<script>alert" not in section and "&lt;script&gt;" in section
+    # A run without reporting machines has no such section.
+    other = create_run(admin, {**CONFIG, "run_id": 1202})["run_id"]
+    assert (
+        'id="machines"' not in login(orchestrator).get(f"/dashboard/fragment?run_id={other}").text
+    )

@@ -40,6 +40,8 @@ RUNNER_VARS = {
     "identity_client_id": "0b4c8a8e-5f7e-4d1e-9a61-3c2b1a0f9e8d",
     "run_id": "r42",
     "alias": "cobalt100",
+    "debug": "false",
+    "heartbeat_interval": 30,
 }
 
 
@@ -191,7 +193,9 @@ def test_every_end_of_life_deallocates_instead_of_only_powering_off() -> None:
     script = _render()
     assert "/deallocate?api-version=" in script
     assert "ExecStop=/usr/local/sbin/cloudbench-deallocate" in script
-    assert "trap '/usr/local/sbin/cloudbench-deallocate done' EXIT" in script
+    assert "trap finish EXIT" in script
+    finish = script[script.index("finish() {") : script.index("trap finish EXIT")]
+    assert finish.rstrip().endswith("/usr/local/sbin/cloudbench-deallocate done\n}")
     role = _one(_of_type("azurerm_role_definition"))
     actions = _one(_one(role["permissions"])["actions"])
     assert set(actions) == {
@@ -202,3 +206,17 @@ def test_every_end_of_life_deallocates_instead_of_only_powering_off() -> None:
 
 def test_module_path_exists() -> None:
     assert isinstance(MODULE, Path) and (MODULE / "templates" / TEMPLATE).is_file()
+
+
+def test_boot_stages_are_reported_once_the_token_is_read_before_apt() -> None:
+    """Issue 23: the token comes from Key Vault with the standard library, so the first
+    report goes out before any package is installed; curl gets the token on stdin."""
+    script = _render()
+    token = script.index('TOKEN="$(python3 -')
+    first_report = script.index("report boot ")
+    assert token < first_report < script.index("apt-get update")
+    assert "curl -sS -f --max-time 15 --retry 3 --retry-connrefused -K -" in script
+    assert '"$ORCHESTRATOR/runs/$RUN_ID/machines"' in script
+    assert 'INSTANCE_ID="$(compute name)"' in script and '"provider": "azure"' in script
+    assert "for dev in /dev/ttyS0 /dev/console" in script
+    _bash_syntax_ok(script)

@@ -174,6 +174,8 @@ RUNNER_VARS = {
     "run_id": "r42",
     "instance_type": "c7g.large",
     "alias": "graviton3",
+    "debug": "false",
+    "heartbeat_interval": 30,
 }
 
 

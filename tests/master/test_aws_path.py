@@ -35,7 +35,8 @@ import json, os, sys, time
 start, cwd, args = time.time(), os.getcwd(), sys.argv[1:]
 stack, code = os.path.basename(cwd), 0
 if args[0] == "output":
-    values = json.load(open(os.environ["FAKE_TF_OUTPUTS"])) if stack == "meta" else {}
+    name = "FAKE_TF_OUTPUTS" if stack == "meta" else f"FAKE_TF_{stack.upper()}_OUTPUTS"
+    values = json.load(open(os.environ[name])) if name in os.environ else {}
     print(json.dumps({k: {"value": v, "sensitive": "token" in k} for k, v in values.items()}))
 elif args[0] == "apply" and stack != "meta":
     time.sleep(float(os.environ.get("FAKE_TF_SLEEP", "0")))

@@ -141,6 +141,8 @@ resource "aws_instance" "runner" {
     run_id               = var.run_id
     instance_type        = each.value.instance_type
     alias                = each.value.alias
+    debug                = var.debug ? "true" : "false"
+    heartbeat_interval   = var.heartbeat_interval
   })
 
   metadata_options {

@@ -6,6 +6,7 @@ output "instances" {
       instance_type = i.instance_type
       alias         = local.runners[k].alias
       public_ip     = i.public_ip
+      private_ip    = i.private_ip
     }
   }
 }

@@ -110,3 +110,20 @@ variable "root_volume_size_gb" {
     error_message = "root_volume_size_gb must be between 8 and 1024."
   }
 }
+
+variable "debug" {
+  type        = bool
+  description = "cloudbench run --debug: a runner whose boot or task failed keeps its instance up until max_lifetime_minutes instead of powering it off."
+  default     = false
+}
+
+variable "heartbeat_interval" {
+  type        = number
+  description = "Seconds between a runner's heartbeats and machine reports; the master counts a VM silent for four of them as failed."
+  default     = 30
+
+  validation {
+    condition     = var.heartbeat_interval >= 1 && var.heartbeat_interval <= 300
+    error_message = "heartbeat_interval must be between 1 and 300 seconds."
+  }
+}

@@ -241,6 +241,8 @@ resource "azurerm_linux_virtual_machine" "runner" {
     identity_client_id   = azurerm_user_assigned_identity.runner.client_id
     run_id               = var.run_id
     alias                = each.value.alias
+    debug                = var.debug ? "true" : "false"
+    heartbeat_interval   = var.heartbeat_interval
   }))
 
   admin_ssh_key {

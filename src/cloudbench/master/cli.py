@@ -84,6 +84,22 @@ def run(
     offline_prices: Annotated[
         bool, typer.Option(help="Only --prices and the config's prices; no price APIs.")
     ] = False,
+    boot_timeout: Annotated[
+        float,
+        typer.Option(
+            min=10,
+            help="Cloud: seconds a VM may take to call in and boot before it counts "
+            "as failed (default 15 min).",
+        ),
+    ] = 900.0,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="A runner whose task failed stays up (cloud VMs until their hard "
+            "lifetime; their stack is kept) and the master prints how to reach it.",
+        ),
+    ] = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -112,7 +128,8 @@ def run(
         logs_dir=logs_dir,
         runner=RunnerOptions(
             executor=executor, slots=slots, ruby_bench=ruby_bench,
-            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+            heartbeat_interval=min(30.0, heartbeat_timeout / 4), debug=debug,
+            boot_timeout=boot_timeout,
         ),
         master=MasterOptions(results_dir, yes, json_out, heartbeat_timeout, report_args),
     )  # fmt: skip

@@ -10,7 +10,7 @@ import httpx
 
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
-from cloudbench.protocol import RunCreated, RunOut, TaskList
+from cloudbench.protocol import MachineList, MachineReleased, RunCreated, RunOut, TaskList
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,24 @@ class OrchestratorClient(ApiClient):
     def tasks(self, run_id: int) -> TaskList:
         return TaskList.model_validate(self._retrying("GET", f"/runs/{run_id}/tasks").json())
 
+    def machines(self, run_id: int) -> MachineList:
+        """Every machine's last boot report (one try: the watch loop polls again)."""
+        return MachineList.model_validate(self.send("GET", f"/runs/{run_id}/machines").json())
+
+    def machine_lost(self, run_id: int, instance_id: str, reason: str) -> MachineReleased:
+        """Hand a failed machine's tasks to another one now (instance_terminated)."""
+        body = {"reason": reason[:2000]}
+        path = f"/runs/{run_id}/machines/{instance_id}/lost"
+        return MachineReleased.model_validate(self._retrying("POST", path, json=body).json())
+
     def stop_run(self, run_id: int) -> RunOut:
         return RunOut.model_validate(self._retrying("POST", f"/runs/{run_id}/stop").json())
+
+    def stop_type(self, run_id: int, provider: str, alias: str, reason: str) -> RunOut:
+        """Stop one instance type (its runners all failed); the run goes on."""
+        body = {"provider": provider, "alias": alias, "reason": reason[:2000]}
+        response = self._retrying("POST", f"/runs/{run_id}/stop", json=body)
+        return RunOut.model_validate(response.json())
 
 
 def download(url: str, dest: Path) -> int:

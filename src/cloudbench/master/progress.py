@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console, Group, RenderableType
@@ -15,6 +16,9 @@ from rich.text import Text
 
 from cloudbench.platform.timefmt import duration
 from cloudbench.protocol import InstanceTypeProgress, RunOut, TaskCounts
+
+# A cloud VM as the view shows it: alias, instance id, stage, since (how long), last line.
+MachineRow = tuple[str, str, str, str, str]
 
 LOG_EVERY = 10.0  # seconds between plain lines when nothing changed
 
@@ -58,6 +62,7 @@ class ProgressView:
         self.live: Live | None = None
         self._last_state = ""
         self._last_at = 0.0
+        self._machines: dict[str, tuple[str, str]] = {}  # id -> (stage, line) printed
 
     def __enter__(self) -> ProgressView:
         if self.interactive:
@@ -80,12 +85,18 @@ class ProgressView:
         else:
             self.live.console.log(note)
 
-    def update(self, run: RunOut, notes: list[str]) -> None:
+    def update(self, run: RunOut, notes: list[str], machines: Sequence[MachineRow] = ()) -> None:
         if self.live is not None:
-            self.live.update(render(run, notes, self.console.width))
+            self.live.update(render(run, notes, self.console.width, machines))
             return
         for note in notes:
             self.console.print(note, markup=False, highlight=False, soft_wrap=True)
+        for alias, vm, stage, since, line in machines:
+            # Plain output: one line per VM whenever its stage or last line changes.
+            if self._machines.get(vm) != (stage, line):
+                self._machines[vm] = (stage, line)
+                text = f"vm {alias} {vm}: {stage} (for {since}) {line}".rstrip()
+                self.console.print(text, markup=False, highlight=False, soft_wrap=True)
         line = summary_line(run)
         # Elapsed changes every second: print on a state change or once per period.
         state = line.split(", elapsed")[0]
@@ -115,7 +126,9 @@ def _row(item: InstanceTypeProgress, narrow: bool = False) -> list[RenderableTyp
     return row if narrow else [*row, duration(age) if age is not None else "-"]
 
 
-def render(run: RunOut, notes: list[str], width: int = 120) -> RenderableType:
+def render(
+    run: RunOut, notes: list[str], width: int = 120, machines: Sequence[MachineRow] = ()
+) -> RenderableType:
     narrow = width < NARROW
     table = Table(title=f"run {run.run_id} · Ruby {run.ruby_version} · {run.status}")
     table.add_column("instance type", no_wrap=True)
@@ -136,6 +149,14 @@ def render(run: RunOut, notes: list[str], width: int = 120) -> RenderableType:
         f"ETA {duration(eta(run))}",
     )
     parts: list[RenderableType] = [table, overall]
+    if machines:
+        vms = Table(title="machines")
+        for column in ("instance type", "instance", "stage", "since", "last line"):
+            vms.add_column(column)
+        for alias, vm, stage, since, line in machines:
+            style = "red" if stage in ("failed", "error") else ""
+            vms.add_row(alias, vm, Text(stage, style), since, Text(line[:120]))
+        parts.append(vms)
     parts += [Text(note, style="yellow") for note in notes[-5:]]
     return Group(*parts)
 

@@ -40,7 +40,7 @@ from cloudbench.master.resume import (
     save_record,
 )
 from cloudbench.master.stacks import MetaDeployment, offer_nuke
-from cloudbench.master.watch import RunWatcher, Stalled
+from cloudbench.master.watch import RunnersExited, RunWatcher, Stalled
 from cloudbench.platform import containers
 from cloudbench.platform.processes import stop_recorded
 from cloudbench.platform.state import Session
@@ -237,6 +237,12 @@ class Master:
             except KeyboardInterrupt as exc:
                 if not isinstance(exc, Terminated) and not self._confirm_teardown():
                     continue
+            except RunnersExited as exc:
+                # That type stops; the others go on. Exit 1 at the end.
+                self._stopped_on_error = True
+                self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
+                if self._stop_type(run_id, exc):
+                    continue
             except (Stalled, StopRun) as exc:
                 self._stopped_on_error = isinstance(exc, Stalled)
                 self.err.print(f"error: {exc}", markup=False, soft_wrap=True)
@@ -244,6 +250,15 @@ class Master:
             self._api().stop_run(run_id)
             # A second Ctrl-C from here on propagates: teardown without further questions.
             return self._watch(run_id)
+
+    def _stop_type(self, run_id: int, exc: RunnersExited) -> bool:
+        self.console.print(f"stopping {exc.alias}'s tasks; the other types go on", soft_wrap=True)
+        try:
+            self._api().stop_type(run_id, exc.provider, exc.alias, str(exc))
+        except ApiError as error:  # an older orchestrator: stop the whole run
+            logger.warning("cannot stop only %s (%s): stopping the run", exc.alias, error)
+            return False
+        return True
 
     def _watch(self, run_id: int) -> RunOut:
         if self._watcher is None:  # one for the command: it remembers since when all idled

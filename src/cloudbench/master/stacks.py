@@ -56,6 +56,8 @@ class MetaOutputs:
     bucket: str = ""
     # Runners launched in the deployment's subnet reach the orchestrator privately.
     private_url: str = ""
+    # ubuntu@<bastion address>: the jump host to reach VMs in the subnet (--debug).
+    bastion: str = ""
 
 
 class MetaDeployment:
@@ -109,7 +111,14 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         region=str(raw["region"]), admin_token=str(raw["admin_token"]),
         runner_token=str(raw["runner_token"]), bucket=str(raw.get("bucket") or ""),
         private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
+        bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
     )  # fmt: skip
+
+
+def _jump_host(command: str) -> str:
+    """`ssh -J ubuntu@1.2.3.4 ubuntu@10.0.1.10` → `ubuntu@1.2.3.4` (empty when absent)."""
+    parts = command.split()
+    return parts[parts.index("-J") + 1] if "-J" in parts[:-1] else ""
 
 
 def wait_up(url: str, timeout: float) -> None:

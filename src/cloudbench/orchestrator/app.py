@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
-from cloudbench.orchestrator.api import dist, runs, tasks
+from cloudbench.orchestrator.api import dist, machines, runs, tasks
 from cloudbench.orchestrator.api.fast import HotRoutes
 from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
@@ -125,6 +125,7 @@ def _include_routers(app: FastAPI) -> None:
 
     app.include_router(runs.router)
     app.include_router(tasks.router)
+    app.include_router(machines.router)
     app.include_router(storage_router)
     app.include_router(dist.router)
     app.include_router(dashboard_router)

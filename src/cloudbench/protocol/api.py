@@ -188,6 +188,15 @@ class RunOut(BaseModel):
     gzip_url: str | None = None
 
 
+class StopRequest(Strict):
+    """`POST /runs/{run_id}/stop` body (optional): stop only this instance type's tasks
+    (the master, when every runner of the type has failed); no body stops the run."""
+
+    provider: Literal["aws", "azure", "local"]
+    alias: Name
+    reason: Annotated[str, Field(max_length=2000)] | None = None
+
+
 class RunList(BaseModel):
     runs: list[RunOut]
 

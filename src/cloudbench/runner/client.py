@@ -16,6 +16,7 @@ from cloudbench.protocol import (
     CompleteRequest,
     FailRequest,
     HeartbeatRequest,
+    MachineReport,
     PresignedUrls,
     UploadUrlsRequest,
 )
@@ -79,6 +80,17 @@ class OrchestratorClient(ApiClient):
         response = self._call(f"/tasks/{task_id}/upload_urls", request)
         return PresignedUrls.model_validate(response.json())
 
+    def report_machine(self, run_id: int, report: MachineReport, give_up_after: float) -> None:
+        """Retried briefly: the reporter repeats its stage, a report must not hold a task."""
+        payload = report.model_dump(mode="json", exclude_none=True)
+        self.send_retrying(
+            "POST",
+            f"/runs/{run_id}/machines",
+            json=payload,
+            give_up_after=give_up_after,
+            max_backoff=5.0,
+        )
+
     # ------------------------------------------------------------ plumbing
     def _call(
         self, path: str, body: BaseModel, interrupt: threading.Event | None = None
@@ -86,10 +98,15 @@ class OrchestratorClient(ApiClient):
         payload = body.model_dump(mode="json", exclude_none=True)
         try:
             return self.send_retrying(
-                "POST", path, json=payload, give_up_after=self.give_up_after,
-                max_backoff=self.max_backoff, min_backoff=0.5, interrupt=interrupt,
+                "POST",
+                path,
+                json=payload,
+                give_up_after=self.give_up_after,
+                max_backoff=self.max_backoff,
+                min_backoff=0.5,
+                interrupt=interrupt,
                 on_retry=self._log_retry,
-            )  # fmt: skip
+            )
         except RETRYABLE as exc:
             raise OrchestratorUnreachable(
                 f"orchestrator at {self.base_url} unreachable or failing for "

@@ -12,22 +12,25 @@ import threading
 from types import FrameType
 
 from cloudbench.platform.cpulease import CpuLeases
-from cloudbench.protocol import ClaimRequest, ClaimStatus
+from cloudbench.protocol import ClaimRequest, ClaimStatus, HeartbeatStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import StartupError, choose
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
+from cloudbench.runner.machine_report import MachineReporter
 from cloudbench.runner.machine_state import machine_state
 from cloudbench.runner.packaging import Uploader
 from cloudbench.runner.ruby_bench import prepare_source
 from cloudbench.runner.settings import RunnerSettings
 from cloudbench.runner.slots import Slot, SlotPlan, make_slots, plan_slots, topology_facts
-from cloudbench.runner.task import Machine, TaskRun
+from cloudbench.runner.task import Machine, Outcome, TaskRun
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+# In the work dir when --debug and a task failed: the boot script does not power off.
+DEBUG_KEEP = "debug-keep"
 
 
 class Runner:
@@ -35,11 +38,15 @@ class Runner:
         self.settings = settings
         self.plan: SlotPlan = plan_slots(settings.slots, settings.housekeeping_cpus)
         self.slots: list[Slot] = make_slots(self.plan)
-        self.instance = instance or {"provider": settings.provider,
-                                     "instance_type": settings.instance_type}  # fmt: skip
+        self.instance = instance or {
+            "provider": settings.provider,
+            "instance_type": settings.instance_type,
+        }
         self.shutdown = threading.Event()
         self.signal_received: int | None = None
         self.errors: list[str] = []
+        self.failed_tasks: list[str] = []
+        self.reporter = MachineReporter(settings, None)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ entry point
@@ -47,25 +54,65 @@ class Runner:
         """Run until no work is left; StartupError when this machine cannot do the work."""
         s = self.settings
         s.work_dir.mkdir(parents=True, exist_ok=True)
+        client = OrchestratorClient(
+            s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
+        )
+        self.reporter = MachineReporter(s, client)
+        self.reporter.start()
+        try:
+            code = self._run(client)
+        except StartupError as exc:
+            self.reporter.report(HeartbeatStatus.error, f"error: {exc}", final=True)
+            raise
+        except BaseException as exc:
+            self.reporter.report(HeartbeatStatus.error, f"runner crashed: {exc}", final=True)
+            raise
+        finally:
+            self.reporter.stop()
+            client.close()
+        return code
+
+    def _run(self, client: OrchestratorClient) -> int:
+        s = self.settings
         leases = CpuLeases()
         problem = leases.check()
         if problem:
             raise StartupError(problem)
         self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
-        executor = choose(s.executor, source, s.work_dir, s.ruby_image_digest, self._affinity())
-        client = OrchestratorClient(
-            s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
+        executor = choose(
+            s.executor,
+            source,
+            s.work_dir,
+            s.ruby_image_digest,
+            self._affinity(),
+            engine_wait=s.engine_wait,
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
-        machine = Machine(s, client, uploader, executor, source, self._facts(), self.shutdown,
-                          plan=self.plan, leases=leases)  # fmt: skip
-        log.info("runner: %d slot(s), executor %s, ruby-bench %s", len(self.slots),
-                 executor.name, source.commit or source.origin)  # fmt: skip
+        machine = Machine(
+            s,
+            client,
+            uploader,
+            executor,
+            source,
+            self._facts(),
+            self.shutdown,
+            plan=self.plan,
+            leases=leases,
+            on_stage=self.reporter.stage_changed,
+        )
+        log.info(
+            "runner: %d slot(s), executor %s, ruby-bench %s",
+            len(self.slots),
+            executor.name,
+            source.commit or source.origin,
+        )
+        self.reporter.report(
+            HeartbeatStatus.running, f"runner: {len(self.slots)} slot(s), executor {executor.name}"
+        )
         try:
             self._run_slots(machine)
         finally:
-            client.close()
             uploader.close()
             executor.close()
         if machine.unfit and self.signal_received is None:
@@ -78,13 +125,17 @@ class Runner:
         cpus = set(self.plan.housekeeping)
         if cpus and cpus != set(os.sched_getaffinity(0)):
             os.sched_setaffinity(0, cpus)
-        log.info("housekeeping on CPUs %s%s", ",".join(map(str, sorted(cpus))),
-                 f" ({self.plan.note})" if self.plan.note else "")  # fmt: skip
+        log.info(
+            "housekeeping on CPUs %s%s",
+            ",".join(map(str, sorted(cpus))),
+            f" ({self.plan.note})" if self.plan.note else "",
+        )
 
     def _affinity(self) -> EngineAffinity:
         benchmark = {cpu for group in self.plan.groups for cpu in group}
-        return EngineAffinity(self.plan.housekeeping, benchmark, self.settings.pins_engine,
-                              self.plan.note)  # fmt: skip
+        return EngineAffinity(
+            self.plan.housekeeping, benchmark, self.settings.pins_engine, self.plan.note
+        )
 
     def _facts(self) -> dict[str, object]:
         return {
@@ -111,12 +162,28 @@ class Runner:
     def _finish(self) -> int:
         if self.signal_received is not None:
             log.warning("stopped by signal %d", self.signal_received)
+            self.reporter.report(
+                HeartbeatStatus.error,
+                f"runner stopped by signal {self.signal_received}",
+                final=True,
+            )
             return 128 + self.signal_received
         if self.errors:
             for error in self.errors:
                 log.error("%s", error)
+            self.reporter.report(HeartbeatStatus.error, self.errors[0], final=True)
             return EXIT_ERROR
         log.info("all slots done")
+        if self.failed_tasks and self.settings.debug:
+            # The boot script sees this file and keeps the machine up (cloudbench run --debug).
+            (self.settings.work_dir / DEBUG_KEEP).write_text("\n".join(self.failed_tasks) + "\n")
+            self.reporter.report(
+                HeartbeatStatus.error,
+                f"{len(self.failed_tasks)} task(s) failed; staying up for debugging (--debug)",
+                final=True,
+            )
+            return EXIT_OK
+        self.reporter.report(HeartbeatStatus.finished, "all slots done", final=True)
         if self.settings.shutdown_on_done and not self.settings.debug:
             shutdown_machine()
         return EXIT_OK
@@ -134,9 +201,12 @@ class Runner:
     def _claim_loop(self, machine: Machine, slot: Slot) -> None:
         s = self.settings
         request = ClaimRequest(
-            provider=s.provider, instance_type=s.resolved_instance_type, runner_id=slot.runner_id,
-            alias=s.alias, host=socket.gethostname()[:200] or None,
-        )  # fmt: skip
+            provider=s.provider,
+            instance_type=s.resolved_instance_type,
+            runner_id=slot.runner_id,
+            alias=s.alias,
+            host=socket.gethostname()[:200] or None,
+        )
         while not self.shutdown.is_set():
             if machine.unfit:
                 return  # every task would fail the same way here; Runner.run says why
@@ -149,7 +219,10 @@ class Runner:
                 continue
             if response.task is None or response.presigned_urls is None:
                 raise OrchestratorError(200, "assigned answer came without a task or upload URLs")
-            TaskRun(machine, slot, response.task, response.presigned_urls).run()
+            task = response.task
+            if TaskRun(machine, slot, task, response.presigned_urls).run() == Outcome.failed:
+                with self._lock:
+                    self.failed_tasks.append(f"task {task.id} (run {task.run_id})")
 
     def _error(self, message: str) -> None:
         with self._lock:

@@ -27,6 +27,9 @@ class RunnerSettings(BaseSettings):
     instance_type: str | None = None
     alias: str | None = None
     run_id: int | None = None
+    # A cloud VM's instance id (EC2 instance id, Azure VM name), set by its user-data:
+    # with a run id, the runner reports this machine's stage (runner/machine_report.py).
+    instance_id: str | None = None
     slots: Slots = "physical"
     # CPUs for the runner's own threads: auto (the last core when there are several),
     # none (share the benchmark CPUs), or a CPU list such as "7,15".
@@ -50,6 +53,9 @@ class RunnerSettings(BaseSettings):
     heartbeat_interval: float = Field(default=30.0, gt=0)
     task_timeout: float = Field(default=6 * 3600.0, gt=0)
     unreachable_give_up: float = Field(default=600.0, ge=0)
+    # Seconds to wait for a container engine whose socket exists but does not answer yet
+    # (a daemon starting at boot, a socket slow under load) before giving up on it.
+    engine_wait: float = Field(default=120.0, ge=0)
     # Seconds to sleep on a "wait" claim answer that carries no retry_after_seconds.
     wait_default: float = Field(default=10.0, gt=0)
 

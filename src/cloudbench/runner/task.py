@@ -6,6 +6,7 @@ import logging
 import shutil
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -82,6 +83,8 @@ class Machine:
     leases: CpuLeases = field(default_factory=CpuLeases)  # machine-wide, every runner
     # Why this machine can never run the tasks (MachineUnfit): its slots stop claiming.
     unfit: list[str] = field(default_factory=list)
+    # The machine's own stage for the orchestrator (runner/machine_report.py); no-op locally.
+    on_stage: Callable[[HeartbeatStatus, str], None] = lambda _stage, _line: None
 
 
 class _SlotLogFilter(logging.Filter):
@@ -268,6 +271,7 @@ class TaskRun:
 
     def _upload_result(self) -> None:
         self.hb.update(HeartbeatStatus.uploading, now=True)
+        self.m.on_stage(HeartbeatStatus.uploading, f"task {self.task.id}: uploading its result")
         tarball = build_result_tarball(
             self.dir / "result.tar.gz", self.log_path, self.out_dir, self._metadata()
         )
@@ -285,6 +289,8 @@ class TaskRun:
         except TaskLost:
             log.warning("task %d: complete answered 409; dropped", self.task.id)
             return Outcome.lost
+        finally:
+            self.m.on_stage(HeartbeatStatus.running, f"task {self.task.id}: result uploaded")
         return Outcome.completed
 
     # ------------------------------------------------------------ failure path

@@ -4,7 +4,8 @@ The meta deployment (orchestrator, network, bucket; in AWS) is applied before th
 exists; once it does, `start` applies every provider stack of the run in parallel — aws
 and/or azure, plus the local stack when local runners take part — and `stop` destroys them
 again. Runners on instances report to the orchestrator directly, so there is nothing to
-poll here.
+poll here: they report their boot stages to the orchestrator, and `observe` follows
+them (master/vms.py) so that a type whose VMs all failed stops the run.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from pathlib import Path
 from rich.console import Console
 
 from cloudbench.master.costplan import lifetime_minutes
+from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure
 from cloudbench.master.providers.base import (
+    MachineRow,
     ProviderContext,
     ProviderError,
     RunnerOptions,
     StopRun,
 )
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
+from cloudbench.master.vms import VmWatch, debug_hint, vms_from_outputs
 from cloudbench.platform.azure import AzureSettings
 from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.stacks import Stack
 from cloudbench.platform.terraform import TerraformError
-from cloudbench.protocol import RunSpec
+from cloudbench.protocol import MachineList, RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,12 @@ class CloudProvider:
         self.meter: CostMeter | None = None
         self.results_dir: Path | None = None
         self.run_id: int | None = None
+        self.options = RunnerOptions()
+        self.vms: VmWatch | None = None  # once the run's stacks are applied
+        self.ec2: Ec2States | None = None  # AWS: instances EC2 says are gone
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+        self.options = options
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
@@ -75,10 +83,13 @@ class CloudProvider:
         if outputs is None:
             raise ProviderError("the AWS provider needs the meta deployment's outputs first")
         self.run_id = ctx.run_id
+        silence = 4 * self._interval()
+        self.vms = VmWatch(self.options.boot_timeout, silence)
         self.stacks = [self._stack(ctx, outputs, name) for name in self._names(ctx.spec)]
         applied = [s for s in self.stacks if ctx.resumed and (s.workdir / APPLIED).is_file()]
         for stack in applied:
             logger.info("resume: stack %s is applied already; not applying it again", stack.name)
+            self._launched(stack)
         errors = self._each("apply", skip={s.name for s in applied})
         if errors:
             self.meta.failed = True
@@ -103,6 +114,11 @@ class CloudProvider:
             variables.update(self._azure_variables(ctx, out))
         if self.max_lifetime_minutes is not None and name in CLOUDS:
             variables["max_lifetime_minutes"] = self.max_lifetime_minutes
+        if self.options.debug and name in CLOUDS:
+            variables["debug"] = True
+        if self.options.heartbeat_interval and name in CLOUDS:
+            # The VM watch counts four missed reports as silence (master/vms.py).
+            variables["heartbeat_interval"] = self._interval()
         return Stack(name, workdir, log_path, settings, dict(variables))
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
@@ -145,6 +161,7 @@ class CloudProvider:
                     if self.meter is not None and stack.name in CLOUDS:
                         self.meter.launch(stack.name)
                 (stack.workdir / APPLIED).write_text("applied\n")  # what a resume skips
+                self._launched(stack)
             else:
                 stack.destroy()
                 (stack.workdir / APPLIED).unlink(missing_ok=True)
@@ -172,16 +189,67 @@ class CloudProvider:
             raise StopRun(reason)
         return []
 
-    def active(self) -> bool:
-        # Instances cannot be watched from here; the orchestrator times out silent runners.
-        return bool(self.stacks)
+    def _interval(self) -> float:
+        """Seconds between a cloud runner's reports (the stacks allow 1 to 300)."""
+        return max(1.0, min(300.0, self.options.heartbeat_interval or 30.0))
 
-    def exited(self) -> dict[str, str]:
-        return {}  # cloud runners are not our processes: the orchestrator's sweeper sees them
+    def _kept_for_debug(self) -> set[str]:
+        if not self.options.debug or self.vms is None:
+            return set()
+        failed = self.vms.failed()
+        out = self.meta.outputs
+        for vm in failed:
+            self.console.print(debug_hint(vm, out.bastion if out else "", self.run_id),
+                               markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        kept = {vm.provider for vm in failed}
+        if kept:
+            self.console.print(
+                f"debug: kept stack(s) {', '.join(sorted(kept))}; remove them with "
+                f"`cloudbench nuke --run-id {self.run_id}`", markup=False, soft_wrap=True,
+            )  # fmt: skip
+        return kept
+
+    def _launched(self, stack: Stack) -> None:
+        """Which VMs the stack launched, so that one that never calls in is noticed."""
+        if stack.name not in CLOUDS or self.vms is None:
+            return
+        try:
+            self.vms.launched(vms_from_outputs(stack.name, stack.terraform().output()))
+        except TerraformError as exc:  # the watch then relies on the reports alone
+            logger.warning("stack %s: cannot read its instances: %s", stack.name, exc)
+
+    def observe(self, machines: MachineList) -> list[MachineRow]:
+        if self.vms is None:
+            return []
+        self.vms.update(machines)
+        out = self.meta.outputs
+        if out is not None and any(s.name == "aws" for s in self.stacks):
+            self.ec2 = self.ec2 or Ec2States(out.region)
+            self.vms.vanished(self.ec2.gone(self.vms.pending_ids("aws")))
+        return self.vms.lines()
+
+    def lost(self) -> list[tuple[str, str]]:
+        """Failed VMs whose tasks the orchestrator should hand to another VM now."""
+        found = self.vms.to_release() if self.vms is not None else []
+        for vm in found:
+            vm.released = True
+        return [(vm.instance_id, vm.cause or "failed") for vm in found]
+
+    def active(self) -> bool:
+        # Until the stacks are applied and their VMs known, count them as working.
+        if self.vms is None or not self.vms.vms:
+            return bool(self.stacks)
+        return self.vms.active()
+
+    def exited(self) -> dict[tuple[str, str], str]:
+        return self.vms.failed_types() if self.vms is not None else {}
 
     def stop(self, hurry: bool = False) -> None:
-        """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs."""
-        errors = self._each("destroy")
+        """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs.
+
+        With --debug, a cloud stack with a failed VM is kept: the VM stays up until its
+        hard lifetime, `cloudbench nuke --run-id` removes the rest."""
+        errors = self._each("destroy", skip=self._kept_for_debug())
         for error in errors:
             logger.error("%s", error)
         if errors:

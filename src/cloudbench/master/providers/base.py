@@ -4,7 +4,9 @@ Lifecycle, driven by the master: ``check`` (before anything starts; cheap, no si
 effects), ``start`` (after the run exists: bring up runners for every instance type),
 ``poll`` (each watch tick: returns problems worth showing, may raise to abort),
 ``active`` (can anything of this provider still work on tasks?),
-``exited`` (aliases none of whose runners is left, each with its last error line),
+``exited`` ((provider, alias) none of whose runners is left, each with its last error
+line), ``observe`` (the orchestrator's machine reports each tick: rows for the view),
+``lost`` (machines that failed since the last tick: (instance id, cause), once each),
 ``stop`` (always, in a finally; idempotent; ``hurry`` means a second Ctrl-C).
 A cloud provider (AWS: Terraform stacks + tag-based cleanup) implements the same four.
 """
@@ -15,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cloudbench.master.progress import MachineRow as MachineRow
 from cloudbench.platform.state import Session
-from cloudbench.protocol import InstanceTypeSpec, RunSpec
+from cloudbench.protocol import InstanceTypeSpec, MachineList, RunSpec
 
 
 class ProviderError(RuntimeError):
@@ -34,6 +37,10 @@ class RunnerOptions:
     ruby_bench: str | None = None
     # Runners must heartbeat well inside the orchestrator's timeout.
     heartbeat_interval: float | None = None
+    # A failed task leaves its runner (and a cloud VM) up for a look; nothing shuts down.
+    debug: bool = False
+    # Cloud VMs that have not called in (boot stage `running`) by then have failed.
+    boot_timeout: float = 15 * 60.0
 
 
 @dataclass
@@ -68,6 +75,10 @@ class Provider(Protocol):
 
     def active(self) -> bool: ...
 
-    def exited(self) -> dict[str, str]: ...
+    def exited(self) -> dict[tuple[str, str], str]: ...
+
+    def observe(self, machines: MachineList) -> list[MachineRow]: ...
+
+    def lost(self) -> list[tuple[str, str]]: ...
 
     def stop(self, hurry: bool = False) -> None: ...

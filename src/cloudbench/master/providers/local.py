@@ -11,12 +11,17 @@ from pathlib import Path
 
 import psutil
 
-from cloudbench.master.providers.base import ProviderContext, ProviderError, RunnerOptions
+from cloudbench.master.providers.base import (
+    MachineRow,
+    ProviderContext,
+    ProviderError,
+    RunnerOptions,
+)
 from cloudbench.platform import containers
 from cloudbench.platform.cpus import CPU_SYSFS, allowed_cpus, read_cores, split_cores
 from cloudbench.platform.processes import clean_env, tail, terminate
 from cloudbench.platform.state import Session, record_for
-from cloudbench.protocol import RunSpec
+from cloudbench.protocol import MachineList, RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +101,8 @@ class LocalProvider:
             command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
         if opts.ruby_bench:
             command += ["--ruby-bench", opts.ruby_bench]
+        if opts.debug:
+            command.append("--debug")
         # The runner token travels in the environment: argv shows in process lists.
         env = clean_env(drop_all_cloudbench=False, drop=["CLOUDBENCH_ADMIN_TOKEN"])
         env["CLOUDBENCH_RUNNER_TOKEN"] = ctx.runner_token
@@ -125,12 +132,18 @@ class LocalProvider:
     def active(self) -> bool:
         return any(r.proc.poll() is None for r in self.runners)
 
-    def exited(self) -> dict[str, str]:
+    def observe(self, machines: MachineList) -> list[MachineRow]:
+        return []  # local runners are our processes: exited() watches them
+
+    def lost(self) -> list[tuple[str, str]]:
+        return []
+
+    def exited(self) -> dict[tuple[str, str], str]:
         by_alias: dict[str, list[_Runner]] = {}
         for runner in self.runners:
             by_alias.setdefault(runner.alias, []).append(runner)
         return {
-            alias: group[-1].error_line()
+            (self.name, alias): group[-1].error_line()
             for alias, group in by_alias.items()
             if all(r.proc.poll() not in (None, 0) for r in group)
         }

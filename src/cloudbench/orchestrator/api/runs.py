@@ -24,6 +24,7 @@ from cloudbench.protocol import (
     RunList,
     RunOut,
     RunSpec,
+    StopRequest,
     TaskBrief,
     TaskList,
     describe,
@@ -83,8 +84,19 @@ def stop_run(
     request: Request,
     session: SessionDep,
     storage: StorageDep,
+    body: StopRequest | None = Body(default=None),
 ) -> RunOut:
-    run, changed = db_runs.stop_run(session=session, external_id=run_id)
+    """No body: end the run early. A body: stop one instance type, the run goes on."""
+    if body is not None:
+        run, changed = db_runs.stop_group(
+            session=session,
+            external_id=run_id,
+            provider=body.provider,
+            alias=body.alias,
+            reason=body.reason or "stopped by the master",
+        )
+    else:
+        run, changed = db_runs.stop_run(session=session, external_id=run_id)
     session.commit()
     if changed:
         schedule_archive(request.app)

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.views import run_out
+from cloudbench.orchestrator.db import machines as db_machines
 from cloudbench.orchestrator.db import runs as db_runs
-from cloudbench.orchestrator.db.models import Run, Task
+from cloudbench.orchestrator.db.models import Machine, Run, Task
 from cloudbench.orchestrator.db.runs import GroupStats
 from cloudbench.orchestrator.storage.base import Storage
 from cloudbench.protocol import (
@@ -56,12 +57,22 @@ class Group:
 
 
 @dataclass
+class MachineRow:
+    """A runner VM: stage, since when, last line (and the last lines of a failure)."""
+
+    machine: Machine
+    stage_age: float
+    seen_age: float
+
+
+@dataclass
 class RunView:
     run: RunOut
     groups: list[Group]
     progress: float
     elapsed: float
     heartbeat_timeout: float
+    machines: list[MachineRow] = field(default_factory=list)
 
     @property
     def is_final(self) -> bool:
@@ -113,10 +124,15 @@ def build_view(
     total = out.tasks.total + out.tasks.removed
     done = sum(r.progress for g in groups for r in g.rows) + 100.0 * out.tasks.removed
     end = out.finished_at or now
+    machines = [
+        MachineRow(m, (now - m.stage_since).total_seconds(), (now - m.last_seen_at).total_seconds())
+        for m in db_machines.list_machines(session=session, run=run)
+    ]
     return RunView(
         run=out,
         groups=groups,
         progress=done / total if total else 0.0,
         elapsed=max(0.0, (end - out.created_at).total_seconds()),
         heartbeat_timeout=heartbeat_timeout,
+        machines=machines,
     )

@@ -181,3 +181,25 @@ class ServerProcess(Base):
     last_seen_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_server_processes_last_seen", "last_seen_at"),)
+
+
+class Machine(Base):
+    """A runner machine (cloud VM) of a run, as it last reported itself (boot stages)."""
+
+    __tablename__ = "machines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    instance_id: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(16))
+    instance_type: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str | None] = mapped_column(String(200))
+    stage: Mapped[HeartbeatStatus] = mapped_column(EnumText(HeartbeatStatus, 16))
+    stage_since: Mapped[datetime]
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    message: Mapped[str | None] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("run_id", "instance_id"),)

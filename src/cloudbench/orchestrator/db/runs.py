@@ -12,7 +12,7 @@ from sqlalchemy import Subquery, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloudbench.orchestrator.db import attempts
+from cloudbench.orchestrator.db import attempts, queue
 from cloudbench.orchestrator.db.clock import db_now
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, NotFound
@@ -238,3 +238,45 @@ def stop_run(*, session: Session, external_id: int) -> tuple[Run, bool]:
     run.archive_state = ArchiveState.pending
     session.flush()
     return run, True
+
+
+def stop_group(
+    *, session: Session, external_id: int, provider: str, alias: str, reason: str
+) -> tuple[Run, bool]:
+    """Stop one instance type of a running run (every runner of it failed): its pending
+    tasks are removed, its active ones cancelled; the run goes on for the other types and
+    ends as usual when none is left. Returns (run, whether it ended now)."""
+    run = session.execute(
+        select(Run).where(Run.external_id == external_id).with_for_update()
+    ).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"run {external_id} not found")
+    if run.status != RunStatus.running:
+        return run, False
+    group = [Task.run_id == run.id, Task.provider == provider, Task.alias == alias]
+    removed = session.execute(
+        delete(Task).where(*group, Task.status == TaskStatus.pending)
+    ).rowcount  # type: ignore[attr-defined]
+    active = attempts.lock_tasks(session=session, where=group)
+    message = f"instance type stopped: {reason}"
+    attempts.record(
+        session=session,
+        ids=active,
+        outcome=AttemptOutcome.cancelled.value,
+        error_type=ErrorType.cancelled.value,
+        error_message=message,
+    )
+    session.execute(
+        update(Task)
+        .where(Task.id.in_(active), Task.status.in_(ACTIVE_STATUSES))
+        .values(
+            status=TaskStatus.cancelled,
+            finished_at=db_now(session),
+            error_type=ErrorType.cancelled,
+            error_message=message,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    run.removed_tasks = (run.removed_tasks or 0) + removed
+    session.flush()
+    return run, queue.finalize_if_done(session=session, run_pk=run.id)

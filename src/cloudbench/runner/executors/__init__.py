@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,18 +37,58 @@ __all__ = [
 ]
 
 
-def engine_answers() -> bool:
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+ENGINE_WAIT = 120.0  # seconds a runner waits for an engine that exists but does not answer
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE
+
+
+def engine_answers(wait: float = 0.0) -> bool:
+    """Whether a container engine answers, waiting up to `wait` seconds for one that is
+    there (its socket exists, or it is a TCP address) but does not answer yet: a daemon
+    still starting at boot, or a socket slow under load. No socket at all: no engine."""
+    where = engine_address()
+    if where.startswith("unix://") and not Path(where.removeprefix("unix://")).exists():
+        log.debug("no container engine: %s does not exist", where)
+        return False
+    deadline = time.monotonic() + wait
+    told, attempt = 0.0, 0
+    while True:
+        # Short first (an idle engine answers at once), longer as it stays busy.
+        attempt += 1
+        left = deadline - time.monotonic()
+        problem = _ping(timeout=max(5.0, min(5.0 * attempt, 30.0, left)))
+        if problem is None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            log.debug("no container engine: %s", problem)
+            return False
+        if time.monotonic() - told >= 10.0:
+            log.info(
+                "waiting for the container engine at %s to answer (%.0fs left): %s",
+                where,
+                left,
+                problem,
+            )
+            told = time.monotonic()
+        time.sleep(min(2.0, left))
+
+
+def _ping(timeout: float) -> str | None:
+    """None when the engine answers a ping, else what went wrong."""
     try:
         import docker
 
-        client = docker.from_env(timeout=5)
+        client = docker.from_env(timeout=int(timeout))
         try:
-            return bool(client.ping())
+            return None if client.ping() else "ping answered false"
         finally:
             client.close()
-    except Exception as exc:  # any failure means "no usable engine"
-        log.debug("no container engine: %s", exc)
-        return False
+    except Exception as exc:  # any failure means "no usable engine (yet)"
+        return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 class AutoExecutor:
@@ -99,17 +140,20 @@ def choose(
     work_dir: Path,
     base_digest: str | None = None,
     affinity: EngineAffinity | None = None,
+    engine_wait: float = ENGINE_WAIT,
 ) -> Executor:
-    """docker, host, or auto: docker when an engine answers, else host."""
+    """docker, host, or auto: docker when an engine answers, else host.
+
+    An engine whose socket exists is waited for up to `engine_wait` seconds."""
     if kind == "auto":
-        engine = engine_answers()
+        engine = engine_answers(engine_wait)
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
         return AutoExecutor(source, work_dir, engine, base_digest, affinity)
-    if kind == "docker" and not engine_answers():
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if kind == "docker" and not engine_answers(engine_wait):
         raise StartupError(
-            f"--executor docker: no container engine answers at {where} — start docker "
-            "(or podman's Docker API service and set DOCKER_HOST), or pass --executor host"
+            f"--executor docker: no container engine answers at {engine_address()} "
+            f"(waited {engine_wait:.0f}s) — start docker (or podman's Docker API service "
+            "and set DOCKER_HOST), or pass --executor host"
         )
     return _make(kind, source, work_dir, base_digest, affinity)
 
