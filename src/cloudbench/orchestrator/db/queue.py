@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, cast, literal, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db import attempts, hot
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
@@ -23,23 +22,9 @@ from cloudbench.protocol import (
     UNFINISHED_STATUSES,
     ArchiveState,
     ErrorType,
-    HeartbeatStatus,
     RunStatus,
     TaskStatus,
 )
-
-
-def claim_filter(
-    *, provider: str, instance_type: str, alias: str | None, run_external_id: int | None
-) -> list[ColumnElement[bool]]:
-    """Which tasks a claim may take (any status)."""
-    where = [Task.provider == provider, Task.instance_type == instance_type]
-    if alias is not None:
-        where.append(Task.alias == alias)
-    if run_external_id is not None:
-        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
-        where.append(Task.run_id == run_pk)
-    return where
 
 
 def claim_task(
@@ -107,15 +92,6 @@ def lock_task(*, session: Session, task: Task) -> None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()  # fetching is what refreshes the loaded object
-
-
-def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
-    now = db_now(session)
-    values: dict[str, Any] = {"heartbeat_at": now, **fields}
-    if fields.get("heartbeat_status") == HeartbeatStatus.running:
-        values["status"] = TaskStatus.running
-        values["started_at"] = func.coalesce(Task.started_at, now)
-    return values
 
 
 def finish_values(session: Session, status: TaskStatus, **fields: Any) -> dict[str, Any]:
