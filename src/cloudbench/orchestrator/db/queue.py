@@ -1,4 +1,4 @@
-"""The task queue: the SQL that matters (claim, fenced updates, sweep, finalize).
+"""The task queue: fenced updates, sweep, finalize (the claim is db/hot.py and db/batch.py).
 
 Every write to a claimed task is fenced: ``WHERE id = … AND lease = … AND status IN …``.
 A writer whose update matches no row has lost a race (sweeper, stop, re-claim) and gets
@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.db import attempts, hot
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
-from cloudbench.orchestrator.db.hot import Claimed
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, NotFound
 from cloudbench.protocol import (
@@ -25,23 +24,6 @@ from cloudbench.protocol import (
     RunStatus,
     TaskStatus,
 )
-
-
-def claim_task(
-    *,
-    session: Session,
-    provider: str,
-    instance_type: str,
-    runner_id: str,
-    alias: str | None = None,
-    run_external_id: int | None = None,
-    host: str | None = None,
-) -> Claimed | None:
-    """The claim (db/hot.py) inside a session's transaction; the API runs it directly."""
-    return hot.claim(
-        conn=session.connection(), provider=provider, instance_type=instance_type,
-        runner_id=runner_id, alias=alias, run_external_id=run_external_id, host=host,
-    ).claimed  # fmt: skip
 
 
 def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
