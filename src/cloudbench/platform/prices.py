@@ -291,18 +291,3 @@ class PriceResolver:
         except OSError as exc:  # an unwritable cache costs a look-up next time, nothing else
             logger.warning("cannot write price cache %s: %s", cache.path, exc)
         return price
-
-
-def resolve_price(
-    provider: str,
-    instance_type: str,
-    region: str | None,
-    *,
-    prices_file: Path | None = None,
-    config_prices: Mapping[str, float] | None = None,
-    offline: bool = False,
-    cache_dir: Path | None = None,
-) -> Price | None:
-    """One type's price, or None ("no price"). Raises PricesFileError for a bad file."""
-    resolver = PriceResolver(prices_file, config_prices, offline, cache_dir)
-    return resolver.resolve(provider, instance_type, region)
