@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, Select, select
 
 from cloudbench.orchestrator.db import statements
 from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
@@ -70,9 +71,7 @@ def claim(
         found = conn.execute(select(Run.id).where(Run.external_id == run_external_id)).first()
         if found is None:
             raise NotFound(f"run {run_external_id} not found")
-    retry = statements.retry_possible_statement(
-        alias=alias is not None, run=run_external_id is not None
-    )
+    retry = retry_possible_statement(alias=alias is not None, run=run_external_id is not None)
     params = statements.core_claim_params(kind, runner_id, host)
     return ClaimOutcome(None, wait=conn.execute(retry, params).first() is not None)
 
@@ -155,3 +154,16 @@ def check_holder(
         raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
     if lease is not None and lease != held_lease:
         raise Conflict(f"task {task_id} was re-claimed (lease {held_lease}, yours {lease})")
+
+
+@lru_cache(maxsize=8)
+def retry_possible_statement(*, alias: bool, run: bool) -> Select[Any]:
+    """An active task of this kind could still come back for another attempt (both
+    dialects; parameters as statements.kind_filter's)."""
+    max_attempts = select(Run.max_attempts).where(Run.id == Task.run_id).scalar_subquery()
+    return (
+        select(Task.id)
+        .where(*statements.kind_filter(alias, run), Task.status.in_(ACTIVE_STATUSES))
+        .where(Task.attempt < max_attempts)
+        .limit(1)
+    )

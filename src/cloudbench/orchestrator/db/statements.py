@@ -24,7 +24,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db.clock import now_for
@@ -302,16 +302,3 @@ def sqlite_heartbeat_params(beat: Beat) -> dict[str, Any]:
     task_id, runner_id, lease, fields = beat
     params = {f"p_{k}": v for k, v in fields.items()}
     return params | {"p_id": task_id, "p_runner": runner_id, "p_lease": lease}
-
-
-@lru_cache(maxsize=8)
-def retry_possible_statement(*, alias: bool, run: bool) -> Select[Any]:
-    """An active task of this kind could still come back for another attempt (both
-    dialects; parameters as kind_filter's)."""
-    max_attempts = select(Run.max_attempts).where(Run.id == Task.run_id).scalar_subquery()
-    return (
-        select(Task.id)
-        .where(*kind_filter(alias, run), Task.status.in_(ACTIVE_STATUSES))
-        .where(Task.attempt < max_attempts)
-        .limit(1)
-    )
