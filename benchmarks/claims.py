@@ -7,7 +7,7 @@ defaults: workers, pool, sweeper every 30 s, heartbeat timeout 120 s).
 
 - claims: wrk (C, Lua script) POSTs /tasks/claim at 1, 8, 64, 256 connections; the
   ceiling is pgbench running the claim statement the orchestrator itself emits (captured
-  from `queue`, not retyped) on the same table at the same concurrency.
+  from `db/hot.claim`, not retyped) on the same table at the same concurrency.
 - heartbeats: wrk POSTs /tasks/{id}/heartbeat over 4,096 claimed tasks.
 - steady state: claims again after all of the above (hundreds of thousands of rows,
   tens of thousands of claims and heartbeats, dead tuples, the sweeper failing the
@@ -39,14 +39,13 @@ import psutil
 import psycopg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import loadgen
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import Cluster
 
-from cloudbench.orchestrator.db import queue
+from cloudbench.orchestrator.db import hot
 
 LEVELS = (1, 8, 64, 256)
 TYPES_PER_MEASUREMENT = 4
@@ -208,7 +207,8 @@ def _needed(clients: int, seconds: float) -> int:
 
 
 def captured_claim_sql(url: str) -> str:
-    """The claim statement exactly as the orchestrator's queue code sends it."""
+    """The claim statement exactly as the orchestrator sends it (db/statements.py's
+    Postgres claim, for one claimer: what db/hot.claim runs)."""
     engine = create_engine(url)
     seen: list[tuple[str, Any]] = []
 
@@ -217,19 +217,20 @@ def captured_claim_sql(url: str) -> str:
         if statement.lstrip().upper().startswith("UPDATE TASKS"):
             seen.append((statement, params))
 
-    with Session(engine) as session:
-        queue.claim_task(
-            session=session, provider="aws", instance_type=SENTINEL, runner_id="pgbench"
-        )
-        session.rollback()
+    with engine.connect() as conn:
+        hot.claim(conn=conn, provider="aws", instance_type=SENTINEL, runner_id="pgbench")
+        conn.rollback()
     engine.dispose()
     (statement, params), *_ = seen
     for key, value in params.items():
-        literal = (
-            f"'{value}'" if isinstance(value, str) else "NULL" if value is None else str(value)
-        )
-        statement = statement.replace(f"%({key})s", literal)
+        statement = statement.replace(f"%({key})s", _literal(value))
     return " ".join(statement.split())
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list):
+        return f"ARRAY[{', '.join(_literal(v) for v in value)}]"
+    return f"'{value}'" if isinstance(value, str) else "NULL" if value is None else str(value)
 
 
 class Steal:

@@ -11,8 +11,9 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from cloudbench.orchestrator.db import migrate
 from tests.containers import ensure_engine
-from tests.orchestrator_inproc import InProcessOrchestrator
+from tests.orchestrator_inproc import InProcessOrchestrator, OrchestratorFactory, Server
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import Cluster
 
@@ -169,27 +170,22 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url"))
 
 
-def _wants_process(request: pytest.FixtureRequest, kwargs: dict[str, object]) -> bool:
-    if os.environ.get("CLOUDBENCH_TEST_SERVER") == "process":  # everything as before
-        return True
-    several = kwargs.get("workers") not in (None, 1)
-    return several or request.node.get_closest_marker("server_process") is not None
-
-
 @pytest.fixture
 def orchestrator_factory(
     tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., OrchestratorProcess]]:
-    """Starts orchestrators: in this process by default, as `serve` processes for tests
-    marked server_process (or asking for several workers)."""
+) -> Iterator[OrchestratorFactory]:
+    """Starts orchestrators, each as the call site says: server="in_process" (the app
+    behind uvicorn in this process) or server="process" (`serve`, its own OS process:
+    for tests that kill, restart or race it, read its log, or run several workers)."""
     started: list[OrchestratorProcess] = []
 
-    def start(database_url: str, **kwargs: object) -> OrchestratorProcess:
-        kind = OrchestratorProcess if _wants_process(request, kwargs) else InProcessOrchestrator
+    def start(database_url: str, *, server: Server, **options: Any) -> OrchestratorProcess:
+        if server == "in_process" and options.get("workers") not in (None, 1):
+            raise ValueError("several workers are processes: ask for server='process'")
+        kind = OrchestratorProcess if server == "process" else InProcessOrchestrator
         _at_head(database_url, request)
-        proc = kind(
-            database_url=database_url, state_dir=tmp_path / f"state{len(started)}", **kwargs
-        )  # type: ignore[arg-type]
+        state_dir = tmp_path / f"state{len(started)}"
+        proc = kind(database_url=database_url, state_dir=state_dir, **options)
         started.append(proc)
         return proc.start()
 
@@ -199,19 +195,33 @@ def orchestrator_factory(
 
 
 @pytest.fixture
-def orchestrator(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+def orchestrator(db_url: str, orchestrator_factory: OrchestratorFactory) -> OrchestratorProcess:
+    """A real orchestrator over HTTP, in this process, on Postgres and SQLite."""
+    return orchestrator_factory(db_url, server="in_process")
+
+
+@pytest.fixture
+def orchestrator_process(
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> OrchestratorProcess:
-    """A real orchestrator over HTTP (see orchestrator_factory), on Postgres and SQLite."""
-    return orchestrator_factory(db_url)
+    """`orchestrator`, but `serve` as its own OS process."""
+    return orchestrator_factory(db_url, server="process")
 
 
 @pytest.fixture
 def orchestrator_server(
-    pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> OrchestratorProcess:
-    """A real orchestrator over HTTP on Postgres with local storage."""
-    return orchestrator_factory(pg_url)
+    """A real orchestrator over HTTP, in this process, on Postgres with local storage."""
+    return orchestrator_factory(pg_url, server="in_process")
+
+
+@pytest.fixture
+def orchestrator_server_process(
+    pg_url: str, orchestrator_factory: OrchestratorFactory
+) -> OrchestratorProcess:
+    """`orchestrator_server`, but `serve` as its own OS process."""
+    return orchestrator_factory(pg_url, server="process")
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ thread. Lifespan runs as in `serve`: the maintenance loop sweeps, the archive wo
 builds, and both stop on `stop()`. What this saves is the process: a `python -m
 cloudbench orchestrator serve` costs seconds of imports and a migration per test on a
 loaded 2-core machine. Tests that need a separate OS process (kill, restart, several
-workers, races between processes, its log) are marked `server_process` and get
-tests/orchestrator_proc.py instead.
+workers, races between processes, its log) ask conftest's `orchestrator_factory` for
+`server="process"` (tests/orchestrator_proc.py) at the call site; nothing switches
+silently.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import httpx
 import uvicorn
@@ -29,7 +31,22 @@ PREFIX = "CLOUDBENCH_"
 def settings_from_env(env: dict[str, str]) -> OrchestratorSettings:
     """The settings `serve` would read from exactly this environment."""
     given = {k[len(PREFIX) :].lower(): v for k, v in env.items() if k.startswith(PREFIX)}
-    return OrchestratorSettings(**given)
+    return OrchestratorSettings.model_validate(given)
+
+
+# Which server a test gets: the app in this process, or `serve` as its own OS process.
+Server = Literal["in_process", "process"]
+
+
+class OrchestratorFactory(Protocol):
+    """conftest's `orchestrator_factory`: started for the test, stopped after it.
+
+    options: OrchestratorProcess's fields (heartbeat_timeout, extra_env, tokens, …);
+    `workers` other than 1 needs server="process"."""
+
+    def __call__(
+        self, database_url: str, *, server: Server, **options: Any
+    ) -> OrchestratorProcess: ...
 
 
 @dataclass
@@ -38,7 +55,7 @@ class InProcessOrchestrator(OrchestratorProcess):
     thread: threading.Thread | None = None
     log_handler: logging.Handler | None = None
 
-    def start(self) -> InProcessOrchestrator:
+    def start(self, timeout: float = 60) -> InProcessOrchestrator:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # The database is already at head (conftest's template); `serve` would migrate.
         app = create_app(settings_from_env(self.env()))
@@ -58,7 +75,7 @@ class InProcessOrchestrator(OrchestratorProcess):
             target=self.server.run, name=f"orchestrator-{self.port}", daemon=True
         )
         self.thread.start()
-        self.wait_up()
+        self.wait_up(timeout)
         return self
 
     def _capture_log(self) -> None:

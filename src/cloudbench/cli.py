@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
-
-# typer 0.29 builds its groups on its own copy of click; subclasses must use its types.
-from typer._click import Command, Context
-from typer._click.exceptions import UsageError
-from typer.core import TyperGroup
 
 # command name -> (module, attribute): a typer app (a group) or a command function.
 LAZY: dict[str, tuple[str, str]] = {
@@ -31,42 +29,36 @@ LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def _load(name: str) -> Command:
-    module, attribute = LAZY[name]
-    target = getattr(importlib.import_module(module), attribute)
-    if isinstance(target, typer.Typer):
-        command: Command = typer.main.get_group(target)
-    else:  # a function: one command of its own
-        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                             rich_markup_mode=None)  # fmt: skip
-        single.command(name=name)(target)
-        command = typer.main.get_command(single)
-    command.name = name
-    return command
+def wanted(argv: Sequence[str]) -> list[str]:
+    """The commands to load for this command line: the one it names, or (for --help, no
+    command or a mistyped one) all of them, so help lists them and a typo gets suggestions.
+    The top level's only option is a flag (-v), so the first other word is the command."""
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
+    return [name] if name in LAZY else list(LAZY)
 
 
-class LazyGroup(TyperGroup):
-    def list_commands(self, ctx: Context) -> list[str]:
-        return list(LAZY)
+class LazyTyper(typer.Typer):
+    """A Typer that adds its subcommands only when called, and only those needed."""
 
-    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        if cmd_name in LAZY and cmd_name not in self.commands:
-            self.add_command(_load(cmd_name), cmd_name)
-        return super().get_command(ctx, cmd_name)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        argv = kwargs.get("args", args[0] if args else None)
+        for name in wanted(sys.argv[1:] if argv is None else list(argv)):
+            self.load(name)
+        return super().__call__(*args, **kwargs)
 
-    def resolve_command(
-        self, ctx: Context, args: list[str]
-    ) -> tuple[str | None, Command | None, list[str]]:
-        try:
-            return super().resolve_command(ctx, args)
-        except UsageError:
-            for name in LAZY:  # so that "did you mean" knows every command
-                self.get_command(ctx, name)
-            return super().resolve_command(ctx, args)
+    def load(self, name: str) -> None:
+        groups = [info.name for info in self.registered_groups]
+        if name in groups or name in [info.name for info in self.registered_commands]:
+            return
+        module, attribute = LAZY[name]
+        target = getattr(importlib.import_module(module), attribute)
+        if isinstance(target, typer.Typer):
+            self.add_typer(target, name=name)
+        else:  # a function: one command of its own
+            self.command(name=name)(target)
 
 
-app = typer.Typer(
-    cls=LazyGroup,
+app = LazyTyper(
     help="Run ruby-bench on many instance types and collect every result.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

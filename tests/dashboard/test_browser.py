@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from tests.dashboard.helpers import heartbeat
 from tests.orchestrator.helpers import CONFIG, claim, create_run
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,10 +85,10 @@ def end_run_early(page: Page, admin: httpx.Client, run_id: int, url: str) -> lis
 def test_live_heartbeats_and_end_run_early(
     browser: Browser,
     sqlite_url: str,
-    orchestrator_factory: Callable[..., OrchestratorProcess],
+    orchestrator_factory: OrchestratorFactory,
     tmp_path: Path,
 ) -> None:
-    orch = orchestrator_factory(sqlite_url)
+    orch = orchestrator_factory(sqlite_url, server="in_process")
     admin, runner = orch.client(), orch.client(role="runner")
     run_id = create_run(admin, {**CONFIG, "per_instance_type": {"tasks": 1}})["run_id"]
     task = dict(claim(runner, runner_id="r1")["task"], runner_id="r1")

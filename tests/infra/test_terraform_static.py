@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
+from hcl2.api import load as load_hcl
 
 INFRA = Path(__file__).resolve().parents[2] / "infrastructure"
 MODULES = [
@@ -32,7 +32,7 @@ def _one(value: Any) -> Any:
 
 def _load(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        parsed: dict[str, Any] = hcl2.load(handle)
+        parsed: dict[str, Any] = load_hcl(handle)
     return parsed
 
 

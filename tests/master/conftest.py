@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +63,23 @@ class Harness:
         )  # fmt: skip
 
     def start(
-        self, config: Path, *args: str, timeout: float = 30, executor: str = "host", **env: str
+        self,
+        config: Path,
+        *args: str,
+        timeout: float = 30,
+        executor: str = "host",
+        environment: Mapping[str, str] | None = None,
+        **env: str,
     ) -> None:
+        """`cloudbench run CONFIG ARGS…` in the background; environment (a whole mapping,
+        e.g. FakeTerraform.env()) and env (single variables) are added to self.env()."""
         command = [sys.executable, "-m", "cloudbench", "run", str(config), "--json",
                    "--ruby-bench", str(FAKE_SUITE), "--executor", executor, "--slots", "1",
                    "--state-dir", str(self.state), "--results-dir", str(self.results),
                    "--heartbeat-timeout", str(timeout), *args]  # fmt: skip
         out, err = (self.tmp / "stdout").open("wb"), (self.tmp / "stderr").open("wb")
-        self.proc = subprocess.Popen(command, env=self.env(**env), stdout=out, stderr=err,
+        self.proc = subprocess.Popen(command, env=self.env(**{**(environment or {}), **env}),
+                                     stdout=out, stderr=err,
                                      cwd=self.tmp, preexec_fn=_default_sigint)  # fmt: skip
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 
 from cloudbench.master.client import OrchestratorClient
 from tests.master.conftest import Harness, fake_config, needs_ruby
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
 
@@ -97,9 +97,9 @@ class FakeTerraform:
 
 @pytest.fixture
 def fake(
-    tmp_path: Path, sqlite_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
 ) -> FakeTerraform:
-    return FakeTerraform(tmp_path, orchestrator_factory(sqlite_url))
+    return FakeTerraform(tmp_path, orchestrator_factory(sqlite_url, server="in_process"))
 
 
 def _aws_config(local: bool) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     harness: Harness, fake: FakeTerraform
 ) -> None:
     harness.start(harness.config(_aws_config(local=True)),
-                  **fake.env(FAKE_TF_SLEEP="1", **SETTINGS))  # fmt: skip
+                  environment=fake.env(FAKE_TF_SLEEP="1", **SETTINGS))  # fmt: skip
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "local"))
     with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
@@ -177,7 +177,7 @@ def test_stack_failure_shows_log_tail_and_offers_nuke(
     harness: Harness, fake: FakeTerraform
 ) -> None:
     harness.start(harness.config(_aws_config(local=False)),
-                  **fake.env(FAKE_TF_FAIL="aws", **SETTINGS))  # fmt: skip
+                  environment=fake.env(FAKE_TF_FAIL="aws", **SETTINGS))  # fmt: skip
     code, out, err = harness.wait()
     assert code == 1, err
     assert "stack aws: terraform apply failed with exit code 1" in err
@@ -205,7 +205,7 @@ def test_reuse_orchestrator_runs_local_runners_against_it(
     """Phase 3: the orchestrator 'in AWS', runners on this machine; nothing is applied."""
     (harness.home / "terraform" / "default" / "meta").mkdir(parents=True)
     harness.start(harness.config(fake_config(["a"], 2, ["fib"])), "--reuse-orchestrator",
-                  **fake.env())  # fmt: skip
+                  environment=fake.env())  # fmt: skip
     code, out, err = harness.wait()
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])

@@ -68,7 +68,9 @@ def _config(azure_only: bool = False) -> dict[str, Any]:
 def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     harness: Harness, fake: FakeTerraform, arm: Standin
 ) -> None:
-    harness.start(harness.config(_config()), **fake.env(FAKE_TF_SLEEP="1", **_azure_env(arm)))
+    harness.start(
+        harness.config(_config()), environment=fake.env(FAKE_TF_SLEEP="1", **_azure_env(arm))
+    )
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "azure"))
     with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
@@ -160,7 +162,7 @@ def test_quota_refusal_is_one_clear_line_and_everything_is_destroyed(
         'in exceeding approved standardDPLSv6Family Cores quota."'
     )
     env = _azure_env(arm, FAKE_TF_FAIL="azure", FAKE_TF_ERROR=quota)
-    harness.start(harness.config(_config(azure_only=True)), **fake.env(**env))
+    harness.start(harness.config(_config(azure_only=True)), environment=fake.env(**env))
     code, _out, err = harness.wait()
     assert code == 1, err
     assert "stack azure: the subscription's vCPU quota in westeurope" in err

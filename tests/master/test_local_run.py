@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,8 @@ from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
 pytestmark = [needs_ruby, pytest.mark.slow]
 
 
-def _manifest(harness: Harness, run_id: int) -> dict:
-    return json.loads((harness.results / str(run_id) / "manifest.json").read_text())
+def _manifest(harness: Harness, run_id: int) -> dict[str, Any]:
+    return dict(json.loads((harness.results / str(run_id) / "manifest.json").read_text()))
 
 
 def test_two_instance_types_two_tasks_each(harness: Harness) -> None:

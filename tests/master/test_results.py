@@ -6,10 +6,16 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cloudbench.master.results import ResultsError, verify_archive
+from cloudbench.master.results import ResultsError, read_manifest
+
+
+def verify_archive(path: Path, expected_task_ids: set[int]) -> dict[str, Any]:
+    """`read_manifest`, as the JSON it would write."""
+    return read_manifest(path, expected_task_ids).model_dump(mode="json")
 
 
 def _archive(tmp_path: Path, manifest: object) -> Path:

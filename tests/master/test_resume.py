@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable
 
 import pytest
 
 from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config
-from tests.orchestrator_proc import OrchestratorProcess
+from tests.orchestrator_inproc import OrchestratorFactory
 
 pytestmark = [pytest.mark.slow]
 HEARTBEAT_TIMEOUT = 8.0
@@ -65,11 +64,13 @@ def test_resume_unknown_run_is_one_line(harness: Harness) -> None:
 @needs_ruby
 def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     harness: Harness, tmp_path_factory: pytest.TempPathFactory, sqlite_url: str,
-    orchestrator_factory: Callable[..., OrchestratorProcess],
+    orchestrator_factory: OrchestratorFactory,
 ) -> None:  # fmt: skip
-    fake = FakeTerraform(tmp_path_factory.mktemp("tf"), orchestrator_factory(sqlite_url))
+    fake = FakeTerraform(
+        tmp_path_factory.mktemp("tf"), orchestrator_factory(sqlite_url, server="in_process")
+    )
     config = harness.config(_aws_config(local=True))
-    harness.start(config, **fake.env(FAKE_TF_SLEEP="1", FAKE_TF_FAIL="local", **SETTINGS))
+    harness.start(config, environment=fake.env(FAKE_TF_SLEEP="1", FAKE_TF_FAIL="local", **SETTINGS))
     run_id = harness.run_id()
     # aws applied; the local stack's apply failed: the master gives up (as a crash would).
     code, _out, err = harness.wait()
@@ -79,7 +80,7 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     (applied / "aws" / ".cloudbench-applied").write_text("applied\n")
     before = len(fake.calls())
 
-    harness.start(config, "--resume", str(run_id), **fake.env(**SETTINGS))
+    harness.start(config, "--resume", str(run_id), environment=fake.env(**SETTINGS))
     harness.wait_for(lambda: fake.find("apply", "local")[1:])
     with fake.orch.client() as api:
         api.post(f"/runs/{run_id}/stop")

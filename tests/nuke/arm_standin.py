@@ -247,7 +247,7 @@ class Standin:
     def __init__(self, directory: Path, subscription: str) -> None:
         self.ca, key = self_signed(directory)
         self.world = World(subscription)
-        handler = type("H", (Handler,), {"world": self.world})
+        handler: type[Handler] = type("H", (Handler,), {"world": self.world})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca, key)

@@ -156,7 +156,8 @@ def _iam_and_ssm(run_id: str | None, suffix: str) -> None:
 
 
 def _world(run_id: str | None, n: int) -> None:
-    ec2, s3 = boto3.client("ec2"), boto3.client("s3")
+    ec2: Any = boto3.client("ec2")  # as the helpers take it: plain dict tag specifications
+    s3 = boto3.client("s3")
     net = _network(ec2, run_id, f"10.{n}.0.0/16")
     groups = _security_groups(ec2, net["vpc"], run_id)
     _compute(ec2, net, groups, run_id)

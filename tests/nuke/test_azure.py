@@ -38,7 +38,8 @@ class StaticToken:
     """A TokenCredential that hands out the stand-in's token (no token service here)."""
 
     def __init__(self, token: str) -> None:
-        self.token, self.scopes_asked = token, []
+        self.token = token
+        self.scopes_asked: list[tuple[str, ...]] = []
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self.scopes_asked.append(scopes)

@@ -22,6 +22,7 @@ from cloudbench.orchestrator.archive import (
 )
 from cloudbench.orchestrator.storage.base import archive_key, error_key, result_key
 from cloudbench.orchestrator.storage.local import LocalStorage
+from cloudbench.protocol import TaskStatus
 
 RUN = 42
 OUTPUTS = {
@@ -67,7 +68,7 @@ def store(storage: LocalStorage, key: str, data: bytes) -> str:
 def task(task_id: int, status: str = "completed", **kw: Any) -> ArchiveTask:
     defaults: dict[str, Any] = {"provider": "aws", "instance_type": "c7g.large", "alias": None}
     defaults.update(kw)
-    return ArchiveTask(task_id=task_id, run_number=task_id, status=status, **defaults)
+    return ArchiveTask(task_id=task_id, run_number=task_id, status=TaskStatus(status), **defaults)
 
 
 def build(storage: LocalStorage, tmp_path: Path, tasks: list[ArchiveTask]) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -108,7 +109,7 @@ def test_malformed_and_huge_bodies(orchestrator: OrchestratorProcess) -> None:
     huge = {**CONFIG, "padding": "x" * (2 << 20)}
     assert admin.post("/runs", json=huge).status_code == 413
 
-    def chunks():  # no content-length: the cap still holds while streaming
+    def chunks() -> Iterator[bytes]:  # no content-length: the cap still holds while streaming
         for _ in range(40):
             yield b" " * 65536
 

@@ -12,8 +12,9 @@ from sqlalchemy.engine import make_url
 from cloudbench.orchestrator.db import batch
 from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.migrate import upgrade
+from cloudbench.orchestrator.db.statements import Beat, BeatKind, Kind
 
-KIND = batch.Kind("local", "box", None, None)
+KIND = Kind("local", "box", None, None)
 
 
 def _seed(url: str, pending: int, failed_by: dict[int, tuple[str, str | None]]) -> None:
@@ -88,7 +89,7 @@ def test_no_claimer_gets_a_task_its_batch_failed_and_leftovers_are_none(pg_url: 
     assert numbers == [3, 4, None], numbers  # r2 then takes the one-by-one path (hot.claim)
 
 
-async def _beats(url: str, beats: list[batch.Beat], kind: batch.BeatKind) -> tuple[list[Any], int]:
+async def _beats(url: str, beats: list[Beat], kind: BeatKind) -> tuple[list[Any], int]:
     db = Counting(url, size=4)
     await db.open()
     try:
@@ -105,8 +106,8 @@ def test_heartbeats_share_statements_and_stay_fenced(pg_url: str) -> None:
     claimers: list[tuple[str, str | None]] = [(f"r{i}", None) for i in range(40)]
     claimed, _ = asyncio.run(_claims(pg_url, claimers))
     fields = {"heartbeat_status": "running", "progress_pct": 50.0}
-    kind = batch.BeatKind(frozenset({"progress_pct"}), running=True, lease=True)
-    beats: list[batch.Beat] = [(c.task_id, f"r{i}", c.lease, fields) for i, c in enumerate(claimed)]
+    kind = BeatKind(frozenset({"progress_pct"}), running=True, lease=True)
+    beats: list[Beat] = [(c.task_id, f"r{i}", c.lease, fields) for i, c in enumerate(claimed)]
     first = claimed[0]
     beats += [
         (first.task_id, "r0", first.lease + 1, fields),  # a stale lease

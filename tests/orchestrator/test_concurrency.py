@@ -6,16 +6,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from tests.orchestrator_proc import OrchestratorProcess
 
 # Its own OS process: 64 claimers against a server that is not sharing their GIL.
-pytestmark = pytest.mark.server_process
 
 
 def _drain(url: str, token: str, runner_id: str) -> list[int]:
-    got = []
+    got: list[int] = []
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         while True:
             resp = c.post(
@@ -29,7 +27,8 @@ def _drain(url: str, token: str, runner_id: str) -> list[int]:
             got.append(body["task"]["id"])
 
 
-def test_64_claimers_1000_tasks(orchestrator: OrchestratorProcess) -> None:
+def test_64_claimers_1000_tasks(orchestrator_process: OrchestratorProcess) -> None:
+    orchestrator = orchestrator_process
     admin = orchestrator.client()
     spec = {
         "ruby_version": "3.4.7",

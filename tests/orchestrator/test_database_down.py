@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import psycopg
 from sqlalchemy.engine import make_url
 
 from tests.orchestrator.helpers import create_run
-from tests.orchestrator_proc import OrchestratorProcess
+from tests.orchestrator_inproc import OrchestratorFactory
 
 
 def _admin(pg_server: str, sql: str, *params: object) -> None:
     dsn = make_url(pg_server).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql, params)  # type: ignore[arg-type]
+        conn.execute(sql, params)
 
 
 def test_refused_database_is_503_then_service_resumes_with_data_intact(
-    pg_server: str, pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    pg_server: str, pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(pg_url)
+    orch = orchestrator_factory(pg_url, server="in_process")
     admin = orch.client()
     run_id = create_run(admin)["run_id"]
     name = make_url(pg_url).database
+    assert name is not None
     # Real outage: Postgres refuses new connections to this database and ends open ones.
     _admin(pg_server, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     _admin(

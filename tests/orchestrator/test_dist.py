@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tests.orchestrator_proc import OrchestratorProcess
+from tests.orchestrator_inproc import OrchestratorFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 # uv venvs have no pip; the interpreter they were made from does (as on a fresh runner).
@@ -17,7 +16,7 @@ BASE_PYTHON = str(Path(sys.base_prefix) / "bin" / "python3")
 
 
 def test_pip_downloads_the_served_wheel(
-    sqlite_url: str, tmp_path: Path, orchestrator_factory: Callable[..., OrchestratorProcess]
+    sqlite_url: str, tmp_path: Path, orchestrator_factory: OrchestratorFactory
 ) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
@@ -26,7 +25,9 @@ def test_pip_downloads_the_served_wheel(
         capture_output=True,
         timeout=300,
     )
-    orch = orchestrator_factory(sqlite_url, extra_env={"CLOUDBENCH_DIST_DIR": str(dist)})
+    orch = orchestrator_factory(
+        sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}
+    )
     page = httpx.get(f"{orch.url}/dist/")
     assert page.status_code == 200 and ".whl" in page.text
     dest = tmp_path / "got"

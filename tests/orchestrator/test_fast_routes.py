@@ -8,13 +8,14 @@ request is compared between them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.orchestrator.helpers import create_run
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 SPEC = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 4}, "local": ["box"]}
@@ -25,11 +26,12 @@ PER_TASK = {"id", "run_number", "claimed_at", "heartbeat_at", "started_at", "run
 
 @pytest.fixture
 def pair(
-    pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> tuple[OrchestratorProcess, OrchestratorProcess]:
-    fast = orchestrator_factory(pg_url)
+    fast = orchestrator_factory(pg_url, server="in_process")
     routed = orchestrator_factory(
         pg_url,
+        server="in_process",  # _served reads the app's counters
         extra_env={"CLOUDBENCH_DIRECT_HOT_PATH": "false"},
         admin_token=fast.admin_token,  # one set of tokens: the same request means the same
         runner_token=fast.runner_token,

@@ -16,16 +16,15 @@ from tests.orchestrator.helpers import create_run
 from tests.orchestrator_proc import OrchestratorProcess
 
 # Its own OS process: reads the server process's log for tracebacks.
-pytestmark = pytest.mark.server_process
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 
 
 @pytest.mark.parametrize("role", ["admin", "runner"])
 def test_no_server_errors(
-    orchestrator_server: OrchestratorProcess, role: str, tmp_path: Path
+    orchestrator_server_process: OrchestratorProcess, role: str, tmp_path: Path
 ) -> None:
-    orch = orchestrator_server
+    orch = orchestrator_server_process
     create_run(orch.client())  # so some generated ids hit real rows
     token = orch.admin_token if role == "admin" else orch.runner_token
     out = subprocess.run(
@@ -39,8 +38,9 @@ def test_no_server_errors(
     assert "Traceback" not in orch.log_tail()
 
 
-def test_absurd_ids_are_4xx(orchestrator_server: OrchestratorProcess) -> None:
-    admin, runner = orchestrator_server.client(), orchestrator_server.client(role="runner")
+def test_absurd_ids_are_4xx(orchestrator_server_process: OrchestratorProcess) -> None:
+    orch = orchestrator_server_process
+    admin, runner = orch.client(), orch.client(role="runner")
     huge = 10**30
     assert admin.get(f"/runs/{huge}").status_code == 422
     assert admin.post(f"/runs/-{huge}/stop").status_code == 422

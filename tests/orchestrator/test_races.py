@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
@@ -13,10 +12,10 @@ from sqlalchemy.engine import make_url
 
 from tests.orchestrator.helpers import CONFIG, claim, create_run, upload
 from tests.orchestrator.test_lifecycle import result_tarball
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 # Its own OS process: races between the server process and the database.
-pytestmark = pytest.mark.server_process
 
 
 def _dsn(url: str) -> str:
@@ -38,12 +37,12 @@ def _wait_for_lock_waiters(conn: psycopg.Connection, count: int) -> None:
 
 @pytest.mark.parametrize("report", ["complete", "fail"])
 def test_report_racing_stop_is_not_a_deadlock(
-    report: str, pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    report: str, pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
     """Stop holds the run and waits for a task row while complete/fail holds that task and
     waits for the run: the classic lock-order deadlock. One outcome must win cleanly
     (stop 200, the runner 409), never a 500 from Postgres' deadlock detector."""
-    orch = orchestrator_factory(pg_url)
+    orch = orchestrator_factory(pg_url, server="process")
     admin, runner = orch.client(), orch.client(role="runner")
     run_id = create_run(admin, {**CONFIG, "local": ["laptop"]})["run_id"]
     got = claim(runner)
@@ -87,11 +86,11 @@ def test_report_racing_stop_is_not_a_deadlock(
 
 
 def test_concurrent_creates_never_500(
-    pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
     """Runs created at the same second pick the same "next free" id; the loser of the
     unique index must move on (or, with the same explicit run_id, get the existing run)."""
-    orch = orchestrator_factory(pg_url)
+    orch = orchestrator_factory(pg_url, server="process")
 
     def create(body: dict[str, object]) -> int:
         with orch.client() as admin:
@@ -108,9 +107,10 @@ def test_concurrent_creates_never_500(
 
 
 def test_identical_completes_in_flight_together_are_both_200(
-    orchestrator: OrchestratorProcess,
+    orchestrator_process: OrchestratorProcess,
 ) -> None:
     """A runner retrying a complete whose answer was lost must not be told 409."""
+    orchestrator = orchestrator_process
     admin, runner = orchestrator.client(), orchestrator.client(role="runner")
     create_run(admin, {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}})
     got = claim(runner)

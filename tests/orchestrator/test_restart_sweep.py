@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from typing import Any
 
 import httpx
-import pytest
 
 from tests.orchestrator.helpers import CONFIG, claim, create_run
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 # Its own OS process: kills and restarts the server.
-pytestmark = pytest.mark.server_process
 
 ONE_TASK = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
 # Short, so the waits below (all in units of it) stay short; still 5 heartbeat periods
@@ -38,15 +37,17 @@ def _heartbeats(orch: OrchestratorProcess, tid: int, stop: threading.Event) -> N
         stop.wait(1)
 
 
-def _task(orch: OrchestratorProcess, run_id: int) -> dict:
+def _task(orch: OrchestratorProcess, run_id: int) -> dict[str, Any]:
     with orch.client() as admin:
         return dict(admin.get(f"/runs/{run_id}/tasks").json()["tasks"][0])
 
 
 def test_restart_shorter_than_the_timeout_loses_nothing(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=TIMEOUT, sweep_interval=0.5)
+    orch = orchestrator_factory(
+        db_url, server="process", heartbeat_timeout=TIMEOUT, sweep_interval=0.5
+    )
     run_id = create_run(orch.client(), ONE_TASK)["run_id"]
     tid = claim(orch.client(role="runner"))["task"]["id"]
     stop = threading.Event()
@@ -68,9 +69,11 @@ def test_restart_shorter_than_the_timeout_loses_nothing(
 
 
 def test_longer_outage_still_sweeps_a_dead_runner_after_the_timeout(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=TIMEOUT, sweep_interval=0.5)
+    orch = orchestrator_factory(
+        db_url, server="process", heartbeat_timeout=TIMEOUT, sweep_interval=0.5
+    )
     run_id = create_run(orch.client(), ONE_TASK)["run_id"]
     claim(orch.client(role="runner"))  # r1 dies right after claiming
     orch.stop(kill=True)

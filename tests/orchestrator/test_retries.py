@@ -6,13 +6,13 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from tests.orchestrator.helpers import CONFIG, claim, create_run, upload
 from tests.orchestrator.test_lifecycle import result_tarball
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 ONE_TASK = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
@@ -24,7 +24,9 @@ def _tasks(admin: httpx.Client, run_id: int) -> list[dict[str, Any]]:
     return list(resp.json()["tasks"])
 
 
-def _wait_status(admin: httpx.Client, run_id: int, status: str, timeout: float = 30) -> dict:
+def _wait_status(
+    admin: httpx.Client, run_id: int, status: str, timeout: float = 30
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     task: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -63,9 +65,11 @@ def _fail(
 
 
 def test_silent_runner_is_swept_retried_elsewhere_and_fenced(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=2, sweep_interval=0.3)
+    orch = orchestrator_factory(
+        db_url, server="in_process", heartbeat_timeout=2, sweep_interval=0.3
+    )
     admin, runner = orch.client(), orch.client(role="runner")
     run_id = create_run(admin, ONE_TASK)["run_id"]
     first = claim(runner, runner_id="r1", host="host-a")
@@ -105,9 +109,11 @@ def test_silent_runner_is_swept_retried_elsewhere_and_fenced(
 
 
 def test_max_attempts_one_fails_on_first_timeout(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=2, sweep_interval=0.3)
+    orch = orchestrator_factory(
+        db_url, server="in_process", heartbeat_timeout=2, sweep_interval=0.3
+    )
     admin, runner = orch.client(), orch.client(role="runner")
     run_id = create_run(admin, {**ONE_TASK, "max_attempts": 1})["run_id"]
     claim(runner)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,13 +13,15 @@ from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.maintenance import sweep_once
 from tests.orchestrator.helpers import CONFIG, claim, create_run, upload
 from tests.orchestrator.test_lifecycle import result_tarball
-from tests.orchestrator_proc import OrchestratorProcess
+from tests.orchestrator_inproc import OrchestratorFactory
 
 
 def test_silent_task_times_out_and_stale_runner_gets_409(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=2, sweep_interval=0.5)
+    orch = orchestrator_factory(
+        db_url, server="in_process", heartbeat_timeout=2, sweep_interval=0.5
+    )
     admin, runner = orch.client(), orch.client(role="runner")
     body = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}, "max_attempts": 1}
     run_id = create_run(admin, body)["run_id"]
@@ -49,11 +50,10 @@ def test_silent_task_times_out_and_stale_runner_gets_409(
 
 # Its own OS process: the test rewrites the row the server's first sweep pass writes,
 # which `serve` has written by the time it answers (a thread may not have yet).
-@pytest.mark.server_process
 def test_sweep_command_fails_silent_tasks(
-    pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(pg_url, sweep_interval=3600)
+    orch = orchestrator_factory(pg_url, server="process", sweep_interval=3600)
     admin, runner = orch.client(), orch.client(role="runner")
     create_run(admin)
     claim(runner)
@@ -82,13 +82,12 @@ def test_sweep_command_fails_silent_tasks(
 
 # Its own OS process: the test rewrites the row the server's first sweep pass writes,
 # which `serve` has written by the time it answers (a thread may not have yet).
-@pytest.mark.server_process
 @pytest.mark.parametrize("attempt", range(3))
 def test_sweeper_vs_late_complete_has_one_outcome(
-    attempt: int, pg_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    attempt: int, pg_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
     """Many tasks, each overdue, completed while the sweeper runs: each ends exactly once."""
-    orch = orchestrator_factory(pg_url, sweep_interval=3600)
+    orch = orchestrator_factory(pg_url, server="process", sweep_interval=3600)
     admin, runner = orch.client(), orch.client(role="runner")
     spec = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 40}, "max_attempts": 1}
     run_id = create_run(admin, spec)["run_id"]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from tests.orchestrator.helpers import CONFIG, claim, create_run
-from tests.orchestrator_proc import OrchestratorProcess
+from tests.orchestrator_inproc import OrchestratorFactory
 
 ONE_TASK = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
 
@@ -52,9 +51,11 @@ def _archived_output(run: dict[str, Any]) -> bytes:
 
 
 def test_stale_runner_cannot_replace_a_completed_result(
-    db_url: str, orchestrator_factory: Callable[..., OrchestratorProcess]
+    db_url: str, orchestrator_factory: OrchestratorFactory
 ) -> None:
-    orch = orchestrator_factory(db_url, heartbeat_timeout=2, sweep_interval=0.3)
+    orch = orchestrator_factory(
+        db_url, server="in_process", heartbeat_timeout=2, sweep_interval=0.3
+    )
     admin, runner = orch.client(), orch.client(role="runner")
     run_id = create_run(admin, ONE_TASK)["run_id"]
     stale = claim(runner, runner_id="r1")

@@ -10,14 +10,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from pydantic import ValidationError
 
-from cloudbench.platform.prices import Price, PriceResolver, PricesFileError, resolve_price
+from cloudbench.platform.prices import Price, PriceResolver, PricesFileError
 from cloudbench.protocol import RunSpec
 from tests.platform.standins import aws_product, serve
+
+
+def resolve_price(
+    provider: str, instance_type: str, region: str | None, **options: Any
+) -> Price | None:
+    """One type's price through a PriceResolver made for it (what reports do per run)."""
+    return PriceResolver(**options).resolve(provider, instance_type, region)
 
 
 def test_csv_file_region_row_wins_over_regionless(tmp_path: Path) -> None:

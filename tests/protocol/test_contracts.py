@@ -57,10 +57,10 @@ def test_metadata_writes_its_version_and_only_what_was_learned() -> None:
 
 
 def test_fail_request_takes_only_error_types() -> None:
-    ok = FailRequest(runner_id="r", error_type="timeout", error_message="slow")  # type: ignore[arg-type]
+    ok = FailRequest(runner_id="r", error_type="timeout", error_message="slow")
     assert ok.error_type is ErrorType.timeout
     with pytest.raises(ValidationError, match="error_type"):
-        FailRequest(runner_id="r", error_type="boom", error_message="x")  # type: ignore[arg-type]
+        FailRequest(runner_id="r", error_type="boom", error_message="x")
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ import pytest
 from numpy.typing import NDArray
 
 from cloudbench.report.columns import mean_intervals, speedup_intervals
-from cloudbench.report.stats import Group, Interval, mean_interval, outliers, speedup_interval
+from cloudbench.report.stats import Group, Interval, outliers, speedup_interval
 from cloudbench.report.variation import spread_columns, warmup_trends
+from tests.report.reference import mean_interval
 
 
 def _group(seed: int, machines: int, tasks_per: int, benchmarks: int = 6) -> Group:

@@ -11,7 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from cloudbench.report.stats import Group, mean_interval, speedup_interval
+from cloudbench.report.columns import mean_intervals
+from cloudbench.report.stats import Group, speedup_interval
 
 REPS = 120
 
@@ -68,7 +69,7 @@ def test_pooled_iterations_would_be_several_times_too_narrow() -> None:
     for _ in range(REPS):
         group, iters = _group(rng, truth, machines=5, tasks_per=2, machine_sd=0.25,
                               noise_sd=0.01, iterations=20)  # fmt: skip
-        ours = mean_interval(group, 0)
+        ours = mean_intervals(group)[0]
         assert ours.method == "t" and ours.ci_low is not None and ours.ci_high is not None
         pooled = iters.ravel()
         low, high = stats.t.interval(0.95, pooled.size - 1, loc=pooled.mean(),

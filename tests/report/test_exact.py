@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,21 +46,21 @@ def _tasks() -> list[SynthTask]:
 
 
 @pytest.fixture
-def summary(tmp_path: Path) -> dict:
+def summary(tmp_path: Path) -> dict[str, Any]:
     run = write_run(tmp_path / "results", 7, _tasks())
     prices = tmp_path / "prices.csv"
     prices.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
                       "aws,a,,0.1,test,2026-11-01\naws,b,,0.4,test,2026-11-01\n")  # fmt: skip
     report = build_report([run], prices_file=prices, offline=True)
-    return json.loads((report.out / "summary.json").read_text())
+    return dict(json.loads((report.out / "summary.json").read_text()))
 
 
-def _row(summary: dict, alias: str, exe: str, name: str) -> dict:
+def _row(summary: dict[str, Any], alias: str, exe: str, name: str) -> dict[str, Any]:
     return next(r for r in summary["benchmarks"]
                 if (r["alias"], r["executable"], r["name"]) == (alias, exe, name))  # fmt: skip
 
 
-def test_per_benchmark_values(summary: dict) -> None:
+def test_per_benchmark_values(summary: dict[str, Any]) -> None:
     fib = _row(summary, "a", "interp", "fib")
     assert (fib["tasks"], fib["machines"]) == (2, 2)
     assert fib["mean_s"] == 3.0 and fib["median_s"] == 3.0
@@ -82,7 +83,7 @@ def test_per_benchmark_values(summary: dict) -> None:
     assert b_fib["usd_per_iteration"] == pytest.approx(1.5 * 0.4 / 3600)
 
 
-def test_geomean_rank_price_and_yjit(summary: dict) -> None:
+def test_geomean_rank_price_and_yjit(summary: dict[str, Any]) -> None:
     by_alias = {t["alias"]: t for t in summary["instance_types"]}
     b = by_alias["b"]["by_executable"]["interp"]
     half = T2 * math.sqrt(1 / 18)

@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cloudbench.protocol import CostEntry, CostLedger
 from cloudbench.report import build_report
@@ -17,7 +18,7 @@ TIMES = {"a": {"fib": 2.0, "nbody": 1.0, "strings": 1.0},
 CATEGORIES = {"fib": "headline", "nbody": "headline", "strings": "micro", "other": "other"}
 
 
-def _run(root: Path, metadata: dict[str, dict], run_id: int = 1) -> Path:
+def _run(root: Path, metadata: dict[str, dict[str, Any]], run_id: int = 1) -> Path:
     tasks = []
     for i, (alias, times) in enumerate(sorted(TIMES.items()) * 2, start=1):
         bench = {name: [t * (1 + 0.01 * i)] * 3 for name, t in times.items()}
@@ -26,12 +27,12 @@ def _run(root: Path, metadata: dict[str, dict], run_id: int = 1) -> Path:
     return write_run(root, run_id, tasks)
 
 
-def _summary(run: Path, **kwargs: object) -> dict:
-    report = build_report([run], offline=True, **kwargs)  # type: ignore[arg-type]
-    return json.loads((report.out / "summary.json").read_text())
+def _summary(run: Path, **kwargs: Any) -> dict[str, Any]:
+    report = build_report([run], offline=True, **kwargs)
+    return dict(json.loads((report.out / "summary.json").read_text()))
 
 
-def _by_alias(summary: dict) -> dict[str, dict]:
+def _by_alias(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["alias"]: t for t in summary["instance_types"]}
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,10 @@ def _spec(tmp_path: Path, ex: DockerExecutor, task_id: int, cpus: tuple[int, ...
     )  # fmt: skip
 
 
-def _ours(ex: DockerExecutor) -> list[object]:
-    return ex.client.containers.list(all=True, filters={"label": ["cloudbench.run_id=424242"]})
+def _ours(ex: DockerExecutor) -> list[Any]:
+    return list(
+        ex.client.containers.list(all=True, filters={"label": ["cloudbench.run_id=424242"]})
+    )
 
 
 def test_refuses_system_ruby(executor: DockerExecutor) -> None:
@@ -119,10 +122,10 @@ def test_two_slots_in_parallel_on_own_cpus_then_killed(
     assert _ours(executor) == []
 
 
-def _wait_running(ex: DockerExecutor, count: int) -> list:  # type: ignore[type-arg]
+def _wait_running(ex: DockerExecutor, count: int) -> list[Any]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        running = [c for c in _ours(ex) if c.status == "running"]  # type: ignore[attr-defined]
+        running = [c for c in _ours(ex) if c.status == "running"]
         if len(running) == count:
             return running
         time.sleep(0.2)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_remote_engine_is_not_claimed() -> None:
 
 
 # ---------------------------------------------------------------- real engines
-def _run_fib(ex: DockerExecutor, work: Path) -> tuple[dict[str, object], AslrState]:
+def _run_fib(ex: DockerExecutor, work: Path) -> tuple[dict[str, Any], AslrState]:
     (work / "out").mkdir(parents=True)
     work.chmod(0o777)
     (work / "out").chmod(0o777)  # rootless: the container's root is another user here
@@ -143,9 +144,9 @@ def test_rootful_podman_engine_off_benchmark_cpus(
         finally:
             ex.close()
         assert aslr is AslrState.disabled
-        assert [d["name"] for d in facts["daemons"]] == ["podman"]  # type: ignore[index,union-attr]
-        assert facts["helper"]["name"] == "conmon"  # type: ignore[index]
-        assert facts["helper"]["cpus"] == str(HOUSE)  # type: ignore[index]
+        assert [d["name"] for d in facts["daemons"]] == ["podman"]
+        assert facts["helper"]["name"] == "conmon"
+        assert facts["helper"]["cpus"] == str(HOUSE)
         assert facts["container_cpus"] == str(BENCH) and facts["cpuset_applied"] is True
         assert facts["off_benchmark_cpus"] is True, facts
         # Restored when the executor closes: the engine is not left pinned.
@@ -165,9 +166,9 @@ def test_docker_engine_off_benchmark_cpus_and_aslr(
         finally:
             ex.close()
         assert aslr is AslrState.disabled
-        names = sorted(d["name"] for d in facts["daemons"])  # type: ignore[union-attr]
+        names = sorted(d["name"] for d in facts["daemons"])
         assert names == ["containerd", "dockerd"]
-        assert facts["helper"]["name"] == "containerd-shim-runc-v2"  # type: ignore[index]
+        assert facts["helper"]["name"] == "containerd-shim-runc-v2"
         assert facts["container_cpus"] == str(BENCH) and facts["cpuset_applied"] is True
         assert facts["off_benchmark_cpus"] is True, facts
         assert all(process_cpus(pid) == ALL for pid in _daemon_pids(host))
@@ -189,7 +190,7 @@ def test_rootless_podman_aslr_and_what_its_cpuset_really_is(
         finally:
             ex.close()
         assert aslr is AslrState.disabled  # the seccomp profile works without root too
-        assert facts["helper"]["name"] == "conmon"  # type: ignore[index]
+        assert facts["helper"]["name"] == "conmon"
         assert facts["off_benchmark_cpus"] is True, facts  # root may pin the user's engine
         # The benchmark ran on its CPU: taskset in the container, because (below) rootless
         # podman on cgroup v1 ignores --cpuset-cpus.

@@ -48,7 +48,12 @@ def test_runs_fake_suite_and_reports_progress(tmp_path: Path, fake_source: RubyB
                  warmup_iterations=0, bench_iterations=1)  # fmt: skip
     tracker = ProgressTracker(2)
     seen: list[tuple[str | None, float]] = []
-    spec.on_line = lambda line: tracker.feed(line) and seen.append(tracker.snapshot())  # type: ignore[func-returns-value]
+
+    def on_line(line: str) -> None:
+        if tracker.feed(line):
+            seen.append(tracker.snapshot())
+
+    spec.on_line = on_line
     result = executor.execute(spec)
     assert result.exit_code == 0, spec.log_path.read_text()
     assert result.command[:3] == ["taskset", "-c", "0"]

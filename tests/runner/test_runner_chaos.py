@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.runner.test_runner_integration import (
     _create_run,
@@ -24,11 +25,13 @@ pytestmark = pytest.mark.usefixtures("ruby")
 
 def test_sigkilled_runner_task_is_retried_by_the_next_runner(
     pg_url: str,
-    orchestrator_factory: Callable[..., OrchestratorProcess],
+    orchestrator_factory: OrchestratorFactory,
     start_runner: Callable[..., Any],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    orch = orchestrator_factory(pg_url, heartbeat_timeout=4, sweep_interval=0.5)
+    orch = orchestrator_factory(
+        pg_url, server="in_process", heartbeat_timeout=4, sweep_interval=0.5
+    )
     run_id = _create_run(orch, tasks=1, names=["sleepy"])
     first = start_runner(orch, run_id, env={"FAKE_BENCH_SLEEP": "120"})
     _wait_status(orch, run_id, "running")

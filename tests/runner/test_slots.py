@@ -10,11 +10,15 @@ from cloudbench.protocol import SlotMode
 from cloudbench.runner.slots import (
     make_slots,
     parse_cpu_list,
-    physical_cores,
     plan_slots,
     read_cores,
     topology_facts,
 )
+
+
+def physical_cores(cpus: list[int], sysfs: Path) -> list[tuple[int, ...]]:
+    """Groups of hyperthread siblings among `cpus`, one group per physical core."""
+    return [core.threads for core in read_cores(cpus, sysfs)]
 
 
 def _sysfs(root: Path, siblings: dict[int, str], packages: dict[int, int] | None = None,

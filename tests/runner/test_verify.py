@@ -54,7 +54,7 @@ def test_aslr_enabled_when_setarch_was_dropped(fixtures_dir: Path) -> None:
     first = next(iter(data["raw_data"]["interp"].values()))
     first["command_line"] = first["command_line"].replace("setarch x86_64 -R ", "")
     assert verify(data, ["interp", "yjit"], RUBY).aslr is AslrState.enabled
-    empty = {"metadata": {}, "raw_data": {"interp": {}}}
+    empty: dict[str, Any] = {"metadata": {}, "raw_data": {"interp": {}}}
     v = verify(empty, ["interp"], RUBY)
     assert v.aslr is AslrState.unknown and not v.executables_verified  # nothing to verify
     assert aslr_disabled_in("setarch aarch64 -R ruby x.rb")

@@ -12,7 +12,6 @@ import tarfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -88,11 +87,6 @@ def fetch_results(client: OrchestratorClient, run: RunOut, results_root: Path) -
         partial.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
     return summarise(run, manifest, final)
-
-
-def verify_archive(path: Path, expected_task_ids: set[int]) -> dict[str, Any]:
-    """`read_manifest`, as the JSON it would write."""
-    return read_manifest(path, expected_task_ids).model_dump(mode="json")
 
 
 def read_manifest(path: Path, expected_task_ids: set[int]) -> Manifest:

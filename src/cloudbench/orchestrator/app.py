@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,7 +23,7 @@ from cloudbench.orchestrator.api import dist, machines, runs, tasks
 from cloudbench.orchestrator.api.fast import HotRoutes
 from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
-from cloudbench.orchestrator.db.executor import make_executor
+from cloudbench.orchestrator.db.executor import ThreadedSync
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.orchestrator.finalize import ArchiveWorker
 from cloudbench.orchestrator.limits import BodySizeLimit
@@ -43,20 +44,19 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     if missing:
         raise RuntimeError(f"refusing to start without {', '.join(missing)}")
     url = settings.resolved_database_url()
-    # The pool budget is split: half for the async hot path, half for everything else.
-    hot_pool = max(1, settings.db_pool_size // 2)
-    engine = make_engine(url, pool_size=max(1, settings.db_pool_size - hot_pool))
-    direct = None
-    if engine.dialect.name == "postgresql" and settings.direct_hot_path:
-        # The common claim/heartbeat gets the hot half; the executor serves what falls
-        # back from it (an empty queue, a refusal), which is rarer.
-        direct = DirectPostgres(url, size=hot_pool)
-        hot_pool = max(1, hot_pool // 4)
-    hot_executor = make_executor(url, engine, pool_size=hot_pool)
-    # Route threads never outnumber the sync pool: a request then waits for a thread (in
-    # the event loop, no deadline) rather than for a connection while holding a thread
-    # (30 s, then "QueuePool limit reached", a 500). SQLite keeps anyio's default.
-    threads = 2 * (settings.db_pool_size - hot_pool) if engine.dialect.name != "sqlite" else None
+    # One budget of db_pool_size connections per process, in two pools (docs/architecture.md,
+    # "Database connections"): half for the direct claim/heartbeat path (api/fast.py), the
+    # rest for the sync engine, which runs everything else.
+    postgres = make_url(url).get_backend_name() == "postgresql"
+    direct_size = max(1, settings.db_pool_size // 2) if postgres and settings.direct_hot_path else 0
+    engine_size = max(1, settings.db_pool_size - direct_size)
+    engine = make_engine(url, pool_size=engine_size)
+    direct = DirectPostgres(url, size=direct_size) if direct_size else None
+    # Route threads never outnumber the sync engine's connections (pool plus overflow): a
+    # request then waits for a thread (in the event loop, no deadline) rather than for a
+    # connection while holding a thread (30 s, then "QueuePool limit reached", a 500).
+    # SQLite keeps anyio's default.
+    threads = 2 * engine_size if postgres else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,7 +80,6 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
-        await hot_executor.dispose()
         if direct is not None:
             await direct.close()
         engine.dispose()
@@ -89,7 +88,7 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.hot = hot_executor
+    app.state.hot = ThreadedSync(engine)
     app.state.direct = direct
     app.state.storage = storage_from_url(
         settings.resolved_storage_url(),

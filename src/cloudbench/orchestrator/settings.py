@@ -36,8 +36,9 @@ class OrchestratorSettings(BaseSettings):
     s3_public_endpoint_url: str | None = None
     # Wheels served at /dist/ for runners (the production image sets it).
     dist_dir: Path | None = None
-    # Database connections per server process: half for the async claim/heartbeat path,
-    # half (plus as many again in overflow) for the rest. serve runs one process per CPU.
+    # Database connections per server process: half for the direct claim/heartbeat path
+    # (Postgres), the rest (plus as many again in overflow) for the sync engine. serve runs
+    # one process per CPU. See docs/architecture.md, "Database connections".
     db_pool_size: int = Field(default=20, ge=1)
     # Postgres: the common claim and heartbeat skip FastAPI and SQLAlchemy (api/fast.py).
     # Off is the same API, slower; kept for comparison (benchmarks/claims.py) and tests.

@@ -314,18 +314,3 @@ def save_prices(path: Path, prices: list[Price]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
-
-
-def resolve_price(
-    provider: str,
-    instance_type: str,
-    region: str | None,
-    *,
-    prices_file: Path | None = None,
-    config_prices: Mapping[str, float] | None = None,
-    offline: bool = False,
-    cache_dir: Path | None = None,
-) -> Price | None:
-    """One type's price, or None ("no price"). Raises PricesFileError for a bad file."""
-    resolver = PriceResolver(prices_file, config_prices, offline, cache_dir)
-    return resolver.resolve(provider, instance_type, region)

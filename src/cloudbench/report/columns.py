@@ -1,6 +1,7 @@
 """Per-benchmark intervals of a group, for every benchmark column at once.
 
-The same numbers as `stats.mean_interval` and a one-column `stats.speedup_interval`,
+The same numbers as a one-column `stats.speedup_interval` (and the row-by-row mean in
+tests/report/reference.py),
 vectorised over columns: a 100-type run has 16 000 rows, and a few scipy calls per row
 were most of a report's time.
 """

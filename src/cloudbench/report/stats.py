@@ -161,21 +161,6 @@ def percentile_interval(samples: Array, estimate: float, method: str = "bootstra
     return Interval(estimate, float(low), float(high), method)
 
 
-def mean_interval(group: Group, column: int) -> Interval:
-    """The mean of per-task values of one benchmark, with its CI (seconds)."""
-    values = group.values[:, column]
-    estimate = float(np.nanmean(values))
-    method = method_for(group)
-    if method == "bootstrap":
-        return percentile_interval(boot_means(group)[:, column], estimate)
-    if method == "none":
-        return Interval(estimate, None, None, "none")
-    # On the log scale (delta method), so a time's interval stays positive.
-    log_mean, variance, df = log_geomean_score(group, np.asarray([column]))
-    interval = welch_log_interval(log_mean, [(variance, df)])
-    return Interval(estimate, interval.ci_low, interval.ci_high, interval.method)
-
-
 def log_geomean_score(group: Group, columns: NDArray[np.int64]) -> tuple[float, float, int]:
     """log of the geomean of column means, its delta-method variance and its df."""
     values = group.values[:, columns]

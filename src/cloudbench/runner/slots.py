@@ -53,11 +53,6 @@ def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
     return ",".join(str(c) for c in cpus)
 
 
-def physical_cores(cpus: list[int] | None = None, sysfs: Path = CPU_SYSFS) -> list[tuple[int, ...]]:
-    """Groups of hyperthread siblings among `cpus`, one group per physical core."""
-    return [core.threads for core in read_cores(cpus, sysfs)]
-
-
 def parse_mode(spec: str | int) -> tuple[SlotMode, int | None]:
     if isinstance(spec, int) or str(spec).strip().isdigit():
         count = int(spec)

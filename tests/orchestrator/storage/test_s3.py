@@ -19,6 +19,7 @@ from cloudbench.orchestrator.archive import ArchiveTask, build_archive, safe_ext
 from cloudbench.orchestrator.storage.base import InvalidKeyError, archive_key, result_key
 from cloudbench.orchestrator.storage.factory import storage_from_url
 from cloudbench.orchestrator.storage.s3 import S3Storage
+from cloudbench.protocol import TaskStatus
 from cloudbench.runner.packaging import Uploader, UploadError
 from tests.pg import free_port
 
@@ -153,7 +154,7 @@ def test_archive_end_to_end_over_s3(storage: S3Storage, tmp_path: Path) -> None:
         storage.presign_put(result_key(8, 1, lease=1), 60), content=buffer.getvalue()
     ).is_success
     key = result_key(8, 1, lease=1)
-    task = ArchiveTask(1, "aws", "c7g.large", "arm", 1, "completed", result_key=key)
+    task = ArchiveTask(1, "aws", "c7g.large", "arm", 1, TaskStatus.completed, result_key=key)
     result = build_archive(
         storage=storage, run_id=8, tasks=[task], removed_tasks=0, workdir=tmp_path / "w"
     )

@@ -31,14 +31,14 @@ from cloudbench.orchestrator.api.tasks import (
     heartbeat_fields,
     heartbeat_response,
 )
-from cloudbench.orchestrator.db import batch, direct, hot
+from cloudbench.orchestrator.db import batch, direct, hot, statements
+from cloudbench.orchestrator.db.statements import Beat, BeatKind, Claimer, Kind
 from cloudbench.orchestrator.errors import DomainError
 from cloudbench.protocol import (
     MAX_DB_INT,
     MAX_RUN_ID,
     ClaimRequest,
     HeartbeatRequest,
-    HeartbeatStatus,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 _CLAIM_IN_RUN = re.compile(r"/runs/([1-9][0-9]{0,18})/tasks/claim")
 _HEARTBEAT = re.compile(r"/tasks/([1-9][0-9]{0,18})/heartbeat")
 Handler = Callable[[bytes], Awaitable[bytes | None]]
-ClaimBatcher = batch.Batcher[batch.Kind, tuple[str, str | None], hot.Claimed]
-BeatBatcher = batch.Batcher[batch.BeatKind, batch.Beat, dict[str, Any]]
+ClaimBatcher = batch.Batcher[Kind, Claimer, hot.Claimed]
+BeatBatcher = batch.Batcher[BeatKind, Beat, dict[str, Any]]
 
 
 class HotRoutes:
@@ -118,7 +118,7 @@ class HotRoutes:
         req = ClaimRequest.model_validate(json.loads(body))
         if has_nul(req):
             return None
-        kind = batch.Kind(req.provider, req.instance_type, req.alias, run_id)
+        kind = Kind(req.provider, req.instance_type, req.alias, run_id)
         claimed = await self.batchers(db)[0].submit(kind, (req.runner_id, req.host))
         if claimed is None:
             return None  # nothing for this runner first time round: hot.claim says why
@@ -131,9 +131,7 @@ class HotRoutes:
     ) -> bytes | None:
         req = HeartbeatRequest.model_validate(json.loads(body))
         fields = heartbeat_fields(req)
-        extra = frozenset(fields) - {"heartbeat_status"}
-        running = fields["heartbeat_status"] == HeartbeatStatus.running
-        kind = batch.BeatKind(extra, running, req.lease is not None)
+        kind = statements.beat_kind(fields, req.lease)
         row = await self.batchers(db)[1].submit(kind, (task_id, req.runner_id, req.lease, fields))
         if row is None:
             return None  # refused, or raced with its end: hot.heartbeat says which

@@ -133,8 +133,9 @@ def _claim_response_model(
 
 
 async def _claim_response(request: Request, body: ClaimRequest, run_id: int | None) -> Response:
-    # The hot path: one statement on an async connection (SQLite: one thread hop), and
-    # the model serialised once (a Response skips FastAPI's second validation).
+    # db/hot.claim in one transaction in a thread (on Postgres the common claim was
+    # answered before this, by api/fast.py); the model serialised once (a Response skips
+    # FastAPI's second validation).
     _refuse_nul(body)
     work = partial(
         hot.claim, provider=body.provider, instance_type=body.instance_type,

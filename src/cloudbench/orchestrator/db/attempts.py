@@ -22,14 +22,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from cloudbench.orchestrator.db.clock import db_now
 from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
 from cloudbench.protocol import (
+    ACTIVE_STATUSES,
     RETRYABLE_ERRORS,
     AttemptOut,
     AttemptOutcome,
     ErrorType,
     TaskStatus,
 )
-
-ACTIVE = (TaskStatus.claimed.value, TaskStatus.running.value)
 
 
 def lock_tasks(
@@ -38,7 +37,7 @@ def lock_tasks(
     """Lock the active tasks matching where (in id order); their ids."""
     stmt = (
         select(Task.id)
-        .where(*where, Task.status.in_(ACTIVE))
+        .where(*where, Task.status.in_(ACTIVE_STATUSES))
         .order_by(Task.id)
         .with_for_update(skip_locked=skip_locked)
     )
@@ -76,7 +75,7 @@ def record(
         else literal(error_message, type_=TaskAttempt.error_message.type),
         Task.claimed_at,
         db_now(session),
-    ).where(Task.id.in_(ids), Task.status.in_(ACTIVE))
+    ).where(Task.id.in_(ids), Task.status.in_(ACTIVE_STATUSES))
     session.execute(insert(TaskAttempt).from_select(columns, source))
 
 
@@ -126,7 +125,7 @@ def _update(
 ) -> list[int]:
     stmt = (
         update(Task)
-        .where(Task.id.in_(ids), Task.status.in_(ACTIVE), *where)
+        .where(Task.id.in_(ids), Task.status.in_(ACTIVE_STATUSES), *where)
         .values(**values)
         .returning(Task.id)
         .execution_options(synchronize_session=False)
@@ -158,12 +157,6 @@ def history(
     for row in session.execute(stmt).scalars():
         by_task.setdefault(row.task_id, []).append(row)
     return by_task
-
-
-def retry_possible(*, session: Session, where: Sequence[ColumnElement[bool]]) -> bool:
-    """An active task matching where could still come back for another attempt."""
-    stmt = select(Task.id).where(*where, Task.status.in_(ACTIVE), _can_retry()).limit(1)
-    return session.execute(stmt).first() is not None
 
 
 def latest(*, session: Session, task_id: int) -> TaskAttempt | None:

@@ -12,6 +12,9 @@ The claim's preference is kept: no claimer gets a task that any claimer of its b
 the one-by-one path (db/hot.claim), which explains an empty queue or a retry to come.
 Heartbeats batch the same way by the columns they set; one that matched nothing (or
 named a task twice in a batch) takes db/hot.heartbeat, which says why.
+
+The statements are db/statements.py's Postgres claim and heartbeat: the one-by-one path
+sends the same text for one claimer.
 """
 
 from __future__ import annotations
@@ -20,13 +23,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
-from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
-from cloudbench.orchestrator.db import hot
+from cloudbench.orchestrator.db import hot, statements
 from cloudbench.orchestrator.db.direct import DirectPostgres
-from cloudbench.orchestrator.db.models import Task
+from cloudbench.orchestrator.db.statements import Beat, BeatKind, Claimer, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -34,140 +35,23 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 64
 
 
-@dataclass(frozen=True)
-class Kind:
-    """The claim filters: claims batch together only when these are equal."""
-
-    provider: str
-    instance_type: str
-    alias: str | None
-    run_external_id: int | None
-
-
-def limit_for(n: int) -> int:
-    """A constant LIMIT of at least n: a bound LIMIT makes Postgres' cached generic plan
-    assume a tenth of the table and sort it (measured: 3 ms a claim); powers of two keep
-    the prepared statements per connection few."""
-    return 1 << (n - 1).bit_length()
-
-
-@lru_cache(maxsize=64)
-def batch_sql(*, alias: bool, run: bool, limit: int) -> str:
-    where = ["status = 'pending'", "provider = %(provider)s", "instance_type = %(type)s"]
-    if alias:
-        where.append("alias = %(alias)s")
-    if run:
-        where.append("run_id = (SELECT id FROM runs WHERE external_id = %(run)s)")
-    # The preference: nobody in the batch gets a task that one of them failed before.
-    where.append("(runner_id IS NULL OR runner_id <> ALL(%(runners)s::varchar[]))")
-    where.append("(runner_host IS NULL OR runner_host <> ALL(%(known_hosts)s::varchar[]))")
-    run_column = "(SELECT runs.{0} FROM runs WHERE runs.id = t.run_id)"
-    # FOR UPDATE cannot sit beside a window function: lock in the inner query, number after.
-    # The UPDATE does not test status again: the rows are locked since they were found
-    # pending, and that test let the planner scan every pending row of the partial index
-    # for each task (17 ms a claim on a 180,000-task table) instead of the primary key.
-    # Only constant fragments are joined here; every value is a bound parameter.
-    return f"""
-WITH req AS (
-    SELECT * FROM unnest(%(runners)s::varchar[], %(hosts)s::varchar[])
-        WITH ORDINALITY AS r(runner_id, host, ord)
-), cand AS (
-    SELECT id, row_number() OVER (ORDER BY id) AS ord FROM (
-        SELECT id FROM tasks WHERE {" AND ".join(where)}
-        ORDER BY id LIMIT {int(limit)} FOR UPDATE SKIP LOCKED
-    ) locked
-)
-UPDATE tasks AS t
-SET status = 'claimed', runner_id = req.runner_id, runner_host = req.host,
-    lease = t.lease + 1, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
-    heartbeat_status = 'boot'
-FROM cand JOIN req ON req.ord = cand.ord
-WHERE t.id = cand.id
-RETURNING req.ord, t.id, t.provider, t.instance_type, t.alias, t.run_number, t.lease,
-    {run_column.format("external_id")}, {run_column.format("ruby_version")},
-    {run_column.format("benchmarks")}, t.attempt, {run_column.format("max_attempts")}
-"""  # noqa: S608
-
-
 async def claim_many(
-    direct: DirectPostgres, kind: Kind, claimers: list[tuple[str, str | None]]
+    direct: DirectPostgres, kind: Kind, claimers: list[Claimer]
 ) -> dict[int, hot.Claimed]:
     """Tasks for claimers (runner_id, host), by position in the list; one commit."""
-    runners = [r for r, _ in claimers]
-    hosts = [h for _, h in claimers]
-    params: dict[str, Any] = {
-        "provider": kind.provider, "type": kind.instance_type, "alias": kind.alias,
-        "run": kind.run_external_id, "runners": runners, "hosts": hosts,
-        "known_hosts": [h for h in hosts if h is not None],
-    }  # fmt: skip
-    shape = {"alias": kind.alias is not None, "run": kind.run_external_id is not None}
-    sql = batch_sql(**shape, limit=limit_for(len(claimers)))
+    sql, params = statements.postgres_claim_call(kind, claimers, avoid=True)
     rows = await direct.all(sql, params)
-    return {int(row[0]) - 1: hot.Claimed(*row[1:]) for row in rows}
-
-
-# The columns a heartbeat may set, with their types for the unnest arrays.
-_BEAT_TYPES = {
-    "heartbeat_status": "varchar",
-    "current_benchmark": "varchar",
-    "progress_pct": "float8",
-    "heartbeat_message": "text",
-}
-_TASK_COLUMNS = tuple(c.name for c in Task.__table__.c)
-BEAT_NAMES = (*_TASK_COLUMNS, "run_external_id", "run_max_attempts")
-
-
-@dataclass(frozen=True)
-class BeatKind:
-    """Heartbeats batch together when they set the same columns (hot.heartbeat_statement)."""
-
-    fields: frozenset[str]
-    running: bool
-    lease: bool
-
-
-@lru_cache(maxsize=64)
-def beat_sql(kind: BeatKind) -> str:
-    """hot.heartbeat_statement for many tasks: each row its own values, fenced the same."""
-    columns = ["heartbeat_status", *sorted(kind.fields)]
-    sets = ["heartbeat_at = clock_timestamp()", *(f"{c} = v.{c}" for c in columns)]
-    if kind.running:
-        sets += ["status = 'running'", "started_at = coalesce(t.started_at, clock_timestamp())"]
-    arrays = ", ".join(f"%({c})s::{_BEAT_TYPES[c]}[]" for c in columns)
-    where = "t.id = v.id AND t.runner_id = v.runner AND t.status IN ('claimed', 'running')"
-    if kind.lease:
-        where += " AND t.lease = v.lease"
-    run_column = "(SELECT runs.{0} FROM runs WHERE runs.id = t.run_id)"
-    returning = ", ".join(f"t.{c}" for c in _TASK_COLUMNS)
-    return f"""
-UPDATE tasks AS t SET {", ".join(sets)}
-FROM unnest(%(ids)s::integer[], %(runners)s::varchar[], %(leases)s::integer[], {arrays})
-    WITH ORDINALITY AS v(id, runner, lease, {", ".join(columns)}, ord)
-WHERE {where}
-RETURNING v.ord, {returning}, {run_column.format("external_id")},
-    {run_column.format("max_attempts")}
-"""  # noqa: S608
-
-
-Beat = tuple[int, str, int | None, dict[str, Any]]  # task id, runner id, lease, fields
+    return {int(row[-1]) - 1: hot.Claimed(*row[:-1]) for row in rows}
 
 
 async def beat_many(
     direct: DirectPostgres, kind: BeatKind, beats: list[Beat]
 ) -> dict[int, dict[str, Any]]:
     """Record heartbeats (hot.heartbeat's fields each), one commit; rows by position."""
-    params: dict[str, Any] = {
-        "ids": [b[0] for b in beats], "runners": [b[1] for b in beats],
-        "leases": [b[2] for b in beats],
-    }  # fmt: skip
-    for column in ("heartbeat_status", *kind.fields):
-        params[column] = [_plain(b[3][column]) for b in beats]
-    rows = await direct.all(beat_sql(kind), params)
-    return {int(row[0]) - 1: dict(zip(BEAT_NAMES, row[1:], strict=True)) for row in rows}
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+    sql, params = statements.postgres_heartbeat_call(kind, beats)
+    rows = await direct.all(sql, params)
+    names = statements.BEAT_NAMES
+    return {int(row[-1]) - 1: dict(zip(names, row[:-1], strict=True)) for row in rows}
 
 
 K = TypeVar("K")
@@ -219,7 +103,7 @@ class Batcher(Generic[K, T, R]):
                 future.set_result(got.get(i))
 
 
-def claim_batcher(direct: DirectPostgres) -> Batcher[Kind, tuple[str, str | None], hot.Claimed]:
+def claim_batcher(direct: DirectPostgres) -> Batcher[Kind, Claimer, hot.Claimed]:
     return Batcher(lambda kind, claimers: claim_many(direct, kind, claimers))
 
 

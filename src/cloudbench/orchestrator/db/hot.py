@@ -1,13 +1,12 @@
-"""The runner hot paths, claim and heartbeat: one statement each on the common path.
+"""The runner hot paths, claim and heartbeat, one by one on a SQLAlchemy connection.
 
-Each statement is built once per shape (which optional filters and fields a request
-has) and dialect, with bound parameters, so a request costs no statement construction.
-The database clock is inside the statement and RETURNING carries what the response
-needs (the run's external id, settings and max_attempts come from correlated
-subqueries: SQLite's RETURNING cannot name an UPDATE … FROM table).
+The statements are db/statements.py's (the dialect's one claim and one heartbeat
+statement); db/batch.py runs the same Postgres text for many claims at once. Here a claim
+that statement could not serve, or a heartbeat it refused, gets its explanation: an empty
+queue or a retry to come, a missing run, 404/403/409.
 
-Functions take a Core ``Connection`` and never commit: ``hotpath`` runs them either
-on an async Postgres connection (no thread hop) or in a SQLite transaction.
+Functions take a Core ``Connection`` and never commit: the routes run them in one
+transaction in a worker thread (db/executor.py).
 """
 
 from __future__ import annotations
@@ -17,17 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Update, bindparam, func, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, Row, Select, select
 
-from cloudbench.orchestrator.db.clock import now_for
+from cloudbench.orchestrator.db import statements
 from cloudbench.orchestrator.db.models import Run, Task, TaskAttempt
+from cloudbench.orchestrator.db.statements import Beat, Kind
 from cloudbench.orchestrator.errors import Conflict, Forbidden, NotFound
-from cloudbench.protocol import ACTIVE_STATUSES, HeartbeatStatus, TaskStatus
-
-# What a heartbeat may set besides heartbeat_at/heartbeat_status (HeartbeatRequest).
-HEARTBEAT_FIELDS = frozenset({"current_benchmark", "progress_pct", "heartbeat_message"})
-_COLUMNS = Task.__table__.c
+from cloudbench.protocol import ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -54,103 +49,6 @@ class ClaimOutcome:
     wait: bool = False
 
 
-def _run_column(column: Any, label: str) -> Any:
-    return select(column).where(Run.id == Task.run_id).scalar_subquery().label(label)
-
-
-def _p(name: str, column: str | None = None) -> Any:
-    # Bound parameters are prefixed: names equal to a SET column are reserved by SQLAlchemy.
-    return bindparam(f"p_{name}", type_=_COLUMNS[column or name].type)
-
-
-def _filter(alias: bool, run: bool) -> list[ColumnElement[bool]]:
-    where = [Task.provider == _p("provider"), Task.instance_type == _p("instance_type")]
-    if alias:
-        where.append(Task.alias == _p("alias"))
-    if run:
-        ext = bindparam("p_run", type_=Run.__table__.c.external_id.type)
-        where.append(Task.run_id == select(Run.id).where(Run.external_id == ext).scalar_subquery())
-    return where
-
-
-@lru_cache(maxsize=64)
-def claim_statement(dialect: str, *, alias: bool, run: bool, avoid: bool, host: bool) -> Update:
-    """Postgres: the candidate row is locked FOR UPDATE SKIP LOCKED, so concurrent
-    claimers skip each other instead of queueing. SQLite runs it inside BEGIN IMMEDIATE.
-    ``avoid``: only tasks this runner (and host) did not fail before."""
-    where = _filter(alias, run)
-    if avoid:
-        where.append(Task.runner_id.is_distinct_from(_p("runner", "runner_id")))
-        if host:
-            where.append(Task.runner_host.is_distinct_from(_p("host", "runner_host")))
-    candidate = (
-        select(Task.id)
-        .where(Task.status == TaskStatus.pending, *where)
-        .order_by(Task.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    now = now_for(dialect)
-    return (
-        update(Task)
-        .where(Task.id == candidate.scalar_subquery(), Task.status == TaskStatus.pending)
-        .values(
-            status=TaskStatus.claimed,
-            runner_id=_p("runner", "runner_id"),
-            runner_host=_p("host", "runner_host"),
-            lease=Task.lease + 1,
-            claimed_at=now,
-            heartbeat_at=now,
-            heartbeat_status=HeartbeatStatus.boot,
-        )
-        .returning(
-            *(Task.id, Task.provider, Task.instance_type, Task.alias, Task.run_number),
-            Task.lease,
-            _run_column(Run.external_id, "run_external_id"),
-            _run_column(Run.ruby_version, "ruby_version"),
-            _run_column(Run.benchmarks, "benchmarks"),
-            Task.attempt,
-            _run_column(Run.max_attempts, "max_attempts"),
-        )
-    )
-
-
-@lru_cache(maxsize=8)
-def retry_possible_statement(*, alias: bool, run: bool) -> Select[Any]:
-    """An active task of this kind could still come back for another attempt."""
-    max_attempts = select(Run.max_attempts).where(Run.id == Task.run_id).scalar_subquery()
-    return (
-        select(Task.id)
-        .where(*_filter(alias, run), Task.status.in_(ACTIVE_STATUSES))
-        .where(Task.attempt < max_attempts)
-        .limit(1)
-    )
-
-
-def claim_shape(
-    *, alias: str | None, run_external_id: int | None, host: str | None
-) -> dict[str, bool]:
-    """Which claim_statement a request needs (its optional filters)."""
-    return {
-        "alias": alias is not None,
-        "run": run_external_id is not None,
-        "host": host is not None,
-    }
-
-
-def claim_params(
-    provider: str,
-    instance_type: str,
-    runner_id: str,
-    alias: str | None,
-    run_external_id: int | None,
-    host: str | None,
-) -> dict[str, Any]:
-    params: dict[str, Any] = {"p_provider": provider, "p_instance_type": instance_type}
-    params["p_runner"] = runner_id
-    return params | {"p_alias": alias, "p_run": run_external_id, "p_host": host}
-
-
 def claim(
     *,
     conn: Connection,
@@ -161,61 +59,39 @@ def claim(
     run_external_id: int | None = None,
     host: str | None = None,
 ) -> ClaimOutcome:
-    """Hand the oldest pending task to runner_id, preferring tasks another machine failed
-    (a retried task remembers who failed it; best effort, never a stall)."""
-    params = claim_params(provider, instance_type, runner_id, alias, run_external_id, host)
-    shape = claim_shape(alias=alias, run_external_id=run_external_id, host=host)
-    dialect = conn.dialect.name
+    """Hand the oldest pending task to runner_id, preferring tasks this runner (and host)
+    did not fail before (a retried task remembers who failed it; best effort, never a
+    stall); when none is left, say whether one may still come back (wait)."""
+    kind = Kind(provider, instance_type, alias, run_external_id)
     for avoid in (True, False):
-        stmt = claim_statement(dialect, **shape, avoid=avoid)
-        row = conn.execute(stmt, params).one_or_none()
-        if row is not None:
-            return ClaimOutcome(Claimed(*row))
+        claimed = claim_one(conn, kind, runner_id, host, avoid=avoid)
+        if claimed is not None:
+            return ClaimOutcome(claimed)
     if run_external_id is not None:
         found = conn.execute(select(Run.id).where(Run.external_id == run_external_id)).first()
         if found is None:
             raise NotFound(f"run {run_external_id} not found")
-    retry = retry_possible_statement(alias=shape["alias"], run=shape["run"])
-    wait = conn.execute(retry, params).first() is not None
-    return ClaimOutcome(None, wait=wait)
+    retry = retry_possible_statement(alias=alias is not None, run=run_external_id is not None)
+    params = statements.core_claim_params(kind, runner_id, host)
+    return ClaimOutcome(None, wait=conn.execute(retry, params).first() is not None)
 
 
-@lru_cache(maxsize=64)
-def heartbeat_statement(
-    dialect: str, *, fields: frozenset[str], running: bool, lease: bool
-) -> Update:
-    now = now_for(dialect)
-    values: dict[str, Any] = {"heartbeat_at": now, "heartbeat_status": _p("heartbeat_status")}
-    values |= {name: _p(name) for name in sorted(fields)}
-    if running:
-        values["status"] = TaskStatus.running
-        values["started_at"] = func.coalesce(Task.started_at, now)
-    where = [Task.id == _p("id"), Task.runner_id == _p("runner", "runner_id")]
-    where.append(Task.status.in_(ACTIVE_STATUSES))
-    if lease:
-        where.append(Task.lease == _p("lease"))
-    return (
-        update(Task)
-        .where(*where)
-        .values(**values)
-        .returning(
-            *_COLUMNS,
-            _run_column(Run.external_id, "run_external_id"),
-            _run_column(Run.max_attempts, "run_max_attempts"),
-        )
+def claim_one(
+    conn: Connection, kind: Kind, runner_id: str, host: str | None, *, avoid: bool
+) -> Claimed | None:
+    """The dialect's claim statement for one claimer."""
+    if conn.dialect.name == "postgresql":
+        sql, params = statements.postgres_claim_call(kind, [(runner_id, host)], avoid=avoid)
+        row = conn.exec_driver_sql(sql, params).one_or_none()
+        return None if row is None else Claimed(*row[:-1])  # the last column is ord
+    stmt = statements.sqlite_claim_statement(
+        alias=kind.alias is not None,
+        run=kind.run_external_id is not None,
+        avoid=avoid,
+        host=host is not None,
     )
-
-
-def heartbeat_call(
-    dialect: str, task_id: int, runner_id: str, lease: int | None, fields: dict[str, Any]
-) -> tuple[Update, dict[str, Any]]:
-    """The heartbeat's statement and parameters (fields: see heartbeat)."""
-    extra = frozenset(fields) - {"heartbeat_status"}
-    assert extra <= HEARTBEAT_FIELDS, extra
-    running = fields["heartbeat_status"] == HeartbeatStatus.running
-    stmt = heartbeat_statement(dialect, fields=extra, running=running, lease=lease is not None)
-    params = {f"p_{k}": v for k, v in fields.items()}
-    return stmt, params | {"p_id": task_id, "p_runner": runner_id, "p_lease": lease}
+    row = conn.execute(stmt, statements.core_claim_params(kind, runner_id, host)).one_or_none()
+    return None if row is None else Claimed(*row)
 
 
 def heartbeat(
@@ -223,10 +99,16 @@ def heartbeat(
 ) -> Row[Any]:
     """Record a heartbeat in one fenced UPDATE; on no match, say why (404, 403, 409).
 
-    fields: heartbeat_status plus any of HEARTBEAT_FIELDS the runner sent.
+    fields: heartbeat_status plus any of statements.HEARTBEAT_FIELDS the runner sent.
     """
-    stmt, params = heartbeat_call(conn.dialect.name, task_id, runner_id, lease, fields)
-    row = conn.execute(stmt, params).one_or_none()
+    beat: Beat = (task_id, runner_id, lease, fields)
+    kind = statements.beat_kind(fields, lease)
+    if conn.dialect.name == "postgresql":
+        sql, params = statements.postgres_heartbeat_call(kind, [beat])
+        row = conn.exec_driver_sql(sql, params).one_or_none()  # its last column is ord
+    else:
+        stmt = statements.sqlite_heartbeat_statement(kind)
+        row = conn.execute(stmt, statements.sqlite_heartbeat_params(beat)).one_or_none()
     if row is None:
         refuse(conn=conn, task_id=task_id, runner_id=runner_id, lease=lease)
         raise Conflict(f"task {task_id} is no longer active (lost a race with its end)")
@@ -272,3 +154,16 @@ def check_holder(
         raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
     if lease is not None and lease != held_lease:
         raise Conflict(f"task {task_id} was re-claimed (lease {held_lease}, yours {lease})")
+
+
+@lru_cache(maxsize=8)
+def retry_possible_statement(*, alias: bool, run: bool) -> Select[Any]:
+    """An active task of this kind could still come back for another attempt (both
+    dialects; parameters as statements.kind_filter's)."""
+    max_attempts = select(Run.max_attempts).where(Run.id == Task.run_id).scalar_subquery()
+    return (
+        select(Task.id)
+        .where(*statements.kind_filter(alias, run), Task.status.in_(ACTIVE_STATUSES))
+        .where(Task.attempt < max_attempts)
+        .limit(1)
+    )

@@ -1,4 +1,4 @@
-"""The task queue: the SQL that matters (claim, fenced updates, sweep, finalize).
+"""The task queue: fenced updates, sweep, finalize (the claim is db/hot.py and db/batch.py).
 
 Every write to a claimed task is fenced: ``WHERE id = … AND lease = … AND status IN …``.
 A writer whose update matches no row has lost a race (sweeper, stop, re-claim) and gets
@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, cast, literal, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from cloudbench.orchestrator.db import attempts, hot
 from cloudbench.orchestrator.db.clock import db_now, db_now_minus
-from cloudbench.orchestrator.db.hot import Claimed
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, NotFound
 from cloudbench.protocol import (
@@ -23,40 +21,9 @@ from cloudbench.protocol import (
     UNFINISHED_STATUSES,
     ArchiveState,
     ErrorType,
-    HeartbeatStatus,
     RunStatus,
     TaskStatus,
 )
-
-
-def claim_filter(
-    *, provider: str, instance_type: str, alias: str | None, run_external_id: int | None
-) -> list[ColumnElement[bool]]:
-    """Which tasks a claim may take (any status)."""
-    where = [Task.provider == provider, Task.instance_type == instance_type]
-    if alias is not None:
-        where.append(Task.alias == alias)
-    if run_external_id is not None:
-        run_pk = select(Run.id).where(Run.external_id == run_external_id).scalar_subquery()
-        where.append(Task.run_id == run_pk)
-    return where
-
-
-def claim_task(
-    *,
-    session: Session,
-    provider: str,
-    instance_type: str,
-    runner_id: str,
-    alias: str | None = None,
-    run_external_id: int | None = None,
-    host: str | None = None,
-) -> Claimed | None:
-    """The claim (db/hot.py) inside a session's transaction; the API runs it directly."""
-    return hot.claim(
-        conn=session.connection(), provider=provider, instance_type=instance_type,
-        runner_id=runner_id, alias=alias, run_external_id=run_external_id, host=host,
-    ).claimed  # fmt: skip
 
 
 def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: int | None) -> Task:
@@ -107,15 +74,6 @@ def lock_task(*, session: Session, task: Task) -> None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()  # fetching is what refreshes the loaded object
-
-
-def heartbeat_values(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
-    now = db_now(session)
-    values: dict[str, Any] = {"heartbeat_at": now, **fields}
-    if fields.get("heartbeat_status") == HeartbeatStatus.running:
-        values["status"] = TaskStatus.running
-        values["started_at"] = func.coalesce(Task.started_at, now)
-    return values
 
 
 def finish_values(session: Session, status: TaskStatus, **fields: Any) -> dict[str, Any]:
