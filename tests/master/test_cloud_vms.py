@@ -67,7 +67,7 @@ def test_an_erroring_vm_and_a_silent_one_stop_the_type_and_exit_1(
     harness: Harness, fake: FakeTerraform
 ) -> None:
     env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0fail", "i-0silent"])}
-    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "12", **env)
+    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "12", environment=env)
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("output", "aws"))
     _report(fake, run_id, "i-0fail", "boot", message="cloudbench: boot")
@@ -92,7 +92,7 @@ def test_an_erroring_vm_and_a_silent_one_stop_the_type_and_exit_1(
 def test_one_working_vm_keeps_the_type_alive(harness: Harness, fake: FakeTerraform) -> None:
     """A type with one VM left that calls in is not stopped when its other VM fails."""
     env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0fail", "i-0good"])}
-    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "10", **env)
+    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "10", environment=env)
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     _report(fake, run_id, "i-0fail", "error", message="apt-get failed")
@@ -115,7 +115,9 @@ def test_debug_keeps_the_failed_vms_stack_and_says_how_to_reach_it(
     meta["bastion_ssh_command"] = "ssh -J ubuntu@198.51.100.7 ubuntu@10.0.1.10"
     fake.outputs.write_text(json.dumps(meta))
     env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0dbg"])}
-    harness.start(harness.config(_config(instances=1)), "--debug", "--boot-timeout", "60", **env)
+    harness.start(
+        harness.config(_config(instances=1)), "--debug", "--boot-timeout", "60", environment=env
+    )
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     _report(fake, run_id, "i-0dbg", "error", message="task 1 failed; staying up (--debug)")
@@ -151,7 +153,7 @@ def test_a_silent_vms_task_is_retried_on_the_types_other_vm(
     config["per_instance_type"]["tasks"] = 1
     env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0dies", "i-0lives"])}
     # --heartbeat-timeout 20: runners heartbeat every 5 s; silence counts after 20 s.
-    harness.start(harness.config(config), "--boot-timeout", "300", timeout=20, **env)
+    harness.start(harness.config(config), "--boot-timeout", "300", timeout=20, environment=env)
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     _report(fake, run_id, "i-0dies", "running", host="host-dies", message="runner: 1 slot(s)")
@@ -201,7 +203,7 @@ def test_a_dead_type_stops_while_the_other_type_finishes(
     }
     path.write_text(json.dumps({"instances": instances}))
     env = {**fake.env(**SETTINGS), "FAKE_TF_AWS_OUTPUTS": str(path)}
-    harness.start(harness.config(config), "--boot-timeout", "300", **env)
+    harness.start(harness.config(config), "--boot-timeout", "300", environment=env)
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     m7 = {"instance_type": "m7i.large", "alias": "m7"}
@@ -259,7 +261,9 @@ def test_an_instance_ec2_reports_gone_is_counted_at_once(
     vm = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     env = {**fake.env(**SETTINGS, **creds), **_launch(harness.tmp, fake, [vm])}
     # --heartbeat-timeout 120: silence would count only after 120 s.
-    harness.start(harness.config(_config(instances=1)), "--boot-timeout", "300", timeout=120, **env)
+    harness.start(
+        harness.config(_config(instances=1)), "--boot-timeout", "300", timeout=120, environment=env
+    )
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     _report(fake, run_id, vm, "running", host="host-a", message="runner: 1 slot(s)")

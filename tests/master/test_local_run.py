@@ -137,5 +137,5 @@ def test_three_aliases_on_two_cores_take_turns_task_by_task(harness: Harness) ->
     harness.assert_nothing_left()
 
 
-def _same_cpu_tasks(meta: dict) -> set[int]:
+def _same_cpu_tasks(meta: dict[str, Any]) -> set[int]:
     return {c["task_id"] for c in meta["slot"]["concurrent"] if c["same_cpus"]}

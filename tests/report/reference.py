@@ -7,11 +7,11 @@ import numpy as np
 from cloudbench.report.stats import (
     Group,
     Interval,
-    _percentile,
-    _welch_log_interval,
     boot_means,
     log_geomean_score,
     method_for,
+    percentile_interval,
+    welch_log_interval,
 )
 
 
@@ -22,10 +22,10 @@ def mean_interval(group: Group, column: int) -> Interval:
     estimate = float(np.nanmean(values))
     method = method_for(group)
     if method == "bootstrap":
-        return _percentile(boot_means(group)[:, column], estimate)
+        return percentile_interval(boot_means(group)[:, column], estimate)
     if method == "none":
         return Interval(estimate, None, None, "none")
     # On the log scale (delta method), so a time's interval stays positive.
     log_mean, variance, df = log_geomean_score(group, np.asarray([column]))
-    interval = _welch_log_interval(log_mean, [(variance, df)])
+    interval = welch_log_interval(log_mean, [(variance, df)])
     return Interval(estimate, interval.ci_low, interval.ci_high, interval.method)

@@ -125,7 +125,9 @@ def test_suggested_task_count_separates_most_of_the_time(tmp_path: Path) -> None
     speeds = {"a": 1.0, "b": 1.05}
     first = _answer_of(speed_run(tmp_path, 1, speeds, seed=1, machine_noise=0.06))
     assert first["fastest"] is None, first
-    more = int(re.search(r"About (\d+) more machines? per type", first["sentences"][0])[1])
+    match = re.search(r"About (\d+) more machines? per type", first["sentences"][0])
+    assert match, first["sentences"]
+    more = int(match[1])
     found = sum(
         _answer_of(speed_run(tmp_path, 100 + k, speeds, tasks=3 + more, seed=100 + k,
                              machine_noise=0.06))["fastest"] == "b"

@@ -15,7 +15,7 @@ from tests.orchestrator_proc import OrchestratorProcess
 from tests.runner.conftest import FAKE_SUITE
 from tests.runner.test_startup import EXIT_STARTUP, _run_runner
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "local": ["itest"],
     "per_instance_type": {"tasks": 1},
     "benchmarks": {
@@ -118,8 +118,14 @@ def test_debug_with_a_failed_task_leaves_the_keep_marker_and_reports_error(
     run_id = _run(orchestrator_server, body)
     args = ["--executor", "host", "--ruby-bench", str(FAKE_SUITE), "--run-id", str(run_id)]
     env = {"CLOUDBENCH_INSTANCE_ID": "i-0dbg"}
-    auth = {"url": orchestrator_server.url, "token": orchestrator_server.runner_token}
-    code, stderr, _ = _run_runner(tmp_path, *args, "--debug", env=env, **auth)
+    code, stderr, _ = _run_runner(
+        tmp_path,
+        *args,
+        "--debug",
+        env=env,
+        url=orchestrator_server.url,
+        token=orchestrator_server.runner_token,
+    )
     assert code == 0, stderr
     marker = tmp_path / "work" / "debug-keep"
     assert marker.read_text().startswith("task "), stderr
@@ -130,7 +136,13 @@ def test_debug_with_a_failed_task_leaves_the_keep_marker_and_reports_error(
     # Without --debug: the same failure is no reason to stay up.
     run_id = _run(orchestrator_server, {**body, "run_id": run_id + 1})
     args[-1] = str(run_id)
-    code, stderr, _ = _run_runner(tmp_path / "plain", *args, env=env, **auth)
+    code, stderr, _ = _run_runner(
+        tmp_path / "plain",
+        *args,
+        env=env,
+        url=orchestrator_server.url,
+        token=orchestrator_server.runner_token,
+    )
     assert code == 0, stderr
     assert not (tmp_path / "plain" / "work" / "debug-keep").exists()
     assert _machines(orchestrator_server, run_id)[0]["stage"] == "finished"

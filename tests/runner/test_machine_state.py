@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cloudbench.runner.machine_state import (
     load_average,
@@ -79,10 +80,17 @@ def test_pressure_share_is_of_the_samples_own_window_and_never_above_100(
     assert own_clock["cpu_pressure_some_pct"] == 100.0  # microseconds apart, capped
 
 
-def _facts(concurrent: list[dict[str, object]], pinned: list[str], **kw: object) -> TaskFacts:
+def _facts(
+    concurrent: list[dict[str, Any]], pinned: list[str], foreign_siblings: list[int] | None = None
+) -> TaskFacts:
     seen = {"cpus": "0,1", "pinned": [{"pid": 9, "cpus_allowed": c} for c in pinned]}
-    return TaskFacts(started_at="t", concurrent=concurrent, seen_on_cpus=seen,
-                     lease={"cpus": [0]}, **kw)  # fmt: skip
+    return TaskFacts(
+        started_at="t",
+        concurrent=concurrent,
+        seen_on_cpus=seen,
+        lease={"cpus": [0]},
+        foreign_siblings=foreign_siblings or [],
+    )
 
 
 def test_own_core_and_siblings_idle_come_from_what_was_seen() -> None:
