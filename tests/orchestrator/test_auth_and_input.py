@@ -90,6 +90,21 @@ BAD_RUNS = [
     ({**CONFIG, "benchmarks": {"executables": ["jit"]}}, "benchmarks.executables"),
     ({**CONFIG, "benchmarks": {"executables": []}}, "benchmarks.executables"),
     ({**CONFIG, "run_id": -1}, "run_id"),
+    # extra_args reach ruby-bench only through its allowlist: nothing names a program,
+    # a harness directory or a file to require (each was a root shell on every runner).
+    ({**CONFIG, "benchmarks": {"extra_args": ["-e", "pwn::/bin/sh -c id"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["-epwn::/bin/sh"]}}, "benchmarks.executables"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--harness=/tmp/h"]}}, "benchmarks.extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--harn=/tmp/h"]}}, "not an allowed"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--with_pre-init=/tmp/x.rb"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--chruby=x::3.4"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--yjit_opts=-r/tmp/x"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--out_path=/etc"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--rss", "--", "-e"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--excludes=a;id"]}}, "benchmark names"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--excludes", "fib"]}}, "one token"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["fib"]}}, "benchmarks.names"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--warmup=3"]}}, "warmup_iterations"),
     ([1, 2], "JSON object"),
 ]
 
@@ -99,6 +114,15 @@ def test_bad_run_bodies(orchestrator: OrchestratorProcess, body: Any, needle: st
     resp = orchestrator.client().post("/runs", json=body)
     assert resp.status_code in (400, 422), resp.text
     assert needle in resp.json()["error"]
+
+
+def test_allowed_extra_args_reach_the_run(orchestrator: OrchestratorProcess) -> None:
+    allowed = ["--rss", "--pvalue", "--once", "--excludes=fib,nbody", "--yjit-stats=ratio_in_yjit"]
+    body = {**CONFIG, "benchmarks": {"extra_args": allowed}}
+    run_id = create_run(orchestrator.client(), body)["run_id"]
+    assigned = claim(orchestrator.client(role="runner"))
+    assert assigned["task"]["run_id"] == run_id
+    assert assigned["task"]["benchmarks"]["extra_args"] == allowed
 
 
 def test_malformed_and_huge_bodies(orchestrator: OrchestratorProcess) -> None:

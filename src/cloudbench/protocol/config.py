@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+from cloudbench.protocol.rubybench_args import extra_arg_problem
 
 PROVIDERS = ("aws", "azure", "local")
 # Bounds that fit every backend's integer column (and JSON numbers) exactly.
@@ -90,6 +91,16 @@ class BenchmarkSettings(Strict):
     env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
         default_factory=dict, max_length=50
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args_allowlisted(cls, value: list[str]) -> list[str]:
+        # Only ruby-bench options that cannot name a program or a file (rubybench_args).
+        for arg in value:
+            problem = extra_arg_problem(arg)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @field_validator("env")
     @classmethod
