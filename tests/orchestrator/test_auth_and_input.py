@@ -220,6 +220,7 @@ def test_server_refuses_to_start_without_tokens(tmp_path: Any) -> None:
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
     import os
+    import secrets
     import subprocess
     import sys
 
@@ -228,8 +229,8 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
     env.update(
         CLOUDBENCH_STATE_DIR=str(tmp_path),
-        CLOUDBENCH_ADMIN_TOKEN="a-token",
-        CLOUDBENCH_RUNNER_TOKEN="r-token",
+        CLOUDBENCH_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        CLOUDBENCH_RUNNER_TOKEN=secrets.token_urlsafe(24),
         CLOUDBENCH_DATABASE_URL=f"postgresql+psycopg://u:hunter2@127.0.0.1:{free_port()}/x",
     )
     out = subprocess.run(

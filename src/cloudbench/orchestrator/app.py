@@ -39,9 +39,9 @@ MAX_JSON_BODY = 1 << 20
 
 
 def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> FastAPI:
-    missing = settings.missing_secrets()
-    if missing:
-        raise RuntimeError(f"refusing to start without {', '.join(missing)}")
+    problems = settings.secret_problems()
+    if problems:
+        raise RuntimeError("; ".join(problems))
     url = settings.resolved_database_url()
     # The pool budget is split: half for the async hot path, half for everything else.
     hot_pool = max(1, settings.db_pool_size // 2)

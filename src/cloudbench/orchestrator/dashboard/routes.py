@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cloudbench.orchestrator.api.deps import RunIdPath, RunIdQuery, SessionDep
 from cloudbench.orchestrator.dashboard import auth
 from cloudbench.orchestrator.dashboard.view import RunView, build_view
+from cloudbench.orchestrator.db import dashboard as db_dashboard
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Run
 from cloudbench.orchestrator.errors import Conflict, NotFound, Unauthorized
@@ -60,9 +61,11 @@ router = APIRouter(tags=["dashboard"], include_in_schema=False)
 templates.filters["duration"] = partial(duration, missing="never", sep=" ", precise=True)
 
 
-def _html(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def _html(
+    template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> HTMLResponse:
     body = templates.get_template(template).render(**context)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -90,16 +93,26 @@ def _view(request: Request, session: Session, run_id: int | None) -> RunView | N
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
-    if auth.session_id(request):
+def login_form(request: Request, session: SessionDep) -> Response:
+    if auth.session_id(request, session):
         return _redirect("/")
     return _html("login.html", error=None)
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, token: Annotated[str, Form(max_length=512)] = "") -> Response:
+def login(
+    request: Request, session: SessionDep, token: Annotated[str, Form(max_length=512)] = ""
+) -> Response:
+    client = auth.client_key(request)
+    wait = db_dashboard.login_retry_after(session=session, client=client)
+    if wait is not None:
+        logger.warning("dashboard login throttled for %s (%d s)", client, wait)
+        error = f"Too many failed logins from your address; try again in {wait} s."
+        return _html("login.html", status=429, headers={"Retry-After": str(wait)}, error=error)
     if not _settings(request).token_matches(token, "admin"):
-        logger.warning("dashboard login refused from %s", request.client)
+        logger.warning("dashboard login refused from %s", client)
+        db_dashboard.record_login_failure(session=session, client=client)
+        session.commit()
         return _html("login.html", status=401, error="That is not the admin token.")
     response = _redirect("/")
     auth.start_session(request, response)
@@ -107,11 +120,15 @@ def login(request: Request, token: Annotated[str, Form(max_length=512)] = "") ->
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
-    sid = auth.session_id(request)
+def logout(
+    request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    sid = auth.session_id(request, session)
     if sid is None:
         return _redirect("/login")
     auth.check_csrf(request, sid, csrf_token)
+    db_dashboard.revoke_session(session=session, sid=sid, max_age=auth.SESSION_MAX_AGE)
+    session.commit()
     response = _redirect("/login")
     auth.end_session(response)
     return response
@@ -121,7 +138,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 def index(
     request: Request, session: SessionDep, run_id: RunIdQuery = None, notice: str = ""
 ) -> Response:
-    sid = auth.session_id(request)
+    sid = auth.session_id(request, session)
     if sid is None:
         return _redirect("/login")
     view = _view(request, session, run_id)
@@ -139,7 +156,7 @@ def index(
 
 @router.get("/dashboard/fragment", response_class=HTMLResponse)
 def fragment(request: Request, session: SessionDep, run_id: RunIdQuery = None) -> Response:
-    sid = auth.session_id(request)
+    sid = auth.session_id(request, session)
     if sid is None:
         raise Unauthorized("log in at /login")
     view = _view(request, session, run_id)
@@ -155,7 +172,7 @@ def stop(
     session: SessionDep,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    sid = auth.session_id(request)
+    sid = auth.session_id(request, session)
     if sid is None:
         return _redirect("/login")
     auth.check_csrf(request, sid, csrf_token)
