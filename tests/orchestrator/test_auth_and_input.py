@@ -73,6 +73,27 @@ def test_open_endpoints(orchestrator: OrchestratorProcess) -> None:
     assert httpx.get(orchestrator.url + "/up").status_code == 200
     doc = httpx.get(orchestrator.url + "/openapi.json")
     assert doc.status_code == 200 and "/tasks/claim" in doc.json()["paths"]
+    # FastAPI's /docs and /redoc pull unpinned CDN scripts onto the dashboard's origin.
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        resp = httpx.get(orchestrator.url + path)
+        assert resp.status_code == 404 and "cdn" not in resp.text, path
+
+
+def test_openapi_documents_every_error_status(orchestrator: OrchestratorProcess) -> None:
+    doc = httpx.get(orchestrator.url + "/openapi.json").json()
+    assert "ErrorBody" in doc["components"]["schemas"]
+    checked = 0
+    for path, item in doc["paths"].items():
+        if not path.startswith(("/runs", "/tasks")):
+            continue
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in ("401", "403", "404", "409", "413", "422", "503"):
+                assert status in responses, (method, path, status)
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("/ErrorBody"), (method, path, status)
+            checked += 1
+    assert checked >= 10
 
 
 BAD_RUNS = [
@@ -128,7 +149,13 @@ def test_allowed_extra_args_reach_the_run(orchestrator: OrchestratorProcess) -> 
 def test_malformed_and_huge_bodies(orchestrator: OrchestratorProcess) -> None:
     admin = orchestrator.client()
     resp = admin.post("/runs", content=b"{not json", headers={"content-type": "application/json"})
-    assert resp.status_code == 422 and resp.json()["error"]
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("request body is not valid JSON at character 1: ")
+    runner = orchestrator.client(role="runner")
+    resp = runner.post(
+        "/tasks/claim", content=b'{"a": ', headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"], resp.text
     huge = {**CONFIG, "padding": "x" * (2 << 20)}
     assert admin.post("/runs", json=huge).status_code == 413
 

@@ -18,6 +18,7 @@ from cloudbench.orchestrator.api.deps import (
     StorageDep,
     TaskIdPath,
 )
+from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.api.views import task_out, task_out_from_row
 from cloudbench.orchestrator.db import attempts, hot, queue
 from cloudbench.orchestrator.db.models import Run, Task
@@ -43,7 +44,7 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 
-router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+router = APIRouter(tags=["tasks"], dependencies=[RunnerToken], responses=API)
 RETRY_WAIT_SECONDS = 5
 
 
