@@ -111,6 +111,21 @@ BAD_RUNS = [
     ({**CONFIG, "benchmarks": {"executables": ["jit"]}}, "benchmarks.executables"),
     ({**CONFIG, "benchmarks": {"executables": []}}, "benchmarks.executables"),
     ({**CONFIG, "run_id": -1}, "run_id"),
+    # Bounds (issue 25): 283 bytes once made 200k tasks.
+    ({**CONFIG, "per_instance_type": {"tasks": 10_001}}, "per_instance_type.tasks"),
+    (
+        {**CONFIG, "per_instance_type": {"tasks": 10_000}, "aws": ["a"]},
+        "per_instance_type.tasks: 10000 tasks x 3 instance types = 30000",
+    ),
+    (
+        {**CONFIG, "per_instance_type": {"tasks": 7_000}, "aws": ["a", "b"]},
+        "at most 20000 per run",
+    ),
+    ({**CONFIG, "local": [f"t{i}" for i in range(201)]}, "local: List should have at most 200"),
+    (
+        {**CONFIG, "local": [f"t{i}" for i in range(150)], "aws": [f"t{i}" for i in range(51)]},
+        "201 instance types; at most 200 per run",
+    ),
     # extra_args reach ruby-bench only through its allowlist: nothing names a program,
     # a harness directory or a file to require (each was a root shell on every runner).
     ({**CONFIG, "benchmarks": {"extra_args": ["-e", "pwn::/bin/sh -c id"]}}, "extra_args"),

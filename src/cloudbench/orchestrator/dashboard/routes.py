@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 RECENT_RUNS = 30
+# A page number of the run's task rows (view.PAGE_SIZE each); past the last is the last.
+PageQuery = Annotated[int, Query(ge=1, le=1_000_000)]
 # Fixed texts only: the query string picks one, it never supplies the words.
 NOTICES = {
     "stopped": "Run stopped: pending tasks removed, running tasks cancelled.",
@@ -84,12 +86,13 @@ def _pick_run(session: Session, run_id: int | None) -> Run | None:
     return latest[0] if latest else None
 
 
-def _view(request: Request, session: Session, run_id: int | None) -> RunView | None:
+def _view(request: Request, session: Session, run_id: int | None, page: int) -> RunView | None:
     run = _pick_run(session, run_id)
     if run is None:
         return None
     settings = _settings(request)
-    return build_view(session, run, request.app.state.storage, settings.heartbeat_timeout)
+    storage = request.app.state.storage
+    return build_view(session, run, storage, settings.heartbeat_timeout, page)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -136,12 +139,16 @@ def logout(
 
 @router.get("/", response_class=HTMLResponse)
 def index(
-    request: Request, session: SessionDep, run_id: RunIdQuery = None, notice: str = ""
+    request: Request,
+    session: SessionDep,
+    run_id: RunIdQuery = None,
+    notice: str = "",
+    page: PageQuery = 1,
 ) -> Response:
     sid = auth.session_id(request, session)
     if sid is None:
         return _redirect("/login")
-    view = _view(request, session, run_id)
+    view = _view(request, session, run_id, page)
     return _html(
         "index.html",
         status=404 if run_id is not None and view is None else 200,
@@ -155,11 +162,13 @@ def index(
 
 
 @router.get("/dashboard/fragment", response_class=HTMLResponse)
-def fragment(request: Request, session: SessionDep, run_id: RunIdQuery = None) -> Response:
+def fragment(
+    request: Request, session: SessionDep, run_id: RunIdQuery = None, page: PageQuery = 1
+) -> Response:
     sid = auth.session_id(request, session)
     if sid is None:
         raise Unauthorized("log in at /login")
-    view = _view(request, session, run_id)
+    view = _view(request, session, run_id, page)
     if view is None:
         raise NotFound("run not found")
     return _html("_run.html", view=view, csrf=auth.csrf_token(request, sid))
