@@ -1,4 +1,8 @@
-"""dashboard: revoked sessions (logout) and failed logins (throttle)
+"""dashboard: revoked sessions (logout) and failed logins (throttle); extra_args allowlisted
+
+Stored runs keep only the `benchmarks.extra_args` the allowlist (protocol.rubybench_args)
+accepts: reading or claiming a run validates its settings, and an older run holding `-e` or
+`--harness` would otherwise be a 500 there, or a command for every runner.
 
 Revision ID: 0004
 Revises: 0003
@@ -9,6 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from cloudbench.protocol.rubybench_args import extra_arg_problem
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -32,6 +38,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("login_failures", schema=None) as batch_op:
         batch_op.create_index("ix_login_failures_client", ["client", "failed_at"], unique=False)
+    _allowlist_extra_args()
+
+
+def _allowlist_extra_args() -> None:
+    runs = sa.table("runs", sa.column("id", sa.Integer), sa.column("benchmarks", sa.JSON))
+    conn = op.get_bind()
+    for run_pk, benchmarks in conn.execute(sa.select(runs.c.id, runs.c.benchmarks)).all():
+        args = (benchmarks or {}).get("extra_args") or []
+        kept = [a for a in args if isinstance(a, str) and extra_arg_problem(a) is None]
+        if kept != args:
+            fixed = {**benchmarks, "extra_args": kept}
+            conn.execute(runs.update().where(runs.c.id == run_pk).values(benchmarks=fixed))
 
 
 def downgrade() -> None:
