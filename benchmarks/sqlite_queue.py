@@ -45,8 +45,10 @@ def main() -> None:
         print(f"SQLite in {state}; workers: {args.workers or 'serve default'}")
         for level in LEVELS:
             types = [f"sq{level}.{i}" for i in range(TYPES)]
-            body = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 10_000}}
-            admin.post("/runs", json={**body, "aws": types}, timeout=120).raise_for_status()
+            # Two runs of 20,000 (MAX_TASKS_PER_RUN): claims take from any running run.
+            body = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 5_000}}
+            for _ in range(2):
+                admin.post("/runs", json={**body, "aws": types}, timeout=120).raise_for_status()
             r = loadgen.wrk(
                 orch.url, orch.runner_token, loadgen.claim_script(types), level, args.seconds
             )

@@ -139,6 +139,38 @@ def test_vms_are_hardened_and_pick_the_image_by_api_architecture() -> None:
     assert "instance_type" not in str(_one(_locals()["image_sku"]))
 
 
+def test_nvme_only_sizes_get_their_disk_controller() -> None:
+    """Standard_D2pls_v6 (the README's example) is NVMe-only: a VM with the default SCSI
+    controller is refused. The controller is an API fact passed in, SCSI by default."""
+    vm = _one(_of_type("azurerm_linux_virtual_machine"))
+    assert _one(vm["disk_controller_type"]) == "${each.value.disk_controller_type}"
+    variables = {n: b for blk in _module(MODULE)["variable"] for n, b in blk.items()}
+    shape = str(variables["instance_types"]["type"])
+    assert "disk_controller_type" in shape and "SCSI" in shape
+    validations = str(variables["instance_types"]["validation"])
+    assert '["SCSI", "NVMe"]' in validations or "['SCSI', 'NVMe']" in validations
+
+
+def test_the_resource_providers_it_uses_are_registered() -> None:
+    """A fresh subscription has them unregistered and azurerm said nothing of why."""
+    provider = _one(_one(_module(MODULE)["provider"])["azurerm"])
+    assert _one(provider["resource_provider_registrations"]) == "none"
+    registered = set(_one(provider["resource_providers_to_register"]))
+    namespace = {
+        "azurerm_linux_virtual_machine": "Microsoft.Compute",
+        "azurerm_key_vault": "Microsoft.KeyVault", "azurerm_key_vault_secret": "Microsoft.KeyVault",
+        "azurerm_user_assigned_identity": "Microsoft.ManagedIdentity",
+        "azurerm_virtual_network": "Microsoft.Network", "azurerm_subnet": "Microsoft.Network",
+        "azurerm_network_interface": "Microsoft.Network", "azurerm_public_ip": "Microsoft.Network",
+        "azurerm_nat_gateway": "Microsoft.Network",
+        "azurerm_network_security_group": "Microsoft.Network",
+    }  # fmt: skip
+    used = {namespace[t] for t, _, _ in _resources(MODULE) if t in namespace}
+    assert used == registered == {
+        "Microsoft.Compute", "Microsoft.KeyVault", "Microsoft.ManagedIdentity", "Microsoft.Network",
+    }  # fmt: skip
+
+
 def test_the_token_is_in_key_vault_readable_only_by_the_run_identity() -> None:
     secret = _one(_of_type("azurerm_key_vault_secret"))
     assert _one(secret["value"]) == "${var.runner_token}"

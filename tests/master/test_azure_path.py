@@ -34,8 +34,8 @@ def arm(tmp_path: Path) -> Iterator[Standin]:
     (tmp_path / "arm").mkdir()
     with Standin(tmp_path / "arm", SUB) as standin:
         standin.world.skus = [
-            vm_sku("Standard_D2pls_v6", "westeurope", "Arm64", True, "V2"),
-            vm_sku("Standard_D2als_v6", "westeurope", "x64", True),
+            vm_sku("Standard_D2pls_v6", "westeurope", "Arm64", True, "V2", "NVMe"),
+            vm_sku("Standard_D2als_v6", "westeurope", "x64", True, "V1,V2", "SCSI, NVMe"),
             vm_sku("Standard_A2_v2", "westeurope", "x64", False, "V1"),
             vm_sku("Standard_D2pls_v6", "eastus", "Arm64", True),
         ]
@@ -89,9 +89,9 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     # Architecture and disk support as the SKU API reported them for that location.
     assert json.loads(tf["TF_VAR_instance_types"]) == [
         {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100", "architecture": "Arm64",
-         "premium_io": True, "gen2": True},
+         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe"},
         {"instance_type": "Standard_A2_v2", "alias": "Standard_A2_v2", "architecture": "x64",
-         "premium_io": False, "gen2": False},
+         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI"},
     ]  # fmt: skip
     # Azure VMs are outside the meta VPC: the public URL, not the private one.
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url

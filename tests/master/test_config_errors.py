@@ -18,6 +18,11 @@ CASES = {
         '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, "gcp": ["n2"]}',
         "gcp: unknown provider; expected one of aws, azure, local",
     ),
+    "extra_args_program": (
+        '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, "local": ["x"], '
+        '"benchmarks": {"extra_args": ["--with_pre-init=/tmp/pwn.rb"]}}',
+        "benchmarks.extra_args: '--with_pre-init=/tmp/pwn.rb' is not an allowed",
+    ),
 }
 
 

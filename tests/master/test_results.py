@@ -64,3 +64,30 @@ def test_a_bad_manifest_is_a_clear_error(tmp_path: Path, manifest: object, needl
     with pytest.raises(ResultsError) as err:
         verify_archive(_archive(tmp_path, manifest), {7, 8})
     assert needle in str(err.value)
+
+
+def test_a_flipped_crc_is_refused_before_extraction(tmp_path: Path) -> None:
+    """tarfile's stream mode never checks the gzip trailer: a damaged archive whose tar
+    still parsed was extracted as if whole. The master reads it end to end first."""
+    path = _archive(tmp_path, {"tasks": [TASK]})
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01  # the CRC32 of the trailer; the deflate data stays readable
+    path.write_bytes(bytes(data))
+    with pytest.raises(ResultsError, match="damaged"):
+        verify_archive(path, {7})
+
+
+def test_a_flipped_data_byte_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.tar.gz"
+    payload = json.dumps({"tasks": [TASK]}).encode()
+    with tarfile.open(path, "w:gz", compresslevel=0) as tar:  # stored blocks: bytes as is
+        for name, data in (("manifest.json", payload), ("m-7/output.txt", b"RESULT 1.000\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"RESULT 1.000")
+    raw[at + 7] = ord("9")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ResultsError, match="damaged"):
+        verify_archive(path, {7})

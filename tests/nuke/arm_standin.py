@@ -38,11 +38,19 @@ SKUS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft.Compute/skus$", 
 
 
 def vm_sku(
-    name: str, location: str, arch: str, premium: bool, generations: str = "V1,V2"
+    name: str,
+    location: str,
+    arch: str,
+    premium: bool,
+    generations: str = "V1,V2",
+    controllers: str | None = None,
 ) -> dict[str, Any]:
-    """A Resource SKUs API entry, shaped as ARM returns one for a VM size."""
+    """A Resource SKUs API entry, shaped as ARM returns one for a VM size (v6 sizes list
+    `DiskControllerTypes: NVMe`; older ones list nothing, meaning SCSI)."""
     caps = {"CpuArchitectureType": arch, "PremiumIO": str(premium), "vCPUs": "2",
             "HyperVGenerations": generations}  # fmt: skip
+    if controllers is not None:
+        caps["DiskControllerTypes"] = controllers
     return {
         "resourceType": "virtualMachines", "name": name, "tier": "Standard",
         "locations": [location], "restrictions": [],

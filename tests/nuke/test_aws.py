@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -235,3 +236,31 @@ def test_run_id_filter_deletes_only_that_run(aws: str) -> None:
     assert len(left.of_kind("vpc")) == 2
     assert len(left.of_kind("instance")) == 4
     assert plan_nuke(run_id="r1").is_empty
+
+
+def test_cli_sweeps_the_region_the_run_used(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_DEFAULT_REGION (another tool's setting, us-east-1 here) once won over the region
+    recorded with the run's stacks, and nuke swept a region the run never touched."""
+    import json
+    import subprocess
+    import sys
+
+    import boto3
+
+    ec2: Any = boto3.client("ec2", region_name="eu-west-1")  # tags built as plain dicts
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=_spec("vpc", "4242"))
+    vpc_id = vpc["Vpc"]["VpcId"]
+    stack = tmp_path / "home" / "terraform" / "default" / "runs" / "4242" / "aws"
+    stack.mkdir(parents=True)
+    (stack / "vars.json").write_text(json.dumps({"region": "eu-west-1", "run_id": "4242"}))
+    monkeypatch.setenv("CLOUDBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CLOUDBENCH_AWS_REGION", raising=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "cloudbench", "nuke", "--provider", "aws", "--run-id", "4242"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )  # fmt: skip
+    assert f"vpc {vpc_id}" in out.stdout, out.stdout + out.stderr
+    assert "(AWS region eu-west-1)" in out.stdout
+    assert "nothing removed" in out.stdout  # not a terminal, no --yes: listed only

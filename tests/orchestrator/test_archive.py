@@ -367,3 +367,76 @@ def test_file_and_directory_with_one_name_do_not_break_extraction(
     assert entries[1]["files"] == ["error.txt", "runner.log"]
     names = safe_extract(storage.root / archive_key(RUN), tmp_path / "extracted")
     assert "c7g.large-1/logs" in names and "c7g.large-2/runner.log" in names
+
+
+def _sparse_tarball(tmp_path: Path, declared: int) -> Path:
+    """A real GNU sparse tarball (`tar -S`): a few bytes of data, `declared` bytes of size."""
+    src = tmp_path / "sparse-src"
+    src.mkdir()
+    for name, data in OUTPUTS.items():
+        (src / name).write_bytes(data)
+    with (src / "output.txt").open("r+b") as f:
+        f.truncate(declared)
+        f.seek(declared - 4)
+        f.write(b"end\n")
+    out = tmp_path / "sparse.tar.gz"
+    subprocess.run(["tar", "-cSzf", str(out), "-C", str(src), *OUTPUTS], check=True)
+    return out
+
+
+def test_sparse_member_is_refused_not_expanded(storage: LocalStorage, tmp_path: Path) -> None:
+    """A sparse member declares a size its tarball does not hold: 129 bytes can say 1 TiB,
+    and extractfile writes it all. The builder refuses it (it counted only tar bytes)."""
+    declared = 256 << 20
+    tarball_path = _sparse_tarball(tmp_path, declared)
+    assert tarball_path.stat().st_size < 4096  # the upload is tiny
+    storage.put_file(result_key(RUN, 1, lease=1), tarball_path)
+    contents = build(storage, tmp_path, [task(1, result_key=result_key(RUN, 1, lease=1))])
+    [entry] = manifest(contents)["tasks"]
+    assert entry["files"] == []
+    assert entry["problems"] == [
+        "result tarball refused: member 'output.txt': sparse files are not allowed"
+    ]
+    assert (storage.root / archive_key(RUN)).stat().st_size < 64 << 10
+
+
+def test_safe_extract_refuses_sparse_members(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeArchiveError, match="sparse"):
+        safe_extract(_sparse_tarball(tmp_path, 64 << 20), tmp_path / "out")
+    assert not (tmp_path / "out" / "output.txt").exists()
+
+
+def test_cap_counts_bytes_written(storage: LocalStorage, tmp_path: Path) -> None:
+    big = member("output.txt", b"x" * 300_000)
+    store(storage, result_key(RUN, 1, lease=1), tarball(big, member("metadata.json", b"{}")))
+    result = build_archive(
+        storage=storage, run_id=RUN, removed_tasks=0, workdir=tmp_path / "w",
+        tasks=[task(1, result_key=result_key(RUN, 1, lease=1))], max_task_bytes=200_000,
+    )  # fmt: skip
+    assert result.tasks_with_problems == 1
+    path = tmp_path / "big.tar.gz"
+    path.write_bytes(tarball(big))
+    with pytest.raises(UnsafeArchiveError, match="expands beyond 200000 bytes"):
+        safe_extract(path, tmp_path / "out", max_bytes=200_000)
+    assert safe_extract(path, tmp_path / "out2", max_bytes=300_000) == ["output.txt"]
+
+
+def test_result_expanding_to_256_mib_is_accepted(storage: LocalStorage, tmp_path: Path) -> None:
+    """The caps stay far above a real result: 256 MiB of output is archived and extracted."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with (src / "output.txt").open("wb") as f:
+        for _ in range(256):
+            f.write(b"itr #1: 12ms\n".ljust(1 << 20, b"\0"))
+    (src / "metadata.json").write_bytes(b"{}")
+    upload_path = tmp_path / "result.tar.gz"
+    subprocess.run(["tar", "-czf", str(upload_path), "-C", str(src), "."], check=True)
+    storage.put_file(result_key(RUN, 1, lease=1), upload_path)
+    result = build_archive(
+        storage=storage, run_id=RUN, removed_tasks=0, workdir=tmp_path / "w",
+        tasks=[task(1, result_key=result_key(RUN, 1, lease=1))],
+    )  # fmt: skip
+    assert result.tasks_with_problems == 0
+    names = safe_extract(storage.root / archive_key(RUN), tmp_path / "out")
+    assert "c7g.large-1/output.txt" in names
+    assert (tmp_path / "out" / "c7g.large-1" / "output.txt").stat().st_size == 256 << 20

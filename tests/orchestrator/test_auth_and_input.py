@@ -74,6 +74,27 @@ def test_open_endpoints(orchestrator: OrchestratorProcess) -> None:
     assert httpx.get(orchestrator.url + "/up").status_code == 200
     doc = httpx.get(orchestrator.url + "/openapi.json")
     assert doc.status_code == 200 and "/tasks/claim" in doc.json()["paths"]
+    # FastAPI's /docs and /redoc pull unpinned CDN scripts onto the dashboard's origin.
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        resp = httpx.get(orchestrator.url + path)
+        assert resp.status_code == 404 and "cdn" not in resp.text, path
+
+
+def test_openapi_documents_every_error_status(orchestrator: OrchestratorProcess) -> None:
+    doc = httpx.get(orchestrator.url + "/openapi.json").json()
+    assert "ErrorBody" in doc["components"]["schemas"]
+    checked = 0
+    for path, item in doc["paths"].items():
+        if not path.startswith(("/runs", "/tasks")):
+            continue
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in ("401", "403", "404", "409", "413", "422", "503"):
+                assert status in responses, (method, path, status)
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("/ErrorBody"), (method, path, status)
+            checked += 1
+    assert checked >= 10
 
 
 BAD_RUNS = [
@@ -91,6 +112,36 @@ BAD_RUNS = [
     ({**CONFIG, "benchmarks": {"executables": ["jit"]}}, "benchmarks.executables"),
     ({**CONFIG, "benchmarks": {"executables": []}}, "benchmarks.executables"),
     ({**CONFIG, "run_id": -1}, "run_id"),
+    # Bounds (issue 25): 283 bytes once made 200k tasks.
+    ({**CONFIG, "per_instance_type": {"tasks": 10_001}}, "per_instance_type.tasks"),
+    (
+        {**CONFIG, "per_instance_type": {"tasks": 10_000}, "aws": ["a"]},
+        "per_instance_type.tasks: 10000 tasks x 3 instance types = 30000",
+    ),
+    (
+        {**CONFIG, "per_instance_type": {"tasks": 7_000}, "aws": ["a", "b"]},
+        "at most 20000 per run",
+    ),
+    ({**CONFIG, "local": [f"t{i}" for i in range(201)]}, "local: List should have at most 200"),
+    (
+        {**CONFIG, "local": [f"t{i}" for i in range(150)], "aws": [f"t{i}" for i in range(51)]},
+        "201 instance types; at most 200 per run",
+    ),
+    # extra_args reach ruby-bench only through its allowlist: nothing names a program,
+    # a harness directory or a file to require (each was a root shell on every runner).
+    ({**CONFIG, "benchmarks": {"extra_args": ["-e", "pwn::/bin/sh -c id"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["-epwn::/bin/sh"]}}, "benchmarks.executables"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--harness=/tmp/h"]}}, "benchmarks.extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--harn=/tmp/h"]}}, "not an allowed"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--with_pre-init=/tmp/x.rb"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--chruby=x::3.4"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--yjit_opts=-r/tmp/x"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--out_path=/etc"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--rss", "--", "-e"]}}, "extra_args"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--excludes=a;id"]}}, "benchmark names"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--excludes", "fib"]}}, "one token"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["fib"]}}, "benchmarks.names"),
+    ({**CONFIG, "benchmarks": {"extra_args": ["--warmup=3"]}}, "warmup_iterations"),
     ([1, 2], "JSON object"),
 ]
 
@@ -102,10 +153,25 @@ def test_bad_run_bodies(orchestrator: OrchestratorProcess, body: Any, needle: st
     assert needle in resp.json()["error"]
 
 
+def test_allowed_extra_args_reach_the_run(orchestrator: OrchestratorProcess) -> None:
+    allowed = ["--rss", "--pvalue", "--once", "--excludes=fib,nbody", "--yjit-stats=ratio_in_yjit"]
+    body = {**CONFIG, "benchmarks": {"extra_args": allowed}}
+    run_id = create_run(orchestrator.client(), body)["run_id"]
+    assigned = claim(orchestrator.client(role="runner"))
+    assert assigned["task"]["run_id"] == run_id
+    assert assigned["task"]["benchmarks"]["extra_args"] == allowed
+
+
 def test_malformed_and_huge_bodies(orchestrator: OrchestratorProcess) -> None:
     admin = orchestrator.client()
     resp = admin.post("/runs", content=b"{not json", headers={"content-type": "application/json"})
-    assert resp.status_code == 422 and resp.json()["error"]
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("request body is not valid JSON at character 1: ")
+    runner = orchestrator.client(role="runner")
+    resp = runner.post(
+        "/tasks/claim", content=b'{"a": ', headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"], resp.text
     huge = {**CONFIG, "padding": "x" * (2 << 20)}
     assert admin.post("/runs", json=huge).status_code == 413
 
@@ -197,6 +263,7 @@ def test_server_refuses_to_start_without_tokens(tmp_path: Any) -> None:
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
     import os
+    import secrets
     import subprocess
     import sys
 
@@ -205,8 +272,8 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
     env.update(
         CLOUDBENCH_STATE_DIR=str(tmp_path),
-        CLOUDBENCH_ADMIN_TOKEN="a-token",
-        CLOUDBENCH_RUNNER_TOKEN="r-token",
+        CLOUDBENCH_ADMIN_TOKEN=secrets.token_urlsafe(24),
+        CLOUDBENCH_RUNNER_TOKEN=secrets.token_urlsafe(24),
         CLOUDBENCH_DATABASE_URL=f"postgresql+psycopg://u:hunter2@127.0.0.1:{free_port()}/x",
     )
     out = subprocess.run(

@@ -15,7 +15,11 @@ from tests.orchestrator_proc import OrchestratorProcess
 def result_tarball() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in [("output.txt", b"ran"), ("output.json", b"{}")]:
+        for name, text in [
+            ("output.txt", b"ran"),
+            ("output.json", b"{}"),
+            ("metadata.json", b"{}"),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(text)
             tar.addfile(info, io.BytesIO(text))

@@ -61,3 +61,33 @@ def test_free_text_error_types_become_runner_error_and_keep_their_text(db_url: s
     assert tasks[0].error_message == "reported error_type: boom\nit broke"
     assert tasks[1].error_message == "it broke"
     engine.dispose()
+
+
+def test_stored_runs_keep_only_allowlisted_extra_args(db_url: str) -> None:
+    """A run stored before the allowlist would be a 500 when read (and a command for every
+    runner when claimed): migration 0005 keeps only the options the allowlist accepts."""
+    import json
+
+    from sqlalchemy import text
+
+    migrate.upgrade(db_url, "0003")
+    engine = create_engine(db_url)
+    bad = {"categories": ["headline"], "executables": ["yjit"],
+           "extra_args": ["-e", "pwn::/bin/sh -c id", "--rss", "--harness=/tmp/h"]}  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, external_id, ruby_version, tasks_per_instance_type,"
+                " instances_per_instance_type, benchmarks, spec, status, removed_tasks,"
+                " archive_state, max_attempts)"
+                " VALUES (1, 5, '3.4', 2, 1, :b, '{}', 'running', 0, 'none', 2)"
+            ),
+            {"b": json.dumps(bad)},
+        )
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT benchmarks FROM runs WHERE id = 1")).scalar_one()
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored["extra_args"] == ["--rss"]
+    assert stored["categories"] == ["headline"]
+    engine.dispose()

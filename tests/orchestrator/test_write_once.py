@@ -23,7 +23,7 @@ ONE_TASK = {**CONFIG, "local": ["laptop"], "per_instance_type": {"tasks": 1}}
 def _tarball(text: bytes) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in [("output.txt", text), ("output.json", b"{}")]:
+        for name, body in [("output.txt", text), ("output.json", b"{}"), ("metadata.json", b"{}")]:
             info = tarfile.TarInfo(name)
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))

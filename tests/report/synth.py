@@ -69,6 +69,7 @@ def write_run(root: Path, run_id: int, tasks: list[SynthTask]) -> Path:
 def random_run(
     root: Path, *, types: int, tasks: int, benchmarks: int, executables: tuple[str, ...],
     machines_per_type: int, iterations: int = 5, seed: int = 1, run_id: int = 1,
+    names: list[str] | None = None,
 ) -> Path:  # fmt: skip
     """Types whose true speed differs, machine random effects and within-process noise."""
     rng = np.random.default_rng(seed)
@@ -83,7 +84,8 @@ def random_run(
             for e, exe in enumerate(executables):
                 means = base / speed / (1.0 + e) * effect
                 noise = np.exp(rng.normal(0, 0.02, size=(benchmarks, iterations)))
-                bench[exe] = {f"bench_{b:03d}": (means[b] * noise[b]).tolist()
+                labels = names or [f"bench_{b:03d}" for b in range(benchmarks)]
+                bench[exe] = {labels[b]: (means[b] * noise[b]).tolist()
                               for b in range(benchmarks)}  # fmt: skip
             out.append(SynthTask(next_id, f"type{t:03d}", machine, bench,
                                  instance_type=f"c{t}.large"))  # fmt: skip

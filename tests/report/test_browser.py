@@ -131,4 +131,30 @@ def test_tables_sort_axes_read_and_colour_means_a_difference(
         assert ("faster" in classes or "slower" in classes) == differs, (classes, interval)
         coloured += differs
     assert 0 < coloured < len(cells)  # fast differs from the baseline, mid mostly not
+
+
+HOSTILE = ["<!--<script>", "</script><script>window.pwned=1</script>", "a&b>c"]
+
+
+def test_runner_text_cannot_break_the_charts(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
+    """Benchmark names come from runners' output.json: `<!--<script>` in one made the
+    HTML parser swallow the figures' <script> element, and no chart rendered."""
+    run = random_run(tmp_path / "results", types=2, tasks=3, benchmarks=3, names=HOSTILE,
+                     executables=("yjit",), machines_per_type=1)  # fmt: skip
+    report = build_report([run], offline=True)
+    html = report.index.read_text()
+    figures = html.split('<script id="figures" type="application/json">', 1)[1]
+    figures = figures.split("</script>", 1)[0]
+    assert "<" not in figures and ">" not in figures and "&" not in figures
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(report.index.resolve().as_uri())
+    page.wait_for_function("document.body.dataset.charts !== undefined")
+    count = int(page.evaluate("document.body.dataset.charts"))
+    drawn = page.evaluate("[...document.querySelectorAll('.chart')].filter("
+                          "c => c.querySelector('.main-svg')).length")  # fmt: skip
+    assert count > 0 and drawn == count, (count, drawn)
+    assert page.evaluate("window.pwned") is None
+    assert not errors, errors
     page.close()

@@ -221,12 +221,15 @@ resource "azurerm_network_interface" "runner" {
 }
 
 resource "azurerm_linux_virtual_machine" "runner" {
-  for_each                        = local.runners
-  name                            = local.vm_name[each.key]
-  computer_name                   = "cb-${substr(sha1(each.key), 0, 12)}"
-  location                        = var.location
-  resource_group_name             = azurerm_resource_group.run.name
-  size                            = each.value.instance_type
+  for_each            = local.runners
+  name                = local.vm_name[each.key]
+  computer_name       = "cb-${substr(sha1(each.key), 0, 12)}"
+  location            = var.location
+  resource_group_name = azurerm_resource_group.run.name
+  size                = each.value.instance_type
+  # NVMe-only sizes (the v6 families, e.g. Standard_D2pls_v6) refuse a SCSI disk controller;
+  # the master passes what the Resource SKUs API lists (DiskControllerTypes).
+  disk_controller_type            = each.value.disk_controller_type
   admin_username                  = "cloudbench"
   disable_password_authentication = true
   allow_extension_operations      = false

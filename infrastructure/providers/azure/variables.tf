@@ -33,9 +33,10 @@ variable "instance_types" {
     instance_type = string
     alias         = string
     # From the Resource SKUs API (CpuArchitectureType, PremiumIO), filled in by the master.
-    architecture = string
-    premium_io   = bool
-    gen2         = bool
+    architecture         = string
+    premium_io           = bool
+    gen2                 = bool
+    disk_controller_type = optional(string, "SCSI")
   }))
   description = "VM sizes to benchmark, each with its alias and what the Azure API reports for it: architecture, Premium SSD support, Hyper-V generation 2 support."
 
@@ -57,6 +58,11 @@ variable "instance_types" {
   validation {
     condition     = alltrue([for t in var.instance_types : can(regex("^[A-Za-z0-9_]{3,64}$", t.instance_type))])
     error_message = "instance_type must be an Azure VM size name such as Standard_D2pls_v6."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : contains(["SCSI", "NVMe"], t.disk_controller_type)])
+    error_message = "disk_controller_type must be SCSI or NVMe (from the Resource SKUs API's DiskControllerTypes)."
   }
 
   validation {

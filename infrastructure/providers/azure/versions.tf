@@ -18,6 +18,15 @@ provider "azurerm" {
   # The run's resource group holds only what this stack created; the master also sweeps
   # by tag, so a failed destroy must not be blocked by a stray resource inside it.
   resource_provider_registrations = "none"
+  # Exactly the resource providers this stack uses, registered on a fresh subscription
+  # (which otherwise fails with "API version ... was not found for 'Microsoft.X'"). Without
+  # the right to register, `az provider register --namespace <each>` once, as an owner.
+  resource_providers_to_register = [
+    "Microsoft.Compute",
+    "Microsoft.KeyVault",
+    "Microsoft.ManagedIdentity",
+    "Microsoft.Network",
+  ]
 
   features {
     resource_group {

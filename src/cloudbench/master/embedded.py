@@ -18,7 +18,7 @@ import httpx
 import psutil
 
 from cloudbench.platform.processes import clean_env, free_port, tail, terminate
-from cloudbench.platform.state import Session, dump_json, record_for
+from cloudbench.platform.state import Session, dump_json, private_dir, record_for
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class EmbeddedOrchestrator:
         return env
 
     def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Holds the tokens and the orchestrator's database: owner only.
+        private_dir(self.state_dir)
         # For `cloudbench status` re-attaching after this process died; owner-only.
         dump_json(
             self.state_dir / "tokens.json",

@@ -8,7 +8,6 @@ state directory knows is done: local always, a cloud when stacks of it are recor
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
@@ -58,7 +57,18 @@ class _Aws:
             s for s in stacks.recorded_stacks(self._settings, run_id) if s.name not in AZURE_STACKS
         ]
         self._run_id = None if run_id is None else str(run_id)
-        self._region = region or os.environ.get("AWS_DEFAULT_REGION") or self._settings.region
+        # The region the run used: the one recorded with its stacks, else the one a run
+        # would use now (CLOUDBENCH_AWS_REGION). AWS_DEFAULT_REGION, another tool's
+        # setting, once won here and swept a region the run never touched.
+        recorded = sorted(
+            {str(s.variables["region"]) for s in self._stacks if s.variables.get("region")}
+        )
+        self._region = region or (recorded[0] if recorded else self._settings.region)
+        self._notes = [
+            f"(stacks also recorded in {other}: cloudbench nuke --provider aws --region {other})"
+            for other in recorded
+            if other != self._region
+        ]
         self._plan = self._sweep_plan()
 
     def _sweep_plan(self) -> NukePlan:
@@ -75,7 +85,8 @@ class _Aws:
     def plan(self) -> list[str]:
         stacks = [f"terraform stack {s.workdir}" for s in self._stacks]
         errors = [f"(could not list: {e})" for e in self._plan.errors]
-        return stacks + self._lines(self._plan) + errors
+        found = stacks + self._lines(self._plan) + errors
+        return [*found, f"(AWS region {self._region})", *self._notes] if found else []
 
     def execute(self) -> list[str]:
         failed = self._tf.destroy_recorded(self._settings, self._stacks)

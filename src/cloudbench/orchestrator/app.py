@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloudbench import __version__
 from cloudbench.orchestrator.api import dist, machines, runs, tasks
 from cloudbench.orchestrator.api.fast import HotRoutes
+from cloudbench.orchestrator.api.responses import errors
 from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.db.executor import ThreadedSync
@@ -40,9 +41,9 @@ MAX_JSON_BODY = 1 << 20
 
 
 def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> FastAPI:
-    missing = settings.missing_secrets()
-    if missing:
-        raise RuntimeError(f"refusing to start without {', '.join(missing)}")
+    problems = settings.secret_problems()
+    if problems:
+        raise RuntimeError("; ".join(problems))
     url = settings.resolved_database_url()
     # One budget of db_pool_size connections per process, in two pools (docs/architecture.md,
     # "Database connections"): half for the direct claim/heartbeat path (api/fast.py), the
@@ -84,7 +85,12 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
             await direct.close()
         engine.dispose()
 
-    app = FastAPI(title="cloudbench orchestrator", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load unpinned scripts from a CDN on this
+    # origin (the dashboard's). The contract is /openapi.json; docs/api.md says more.
+    app = FastAPI(
+        title="cloudbench orchestrator", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
+    )  # fmt: skip
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
@@ -116,7 +122,7 @@ def _include_routers(app: FastAPI) -> None:
     from cloudbench.orchestrator.api.storage import router as storage_router
     from cloudbench.orchestrator.dashboard import router as dashboard_router
 
-    @app.get("/up", tags=["health"])
+    @app.get("/up", tags=["health"], responses=errors(503))
     def up(request: Request) -> dict[str, str]:
         with request.app.state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -132,6 +138,15 @@ def _include_routers(app: FastAPI) -> None:
 
 def _error(status: int, message: str, headers: Any = None) -> JSONResponse:
     return JSONResponse(error_body(message), status_code=status, headers=headers)
+
+
+def _malformed_json(error: dict[str, Any]) -> str:
+    """`request body is not valid JSON at character N: reason` (FastAPI said "1: JSON
+    decode error", the character offset looking like a field)."""
+    where = error.get("loc", ())[-1:]
+    reason = str((error.get("ctx") or {}).get("error") or "JSON decode error")
+    at = f" at character {where[0]}" if where and isinstance(where[0], int) else ""
+    return f"request body is not valid JSON{at}: {reason}; send a JSON object"
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -155,6 +170,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        malformed = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if malformed is not None:
+            return _error(400, _malformed_json(malformed))
         return _error(422, describe(exc.errors()) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)

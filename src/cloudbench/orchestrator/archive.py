@@ -15,24 +15,23 @@ Layout (no wrapper directory)::
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import re
 import tarfile
 import tempfile
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from zlib_ng import gzip_ng, gzip_ng_threaded, zlib_ng
+from zlib_ng import gzip_ng, gzip_ng_threaded
 
 from cloudbench.orchestrator.storage.base import Storage, archive_key
 from cloudbench.orchestrator.tarwriter import TarStreamWriter
 from cloudbench.platform.tarsafe import (
+    CORRUPT_ERRORS,
     BoundedTarInfo,
     UnsafeArchiveError,
     member_name,
@@ -64,9 +63,7 @@ _SPOOL_MEMORY = 8 << 20
 _COPY_CHUNK = 1 << 20
 # Member bookkeeping is held in memory; a runner writes a handful of files.
 _MAX_MEMBERS = 10_000
-# zlib_ng's stub declares its error as an instance; at runtime it is an exception class.
-_ZLIB_NG_ERROR = cast(type[Exception], zlib_ng.error)
-_CORRUPT = (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error, _ZLIB_NG_ERROR)
+_CORRUPT = CORRUPT_ERRORS
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -174,7 +171,7 @@ class _ArchiveWriter:
                 # with no stream layer and no second copy. Closing a TarFile over a
                 # caller's fileobj releases nothing; the spool's own context does.
                 tar = tarfile.open(fileobj=spool, mode="r:", tarinfo=BoundedTarInfo)  # noqa: SIM115
-                members = self._select(tar, entry, reserved)
+                members = self._select(tar, entry, reserved, self.limit)
             except FileNotFoundError:
                 problem = f"{kind} tarball missing: {key}"
             except UnsafeArchiveError as exc:
@@ -211,9 +208,16 @@ class _ArchiveWriter:
         spool.seek(0)
 
     @staticmethod
-    def _select(tar: tarfile.TarFile, entry: _Entry, reserved: set[str]) -> list[tarfile.TarInfo]:
-        """Validate every member; returns the files to copy, renamed to their clean names."""
+    def _select(
+        tar: tarfile.TarFile, entry: _Entry, reserved: set[str], limit: int
+    ) -> list[tarfile.TarInfo]:
+        """Validate every member; returns the files to copy, renamed to their clean names.
+
+        The cap counts the bytes the copies will write: member_name refuses sparse
+        members, whose declared size (what extractfile writes) is not in the tarball.
+        """
         members: list[tarfile.TarInfo] = []
+        written = 0
         skipped: list[str] = []  # reported only if the tarball is accepted as a whole
         seen = set(reserved)
         parents: set[str] = set()
@@ -233,6 +237,9 @@ class _ArchiveWriter:
                 why = "it is also a directory" if name in parents else "its parent is a file"
                 skipped.append(f"skipped member {name!r}: {why}")
                 continue
+            written += info.size
+            if written > limit:
+                raise UnsafeArchiveError(f"expands beyond {limit} bytes")
             seen.add(name)
             parents.update(prefixes)
             info.name = name

@@ -39,6 +39,10 @@ def _settings_or_exit() -> OrchestratorSettings:
             err=True,
         )
         raise typer.Exit(1)
+    problems = settings.secret_problems()
+    if problems:
+        typer.echo(f"error: {'; '.join(problems)}", err=True)
+        raise typer.Exit(1)
     return settings
 
 

@@ -4,11 +4,48 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import string
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_TOKEN_BITS = 128
+MIN_DISTINCT_CHARS = 8
+# Alphabets a token is measured against, smallest first: a token's entropy is taken as
+# len(token) * log2(size of the smallest alphabet holding all its characters).
+_ALPHABETS = (
+    string.digits,
+    "0123456789abcdef",
+    "0123456789ABCDEF",
+    string.ascii_lowercase + string.digits,
+    string.ascii_uppercase + string.digits,
+    string.ascii_letters + string.digits,
+    string.ascii_letters + string.digits + "-_",
+    string.ascii_letters + string.digits + "+/=",
+    string.printable.strip(),
+)
+TOKEN_RULE = (
+    f"at least {MIN_TOKEN_BITS} bits: length x log2(alphabet), e.g. 32 hex digits, "
+    f"22 base64url or 22 alphanumeric characters, with at least {MIN_DISTINCT_CHARS} "
+    "different characters (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+)
+
+
+def token_bits(token: str) -> float:
+    """Estimated entropy of a token: its length times log2 of its alphabet's size."""
+    chars = set(token)
+    size = next((len(set(a)) for a in _ALPHABETS if chars <= set(a)), 256)
+    return len(token) * math.log2(size)
+
+
+def token_problem(name: str, token: str) -> str | None:
+    bits = token_bits(token)
+    if bits < MIN_TOKEN_BITS or len(set(token)) < MIN_DISTINCT_CHARS:
+        return f"{name} is too weak (~{bits:.0f} bits); it needs {TOKEN_RULE}"
+    return None
 
 
 def default_state_dir() -> Path:
@@ -59,6 +96,26 @@ class OrchestratorSettings(BaseSettings):
         if not self.runner_token or not self.runner_token.get_secret_value():
             missing.append("CLOUDBENCH_RUNNER_TOKEN")
         return missing
+
+    def secret_problems(self) -> list[str]:
+        """Why the server must not start with these tokens: missing, weak, or equal (an
+        equal runner token would be read as the admin's on every runner call)."""
+        missing = self.missing_secrets()
+        if missing:
+            return [f"refusing to start without {', '.join(missing)}"]
+        assert self.admin_token is not None and self.runner_token is not None
+        admin, runner = self.admin_token.get_secret_value(), self.runner_token.get_secret_value()
+        problems = [
+            problem
+            for name, token in (
+                ("CLOUDBENCH_ADMIN_TOKEN", admin),
+                ("CLOUDBENCH_RUNNER_TOKEN", runner),
+            )
+            if (problem := token_problem(name, token))
+        ]
+        if hmac.compare_digest(admin.encode(), runner.encode()):
+            problems.append("CLOUDBENCH_ADMIN_TOKEN and CLOUDBENCH_RUNNER_TOKEN must differ")
+        return problems
 
     def token_matches(self, given: str, role: Literal["admin", "runner"]) -> bool:
         """Constant-time comparison; an unset token matches nothing."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cloudbench.platform.state import cloudbench_home, write_private
+from cloudbench.platform.state import cloudbench_home, private_dir, write_private
 from cloudbench.platform.terraform import Terraform, TerraformError
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,11 @@ class Stack:
         # copytree copies what a symlink points to (infrastructure/meta/compose.yaml is
         # one, to deploy/): terraform only ever sees files inside the working copy.
         skip = shutil.ignore_patterns(".terraform", "*.tfstate*", "vars.json")
+        # State holds every token and password in plain text: the copy is 0700 (and the
+        # Terraform wrapper keeps the state files 0600).
+        private_dir(self.workdir)
         shutil.copytree(module, self.workdir, ignore=skip, dirs_exist_ok=True)
+        self.workdir.chmod(0o700)
         public = {k: v for k, v in self.variables.items() if k not in SECRET_VARS}
         write_private(self.workdir / "vars.json", json.dumps(public, indent=2))
 

@@ -83,9 +83,20 @@ class Session(BaseModel):
         self.save()
 
 
+def private_dir(path: Path) -> Path:
+    """`mkdir -p` a folder that may hold secrets, then 0700 on it, and on the cloudbench
+    home when it lies inside it (folders made by older versions were 0755)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    home = cloudbench_home()
+    if path.resolve().is_relative_to(home.resolve()) and home.is_dir():
+        home.chmod(0o700)
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
-    """Atomic write, readable by the owner only (files may hold tokens)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomic write, readable by the owner only (files may hold tokens), in a 0700 folder."""
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -22,6 +22,21 @@ logger = logging.getLogger(__name__)
 TAIL_LINES = 40
 
 
+STATE_PATTERNS = ("*.tfstate", "*.tfstate.*", "terraform.tfstate.d/**/*", ".terraform/*.tfstate")
+
+
+def lock_down(workdir: Path) -> None:
+    """The working copy 0700 and its state files 0600: they hold tokens and passwords in
+    plain text (Terraform writes them with the caller's umask, 0644 by default)."""
+    if not workdir.is_dir():
+        return
+    workdir.chmod(0o700)
+    for pattern in STATE_PATTERNS:
+        for path in workdir.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.chmod(0o600)
+
+
 class TerraformError(RuntimeError):
     """A terraform command failed; `log_tail` holds the end of its log."""
 
@@ -112,10 +127,16 @@ class Terraform:
         argv = [self.binary, *args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("terraform %s in %s", name, self.workdir)
-        with self.log_path.open("a", encoding="utf-8") as log:
-            log.write(f"$ {' '.join(argv)}\n")
-            log.flush()
-            proc = self._spawn(argv, name, self._env(variables), log, capture)
+        lock_down(self.workdir)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        try:
+            with os.fdopen(fd, "a", encoding="utf-8") as log:
+                log.write(f"$ {' '.join(argv)}\n")
+                log.flush()
+                proc = self._spawn(argv, name, self._env(variables), log, capture)
+        finally:
+            lock_down(self.workdir)
         if proc.returncode != 0:
             raise TerraformError(name, proc.returncode, self.log_tail())
         return proc.stdout if capture else ""
@@ -136,6 +157,7 @@ class Terraform:
                 text=True,
                 timeout=self.timeout,
                 check=False,
+                umask=0o077,  # state, backups, lock and plugin files: owner only
             )
         except subprocess.TimeoutExpired:
             message, cause = f"terraform {name} timed out after {self.timeout}s", None

@@ -12,11 +12,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+from cloudbench.protocol.rubybench_args import extra_arg_problem
 
 PROVIDERS = ("aws", "azure", "local")
 # Bounds that fit every backend's integer column (and JSON numbers) exactly.
 MAX_RUN_ID = 2**53
 MAX_DB_INT = 2**31 - 1
+# Bounds a person would set (issue 25): one POST /runs once made 200k tasks in 86 s and
+# a 120 MB dashboard page. Tasks are per_instance_type.tasks x instance types.
+MAX_TASKS_PER_TYPE = 10_000
+MAX_TYPES_PER_RUN = 200
+MAX_TASKS_PER_RUN = 20_000
 # The top-level keys RunSpec reads besides the provider lists (runs_per_instance_type is
 # the legacy spelling of per_instance_type.tasks); any other key is collected as ignored.
 KNOWN_KEYS = frozenset(
@@ -64,7 +70,7 @@ class InstanceTypeSpec(Strict):
 
 
 class PerInstanceType(Strict):
-    tasks: int = Field(ge=1, le=10_000)
+    tasks: int = Field(ge=1, le=MAX_TASKS_PER_TYPE)
     instances: int = Field(default=1, ge=1, le=1_000)
 
 
@@ -90,6 +96,16 @@ class BenchmarkSettings(Strict):
     env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
         default_factory=dict, max_length=50
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args_allowlisted(cls, value: list[str]) -> list[str]:
+        # Only ruby-bench options that cannot name a program or a file (rubybench_args).
+        for arg in value:
+            problem = extra_arg_problem(arg)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @field_validator("env")
     @classmethod
@@ -131,9 +147,9 @@ class RunSpec(BaseModel):
         str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
     ]
     per_instance_type: PerInstanceType
-    aws: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
-    azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
-    local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
+    aws: list[InstanceTypeSpec] = Field(default_factory=list, max_length=MAX_TYPES_PER_RUN)
+    azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=MAX_TYPES_PER_RUN)
+    local: list[InstanceTypeSpec] = Field(default_factory=list, max_length=MAX_TYPES_PER_RUN)
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
     # Attempts per task: 2 retries an infrastructure failure once, 1 never retries.
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
@@ -164,8 +180,19 @@ class RunSpec(BaseModel):
             raise ValueError(
                 f"unknown provider {unknown[0]!r}; known providers: {', '.join(PROVIDERS)}"
             )
-        if not any(self.instance_types()):
+        types = len(self.instance_types())
+        if not types:
             raise ValueError("at least one instance type is required (aws, azure or local)")
+        if types > MAX_TYPES_PER_RUN:
+            raise ValueError(
+                f"aws + azure + local: {types} instance types; at most {MAX_TYPES_PER_RUN} per run"
+            )
+        tasks = types * self.per_instance_type.tasks
+        if tasks > MAX_TASKS_PER_RUN:
+            raise ValueError(
+                f"per_instance_type.tasks: {self.per_instance_type.tasks} tasks x {types} "
+                f"instance types = {tasks} tasks; at most {MAX_TASKS_PER_RUN} per run"
+            )
         for provider in PROVIDERS:
             seen: set[tuple[str, str]] = set()
             for spec in getattr(self, provider):

@@ -61,12 +61,22 @@ def figures(results: ResultSet, summary: dict[str, Any]) -> list[dict[str, Any]]
     return [f for f in found if f is not None]
 
 
+# Runner-written text (benchmark names, errors) reaches the figures: "</script>" would end
+# the element, "<!--<script>" makes the HTML parser read past its end. JSON.parse reads
+# the escapes back; the HTML parser sees no markup at all.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element, whatever its strings hold."""
+    return json.dumps(value, allow_nan=False).translate(_SCRIPT_SAFE)
+
+
 def html(results: ResultSet, summary: dict[str, Any]) -> str:
     from plotly.offline import get_plotlyjs  # only when rendering: plotly is slow to import
 
     figs = figures(results, summary)
-    # "</" inside a script element would end it early.
-    figures_json = json.dumps(figs, allow_nan=False).replace("</", "<\\/")
+    figures_json = script_json(figs)
     priced = any(t["usd_per_hour"] is not None for t in summary["instance_types"])
     template = _environment().get_template("report.html.j2")
     return template.render(s=summary, figures=figs, figures_json=figures_json,

@@ -22,7 +22,7 @@ from cloudbench.protocol import (
     TaskAssignment,
     UploadUrlsRequest,
 )
-from cloudbench.runner.client import OrchestratorClient, TaskLost
+from cloudbench.runner.client import OrchestratorClient, OrchestratorError, TaskLost
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -289,6 +289,12 @@ class TaskRun:
         except TaskLost:
             log.warning("task %d: complete answered 409; dropped", self.task.id)
             return Outcome.lost
+        except OrchestratorError as exc:
+            if exc.status != 422:
+                raise
+            # The result was refused (no upload, or one that does not parse). A refused
+            # result's attempt is already failed there, so this report is then a 409.
+            return self._report_failure(ErrorType.upload_failed, f"complete refused: {exc.detail}")
         finally:
             self.m.on_stage(HeartbeatStatus.running, f"task {self.task.id}: result uploaded")
         return Outcome.completed

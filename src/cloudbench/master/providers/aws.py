@@ -127,7 +127,8 @@ class CloudProvider:
             {"instance_type": s.instance_type, "alias": s.effective_alias,
              "architecture": self.sizes[s.instance_type].architecture,
              "premium_io": self.sizes[s.instance_type].premium_io,
-             "gen2": self.sizes[s.instance_type].gen2}
+             "gen2": self.sizes[s.instance_type].gen2,
+             "disk_controller_type": self.sizes[s.instance_type].disk_controller}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {

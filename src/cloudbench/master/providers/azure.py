@@ -36,6 +36,8 @@ class SizeFacts:
     architecture: str  # x64 or Arm64, the API's CpuArchitectureType
     premium_io: bool
     gen2: bool  # HyperVGenerations lists V2: the generation-2 image boots
+    # SCSI unless the size lists only NVMe (DiskControllerTypes; absent means SCSI only).
+    disk_controller: str = "SCSI"
 
 
 def check_settings(settings: AzureSettings) -> None:
@@ -107,7 +109,10 @@ def _facts(size: str, sku: dict[str, Any]) -> SizeFacts:
     if arch not in ("x64", "Arm64"):
         raise ProviderError(f"azure: the API reports no CPU architecture for {size} ({arch!r})")
     gen2 = "V2" in caps.get("HyperVGenerations", "").split(",")
-    return SizeFacts(size, arch, caps.get("PremiumIO", "").lower() == "true", gen2)
+    controllers = {c.strip() for c in caps.get("DiskControllerTypes", "SCSI").split(",")}
+    disk = "SCSI" if "SCSI" in controllers or not controllers - {""} else "NVMe"
+    premium = caps.get("PremiumIO", "").lower() == "true"
+    return SizeFacts(size, arch, premium, gen2, disk)
 
 
 def quota_hint(log_tail: str, location: str) -> str | None:

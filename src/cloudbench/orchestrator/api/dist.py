@@ -14,9 +14,10 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
 from cloudbench.orchestrator.api.deps import SettingsDep
+from cloudbench.orchestrator.api.responses import errors
 from cloudbench.orchestrator.errors import NotFound
 
-router = APIRouter(tags=["dist"])
+router = APIRouter(tags=["dist"], responses=errors(404))
 _WHEEL = re.compile(r"^[A-Za-z0-9_.+-]+\.whl$")
 
 

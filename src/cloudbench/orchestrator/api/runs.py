@@ -14,6 +14,7 @@ from cloudbench.orchestrator.api.deps import (
     SessionDep,
     StorageDep,
 )
+from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.api.views import runs_out, task_out
 from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db import runs as db_runs
@@ -30,7 +31,7 @@ from cloudbench.protocol import (
     describe,
 )
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=API)
 
 
 def parse_spec(body: Any) -> RunSpec:

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from cloudbench.orchestrator.api.responses import errors
 from cloudbench.orchestrator.storage.base import InvalidKeyError, ObjectExists
 from cloudbench.orchestrator.storage.local import (
     AtomicWriter,
@@ -101,7 +102,7 @@ async def _receive(storage: LocalStorage, key: str, request: Request) -> int:
 
 
 def storage_router(get_storage: StorageGetter = storage_from_app) -> APIRouter:
-    router = APIRouter(tags=["storage"])
+    router = APIRouter(tags=["storage"], responses=errors(400, 403, 404, 412, 413, 503))
 
     def _storage(request: Request) -> LocalStorage | JSONResponse:
         storage = get_storage(request)

@@ -18,11 +18,13 @@ from cloudbench.orchestrator.api.deps import (
     StorageDep,
     TaskIdPath,
 )
+from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.api.views import task_out, task_out_from_row
 from cloudbench.orchestrator.db import attempts, hot, queue
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Unprocessable
 from cloudbench.orchestrator.finalize import schedule_archive
+from cloudbench.orchestrator.resultcheck import task_result_problem
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import Storage, error_key, result_key
 from cloudbench.protocol import (
@@ -32,6 +34,7 @@ from cloudbench.protocol import (
     ClaimResponse,
     ClaimStatus,
     CompleteRequest,
+    ErrorType,
     FailRequest,
     HeartbeatRequest,
     PresignedUrls,
@@ -41,7 +44,7 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 
-router = APIRouter(tags=["tasks"], dependencies=[RunnerToken])
+router = APIRouter(tags=["tasks"], dependencies=[RunnerToken], responses=API)
 RETRY_WAIT_SECONDS = 5
 
 
@@ -230,6 +233,8 @@ def _complete(
     task = queue.load_for_runner(
         session=session, task_id=task_id, runner_id=body.runner_id, lease=body.lease
     )
+    # The upload is read before any lock is taken (it can take seconds).
+    problem = task_result_problem(session, storage, task, body.s3_result_key)
     # Run lock first (see queue.lock_run), then the task as it is now: a concurrent
     # identical complete that got here first makes this one the idempotent no-op.
     queue.lock_run(session=session, run_pk=task.run_id)
@@ -245,11 +250,30 @@ def _complete(
         raise Unprocessable(f"s3_result_key must be the key issued for this task: {expected}")
     if not storage.exists(expected):
         raise Unprocessable(f"no result uploaded at {expected}; upload it before completing")
+    if problem:
+        _fail_unusable(request, session, task, problem)
     values = queue.finish_values(session, TaskStatus.completed, result_key=expected)
     attempts.record(session=session, ids=[task.id], outcome=AttemptOutcome.completed.value)
     queue.fenced_update(session=session, task=task, values=values)
     _finish(request, session, task)
     return _out(session, task)
+
+
+def _fail_unusable(request: Request, session: Session, task: Task, problem: str) -> None:
+    """The attempt fails as upload_failed (retried while attempts remain); then a 422."""
+    message = f"{problem}; the attempt failed as upload_failed"
+    values = queue.finish_values(
+        session, TaskStatus.failed, error_type=ErrorType.upload_failed.value,
+        error_message=message,
+    )  # fmt: skip
+    attempts.fail_or_retry(
+        session=session, ids=[task.id], error_type=ErrorType.upload_failed,
+        error_message=message, final_values=values,
+    )  # fmt: skip
+    session.refresh(task)
+    _finish(request, session, task)
+    retried = task.status == TaskStatus.pending
+    raise Unprocessable(f"{message} ({'retried' if retried else 'no attempts left'})")
 
 
 @router.post("/tasks/{task_id}/fail", response_model=TaskOut)

@@ -1,7 +1,9 @@
 """Dashboard login: the admin token buys a signed session cookie; forms carry a CSRF token.
 
-The session is stateless (an itsdangerous-signed random id), so any server process can
-check it. The CSRF token is an HMAC of that id: bound to the session, never stored.
+The session is an itsdangerous-signed random id, so any server process can check it;
+logout records the id as revoked in the database (db/dashboard.py), so a copied cookie
+stops working at logout, not 12 hours later. The CSRF token is an HMAC of that id:
+bound to the session, never stored.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import secrets
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 
+from cloudbench.orchestrator.db import dashboard as db_dashboard
 from cloudbench.orchestrator.errors import Forbidden
 from cloudbench.orchestrator.settings import OrchestratorSettings
 
@@ -52,8 +56,8 @@ def end_session(response: Response) -> None:
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
 
 
-def session_id(request: Request) -> str | None:
-    """The logged-in session's id, or None (no cookie, bad signature, expired)."""
+def session_id(request: Request, session: Session) -> str | None:
+    """The logged-in session's id, or None (no cookie, bad signature, expired, logged out)."""
     raw = request.cookies.get(COOKIE_NAME)
     if not raw:
         return None
@@ -62,7 +66,14 @@ def session_id(request: Request) -> str | None:
     except BadSignature:
         return None
     sid = data.get("sid") if isinstance(data, dict) else None
-    return sid if isinstance(sid, str) and sid else None
+    if not isinstance(sid, str) or not sid or len(sid) > 64:
+        return None
+    return None if db_dashboard.is_revoked(session=session, sid=sid) else sid
+
+
+def client_key(request: Request) -> str:
+    """Who a login attempt comes from, for the throttle: the peer address."""
+    return (request.client.host if request.client else "unknown")[:64]
 
 
 def csrf_token(request: Request, sid: str) -> str:

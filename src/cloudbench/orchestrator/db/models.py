@@ -203,3 +203,25 @@ class Machine(Base):
     log_tail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("run_id", "instance_id"),)
+
+
+class RevokedSession(Base):
+    """A dashboard session ended by logout: its signed cookie no longer logs anyone in."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # When the cookie would have expired anyway; the row can go after that.
+    expires_at: Mapped[datetime]
+
+
+class LoginFailure(Base):
+    """A refused dashboard login, counted per client to throttle guessing."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_login_failures_client", "client", "failed_at"),)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Subquery, and_, delete, func, insert, select, update
+from sqlalchemy import Subquery, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -128,7 +128,9 @@ class GroupStats:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     current_benchmarks: list[str] = field(default_factory=list)
     oldest_heartbeat_at: datetime | None = None
-    running_progress: float = 0.0  # active tasks' progress summed, in tasks (0.5 = half of one)
+    # Sum of the active tasks' progress_pct (the dashboard's progress without every row).
+    active_progress: float = 0.0
+    running_progress: float = 0.0  # the same in tasks (0.5 = half of one), for RunOut
 
 
 def _group_aggregate(run_pks: list[int]) -> Subquery:
@@ -142,8 +144,8 @@ def _group_aggregate(run_pks: list[int]) -> Subquery:
             *_group_key(Task),
             *per_status,
             func.min(Task.heartbeat_at).filter(active).label("oldest_heartbeat_at"),
+            func.sum(Task.progress_pct).filter(active).label("active_progress"),
             func.aggregate_strings(Task.current_benchmark, _SEP).filter(active).label("benches"),
-            func.sum(Task.progress_pct).filter(active).label("running_pct"),
         )
         .where(Task.run_id.in_(run_pks))
         .group_by(*_group_key(Task))
@@ -161,7 +163,8 @@ def _stats(row: Any) -> GroupStats:
         if n := row._mapping[status.value]:
             stats.counts[status] = n
     stats.oldest_heartbeat_at = row.oldest_heartbeat_at
-    stats.running_progress = float(row.running_pct or 0.0) / 100
+    stats.active_progress = float(row.active_progress or 0.0)
+    stats.running_progress = stats.active_progress / 100
     for bench in (row.benches or "").split(_SEP):
         if bench and bench not in stats.current_benchmarks:
             stats.current_benchmarks.append(bench)
@@ -178,19 +181,16 @@ def group_stats(*, session: Session, run_pks: list[int]) -> dict[int, list[Group
     return result
 
 
-def tasks_with_group_stats(*, session: Session, run: Run) -> list[tuple[Task, GroupStats]]:
-    """The run's tasks, each with its group's stats, in one query (the dashboard's)."""
-    agg = _group_aggregate([run.id])
-    on = and_(*(a == b for a, b in zip(_group_key(agg.c), _group_key(Task), strict=True)))
-    stmt = select(Task, *agg.c).join(agg, on).where(Task.run_id == run.id).order_by(Task.id)
-    shared: dict[tuple[Any, ...], GroupStats] = {}
-    pairs = []
-    for row in session.execute(stmt):
-        key = (row.provider, row.instance_type, row.alias)
-        if key not in shared:
-            shared[key] = _stats(row)
-        pairs.append((row.Task, shared[key]))
-    return pairs
+def task_page(*, session: Session, run: Run, offset: int, limit: int) -> list[Task]:
+    """One page of the run's tasks, by group then run number (the dashboard's rows)."""
+    stmt = (
+        select(Task)
+        .where(Task.run_id == run.id)
+        .order_by(Task.provider, Task.instance_type, Task.alias, Task.run_number, Task.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
 
 
 # Joins the active tasks' benchmark names; heartbeats never carry this control character.
