@@ -64,11 +64,36 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
+# The ruby-bench suite the master ships (--ruby-bench), so runners never clone it.
+resource "aws_s3_object" "ruby_bench" {
+  count  = var.ruby_bench_archive == "" ? 0 : 1
+  bucket = var.bucket
+  key    = "runs/${var.run_id}/ruby-bench.tar.gz"
+  source = var.ruby_bench_archive
+  etag   = filemd5(var.ruby_bench_archive)
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "ruby_bench_archive needs bucket (the meta stack's bucket output)."
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runner" {
   statement {
     sid       = "ReadRunnerToken"
     actions   = ["ssm:GetParameter"]
     resources = [aws_ssm_parameter.runner_token.arn]
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_object.ruby_bench
+    content {
+      sid       = "ReadRubyBench"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:aws:s3:::${statement.value.bucket}/${statement.value.key}"]
+    }
   }
 }
 
@@ -141,6 +166,8 @@ resource "aws_instance" "runner" {
     run_id               = var.run_id
     instance_type        = each.value.instance_type
     alias                = each.value.alias
+    bucket               = var.bucket
+    ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
   })
 
   metadata_options {

@@ -110,3 +110,20 @@ variable "root_volume_size_gb" {
     error_message = "root_volume_size_gb must be between 8 and 1024."
   }
 }
+
+variable "bucket" {
+  type        = string
+  description = "The meta deployment's bucket (its bucket output); holds the shipped ruby-bench suite."
+  default     = ""
+}
+
+variable "ruby_bench_archive" {
+  type        = string
+  description = "Path (on the machine running Terraform) of a ruby-bench .tar.gz the runners use instead of cloning ruby-bench; empty: the runner's default."
+  default     = ""
+
+  validation {
+    condition     = var.ruby_bench_archive == "" || endswith(var.ruby_bench_archive, ".tar.gz")
+    error_message = "ruby_bench_archive must be empty or the path of a .tar.gz file."
+  }
+}

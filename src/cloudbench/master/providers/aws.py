@@ -18,7 +18,7 @@ from rich.console import Console
 from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
-from cloudbench.master.providers import azure
+from cloudbench.master.providers import azure, suite
 from cloudbench.master.providers.base import (
     ProviderContext,
     ProviderError,
@@ -52,8 +52,12 @@ class CloudProvider:
         self.meter: CostMeter | None = None
         self.results_dir: Path | None = None
         self.run_id: int | None = None
+        self.ruby_bench: str | None = None
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+        self.ruby_bench = options.ruby_bench
+        if spec.aws:
+            suite.check(options.ruby_bench)
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
@@ -97,8 +101,12 @@ class CloudProvider:
             variables.update(
                 instance_types=types, instances=ctx.spec.per_instance_type.instances,
                 orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
-                region=out.region, runner_token=ctx.runner_token,
+                region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
             )  # fmt: skip
+            if self.ruby_bench:
+                # Shipped through the bucket: the runners never clone ruby-bench.
+                archive = suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
+                variables["ruby_bench_archive"] = str(archive)
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
         if self.max_lifetime_minutes is not None and name in CLOUDS:
