@@ -42,12 +42,17 @@ standin_image "$BASE" twin-vm "$PACKAGES" "$HOOK" "$KEY" \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["/bin/bash"]' >/dev/null
 # Ubuntu 24.04's boto3 (1.34) reads AWS_ENDPOINT_URL; Debian 12's (1.26) does not. The
-# locked boto3 from the wheelhouse goes over it, in /usr/local as pip puts it.
+# locked boto3 from the wheelhouse goes over it, in /usr/local as pip puts it. pip skips
+# byte-compiling (Python compiles on first import instead): the twin's VMs install on two
+# busy cores.
+LAYER='RUN python3 -m pip install --quiet --break-system-packages --ignore-installed boto3 \
+ && printf "no-compile = true\n" >>/etc/pip.conf'
 base_id=$(podman image inspect --format '{{.Id}}' "$BASE")
-built_from=$(podman image inspect --format '{{ index .Labels "org.cloudbench.twin-base" }}' "$IMAGE" 2>/dev/null || true)
-if [ "$built_from" != "$base_id" ]; then
-    _standin_log twin-vm "building $IMAGE on $BASE (newer boto3)"
-    printf 'FROM %s\nRUN python3 -m pip install --quiet --break-system-packages --ignore-installed boto3\nLABEL org.cloudbench.twin-base=%s\n' \
-        "$BASE" "$base_id" | podman build --quiet --network none -t "$IMAGE" -f - >&2
+layer_key=$(printf '%s\n%s\n' "$base_id" "$LAYER" | sha256sum | cut -c1-12)
+built=$(podman image inspect --format '{{ index .Labels "org.cloudbench.twin-layer" }}' "$IMAGE" 2>/dev/null || true)
+if [ "$built" != "$layer_key" ]; then
+    _standin_log twin-vm "building $IMAGE on $BASE"
+    printf 'FROM %s\n%s\nLABEL org.cloudbench.twin-layer=%s\n' "$BASE" "$LAYER" "$layer_key" \
+        | podman build --quiet --network none -t "$IMAGE" -f - >&2
 fi
 echo "$IMAGE"

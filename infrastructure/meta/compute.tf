@@ -85,6 +85,7 @@ resource "aws_instance" "bastion" {
   root_block_device {
     encrypted   = true
     volume_type = "gp3"
+    volume_size = 8
   }
 
   tags       = { Name = "${local.name}-bastion" }

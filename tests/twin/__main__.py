@@ -116,8 +116,11 @@ def _up(args: argparse.Namespace, extra: list[str]) -> int:
     with (state_dir / "serve.log").open("ab") as out:
         subprocess.Popen(
             [sys.executable, "-m", "tests.twin", "serve", "--state-dir", str(state_dir), *extra],
-            stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while not (state_dir / "pid").is_file():
         if time.monotonic() > deadline:

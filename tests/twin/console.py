@@ -26,9 +26,12 @@ def install(vms_dir: Path) -> None:
             text = path.read_bytes()[-LIMIT:].decode("utf-8", "replace")
         except OSError:
             text = ""
-        return ActionResult({
-            "InstanceId": instance.id, "Timestamp": utcnow(),
-            "Output": Base64EncodedString.from_raw_string(text),
-        })  # fmt: skip
+        return ActionResult(
+            {
+                "InstanceId": instance.id,
+                "Timestamp": utcnow(),
+                "Output": Base64EncodedString.from_raw_string(text),
+            }
+        )
 
     General.get_console_output = get_console_output  # type: ignore[method-assign]

@@ -49,8 +49,11 @@ def find_mirror() -> Path:
         raise TwinError(f"{MIRROR_ENV}={configured} holds no {PROVIDER_GLOB}")
     found = subprocess.run(
         ["find", "/", "-xdev", "-name", "terraform-provider-aws_*", "-not", "-path", "/proc/*"],
-        capture_output=True, text=True, timeout=120, check=False,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout.split()
     for hit in found:
         parts = Path(hit).parts
         if "registry.terraform.io" in parts:
@@ -66,20 +69,28 @@ def amis_file(dest: Path) -> Path:
     import moto
 
     base = Path(moto.__file__).parent / "ec2" / "resources" / "amis.json.gz"
-    amis: list[dict[str, Any]] = json.loads(gzip.open(base).read())
+    amis: list[dict[str, Any]] = json.loads(gzip.decompress(base.read_bytes()))
     for arch, ami in (("x86_64", "ami-0a1b2c3d4e5f60001"), ("arm64", "ami-0a1b2c3d4e5f60002")):
         name = "amd64" if arch == "x86_64" else "arm64"
-        amis.append({
-            "ami_id": ami,
-            "state": "available", "public": True, "owner_id": CANONICAL,
-            "image_location": f"{CANONICAL}/ubuntu-noble-{name}",
-            "root_device_type": "ebs", "root_device_name": "/dev/sda1",
-            "description": f"Canonical, Ubuntu, 24.04, {name} noble image (twin)",
-            "image_type": "machine", "platform": None, "architecture": arch,
-            "name": f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{name}-server-20250101",
-            "virtualization_type": "hvm", "hypervisor": "xen",
-            "creation_date": "2025-01-01T00:00:00.000Z",
-        })  # fmt: skip
+        amis.append(
+            {
+                "ami_id": ami,
+                "state": "available",
+                "public": True,
+                "owner_id": CANONICAL,
+                "image_location": f"{CANONICAL}/ubuntu-noble-{name}",
+                "root_device_type": "ebs",
+                "root_device_name": "/dev/sda1",
+                "description": f"Canonical, Ubuntu, 24.04, {name} noble image (twin)",
+                "image_type": "machine",
+                "platform": None,
+                "architecture": arch,
+                "name": f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{name}-server-20250101",
+                "virtualization_type": "hvm",
+                "hypervisor": "xen",
+                "creation_date": "2025-01-01T00:00:00.000Z",
+            }
+        )
     dest.write_text(json.dumps(amis))
     return dest
 
@@ -88,8 +99,10 @@ def free_subnet() -> ipaddress.IPv4Network:
     """A 10.N.0.0/16 VPC no podman network overlaps (the VMs' network is its /20)."""
     out = subprocess.run(
         ["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     used = [ipaddress.ip_network(s) for s in out if ":" not in s]
     for n in range(42, 80):
         vpc = ipaddress.IPv4Network(f"10.{n}.0.0/16")
@@ -144,19 +157,46 @@ class Twin:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "vms").mkdir(exist_ok=True)
         subprocess.run(
-            ["podman", "network", "create", "--subnet", str(self.subnet),
-             "--gateway", self.gateway, "--label", "cloudbench-twin=1", self.name],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                "podman",
+                "network",
+                "create",
+                "--subnet",
+                str(self.subnet),
+                "--gateway",
+                self.gateway,
+                "--label",
+                "cloudbench-twin=1",
+                self.name,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         self.network_made = True
         # podman brings the bridge (and the gateway address moto binds to) up with the
         # first container on the network: one that only holds it open.
         subprocess.run(
-            ["podman", "run", "-d", "--name", f"{self.name}-gateway", "--network", self.name,
-             "--ip", str(self.subnet.broadcast_address - 1),
-             "--label", f"cloudbench-twin={self.name}", VM_IMAGE, "sleep", "infinity"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                "podman",
+                "run",
+                "-d",
+                "--name",
+                f"{self.name}-gateway",
+                "--network",
+                self.name,
+                "--ip",
+                str(self.subnet.broadcast_address - 1),
+                "--label",
+                f"cloudbench-twin={self.name}",
+                VM_IMAGE,
+                "sleep",
+                "infinity",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         self._start_moto()
         self._write_tf_config()
         from tests.twin.vms import VmWatcher

@@ -14,18 +14,20 @@ def inventory(region: str = "us-east-1") -> dict[str, list[str]]:
     ec2 = boto3.client("ec2", region_name=region)
     live = ("pending", "running", "stopping", "stopped", "shutting-down")
     reservations = ec2.describe_instances()["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    subnets = ec2.describe_subnets()["Subnets"]
     out: dict[str, list[str]] = {
-        "instances": [
-            i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] in live
-        ],
+        "instances": [i["InstanceId"] for i in instances if i["State"]["Name"] in live],
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")],
-        "subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if not s.get("DefaultForAz")],
+        "subnets": [s["SubnetId"] for s in subnets if not s.get("DefaultForAz")],
         "internet_gateways": [
-            g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]
+            g["InternetGatewayId"]
+            for g in ec2.describe_internet_gateways()["InternetGateways"]
             if any(a["VpcId"] for a in g.get("Attachments", [])) and _tagged(g)
         ],
         "security_groups": [
-            g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+            g["GroupId"]
+            for g in ec2.describe_security_groups()["SecurityGroups"]
             if g["GroupName"] != "default"
         ],
         "addresses": [a.get("AllocationId", "") for a in ec2.describe_addresses()["Addresses"]],
@@ -34,14 +36,14 @@ def inventory(region: str = "us-east-1") -> dict[str, list[str]]:
         ],
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
         "buckets": [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]],
-        "ssm_parameters": [
-            p["Name"] for p in boto3.client("ssm", region_name=region).describe_parameters()["Parameters"]
-        ],
-    }  # fmt: skip
+        "ssm_parameters": [p["Name"] for p in _parameters(region)],
+    }
     iam = boto3.client("iam")
     out["iam_roles"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if _ours(r)]
     out["instance_profiles"] = [
-        p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"] if _ours(p)
+        p["InstanceProfileName"]
+        for p in iam.list_instance_profiles()["InstanceProfiles"]
+        if _ours(p)
     ]
     return out
 
@@ -53,6 +55,12 @@ def _tagged(resource: dict[str, Any]) -> bool:
 def _ours(resource: dict[str, Any]) -> bool:
     # moto ships no roles of its own except service-linked ones under /aws-service-role/.
     return not str(resource.get("Path", "/")).startswith("/aws-service-role/")
+
+
+def _parameters(region: str) -> list[dict[str, Any]]:
+    ssm = boto3.client("ssm", region_name=region)
+    pages = ssm.get_paginator("describe_parameters").paginate()
+    return [p for page in pages for p in page["Parameters"]]
 
 
 if __name__ == "__main__":

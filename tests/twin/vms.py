@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from tests.twin.core import VM_IMAGE as IMAGE
 
 if TYPE_CHECKING:
     from tests.twin.core import Twin
 
 log = logging.getLogger("twin.vms")
-
-from tests.twin.core import VM_IMAGE as IMAGE
 
 HERE = Path(__file__).resolve().parent
 LIVE = ("pending", "running")
@@ -60,9 +59,12 @@ class VmWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="twin-vms", daemon=True)
         self.ec2 = boto3.client(
-            "ec2", endpoint_url=twin.endpoint, region_name="us-east-1",
-            aws_access_key_id="twin", aws_secret_access_key="twin",
-        )  # fmt: skip
+            "ec2",
+            endpoint_url=twin.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="twin",
+            aws_secret_access_key="twin",
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -127,15 +129,31 @@ class VmWatcher:
             if stage == "pip":  # pip finds no dependencies, as with a broken mirror
                 env["PIP_FIND_LINKS"] = "/nonexistent-twin-fail-boot"
         command = [
-            "podman", "run", "-d", "--name", name, "--hostname", iid,
-            "--network", self.twin.name, "--ip", inst["PrivateIpAddress"],
-            "--label", f"cloudbench-twin={self.twin.name}",
-            "-v", "/run/podman/podman.sock:/var/run/docker.sock",
-            "-v", f"{HERE / 'vm'}:/twin:ro", "-v", f"{directory}:/twin-vm",
-            "-v", f"{work}:{work}",
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            iid,
+            "--network",
+            self.twin.name,
+            "--ip",
+            inst["PrivateIpAddress"],
+            "--label",
+            f"cloudbench-twin={self.twin.name}",
+            "-v",
+            "/run/podman/podman.sock:/var/run/docker.sock",
+            "-v",
+            f"{HERE / 'vm'}:/twin:ro",
+            "-v",
+            f"{directory}:/twin-vm",
+            "-v",
+            f"{work}:{work}",
             *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
-            IMAGE, "/twin/init",
-        ]  # fmt: skip
+            IMAGE,
+            "/twin/init",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         vm = Vm(iid, alias, name, directory)
         self.vms[iid] = vm
@@ -145,8 +163,10 @@ class VmWatcher:
             return
         pid = subprocess.run(
             ["podman", "inspect", "-f", "{{.State.Pid}}", name],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for args in (
             ["link", "set", "lo", "up"],
             ["addr", "add", "169.254.169.254/32", "dev", "lo"],
@@ -154,12 +174,26 @@ class VmWatcher:
             subprocess.run(["nsenter", "-t", pid, "-n", "ip", *args], check=True)
         with (directory / "imds.log").open("ab") as imds_log:
             vm.imds = subprocess.Popen(
-                ["nsenter", "-t", pid, "-n", sys.executable, str(HERE / "imds.py"),
-                 str(directory / "imds.json")],
-                stdout=imds_log, stderr=imds_log, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        log.info("%s (%s) booted as container %s at %s", iid, alias or "-", name,
-                 inst["PrivateIpAddress"])  # fmt: skip
+                [
+                    "nsenter",
+                    "-t",
+                    pid,
+                    "-n",
+                    sys.executable,
+                    str(HERE / "imds.py"),
+                    str(directory / "imds.json"),
+                ],
+                stdout=imds_log,
+                stderr=imds_log,
+                stdin=subprocess.DEVNULL,
+            )
+        log.info(
+            "%s (%s) booted as container %s at %s",
+            iid,
+            alias or "-",
+            name,
+            inst["PrivateIpAddress"],
+        )
 
     def _imds_doc(self, inst: dict[str, Any]) -> dict[str, Any]:
         iid = inst["InstanceId"]
@@ -167,21 +201,30 @@ class VmWatcher:
         user_data = raw.get("UserData", {}).get("Value", "")
         zone = inst["Placement"]["AvailabilityZone"]
         meta = {
-            "instance-id": iid, "instance-type": inst["InstanceType"],
-            "ami-id": inst["ImageId"], "placement/region": zone[:-1],
-            "placement/availability-zone": zone, "local-ipv4": inst["PrivateIpAddress"],
-            "instance-life-cycle": "on-demand", "hostname": iid,
-        }  # fmt: skip
+            "instance-id": iid,
+            "instance-type": inst["InstanceType"],
+            "ami-id": inst["ImageId"],
+            "placement/region": zone[:-1],
+            "placement/availability-zone": zone,
+            "local-ipv4": inst["PrivateIpAddress"],
+            "instance-life-cycle": "on-demand",
+            "hostname": iid,
+        }
         profile = inst.get("IamInstanceProfile", {}).get("Arn", "")
         if profile:
             role = profile.rsplit("/", 1)[-1]
             expires = datetime.now(UTC) + timedelta(hours=6)
-            meta["iam/security-credentials/" + role] = json.dumps({
-                "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": f"ASIATWIN{iid[-8:]}",
-                "SecretAccessKey": "twin", "Token": "twin",
-                "LastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            })  # fmt: skip
+            meta["iam/security-credentials/" + role] = json.dumps(
+                {
+                    "Code": "Success",
+                    "Type": "AWS-HMAC",
+                    "AccessKeyId": f"ASIATWIN{iid[-8:]}",
+                    "SecretAccessKey": "twin",
+                    "Token": "twin",
+                    "LastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            )
             meta["iam/info"] = json.dumps({"Code": "Success", "InstanceProfileArn": profile})
         doc: dict[str, Any] = {"meta-data": meta}
         if user_data:
@@ -197,8 +240,10 @@ class VmWatcher:
             subprocess.run(["podman", "kill", vm.container], capture_output=True, check=False)
         running = subprocess.run(
             ["podman", "inspect", "-f", "{{.State.Running}}", vm.container],
-            capture_output=True, text=True, check=False,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         if running == "true":
             return
         self._remove(vm)

@@ -62,8 +62,11 @@ def _build(checkout: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         result = subprocess.run(
             [uv, "build", "--wheel", "--quiet", "--out-dir", tmp, str(checkout)],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         built = sorted(Path(tmp).glob("cloudbench-*.whl"))
         if result.returncode != 0 or not built:
             tail = (result.stderr or result.stdout).strip()[-500:]

@@ -1,0 +1,97 @@
+"""The cloud path end to end, through the AWS twin (scripts/cloud-twin).
+
+Real: Terraform with the real AWS provider, the project's stacks, the master, the
+orchestrator VM booting through its user-data (the master's wheel, PostgreSQL, systemd
+unit), runner VMs booting through theirs (the wheel from the orchestrator over the twin's
+network at a plain-HTTP non-local address, ruby-bench from the bucket), benchmark
+containers, presigned uploads to S3, the archive, the download, the report, teardown,
+then `cloudbench nuke` with the meta stack still there.
+
+Stand-ins, because they cannot exist here: AWS's APIs (moto's server), the VMs (podman
+containers from a Debian image with the packages the user-data installs; both instance
+types run on this machine's CPU, so the numbers say nothing about either), the instance
+metadata service (tests/twin/imds.py in each VM's namespace), and ruby-bench (the small
+tests/fake_ruby_bench). The twin does not enforce security groups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "tests" / "fake_ruby_bench"
+CONFIG = ROOT / "config" / "twin-aws.json"
+
+STEPS = """
+set -u
+cloudbench run "$CONFIG" --ruby-bench "$SUITE" --yes; echo "run=$?" >>"$OUT/status"
+python -m tests.twin.inventory >"$OUT/before-nuke.json"
+cloudbench nuke --provider aws --yes; echo "nuke=$?" >>"$OUT/status"
+python -m tests.twin.inventory >"$OUT/after-nuke.json"
+"""
+
+
+def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> None:
+    home, out, state = tmp_path / "home", tmp_path / "out", tmp_path / "twin"
+    out.mkdir()
+    env = {
+        **os.environ,
+        "CLOUDBENCH_HOME": str(home),
+        "OUT": str(out),
+        "CONFIG": str(CONFIG),
+        "SUITE": str(SUITE),
+        "PYTHONPATH": str(ROOT),
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(ROOT / "scripts" / "cloud-twin"),
+            "--state-dir",
+            str(state),
+            "--",
+            "bash",
+            "-c",
+            STEPS,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    sys.stderr.write(f"twin end-to-end: {elapsed:.0f}s\n")
+    tail = (result.stdout[-3000:] + result.stderr[-6000:]) + f"\n(twin logs: {state})"
+    status = dict(line.split("=") for line in (out / "status").read_text().split())
+    assert status == {"run": "0", "nuke": "0"}, tail
+    assert result.returncode == 0, tail
+
+    # The run's results came back: both types, both benchmarks, from the VMs.
+    results = list(tmp_path.glob("results/**/output.json"))
+    aliases = {p.relative_to(tmp_path).parts for p in results}
+    assert any("c7i" in "/".join(parts) for parts in aliases), tail
+    assert any("c7g" in "/".join(parts) for parts in aliases), tail
+    names = set()
+    for path in results:
+        names |= set(json.loads(path.read_text()).get("raw_data", {}).get("interp", {}) or {})
+    assert {"fib", "nbody"} <= names or len(results) >= 2, tail
+
+    # Before the nuke the shared meta deployment was still there; after it, nothing is.
+    before = json.loads((out / "before-nuke.json").read_text())
+    assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
+    assert not before["instances"] or len(before["instances"]) <= 2, before
+    after = json.loads((out / "after-nuke.json").read_text())
+    assert all(not found for found in after.values()), after
+    # Every Terraform state is gone with its working copy.
+    leftover = list((home / "terraform").glob("**/*.tfstate"))
+    assert all(not json.loads(p.read_text()).get("resources") for p in leftover), leftover
+    # The runner VMs fetched the wheel from the orchestrator's private address over
+    # plain HTTP, and the orchestrator VM runs the master's very wheel.
+    consoles = list(state.glob("vms/*/console.log"))
+    assert len(consoles) >= 3, consoles
