@@ -45,14 +45,19 @@ standin_image "$BASE" twin-vm "$PACKAGES" "$HOOK" "$KEY" \
 # locked boto3 from the wheelhouse goes over it, in /usr/local as pip puts it. pip skips
 # byte-compiling (Python compiles on first import instead): the twin's VMs install on two
 # busy cores.
+# Debian's Ruby 3.1 too: without a container engine in the VM (the twin's default) the
+# runner's host executor runs the benchmarks with it.
 LAYER='RUN python3 -m pip install --quiet --break-system-packages --ignore-installed boto3 \
- && printf "no-compile = true\n" >>/etc/pip.conf'
+ && printf "no-compile = true\n" >>/etc/pip.conf \
+ && echo "deb http://deb.debian.org/debian bookworm main" >/etc/apt/sources.list \
+ && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ruby \
+ && rm -rf /var/lib/apt/lists/* && : >/etc/apt/sources.list'
 base_id=$(podman image inspect --format '{{.Id}}' "$BASE")
 layer_key=$(printf '%s\n%s\n' "$base_id" "$LAYER" | sha256sum | cut -c1-12)
 built=$(podman image inspect --format '{{ index .Labels "org.cloudbench.twin-layer" }}' "$IMAGE" 2>/dev/null || true)
 if [ "$built" != "$layer_key" ]; then
     _standin_log twin-vm "building $IMAGE on $BASE"
     printf 'FROM %s\n%s\nLABEL org.cloudbench.twin-layer=%s\n' "$BASE" "$LAYER" "$layer_key" \
-        | podman build --quiet --network none -t "$IMAGE" -f - >&2
+        | podman build --quiet -t "$IMAGE" -f - >&2
 fi
 echo "$IMAGE"

@@ -6,7 +6,8 @@
 
 Options: --state-dir DIR (logs and state; default a new folder under /tmp),
 --fail-boot ALIAS[:STAGE] (STAGE apt (default) or pip), --kill-vm ALIAS:SECONDS,
---no-boot ALIAS. The exit status is COMMAND's.
+--no-boot ALIAS, --vm-engine (VMs use this machine's container engine; see vms.py).
+The exit status is COMMAND's.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-boot", action="append", default=[], metavar="ALIAS[:STAGE]")
     parser.add_argument("--kill-vm", action="append", default=[], metavar="ALIAS:SECONDS")
     parser.add_argument("--no-boot", action="append", default=[], metavar="ALIAS")
+    parser.add_argument("--vm-engine", action="store_true")
     return parser
 
 
 def _faults(args: argparse.Namespace) -> Faults:
-    faults = Faults(no_boot=set(args.no_boot))
+    faults = Faults(no_boot=set(args.no_boot), vm_engine=args.vm_engine)
     for item in args.fail_boot:
         alias, _, stage = item.partition(":")
         stage = stage or "apt"

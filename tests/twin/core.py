@@ -126,6 +126,7 @@ class Faults:
     fail_boot: dict[str, str] = field(default_factory=dict)  # alias -> stage
     kill_vm: dict[str, float] = field(default_factory=dict)  # alias -> seconds
     no_boot: set[str] = field(default_factory=set)
+    vm_engine: bool = False  # not a fault: VMs use this machine's container engine
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -211,9 +212,11 @@ class Twin:
     def _start_moto(self) -> None:
         os.environ["MOTO_AMIS_PATH"] = str(amis_file(self.state_dir / "amis.json"))
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
         from tests.twin import console
 
         console.install(self.state_dir / "vms")
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         self.server = ThreadedMotoServer(ip_address=self.gateway, port=self.port, verbose=False)
         self.server.start()
 

@@ -16,14 +16,17 @@ def inventory(region: str = "us-east-1") -> dict[str, list[str]]:
     reservations = ec2.describe_instances()["Reservations"]
     instances = [i for r in reservations for i in r["Instances"]]
     subnets = ec2.describe_subnets()["Subnets"]
+    gone = {i["InstanceId"] for i in instances if i["State"]["Name"] == "terminated"}
+    vpcs = ec2.describe_vpcs()["Vpcs"]
+    defaults = {v["VpcId"] for v in vpcs if v.get("IsDefault")}
     out: dict[str, list[str]] = {
         "instances": [i["InstanceId"] for i in instances if i["State"]["Name"] in live],
-        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")],
+        "vpcs": [v["VpcId"] for v in vpcs if not v.get("IsDefault")],
         "subnets": [s["SubnetId"] for s in subnets if not s.get("DefaultForAz")],
         "internet_gateways": [
             g["InternetGatewayId"]
             for g in ec2.describe_internet_gateways()["InternetGateways"]
-            if any(a["VpcId"] for a in g.get("Attachments", [])) and _tagged(g)
+            if not {a["VpcId"] for a in g.get("Attachments", [])} & defaults
         ],
         "security_groups": [
             g["GroupId"]
@@ -31,8 +34,11 @@ def inventory(region: str = "us-east-1") -> dict[str, list[str]]:
             if g["GroupName"] != "default"
         ],
         "addresses": [a.get("AllocationId", "") for a in ec2.describe_addresses()["Addresses"]],
+        # A terminated instance's primary interface goes with it on EC2 (moto keeps it).
         "network_interfaces": [
-            n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            n["NetworkInterfaceId"]
+            for n in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            if n.get("Attachment", {}).get("InstanceId") not in gone
         ],
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
         "buckets": [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]],
@@ -46,10 +52,6 @@ def inventory(region: str = "us-east-1") -> dict[str, list[str]]:
         if _ours(p)
     ]
     return out
-
-
-def _tagged(resource: dict[str, Any]) -> bool:
-    return any(t["Key"] == "Project" for t in resource.get("Tags", []))
 
 
 def _ours(resource: dict[str, Any]) -> bool:

@@ -8,10 +8,13 @@ cloud-init would. A container that ends by itself was powered off from inside: t
 applies the instance's instance_initiated_shutdown_behavior. An instance moto
 terminates or stops loses its container.
 
-The VMs share this machine's container engine (its socket is the VM's
-/var/run/docker.sock), so a runner's benchmark containers are siblings of its VM; the
-runner's work directory is mounted at the same path on both sides, so its bind mounts
-mean the same thing to the engine.
+By default a VM has no container engine (the user-data's `systemctl enable --now docker`
+starts nothing), so runners use their host executor with the image's Debian Ruby 3.1.
+With --vm-engine the VMs share this machine's engine instead (its socket is the VM's
+/var/run/docker.sock): a runner's benchmark containers are siblings of its VM, and its
+work directory is mounted at the same path on both sides so its bind mounts mean the
+same thing to the engine. The engine's processes are then invisible from the VM, so
+every task fails the `engine_off_benchmark_cpus` check and the report excludes it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+
 from tests.twin.core import VM_IMAGE as IMAGE
 
 if TYPE_CHECKING:
@@ -105,6 +109,7 @@ class VmWatcher:
     def _hold_pending(self, iid: str) -> None:
         """--no-boot: the instance never leaves `pending` and nothing boots."""
         from moto.ec2.models import ec2_backends
+
         from tests.twin.core import ACCOUNT, REGION
 
         instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
@@ -122,7 +127,11 @@ class VmWatcher:
         name = f"{self.twin.name}-{iid}"
         # AWS_ENDPOINT_URL stands for the AWS endpoints a VPC reaches; credentials come
         # from the IMDS (the instance role), as on EC2.
-        env = {"CLOUDBENCH_WORK_DIR": str(work), "AWS_ENDPOINT_URL": self.twin.endpoint}
+        env = {"AWS_ENDPOINT_URL": self.twin.endpoint}
+        engine: list[str] = []
+        if self.twin.faults.vm_engine:
+            env["CLOUDBENCH_WORK_DIR"] = str(work)
+            engine = ["-v", "/run/podman/podman.sock:/var/run/docker.sock", "-v", f"{work}:{work}"]
         stage = self.twin.faults.fail_boot.get(alias)
         if stage:
             env["TWIN_FAIL_BOOT"] = stage
@@ -143,13 +152,10 @@ class VmWatcher:
             "--label",
             f"cloudbench-twin={self.twin.name}",
             "-v",
-            "/run/podman/podman.sock:/var/run/docker.sock",
-            "-v",
             f"{HERE / 'vm'}:/twin:ro",
             "-v",
             f"{directory}:/twin-vm",
-            "-v",
-            f"{work}:{work}",
+            *engine,
             *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
             IMAGE,
             "/twin/init",
