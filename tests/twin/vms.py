@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("twin.vms")
 
 HERE = Path(__file__).resolve().parent
+SECCOMP = HERE.parents[1] / "src" / "cloudbench" / "runner" / "executors" / "seccomp-aslr.json"
 LIVE = ("pending", "running")
 
 
@@ -53,6 +54,7 @@ class Vm:
     imds: subprocess.Popen[bytes] | None = None
     killed: bool = False
     gone: bool = False
+    profile: str = ""
 
 
 class VmWatcher:
@@ -99,6 +101,8 @@ class VmWatcher:
                 self._hold_pending(iid)
             elif state in LIVE and vm is None:
                 self._boot(inst, alias)
+            elif state in LIVE and vm is not None and not vm.gone:
+                self._refresh(vm, inst)
             elif state not in LIVE and vm is not None and not vm.gone:
                 log.info("%s is %s: removing its VM", iid, state)
                 self._remove(vm)
@@ -151,6 +155,10 @@ class VmWatcher:
             inst["PrivateIpAddress"],
             "--label",
             f"cloudbench-twin={self.twin.name}",
+            # The project's own profile: the default one refuses the personality call
+            # `setarch -R` (ASLR off) needs, which a real VM allows.
+            "--security-opt",
+            f"seccomp={SECCOMP}",
             "-v",
             f"{HERE / 'vm'}:/twin:ro",
             "-v",
@@ -161,7 +169,9 @@ class VmWatcher:
             "/twin/init",
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
-        vm = Vm(iid, alias, name, directory)
+        vm = Vm(
+            iid, alias, name, directory, profile=inst.get("IamInstanceProfile", {}).get("Arn", "")
+        )
         self.vms[iid] = vm
         if result.returncode != 0:
             log.error("%s: podman run failed: %s", iid, result.stderr.strip())
@@ -200,6 +210,17 @@ class VmWatcher:
             name,
             inst["PrivateIpAddress"],
         )
+
+    def _refresh(self, vm: Vm, inst: dict[str, Any]) -> None:
+        """Terraform may attach the instance profile after launch: the IMDS follows."""
+        profile = inst.get("IamInstanceProfile", {}).get("Arn", "")
+        if profile != vm.profile:
+            vm.profile = profile
+            doc = json.dumps(self._imds_doc(inst))
+            tmp = vm.directory / "imds.json.tmp"
+            tmp.write_text(doc)
+            tmp.replace(vm.directory / "imds.json")
+            log.info("%s: instance profile %s", vm.instance_id, profile or "(none)")
 
     def _imds_doc(self, inst: dict[str, Any]) -> dict[str, Any]:
         iid = inst["InstanceId"]

@@ -1,0 +1,27 @@
+"""Where moto's EC2 differs from EC2 in a way the stacks notice, the twin makes it behave
+like EC2 (moto runs in the twin's process, so its models can be patched).
+
+- A terminated instance's network interfaces that are not deleted with it (one created
+  on its own and attached at launch, like the orchestrator's) are detached and become
+  `available`, as on EC2; moto kept them attached, and Terraform's destroy of such an
+  interface then failed ("cannot be detached").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.ec2.models.instances import Instance
+
+
+def install() -> None:
+    original = Instance.terminate
+
+    def terminate(self: Instance) -> Any:
+        state = original(self)
+        for nic in list(self.nics.values()):
+            if not nic.delete_on_termination:
+                self.detach_eni(nic)
+        return state
+
+    Instance.terminate = terminate  # type: ignore[method-assign]
