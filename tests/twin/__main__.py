@@ -74,21 +74,28 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
     _logging(state_dir)
     twin = Twin(state_dir, _faults(args))
     print(f"cloud-twin: logs in {twin.state_dir}", file=sys.stderr)
+    # SIGTERM (a test's timeout, a CI cancel) stops COMMAND as Ctrl-C would: its whole
+    # process group gets SIGINT, so a master still tears its stacks down in the twin.
+    signal.signal(signal.SIGTERM, lambda *_: _interrupt())
     try:
         twin.start()
         env = {**os.environ, **twin.env()}
-        proc = subprocess.Popen(command, env=env)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            return proc.wait()
+        proc = subprocess.Popen(command, env=env, start_new_session=True)
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                os.killpg(proc.pid, signal.SIGINT)
     except TwinError as exc:
         print(f"cloud-twin: {exc}", file=sys.stderr)
         return 2
     finally:
         twin.stop()
         print(f"cloud-twin: down; logs in {twin.state_dir}", file=sys.stderr)
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -5,6 +5,9 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
   on its own and attached at launch, like the orchestrator's) are detached and become
   `available`, as on EC2; moto kept them attached, and Terraform's destroy of such an
   interface then failed ("cannot be detached").
+- An instance launched with its security groups on its network interface (what the
+  provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
+  moto reported none, so every later plan wanted to add them to the bastion again.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ from moto.ec2.models.instances import Instance
 
 
 def install() -> None:
+    original_init = Instance.__init__
+
+    def init(self: Instance, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        primary = self.nics.get(0)
+        if not self.security_groups and primary is not None:
+            self.security_groups = list(primary._group_set)
+
+    Instance.__init__ = init  # type: ignore[method-assign]
     original = Instance.terminate
 
     def terminate(self: Instance) -> Any:
