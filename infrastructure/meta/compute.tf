@@ -29,7 +29,7 @@ resource "aws_instance" "orchestrator" {
     region      = var.region
     ssm_prefix  = local.ssm_prefix
     wheel_key   = aws_s3_object.wheel.key
-    wheel_name  = basename(var.orchestrator_wheel)
+    wheel_name  = var.orchestrator_wheel
     public_url  = local.public_url
     bucket      = aws_s3_bucket.results.bucket
     domain_name = var.domain_name

@@ -158,9 +158,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "results" {
 # so orchestrator, runners and master run one version.
 resource "aws_s3_object" "wheel" {
   bucket = aws_s3_bucket.results.id
-  key    = "dist/${basename(var.orchestrator_wheel)}"
-  source = var.orchestrator_wheel
-  etag   = filemd5(var.orchestrator_wheel)
+  key    = "dist/${var.orchestrator_wheel}"
+  source = "${path.module}/dist/${var.orchestrator_wheel}"
+  etag   = filemd5("${path.module}/dist/${var.orchestrator_wheel}")
 }
 
 # --- secrets -------------------------------------------------------------------------

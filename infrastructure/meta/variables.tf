@@ -103,11 +103,11 @@ variable "root_volume_size_gb" {
 
 variable "orchestrator_wheel" {
   type        = string
-  description = "Path of the cloudbench wheel (on the machine running Terraform) the orchestrator installs and serves to runners: the master's own."
+  description = "File name of the cloudbench wheel in this module's dist/ folder (the master puts its own there) that the orchestrator installs and serves to runners."
 
   validation {
-    condition     = endswith(var.orchestrator_wheel, ".whl")
-    error_message = "orchestrator_wheel must be the path of a .whl file."
+    condition     = can(regex("^cloudbench-[A-Za-z0-9_.+-]+\\.whl$", var.orchestrator_wheel))
+    error_message = "orchestrator_wheel must be the file name of a cloudbench wheel."
   }
 }
 

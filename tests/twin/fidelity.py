@@ -2,9 +2,9 @@
 like EC2 (moto runs in the twin's process, so its models can be patched).
 
 - A terminated instance's network interfaces that are not deleted with it (one created
-  on its own and attached at launch, like the orchestrator's) are detached and become
-  `available`, as on EC2; moto kept them attached, and Terraform's destroy of such an
-  interface then failed ("cannot be detached").
+  on its own and attached at launch, like the orchestrator's) become `available`, as on
+  EC2; moto kept them attached, and Terraform's destroy of such an interface then failed
+  ("cannot be detached"). The terminated instance still describes as before.
 - An instance launched with its security groups on its network interface (what the
   provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
   moto reported none, so every later plan wanted to add them to the bastion again.
@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
+
+
+def _release(nic: NetworkInterface) -> None:
+    """Detached from its (terminated) instance, which keeps it for its description."""
+    nic.instance = None
+    nic.attachment_id = None
+    nic.attach_time = None
+    nic.status = "available"
 
 
 def install() -> None:
@@ -33,7 +42,7 @@ def install() -> None:
         state = original(self)
         for nic in list(self.nics.values()):
             if not nic.delete_on_termination:
-                self.detach_eni(nic)
+                _release(nic)
         return state
 
     Instance.terminate = terminate  # type: ignore[method-assign]

@@ -66,16 +66,16 @@ data "aws_iam_policy_document" "ec2_assume" {
 
 # The ruby-bench suite the master ships (--ruby-bench), so runners never clone it.
 resource "aws_s3_object" "ruby_bench" {
-  count  = var.ruby_bench_archive == "" ? 0 : 1
+  count  = var.ship_ruby_bench ? 1 : 0
   bucket = var.bucket
   key    = "runs/${var.run_id}/ruby-bench.tar.gz"
-  source = var.ruby_bench_archive
-  etag   = filemd5(var.ruby_bench_archive)
+  source = "${path.module}/ruby-bench.tar.gz"
+  etag   = filemd5("${path.module}/ruby-bench.tar.gz")
 
   lifecycle {
     precondition {
       condition     = var.bucket != ""
-      error_message = "ruby_bench_archive needs bucket (the meta stack's bucket output)."
+      error_message = "ship_ruby_bench needs bucket (the meta stack's bucket output)."
     }
   }
 }

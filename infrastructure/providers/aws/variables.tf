@@ -117,13 +117,8 @@ variable "bucket" {
   default     = ""
 }
 
-variable "ruby_bench_archive" {
-  type        = string
-  description = "Path (on the machine running Terraform) of a ruby-bench .tar.gz the runners use instead of cloning ruby-bench; empty: the runner's default."
-  default     = ""
-
-  validation {
-    condition     = var.ruby_bench_archive == "" || endswith(var.ruby_bench_archive, ".tar.gz")
-    error_message = "ruby_bench_archive must be empty or the path of a .tar.gz file."
-  }
+variable "ship_ruby_bench" {
+  type        = bool
+  description = "Upload ruby-bench.tar.gz from this module's folder (the master packs --ruby-bench there) for the runners, instead of their cloning ruby-bench."
+  default     = false
 }

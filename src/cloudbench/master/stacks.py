@@ -136,7 +136,7 @@ class MetaDeployment:
         for old in dist.glob("*.whl"):
             old.unlink()
         shutil.copy2(self.wheel, dist / self.wheel.name)
-        self.stack.variables.update(suffix=suffix, orchestrator_wheel=str(dist / self.wheel.name))
+        self.stack.variables.update(suffix=suffix, orchestrator_wheel=self.wheel.name)
         self.stack.prepare(module_dir(self.settings, "meta"))  # vars.json with them
         self.stack.variables.update(chosen)
 

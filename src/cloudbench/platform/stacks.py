@@ -98,8 +98,8 @@ class Stack:
 
     def prepare(self, module: Path) -> None:
         # Refresh the .tf files on every use; state and .terraform/ stay in place.
-        # copytree copies what a symlink points to (infrastructure/meta/compose.yaml is
-        # one, to deploy/): terraform only ever sees files inside the working copy.
+        # copytree copies what a symlink points to: terraform only ever sees files
+        # inside the working copy (the master adds its wheel and ruby-bench there).
         skip = shutil.ignore_patterns(".terraform", "*.tfstate*", "vars.json", SECRETS_FILE)
         shutil.copytree(module, self.workdir, ignore=skip, dirs_exist_ok=True)
         public = {k: v for k, v in self.variables.items() if k not in SECRET_VARS}

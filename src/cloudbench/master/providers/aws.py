@@ -105,8 +105,8 @@ class CloudProvider:
             )  # fmt: skip
             if self.ruby_bench:
                 # Shipped through the bucket: the runners never clone ruby-bench.
-                archive = suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
-                variables["ruby_bench_archive"] = str(archive)
+                suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
+                variables["ship_ruby_bench"] = True
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
         if self.max_lifetime_minutes is not None and name in CLOUDS:
