@@ -5,6 +5,8 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
   on its own and attached at launch, like the orchestrator's) become `available`, as on
   EC2; moto kept them attached, and Terraform's destroy of such an interface then failed
   ("cannot be detached"). The terminated instance still describes as before.
+- An interface made at launch is deleted with its instance (EC2's default); moto kept
+  it unless asked, so every runner left one behind.
 - An instance launched with its security groups on its network interface (what the
   provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
   moto reported none, so every later plan wanted to add them to the bastion again.
@@ -29,8 +31,12 @@ def _release(nic: NetworkInterface) -> None:
 def install() -> None:
     original_init = Instance.__init__
 
-    def init(self: Instance, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
+    def init(self: Instance, backend: Any, *args: Any, **kwargs: Any) -> None:
+        existing = set(backend.enis)
+        original_init(self, backend, *args, **kwargs)
+        for nic in self.nics.values():
+            if nic.id not in existing:  # made for this instance: EC2 deletes it with it
+                nic.delete_on_termination = True
         primary = self.nics.get(0)
         if not self.security_groups and primary is not None:
             self.security_groups = list(primary._group_set)
