@@ -39,10 +39,13 @@ SHARED = {
     # Starts a second rootful podman service on the shared storage (tests/engines.py);
     # a docker-executor test's log stream hung while it ran beside them.
     "tests/runner/test_engine_affinity.py": "podman",
+    # The AWS twin end to end: minutes of VMs, Terraform and moto; a worker of its own.
+    "tests/twin/test_e2e.py": "twin",
 }
 # xdist hands work out in collection order and a worker's last test ends the run: the
 # longest (from --durations) go first, so none of them starts near the end.
 LONGEST_FIRST = [
+    "tests/twin/test_e2e.py",
     "tests/infra/test_image.py",
     "tests/infra/test_compose_up.py",
     "tests/master/test_resume.py",

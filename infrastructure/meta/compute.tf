@@ -26,17 +26,14 @@ resource "aws_instance" "orchestrator" {
   key_name             = aws_key_pair.operator.key_name
   ebs_optimized        = true
   user_data_base64 = base64gzip(templatefile("${path.module}/templates/orchestrator-user-data.sh.tftpl", {
-    region             = var.region
-    ssm_prefix         = local.ssm_prefix
-    compose_b64        = filebase64("${path.module}/compose.yaml")
-    orchestrator_image = var.orchestrator_image
-    source_repo_url    = var.source_repo_url
-    source_ref         = var.source_ref
-    public_url         = local.public_url
-    bucket             = aws_s3_bucket.results.bucket
-    domain_name        = var.domain_name
+    region      = var.region
+    ssm_prefix  = local.ssm_prefix
+    wheel_key   = aws_s3_object.wheel.key
+    wheel_name  = var.orchestrator_wheel
+    public_url  = local.public_url
+    bucket      = aws_s3_bucket.results.bucket
+    domain_name = var.domain_name
   }))
-  user_data_replace_on_change = true
 
   network_interface {
     network_interface_id = aws_network_interface.orchestrator.id
@@ -59,11 +56,11 @@ resource "aws_instance" "orchestrator" {
   tags       = { Name = "${local.name}-orchestrator" }
   depends_on = [aws_eip.orchestrator, aws_route_table_association.public, aws_ssm_parameter.secret]
 
+  # The orchestrator and its Postgres history outlive later runs: a newer Ubuntu AMI or a
+  # newer master (its wheel, hence the user-data) never replaces it. The master refuses a
+  # deployment whose version differs from its own; `cloudbench nuke` then redeploys.
   lifecycle {
-    precondition {
-      condition     = (var.orchestrator_image == "") != (var.source_repo_url == "")
-      error_message = "Set exactly one of orchestrator_image and source_repo_url."
-    }
+    ignore_changes = [ami, user_data_base64]
   }
 }
 
@@ -88,8 +85,13 @@ resource "aws_instance" "bastion" {
   root_block_device {
     encrypted   = true
     volume_type = "gp3"
+    volume_size = 8
   }
 
   tags       = { Name = "${local.name}-bastion" }
   depends_on = [aws_route_table_association.public]
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
 }

@@ -1,7 +1,9 @@
 locals {
-  name   = var.name_prefix
-  tls    = var.domain_name != ""
-  suffix = random_id.deployment.hex
+  name = var.name_prefix
+  tls  = var.domain_name != ""
+  # Chosen once per deployment by the master (kept in its working copy): bucket names are
+  # global and must not collide with an earlier deployment's bucket still being emptied.
+  suffix = var.suffix
   # The orchestrator listens here inside compose; also the port runners in the VPC use.
   app_port = 8000
   public_url = (
@@ -10,38 +12,15 @@ locals {
   private_url = "http://${aws_network_interface.orchestrator.private_ip}:${local.app_port}"
   ssm_prefix  = "/cloudbench/meta/${local.suffix}"
   secrets = {
-    admin-token       = random_password.admin_token.result
-    runner-token      = random_password.runner_token.result
-    postgres-password = random_password.postgres.result
+    admin-token       = var.admin_token
+    runner-token      = var.runner_token
+    postgres-password = var.postgres_password
   }
   # Architecture from the EC2 API, not guessed from the type's name.
   arch = {
     for k, t in data.aws_ec2_instance_type.this :
     k => contains(t.supported_architectures, "arm64") ? "arm64" : "x86_64"
   }
-}
-
-# A new suffix per deployment: bucket names are global and must not collide with an
-# earlier deployment's bucket that is still being emptied.
-resource "random_id" "deployment" {
-  byte_length = 4
-}
-
-resource "random_password" "admin_token" {
-  length  = 40
-  special = false
-}
-
-resource "random_password" "runner_token" {
-  length  = 40
-  special = false
-}
-
-# No special characters: it is written unquoted into the compose .env file, where
-# compose would expand a `$` in it.
-resource "random_password" "postgres" {
-  length  = 32
-  special = false
 }
 
 # An explicit allow-list of zone names keeps the choice stable when AWS adds zones.
@@ -175,16 +154,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "results" {
   }
 }
 
+# The master's own wheel: the orchestrator installs it at boot and serves it to runners,
+# so orchestrator, runners and master run one version.
+resource "aws_s3_object" "wheel" {
+  bucket = aws_s3_bucket.results.id
+  key    = "dist/${var.orchestrator_wheel}"
+  source = "${path.module}/dist/${var.orchestrator_wheel}"
+  etag   = filemd5("${path.module}/dist/${var.orchestrator_wheel}")
+}
+
 # --- secrets -------------------------------------------------------------------------
 
 # SecureString parameters, read by the orchestrator's user-data through its role, so the
 # tokens never appear in user-data (readable by anyone with ec2:DescribeInstanceAttribute).
 resource "aws_ssm_parameter" "secret" {
   #checkov:skip=CKV_AWS_337:The AWS-managed aws/ssm key suffices; a customer key would outlive the deployment.
-  for_each = local.secrets
+  # The values are sensitive variables: the names alone decide the instances.
+  for_each = toset(["admin-token", "runner-token", "postgres-password"])
   name     = "${local.ssm_prefix}/${each.key}"
   type     = "SecureString"
-  value    = each.value
+  value    = local.secrets[each.key]
 }
 
 # --- IAM -----------------------------------------------------------------------------
@@ -244,7 +233,7 @@ resource "aws_security_group" "bastion" {
   tags        = { Name = "${local.name}-bastion" }
 
   ingress {
-    description = "SSH from the operator's network"
+    description = "SSH from the operator network"
     from_port   = 22
     to_port     = 22
     protocol    = "tcp"

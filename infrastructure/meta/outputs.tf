@@ -10,13 +10,13 @@ output "orchestrator_private_url" {
 
 output "admin_token" {
   description = "Admin token of the orchestrator."
-  value       = random_password.admin_token.result
+  value       = var.admin_token
   sensitive   = true
 }
 
 output "runner_token" {
   description = "Token runners present to the orchestrator."
-  value       = random_password.runner_token.result
+  value       = var.runner_token
   sensitive   = true
 }
 

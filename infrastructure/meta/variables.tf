@@ -101,27 +101,57 @@ variable "root_volume_size_gb" {
   }
 }
 
-variable "orchestrator_image" {
+variable "orchestrator_wheel" {
   type        = string
-  description = "Container image of the orchestrator to pull. Empty: build it on the instance from source_repo_url."
-  default     = ""
-}
-
-variable "source_repo_url" {
-  type        = string
-  description = "Git URL of the cloudbench sources, cloned and built on the instance when orchestrator_image is empty."
-  default     = ""
+  description = "File name of the cloudbench wheel in this module's dist/ folder (the master puts its own there) that the orchestrator installs and serves to runners."
 
   validation {
-    condition     = var.source_repo_url == "" || can(regex("^https://", var.source_repo_url))
-    error_message = "source_repo_url must be empty or an https:// URL."
+    condition     = can(regex("^cloudbench-[A-Za-z0-9_.+-]+\\.whl$", var.orchestrator_wheel))
+    error_message = "orchestrator_wheel must be the file name of a cloudbench wheel."
   }
 }
 
-variable "source_ref" {
+variable "suffix" {
   type        = string
-  description = "Git branch or tag of source_repo_url to build."
-  default     = "main"
+  description = "Suffix of this deployment's globally unique names (bucket, IAM), chosen once by the master."
+
+  validation {
+    condition     = can(regex("^[a-z0-9]{8}$", var.suffix))
+    error_message = "suffix must be 8 lowercase letters or digits."
+  }
+}
+
+variable "admin_token" {
+  type        = string
+  description = "Admin token of the orchestrator (chosen by the master; stored in SSM)."
+  sensitive   = true
+
+  validation {
+    condition     = length(var.admin_token) >= 32
+    error_message = "admin_token must be at least 32 characters."
+  }
+}
+
+variable "runner_token" {
+  type        = string
+  description = "Token runners present to the orchestrator (chosen by the master; stored in SSM)."
+  sensitive   = true
+
+  validation {
+    condition     = length(var.runner_token) >= 32
+    error_message = "runner_token must be at least 32 characters."
+  }
+}
+
+variable "postgres_password" {
+  type        = string
+  description = "Password of the orchestrator's PostgreSQL role (chosen by the master; stored in SSM). Letters and digits only."
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9]{24,}$", var.postgres_password))
+    error_message = "postgres_password must be at least 24 letters or digits."
+  }
 }
 
 variable "domain_name" {

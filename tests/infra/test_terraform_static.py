@@ -176,6 +176,8 @@ RUNNER_VARS = {
     "alias": "graviton3",
     "debug": "false",
     "heartbeat_interval": 30,
+    "bucket": "cloudbench-results-abcd1234",
+    "ruby_bench_key": "runs/r42/ruby-bench.tar.gz",
 }
 
 
@@ -189,7 +191,12 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
     # The hard lifetime limit comes before anything that could fail or hang.
     assert commands[0].startswith("shutdown -h +90 ")
-    assert '--find-links "http://10.42.0.10:8000/dist/" cloudbench' in script
+    # pip takes plain HTTP from a non-local host only when it is a trusted host.
+    assert "ORCHESTRATOR_URL='http://10.42.0.10:8000'" in script
+    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR_URL/dist/"' in script
+    # The shipped ruby-bench comes from the bucket; nothing clones it.
+    assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
+    assert "git clone" not in script
     joined = script.replace("\\\n", " ")
     assert re.search(r'cloudbench" runner .*--shutdown-on-done', joined)
     for flag, env in [
@@ -225,11 +232,13 @@ def test_orchestrator_user_data_renders_and_reads_secrets_from_ssm() -> None:
     args = _templatefile_args(module / "compute.tf", template)
     assert "random_password" not in args
     keys = _templatefile_keys(module / "compute.tf", template)
-    values = {k: f"value-of-{k}" for k in keys} | {"orchestrator_image": "", "domain_name": ""}
+    values = {k: f"value-of-{k}" for k in keys} | {"domain_name": ""}
     text = (module / "templates" / template).read_text(encoding="utf-8")
     script = render_template(text, values)
     _bash_syntax_ok(script)
-    assert "docker compose" in script and "docker-compose-v2" in script
+    # The master's wheel from the bucket, in a virtualenv, under systemd.
+    assert "value-of-wheel_key" in script and 'venv/bin/pip" install' in script
+    assert "systemctl enable --now cloudbench-orchestrator" in script
     for name in ("admin-token", "runner-token", "postgres-password"):
         assert f"value-of-ssm_prefix/{name}" in script
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+import cloudbench
 from cloudbench.master.client import OrchestratorClient
 from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.orchestrator_inproc import OrchestratorFactory
@@ -59,13 +60,13 @@ SETTINGS = {
     "CLOUDBENCH_AWS_ALLOWED_HTTP_CIDRS": "203.0.113.0/24",
     "CLOUDBENCH_AWS_BASTION_SSH_CIDR": "203.0.113.7/32",
     "CLOUDBENCH_AWS_SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake test@example",
-    "CLOUDBENCH_AWS_ORCHESTRATOR_IMAGE": "ghcr.io/example/cloudbench:test",
 }
+WHEEL = f"cloudbench-{cloudbench.__version__}-py3-none-any.whl"
 
 
 class FakeTerraform:
-    def __init__(self, tmp: Path, orch: OrchestratorProcess) -> None:
-        self.orch, self.log = orch, tmp / "fake-terraform.jsonl"
+    def __init__(self, tmp: Path, orch: OrchestratorProcess, wheel: Path) -> None:
+        self.orch, self.log, self.wheel = orch, tmp / "fake-terraform.jsonl", wheel
         bin_dir = tmp / "fakebin"
         bin_dir.mkdir()
         self.binary = bin_dir / "terraform"
@@ -83,6 +84,8 @@ class FakeTerraform:
         return {
             "PATH": f"{self.binary.parent}{os.pathsep}{os.environ['PATH']}",
             "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
+            # The master's own wheel, which the orchestrator (started here) serves.
+            "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
             "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs), **extra,
         }  # fmt: skip
 
@@ -95,11 +98,25 @@ class FakeTerraform:
         return [c for c in self.calls() if c["argv"][1] == command and c["stack"] == stack]
 
 
+def fake_terraform(
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
+) -> FakeTerraform:
+    """A fake terraform whose 'deployment' is an in-process orchestrator serving a wheel
+    (the bytes the master compares with what it ships)."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / WHEEL).write_bytes(b"a wheel stands in here: only its bytes are compared")
+    orch = orchestrator_factory(
+        sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}
+    )
+    return FakeTerraform(tmp_path, orch, dist / WHEEL)
+
+
 @pytest.fixture
 def fake(
     tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
 ) -> FakeTerraform:
-    return FakeTerraform(tmp_path, orchestrator_factory(sqlite_url, server="in_process"))
+    return fake_terraform(tmp_path, sqlite_url, orchestrator_factory)
 
 
 def _aws_config(local: bool) -> dict[str, Any]:
@@ -148,6 +165,12 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     meta_apply = fake.find("apply", "meta")[0]
     assert json.loads(meta_apply["tf_vars"]["TF_VAR_allowed_http_cidrs"]) == ["203.0.113.0/24"]
     assert meta_apply["tf_vars"]["TF_VAR_region"] == "eu-west-1"
+    # The deployment's secrets are the master's, chosen once: TF_VAR_s only, never vars.json.
+    secret_vars = {"TF_VAR_admin_token", "TF_VAR_runner_token", "TF_VAR_postgres_password"}
+    assert secret_vars <= set(meta_apply["env_names"])
+    saved = json.loads((harness.home / "terraform/default/meta/vars.json").read_text())
+    assert not {"admin_token", "runner_token", "postgres_password"} & set(saved)
+    assert saved["orchestrator_wheel"].endswith(WHEEL) and len(saved["suffix"]) == 8
     aws, local = fake.find("apply", "aws")[0], fake.find("apply", "local")[0]
     assert meta_apply["end"] <= min(aws["start"], local["start"])
     assert aws["start"] < local["end"] and local["start"] < aws["end"]  # overlap
@@ -194,8 +217,23 @@ def test_missing_settings_are_named(harness: Harness, fake: FakeTerraform) -> No
     result = harness.cli("run", str(path), **fake.env())
     assert result.returncode == 1
     assert "CLOUDBENCH_AWS_ALLOWED_HTTP_CIDRS" in result.stderr
-    assert "CLOUDBENCH_AWS_ORCHESTRATOR_IMAGE or CLOUDBENCH_AWS_SOURCE_REPO_URL" in result.stderr
     assert not fake.calls()
+
+
+def test_a_deployment_serving_another_build_is_refused(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    other = fake.wheel.with_name("other") / WHEEL
+    other.parent.mkdir()
+    other.write_bytes(b"another build of the same version")
+    env = {**fake.env(**SETTINGS), "CLOUDBENCH_AWS_WHEEL": str(other)}
+    harness.start(harness.config(_aws_config(local=False)), environment=env)
+    code, _out, err = harness.wait()
+    assert code == 1, err
+    version = cloudbench.__version__
+    line = f"runs cloudbench {version}, this master is cloudbench {version} (another build"
+    assert line in err, err
+    assert not fake.find("apply", "aws")
 
 
 @needs_ruby

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
-from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config
+from tests.master.test_aws_path import SETTINGS, _aws_config, fake_terraform
 from tests.orchestrator_inproc import OrchestratorFactory
 
 pytestmark = [pytest.mark.slow]
@@ -66,9 +66,7 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     harness: Harness, tmp_path_factory: pytest.TempPathFactory, sqlite_url: str,
     orchestrator_factory: OrchestratorFactory,
 ) -> None:  # fmt: skip
-    fake = FakeTerraform(
-        tmp_path_factory.mktemp("tf"), orchestrator_factory(sqlite_url, server="in_process")
-    )
+    fake = fake_terraform(tmp_path_factory.mktemp("tf"), sqlite_url, orchestrator_factory)
     config = harness.config(_aws_config(local=True))
     harness.start(config, environment=fake.env(FAKE_TF_SLEEP="1", FAKE_TF_FAIL="local", **SETTINGS))
     run_id = harness.run_id()

@@ -64,11 +64,36 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
+# The ruby-bench suite the master ships (--ruby-bench), so runners never clone it.
+resource "aws_s3_object" "ruby_bench" {
+  count  = var.ship_ruby_bench ? 1 : 0
+  bucket = var.bucket
+  key    = "runs/${var.run_id}/ruby-bench.tar.gz"
+  source = "${path.module}/ruby-bench.tar.gz"
+  etag   = filemd5("${path.module}/ruby-bench.tar.gz")
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "ship_ruby_bench needs bucket (the meta stack's bucket output)."
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runner" {
   statement {
     sid       = "ReadRunnerToken"
     actions   = ["ssm:GetParameter"]
     resources = [aws_ssm_parameter.runner_token.arn]
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_object.ruby_bench
+    content {
+      sid       = "ReadRubyBench"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:aws:s3:::${statement.value.bucket}/${statement.value.key}"]
+    }
   }
 }
 
@@ -143,6 +168,8 @@ resource "aws_instance" "runner" {
     alias                = each.value.alias
     debug                = var.debug ? "true" : "false"
     heartbeat_interval   = var.heartbeat_interval
+    bucket               = var.bucket
+    ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
   })
 
   metadata_options {

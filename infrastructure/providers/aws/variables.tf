@@ -127,3 +127,15 @@ variable "heartbeat_interval" {
     error_message = "heartbeat_interval must be between 1 and 300 seconds."
   }
 }
+
+variable "bucket" {
+  type        = string
+  description = "The meta deployment's bucket (its bucket output); holds the shipped ruby-bench suite."
+  default     = ""
+}
+
+variable "ship_ruby_bench" {
+  type        = bool
+  description = "Upload ruby-bench.tar.gz from this module's folder (the master packs --ruby-bench there) for the runners, instead of their cloning ruby-bench."
+  default     = false
+}

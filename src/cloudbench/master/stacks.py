@@ -6,7 +6,12 @@ them too).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import secrets
+import shutil
+import string
 import subprocess
 import sys
 import time
@@ -20,7 +25,15 @@ from rich.prompt import Confirm
 
 import cloudbench
 from cloudbench.master.providers.base import ProviderError
-from cloudbench.platform.stacks import AwsSettings, Stack, settings_file
+from cloudbench.master.wheel import check_same_build, master_wheel
+from cloudbench.platform.stacks import (
+    SECRETS_FILE,
+    AwsSettings,
+    Stack,
+    saved_secrets,
+    settings_file,
+)
+from cloudbench.platform.state import write_private
 from cloudbench.platform.terraform import TerraformError
 
 logger = logging.getLogger(__name__)
@@ -70,6 +83,7 @@ class MetaDeployment:
         self.stack = Stack("meta", root / "meta", log, settings, settings.meta_variables())
         self.outputs: MetaOutputs | None = None
         self.failed = False  # a Terraform step failed: the CLI offers to nuke
+        self.wheel: Path | None = None
 
     def check(self) -> None:
         if self.reuse:
@@ -86,20 +100,60 @@ class MetaDeployment:
                 + f" (set them in the environment or in {settings_file()})"
             )  # fmt: skip
         module_dir(self.settings, "meta")
+        self.wheel = master_wheel(self.settings)
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""
         try:
             if not self.reuse:
-                self.stack.prepare(module_dir(self.settings, "meta"))
+                self._identity()
                 self.stack.apply()
             raw = self.stack.terraform().output()
         except TerraformError as exc:
             self.failed = True
             raise failure("meta", self.stack.log_path, exc) from None
         self.outputs = _meta_outputs(raw, self.stack.workdir)
-        wait_up(self.outputs.url, self.settings.orchestrator_wait)
+        url = self.outputs.url
+        if self.settings.connect_private and self.outputs.private_url:
+            url = self.outputs.private_url
+            self.outputs = dataclasses.replace(self.outputs, url=url)
+        wait_up(url, self.settings.orchestrator_wait)
+        check_same_build(url, self.wheel or master_wheel(self.settings))
         return self.outputs
+
+    def _identity(self) -> None:
+        """Suffix and secrets: chosen once per deployment, the same on every later apply;
+        the wheel: this master's, copied beside the state so a later destroy finds it."""
+        workdir = self.stack.workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        saved = _saved_vars(workdir)
+        chosen = saved_secrets(workdir)
+        if not chosen:
+            chosen = {n: _secret(40) for n in ("admin_token", "runner_token", "postgres_password")}
+            write_private(workdir / SECRETS_FILE, json.dumps(chosen))
+        suffix = str(saved.get("suffix") or _secret(8).lower())
+        assert self.wheel is not None
+        dist = workdir / "dist"
+        dist.mkdir(exist_ok=True)
+        for old in dist.glob("*.whl"):
+            old.unlink()
+        shutil.copy2(self.wheel, dist / self.wheel.name)
+        self.stack.variables.update(suffix=suffix, orchestrator_wheel=self.wheel.name)
+        self.stack.prepare(module_dir(self.settings, "meta"))  # vars.json with them
+        self.stack.variables.update(chosen)
+
+
+def _secret(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _saved_vars(workdir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((workdir / "vars.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return dict(data) if isinstance(data, dict) else {}
 
 
 def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,10 @@ from cloudbench.platform.terraform import Terraform, TerraformError
 
 logger = logging.getLogger(__name__)
 
-SECRET_VARS = frozenset({"runner_token"})
+SECRET_VARS = frozenset({"runner_token", "admin_token", "postgres_password"})
+# The meta stack's secrets, chosen once by the master, beside its working copy's state
+# (which holds them anyway); private like it.
+SECRETS_FILE = "secrets.json"
 # Destroy evaluates the configuration, so a validated secret needs some value; which one
 # does not matter when the resources are only being deleted.
 DESTROY_PLACEHOLDER = "destroy-only-placeholder-token"
@@ -40,8 +44,14 @@ class AwsSettings(BaseSettings):
     allowed_http_cidrs: str = ""  # comma-separated
     bastion_ssh_cidr: str = ""
     ssh_public_key: str = ""
-    orchestrator_image: str = ""
-    source_repo_url: str = ""
+    # Where the VPC and its one subnet go (empty: the meta stack's defaults).
+    vpc_cidr: str = ""
+    public_subnet_cidr: str = ""
+    # The master reaches the VPC's private addresses (VPN, Direct Connect, or it runs in
+    # the VPC): it talks to the orchestrator's private URL instead of its public one.
+    connect_private: bool = False
+    # The wheel this master was installed from; default: built from its checkout.
+    wheel: Path | None = None
     terraform: str = "terraform"
     terraform_timeout: float | None = None
     infrastructure_dir: Path | None = None
@@ -50,20 +60,19 @@ class AwsSettings(BaseSettings):
     def missing(self) -> list[str]:
         """Required meta inputs that are not set, by environment variable name."""
         names = ["allowed_http_cidrs", "bastion_ssh_cidr", "ssh_public_key"]
-        gone = [f"CLOUDBENCH_AWS_{n.upper()}" for n in names if not getattr(self, n).strip()]
-        if not self.orchestrator_image and not self.source_repo_url:
-            gone.append("CLOUDBENCH_AWS_ORCHESTRATOR_IMAGE or CLOUDBENCH_AWS_SOURCE_REPO_URL")
-        return gone
+        return [f"CLOUDBENCH_AWS_{n.upper()}" for n in names if not getattr(self, n).strip()]
 
     def meta_variables(self) -> dict[str, Any]:
-        return {
+        variables: dict[str, Any] = {
             "region": self.region,
             "allowed_http_cidrs": [c.strip() for c in self.allowed_http_cidrs.split(",") if c],
             "bastion_ssh_cidr": self.bastion_ssh_cidr,
             "ssh_public_key": self.ssh_public_key,
-            "orchestrator_image": self.orchestrator_image,
-            "source_repo_url": self.source_repo_url,
         }
+        for name in ("vpc_cidr", "public_subnet_cidr"):
+            if getattr(self, name):
+                variables[name] = getattr(self, name)
+        return variables
 
     def root(self) -> Path:
         return cloudbench_home() / "terraform" / self.deployment
@@ -89,9 +98,9 @@ class Stack:
 
     def prepare(self, module: Path) -> None:
         # Refresh the .tf files on every use; state and .terraform/ stay in place.
-        # copytree copies what a symlink points to (infrastructure/meta/compose.yaml is
-        # one, to deploy/): terraform only ever sees files inside the working copy.
-        skip = shutil.ignore_patterns(".terraform", "*.tfstate*", "vars.json")
+        # copytree copies what a symlink points to: terraform only ever sees files
+        # inside the working copy (the master adds its wheel and ruby-bench there).
+        skip = shutil.ignore_patterns(".terraform", "*.tfstate*", "vars.json", SECRETS_FILE)
         # State holds every token and password in plain text: the copy is 0700 (and the
         # Terraform wrapper keeps the state files 0600).
         private_dir(self.workdir)
@@ -102,8 +111,12 @@ class Stack:
 
     def terraform(self) -> Terraform:
         s = self.settings
+        env = dict(os.environ)
+        # One provider copy for every working copy (each run's stacks, meta, nuke's).
+        if not env.get("TF_PLUGIN_CACHE_DIR"):
+            env["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache())
         return Terraform(
-            self.workdir, self.log_path, binary=s.terraform, timeout=s.terraform_timeout
+            self.workdir, self.log_path, binary=s.terraform, env=env, timeout=s.terraform_timeout
         )
 
     def apply(self) -> None:
@@ -115,6 +128,20 @@ class Stack:
         tf = self.terraform()
         tf.init()
         tf.destroy(self.variables)
+
+
+def plugin_cache() -> Path:
+    path = cloudbench_home() / "terraform" / "plugin-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def saved_secrets(workdir: Path) -> dict[str, str]:
+    try:
+        data = json.loads((workdir / SECRETS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def recorded_stacks(settings: AwsSettings, run_id: int | None) -> list[Stack]:
@@ -146,6 +173,7 @@ def destroy_recorded(settings: AwsSettings, stacks: list[Stack]) -> list[str]:
     for stack in stacks:
         if "runner_token" in _required(stack.workdir):
             stack.variables["runner_token"] = token
+        stack.variables.update(saved_secrets(stack.workdir))
         try:
             stack.destroy()
         except TerraformError as exc:

@@ -20,7 +20,7 @@ from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
-from cloudbench.master.providers import azure
+from cloudbench.master.providers import azure, suite
 from cloudbench.master.providers.base import (
     MachineRow,
     ProviderContext,
@@ -59,9 +59,13 @@ class CloudProvider:
         self.options = RunnerOptions()
         self.vms: VmWatch | None = None  # once the run's stacks are applied
         self.ec2: Ec2States | None = None  # AWS: instances EC2 says are gone
+        self.ruby_bench: str | None = None
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
+        self.ruby_bench = options.ruby_bench
+        if spec.aws:
+            suite.check(options.ruby_bench)
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
@@ -108,8 +112,12 @@ class CloudProvider:
             variables.update(
                 instance_types=types, instances=ctx.spec.per_instance_type.instances,
                 orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
-                region=out.region, runner_token=ctx.runner_token,
+                region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
             )  # fmt: skip
+            if self.ruby_bench:
+                # Shipped through the bucket: the runners never clone ruby-bench.
+                suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
+                variables["ship_ruby_bench"] = True
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
         if self.max_lifetime_minutes is not None and name in CLOUDS:

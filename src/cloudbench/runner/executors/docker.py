@@ -226,7 +226,9 @@ class DockerExecutor:
         """The ASLR seccomp profile as this engine takes it.
 
         Docker's API wants the profile's JSON text (its CLI reads the file); podman's
-        compatible API wants a path, which it opens itself on this same machine.
+        compatible API wants a path, which it opens itself. The engine may run outside
+        this machine's file system view (a VM using its host's engine), so the path is a
+        copy beside the build files, where the task folders the engine mounts also live.
         """
         if self._security_opt is None:
             try:
@@ -235,7 +237,11 @@ class DockerExecutor:
                 raise ProvisionError(f"container engine error: {exc}") from exc
             podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
             if podman:
-                self._security_opt = [f"seccomp={SECCOMP_PROFILE.resolve()}"]
+                copy = self.build_dir / SECCOMP_PROFILE.name
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                if not copy.is_file() or copy.read_bytes() != SECCOMP_PROFILE.read_bytes():
+                    copy.write_bytes(SECCOMP_PROFILE.read_bytes())
+                self._security_opt = [f"seccomp={copy.resolve()}"]
             else:
                 self._security_opt = [f"seccomp={SECCOMP_PROFILE.read_text()}"]
         return self._security_opt

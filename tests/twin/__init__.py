@@ -1,0 +1,1 @@
+"""The AWS twin (scripts/cloud-twin): test tooling, not product code."""

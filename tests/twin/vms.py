@@ -1,0 +1,303 @@
+"""VMs as containers: one podman container per instance moto reports.
+
+A thread polls DescribeInstances. A new pending/running instance gets a container from
+the twin's VM image (scripts/standin-vm-image.sh) at the instance's private address on
+the twin's network, with an IMDSv2 at 169.254.169.254 in its own network namespace
+(imds.py, started with nsenter) and `vm/init` as PID 1, which runs the user-data as
+cloud-init would. A container that ends by itself was powered off from inside: the twin
+applies the instance's instance_initiated_shutdown_behavior. An instance moto
+terminates or stops loses its container.
+
+By default a VM has no container engine (the user-data's `systemctl enable --now docker`
+starts nothing), so runners use their host executor with the image's Debian Ruby 3.1.
+With --vm-engine the VMs share this machine's engine instead (its socket is the VM's
+/var/run/docker.sock): a runner's benchmark containers are siblings of its VM, and its
+work directory is mounted at the same path on both sides so its bind mounts mean the
+same thing to the engine. The engine's processes are then invisible from the VM, so
+every task fails the `engine_off_benchmark_cpus` check and the report excludes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from tests.twin.core import VM_IMAGE as IMAGE
+
+if TYPE_CHECKING:
+    from tests.twin.core import Twin
+
+log = logging.getLogger("twin.vms")
+
+HERE = Path(__file__).resolve().parent
+SECCOMP = HERE.parents[1] / "src" / "cloudbench" / "runner" / "executors" / "seccomp-aslr.json"
+LIVE = ("pending", "running")
+
+
+@dataclass
+class Vm:
+    instance_id: str
+    alias: str
+    container: str
+    directory: Path
+    started: float = field(default_factory=time.monotonic)
+    imds: subprocess.Popen[bytes] | None = None
+    killed: bool = False
+    gone: bool = False
+    profile: str = ""
+
+
+class VmWatcher:
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+        self.vms: dict[str, Vm] = {}
+        self.held: set[str] = set()  # --no-boot instances kept pending
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="twin-vms", daemon=True)
+        self.ec2 = boto3.client(
+            "ec2",
+            endpoint_url=twin.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="twin",
+            aws_secret_access_key="twin",
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for vm in list(self.vms.values()):
+            self._remove(vm)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self._poll()
+            except Exception:  # the twin must keep watching; the log says what failed
+                log.exception("VM watcher poll failed")
+
+    def _instances(self) -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_instances").paginate()
+        return [dict(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    def _poll(self) -> None:
+        for inst in self._instances():
+            iid, state = inst["InstanceId"], inst["State"]["Name"]
+            alias = next((t["Value"] for t in inst.get("Tags", []) if t["Key"] == "Alias"), "")
+            vm = self.vms.get(iid)
+            if state in LIVE and alias in self.twin.faults.no_boot:
+                self._hold_pending(iid)
+            elif state in LIVE and vm is None:
+                self._boot(inst, alias)
+            elif state in LIVE and vm is not None and not vm.gone:
+                self._refresh(vm, inst)
+            elif state not in LIVE and vm is not None and not vm.gone:
+                log.info("%s is %s: removing its VM", iid, state)
+                self._remove(vm)
+        for vm in list(self.vms.values()):
+            if not vm.gone:
+                self._check(vm)
+
+    def _hold_pending(self, iid: str) -> None:
+        """--no-boot: the instance never leaves `pending` and nothing boots."""
+        from moto.ec2.models import ec2_backends
+
+        from tests.twin.core import ACCOUNT, REGION
+
+        instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
+        instance._state.name, instance._state.code = "pending", 0
+        if iid not in self.held:
+            self.held.add(iid)
+            log.info("%s held pending (--no-boot)", iid)
+
+    def _boot(self, inst: dict[str, Any], alias: str) -> None:
+        iid = inst["InstanceId"]
+        directory = self.twin.state_dir / "vms" / iid
+        work = directory / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        (directory / "imds.json").write_text(json.dumps(self._imds_doc(inst)))
+        name = f"{self.twin.name}-{iid}"
+        # AWS_ENDPOINT_URL stands for the AWS endpoints a VPC reaches; credentials come
+        # from the IMDS (the instance role), as on EC2.
+        env = {"AWS_ENDPOINT_URL": self.twin.endpoint}
+        engine: list[str] = []
+        if self.twin.faults.vm_engine:
+            env["CLOUDBENCH_WORK_DIR"] = str(work)
+            engine = ["-v", "/run/podman/podman.sock:/var/run/docker.sock", "-v", f"{work}:{work}"]
+        stage = self.twin.faults.fail_boot.get(alias)
+        if stage:
+            env["TWIN_FAIL_BOOT"] = stage
+            if stage == "pip":  # pip finds no dependencies, as with a broken mirror
+                env["PIP_FIND_LINKS"] = "/nonexistent-twin-fail-boot"
+        command = [
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            iid,
+            "--network",
+            self.twin.name,
+            "--ip",
+            inst["PrivateIpAddress"],
+            "--label",
+            f"cloudbench-twin={self.twin.name}",
+            # The project's own profile: the default one refuses the personality call
+            # `setarch -R` (ASLR off) needs, which a real VM allows.
+            "--security-opt",
+            f"seccomp={SECCOMP}",
+            "-v",
+            f"{HERE / 'vm'}:/twin:ro",
+            "-v",
+            f"{directory}:/twin-vm",
+            *engine,
+            *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
+            IMAGE,
+            "/twin/init",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        vm = Vm(
+            iid, alias, name, directory, profile=inst.get("IamInstanceProfile", {}).get("Arn", "")
+        )
+        self.vms[iid] = vm
+        if result.returncode != 0:
+            log.error("%s: podman run failed: %s", iid, result.stderr.strip())
+            vm.gone = True
+            return
+        pid = subprocess.run(
+            ["podman", "inspect", "-f", "{{.State.Pid}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for args in (
+            ["link", "set", "lo", "up"],
+            ["addr", "add", "169.254.169.254/32", "dev", "lo"],
+        ):
+            subprocess.run(["nsenter", "-t", pid, "-n", "ip", *args], check=True)
+        with (directory / "imds.log").open("ab") as imds_log:
+            vm.imds = subprocess.Popen(
+                [
+                    "nsenter",
+                    "-t",
+                    pid,
+                    "-n",
+                    sys.executable,
+                    str(HERE / "imds.py"),
+                    str(directory / "imds.json"),
+                ],
+                stdout=imds_log,
+                stderr=imds_log,
+                stdin=subprocess.DEVNULL,
+            )
+        log.info(
+            "%s (%s) booted as container %s at %s",
+            iid,
+            alias or "-",
+            name,
+            inst["PrivateIpAddress"],
+        )
+
+    def _refresh(self, vm: Vm, inst: dict[str, Any]) -> None:
+        """Terraform may attach the instance profile after launch: the IMDS follows."""
+        profile = inst.get("IamInstanceProfile", {}).get("Arn", "")
+        if profile != vm.profile:
+            vm.profile = profile
+            doc = json.dumps(self._imds_doc(inst))
+            tmp = vm.directory / "imds.json.tmp"
+            tmp.write_text(doc)
+            tmp.replace(vm.directory / "imds.json")
+            log.info("%s: instance profile %s", vm.instance_id, profile or "(none)")
+
+    def _imds_doc(self, inst: dict[str, Any]) -> dict[str, Any]:
+        iid = inst["InstanceId"]
+        raw = self.ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
+        user_data = raw.get("UserData", {}).get("Value", "")
+        zone = inst["Placement"]["AvailabilityZone"]
+        meta = {
+            "instance-id": iid,
+            "instance-type": inst["InstanceType"],
+            "ami-id": inst["ImageId"],
+            "placement/region": zone[:-1],
+            "placement/availability-zone": zone,
+            "local-ipv4": inst["PrivateIpAddress"],
+            "instance-life-cycle": "on-demand",
+            "hostname": iid,
+        }
+        profile = inst.get("IamInstanceProfile", {}).get("Arn", "")
+        if profile:
+            role = profile.rsplit("/", 1)[-1]
+            expires = datetime.now(UTC) + timedelta(hours=6)
+            meta["iam/security-credentials/" + role] = json.dumps(
+                {
+                    "Code": "Success",
+                    "Type": "AWS-HMAC",
+                    "AccessKeyId": f"ASIATWIN{iid[-8:]}",
+                    "SecretAccessKey": "twin",
+                    "Token": "twin",
+                    "LastUpdated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            )
+            meta["iam/info"] = json.dumps({"Code": "Success", "InstanceProfileArn": profile})
+        doc: dict[str, Any] = {"meta-data": meta}
+        if user_data:
+            doc["user-data-base64"] = user_data
+        doc["identity"] = {"instanceId": iid, "region": zone[:-1], "availabilityZone": zone}
+        return doc
+
+    def _check(self, vm: Vm) -> None:
+        kill_after = self.twin.faults.kill_vm.get(vm.alias)
+        if kill_after is not None and not vm.killed and time.monotonic() - vm.started > kill_after:
+            log.info("%s killed after %.0fs (--kill-vm)", vm.instance_id, kill_after)
+            vm.killed = True
+            subprocess.run(["podman", "kill", vm.container], capture_output=True, check=False)
+        running = subprocess.run(
+            ["podman", "inspect", "-f", "{{.State.Running}}", vm.container],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if running == "true":
+            return
+        self._remove(vm)
+        if vm.killed or not (vm.directory / "shutdown").is_file():
+            log.info("%s vanished: terminating it in moto", vm.instance_id)
+            self.ec2.terminate_instances(InstanceIds=[vm.instance_id])
+            return
+        attr = self.ec2.describe_instance_attribute(
+            InstanceId=vm.instance_id, Attribute="instanceInitiatedShutdownBehavior"
+        )
+        behaviour = attr.get("InstanceInitiatedShutdownBehavior", {}).get("Value", "stop")
+        log.info(
+            "%s powered off: %s (instance_initiated_shutdown_behavior)", vm.instance_id, behaviour
+        )
+        if behaviour == "terminate":
+            self.ec2.terminate_instances(InstanceIds=[vm.instance_id])
+        else:
+            self.ec2.stop_instances(InstanceIds=[vm.instance_id])
+
+    def _remove(self, vm: Vm) -> None:
+        vm.gone = True
+        if vm.imds is not None:
+            vm.imds.terminate()
+            try:
+                vm.imds.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                vm.imds.kill()
+        subprocess.run(
+            ["podman", "rm", "-f", "-t", "2", vm.container], capture_output=True, check=False
+        )
