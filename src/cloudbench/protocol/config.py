@@ -7,11 +7,12 @@ orchestrator; `RunSpec.request_body()` is what the master posts.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+from cloudbench.protocol.executables import ExecutableSpec, Jit, as_spec, check_entries
 
 PROVIDERS = ("aws", "azure", "local")
 # Bounds that fit every backend's integer column (and JSON numbers) exactly.
@@ -23,6 +24,7 @@ KNOWN_KEYS = frozenset(
     {
         "run_id",
         "ruby_version",
+        "ruby_versions",
         "per_instance_type",
         "runs_per_instance_type",
         "benchmarks",
@@ -46,9 +48,17 @@ PriceKey = Annotated[
 ]
 
 
+RubyVersion = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
+]
+
+
 class InstanceTypeSpec(Strict):
     instance_type: Name
     alias: Name | None = None
+    # This type's own counts; per_instance_type applies where they are left out.
+    tasks: int | None = Field(default=None, ge=1, le=10_000)
+    instances: int | None = Field(default=None, ge=1, le=1_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,10 +88,11 @@ class BenchmarkSettings(Strict):
     warmup_iterations: int | None = Field(default=None, ge=0, le=100_000)
     bench_iterations: int | None = Field(default=None, ge=1, le=100_000)
     min_bench_time: float | None = Field(default=None, ge=0, le=86_400)
-    executables: list[Literal["interp", "yjit"]] = Field(
+    # Plain engine names stay strings (old configs keep their exact shape); see columns().
+    executables: list[Jit | ExecutableSpec] = Field(
         default_factory=lambda: ["yjit"],  # type: ignore[arg-type]
         min_length=1,
-        max_length=2,
+        max_length=12,
     )
     extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=50
@@ -102,6 +113,18 @@ class BenchmarkSettings(Strict):
                     "benchmarks.executables, not the environment)"
                 )
         return value
+
+    @field_validator("executables", mode="before")
+    @classmethod
+    def _executables(cls, value: Any) -> Any:
+        return check_entries(value)
+
+    def columns(self) -> list[ExecutableSpec]:
+        """Every executable as {name, jit, options}, in the order given."""
+        return [as_spec(e) for e in self.executables]
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns()]
 
     @model_validator(mode="after")
     def _default_category(self) -> BenchmarkSettings:
@@ -127,9 +150,9 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
-    ruby_version: Annotated[
-        str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
-    ]
+    # Exactly one of the two: one Ruby, or several compared in the same run.
+    ruby_version: RubyVersion | None = None
+    ruby_versions: list[RubyVersion] | None = Field(default=None, min_length=1, max_length=6)
     per_instance_type: PerInstanceType
     aws: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
     azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=500)
@@ -175,10 +198,39 @@ class RunSpec(BaseModel):
                 seen.add(key)
         return self
 
-    @field_validator("ruby_version")
+    @field_validator("ruby_version", mode="before")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_ruby_key(self) -> RunSpec:
+        if (self.ruby_version is None) == (self.ruby_versions is None):
+            both = self.ruby_version is not None
+            problem = "ruby_version and ruby_versions are both given" if both else "missing"
+            raise ValueError(
+                f"ruby_version: {problem}; give exactly one of ruby_version "
+                '("3.4") and ruby_versions (["3.4", "4.0"])'
+            )
+        rubies = self.ruby_versions or []
+        if len(",".join(rubies)) > 64:
+            raise ValueError("ruby_versions: at most 64 characters in all; list fewer Rubies")
+        for ruby in rubies:
+            if rubies.count(ruby) > 1:
+                raise ValueError(f"ruby_versions: {ruby!r} is listed twice; list each Ruby once")
+        return self
+
+    @property
+    def rubies(self) -> list[str]:
+        """The Rubies this run compares, in the order given (one for ruby_version)."""
+        return list(self.ruby_versions) if self.ruby_versions else [str(self.ruby_version)]
+
+    def counts(self, spec: InstanceTypeSpec) -> PerInstanceType:
+        """Tasks and instances for one instance type: its own, else per_instance_type."""
+        return PerInstanceType(
+            tasks=spec.tasks or self.per_instance_type.tasks,
+            instances=spec.instances or self.per_instance_type.instances,
+        )
 
     @property
     def ignored(self) -> list[str]:
@@ -190,10 +242,12 @@ class RunSpec(BaseModel):
     def normalized(self) -> dict[str, Any]:
         """The canonical form compared when the same run_id is posted twice."""
         return {
-            "ruby_version": self.ruby_version,
+            **self._ruby_keys(),
             "per_instance_type": self.per_instance_type.model_dump(),
             "instance_types": [
-                [p, s.instance_type, s.effective_alias] for p, s in self.instance_types()
+                [p, s.instance_type, s.effective_alias]
+                + ([s.tasks, s.instances] if s.tasks or s.instances else [])
+                for p, s in self.instance_types()
             ],
             "benchmarks": self.benchmarks.model_dump(),
             "max_attempts": self.max_attempts,
@@ -202,7 +256,7 @@ class RunSpec(BaseModel):
     def request_body(self) -> dict[str, Any]:
         """The POST /runs body: only the known fields, so ignored keys stay local."""
         body: dict[str, Any] = {
-            "ruby_version": self.ruby_version,
+            **self._ruby_keys(),
             "per_instance_type": self.per_instance_type.model_dump(),
             "benchmarks": self.benchmarks.model_dump(exclude_none=True),
             "max_attempts": self.max_attempts,
@@ -212,6 +266,11 @@ class RunSpec(BaseModel):
         for provider in self.providers():
             body[provider] = [s.model_dump(exclude_none=True) for s in getattr(self, provider)]
         return body
+
+    def _ruby_keys(self) -> dict[str, Any]:
+        if self.ruby_versions:
+            return {"ruby_versions": list(self.ruby_versions)}
+        return {"ruby_version": self.ruby_version}
 
     def providers(self) -> list[str]:
         """The providers this run has instance types for, in PROVIDERS order."""

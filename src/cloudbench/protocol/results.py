@@ -10,6 +10,10 @@ seen on the slot's CPUs): ``checks.own_core`` is new, ``checks.siblings_idle`` a
 ``slot.concurrent`` cover every runner on the machine, not only the task's own runner;
 ``slot.lease``, ``slot.seen_on_cpus`` and ``benchmark_order`` are new. In older files
 ``own_core`` is None (not recorded) and ``siblings_idle`` only knew the runner's slots.
+Metadata 5 adds the Ruby matrix: ``ruby.ruby_versions`` and ``ruby.rubies`` (every Ruby
+the task ran), per label in ``ruby.executables`` its ``ruby_version``, ``name``, ``jit``,
+``options`` and ``engine_check``, ``benchmark_order.columns`` and ``memory``; a format-4
+file has one Ruby and labels that are engine names.
 Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
 attempt 1 and no history.
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
@@ -27,7 +31,7 @@ from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 2
-METADATA_VERSION = 4
+METADATA_VERSION = 5
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"

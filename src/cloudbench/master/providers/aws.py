@@ -91,7 +91,11 @@ class CloudProvider:
         variables: dict[str, object] = {"run_id": str(ctx.run_id)}
         if name == "aws":
             types = [
-                {"instance_type": s.instance_type, "alias": s.effective_alias}
+                {
+                    "instance_type": s.instance_type,
+                    "alias": s.effective_alias,
+                    "instances": ctx.spec.counts(s).instances,
+                }
                 for s in ctx.instance_types("aws")
             ]
             variables.update(
@@ -111,7 +115,8 @@ class CloudProvider:
             {"instance_type": s.instance_type, "alias": s.effective_alias,
              "architecture": self.sizes[s.instance_type].architecture,
              "premium_io": self.sizes[s.instance_type].premium_io,
-             "gen2": self.sizes[s.instance_type].gen2}
+             "gen2": self.sizes[s.instance_type].gen2,
+             "instances": ctx.spec.counts(s).instances}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {
