@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 import tarfile
@@ -23,47 +22,9 @@ import pytest
 
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.runner.conftest import FAKE_SUITE
+from tests.runner.fake_rubies import fake_ruby
 
 pytestmark = pytest.mark.usefixtures("ruby")
-
-PRELUDE = """\
-version, zjit = ENV.fetch("FAKE_RUBY_VERSION"), ENV.delete("FAKE_ZJIT") == "1"
-yjit = defined?(RubyVM::YJIT.enabled?) && RubyVM::YJIT.enabled?
-marks = "#{yjit ? '+YJIT ' : ''}#{zjit ? '+ZJIT ' : ''}"
-desc = "ruby #{version} (fake ruby for tests, really #{RUBY_VERSION}) #{marks}[x86_64-linux]"
-verbose, $VERBOSE = $VERBOSE, nil
-Object.send(:remove_const, :RUBY_VERSION)
-Object.const_set(:RUBY_VERSION, version)
-Object.send(:remove_const, :RUBY_DESCRIPTION)
-Object.const_set(:RUBY_DESCRIPTION, desc)
-$VERBOSE = verbose
-if ENV["FAKE_HAS_ZJIT"] == "1"
-  RubyVM.const_set(:ZJIT, Module.new) unless defined?(RubyVM::ZJIT)
-  RubyVM::ZJIT.define_singleton_method(:enabled?) { zjit }
-end
-"""
-
-WRAPPER = """\
-#!/bin/bash
-# A fake ruby for tests: the host's Ruby {real} claiming to be Ruby {version}.
-args=(); zjit=0
-for a in "$@"; do
-  if [ "{has_zjit}" = 1 ] && [[ "$a" == --zjit* ]]; then zjit=1; else args+=("$a"); fi
-done
-export FAKE_RUBY_VERSION={version} FAKE_ZJIT=$zjit FAKE_HAS_ZJIT={has_zjit}
-exec {real} -r{prelude} "${{args[@]}}"
-"""
-
-
-def _fake_ruby(home: Path, version: str, has_zjit: bool, real: str) -> None:
-    home.mkdir(exist_ok=True)
-    prelude = home / f"fake-{version}.rb"
-    prelude.write_text(PRELUDE)
-    path = home / ".rubies" / f"ruby-{version}" / "bin" / "ruby"
-    path.parent.mkdir(parents=True)
-    path.write_text(WRAPPER.format(real=real, version=version, has_zjit=int(has_zjit),
-                                   prelude=prelude))  # fmt: skip
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
 def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
@@ -126,8 +87,8 @@ def test_two_fake_rubies_three_engines_tuned_yjit_paired_in_one_process(
 ) -> None:
     home = tmp_path / "home"
     real = os.path.realpath(ruby)
-    _fake_ruby(home, "3.4.1", has_zjit=False, real=real)
-    _fake_ruby(home, "4.0.1", has_zjit=True, real=real)
+    fake_ruby(home, "3.4.1", has_zjit=False, real=real)
+    fake_ruby(home, "4.0.1", has_zjit=True, real=real)
     executables = ["interp", {"name": "yjit-64m", "jit": "yjit",
                               "options": ["--yjit-exec-mem-size=64"]}, "zjit"]  # fmt: skip
     # Ruby 3.4 (fake) has no ZJIT: refused at provision, with the version it reports.
@@ -172,7 +133,7 @@ def test_zjit_on_fake_ruby_4_is_labelled_and_verified(
     orchestrator_server: OrchestratorProcess, tmp_path: Path, ruby: str
 ) -> None:
     home = tmp_path / "home"
-    _fake_ruby(home, "4.0.1", has_zjit=True, real=os.path.realpath(ruby))
+    fake_ruby(home, "4.0.1", has_zjit=True, real=os.path.realpath(ruby))
     body = _body({"ruby_version": "4.0"}, ["interp", "yjit", "zjit"])
     (task,) = _run(orchestrator_server, tmp_path, body, home)
     assert task["status"] == "completed", task
