@@ -32,6 +32,7 @@ def build_report(
     offline: bool = False,
     allow_mixed: bool = False,
     seed: int = DEFAULT_SEED,
+    headline: str | None = None,
 ) -> Report:
     """Read results folders, compute the statistics and write the report files."""
     if not results_dirs:
@@ -45,7 +46,7 @@ def build_report(
         raise ReportInputError(
             f"{results_dirs[0]}: no task with usable results (every task failed or was excluded)"
         )
-    summary = build_summary(results, Options(baseline, resolver, seed))
+    summary = build_summary(results, Options(baseline, resolver, seed, headline))
     target = out or results_dirs[0] / "report"
     index = write(results, summary, target)
     return Report(summary, index, target)

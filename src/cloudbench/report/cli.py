@@ -33,6 +33,11 @@ def print_ranking(console: Console, report: Report) -> None:
         table.add_row(*row)
     console.print(table)
     console.print(f"geomean over {geomean_over(summary)}", soft_wrap=True)
+    from cloudbench.report.matrix import speedup_lines
+
+    console.print(f"headline: {summary['headline_executable']} ({summary['headline_chosen']})")
+    for line in speedup_lines(summary["matrix"]):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if not any(t["usd_per_hour"] is not None for t in summary["instance_types"]):
         console.print('no price for any instance type (give --prices FILE or config "prices")')
     console.print(f"report: {report.index}")
@@ -63,6 +68,9 @@ def report(
     allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
                                      "ruby-bench commit or settings differ."),
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
+    headline: str | None = typer.Option(None, "--headline", help="RUBY/EXECUTABLE to rank "
+                                        "by, e.g. 4.0/zjit (default: the newest Ruby's "
+                                        "fastest verified JIT)."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
     # Piped (e.g. under `cloudbench run`): wide enough that the table stays one line a row.
@@ -73,6 +81,7 @@ def report(
         built = build_report(
             results_dirs, out=out, baseline=baseline, prices_file=prices,
             config_prices=_config_prices(config), offline=offline, allow_mixed=allow_mixed,
+            headline=headline,
         )  # fmt: skip
     except ReportError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

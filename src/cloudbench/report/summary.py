@@ -1,4 +1,5 @@
-"""summary.json (format_version 1): types, ranking, prices, provenance. See docs/report.md."""
+"""summary.json (format_version 2): types, ranking, prices, provenance, the Ruby matrix
+(format 2 adds `matrix` and `headline_chosen`). See docs/report.md."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from cloudbench.platform.prices import Price, PriceResolver
+from cloudbench.report import matrix
 from cloudbench.report.analysis import benchmark_rows
 from cloudbench.report.categories import benchmark_categories, geomean_set
 from cloudbench.report.errors import ReportInputError
@@ -27,7 +29,7 @@ from cloudbench.report.stats import (
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_SEED = 20240601
 
 
@@ -36,6 +38,7 @@ class Options:
     baseline: str | None = None
     resolver: PriceResolver = field(default_factory=lambda: PriceResolver(offline=True))
     seed: int = DEFAULT_SEED
+    headline: str | None = None  # RUBY/EXECUTABLE (report/matrix.py)
 
 
 def headline_executable(results: ResultSet) -> str:
@@ -175,7 +178,9 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     categories = benchmark_categories(results)
     geomean_names = {exe: _fill_executable(entries, cells, results, baseline, exe, categories)
                      for exe in results.executables}  # fmt: skip
-    headline = headline_executable(results)
+    cols = matrix.columns(results, _ruby_version(results.facts["ruby_version"]))
+    picked = matrix.choose_headline(cols, cells, options.headline)
+    headline = picked[0]
     for alias, entry in entries.items():
         chosen = entry["by_executable"].get(headline, {})
         entry["geomean_speedup"] = chosen.get("geomean_speedup")
@@ -209,4 +214,6 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         "instance_types": ordered, "benchmarks": rows,
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],
         "flags": flags, "provenance": provenance(results),
+        "headline_chosen": picked[1],
+        "matrix": matrix.matrix_summary(results, cells, cols, picked, options.seed, categories),
     }  # fmt: skip
