@@ -48,7 +48,7 @@ def test_dry_run_lists_tasks_per_type_and_ruby(harness: Harness) -> None:
     b = next(i for i, ln in enumerate(lines) if ln.startswith("local  local-b"))
     assert lines[b + 1].strip() == "Ruby 3.4: 1 task(s)"
     # 2 names x 2 executables x 2 Rubies x 60 s
-    assert "(480 s per task)" in result.stdout
+    assert "per benchmark and executable on each of 2 Rubies (480 s per task)" in result.stdout
 
 
 def test_matrix_run_counts_per_type_and_ruby_and_records_the_pairing(

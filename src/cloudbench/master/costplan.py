@@ -162,10 +162,11 @@ def _task_seconds(
     names = len(spec.benchmarks.names)
     if not names:
         return None, "no estimate for the whole suite: every VM lives its hard lifetime"
-    columns = len(spec.benchmarks.executables) * len(spec.rubies)
-    seconds = ASSUMED_SECONDS * names * columns
+    rubies = len(spec.rubies)
+    seconds = ASSUMED_SECONDS * names * len(spec.benchmarks.executables) * rubies
     return {("*", "*"): seconds}, (
-        f"assumed {ASSUMED_SECONDS:.0f} s per benchmark, executable and Ruby "
+        f"assumed {ASSUMED_SECONDS:.0f} s per benchmark and executable"
+        f"{f' on each of {rubies} Rubies' if rubies > 1 else ''} "
         f"({seconds:.0f} s per task) + {SETUP_HOURS * 60:.0f} min setup; no earlier runs recorded"
     )
 

@@ -203,15 +203,24 @@ class RunSpec(BaseModel):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _one_ruby_key(self) -> RunSpec:
-        if (self.ruby_version is None) == (self.ruby_versions is None):
-            both = self.ruby_version is not None
+    @model_validator(mode="before")
+    @classmethod
+    def _one_ruby_key(cls, data: Any) -> Any:
+        # Before the fields: with neither key, pydantic would report nothing about Ruby.
+        if not isinstance(data, dict):
+            return data
+        one, many = data.get("ruby_version") is not None, data.get("ruby_versions") is not None
+        if one == many:
+            both = one
             problem = "ruby_version and ruby_versions are both given" if both else "missing"
             raise ValueError(
                 f"ruby_version: {problem}; give exactly one of ruby_version "
                 '("3.4") and ruby_versions (["3.4", "4.0"])'
             )
+        return data
+
+    @model_validator(mode="after")
+    def _rubies_distinct(self) -> RunSpec:
         rubies = self.ruby_versions or []
         if len(",".join(rubies)) > 64:
             raise ValueError("ruby_versions: at most 64 characters in all; list fewer Rubies")
