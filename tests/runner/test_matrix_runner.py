@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("ruby")
 
 
 def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
-         home: Path | None = None) -> list[dict[str, Any]]:  # fmt: skip
+         home: Path | None = None, executor: str = "host") -> list[dict[str, Any]]:  # fmt: skip
     with orch.client() as http:
         response = http.post("/runs", json=body)
         assert response.status_code == 201, response.text
@@ -42,7 +43,7 @@ def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
         proc = subprocess.run(
             [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
              "--provider", "local", "--instance-type", "mx", "--run-id", str(run_id),
-             "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
+             "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
              "--work-dir", str(tmp_path / "work")],
             env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False,
         )  # fmt: skip
@@ -79,6 +80,19 @@ def test_zjit_on_real_ruby_3_1_is_refused_before_any_benchmark(
         "Ruby 3.1.2 has no ZJIT: ask for Ruby 4.0 or later, or drop zjit"
     )
     assert "Running benchmark" not in task.get("output", "")  # nothing ran, nothing labelled
+    assert task["metadata"]["execution"] is None
+
+
+@pytest.mark.container
+def test_zjit_in_the_official_ruby_3_1_image_is_refused_too(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path, container_engine: str
+) -> None:
+    body = _body({"ruby_version": "3.1"}, ["yjit", "zjit"])
+    (task,) = _run(orchestrator_server, tmp_path, body, executor="docker")
+    assert task["error_type"] == "executable_mismatch", task
+    # The image's own patch release (whatever ruby:3.1 resolves to on this engine).
+    line = r"Ruby 3\.1\.\d+ has no ZJIT: ask for Ruby 4\.0 or later, or drop zjit"
+    assert re.fullmatch(line, task["error_message"]), task["error_message"]
     assert task["metadata"]["execution"] is None
 
 
