@@ -30,8 +30,17 @@ def _run(tmp_path: Path) -> Path:
         noise = 1.0 + 0.01 * i  # a task's drift falls on every column alike (paired)
         bench = {label: {n: [t * factor * noise * s for s in (1.0, 1.01, 0.99)]
                          for n in ("fib", "loops")} for label, t in TIMES.items()}  # fmt: skip
-        meta = {"format_version": 5, "ruby": {"ruby_versions": ["3.4", "4.0"],
-                                               "executables": _exes()},
+        code = {"inline_code_size": 1000 * (i + 1), "outlined_code_size": 10}
+        memory = {
+            "yjit@4.0": {
+                "benchmarks": {
+                    "fib": {"jit_code": code},
+                    "loops": {"jit_code": {"inline_code_size": 5}},
+                }
+            }
+        }
+        meta = {"format_version": 5, "memory": memory,
+                "ruby": {"ruby_versions": ["3.4", "4.0"], "executables": _exes()},
                 "checks": {"executables_verified": True}}  # fmt: skip
         tasks.append(SynthTask(i + 1, alias, f"m-{alias}-{i}", bench, metadata=meta))
     return write_run(tmp_path / "results", 1, tasks)
@@ -65,6 +74,12 @@ def test_matrix_speedups_and_default_headline(tmp_path: Path) -> None:
     assert memory["peak_rss_bytes"] == 50 << 20 and memory["vs"] == "interp@4.0"
     assert memory["rss_overhead_vs_interp"] == 1.0
     assert matrix["memory"]["a"]["interp@3.4"]["rss_overhead_vs_interp"] is None
+    # Type a ran tasks 1, 3, 5 (inline code 1000, 3000, 5000): the median task's.
+    assert matrix["memory"]["a"]["yjit@4.0"]["jit_code_bytes"] == {
+        "inline_code_size": 3000.0,
+        "outlined_code_size": 10.0,
+    }
+    assert memory["jit_code_bytes"] == {}
     # Type b is 2x slower than the baseline a on the headline column (unpaired: the
     # tasks' drift differs, so about 0.5).
     b = next(e for e in summary["instance_types"] if e["alias"] == "b")

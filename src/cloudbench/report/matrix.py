@@ -10,7 +10,8 @@ so each ratio here is paired within tasks (groups.paired, stats.paired_speedup_i
 - `ruby_speedups`: per type, each Ruby's column over the oldest Ruby's column with the
   same executable name;
 - `memory`: per type and column the median over tasks of the peak RSS (ruby-bench's
-  `maxrss`), and its ratio to `interp` of the same Ruby.
+  `maxrss`), its ratio to `interp` of the same Ruby, and the JIT's code-size statistics
+  as the runner recorded them (metadata.json `memory`).
 
 The headline defaults to the newest Ruby with its fastest verified JIT (every task that ran
 it passed `checks.executables_verified`); `--headline RUBY/EXECUTABLE` picks another.
@@ -128,6 +129,21 @@ def _peak(cell: Cell | None) -> float | None:
     return float(np.median(peaks)) if peaks.size else None
 
 
+def _jit_code(cell: Cell | None, label: str) -> dict[str, float]:
+    """Per code-size statistic (metadata.json `memory`, format 5): the median over tasks
+    of each task's largest value over its benchmarks; {} when none was recorded."""
+    per_key: dict[str, list[float]] = {}
+    for task in cell.tasks if cell else []:
+        record = (task.metadata.get("memory") or {}).get(label) or {}
+        largest: dict[str, float] = {}
+        for bench in (record.get("benchmarks") or {}).values():
+            for key, value in (bench.get("jit_code") or {}).items():
+                largest[key] = max(largest.get(key, 0.0), float(value))
+        for key, value in largest.items():
+            per_key.setdefault(key, []).append(value)
+    return {k: float(np.median(v)) for k, v in sorted(per_key.items())}
+
+
 def _memory(
     results: ResultSet, cells: dict[tuple[str, str], Cell], cols: list[Column]
 ) -> dict[str, Any]:
@@ -143,6 +159,7 @@ def _memory(
             interp = _peak(cells.get((alias, vs))) if vs else None
             rows[col.label] = {
                 "peak_rss_bytes": peak,
+                "jit_code_bytes": _jit_code(cells.get((alias, col.label)), col.label),
                 "vs": vs if interp else None,
                 "rss_overhead_vs_interp": round(peak / interp, 4) if interp else None,
             }
