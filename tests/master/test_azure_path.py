@@ -89,9 +89,9 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     # Architecture and disk support as the SKU API reported them for that location.
     assert json.loads(tf["TF_VAR_instance_types"]) == [
         {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100", "architecture": "Arm64",
-         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe"},
+         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe", "instances": 1},
         {"instance_type": "Standard_A2_v2", "alias": "Standard_A2_v2", "architecture": "x64",
-         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI"},
+         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI", "instances": 1},
     ]  # fmt: skip
     # Azure VMs are outside the meta VPC: the public URL, not the private one.
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url

@@ -14,6 +14,29 @@ CASES = {
         '{"ruby_version": "3.4", "per_instance_type": {"tasks": 0}, "local": ["x"]}',
         "per_instance_type.tasks: ",
     ),
+    "both_ruby_keys": (
+        '{"ruby_version": "3.4", "ruby_versions": ["3.4", "4.0"], ' + GOOD + "}",
+        "ruby_version: ruby_version and ruby_versions are both given; give exactly one",
+    ),
+    "unknown_engine": (
+        '{"ruby_version": "3.4", "benchmarks": {"executables": ["mjit"]}, ' + GOOD + "}",
+        "benchmarks.executables: item 0 ('mjit') is not an engine; use \"interp\"",
+    ),
+    "option_for_other_jit": (
+        '{"ruby_version": "4.0", "benchmarks": {"executables": [{"name": "z", "jit": "zjit", '
+        '"options": ["--yjit-mem-size=64"]}]}, ' + GOOD + "}",
+        "option '--yjit-mem-size=64' is not allowed for jit zjit; only --zjit-NAME",
+    ),
+    "executable_name_twice": (
+        '{"ruby_version": "3.4", "benchmarks": {"executables": ["yjit", {"name": "yjit", '
+        '"jit": "yjit", "options": ["--yjit-mem-size=64"]}]}, ' + GOOD + "}",
+        "benchmarks.executables: the name 'yjit' is used twice",
+    ),
+    "type_tasks_zero": (
+        '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, '
+        '"local": [{"instance_type": "x", "tasks": 0}]}',
+        "local[0].tasks: Input should be greater than or equal to 1",
+    ),
     "unknown_provider": (
         '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, "gcp": ["n2"]}',
         "gcp: unknown provider; expected one of aws, azure, local",

@@ -116,7 +116,7 @@ def test_three_aliases_on_two_cores_take_turns_task_by_task(harness: Harness) ->
     manifest = json.loads((harness.results / run_id / "manifest.json").read_text())
     metas = [json.loads((harness.results / run_id / t["directory"] / "metadata.json")
                         .read_text()) for t in manifest["tasks"]]  # fmt: skip
-    assert len(metas) == 6 and {m["format_version"] for m in metas} == {4}
+    assert len(metas) == 6 and {m["format_version"] for m in metas} == {5}
     if len(os.sched_getaffinity(0)) < 3:  # fewer cores than types: they share, in turns
         assert "take turns" in err
     for one, other in itertools.combinations(metas, 2):

@@ -48,7 +48,7 @@ def test_manifest_formats_1_and_2_read(tmp_path: Path, version: int) -> None:
 
 def test_a_newer_manifest_says_upgrade(tmp_path: Path) -> None:
     with pytest.raises(ResultsError) as err:
-        verify_archive(_archive(tmp_path, {"format_version": 3, "tasks": [TASK]}), {7})
+        verify_archive(_archive(tmp_path, {"format_version": 4, "tasks": [TASK]}), {7})
     assert "upgrade cloudbench" in str(err.value)
 
 

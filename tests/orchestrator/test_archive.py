@@ -143,7 +143,9 @@ def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> 
         "task_id": 1, "provider": "aws", "instance_type": "c7g.large", "alias": "yjit:fast/1",
         "run_number": 1, "status": "completed", "directory": "yjit_fast_1-1", "error": None,
         "files": sorted(OUTPUTS), "problems": [], "attempt": 1, "attempts": [],
+        "ruby_versions": [],  # manifest 3; the builder's inputs here name no Ruby
     }  # fmt: skip
+    assert body["counts"] == []  # per type x Ruby: no task here names its Ruby
     assert entries[3]["error"] == {"type": "benchmark_failed", "message": "fib crashed"}
     assert entries[3]["files"] == ["error.txt", "stderr.log"]
     assert entries[3]["problems"] == ["skipped duplicate or reserved member 'error.txt'"]

@@ -26,16 +26,18 @@ META = {"task_id": 1, "run_id": 2, "provider": "local", "instance_type": "m", "a
 
 
 def test_manifest_formats_1_and_2_read_and_a_newer_one_is_refused() -> None:
-    # Format 2 (attempt/attempts per task) is what the archive writes now.
+    # Format 3 (format 2's attempt/attempts, plus ruby_versions and counts) is written now.
     written = Manifest(format_version=MANIFEST_VERSION, tasks=[TASK], run_id=3).to_json()
-    assert MANIFEST_VERSION == 2 and b'"format_version": 2' in written
+    assert MANIFEST_VERSION == 3 and b'"format_version": 3' in written
+    two = Manifest.model_validate({"format_version": 2, "tasks": [TASK]})
+    assert two.counts == [] and two.tasks[0].ruby_versions == []
     # Format 1, with and without the key: attempt 1, no history.
     for old in ({"tasks": [TASK], "run_id": 3}, {"format_version": 1, "tasks": [TASK]}):
         manifest = Manifest.model_validate(old)
         assert manifest.format_version == 1 and manifest.tasks[0].label == "m"
         assert manifest.tasks[0].attempt == 1 and manifest.tasks[0].attempts == []
     with pytest.raises(ValidationError, match="newer than this cloudbench reads"):
-        Manifest.model_validate({"format_version": 3, "tasks": [TASK]})
+        Manifest.model_validate({"format_version": 4, "tasks": [TASK]})
     with pytest.raises(ValidationError, match="is not a version"):
         Manifest.model_validate({"format_version": 0, "tasks": [TASK]})
 

@@ -23,12 +23,12 @@ def _run(tmp_path: Path, version: int) -> Path:
     return run
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_formats_1_and_2_read(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_formats_1_2_and_3_read(tmp_path: Path, version: int) -> None:
     run = load_run(_run(tmp_path, version))
     assert run.run_id == 7 and [t.task_id for t in run.tasks] == [1]
 
 
 def test_a_newer_manifest_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ReportInputError, match=r"format_version 3 is newer.*upgrade cloudbench"):
-        load_run(_run(tmp_path, 3))
+    with pytest.raises(ReportInputError, match=r"format_version 4 is newer.*upgrade cloudbench"):
+        load_run(_run(tmp_path, 4))

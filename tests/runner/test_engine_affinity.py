@@ -105,7 +105,7 @@ def _run_fib(ex: DockerExecutor, work: Path) -> tuple[dict[str, Any], AslrState]
     assert result.exit_code == 0, (work / "output.txt").read_text()[-2000:]
     assert result.engine_affinity is not None
     verification = verify_file(
-        work / "out" / "output.json", spec.benchmarks.executables, spec.provisioned.ruby
+        work / "out" / "output.json", spec.benchmarks.column_names(), spec.provisioned.ruby
     )
     assert verification.executables_verified
     return result.engine_affinity, verification.aslr

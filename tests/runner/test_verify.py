@@ -113,7 +113,7 @@ def test_format_3_metadata_reads_engine_and_categories() -> None:
     assert meta.benchmark_categories == {"fib": "micro"}
     assert meta.checks.own_core is None  # format 3 did not read the CPUs from the machine
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
-        TaskMetadata.model_validate({**FORMAT_1, "format_version": 5})
+        TaskMetadata.model_validate({**FORMAT_1, "format_version": 6})
 
 
 def test_format_4_metadata_reads_own_core_and_order() -> None:

@@ -3,7 +3,7 @@ locals {
   # One entry per instance: "<alias>-<n>" => {instance_type, alias}.
   runners = merge([
     for t in var.instance_types : {
-      for n in range(var.instances) : "${t.alias}-${n}" => t
+      for n in range(coalesce(t.instances, var.instances)) : "${t.alias}-${n}" => t
     }
   ]...)
   # Architecture as the EC2 API reports it for the type, not guessed from its name.

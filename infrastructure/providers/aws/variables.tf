@@ -22,6 +22,8 @@ variable "instance_types" {
   type = list(object({
     instance_type = string
     alias         = string
+    # This type's own count (config "instances" on the entry); null: var.instances.
+    instances = optional(number)
   }))
   description = "Instance types to benchmark, each with the alias its results are reported under."
 

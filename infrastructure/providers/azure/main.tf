@@ -5,7 +5,7 @@ locals {
   # One entry per VM: "<alias>-<n>" => {instance_type, alias, architecture, premium_io}.
   runners = merge([
     for t in var.instance_types : {
-      for n in range(var.instances) : "${t.alias}-${n}" => t
+      for n in range(coalesce(t.instances, var.instances)) : "${t.alias}-${n}" => t
     }
   ]...)
   # Canonical's Ubuntu 24.04 LTS; the Arm64 SKU for sizes the Resource SKUs API reports as

@@ -32,6 +32,8 @@ variable "instance_types" {
   type = list(object({
     instance_type = string
     alias         = string
+    # This type's own count (config "instances" on the entry); null: var.instances.
+    instances = optional(number)
     # From the Resource SKUs API (CpuArchitectureType, PremiumIO), filled in by the master.
     architecture         = string
     premium_io           = bool

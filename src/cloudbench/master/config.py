@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cloudbench.master.providers.base import ProviderError, RunnerOptions
 from cloudbench.platform.stacks import AwsSettings, load_settings
 from cloudbench.protocol import KNOWN_KEYS, PROVIDERS, RunSpec, problems
+from cloudbench.protocol.executables import EXECUTABLES_HELP
 
 if TYPE_CHECKING:
     from cloudbench.master.costplan import CostPlan
@@ -28,11 +29,13 @@ CLOUDS = ("aws", "azure")
 # What each field expects, for messages a user can act on without reading the code.
 _EXPECTED = {
     "ruby_version": 'a Ruby version such as "3.4.7", or "system" for the host\'s Ruby',
+    "ruby_versions": 'a list of Ruby versions such as ["3.4", "4.0"]',
     "per_instance_type": 'an object such as {"tasks": 3, "instances": 1}',
     "per_instance_type.tasks": "an integer >= 1 (tasks per instance type)",
     "per_instance_type.instances": "an integer >= 1 (machines/runners per instance type)",
     "run_id": "a positive integer (unix seconds), or leave it out",
     "benchmarks": "an object with names, categories, iteration settings, executables",
+    "benchmarks.executables": EXECUTABLES_HELP,
 }
 
 

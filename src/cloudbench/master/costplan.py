@@ -48,6 +48,8 @@ class Line:
     usd_per_hour: float | None  # per VM; None: no price
     price_source: str
     needed_hours: float  # the estimate before the hard lifetime cuts it
+    # Every task runs every Ruby (paired on the machine): tasks per type x Ruby = tasks.
+    rubies: tuple[str, ...] = ()
 
     @property
     def instance_hours(self) -> float:
@@ -90,6 +92,8 @@ class CostPlan:
                 f"{ln.provider:6} {ln.instance_type:22} {ln.alias:16} {ln.vms:>3} {ln.slots:>5} "
                 f"{ln.tasks:>5} {ln.instance_hours:>7.2f} {price:>8} {cost:>9}"
             )
+            if len(ln.rubies) > 1:
+                rows += [f"{'':6}   Ruby {r}: {ln.tasks} task(s)" for r in ln.rubies]
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
@@ -110,7 +114,10 @@ def lifetime_minutes(spec: RunSpec) -> int:
 
 
 def selection_key(spec: RunSpec) -> str:
-    return json.dumps(spec.benchmarks.model_dump(), sort_keys=True)
+    selection: dict[str, Any] = spec.benchmarks.model_dump()
+    if len(spec.rubies) > 1:  # a task runs every Ruby: longer than a one-Ruby task
+        selection["rubies"] = len(spec.rubies)
+    return json.dumps(selection, sort_keys=True)
 
 
 def estimate_cost(
@@ -119,8 +126,8 @@ def estimate_cost(
     lifetime = lifetime_minutes(spec)
     per_task, basis = _task_seconds(spec, state_dir)
     lines = []
-    per = spec.per_instance_type
     for provider, item in spec.instance_types():
+        per = spec.counts(item)
         seconds = per_task.get((provider, item.instance_type)) if per_task else None
         if seconds is None and per_task is not None:
             seconds = per_task.get(("*", "*"))
@@ -136,7 +143,7 @@ def estimate_cost(
         lines.append(Line(
             provider, item.instance_type, item.effective_alias, per.instances, 1, per.tasks,
             hours, None if price is None else price.usd_per_hour,
-            "" if price is None else price.source, needed,
+            "" if price is None else price.source, needed, tuple(spec.rubies),
         ))  # fmt: skip
     return CostPlan(lines, basis, lifetime)
 
@@ -155,9 +162,11 @@ def _task_seconds(
     names = len(spec.benchmarks.names)
     if not names:
         return None, "no estimate for the whole suite: every VM lives its hard lifetime"
-    seconds = ASSUMED_SECONDS * names * len(spec.benchmarks.executables)
+    rubies = len(spec.rubies)
+    seconds = ASSUMED_SECONDS * names * len(spec.benchmarks.executables) * rubies
     return {("*", "*"): seconds}, (
-        f"assumed {ASSUMED_SECONDS:.0f} s per benchmark and executable "
+        f"assumed {ASSUMED_SECONDS:.0f} s per benchmark and executable"
+        f"{f' on each of {rubies} Rubies' if rubies > 1 else ''} "
         f"({seconds:.0f} s per task) + {SETUP_HOURS * 60:.0f} min setup; no earlier runs recorded"
     )
 

@@ -42,11 +42,11 @@ class CostMeter:
 
     def entries(self, now: datetime | None = None) -> list[CostEntry]:
         now = now or datetime.now(UTC)
-        vms = self.spec.per_instance_type.instances
         out = []
         for provider, item in self.spec.instance_types():
             if provider not in CLOUDS or provider not in self.launched:
                 continue
+            vms = self.spec.counts(item).instances
             start, end = self.launched[provider], self.terminated.get(provider, now)
             hours = vms * max(0.0, (end - start).total_seconds()) / 3600
             price = self.prices.get((provider, item.instance_type))

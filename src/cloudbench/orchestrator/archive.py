@@ -46,6 +46,7 @@ from cloudbench.protocol import (
     ManifestTask,
     TaskStatus,
 )
+from cloudbench.protocol.results import matrix_counts
 
 __all__ = [
     "ArchiveResult",
@@ -82,6 +83,7 @@ class ArchiveTask:
     attempt: int = 1
     # Every ended attempt as in GET /runs/{id}/tasks (JSON-ready dicts).
     attempts: tuple[dict[str, Any], ...] = ()
+    ruby_versions: tuple[str, ...] = ()  # every Ruby the task runs (paired in the task)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class _Entry:
             status=task.status,
             attempt=task.attempt,
             attempts=list(task.attempts),
+            ruby_versions=list(task.ruby_versions),
             directory=self.directory,
             error=error,
             files=sorted(self.files),
@@ -261,6 +264,7 @@ def _manifest(run_id: int, removed_tasks: int, entries: list[_Entry]) -> bytes:
         task_count=len(entries),
         tasks=[entry.manifest_task() for entry in entries],
     )
+    manifest.counts = matrix_counts(manifest.tasks)
     return manifest.to_json()
 
 

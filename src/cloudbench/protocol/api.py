@@ -44,11 +44,17 @@ class TaskAssignment(BaseModel):
     instance_type: str
     alias: str
     run_number: int
-    ruby_version: str
+    ruby_version: str  # the first Ruby when the run compares several
     benchmarks: BenchmarkSettings
     lease: int
     attempt: int = 1
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Every Ruby the task runs (config ruby_versions); None: ruby_version alone.
+    ruby_versions: list[str] | None = None
+
+    @property
+    def rubies(self) -> list[str]:
+        return list(self.ruby_versions) if self.ruby_versions else [self.ruby_version]
 
 
 class PresignedUrls(BaseModel):

@@ -7,11 +7,12 @@ orchestrator; `RunSpec.request_body()` is what the master posts.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudbench.protocol.enums import DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT
+from cloudbench.protocol.executables import ExecutableSpec, Jit, as_spec, check_entries
 from cloudbench.protocol.rubybench_args import extra_arg_problem
 
 PROVIDERS = ("aws", "azure", "local")
@@ -19,7 +20,8 @@ PROVIDERS = ("aws", "azure", "local")
 MAX_RUN_ID = 2**53
 MAX_DB_INT = 2**31 - 1
 # Bounds a person would set (issue 25): one POST /runs once made 200k tasks in 86 s and
-# a 120 MB dashboard page. Tasks are per_instance_type.tasks x instance types.
+# a 120 MB dashboard page. A run's tasks are the sum of each type's tasks (its own
+# `tasks`, else per_instance_type.tasks).
 MAX_TASKS_PER_TYPE = 10_000
 MAX_TYPES_PER_RUN = 200
 MAX_TASKS_PER_RUN = 20_000
@@ -29,6 +31,7 @@ KNOWN_KEYS = frozenset(
     {
         "run_id",
         "ruby_version",
+        "ruby_versions",
         "per_instance_type",
         "runs_per_instance_type",
         "benchmarks",
@@ -52,9 +55,17 @@ PriceKey = Annotated[
 ]
 
 
+RubyVersion = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
+]
+
+
 class InstanceTypeSpec(Strict):
     instance_type: Name
     alias: Name | None = None
+    # This type's own counts; per_instance_type applies where they are left out.
+    tasks: int | None = Field(default=None, ge=1, le=MAX_TASKS_PER_TYPE)
+    instances: int | None = Field(default=None, ge=1, le=1_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -84,10 +95,11 @@ class BenchmarkSettings(Strict):
     warmup_iterations: int | None = Field(default=None, ge=0, le=100_000)
     bench_iterations: int | None = Field(default=None, ge=1, le=100_000)
     min_bench_time: float | None = Field(default=None, ge=0, le=86_400)
-    executables: list[Literal["interp", "yjit"]] = Field(
+    # Plain engine names stay strings (old configs keep their exact shape); see columns().
+    executables: list[Jit | ExecutableSpec] = Field(
         default_factory=lambda: ["yjit"],  # type: ignore[arg-type]
         min_length=1,
-        max_length=2,
+        max_length=12,
     )
     extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
         default_factory=list, max_length=50
@@ -119,6 +131,18 @@ class BenchmarkSettings(Strict):
                 )
         return value
 
+    @field_validator("executables", mode="before")
+    @classmethod
+    def _executables(cls, value: Any) -> Any:
+        return check_entries(value)
+
+    def columns(self) -> list[ExecutableSpec]:
+        """Every executable as {name, jit, options}, in the order given."""
+        return [as_spec(e) for e in self.executables]
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns()]
+
     @model_validator(mode="after")
     def _default_category(self) -> BenchmarkSettings:
         # ruby-bench's headline benchmarks unless the user chose names or categories.
@@ -143,9 +167,9 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     run_id: int | None = Field(default=None, ge=1, le=MAX_RUN_ID)
-    ruby_version: Annotated[
-        str, Field(min_length=1, max_length=64, pattern=r"^(system|[0-9][0-9A-Za-z.\-]*)$")
-    ]
+    # Exactly one of the two: one Ruby, or several compared in the same run.
+    ruby_version: RubyVersion | None = None
+    ruby_versions: list[RubyVersion] | None = Field(default=None, min_length=1, max_length=6)
     per_instance_type: PerInstanceType
     aws: list[InstanceTypeSpec] = Field(default_factory=list, max_length=MAX_TYPES_PER_RUN)
     azure: list[InstanceTypeSpec] = Field(default_factory=list, max_length=MAX_TYPES_PER_RUN)
@@ -187,12 +211,7 @@ class RunSpec(BaseModel):
             raise ValueError(
                 f"aws + azure + local: {types} instance types; at most {MAX_TYPES_PER_RUN} per run"
             )
-        tasks = types * self.per_instance_type.tasks
-        if tasks > MAX_TASKS_PER_RUN:
-            raise ValueError(
-                f"per_instance_type.tasks: {self.per_instance_type.tasks} tasks x {types} "
-                f"instance types = {tasks} tasks; at most {MAX_TASKS_PER_RUN} per run"
-            )
+        self._check_task_total(types)
         for provider in PROVIDERS:
             seen: set[tuple[str, str]] = set()
             for spec in getattr(self, provider):
@@ -202,10 +221,64 @@ class RunSpec(BaseModel):
                 seen.add(key)
         return self
 
-    @field_validator("ruby_version")
+    def _check_task_total(self, types: int) -> None:
+        """Tasks are counted per entry: a type's own `tasks` replaces per_instance_type's."""
+        per_type = self.per_instance_type.tasks
+        tasks = sum(self.counts(spec).tasks for _, spec in self.instance_types())
+        if tasks <= MAX_TASKS_PER_RUN:
+            return
+        if all(spec.tasks is None for _, spec in self.instance_types()):
+            raise ValueError(
+                f"per_instance_type.tasks: {per_type} tasks x {types} "
+                f"instance types = {tasks} tasks; at most {MAX_TASKS_PER_RUN} per run"
+            )
+        raise ValueError(
+            f"tasks: {tasks} tasks over {types} instance types (each type's own tasks, "
+            f"else per_instance_type.tasks = {per_type}); at most {MAX_TASKS_PER_RUN} per run"
+        )
+
+    @field_validator("ruby_version", mode="before")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_ruby_key(cls, data: Any) -> Any:
+        # Before the fields: with neither key, pydantic would report nothing about Ruby.
+        if not isinstance(data, dict):
+            return data
+        one, many = data.get("ruby_version") is not None, data.get("ruby_versions") is not None
+        if one == many:
+            both = one
+            problem = "ruby_version and ruby_versions are both given" if both else "missing"
+            raise ValueError(
+                f"ruby_version: {problem}; give exactly one of ruby_version "
+                '("3.4") and ruby_versions (["3.4", "4.0"])'
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _rubies_distinct(self) -> RunSpec:
+        rubies = self.ruby_versions or []
+        if len(",".join(rubies)) > 64:
+            raise ValueError("ruby_versions: at most 64 characters in all; list fewer Rubies")
+        for ruby in rubies:
+            if rubies.count(ruby) > 1:
+                raise ValueError(f"ruby_versions: {ruby!r} is listed twice; list each Ruby once")
+        return self
+
+    @property
+    def rubies(self) -> list[str]:
+        """The Rubies this run compares, in the order given (one for ruby_version)."""
+        return list(self.ruby_versions) if self.ruby_versions else [str(self.ruby_version)]
+
+    def counts(self, spec: InstanceTypeSpec) -> PerInstanceType:
+        """Tasks and instances for one instance type: its own, else per_instance_type."""
+        return PerInstanceType(
+            tasks=spec.tasks or self.per_instance_type.tasks,
+            instances=spec.instances or self.per_instance_type.instances,
+        )
 
     @property
     def ignored(self) -> list[str]:
@@ -217,10 +290,12 @@ class RunSpec(BaseModel):
     def normalized(self) -> dict[str, Any]:
         """The canonical form compared when the same run_id is posted twice."""
         return {
-            "ruby_version": self.ruby_version,
+            **self._ruby_keys(),
             "per_instance_type": self.per_instance_type.model_dump(),
             "instance_types": [
-                [p, s.instance_type, s.effective_alias] for p, s in self.instance_types()
+                [p, s.instance_type, s.effective_alias]
+                + ([s.tasks, s.instances] if s.tasks or s.instances else [])
+                for p, s in self.instance_types()
             ],
             "benchmarks": self.benchmarks.model_dump(),
             "max_attempts": self.max_attempts,
@@ -229,7 +304,7 @@ class RunSpec(BaseModel):
     def request_body(self) -> dict[str, Any]:
         """The POST /runs body: only the known fields, so ignored keys stay local."""
         body: dict[str, Any] = {
-            "ruby_version": self.ruby_version,
+            **self._ruby_keys(),
             "per_instance_type": self.per_instance_type.model_dump(),
             "benchmarks": self.benchmarks.model_dump(exclude_none=True),
             "max_attempts": self.max_attempts,
@@ -239,6 +314,11 @@ class RunSpec(BaseModel):
         for provider in self.providers():
             body[provider] = [s.model_dump(exclude_none=True) for s in getattr(self, provider)]
         return body
+
+    def _ruby_keys(self) -> dict[str, Any]:
+        if self.ruby_versions:
+            return {"ruby_versions": list(self.ruby_versions)}
+        return {"ruby_version": self.ruby_version}
 
     def providers(self) -> list[str]:
         """The providers this run has instance types for, in PROVIDERS order."""

@@ -10,8 +10,14 @@ seen on the slot's CPUs): ``checks.own_core`` is new, ``checks.siblings_idle`` a
 ``slot.concurrent`` cover every runner on the machine, not only the task's own runner;
 ``slot.lease``, ``slot.seen_on_cpus`` and ``benchmark_order`` are new. In older files
 ``own_core`` is None (not recorded) and ``siblings_idle`` only knew the runner's slots.
+Metadata 5 adds the Ruby matrix: ``ruby.ruby_versions`` and ``ruby.rubies`` (every Ruby
+the task ran), per label in ``ruby.executables`` its ``ruby_version``, ``name``, ``jit``,
+``options`` and ``engine_check``, ``benchmark_order.columns`` and ``memory``; a format-4
+file has one Ruby and labels that are engine names.
 Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
-attempt 1 and no history.
+attempt 1 and no history. Manifest 3 adds each task's ``ruby_versions`` (every Ruby it
+ran) and ``counts``: tasks per instance type x Ruby by status; older manifests read
+with neither (one Ruby, named in each task's metadata.json).
 Readers accept unknown extra keys (a newer writer may add some) but refuse a newer
 format_version, which would mean fields changed meaning.
 """
@@ -26,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
-MANIFEST_VERSION = 2
-METADATA_VERSION = 4
+MANIFEST_VERSION = 3
+METADATA_VERSION = 5
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
@@ -67,10 +73,37 @@ class ManifestTask(_Versioned):
     error: ManifestError | None = None
     files: list[str] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
+    ruby_versions: list[str] = Field(default_factory=list)  # format 3
 
     @property
     def label(self) -> str:
         return self.alias or self.instance_type
+
+
+class MatrixCount(BaseModel):
+    """Manifest 3: how many tasks of one instance type ran one Ruby, by status."""
+
+    provider: str
+    instance_type: str
+    alias: str | None
+    ruby_version: str
+    tasks: int
+    completed: int
+
+
+def matrix_counts(tasks: list[ManifestTask]) -> list[MatrixCount]:
+    """Tasks per (instance type, Ruby); every task counts for each Ruby it ran."""
+    counts: dict[tuple[str, str, str | None, str], list[int]] = {}
+    for task in tasks:
+        for ruby in task.ruby_versions:
+            key = (task.provider, task.instance_type, task.alias, ruby)
+            row = counts.setdefault(key, [0, 0])
+            row[0] += 1
+            row[1] += task.status == TaskStatus.completed
+    return [
+        MatrixCount(provider=p, instance_type=t, alias=a, ruby_version=r, tasks=n, completed=c)
+        for (p, t, a, r), (n, c) in counts.items()
+    ]
 
 
 def check_manifest_version(value: object) -> int:
@@ -89,6 +122,7 @@ class Manifest(_Versioned):
     removed_tasks: int = 0
     task_count: int | None = None
     tasks: list[ManifestTask]
+    counts: list[MatrixCount] = Field(default_factory=list)  # format 3
 
     @field_validator("format_version")
     @classmethod

@@ -40,6 +40,7 @@ def build_report(
     allow_mixed: bool = False,
     seed: int = DEFAULT_SEED,
     against: Sequence[Path] = (),
+    headline: str | None = None,
 ) -> Report:
     """Read results folders, compute the statistics and write the report files."""
     if not results_dirs:
@@ -60,7 +61,7 @@ def build_report(
     # libraries' own warnings are kept off the terminal and only logged at debug level.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = build_summary(results, Options(baseline, resolver, seed))
+        summary = build_summary(results, Options(baseline, resolver, seed, headline))
         summary["answer"] = answer(results, summary)
         if against:
             earlier = merge([load_run(p) for p in against], allow_mixed=True)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 def print_ranking(console: Console, report: Report) -> None:
+    from cloudbench.report.matrix import speedup_lines
     from cloudbench.report.render import geomean_over
     from cloudbench.report.terminal import print_answer
 
@@ -30,6 +31,10 @@ def print_ranking(console: Console, report: Report) -> None:
     for line in (summary.get("comparison") or {}).get("sentences", []):
         console.print(line, markup=False, highlight=False)
     console.print(f"geomean over {geomean_over(summary)}", markup=False, highlight=False)
+    chosen = f"headline: {summary['headline_executable']} ({summary['headline_chosen']})"
+    console.print(chosen, markup=False, highlight=False)
+    for line in speedup_lines(summary["matrix"]):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {report.index}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -72,6 +77,9 @@ def report(
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
     against: list[Path] = typer.Option([], "--against", help="An earlier run (folder or run "
                                        "id in ./results) to compare with; repeatable."),
+    headline: str | None = typer.Option(None, "--headline", help="RUBY/EXECUTABLE to rank "
+                                        "by, e.g. 4.0/zjit (default: the newest Ruby's "
+                                        "fastest verified JIT)."),
 ) -> None:  # fmt: skip
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
     # Piped without COLUMNS: wide enough that the table stays one line a row.
@@ -85,6 +93,7 @@ def report(
             [resolve_run(p) for p in results_dirs], out=out, baseline=baseline,
             prices_file=prices, config_prices=_config_prices(config), offline=offline,
             allow_mixed=allow_mixed, against=[resolve_run(p) for p in against],
+            headline=headline,
         )  # fmt: skip
     except ReportError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

@@ -1,12 +1,11 @@
-"""summary.json (format_version 2): types, ranking, pairs, prices, trust, provenance.
-
-See docs/report.md.
+"""summary.json (format_version 3): types, ranking, pairs, prices, trust, provenance,
+the Ruby matrix (format 3 = format 2's pairs and trust with `matrix` and
+`headline_chosen`). See docs/report.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cloudbench.platform.prices import Price, PriceResolver
+from cloudbench.report import matrix
 from cloudbench.report.analysis import benchmark_rows
 from cloudbench.report.categories import benchmark_categories, geomean_set
 from cloudbench.report.errors import ReportInputError
@@ -36,7 +36,8 @@ from cloudbench.report.trust import trust_row
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: pairwise, reference baseline, trust, pareto_status, notes
+# 2: pairwise, reference baseline, trust, pareto_status, notes; 3: matrix, headline_chosen
+FORMAT_VERSION = 3
 DEFAULT_SEED = 20240601
 
 
@@ -45,13 +46,7 @@ class Options:
     baseline: str | None = None
     resolver: PriceResolver = field(default_factory=lambda: PriceResolver(offline=True))
     seed: int = DEFAULT_SEED
-
-
-def headline_executable(results: ResultSet, compared: Collection[str] = ()) -> str:
-    """yjit when the run has it, else the first executable; of those with a comparison
-    (a benchmark every type ran) when there are any."""
-    exes = [e for e in results.executables if e in compared] or results.executables
-    return "yjit" if "yjit" in exes else exes[0]
+    headline: str | None = None  # RUBY/EXECUTABLE (report/matrix.py)
 
 
 def _comparison(
@@ -219,7 +214,11 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     comparisons = _compare_all(results, cells, baseline, usd, options.seed, categories)
     for exe, cmp in comparisons.items():
         _fill_executable(entries, cmp, baseline, exe)
-    headline = headline_executable(results, comparisons)
+    cols = matrix.columns(results, _ruby_version(results.facts["ruby_version"]))
+    # By default only among columns with a comparison (a benchmark every type ran).
+    offered = cols if options.headline else [c for c in cols if c.label in comparisons] or cols
+    picked = matrix.choose_headline(offered, cells, options.headline)
+    headline = picked[0]
     _yjit_and_reference(entries, cells, baseline, options.seed, categories)
     _hoist(entries, headline, comparisons.get(headline), usd)
     ordered = sorted(entries.values(), key=lambda e: (e["rank"] is None, e["rank"] or 0))
@@ -245,4 +244,6 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],
         "flags": flags, "provenance": provenance(results),
         "notes": report_notes(results, cells, comparisons),
+        "headline_chosen": picked[1],
+        "matrix": matrix.matrix_summary(results, cells, cols, picked, options.seed, categories),
     }  # fmt: skip

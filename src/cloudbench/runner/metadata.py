@@ -1,6 +1,6 @@
 """metadata.json: what ran where, and what was verified, next to every result.
 
-Format 4 (docs/results.md documents every field). The format-1 keys stay at the top level
+Format 5 (docs/results.md documents every field). The format-1 keys stay at the top level
 with their old meaning, so readers of old results keep working.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import cloudbench
 from cloudbench.platform.cpus import parse_cpu_list
 from cloudbench.protocol import METADATA_VERSION, AslrState, Metadata, TaskAssignment
+from cloudbench.runner.columns import task_columns
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
 from cloudbench.runner.ruby_bench import RubyBenchSource, suite_categories
 from cloudbench.runner.slots import Slot, cpu_list
@@ -45,6 +46,9 @@ class TaskFacts:
     env_configured: dict[str, str] = field(default_factory=dict)
     env_unexpected: list[str] = field(default_factory=list)
     failed_benchmarks: dict[str, list[str]] = field(default_factory=dict)
+    rubies: dict[str, Provisioned] = field(default_factory=dict)  # every Ruby of the task
+    engines: dict[str, dict[str, Any]] = field(default_factory=dict)  # engines.py, by label
+    memory: dict[str, Any] = field(default_factory=dict)  # memory.py, by label
 
     def _pinned(self, cpus: set[int]) -> bool:
         seen = (self.seen_on_cpus or {}).get("pinned", [])
@@ -69,16 +73,34 @@ class TaskFacts:
         return not any(c.get("shares_cores") for c in self.concurrent) and not self._pinned(watched)
 
 
+def _provisioned(p: Provisioned) -> dict[str, Any]:
+    return {
+        "ruby": p.ruby, "ruby_description": p.ruby_description,
+        "base_image": p.base_image, "base_image_digest": p.base_image_digest,
+        "image_id": p.image_id, "image_tag": p.image_tag,
+    }  # fmt: skip
+
+
 def _ruby(task: TaskAssignment, facts: TaskFacts, source: RubyBenchSource) -> dict[str, Any]:
     p, v = facts.provisioned, facts.verification
     executables = {}
-    for exe in dict.fromkeys(task.benchmarks.executables):
+    for column in task_columns(task):
+        exe = column.label
         executables[exe] = {
             "ruby_v": v.ruby_v.get(exe) if v else None,
             "ruby_descriptions": v.descriptions.get(exe, []) if v else [],
+            # Format 5: which Ruby, engine and options the label stands for, and the
+            # provision-time probe (RubyVM::*JIT.enabled?; options "not verifiable").
+            "ruby_version": column.ruby_version,
+            "name": column.spec.name,
+            "jit": column.jit,
+            "options": list(column.spec.options),
+            "engine_check": facts.engines.get(exe),
         }
     return {
         "ruby_version": task.ruby_version,
+        "ruby_versions": task.rubies,
+        "rubies": {r: _provisioned(q) for r, q in facts.rubies.items()},
         "ruby": p.ruby if p else None,
         "ruby_description": p.ruby_description if p else None,
         "executables": executables,
@@ -177,6 +199,7 @@ def build_metadata(
         "environment": _environment(facts),
         "noise": facts.noise, "benchmark_timeline": facts.timeline,
         "benchmark_order": facts.order,
+        "memory": facts.memory,
         "execution": {
             "exit_code": r.exit_code, "command": r.command, "timed_out": r.timed_out,
             "duration_seconds": round(r.duration, 3), "container_id": r.container_id,

@@ -61,7 +61,7 @@ def runner_arguments(
     args: list[str], settings: BenchmarkSettings, seed: int | None, interleave: bool
 ) -> list[str]:
     """What follows `ruby` to start ruby-bench: the prelude when shuffling, then its args."""
-    if interleave and len(dict.fromkeys(settings.executables)) > 1:
+    if interleave and args.count("-e") > 1:  # several executables (columns)
         args = ["--interleave", *args]
     if seed is None:
         return ["run_benchmarks.rb", *args]

@@ -156,13 +156,16 @@ def executable_specs(settings: BenchmarkSettings, ruby: str) -> list[str]:
     """`-e NAME::COMMAND` values: the interpreter and/or YJIT of the given Ruby."""
     specs = []
     command = shlex.quote(ruby)  # ruby-bench shell-splits the part after `::`
-    for exe in dict.fromkeys(settings.executables):  # de-duplicated, order kept
-        specs.append(f"{exe}::{command} --yjit" if exe == "yjit" else f"{exe}::{command}")
+    for column in settings.columns():
+        specs.append(" ".join([f"{column.name}::{command}", *column.flags]))
     return specs
 
 
 def build_command(
-    settings: BenchmarkSettings, out_prefix: str, ruby: str = "ruby"
+    settings: BenchmarkSettings,
+    out_prefix: str,
+    ruby: str = "ruby",
+    executables: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """Arguments after `run_benchmarks.rb`, and extra environment for it.
 
@@ -172,7 +175,7 @@ def build_command(
     """
     args = ["--no-sudo", "--no-pinning", f"--out-name={out_prefix}"]
     env: dict[str, str] = {}
-    for spec in executable_specs(settings, ruby):
+    for spec in executables or executable_specs(settings, ruby):
         args.extend(["-e", spec])
     if settings.warmup_iterations is not None:
         args.append(f"--warmup={settings.warmup_iterations}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cloudbench.platform.cpulease import CpuLeases, Lease
 from cloudbench.protocol import TaskAssignment
+from cloudbench.runner.columns import jits, labels, task_columns
 from cloudbench.runner.cpuwatch import CpuWatch
 from cloudbench.runner.environment import unexpected_keys
 from cloudbench.runner.executors.base import ExecutionResult, Provisioned
@@ -20,6 +21,7 @@ from cloudbench.runner.machine_state import (
     noise_between,
     sample_noise,
 )
+from cloudbench.runner.memory import memory_file
 from cloudbench.runner.metadata import TaskFacts, utc_now
 from cloudbench.runner.ordering import new_seed, order_facts
 from cloudbench.runner.output import ResultFormatError, Timeline, read_result_json
@@ -47,7 +49,7 @@ class Provenance:
         self, task: TaskAssignment, slot: Slot, plan: SlotPlan | None, leases: CpuLeases
     ) -> None:
         self.task, self.slot, self.leases = task, slot, leases
-        self.timeline = Timeline(task.benchmarks.executables)
+        self.timeline = Timeline(labels(task))
         self.facts = TaskFacts(started_at=utc_now(), env_configured=dict(task.benchmarks.env))
         if plan is not None:
             self.facts.sharing_slots = plan.sharing(slot.index)
@@ -113,6 +115,15 @@ class Provenance:
         f.timeline = self.timeline.close(utc_now())
         f.order = order_facts(result.command if result else None, self.seed, self._markers,
                               f.timeline)  # fmt: skip
+        f.order["columns"] = [
+            {
+                "label": c.label,
+                "ruby_version": c.ruby_version,
+                "executable": c.spec.name,
+                "jit": c.jit,
+            }
+            for c in task_columns(self.task)
+        ]
         if result is not None:
             image = provisioned is not None and provisioned.image_id is not None
             f.env_unexpected = unexpected_keys(result.environment, f.env_configured, image)
@@ -140,5 +151,6 @@ class Provenance:
             read_result_json(path)
         except ResultFormatError:
             return None  # the result check reports it
-        self.facts.verification = verify_file(path, self.task.benchmarks.executables, ruby)
+        self.facts.verification = verify_file(path, jits(self.task), ruby)
+        self.facts.memory = memory_file(path, task_columns(self.task))
         return self.facts.verification

@@ -23,6 +23,8 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, TaskLost
+from cloudbench.runner.columns import executable_args, labels, task_columns
+from cloudbench.runner.engines import EngineMissing, check_columns
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -107,9 +109,10 @@ class TaskRun:
         self.log_path = self.dir / "output.txt"
         self.runner_log = self.dir / "runner.log"
         self.cancel = threading.Event()
-        self.tracker = ProgressTracker(len(set(task.benchmarks.executables)))
+        self.tracker = ProgressTracker(len(labels(task)))
         self.prov = Provenance(task, slot, machine.plan, machine.leases)
-        self.provisioned: Provisioned | None = None
+        self.provisioned: Provisioned | None = None  # the first Ruby's
+        self.rubies: dict[str, Provisioned] = {}  # every Ruby of the task
         self.result: ExecutionResult | None = None
         self.hb = Heartbeater(
             machine.client, task.id, slot.runner_id, task.lease,
@@ -165,13 +168,32 @@ class TaskRun:
     def _provision(self) -> None:
         self.hb.update(HeartbeatStatus.provision, now=True)
         try:
-            self.provisioned = self.m.executor.provision(self.task.ruby_version)
+            for ruby in self.task.rubies:
+                self.rubies[ruby] = self.m.executor.provision(ruby)
+            self.provisioned = self.rubies[self.task.ruby_version]
+            self._one_process()
         except MachineUnfit as exc:
             self.m.unfit.append(str(exc))
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
+        try:  # before any benchmark: does each Ruby run each engine and its options?
+            self.prov.facts.engines = check_columns(
+                self.m.executor.probe, self.rubies, task_columns(self.task)
+            )
+        except EngineMissing as exc:
+            raise TaskFailure(ErrorType.executable_mismatch, str(exc)) from exc
         self._check_stopped()
+
+    def _one_process(self) -> None:
+        """Several Rubies run in one ruby-bench process: only the host executor has them
+        side by side (a container image holds one Ruby)."""
+        if len(self.rubies) > 1 and any(p.image_id for p in self.rubies.values()):
+            raise ProvisionError(
+                "ruby_versions: several Rubies in one task need the host executor (one "
+                "ruby-bench process runs them all, paired by benchmark); run the runner "
+                "with --executor host and the Rubies installed, or use one ruby_version"
+            )
 
     def _execute(self) -> None:
         assert self.provisioned is not None
@@ -184,6 +206,7 @@ class TaskRun:
             timeout=self.m.settings.task_timeout, keep_on_failure=self.m.settings.debug,
             on_line=self._on_line, cancel=self.cancel, env=env, seed=self.prov.seed,
             interleave=supports_interleave(self.m.source.path),
+            executables=executable_args(self.task, self.rubies),
         )  # fmt: skip
         # A signal arriving now must stop this execution too.
         done = threading.Event()
@@ -346,7 +369,7 @@ class TaskRun:
         f = self.prov.facts
         f.failed_benchmarks = read_failed_benchmarks(self.log_path)
         f.finished_at = f.finished_at or utc_now()  # set when the benchmark gave its CPUs back
-        f.provisioned, f.result = self.provisioned, self.result
+        f.provisioned, f.result, f.rubies = self.provisioned, self.result, self.rubies
         return build_metadata(
             self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
         ).to_dict()

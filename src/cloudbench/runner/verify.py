@@ -1,20 +1,23 @@
-"""Check a task's output.json against what it claims: ASLR off, YJIT only where labelled.
+"""Check a task's output.json against what it claims: ASLR off, each engine where labelled.
 
 Both facts come from ruby-bench's own records: `command_line` (it prefixes
 `setarch <arch> -R` only when that works, silently dropping it otherwise) and the
-`RUBY_DESCRIPTION` each benchmark process reported.
+`RUBY_DESCRIPTION` each benchmark process reported: `+YJIT` for yjit, `+ZJIT` for zjit,
+neither for interp. (Whether `RubyVM::YJIT.enabled?` / `RubyVM::ZJIT.enabled?` is the
+runner's provision-time probe, runner/engines.py.)
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cloudbench.protocol import AslrState
+from cloudbench.protocol.executables import ENGINE_MARK
 
 
 @dataclass
@@ -46,21 +49,24 @@ def aslr_disabled_in(command_line: str) -> bool:
     return "-R" in options or "--addr-no-randomize" in options
 
 
-def _expect(exe: str, description: str) -> str | None:
-    has_yjit = "+YJIT" in description
-    if exe == "yjit" and not has_yjit:
-        return "without +YJIT"
-    if exe == "interp" and has_yjit:
-        return "with +YJIT"
+def _expect(jit: str, description: str) -> str | None:
+    for engine, mark in ENGINE_MARK.items():
+        present = mark in description
+        if jit == engine and not present:
+            return f"without {mark}"
+        if jit != engine and present:
+            return f"with {mark}"
     return None
 
 
-def verify(data: Any, requested: Sequence[str], ruby: str) -> Verification:
-    """`data` is output.json already checked by output.read_result_json."""
+def verify(data: Any, requested: Sequence[str] | Mapping[str, str], ruby: str) -> Verification:
+    """`data` is output.json already checked by output.read_result_json; `requested` the
+    labels, or label → engine (interp, yjit, zjit) where labels are not engine names."""
+    jits = dict(requested) if isinstance(requested, Mapping) else {e: e for e in requested}
     result = Verification()
     metadata, raw = data.get("metadata", {}), data.get("raw_data", {})
     command_lines: list[str] = []
-    for exe in dict.fromkeys(requested):
+    for exe, jit in jits.items():
         benches = raw.get(exe) or {}
         result.ruby_v[exe] = str(metadata.get(exe, ""))
         seen = [str(r.get("RUBY_DESCRIPTION", "")) for r in benches.values()]
@@ -70,10 +76,11 @@ def verify(data: Any, requested: Sequence[str], ruby: str) -> Verification:
             continue
         result.descriptions[exe] = sorted(set(seen))
         for description in result.descriptions[exe]:
-            problem = _expect(exe, description)
+            problem = _expect(jit, description)
             if problem:
+                flag = "" if jit == "interp" else f" --{jit}"
                 result.mismatches.append(
-                    f"executable {exe!r} ({ruby}{' --yjit' if exe == 'yjit' else ''}) ran "
+                    f"executable {exe!r} ({ruby}{flag}) ran "
                     f"{problem}: RUBY_DESCRIPTION {description!r}"
                 )
     if command_lines:
@@ -82,5 +89,7 @@ def verify(data: Any, requested: Sequence[str], ruby: str) -> Verification:
     return result
 
 
-def verify_file(path: Path, requested: Sequence[str], ruby: str) -> Verification:
+def verify_file(
+    path: Path, requested: Sequence[str] | Mapping[str, str], ruby: str
+) -> Verification:
     return verify(json.loads(path.read_text(encoding="utf-8")), requested, ruby)

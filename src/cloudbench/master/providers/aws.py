@@ -106,7 +106,11 @@ class CloudProvider:
         variables: dict[str, object] = {"run_id": str(ctx.run_id)}
         if name == "aws":
             types = [
-                {"instance_type": s.instance_type, "alias": s.effective_alias}
+                {
+                    "instance_type": s.instance_type,
+                    "alias": s.effective_alias,
+                    "instances": ctx.spec.counts(s).instances,
+                }
                 for s in ctx.instance_types("aws")
             ]
             variables.update(
@@ -136,7 +140,8 @@ class CloudProvider:
              "architecture": self.sizes[s.instance_type].architecture,
              "premium_io": self.sizes[s.instance_type].premium_io,
              "gen2": self.sizes[s.instance_type].gen2,
-             "disk_controller_type": self.sizes[s.instance_type].disk_controller}
+             "disk_controller_type": self.sizes[s.instance_type].disk_controller,
+             "instances": ctx.spec.counts(s).instances}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {

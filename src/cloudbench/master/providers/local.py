@@ -54,7 +54,7 @@ class LocalProvider:
         self.work_root: Path | None = None
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
-        if options.executor == "docker" and spec.ruby_version == "system":
+        if options.executor == "docker" and "system" in spec.rubies:
             raise ProviderError(
                 'ruby_version "system" needs the host executor: use --executor host or auto'
             )
@@ -68,7 +68,7 @@ class LocalProvider:
         wanted = [
             (spec, index)
             for spec in ctx.instance_types(self.name)
-            for index in range(1, ctx.spec.per_instance_type.instances + 1)
+            for index in range(1, ctx.spec.counts(spec).instances + 1)
         ]
         groups = cpu_groups(allowed_cpus(), len(wanted))
         for (spec, index), cpus in zip(wanted, groups, strict=True):

@@ -67,6 +67,7 @@ def archive_inputs(*, session: Session, run_pk: int) -> tuple[int, int, list[Arc
             result_key=t.result_key,
             error_key=t.error_key,
             attempt=t.attempt,
+            ruby_versions=tuple(run.ruby_version.split(",")),
             attempts=tuple(
                 attempts.to_wire(a).model_dump(mode="json") for a in ended.get(t.id, [])
             ),

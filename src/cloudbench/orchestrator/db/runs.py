@@ -57,7 +57,7 @@ def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
         external_id = _next_free_run_id(session, int(time.time()))
     run = Run(
         external_id=external_id,
-        ruby_version=spec.ruby_version,
+        ruby_version=",".join(spec.rubies),  # several: the claim hands out the list
         tasks_per_instance_type=spec.per_instance_type.tasks,
         instances_per_instance_type=spec.per_instance_type.instances,
         benchmarks=spec.benchmarks.model_dump(),
@@ -79,7 +79,7 @@ def _create_run_once(session: Session, spec: RunSpec) -> tuple[Run, bool]:
             "lease": 0,
         }
         for provider, it in spec.instance_types()
-        for n in range(1, spec.per_instance_type.tasks + 1)
+        for n in range(1, spec.counts(it).tasks + 1)
     ]
     session.execute(insert(Task), rows)
     return run, True

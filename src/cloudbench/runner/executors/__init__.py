@@ -129,6 +129,10 @@ class AutoExecutor:
         kind = "docker" if spec.provisioned.image_id is not None else "host"
         return self._get(kind).execute(spec)
 
+    def probe(self, provisioned: Provisioned, args: list[str]) -> tuple[int, str]:
+        kind = "docker" if provisioned.image_id is not None else "host"
+        return self._get(kind).probe(provisioned, args)
+
     def close(self) -> None:
         for executor in self._made.values():
             executor.close()

@@ -63,6 +63,9 @@ class ExecutionSpec:
     # executables interleaved with ruby-bench's --interleave.
     seed: int | None = None
     interleave: bool = False
+    # ruby-bench's `-e LABEL::RUBY FLAGS` values (runner/columns.py); empty: one per
+    # benchmarks.executables entry on the provisioned Ruby.
+    executables: list[str] = field(default_factory=list)
 
     @property
     def cpuset(self) -> str:
@@ -94,6 +97,10 @@ class Executor(Protocol):
 
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         """Run ruby-bench for one task; stop early when spec.cancel is set."""
+        ...
+
+    def probe(self, provisioned: Provisioned, args: list[str]) -> tuple[int, str]:
+        """`ruby ARGS` where the benchmarks run: (exit code, stdout and stderr)."""
         ...
 
     def close(self) -> None: ...

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import APIError, BuildError, DockerException, ImageNotFound, NotFound
+from docker.errors import (
+    APIError,
+    BuildError,
+    ContainerError,
+    DockerException,
+    ImageNotFound,
+    NotFound,
+)
 from docker.models.containers import Container
 
 from cloudbench.runner.executors.base import (
@@ -153,9 +160,24 @@ class DockerExecutor:
         description, _, ruby = bytes(output).decode("utf-8", errors="replace").partition("\0")
         return description.strip(), ruby.strip() or "ruby"
 
+    def probe(self, provisioned: Provisioned, args: list[str]) -> tuple[int, str]:
+        image = provisioned.image_tag or provisioned.image_id or ""
+        try:
+            output = self.client.containers.run(
+                image, ["ruby", *args], remove=True, network_mode="none",
+                labels={"cloudbench": "1"}, stderr=True,
+            )  # fmt: skip
+        except ContainerError as exc:
+            stderr = exc.stderr.decode("utf-8", errors="replace") if exc.stderr else str(exc)
+            return int(exc.exit_status), stderr
+        except DockerException as exc:
+            return 125, f"container engine error: {exc}"
+        return 0, bytes(output).decode("utf-8", errors="replace")
+
     # ------------------------------------------------------------ execute
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
-        args, harness_env = build_command(spec.benchmarks, f"{OUT_MOUNT}/{OUT_NAME}", "ruby")
+        out = f"{OUT_MOUNT}/{OUT_NAME}"
+        args, harness_env = build_command(spec.benchmarks, out, "ruby", spec.executables)
         # taskset as well as the cpuset: rootless podman on cgroup v1 ignores --cpuset-cpus.
         ruby_args = runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)
         command = ["taskset", "-c", spec.cpuset, "ruby", *ruby_args]

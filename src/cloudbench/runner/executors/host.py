@@ -122,12 +122,25 @@ class HostExecutor:
                 )
             return self._provisioned[ruby_version]
 
+    def probe(self, provisioned: Provisioned, args: list[str]) -> tuple[int, str]:
+        env, _dropped = host_environment(os.environ, {}, {})
+        try:
+            done = subprocess.run(
+                [provisioned.ruby, *args], env=env, capture_output=True, text=True,
+                timeout=60, check=False, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return 127, str(exc)
+        return done.returncode, done.stdout + done.stderr
+
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         # A private copy: gem benchmarks write lockfiles next to their Gemfile.
         checkout = spec.work_dir / "ruby-bench"
         shutil.copytree(self.source.path, checkout, ignore=shutil.ignore_patterns(".git"))
         ruby = spec.provisioned.ruby
-        args, extra_env = build_command(spec.benchmarks, str(spec.out_dir / OUT_NAME), ruby)
+        args, extra_env = build_command(
+            spec.benchmarks, str(spec.out_dir / OUT_NAME), ruby, spec.executables
+        )
         command = [ruby, *runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)]
         if shutil.which("taskset"):
             command = ["taskset", "-c", spec.cpuset, *command]

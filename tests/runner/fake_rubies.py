@@ -1,0 +1,51 @@
+"""FAKE RUBIES for tests (only Debian's Ruby 3.1 exists here): bash wrappers around the
+host's Ruby that claim another version in RUBY_VERSION and RUBY_DESCRIPTION (which also
+says "fake ruby for tests"), optionally with a fake ZJIT: `--zjit` then sets
+`RubyVM::ZJIT.enabled?` and `+ZJIT`. Without it, `--zjit` reaches the real Ruby 3.1,
+which refuses it as an invalid option. Installed as HOME/.rubies/ruby-VERSION/bin/ruby,
+where the host executor's find_ruby looks.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+PRELUDE = """\
+version, zjit = ENV.fetch("FAKE_RUBY_VERSION"), ENV.delete("FAKE_ZJIT") == "1"
+yjit = defined?(RubyVM::YJIT.enabled?) && RubyVM::YJIT.enabled?
+marks = "#{yjit ? '+YJIT ' : ''}#{zjit ? '+ZJIT ' : ''}"
+desc = "ruby #{version} (fake ruby for tests, really #{RUBY_VERSION}) #{marks}[x86_64-linux]"
+verbose, $VERBOSE = $VERBOSE, nil
+Object.send(:remove_const, :RUBY_VERSION)
+Object.const_set(:RUBY_VERSION, version)
+Object.send(:remove_const, :RUBY_DESCRIPTION)
+Object.const_set(:RUBY_DESCRIPTION, desc)
+$VERBOSE = verbose
+if ENV["FAKE_HAS_ZJIT"] == "1"
+  RubyVM.const_set(:ZJIT, Module.new) unless defined?(RubyVM::ZJIT)
+  RubyVM::ZJIT.define_singleton_method(:enabled?) { zjit }
+end
+"""
+
+WRAPPER = """\
+#!/bin/bash
+# A fake ruby for tests: the host's Ruby {real} claiming to be Ruby {version}.
+args=(); zjit=0
+for a in "$@"; do
+  if [ "{has_zjit}" = 1 ] && [[ "$a" == --zjit* ]]; then zjit=1; else args+=("$a"); fi
+done
+export FAKE_RUBY_VERSION={version} FAKE_ZJIT=$zjit FAKE_HAS_ZJIT={has_zjit}
+exec {real} -r{prelude} "${{args[@]}}"
+"""
+
+
+def fake_ruby(home: Path, version: str, has_zjit: bool, real: str) -> None:
+    home.mkdir(exist_ok=True)
+    prelude = home / f"fake-{version}.rb"
+    prelude.write_text(PRELUDE)
+    path = home / ".rubies" / f"ruby-{version}" / "bin" / "ruby"
+    path.parent.mkdir(parents=True)
+    path.write_text(WRAPPER.format(real=real, version=version, has_zjit=int(has_zjit),
+                                   prelude=prelude))  # fmt: skip
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)

@@ -1,0 +1,159 @@
+"""The Ruby matrix in a real runner process (host executor, fake suite) against a real
+orchestrator on Postgres; metadata.json is read from the uploaded tarball.
+
+Only Debian's Ruby 3.1 exists here, so the positive ZJIT and second-Ruby paths use FAKE
+RUBIES: bash wrappers around the host's Ruby 3.1 that claim to be Ruby 3.4.1 (YJIT, no
+ZJIT: `--zjit` reaches the real 3.1, which refuses it) and Ruby 4.0.1 (with a fake ZJIT:
+`--zjit` sets `RubyVM::ZJIT.enabled?` and `+ZJIT` in RUBY_DESCRIPTION). They say so in
+their own RUBY_DESCRIPTION ("fake"). The negative path uses the real Ruby 3.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.orchestrator_proc import OrchestratorProcess
+from tests.runner.conftest import FAKE_SUITE
+from tests.runner.fake_rubies import fake_ruby
+
+pytestmark = pytest.mark.usefixtures("ruby")
+
+
+def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
+         home: Path | None = None, executor: str = "host") -> list[dict[str, Any]]:  # fmt: skip
+    with orch.client() as http:
+        response = http.post("/runs", json=body)
+        assert response.status_code == 201, response.text
+        run_id = int(response.json()["run_id"])
+    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+           "CLOUDBENCH_HEARTBEAT_INTERVAL": "1"}  # fmt: skip
+    if home is not None:
+        env["HOME"] = str(home)
+    log = tmp_path / f"runner-{run_id}.log"
+    with log.open("wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
+             "--provider", "local", "--instance-type", "mx", "--run-id", str(run_id),
+             "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
+             "--work-dir", str(tmp_path / "work")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    with orch.client() as http:
+        tasks: list[dict[str, Any]] = http.get(f"/runs/{run_id}/tasks").json()["tasks"]
+    for task in tasks:
+        key = task["result_key"] or task["error_key"]
+        (path,) = [p for p in orch.state_dir.rglob("*.tar.gz") if str(p).endswith(key)]
+        with tarfile.open(path) as tar:
+            task["files"] = tar.getnames()
+            member = tar.extractfile("metadata.json")
+            assert member is not None
+            task["metadata"] = json.loads(member.read())
+            if "output.txt" in task["files"]:
+                text = tar.extractfile("output.txt")
+                task["output"] = text.read().decode() if text else ""
+    return tasks
+
+
+def _body(rubies: dict[str, Any], executables: list[Any], tasks: int = 1) -> dict[str, Any]:
+    return {**rubies, "per_instance_type": {"tasks": tasks}, "local": ["mx"],
+            "benchmarks": {"names": ["fib", "loops"], "executables": executables,
+                           "warmup_iterations": 0, "bench_iterations": 1}}  # fmt: skip
+
+
+def test_zjit_on_real_ruby_3_1_is_refused_before_any_benchmark(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path
+) -> None:
+    body = _body({"ruby_version": "3.1"}, ["interp", "yjit", "zjit"])
+    (task,) = _run(orchestrator_server, tmp_path, body)
+    assert (task["status"], task["error_type"]) == ("failed", "executable_mismatch"), task
+    assert task["error_message"] == (
+        "Ruby 3.1.2 has no ZJIT: ask for Ruby 4.0 or later, or drop zjit"
+    )
+    assert "Running benchmark" not in task.get("output", "")  # nothing ran, nothing labelled
+    assert task["metadata"]["execution"] is None
+
+
+@pytest.mark.container
+def test_zjit_in_the_official_ruby_3_1_image_is_refused_too(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path, container_engine: str
+) -> None:
+    body = _body({"ruby_version": "3.1"}, ["yjit", "zjit"])
+    (task,) = _run(orchestrator_server, tmp_path, body, executor="docker")
+    assert task["error_type"] == "executable_mismatch", task
+    # The image's own patch release (whatever ruby:3.1 resolves to on this engine).
+    line = r"Ruby 3\.1\.\d+ has no ZJIT: ask for Ruby 4\.0 or later, or drop zjit"
+    assert re.fullmatch(line, task["error_message"]), task["error_message"]
+    assert task["metadata"]["execution"] is None
+
+
+def test_two_fake_rubies_three_engines_tuned_yjit_paired_in_one_process(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path, ruby: str
+) -> None:
+    home = tmp_path / "home"
+    real = os.path.realpath(ruby)
+    fake_ruby(home, "3.4.1", has_zjit=False, real=real)
+    fake_ruby(home, "4.0.1", has_zjit=True, real=real)
+    executables = ["interp", {"name": "yjit-64m", "jit": "yjit",
+                              "options": ["--yjit-exec-mem-size=64"]}, "zjit"]  # fmt: skip
+    # Ruby 3.4 (fake) has no ZJIT: refused at provision, with the version it reports.
+    both = _body({"ruby_versions": ["3.4", "4.0"]}, executables)
+    (task,) = _run(orchestrator_server, tmp_path, both, home)
+    assert task["error_type"] == "executable_mismatch", task
+    assert task["error_message"] == (
+        "Ruby 3.4.1 has no ZJIT: ask for Ruby 4.0 or later, or drop zjit"
+    )
+    # Without zjit for 3.4 there is no way to ask per Ruby, so: yjit on both Rubies.
+    body = _body({"ruby_versions": ["3.4", "4.0"]}, executables[:2], tasks=2)
+    tasks = _run(orchestrator_server, tmp_path, body, home)
+    assert [t["status"] for t in tasks] == ["completed"] * 2, tasks
+    meta = tasks[0]["metadata"]
+    assert meta["format_version"] == 5
+    assert meta["ruby"]["ruby_versions"] == ["3.4", "4.0"]
+    exes = meta["ruby"]["executables"]
+    assert set(exes) == {"interp@3.4", "yjit-64m@3.4", "interp@4.0", "yjit-64m@4.0"}
+    assert exes["yjit-64m@4.0"]["engine_check"]["yjit_enabled"] is True
+    assert exes["yjit-64m@4.0"]["engine_check"]["options"] == {
+        "--yjit-exec-mem-size=64": "not verifiable"
+    }
+    assert "ruby 4.0.1 (fake" in exes["interp@4.0"]["ruby_descriptions"][0]
+    assert meta["checks"]["executables_verified"] is True
+    # Paired: every benchmark ran on all four columns before the next one started.
+    ran = meta["benchmark_order"]["ran"]
+    assert len(ran) == 8 and meta["benchmark_order"]["interleaved"] is True
+    assert {tuple(r) for r in ran[:4]} == {(e, ran[0][1]) for e in exes}
+    columns = meta["benchmark_order"]["columns"]
+    assert [(c["ruby_version"], c["executable"]) for c in columns] == [
+        ("3.4", "interp"),
+        ("3.4", "yjit-64m"),
+        ("4.0", "interp"),
+        ("4.0", "yjit-64m"),
+    ]
+    memory = meta["memory"]["yjit-64m@4.0"]
+    assert memory["peak_rss_bytes"] > 0 and memory["overhead_vs_interp"]["vs"] == "interp@4.0"
+    assert set(memory["benchmarks"]) == {"fib", "loops"}
+
+
+def test_zjit_on_fake_ruby_4_is_labelled_and_verified(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path, ruby: str
+) -> None:
+    home = tmp_path / "home"
+    fake_ruby(home, "4.0.1", has_zjit=True, real=os.path.realpath(ruby))
+    body = _body({"ruby_version": "4.0"}, ["interp", "yjit", "zjit"])
+    (task,) = _run(orchestrator_server, tmp_path, body, home)
+    assert task["status"] == "completed", task
+    exes = task["metadata"]["ruby"]["executables"]
+    assert exes["zjit"]["engine_check"]["zjit_enabled"] is True
+    assert exes["zjit"]["engine_check"]["yjit_enabled"] is False
+    assert all("+ZJIT" in d for d in exes["zjit"]["ruby_descriptions"])
+    assert not any("+ZJIT" in d for d in exes["yjit"]["ruby_descriptions"])
+    assert task["metadata"]["checks"]["executables_verified"] is True
