@@ -93,3 +93,20 @@ def test_exactly_one_ruby_key() -> None:
         RunSpec.model_validate({**MATRIX, "ruby_versions": ["3.4", "3.4"]})
     with pytest.raises(ValidationError, match="at most 64 characters"):
         RunSpec.model_validate({**MATRIX, "ruby_versions": [f"3.{i}.{'1' * 20}" for i in range(4)]})
+
+
+def _types(*entries: Any, per_type: int) -> dict[str, Any]:
+    return {"ruby_version": "3.4", "per_instance_type": {"tasks": per_type}, "aws": list(entries)}
+
+
+def test_run_bound_counts_each_entrys_own_tasks() -> None:
+    """The 20,000-task bound (issue 25) sums each type's own tasks, else per_instance_type's."""
+    # per_instance_type alone would be 3 x 10,000: the entries' own counts make it 10,002.
+    a, b = {"instance_type": "a", "tasks": 1}, {"instance_type": "b", "tasks": 1}
+    spec = RunSpec.model_validate(_types(a, b, "c", per_type=10_000))
+    assert sum(spec.counts(s).tasks for _, s in spec.instance_types()) == 10_002
+    with pytest.raises(ValidationError, match=r"tasks: 20001 tasks over 3 instance types"):
+        a, b = {"instance_type": "a", "tasks": 10_000}, {"instance_type": "b", "tasks": 10_000}
+        RunSpec.model_validate(_types(a, b, "c", per_type=1))
+    with pytest.raises(ValidationError, match=r"aws\.0\.tasks"):
+        RunSpec.model_validate(_types({"instance_type": "a", "tasks": 10_001}, per_type=1))
