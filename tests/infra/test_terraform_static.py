@@ -192,7 +192,8 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     # The hard lifetime limit comes before anything that could fail or hang.
     assert commands[0].startswith("shutdown -h +90 ")
     # pip takes plain HTTP from a non-local host only when it is a trusted host.
-    assert "ORCHESTRATOR_URL='http://10.42.0.10:8000'" in script
+    assert "ORCHESTRATOR='http://10.42.0.10:8000'" in script
+    assert 'ORCHESTRATOR_URL="$ORCHESTRATOR"' in script
     assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR_URL/dist/"' in script
     # The shipped ruby-bench comes from the bucket; nothing clones it.
     assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
