@@ -109,3 +109,17 @@ def test_old_results_keep_yjit_and_get_its_speedup_over_interp(tmp_path: Path) -
     matrix = summary["matrix"]
     assert _close(matrix["jit_speedups"]["a"]["yjit"]["speedup"]["estimate"], 4.0)
     assert matrix["ruby_speedups"] == {}
+
+
+def test_against_compares_the_headline_column(tmp_path: Path) -> None:
+    """--against between two matrix runs compares the headline column (yjit@4.0), not the
+    first label both runs share (interp@3.4)."""
+    old = _run(tmp_path / "old")
+    new = _run(tmp_path / "new")
+    summary = build_report([new], offline=True, against=[old]).summary
+    comparison = summary["comparison"]
+    assert comparison["executable"] == summary["headline_executable"] == "yjit@4.0"
+    assert {t["alias"] for t in comparison["types"]} == {"a", "b"}
+    assert all(t["verdict"] == "same" for t in comparison["types"])  # the same times
+    wanted = build_report([new], offline=True, against=[old], headline="3.4/interp").summary
+    assert wanted["comparison"]["executable"] == "interp@3.4"

@@ -65,7 +65,7 @@ def build_report(
         summary["answer"] = answer(results, summary)
         if against:
             earlier = merge([load_run(p) for p in against], allow_mixed=True)
-            summary["comparison"] = compare(results, earlier)
+            summary["comparison"] = compare(results, earlier, summary["headline_executable"])
             summary["comparison"]["sentences"] = sentences(summary["comparison"])
         index = write(results, summary, target)
     for warning in caught:

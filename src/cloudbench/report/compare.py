@@ -47,9 +47,13 @@ def _aligned(cell: Cell, names: list[str], tag: str) -> Group:
     return Group(values, cell.group.machines, seed_for(DEFAULT_SEED, cell.alias, tag))
 
 
-def _executable(new: ResultSet, old: ResultSet) -> str | None:
+def _executable(new: ResultSet, old: ResultSet, prefer: str | None) -> str | None:
+    """The report's headline column when both runs have it, else yjit, else the first."""
     both = [e for e in new.executables if e in old.executables]
-    return "yjit" if "yjit" in both else (both[0] if both else None)
+    for wanted in (prefer, "yjit"):
+        if wanted in both:
+            return wanted
+    return both[0] if both else None
 
 
 def _type(new: Cell, old: Cell, categories: dict[str, str]) -> dict[str, Any] | None:
@@ -69,11 +73,15 @@ def _type(new: Cell, old: Cell, categories: dict[str, str]) -> dict[str, Any] | 
     }  # fmt: skip
 
 
-def compare(new: ResultSet, old: ResultSet) -> dict[str, Any]:
-    """summary.json's `comparison`: per type in both runs its change; types in one only."""
-    exe = _executable(new, old)
+def compare(new: ResultSet, old: ResultSet, prefer: str | None = None) -> dict[str, Any]:
+    """summary.json's `comparison`: per type in both runs its change; types in one only.
+    `prefer`: the executable to compare on when both runs have it (the headline)."""
+    exe = _executable(new, old, prefer)
     if exe is None:
-        raise ReportInputError("--against: the two runs share no executable (interp/yjit)")
+        raise ReportInputError(
+            f"--against: the two runs share no executable (this run: "
+            f"{', '.join(new.executables)}; the earlier: {', '.join(old.executables)})"
+        )
     cells_new, cells_old = build_cells(new, DEFAULT_SEED), build_cells(old, DEFAULT_SEED)
     categories = {**benchmark_categories(old), **benchmark_categories(new)}
     types = []
