@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -123,6 +124,50 @@ def test_outputs_of_meta() -> None:
     assert expected | {"bastion_ssh_command"} <= set(outputs)
     assert _one(outputs["admin_token"]["sensitive"]) is True
     assert _one(outputs["runner_token"]["sensitive"]) is True
+
+
+# --- the README of each stack ---------------------------------------------------------------
+
+
+def _readme_rows(module: Path, heading: str) -> dict[str, str]:
+    """Rows of the table under `## heading` in the module's README: name -> its cells."""
+    readme = module / "README.md"
+    assert readme.is_file(), f"{module.relative_to(INFRA)} has no README.md"
+    section = readme.read_text(encoding="utf-8").split(f"\n## {heading}\n", 1)
+    assert len(section) == 2, f"{readme} has no '## {heading}' section"
+    rows = {}
+    for line in section[1].split("\n## ", 1)[0].splitlines():
+        match = re.match(r"^\| `([a-z0-9_]+)`[^|]*\|(.*)\|$", line)
+        if match:
+            # Markdown escapes undone: the cells then read as variables.tf has them.
+            rows[match.group(1)] = html.unescape(match.group(2).replace("\\|", "|"))
+    return rows
+
+
+def _blocks(module: Path, kind: str) -> dict[str, dict[str, Any]]:
+    return {n: b for blk in _module(module).get(kind, []) for n, b in blk.items()}
+
+
+def _description(body: dict[str, Any]) -> str:
+    # python-hcl2 keeps HCL's escaped quotes.
+    return str(_one(body["description"])).replace('\\"', '"')
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_readme_lists_every_input_and_output_as_the_module_has_it(module: Path) -> None:
+    variables, outputs = _blocks(module, "variable"), _blocks(module, "output")
+    inputs = _readme_rows(module, "Inputs")
+    assert set(inputs) == set(variables), "README inputs differ from variables.tf"
+    for name, body in variables.items():
+        row = inputs[name]
+        assert _description(body) in row, f"README row of {name} lacks: {_description(body)}"
+        required = "default" not in body
+        assert ("| required |" in row) == required, f"README row of {name}: default/required"
+    rows = _readme_rows(module, "Outputs")
+    assert set(rows) == set(outputs), "README outputs differ from outputs.tf"
+    for name, body in outputs.items():
+        assert _description(body) in rows[name], f"README row of output {name} is stale"
+    assert "\n## What it costs while up\n" in (module / "README.md").read_text()
 
 
 # --- user-data ----------------------------------------------------------------------------
