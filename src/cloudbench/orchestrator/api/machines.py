@@ -13,6 +13,7 @@ from cloudbench.orchestrator.api.deps import (
     RunnerToken,
     SessionDep,
 )
+from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.db import machines as db_machines
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Machine
@@ -27,7 +28,7 @@ from cloudbench.protocol import (
     MachineReport,
 )
 
-router = APIRouter(tags=["machines"])
+router = APIRouter(tags=["machines"], responses=API)
 
 
 def machine_out(machine: Machine) -> MachineOut:
