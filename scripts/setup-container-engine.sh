@@ -68,6 +68,15 @@ for pid in $(pgrep -f "podman system service --time=0 ${DOCKER_HOST_URL}" || tru
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
 done
+# A live service slow under load (a busy machine) is waited for, not replaced: removing
+# its socket would cut off everyone using it.
+if ! answers && pgrep -f "podman system service --time=0 ${DOCKER_HOST_URL}" >/dev/null; then
+    log "podman system service is running but slow to answer; waiting for it"
+    for _ in $(seq 1 60); do
+        answers && break
+        sleep 1
+    done
+fi
 if ! answers; then
     log "starting podman system service on $DOCKER_HOST_URL"
     mkdir -p "$(dirname "$SOCK_PATH")"

@@ -25,7 +25,9 @@ def ensure_engine() -> str:
 def _ensure_engine() -> str:
     if os.environ.get("DOCKER_HOST") is None and Path("/run/podman/podman.sock").exists():
         os.environ["DOCKER_HOST"] = "unix:///run/podman/podman.sock"
-    if engine_answers():
+    # A socket that exists but is slow under load is waited for (as runners do), not set up
+    # again: the script would replace a live service. No socket at all: False at once.
+    if engine_answers(wait=30):
         return os.environ.get("DOCKER_HOST", "")
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         pytest.skip(

@@ -8,7 +8,6 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -18,6 +17,7 @@ from playwright.sync_api import Browser, expect
 from tests.dashboard.helpers import login
 from tests.dashboard.test_browser import LIVE_TIMEOUT_MS, browser, log_in  # noqa: F401
 from tests.orchestrator.helpers import claim, create_run, upload
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
 CONFIG = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 3, "instances": 1},
@@ -70,9 +70,10 @@ def _finished_run(orch: OrchestratorProcess) -> int:
 def test_dashboard_links_the_finished_runs_report(
     browser: Browser,  # noqa: F811
     sqlite_url: str,
-    orchestrator_factory: Callable[..., OrchestratorProcess],
+    orchestrator_factory: OrchestratorFactory,
 ) -> None:
-    orch = orchestrator_factory(sqlite_url)
+    # In this process: the report is `cloudbench report` in its own process either way.
+    orch = orchestrator_factory(sqlite_url, server="in_process")
     run_id = _finished_run(orch)
     # Not logged in: no report.
     anonymous = httpx.get(f"{orch.url}/dashboard/runs/{run_id}/report", timeout=30)

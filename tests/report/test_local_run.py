@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,14 @@ from tests.master.conftest import (  # noqa: F401  (harness is the fixture)
 )
 
 pytestmark = [needs_ruby, pytest.mark.slow]
+
+
+def _checks(run: Path, err: str) -> str:
+    """Why a task may be missing from the report: the master's warnings and each task's
+    checks (a process pinned to a task's CPUs fails own_core and excludes the task)."""
+    checks = {p.parent.name: json.loads(p.read_text()).get("checks")
+              for p in run.glob("*/metadata.json")}  # fmt: skip
+    return f"{err}\ntasks' checks: {checks}"
 
 
 def test_local_run_ends_with_a_report(harness: Harness) -> None:  # noqa: F811
@@ -33,7 +42,9 @@ def test_local_run_ends_with_a_report(harness: Harness) -> None:  # noqa: F811
     assert entry["alias"] == "this-machine" and entry["usd_per_hour"] == 0.05
     assert entry["yjit_speedup"] is not None  # interp and yjit ran in the same tasks
     assert {b["name"] for b in summary["benchmarks"]} == {"fib", "nbody"}
-    assert "local runners on one machine are one machine" in entry["notes"]
+    assert "local runners on one machine are one machine" in entry["notes"], _checks(
+        harness.results / str(run_id), err
+    )
     assert (report / "index.html").stat().st_size > 1_000_000  # plotly.js inlined
     assert "ranking vs this-machine" in out and "0.0500" in out
     # The runner recorded the suite's categories (tests/fake_ruby_bench/benchmarks.yml) and
@@ -52,7 +63,7 @@ def test_without_prices_the_report_says_so(harness: Harness) -> None:  # noqa: F
     harness.start(harness.config(config), "--yes")
     code, out, err = harness.wait(timeout=240)
     assert code == 0, err
-    assert "no price for any instance type" in out
     run_id = last_json(out)["run_id"]
+    assert "no price for any instance type" in out, _checks(harness.results / str(run_id), err)
     md = (harness.results / str(run_id) / "report" / "summary.md").read_text()
     assert "no price" in md

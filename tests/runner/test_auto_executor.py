@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudbench.runner.executors import AutoExecutor, engine_answers
+from cloudbench.runner.executors import ENGINE_WAIT, AutoExecutor, engine_answers
 from cloudbench.runner.ruby_bench import RubyBenchSource
 
 
@@ -24,7 +24,8 @@ def test_without_engine_everything_runs_on_the_host(
 def test_with_engine_system_goes_to_host_and_versions_to_containers(
     fake_source: RubyBenchSource, tmp_path: Path, container_engine: str
 ) -> None:
-    assert engine_answers()
+    # As `--executor auto` asks (choose's default): a socket busy under load is waited for.
+    assert engine_answers(ENGINE_WAIT)
     auto = AutoExecutor(fake_source, tmp_path, engine=True)
     try:
         host = auto.provision("system")

@@ -17,6 +17,7 @@ from cloudbench.runner.executors.docker import DockerExecutor
 from cloudbench.runner.output import read_result_json
 from cloudbench.runner.ruby_bench import RubyBenchSource
 from cloudbench.runner.verify import verify_file
+from tests.cpus import leased
 
 pytestmark = pytest.mark.container
 RUBY = "3.1"  # the tag the engine recipe provides
@@ -29,6 +30,13 @@ def executor(
     ex = DockerExecutor(fake_source, tmp_path_factory.mktemp("build"))
     yield ex
     ex.close()
+
+
+@pytest.fixture(autouse=True)
+def _cpus_leased() -> Iterator[None]:
+    """The specs pin to this process's CPUs: their leases, as any cloudbench benchmark."""
+    with leased(sorted(os.sched_getaffinity(0)), "docker-executor"):
+        yield
 
 
 def _spec(tmp_path: Path, ex: DockerExecutor, task_id: int, cpus: tuple[int, ...],

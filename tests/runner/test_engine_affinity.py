@@ -29,6 +29,7 @@ from cloudbench.runner.executors.engine_affinity import (
 from cloudbench.runner.ruby_bench import RubyBenchSource
 from cloudbench.runner.verify import verify_file
 from tests import engines
+from tests.cpus import leased
 
 ALL = set(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(ALL) < 2, reason="needs 2 CPUs to keep one for housekeeping")
@@ -101,7 +102,8 @@ def _run_fib(ex: DockerExecutor, work: Path) -> tuple[dict[str, Any], AslrState]
         provisioned=ex.provision("3.1"), cpus=(BENCH,), work_dir=work, out_dir=work / "out",
         log_path=work / "output.txt", timeout=180,
     )  # fmt: skip
-    result = ex.execute(spec)
+    with leased((BENCH,), "engine-affinity"):  # as any cloudbench benchmark holds it
+        result = ex.execute(spec)
     assert result.exit_code == 0, (work / "output.txt").read_text()[-2000:]
     assert result.engine_affinity is not None
     verification = verify_file(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,16 @@ from cloudbench.runner.executors.base import ExecutionSpec, ProvisionError
 from cloudbench.runner.executors.host import HostExecutor, find_ruby, matches
 from cloudbench.runner.output import ProgressTracker, read_result_json
 from cloudbench.runner.ruby_bench import RubyBenchSource
+from tests.cpus import leased
 
-pytestmark = pytest.mark.usefixtures("ruby")
+pytestmark = pytest.mark.usefixtures("ruby", "cpu0_leased")
+
+
+@pytest.fixture
+def cpu0_leased() -> Iterator[None]:
+    """The specs below pin to CPU 0: its lease, as any cloudbench benchmark holds."""
+    with leased((0,), "host-executor"):
+        yield
 
 
 def test_version_matching() -> None:

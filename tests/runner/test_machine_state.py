@@ -12,6 +12,7 @@ from cloudbench.runner.machine_state import (
     sample_noise,
 )
 from cloudbench.runner.metadata import TaskFacts
+from tests.cpus import leased
 
 
 def _write(root: Path, rel: str, text: str) -> None:
@@ -124,17 +125,20 @@ def test_cpu_watch_sees_a_pinned_outsider_but_not_the_task_or_kernel_threads() -
             "t = Time.now; 1 while cpu.() < 0.3 && Time.now - t < 5")  # fmt: skip
     busy = [shutil.which("ruby") or "ruby", "--disable-gems", "-e", loop]
     watch = CpuWatch(frozenset({cpu}), interval=0.2)
-    watch.start("test-cpuwatch")
     pinned = ["taskset", "-c", str(cpu), *busy]
-    task = subprocess.Popen(pinned, start_new_session=True)
-    # Not a child of this process (the watch leaves out what its runner started itself):
-    # started by a shell that exits at once, as a user's `taskset ... &` would be.
-    outsider = int(subprocess.run(["sh", "-c", f"{shlex.join(pinned)} >/dev/null & echo $!"],
-                                  capture_output=True, text=True, check=True).stdout)  # fmt: skip
-    task.wait(timeout=30)
-    while os.path.exists(f"/proc/{outsider}") and "Z" not in _state(outsider):
-        time.sleep(0.05)
-    watch.stop()
+    # The CPU's lease, as a benchmark holds it: runners of other tests wait, not share.
+    with leased((cpu,), "cpuwatch"):
+        watch.start("test-cpuwatch")
+        task = subprocess.Popen(pinned, start_new_session=True)
+        # Not a child of this process (the watch leaves out what its runner started itself):
+        # started by a shell that exits at once, as a user's `taskset ... &` would be.
+        shell = f"{shlex.join(pinned)} >/dev/null & echo $!"
+        started = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True)
+        outsider = int(started.stdout)
+        task.wait(timeout=30)
+        while os.path.exists(f"/proc/{outsider}") and "Z" not in _state(outsider):
+            time.sleep(0.05)
+        watch.stop()
     report = watch.report(session=task.pid, container_id=None)
     assert report["samples"] >= 2 and report["own_session"] == task.pid
     # (Other benchmarks pinned there by tests running in parallel are rightly listed too.)
