@@ -3,7 +3,7 @@
 One twin session and one meta deployment for three runs (issue 23's "Tests for each"),
 each with one instance type under its own alias and one twin fault:
 
-- `--kill-vm killvm:5` with `instances: 2`: one VM is killed 5 s after its runner
+- `--kill-vm killvm:15` with `instances: 2`: one VM is killed 15 s after its runner
   started (the first to start, so the one that claimed the task); EC2 reports it
   terminated, the master hands its task back and the type's other VM completes it.
 - `--fail-boot failboot:pip`: the runner wheel cannot be installed; the user-data's EXIT
@@ -11,7 +11,8 @@ each with one instance type under its own alias and one twin fault:
 - `--no-boot noboot`: EC2 keeps the instance `pending`; the run stops at --boot-timeout
   with "never called in" instead of waiting for Terraform's default 10 minutes.
 
-The second and third runs re-apply the same meta: the orchestrator instance is kept.
+The second and third runs re-apply the same meta: nothing changes (Terraform plans no
+change; the orchestrator instance is kept).
 Then `cloudbench nuke` leaves nothing. Real and stand-in parts: as in test_e2e.py.
 """
 
@@ -49,16 +50,16 @@ python -m tests.twin.inventory >"$OUT/after-nuke.json"
 """
 
 
-def _config(alias: str, instances: int) -> dict[str, object]:
+def _config(alias: str, instances: int, benchmark: str) -> dict[str, object]:
     return {
         "ruby_version": "3.1",
         "per_instance_type": {"tasks": 1, "instances": instances},
         "aws": [{"instance_type": "c7i.large", "alias": alias}],
         "benchmarks": {
-            "names": ["fib"],
+            "names": [benchmark],
             "executables": ["interp"],
-            "warmup_iterations": 1,
-            "bench_iterations": 2,
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
         },
         "prices": {"aws/c7i.large": 0.0893},
     }
@@ -67,8 +68,10 @@ def _config(alias: str, instances: int) -> dict[str, object]:
 def _twin(tmp_path: Path) -> tuple[dict[str, str], Path, Path, float]:
     out, state = tmp_path / "out", tmp_path / "twin"
     out.mkdir()
-    for alias, instances in (("killvm", 2), ("failboot", 1), ("noboot", 1)):
-        (out / f"{alias}.json").write_text(json.dumps(_config(alias, instances)))
+    # killvm's task (the fake suite's `sleepy`: one 60 s iteration) outlasts the kill.
+    runs = (("killvm", 2, "sleepy"), ("failboot", 1, "fib"), ("noboot", 1, "fib"))
+    for alias, instances, benchmark in runs:
+        (out / f"{alias}.json").write_text(json.dumps(_config(alias, instances, benchmark)))
     env = {
         **os.environ,
         "CLOUDBENCH_HOME": str(tmp_path / "home"),
@@ -76,7 +79,7 @@ def _twin(tmp_path: Path) -> tuple[dict[str, str], Path, Path, float]:
         "SUITE": str(SUITE),
         "PYTHONPATH": str(ROOT),
     }
-    faults = ["--kill-vm", "killvm:5", "--fail-boot", "failboot:pip", "--no-boot", "noboot"]
+    faults = ["--kill-vm", "killvm:15", "--fail-boot", "failboot:pip", "--no-boot", "noboot"]
     command = [str(ROOT / "scripts" / "cloud-twin"), "--state-dir", str(state), *faults, "--"]
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -108,9 +111,13 @@ def test_failed_vms_are_noticed_and_named_then_nuke_leaves_nothing(tmp_path: Pat
     # --kill-vm: one VM gone, its task done by the type's other VM.
     assert status["killvm"] == "0", text["killvm"][-6000:]
     assert "vanished: EC2 reports it terminated" in text["killvm"], text["killvm"][-6000:]
-    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if any(p.glob("killvm*"))]
     (output,) = run_dir.glob("killvm*/output.json")
-    assert "fib" in json.loads(output.read_text())["raw_data"]["interp"]
+    assert "sleepy" in json.loads(output.read_text())["raw_data"]["interp"]
+    (task,) = json.loads((run_dir / "manifest.json").read_text())["tasks"]
+    first, *_, last = task["attempts"]
+    assert first["error_type"] == "instance_terminated", task
+    assert task["status"] == "completed" and last["host"] != first["host"], task
 
     # --fail-boot: the cause line, from the VM's own report, reaches the terminal.
     assert status["failboot"] == "1", text["failboot"][-6000:]
@@ -125,6 +132,11 @@ def test_failed_vms_are_noticed_and_named_then_nuke_leaves_nothing(tmp_path: Pat
     first = json.loads((out / "after-killvm.json").read_text())
     last = json.loads((out / "after-noboot.json").read_text())
     assert len(first["instances"]) == 2 and first["instances"] == last["instances"], (first, last)
+    # Re-applying meta for the second and third runs planned no change at all.
+    meta_log = (tmp_path / "logs" / "meta-default.log").read_text()
+    applies = [line for line in meta_log.splitlines() if line.startswith("Apply complete!")]
+    assert len(applies) == 3 and "Resources: 0 added" not in applies[0], applies
+    assert all("0 added, 0 changed, 0 destroyed" in line for line in applies[1:]), applies
     # And nuke leaves nothing.
     assert status["nuke"] == "0", (out / "nuke.out").read_text()[-3000:]
     after = json.loads((out / "after-nuke.json").read_text())
