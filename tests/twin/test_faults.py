@@ -122,7 +122,9 @@ def test_failed_vms_are_noticed_and_named_then_nuke_leaves_nothing(tmp_path: Pat
     # --fail-boot: the cause line, from the VM's own report, reaches the terminal.
     assert status["failboot"] == "1", text["failboot"][-6000:]
     assert "every runner of failboot has exited with 1 task(s) left: VM i-" in text["failboot"]
-    assert "boot/runner error: failed at step 'installing the runner wheel" in text["failboot"]
+    cause = "boot/runner error: failed at step 'installing the runner wheel from the orchestrator'"
+    # ... ending with pip's own last line, the failed command's.
+    assert f"{cause} (exit 1): ERROR: No matching distribution found" in text["failboot"]
 
     # --no-boot: stopped at the deadline, not after Terraform's 10 minutes.
     assert status["noboot"] == "1", text["noboot"][-6000:]
