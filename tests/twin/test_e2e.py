@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_LIMIT + 240)]
 STEPS = """
 set -u
 cloudbench run "$CONFIG" --ruby-bench "$SUITE" --yes; echo "run=$?" >>"$OUT/status"
+python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
 python -m tests.twin.inventory >"$OUT/before-nuke.json"
 cloudbench nuke --provider aws --yes; echo "nuke=$?" >>"$OUT/status"
 python -m tests.twin.inventory >"$OUT/after-nuke.json"
@@ -88,6 +89,12 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     assert not summary["excluded"], summary["excluded"]
 
+    # Both runner VMs reported their stages to the orchestrator, up to `finished`.
+    machines = json.loads((out / "machines.json").read_text())["machines"]
+    stages = {m["alias"]: m["stage"] for m in machines}
+    assert stages == {"c7i": "finished", "c7g": "finished"}, machines
+    assert all(m["provider"] == "aws" and m["instance_id"].startswith("i-") for m in machines)
+
     # Before the nuke the shared meta deployment was still there; after it, nothing is.
     before = json.loads((out / "before-nuke.json").read_text())
     assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
@@ -100,3 +107,6 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
     # Four VMs booted through their user-data: orchestrator, bastion and two runners.
     consoles = [p.read_text() for p in state.glob("vms/*/console.log")]
     assert len(consoles) == 4 and all("[twin-vm] booting" in c for c in consoles), consoles
+    # The runners' user-data wrote its steps to the serial console (GetConsoleOutput).
+    runners = [c for c in consoles if "cloudbench i-" in c]
+    assert len(runners) == 2 and all("starting the runner" in c for c in runners), consoles

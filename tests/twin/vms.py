@@ -19,6 +19,7 @@ every task fails the `engine_off_benchmark_cpus` check and the report excludes i
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import subprocess
@@ -55,6 +56,8 @@ class Vm:
     killed: bool = False
     gone: bool = False
     profile: str = ""
+    runner: bool = False  # its user-data is a cloudbench runner's
+    runner_at: float | None = None  # when its console said the runner started
 
 
 class VmWatcher:
@@ -62,6 +65,7 @@ class VmWatcher:
         self.twin = twin
         self.vms: dict[str, Vm] = {}
         self.held: set[str] = set()  # --no-boot instances kept pending
+        self.killed_aliases: set[str] = set()  # --kill-vm ends one VM per alias
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="twin-vms", daemon=True)
         self.ec2 = boto3.client(
@@ -172,6 +176,10 @@ class VmWatcher:
         vm = Vm(
             iid, alias, name, directory, profile=inst.get("IamInstanceProfile", {}).get("Arn", "")
         )
+        doc = json.loads((directory / "imds.json").read_text())
+        vm.runner = b"cloudbench runner bootstrap" in base64.b64decode(
+            doc.get("user-data-base64", "")
+        )
         self.vms[iid] = vm
         if result.returncode != 0:
             log.error("%s: podman run failed: %s", iid, result.stderr.strip())
@@ -261,9 +269,17 @@ class VmWatcher:
 
     def _check(self, vm: Vm) -> None:
         kill_after = self.twin.faults.kill_vm.get(vm.alias)
-        if kill_after is not None and not vm.killed and time.monotonic() - vm.started > kill_after:
-            log.info("%s killed after %.0fs (--kill-vm)", vm.instance_id, kill_after)
+        if (
+            kill_after is not None
+            and vm.alias not in self.killed_aliases
+            and time.monotonic() - self._kill_clock(vm) > kill_after
+        ):
+            # One VM of the type, as when a single instance is reclaimed or crashes.
+            log.info(
+                "%s killed %.0fs after its runner started (--kill-vm)", vm.instance_id, kill_after
+            )
             vm.killed = True
+            self.killed_aliases.add(vm.alias)
             subprocess.run(["podman", "kill", vm.container], capture_output=True, check=False)
         running = subprocess.run(
             ["podman", "inspect", "-f", "{{.State.Running}}", vm.container],
@@ -289,6 +305,19 @@ class VmWatcher:
             self.ec2.terminate_instances(InstanceIds=[vm.instance_id])
         else:
             self.ec2.stop_instances(InstanceIds=[vm.instance_id])
+
+    def _kill_clock(self, vm: Vm) -> float:
+        """--kill-vm counts from the runner's start (the user-data's "starting the runner"
+        on the console), so the VM killed first is the one that claimed work first; a
+        user-data that never says so counts from boot."""
+        if vm.runner_at is None:
+            try:
+                console = (vm.directory / "console.log").read_bytes()
+            except OSError:
+                console = b""
+            if b"starting the runner" in console or not vm.runner:
+                vm.runner_at = time.monotonic() if vm.runner else vm.started
+        return vm.runner_at if vm.runner_at is not None else float("inf")
 
     def _remove(self, vm: Vm) -> None:
         vm.gone = True

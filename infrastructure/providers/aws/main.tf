@@ -188,4 +188,10 @@ resource "aws_instance" "runner" {
   # default_tags do not reach volumes created with the instance.
   volume_tags = { Project = "cloudbench", RunId = var.run_id }
   tags        = { Name = "${local.name}-${each.key}", Alias = each.value.alias }
+
+  # An instance EC2 keeps `pending` would hold the apply (and the run) for the provider's
+  # default 10 min: the master's --boot-timeout bounds it, as it bounds calling in.
+  timeouts {
+    create = "${var.boot_timeout_seconds}s"
+  }
 }

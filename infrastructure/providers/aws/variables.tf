@@ -91,6 +91,17 @@ variable "orchestrator_port" {
   }
 }
 
+variable "boot_timeout_seconds" {
+  type        = number
+  description = "How long an instance may stay pending before the apply fails (the master's --boot-timeout)."
+  default     = 900
+
+  validation {
+    condition     = var.boot_timeout_seconds >= 10
+    error_message = "boot_timeout_seconds must be at least 10."
+  }
+}
+
 variable "max_lifetime_minutes" {
   type        = number
   description = "Hard limit on an instance's life: it powers off (and so terminates) after this many minutes whatever it is doing. Keep it above the runner's task timeout (6 h by default) plus setup."

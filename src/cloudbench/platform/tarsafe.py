@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import os
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from zlib_ng import gzip_ng, zlib_ng
 
@@ -95,6 +96,43 @@ def gunzip(fileobj: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], gzip_ng.GzipNGFile(fileobj=fileobj, mode="rb"))  # type: ignore[no-untyped-call]
 
 
+class _ForwardOnly(io.RawIOBase):
+    """A stream that cannot seek (an S3 object's body) made seekable forward only, by
+    reading: gzip's reader refuses every seek over such a stream, while tarfile's ordinary
+    mode seeks to where it already is or beyond."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self._inner, self._pos = inner, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._inner.read(-1 if size is None else size)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset if whence == os.SEEK_SET else self._pos + offset
+        if whence not in (os.SEEK_SET, os.SEEK_CUR) or target < self._pos:
+            raise io.UnsupportedOperation("this stream only seeks forward")
+        while self._pos < target and self.read(min(_CHUNK, target - self._pos)):
+            pass
+        return self._pos
+
+
 @contextmanager
 def open_tar(fileobj: IO[bytes], *, gzipped: bool = True) -> Iterator[tarfile.TarFile]:
     """A TarFile reading `fileobj` front to back in linear time (see the module doc).
@@ -104,6 +142,8 @@ def open_tar(fileobj: IO[bytes], *, gzipped: bool = True) -> Iterator[tarfile.Ta
     """
     with ExitStack() as stack:
         raw = stack.enter_context(gunzip(fileobj)) if gzipped else fileobj
+        if not fileobj.seekable():
+            raw = cast(IO[bytes], _ForwardOnly(raw))
         tar = stack.enter_context(tarfile.open(fileobj=raw, mode="r:", tarinfo=BoundedTarInfo))
         yield tar
         if gzipped:

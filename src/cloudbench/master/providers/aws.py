@@ -34,12 +34,15 @@ from cloudbench.platform.azure import AzureSettings
 from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.stacks import Stack
 from cloudbench.platform.terraform import TerraformError
+from cloudbench.platform.timefmt import duration
 from cloudbench.protocol import MachineList, RunSpec
 
 logger = logging.getLogger(__name__)
 
 MODULES = {"aws": "providers/aws", "azure": "providers/azure", "local": "providers/local"}
 CLOUDS = ("aws", "azure")
+# Terraform's AWS provider, when an instance stays pending past its create timeout.
+STUCK_PENDING = "timeout while waiting for state to become 'running'"
 APPLIED = ".cloudbench-applied"  # in a stack's working copy once its apply succeeded
 
 
@@ -117,6 +120,7 @@ class CloudProvider:
                 instance_types=types, instances=ctx.spec.per_instance_type.instances,
                 orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
                 region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
+                boot_timeout_seconds=int(self.options.boot_timeout),
             )  # fmt: skip
             if self.ruby_bench:
                 # Shipped through the bucket: the runners never clone ruby-bench.
@@ -193,6 +197,11 @@ class CloudProvider:
         return None
 
     def _hint(self, stack: Stack, exc: TerraformError) -> str | None:
+        if stack.name == "aws" and STUCK_PENDING in (exc.log_tail or ""):
+            return (
+                f"stack aws: a VM never called in within --boot-timeout "
+                f"{duration(self.options.boot_timeout)}: EC2 kept it pending"
+            )
         if stack.name != "azure" or self.azure is None:
             return None
         return azure.quota_hint(exc.log_tail, self.azure.location)
