@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from cloudbench.platform.cpulease import DEFAULT_DIR, lease_dir
 from tests.twin.core import VM_IMAGE as IMAGE
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ class VmWatcher:
             env["TWIN_FAIL_BOOT"] = stage
             if stage == "pip":  # pip finds no dependencies, as with a broken mirror
                 env["PIP_FIND_LINKS"] = "/nonexistent-twin-fail-boot"
+        shared = lease_dir()
+        shared.mkdir(parents=True, exist_ok=True)  # its runners make it 1777 on first use
         command = [
             "podman",
             "run",
@@ -167,6 +170,11 @@ class VmWatcher:
             f"{HERE / 'vm'}:/twin:ro",
             "-v",
             f"{directory}:/twin-vm",
+            # Every twin VM runs on this machine's CPUs: they share its machine-wide CPU
+            # leases, so their benchmarks take turns with every other cloudbench benchmark
+            # here instead of being someone's `taskset` on its CPUs.
+            "-v",
+            f"{shared}:{DEFAULT_DIR}",
             *engine,
             *[a for k, v in env.items() for a in ("-e", f"{k}={v}")],
             IMAGE,

@@ -194,6 +194,9 @@ class CpuWatch:
             }  # fmt: skip
             restricted = bool(seen.allowed) and not self._online <= seen.allowed
             (pinned if restricted and seen.allowed & self.cpus else floating).append(entry)
+        # Most CPU time first: past MAX_LISTED, what is cut is what mattered least (a busy
+        # machine's many short pinned jobs once pushed a real intruder off a pid-ordered list).
+        pinned.sort(key=lambda e: (-float(e["cpu_seconds"]), int(e["pid"])))
         floating.sort(key=lambda e: -float(e["cpu_seconds"]))
         return {
             "cpus": _cpu_text(self.cpus),
