@@ -54,6 +54,10 @@ class Runner:
         """Run until no work is left; StartupError when this machine cannot do the work."""
         s = self.settings
         s.work_dir.mkdir(parents=True, exist_ok=True)
+        # Before any thread starts (the reporter's, the client's): threads keep the
+        # affinity they were born with, and a runner thread left on another runner's
+        # benchmark CPU is what that runner's CPU watch rightly flags.
+        self._pin_housekeeping()
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )
@@ -78,7 +82,6 @@ class Runner:
         problem = leases.check()
         if problem:
             raise StartupError(problem)
-        self._pin_housekeeping()
         source = prepare_source(s.ruby_bench, s.ruby_bench_commit, s.work_dir / "cache")
         executor = choose(
             s.executor,
