@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -23,13 +24,14 @@ import pytest
 
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.runner.conftest import FAKE_SUITE
-from tests.runner.fake_rubies import fake_ruby
+from tests.runner.fake_rubies import FAKE_IMAGE_REPO, fake_ruby, fake_ruby_image
 
 pytestmark = pytest.mark.usefixtures("ruby")
 
 
 def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
-         home: Path | None = None, executor: str = "host") -> list[dict[str, Any]]:  # fmt: skip
+         home: Path | None = None, executor: str = "host",
+         more: tuple[str, ...] = ()) -> list[dict[str, Any]]:  # fmt: skip
     with orch.client() as http:
         response = http.post("/runs", json=body)
         assert response.status_code == 201, response.text
@@ -44,7 +46,7 @@ def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
             [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
              "--provider", "local", "--instance-type", "mx", "--run-id", str(run_id),
              "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
-             "--work-dir", str(tmp_path / "work")],
+             "--work-dir", str(tmp_path / "work"), *more],
             env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False,
         )  # fmt: skip
     assert proc.returncode == 0, log.read_text()[-4000:]
@@ -157,3 +159,68 @@ def test_zjit_on_fake_ruby_4_is_labelled_and_verified(
     assert all("+ZJIT" in d for d in exes["zjit"]["ruby_descriptions"])
     assert not any("+ZJIT" in d for d in exes["yjit"]["ruby_descriptions"])
     assert task["metadata"]["checks"]["executables_verified"] is True
+
+
+@pytest.mark.container
+def test_two_fake_ruby_images_alternate_by_benchmark_one_process_each(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path, container_engine: str
+) -> None:
+    """STAND-IN RUBY IMAGES (the official ruby:3.1 image with a fake `ruby` claiming
+    3.4.1 or 4.0.1, tests/runner/fake_rubies.py): one image per Ruby, so the task runs one
+    ruby-bench process per (Ruby, benchmark), alternating, and merges their results."""
+    fake_ruby_image(tmp_path, "3.4.1", has_zjit=False)
+    fake_ruby_image(tmp_path, "4.0.1", has_zjit=True)
+    executables = [
+        "interp",
+        {"name": "yjit-64m", "jit": "yjit", "options": ["--yjit-exec-mem-size=64"]},
+    ]
+    body = _body({"ruby_versions": ["3.4", "4.0"]}, executables)
+    body["benchmarks"]["names"] = ["fib", "loops", "strings"]
+    more = ("--ruby-image", FAKE_IMAGE_REPO)
+    (task,) = _run(orchestrator_server, tmp_path, body, executor="docker", more=more)
+    assert task["status"] == "completed", task
+    meta = task["metadata"]
+    assert meta["executor"] == "docker" and meta["checks"]["executables_verified"] is True
+    exes = meta["ruby"]["executables"]
+    assert "ruby 3.4.1 (fake" in exes["yjit-64m@3.4"]["ruby_descriptions"][0]
+    assert "ruby 4.0.1 (fake" in exes["interp@4.0"]["ruby_descriptions"][0]
+    assert all("+YJIT" in d for d in exes["yjit-64m@4.0"]["ruby_descriptions"])
+    rubies = meta["ruby"]["rubies"]
+    assert rubies["3.4"]["image_id"] != rubies["4.0"]["image_id"]
+    assert rubies["4.0"]["base_image"] == f"{FAKE_IMAGE_REPO}:4.0"
+    order = meta["benchmark_order"]
+    assert order["interleaved"] is True and order["shuffled"] is True
+    assert order["alternated"].startswith("by benchmark")
+    listing, *runs = order["processes"]
+    assert (listing["ruby_version"], listing["benchmark"], listing["exit_code"]) == ("3.4", None, 0)
+    # One process per (Ruby, benchmark), each in its own container; benchmarks in the
+    # seeded order, the Rubies alternating and reversed on every other benchmark.
+    assert len(runs) == 6 and all(r["exit_code"] == 0 for r in runs), runs
+    assert len({r["container_id"] for r in runs}) == 6
+    shuffled = ["fib", "loops", "strings"]
+    random.Random(order["seed"]).shuffle(shuffled)
+    assert [(r["benchmark"], r["ruby_version"]) for r in runs] == [
+        (shuffled[0], "3.4"),
+        (shuffled[0], "4.0"),
+        (shuffled[1], "4.0"),
+        (shuffled[1], "3.4"),
+        (shuffled[2], "3.4"),
+        (shuffled[2], "4.0"),
+    ]
+    assert all(
+        r["labels"] == [f"interp@{r['ruby_version']}", f"yjit-64m@{r['ruby_version']}"]
+        for r in runs
+    )
+    # What really ran (from the progress lines), in that order: both columns of a Ruby
+    # in its process, interleaved, before the other Ruby's process.
+    ran = [tuple(r) for r in order["ran"]]
+    assert [b for _, b in ran[::2]] == [r["benchmark"] for r in runs]
+    assert [e.split("@")[1] for e, _ in ran[::2]] == [r["ruby_version"] for r in runs]
+    assert set(ran) == {
+        (f"{e}@{v}", b) for e in ("interp", "yjit-64m") for v in ("3.4", "4.0") for b in shuffled
+    }
+    # The merged output.json: every (label, benchmark), each from its one process.
+    assert task["files"].count("output.json") == 1
+    memory = meta["memory"]["yjit-64m@4.0"]
+    assert set(memory["benchmarks"]) == set(shuffled) and memory["peak_rss_bytes"] > 0
+    assert meta["checks"]["own_core"] is True, meta["slot"]["seen_on_cpus"]

@@ -61,6 +61,10 @@ def runner(
     ruby_image_digest: Annotated[
         str | None, _opt("RUBY_IMAGE_DIGEST", "sha256:... of the ruby:<version> image.")
     ] = None,
+    ruby_image: Annotated[
+        str | None,
+        _opt("RUBY_IMAGE", "Repository of the Ruby images (default ruby): <it>:<version>."),
+    ] = None,
     executor: Annotated[str | None, _opt("EXECUTOR", "docker, host or auto.")] = None,
     ruby_bench: Annotated[
         str | None, _opt("RUBY_BENCH", "ruby-bench git URL[@ref] or local directory.")

@@ -1,9 +1,11 @@
 """A task's columns: every (Ruby, executable) it runs, under ruby-bench's executable names.
 
 One ruby-bench process runs them all (`-e "LABEL::RUBY FLAGS"`, interleaved by
-benchmark), so every ratio between two columns is paired within the task: the same
-machine, the same minutes. With one Ruby the labels are the executable names ("yjit",
-"yjit-64m"); with several, "NAME@RUBY" ("zjit@4.0").
+benchmark) where one process can reach every Ruby (the host executor); in containers
+(one Ruby per image) the task alternates its Rubies by benchmark, one process per
+(Ruby, benchmark) (runner/alternate.py). Either way every ratio between two columns is
+paired within the task: the same machine, the same minutes. With one Ruby the labels
+are the executable names ("yjit", "yjit-64m"); with several, "NAME@RUBY" ("zjit@4.0").
 """
 
 from __future__ import annotations
@@ -51,10 +53,15 @@ def ruby_command(provisioned: Provisioned) -> str:
     return "ruby" if provisioned.image_id is not None else provisioned.ruby
 
 
-def executable_args(task: TaskAssignment, provisioned: dict[str, Provisioned]) -> list[str]:
-    """`-e` values for ruby-bench: `LABEL::RUBY FLAGS` (it shell-splits after `::`)."""
+def executable_args(
+    task: TaskAssignment, provisioned: dict[str, Provisioned], ruby: str | None = None
+) -> list[str]:
+    """`-e` values for ruby-bench: `LABEL::RUBY FLAGS` (it shell-splits after `::`), for
+    every column, or only those of one Ruby (`ruby`, as requested)."""
     out = []
     for column in task_columns(task):
+        if ruby is not None and column.ruby_version != ruby:
+            continue
         command = shlex.quote(ruby_command(provisioned[column.ruby_version]))
         out.append(" ".join([f"{column.label}::{command}", *column.spec.flags]))
     return out

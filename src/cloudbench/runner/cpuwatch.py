@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,14 +179,20 @@ class CpuWatch:
         seen.last_ticks = stat.ticks
 
     def report(
-        self, session: int | None, container_id: str | None, helper: int | None = None
+        self,
+        session: int | None,
+        container_id: str | None,
+        helper: int | None = None,
+        more: Sequence[tuple[int | None, str | None, int | None]] = (),
     ) -> dict[str, Any]:
         """What was seen on the CPUs, without the task's own processes: the benchmark's
-        `session` (host), or the container's cgroup or descendants of its `helper`."""
+        `session` (host), or the container's cgroup or descendants of its `helper`; `more`:
+        the same for the task's other processes (several Rubies: runner/alternate.py)."""
         pinned: list[dict[str, Any]] = []
         floating: list[dict[str, Any]] = []
+        owners = [(session, container_id, helper), *more]
         for pid, seen in sorted(self._seen.items()):
-            if seen.on_watched_ticks <= 0 or self._ours(seen, session, container_id, helper):
+            if seen.on_watched_ticks <= 0 or any(self._ours(seen, *o) for o in owners):
                 continue
             entry = {
                 "pid": pid, "session": seen.sid, "comm": seen.comm,

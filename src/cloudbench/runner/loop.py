@@ -90,6 +90,7 @@ class Runner:
             s.ruby_image_digest,
             self._affinity(),
             engine_wait=s.engine_wait,
+            ruby_image=s.ruby_image,
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
         machine = Machine(

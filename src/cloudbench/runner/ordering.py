@@ -8,6 +8,12 @@ it through a short prelude (`ruby -e PRELUDE -- SEED run_benchmarks.rb ARGS`) th
 shuffles `BenchmarkSuite#benchmarks` with the task's seed and says so on stdout; a
 ruby-bench without that class runs in its own order and says that instead. The order
 that really ran is read back from the progress lines (metadata.json `benchmark_order`).
+
+Several Rubies in containers cannot share one process (an image holds one Ruby), so the
+task alternates them by benchmark itself (runner/alternate.py): a listing prelude asks
+the suite which benchmarks its filters select (`BenchmarkSuite#benchmarks`, so names,
+prefixes, regexps and categories mean exactly what they mean to ruby-bench), then each
+(Ruby, benchmark) runs in its own ruby-bench process, restricted to that one benchmark.
 """
 
 from __future__ import annotations
@@ -38,6 +44,25 @@ $stdout.flush
 $0 = script
 load File.expand_path(script)
 """
+LISTED = "cloudbench: benchmarks selected: "
+# ARGV: ONLY SCRIPT ARGS. ONLY "": print the selected names and stop before running any;
+# else run only the benchmark named ONLY (exactly: no prefix or regexp matching).
+PICK_PRELUDE = f"""\
+only = ARGV.shift; script = ARGV.shift
+require File.realpath("lib/benchmark_suite.rb")
+BenchmarkSuite.prepend(Module.new do
+  define_method(:benchmarks) do
+    if only.empty?
+      puts "{LISTED}#{{super().map(&:name).join(' ')}}"
+      $stdout.flush
+      exit!(0)
+    end
+    @cloudbench_only ||= super().select {{ |entry| entry.name == only }}
+  end
+end)
+$0 = script
+load File.expand_path(script)
+"""
 
 
 @lru_cache(maxsize=8)
@@ -58,11 +83,18 @@ def new_seed() -> int:
 
 
 def runner_arguments(
-    args: list[str], settings: BenchmarkSettings, seed: int | None, interleave: bool
+    args: list[str],
+    settings: BenchmarkSettings,
+    seed: int | None,
+    interleave: bool,
+    pick: str | None = None,
 ) -> list[str]:
-    """What follows `ruby` to start ruby-bench: the prelude when shuffling, then its args."""
+    """What follows `ruby` to start ruby-bench: the prelude when shuffling (or listing or
+    picking one benchmark: `pick`, "" lists), then its args."""
     if interleave and args.count("-e") > 1:  # several executables (columns)
         args = ["--interleave", *args]
+    if pick is not None:
+        return ["-e", PICK_PRELUDE, "--", pick, "run_benchmarks.rb", *args]
     if seed is None:
         return ["run_benchmarks.rb", *args]
     return ["-e", PRELUDE, "--", str(seed), "run_benchmarks.rb", *args]

@@ -57,6 +57,16 @@ class ProgressTracker:
         self._done = 0
         self.current: str | None = None
         self.percent: float = 0.0
+        self._base, self._share = 0.0, 1.0  # this process's part of the task
+
+    def restart(self, executables: int, base: float, share: float) -> None:
+        """A new ruby-bench process (runner/alternate.py) for `executables`, covering the
+        fraction `share` of the task after the fraction `base` already done."""
+        with self._lock:
+            self.executables = max(1, executables)
+            self._pass = self._last_index = self._done = 0
+            self._base, self._share = base, share
+            self.percent = round(100.0 * base, 1)
 
     def feed(self, line: str) -> bool:
         """Consume one output line; True when it moved the progress."""
@@ -74,7 +84,8 @@ class ProgressTracker:
                 self._last_index = progress.index
                 done = self._pass * progress.total + progress.index - 1
             self.current = progress.name
-            self.percent = round(100.0 * min(done, total) / total, 1) if total else 0.0
+            part = min(done, total) / total if total else 0.0
+            self.percent = round(100.0 * (self._base + self._share * part), 1)
         return True
 
     def snapshot(self) -> tuple[str | None, float]:
@@ -219,6 +230,13 @@ class Timeline:
                 "executable": executable, "benchmark": progress.name,
                 "started_at": now, "finished_at": None,
             })  # fmt: skip
+
+    def restart(self, executables: Sequence[str]) -> None:
+        """A new ruby-bench process (runner/alternate.py) for these executables: its
+        progress counts start again; the entries so far stay."""
+        with self._lock:
+            self.executables = list(dict.fromkeys(executables)) or ["?"]
+            self._pass, self._last_index = 0, 0
 
     def _finish(self, now: str) -> None:
         if self.entries and self.entries[-1]["finished_at"] is None:

@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cloudbench.platform.cpulease import CpuLeases, Lease
 from cloudbench.protocol import TaskAssignment
+from cloudbench.runner.alternate import HOW
 from cloudbench.runner.columns import jits, labels, task_columns
 from cloudbench.runner.cpuwatch import CpuWatch
 from cloudbench.runner.environment import unexpected_keys
@@ -35,13 +37,21 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
-def _task_processes(result: ExecutionResult | None) -> tuple[int | None, str | None, int | None]:
+Owner = tuple[int | None, str | None, int | None]
+
+
+def _task_processes(result: ExecutionResult | None) -> Owner:
     """How to know the task's own processes: host session, container id, engine helper."""
     if result is None:
         return None, None, None
     helper = (result.engine_affinity or {}).get("helper") or {}
     pid = helper.get("pid") if isinstance(helper, dict) else None
     return result.session_id, result.container_id, pid if isinstance(pid, int) else None
+
+
+def _step_processes(result: ExecutionResult | None) -> list[Owner]:
+    """The same for each ruby-bench process of a task that ran several (alternate.py)."""
+    return [_task_processes(step) for step in (result.steps if result else [])]
 
 
 class Provenance:
@@ -60,6 +70,8 @@ class Provenance:
         self._markers: list[str] = []  # the prelude's lines about the order
         self._watch: CpuWatch | None = None
         self._lease: Lease | None = None
+        # Set by the task when it ran one process per (Ruby, benchmark) (alternate.py).
+        self.processes: list[dict[str, Any]] | None = None
 
     def chosen_env(self, pass_env: list[str]) -> dict[str, str]:
         """--pass-env names from the runner's environment, then benchmarks.env (wins)."""
@@ -107,7 +119,9 @@ class Provenance:
             f.noise = {"load_average_start": self._load, **noise_between(self._noise, end)}
         if self._watch is not None:
             self._watch.stop()
-            f.seen_on_cpus = self._watch.report(*_task_processes(result))
+            f.seen_on_cpus = self._watch.report(
+                *_task_processes(result), more=_step_processes(result)
+            )
         if self._lease is not None:
             f.concurrent = self._others(self._lease)
             self._lease.release()
@@ -124,6 +138,8 @@ class Provenance:
             }
             for c in task_columns(self.task)
         ]
+        if self.processes is not None:  # several Rubies in containers (alternate.py)
+            f.order.update(interleaved=True, alternated=HOW, processes=self.processes)
         if result is not None:
             image = provisioned is not None and provisioned.image_id is not None
             f.env_unexpected = unexpected_keys(result.environment, f.env_configured, image)

@@ -40,6 +40,9 @@ class RunnerSettings(BaseSettings):
     pin_engine: bool | None = None
     # Pins the official image: built FROM ruby:<version>@<digest> (one Ruby per runner).
     ruby_image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    # The repository of the official Ruby images (`ruby`: Docker Hub's), or a mirror of it
+    # with the same tags (`REGISTRY/ruby`); images are `<ruby_image>:<version>`.
+    ruby_image: str = Field(default="ruby", pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")
     executor: Literal["docker", "host", "auto"] = "auto"
     # A git URL (optionally URL@ref) or a local directory (offline machines, tests).
     ruby_bench: str = RUBY_BENCH_REPO

@@ -22,6 +22,7 @@ from cloudbench.protocol import (
     TaskAssignment,
     UploadUrlsRequest,
 )
+from cloudbench.runner.alternate import Alternation, Step, needs_alternation
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, TaskLost
 from cloudbench.runner.columns import executable_args, labels, task_columns
 from cloudbench.runner.engines import EngineMissing, check_columns
@@ -171,7 +172,6 @@ class TaskRun:
             for ruby in self.task.rubies:
                 self.rubies[ruby] = self.m.executor.provision(ruby)
             self.provisioned = self.rubies[self.task.ruby_version]
-            self._one_process()
         except MachineUnfit as exc:
             self.m.unfit.append(str(exc))
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
@@ -184,16 +184,6 @@ class TaskRun:
         except EngineMissing as exc:
             raise TaskFailure(ErrorType.executable_mismatch, str(exc)) from exc
         self._check_stopped()
-
-    def _one_process(self) -> None:
-        """Several Rubies run in one ruby-bench process: only the host executor has them
-        side by side (a container image holds one Ruby)."""
-        if len(self.rubies) > 1 and any(p.image_id for p in self.rubies.values()):
-            raise ProvisionError(
-                "ruby_versions: several Rubies in one task need the host executor (one "
-                "ruby-bench process runs them all, paired by benchmark); run the runner "
-                "with --executor host and the Rubies installed, or use one ruby_version"
-            )
 
     def _execute(self) -> None:
         assert self.provisioned is not None
@@ -215,7 +205,7 @@ class TaskRun:
         lease = self._take_cpus()
         try:
             self.prov.start(lease)
-            self.result = self.m.executor.execute(spec)
+            self.result = self._run_ruby_bench(spec)
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
         finally:
@@ -226,6 +216,22 @@ class TaskRun:
             raise TaskFailure(
                 ErrorType.timeout, f"task exceeded the {self.m.settings.task_timeout:g}s timeout"
             )
+
+    def _run_ruby_bench(self, spec: ExecutionSpec) -> ExecutionResult:
+        """One process for every column, or (several Rubies, one image each) one per
+        (Ruby, benchmark), alternating (alternate.py)."""
+        if not needs_alternation(self.rubies):
+            return self.m.executor.execute(spec)
+        steps = Alternation(self.m.executor, spec, self.task, self.rubies, self._on_step)
+        try:
+            return steps.run()
+        finally:
+            self.prov.processes = steps.processes()
+
+    def _on_step(self, step: Step, index: int, total: int) -> None:
+        self.prov.timeline.restart(step.labels)
+        share = 1.0 / total if total else 0.0
+        self.tracker.restart(len(step.labels), max(index, 0) * share, share)
 
     def _take_cpus(self) -> Lease:
         """Wait in line until no other cloudbench benchmark on this machine holds our CPUs."""

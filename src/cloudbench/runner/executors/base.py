@@ -66,6 +66,9 @@ class ExecutionSpec:
     # ruby-bench's `-e LABEL::RUBY FLAGS` values (runner/columns.py); empty: one per
     # benchmarks.executables entry on the provisioned Ruby.
     executables: list[str] = field(default_factory=list)
+    # Only this benchmark (exactly this name), or "" to list what the filters select and
+    # run nothing (ordering.PICK_PRELUDE); None: every selected benchmark.
+    pick: str | None = None
 
     @property
     def cpuset(self) -> str:
@@ -86,6 +89,8 @@ class ExecutionResult:
     engine_affinity: dict[str, Any] | None = None
     # Host: the benchmark's session (its processes, for the CPU watch); None in containers.
     session_id: int | None = None
+    # Several Rubies in containers (runner/alternate.py): each ruby-bench process that ran.
+    steps: list[ExecutionResult] = field(default_factory=list)
 
 
 class Executor(Protocol):

@@ -54,8 +54,10 @@ class DockerExecutor:
         client: docker.DockerClient | None = None,
         base_digest: str | None = None,
         affinity: EngineAffinity | None = None,
+        ruby_image: str = "ruby",
     ) -> None:
         self.source = source
+        self.ruby_image = ruby_image  # the official images' repository, or a mirror of it
         # None: nothing pinned and nothing read back (metadata then claims nothing).
         self.affinity = affinity
         self.build_dir = build_dir
@@ -81,7 +83,7 @@ class DockerExecutor:
 
     def _base(self, ruby_version: str) -> tuple[str, str, str | None]:
         """(FROM reference, digest or image id for the tag, repo digest if known)."""
-        name = f"ruby:{ruby_version}"
+        name = f"{self.ruby_image}:{ruby_version}"
         if self.base_digest:
             return f"{name}@{self.base_digest}", self.base_digest, self.base_digest
         try:
@@ -89,7 +91,7 @@ class DockerExecutor:
                 image = self.client.images.get(name)
             except ImageNotFound:
                 log.info("pulling %s", name)
-                image = self.client.images.pull("ruby", tag=ruby_version)
+                image = self.client.images.pull(self.ruby_image, tag=ruby_version)
         except DockerException as exc:
             raise ProvisionError(f"base image {name} unavailable: {exc}") from exc
         digests = [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or [] if "@" in d]
@@ -114,7 +116,7 @@ class DockerExecutor:
         description, ruby = self._ruby_description(tag)
         return Provisioned(
             ruby_version, description, ruby, str(image.id), tag,
-            base_image=f"ruby:{ruby_version}", base_image_digest=digest,
+            base_image=f"{self.ruby_image}:{ruby_version}", base_image_digest=digest,
             image_env=list(image.attrs.get("Config", {}).get("Env") or []),
         )  # fmt: skip
 
@@ -179,7 +181,7 @@ class DockerExecutor:
         out = f"{OUT_MOUNT}/{OUT_NAME}"
         args, harness_env = build_command(spec.benchmarks, out, "ruby", spec.executables)
         # taskset as well as the cpuset: rootless podman on cgroup v1 ignores --cpuset-cpus.
-        ruby_args = runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)
+        ruby_args = runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave, spec.pick)
         command = ["taskset", "-c", spec.cpuset, "ruby", *ruby_args]
         env = {**harness_env, **spec.env}  # the container gets nothing of the runner's own
         container = self._create(spec, command, env)

@@ -141,7 +141,10 @@ class HostExecutor:
         args, extra_env = build_command(
             spec.benchmarks, str(spec.out_dir / OUT_NAME), ruby, spec.executables
         )
-        command = [ruby, *runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave)]
+        command = [
+            ruby,
+            *runner_arguments(args, spec.benchmarks, spec.seed, spec.interleave, spec.pick),
+        ]
         if shutil.which("taskset"):
             command = ["taskset", "-c", spec.cpuset, *command]
         else:
