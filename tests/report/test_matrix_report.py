@@ -3,6 +3,10 @@ Ruby, each Ruby over the oldest Ruby with the same executable — paired within 
 
 from __future__ import annotations
 
+import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +127,35 @@ def test_against_compares_the_headline_column(tmp_path: Path) -> None:
     assert all(t["verdict"] == "same" for t in comparison["types"])  # the same times
     wanted = build_report([new], offline=True, against=[old], headline="3.4/interp").summary
     assert wanted["comparison"]["executable"] == "interp@3.4"
+
+
+def test_cli_prints_the_default_headline_and_each_ratio_with_its_interval(
+    tmp_path: Path,
+) -> None:
+    run = _run(tmp_path)
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudbench", "report", str(run), "--offline", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "headline: yjit@4.0 (default: Ruby 4.0's fastest verified JIT)" in lines
+    # zjit@4.0 is 0.9 / 0.45 = 2x interp@4.0 in every task: +100 %, a paired interval.
+    assert "a: zjit@4.0 vs interp@4.0 +100.0 % [+100.0, +100.0]" in lines
+    assert "b: yjit@4.0 vs yjit@3.4 +25.0 % [+25.0, +25.0]" in lines
+    # summary.csv: a row per type x column x benchmark, every (Ruby, executable).
+    with (out / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    seen = {(r["alias"], r["executable"], r["name"]) for r in rows}
+    assert seen == {(a, e, b) for a in "ab" for e in TIMES for b in ("fib", "loops")}
+    # The page: the ratios with intervals, and every column's ranking a click away.
+    page = (out / "index.html").read_text()
+    section = page[page.index('id="matrix"') : page.index('id="grid-section"')]
+    assert "+100.0 % [+100.0, +100.0]" in section and "interp@4.0" in section
+    rankings = section[section.index('id="matrix-rankings"') :]
+    assert all(f">{label}" in rankings for label in TIMES)
+    assert rankings.count("rank 2") == len(TIMES)  # b is second on every column

@@ -201,16 +201,33 @@ def matrix_summary(
     }
 
 
-def speedup_lines(matrix: dict[str, Any]) -> list[str]:
-    """One line per type and ratio: "c7g: zjit@4.0 vs interp@4.0 +9.0 % [6.0, 12.0]"."""
-    lines = []
-    for key in ("jit_speedups", "ruby_speedups"):
+def speedup_rows(matrix: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every paired ratio, per type: JITs over interp of the same Ruby, then Rubies over
+    the oldest Ruby with the same executable; `change` reads "+9.0 % [+6.0, +12.0]"."""
+    rows = []
+    for key, kind in (("jit_speedups", "JIT over interp"), ("ruby_speedups", "Ruby over oldest")):
         for alias, found in matrix[key].items():
             for label, r in found.items():
                 s = r["speedup"]
                 ci = ""
                 if s["ci_low"] is not None and s["ci_high"] is not None:
                     ci = f" [{(s['ci_low'] - 1) * 100:+.1f}, {(s['ci_high'] - 1) * 100:+.1f}]"
-                pct = (s["estimate"] - 1) * 100
-                lines.append(f"{alias}: {label} vs {r['vs']} {pct:+.1f} %{ci}")
-    return lines
+                rows.append(
+                    {
+                        "alias": alias,
+                        "label": label,
+                        "vs": r["vs"],
+                        "kind": kind,
+                        "change": f"{(s['estimate'] - 1) * 100:+.1f} %{ci}",
+                        "estimate": s["estimate"],
+                        "ci_method": r["ci_method"],
+                        "paired_tasks": r["paired_tasks"],
+                        "benchmarks": r["benchmarks"],
+                    }
+                )
+    return rows
+
+
+def speedup_lines(matrix: dict[str, Any]) -> list[str]:
+    """One line per type and ratio: "c7g: zjit@4.0 vs interp@4.0 +9.0 % [+6.0, +12.0]"."""
+    return [f"{r['alias']}: {r['label']} vs {r['vs']} {r['change']}" for r in speedup_rows(matrix)]

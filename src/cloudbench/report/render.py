@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from cloudbench.report import charts, view
+from cloudbench.report import charts, matrix, view
 from cloudbench.report.merge import ResultSet
 
 CSV_COLUMNS = (
@@ -51,7 +51,8 @@ def _environment() -> jinja2.Environment:
     )  # fmt: skip
     env.globals.update(f3=f3, f2=f2, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
                        cost_rows=cost_rows, rank_label=view.rank_label,
-                       hardware_text=view.hardware_text)  # fmt: skip
+                       hardware_text=view.hardware_text,
+                       speedup_rows=matrix.speedup_rows)  # fmt: skip
     return env
 
 
