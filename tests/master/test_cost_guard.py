@@ -151,3 +151,26 @@ def test_a_finished_run_records_durations_the_next_plan_uses(harness: Harness) -
     other = harness.config(fake_config(["a"], 2, ["loops"]), "other.json")
     result = harness.cli("run", str(other), "--dry-run", "--state-dir", str(harness.state))
     assert "assumed 60 s per benchmark" in result.stdout  # another selection: no history
+
+
+def test_dry_run_lists_tasks_and_cost_per_type_and_ruby(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    config = _config(ruby_versions=["3.4", "4.0"])
+    del config["ruby_version"]
+    config["aws"][0]["tasks"] = 6  # per-type count: 3 tasks per VM on its 2 VMs
+    result = _dry(harness, fake, config)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if " c7g.large " in ln)
+    # 3 tasks per VM x (2 names x 1 exe x 2 Rubies x 60 s) = 0.2 h of benchmarks per VM,
+    # x 2 VMs, half of it each Ruby's: 0.2 inst-h x 0.0725 USD/h = 0.0145 USD.
+    assert lines[at].split()[5] == "6"
+    assert lines[at + 1 : at + 4] == [
+        "         Ruby 3.4: 6 task(s), 0.20 inst-h, 0.01 USD",
+        "         Ruby 4.0: 6 task(s), 0.20 inst-h, 0.01 USD",
+        "         (each task runs every Ruby; the setup time is shared)",
+    ]
+    m7i = next(i for i, ln in enumerate(lines) if " m7i.large " in ln)
+    assert lines[m7i + 1] == "         Ruby 3.4: 4 task(s), 0.13 inst-h, no price"
+    assert not fake.calls()

@@ -44,9 +44,13 @@ def test_dry_run_lists_tasks_per_type_and_ruby(harness: Harness) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     a = next(i for i, ln in enumerate(lines) if ln.startswith("local  local-a"))
-    assert lines[a + 1 : a + 3] == ["         Ruby 3.4: 2 task(s)", "         Ruby 4.0: 2 task(s)"]
+    # 2 tasks x 480 s on one VM: 0.27 benchmark hours, half of them each Ruby's.
+    assert lines[a + 1 : a + 3] == [
+        "         Ruby 3.4: 2 task(s), 0.13 inst-h, -",
+        "         Ruby 4.0: 2 task(s), 0.13 inst-h, -",
+    ]
     b = next(i for i, ln in enumerate(lines) if ln.startswith("local  local-b"))
-    assert lines[b + 1].strip() == "Ruby 3.4: 1 task(s)"
+    assert lines[b + 1].strip() == "Ruby 3.4: 1 task(s), 0.07 inst-h, -"
     # 2 names x 2 executables x 2 Rubies x 60 s
     assert "per benchmark and executable on each of 2 Rubies (480 s per task)" in result.stdout
 

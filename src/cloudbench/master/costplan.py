@@ -92,8 +92,7 @@ class CostPlan:
                 f"{ln.provider:6} {ln.instance_type:22} {ln.alias:16} {ln.vms:>3} {ln.slots:>5} "
                 f"{ln.tasks:>5} {ln.instance_hours:>7.2f} {price:>8} {cost:>9}"
             )
-            if len(ln.rubies) > 1:
-                rows += [f"{'':6}   Ruby {r}: {ln.tasks} task(s)" for r in ln.rubies]
+            rows += _ruby_rows(ln)
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
@@ -104,6 +103,20 @@ class CostPlan:
             + known,
         ]
         return rows
+
+
+def _ruby_rows(ln: Line) -> list[str]:
+    """Per Ruby of a type: its tasks (every task runs every Ruby, paired) and its share of
+    the benchmark time (the setup is shared) in instance-hours and USD."""
+    if len(ln.rubies) < 2:
+        return []
+    hours = ln.vms * max(0.0, ln.hours_per_vm - SETUP_HOURS) / len(ln.rubies)
+    usd = "-" if ln.provider == "local" else "no price"
+    if ln.usd_per_hour is not None and ln.provider != "local":
+        usd = f"{hours * ln.usd_per_hour:.2f} USD"
+    return [
+        f"{'':6}   Ruby {r}: {ln.tasks} task(s), {hours:.2f} inst-h, {usd}" for r in ln.rubies
+    ] + [f"{'':6}   (each task runs every Ruby; the setup time is shared)"]
 
 
 def lifetime_minutes(spec: RunSpec) -> int:
