@@ -94,4 +94,15 @@ def test_matrix_run_counts_per_type_and_ruby_and_records_the_pairing(
         assert meta["checks"]["executables_verified"] is True
         overhead = meta["memory"]["yjit-64m@3.4"]["overhead_vs_interp"]
         assert overhead["vs"] == "interp@3.4" and overhead["peak_rss_ratio"] > 0
-    assert Path(folder / "manifest.json").is_file()
+    # The report `cloudbench run` wrote: rows for every (Ruby, executable) of both types.
+    summary = json.loads((folder / "report" / "summary.json").read_text())
+    assert summary["format_version"] == 3
+    columns = {"interp@3.4", "yjit-64m@3.4", "interp@4.0", "yjit-64m@4.0"}
+    assert {c["label"] for c in summary["matrix"]["columns"]} == columns
+    for entry in summary["instance_types"]:
+        assert set(entry["by_executable"]) == columns, entry["alias"]
+    rows = {(b["alias"], b["executable"], b["name"]) for b in summary["benchmarks"]}
+    assert rows == {(a, c, n) for a in "ab" for c in columns for n in ("fib", "loops")}
+    assert set(summary["matrix"]["jit_speedups"]["a"]) == {"yjit-64m@3.4", "yjit-64m@4.0"}
+    assert summary["matrix"]["ruby_speedups"]["b"]["yjit-64m@4.0"]["vs"] == "yjit-64m@3.4"
+    assert "headline: yjit-64m@4.0 (default: Ruby 4.0's fastest verified JIT)" in out + err
