@@ -85,6 +85,21 @@ def test_zjit_on_real_ruby_3_1_is_refused_before_any_benchmark(
     assert task["metadata"]["execution"] is None
 
 
+def test_an_option_the_real_ruby_refuses_fails_before_any_benchmark(
+    orchestrator_server: OrchestratorProcess, tmp_path: Path
+) -> None:
+    bad = {"name": "yjit-bad", "jit": "yjit", "options": ["--yjit-bogus=1"]}
+    (task,) = _run(orchestrator_server, tmp_path, _body({"ruby_version": "3.1"}, ["yjit", bad]))
+    assert (task["status"], task["error_type"]) == ("failed", "executable_mismatch"), task
+    message = task["error_message"]
+    assert message.startswith(
+        "Ruby 3.1.2 does not accept --yjit-bogus=1 (executable 'yjit-bad'): "
+    ), message
+    assert "invalid yjit option" in message and message.endswith("drop or fix the option")
+    assert "Running benchmark" not in task.get("output", "")
+    assert task["metadata"]["execution"] is None
+
+
 @pytest.mark.container
 def test_zjit_in_the_official_ruby_3_1_image_is_refused_too(
     orchestrator_server: OrchestratorProcess, tmp_path: Path, container_engine: str
@@ -223,4 +238,12 @@ def test_two_fake_ruby_images_alternate_by_benchmark_one_process_each(
     assert task["files"].count("output.json") == 1
     memory = meta["memory"]["yjit-64m@4.0"]
     assert set(memory["benchmarks"]) == set(shuffled) and memory["peak_rss_bytes"] > 0
-    assert meta["checks"]["own_core"] is True, meta["slot"]["seen_on_cpus"]
+    checks = meta["checks"]
+    assert checks["aslr_disabled"] and checks["env_clean"], (checks, meta["environment"])
+    # Every process's container is the task's own: none of them counts as a neighbour.
+    # (Other helpers' benchmarks may share this machine: the check must agree with them.)
+    seen, others = meta["slot"]["seen_on_cpus"], meta["slot"]["concurrent"]
+    ours = [p for p in seen["pinned"] if p["cpus_allowed"] == meta["cpuset"]]
+    assert not ours or any(c["same_cpus"] for c in others), (ours, others)
+    clear = not seen["pinned"] and not any(c["same_cpus"] for c in others)
+    assert checks["own_core"] is clear, (seen, others)
