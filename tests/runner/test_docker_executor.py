@@ -138,3 +138,23 @@ def _wait_running(ex: DockerExecutor, count: int) -> list[Any]:
             return running
         time.sleep(0.2)
     raise AssertionError(f"{count} containers never ran together: {_ours(ex)}")
+
+
+def test_one_image_digest_pins_one_ruby_only(
+    executor: DockerExecutor, fake_source: RubyBenchSource, tmp_path: Path
+) -> None:
+    """CLOUDBENCH_RUBY_IMAGE_DIGEST names one image: a second Ruby under it would be the
+    same Ruby again, so a task with several Rubies is refused at provision."""
+    digest = executor.provision(RUBY).base_image_digest
+    assert digest
+    pinned = DockerExecutor(fake_source, tmp_path / "build", base_digest=digest)
+    try:
+        assert pinned.provision(RUBY).base_image_digest == digest
+        with pytest.raises(
+            ProvisionError,
+            match=r"^ruby_version 3\.4: .*pins one image .*"
+            r"Ruby 3\.1\); several Rubies need one image each",
+        ):
+            pinned.provision("3.4")
+    finally:
+        pinned.close()

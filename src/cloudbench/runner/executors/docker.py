@@ -85,6 +85,13 @@ class DockerExecutor:
         """(FROM reference, digest or image id for the tag, repo digest if known)."""
         name = f"{self.ruby_image}:{ruby_version}"
         if self.base_digest:
+            pinned = [v for v in self._provisioned if v != ruby_version]
+            if pinned:  # one digest is one image: two "Rubies" would be the same Ruby
+                raise ProvisionError(
+                    f"ruby_version {ruby_version}: CLOUDBENCH_RUBY_IMAGE_DIGEST pins one "
+                    f"image (already used for Ruby {pinned[0]}); several Rubies need one "
+                    "image each: unset CLOUDBENCH_RUBY_IMAGE_DIGEST"
+                )
             return f"{name}@{self.base_digest}", self.base_digest, self.base_digest
         try:
             try:
