@@ -159,3 +159,6 @@ def test_cli_prints_the_default_headline_and_each_ratio_with_its_interval(
     rankings = section[section.index('id="matrix-rankings"') :]
     assert all(f">{label}" in rankings for label in TIMES)
     assert rankings.count("rank 2") == len(TIMES)  # b is second on every column
+    memory = section[section.index('id="matrix-memory"') :]
+    assert "inline_code_size 3000; outlined_code_size 10" in memory  # a's median task
+    assert "vs interp@4.0" in memory and "50.0" in memory
