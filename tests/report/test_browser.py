@@ -158,3 +158,27 @@ def test_runner_text_cannot_break_the_charts(tmp_path: Path, browser: Browser) -
     assert page.evaluate("window.pwned") is None
     assert not errors, errors
     page.close()
+
+
+def test_matrix_section_fits_and_opens(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
+    """A two-Ruby, five-column run: the matrix section fits a 1,280 px and a phone screen,
+    and every column's ranking opens with a click."""
+    from tests.report.test_matrix_report import TIMES
+    from tests.report.test_matrix_report import _run as matrix_run
+
+    report = build_report([matrix_run(tmp_path)], offline=True)
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))  # noqa: B023
+        page.goto(report.index.resolve().as_uri())
+        assert page.locator("#matrix-speedups tbody tr").count() == 10
+        rankings = page.locator("#matrix-rankings")
+        assert not rankings.locator("table").is_visible()
+        rankings.locator("summary").click()
+        assert rankings.locator("table").is_visible()
+        assert rankings.locator("thead th").count() == 1 + len(TIMES)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width + 1, f"page wider than the {width}px screen: {overflow}"
+        assert not errors, errors
+        page.close()
