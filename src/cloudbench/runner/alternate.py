@@ -31,7 +31,13 @@ from typing import Any
 
 from cloudbench.protocol import TaskAssignment
 from cloudbench.runner.columns import executable_args, task_columns
-from cloudbench.runner.executors.base import ExecutionResult, ExecutionSpec, Executor, Provisioned
+from cloudbench.runner.executors.base import (
+    ExecutionResult,
+    ExecutionSpec,
+    Executor,
+    Provisioned,
+    ProvisionError,
+)
 from cloudbench.runner.ordering import LISTED, SHUFFLED
 from cloudbench.runner.output import OUT_NAME
 
@@ -84,17 +90,25 @@ class Alternation:
         self.steps: list[tuple[Step, ExecutionResult]] = []
 
     def run(self) -> ExecutionResult:
+        """Every process's result as one; ProvisionError when the listing failed."""
         names = self._list()
-        if names is not None:
-            if self.spec.seed is not None:
-                self._say(f"{SHUFFLED}{self.spec.seed}")
-            order = plan(names, list(self.task.rubies), self.spec.seed)
-            for index, (ruby, name) in enumerate(order):
-                if self._stopped():
-                    break
-                self._run(Step(ruby, name, self._labels(ruby)), index, len(order))
-        dirs = [self._out(i) for i in range(len(self.steps))]
-        merge_outputs(dirs, self.spec.out_dir, always=names is not None)
+        if names is None:
+            if self._stopped():
+                return self._result()
+            raise ProvisionError(
+                f"several Rubies in containers: listing the selected benchmarks with Ruby "
+                f"{self.task.ruby_version} failed (exit {self.steps[-1][1].exit_code}; see "
+                "output.txt); it needs ruby-bench's lib/benchmark_suite.rb "
+                "(BenchmarkSuite#benchmarks), as at the pinned commit"
+            )
+        if self.spec.seed is not None:
+            self._say(f"{SHUFFLED}{self.spec.seed}")
+        order = plan(names, list(self.task.rubies), self.spec.seed)
+        for index, (ruby, name) in enumerate(order):
+            if self._stopped():
+                break
+            self._run(Step(ruby, name, self._labels(ruby)), index, len(order))
+        merge_outputs([self._out(i) for i in range(len(self.steps))], self.spec.out_dir)
         return self._result()
 
     # ------------------------------------------------------------ steps
