@@ -3,8 +3,9 @@ speedups a JIT engineer reads first.
 
 A column is a ruby-bench executable label: "yjit" with one Ruby, "yjit@4.0" with several
 (metadata format 5 names its Ruby, executable and engine; older results have one Ruby and
-labels that are engine names). Every column of a task ran in the same ruby-bench process,
-so each ratio here is paired within tasks (groups.paired, stats.paired_speedup_interval):
+labels that are engine names). Every column of a task ran on its machine in the same
+minutes, interleaved by benchmark (runner/columns.py, runner/alternate.py), so each ratio
+here is paired within tasks (groups.paired, stats.paired_speedup_interval):
 
 - `jit_speedups`: per type, each JIT column over `interp` of the same Ruby;
 - `ruby_speedups`: per type, each Ruby's column over the oldest Ruby's column with the
