@@ -152,6 +152,8 @@ def test_cli_prints_the_default_headline_and_each_ratio_with_its_interval(
         rows = list(csv.DictReader(fh))
     seen = {(r["alias"], r["executable"], r["name"]) for r in rows}
     assert seen == {(a, e, b) for a in "ab" for e in TIMES for b in ("fib", "loops")}
+    md = (out / "summary.md").read_text()
+    assert "| a | zjit@4.0 | interp@4.0 | +100.0 % [+100.0, +100.0] |" in md
     # The page: the ratios with intervals, and every column's ranking a click away.
     page = (out / "index.html").read_text()
     section = page[page.index('id="matrix"') : page.index('id="grid-section"')]

@@ -162,6 +162,17 @@ def markdown(summary: dict[str, Any]) -> str:
                   + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
                   "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
                   *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
+    ratios = matrix.speedup_rows(summary["matrix"])
+    if ratios:
+        lines += [
+            "",
+            f"Ruby matrix (headline `{summary['headline_executable']}`: "
+            f"{summary['headline_chosen']}); paired within tasks, 95% intervals:",
+            "",
+            "| type | column | over | change |",
+            "|---|---|---|---|",
+            *(f"| {r['alias']} | {r['label']} | {r['vs']} | {r['change']} |" for r in ratios),
+        ]
     notes = [f"- {n}" for n in answer.get("notes", [])]
     return "\n".join([*lines, "", *notes, ""])
 
