@@ -54,3 +54,6 @@ def test_bad_slot_and_environment_options_are_one_line_errors() -> None:
     assert code == 2 and "RUBYOPT may not be passed" in out
     code, out = _run("--ruby-image-digest", "latest")
     assert code == 2 and "ruby_image_digest" in out
+    code, out = _run("--ruby-image", "Ruby:latest@sha256")
+    assert code == 2 and "ruby_image: " in out and "without tag or digest" in out, out
+    assert "Traceback" not in out

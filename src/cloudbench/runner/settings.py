@@ -42,7 +42,7 @@ class RunnerSettings(BaseSettings):
     ruby_image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     # The repository of the official Ruby images (`ruby`: Docker Hub's), or a mirror of it
     # with the same tags (`REGISTRY/ruby`); images are `<ruby_image>:<version>`.
-    ruby_image: str = Field(default="ruby", pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")
+    ruby_image: str = "ruby"
     executor: Literal["docker", "host", "auto"] = "auto"
     # A git URL (optionally URL@ref) or a local directory (offline machines, tests).
     ruby_bench: str = RUBY_BENCH_REPO
@@ -79,6 +79,17 @@ class RunnerSettings(BaseSettings):
             value = int(value.strip())
         if isinstance(value, int) and value < 1:
             raise ValueError("slots must be >= 1, 'physical', 'logical' or 'auto'")
+        return value
+
+    @field_validator("ruby_image")
+    @classmethod
+    def _ruby_image(cls, value: str) -> str:
+        repository = r"[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+/[a-z0-9._/-]*[a-z0-9])?"
+        if not re.fullmatch(repository, value):
+            raise ValueError(
+                "must be an image repository without tag or digest, such as ruby or "
+                "registry.example.com:5000/mirror/ruby (the Ruby version is the tag)"
+            )
         return value
 
     @field_validator("housekeeping_cpus")
