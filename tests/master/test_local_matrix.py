@@ -111,8 +111,8 @@ def test_matrix_run_counts_per_type_and_ruby_and_records_the_pairing(
     wanted = {(a, c, n) for a in kept for c in columns for n in ("fib", "loops")}
     assert wanted <= rows, excluded
     for alias in kept:
-        jit, ruby = summary["matrix"]["jit_speedups"][alias], summary["matrix"]["ruby_speedups"]
+        jit, over = summary["matrix"]["jit_speedups"][alias], summary["matrix"]["ruby_speedups"]
         assert set(jit) == {"yjit-64m@3.4", "yjit-64m@4.0"}
         assert jit["yjit-64m@4.0"]["vs"] == "interp@4.0"
-        assert ruby[alias]["yjit-64m@4.0"]["vs"] == "yjit-64m@3.4"
+        assert over[alias]["yjit-64m@4.0"]["vs"] == "yjit-64m@3.4"
     assert "headline: yjit-64m@4.0 (default: Ruby 4.0's fastest verified JIT)" in out + err
