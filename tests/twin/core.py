@@ -127,6 +127,7 @@ class Faults:
     kill_vm: dict[str, float] = field(default_factory=dict)  # alias -> seconds
     no_boot: set[str] = field(default_factory=set)
     vm_engine: bool = False  # not a fault: VMs use this machine's container engine
+    vm_env: dict[str, str] = field(default_factory=dict)  # not a fault: every VM's environment
 
     def to_json(self) -> dict[str, Any]:
         return {
