@@ -218,6 +218,7 @@ class Twin:
 
         console.install(self.state_dir / "vms")
         fidelity.install()
+        fidelity.log_requests(self.state_dir / "moto-requests.log")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         self.server = ThreadedMotoServer(ip_address=self.gateway, port=self.port, verbose=False)
         self.server.start()
