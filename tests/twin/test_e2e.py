@@ -75,7 +75,7 @@ python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/m
 ls "$CLOUDBENCH_TWIN_LOGS/vms" >"$OUT/e2e-vms.txt"
 python -m tests.twin.inventory >"$OUT/after-e2e.json"
 run faults "$OUT/faults.json"
-run noboot "$OUT/noboot.json" --boot-timeout 30
+run noboot "$OUT/noboot.json" --boot-timeout 15
 python -m tests.twin.inventory >"$OUT/before-nuke.json"
 cloudbench nuke --provider aws --yes >"$OUT/nuke.out" 2>&1; echo "nuke=$?" >>"$OUT/status"
 stamp nuke
@@ -231,7 +231,7 @@ def test_failed_vms_are_noticed_and_named(twin: Session) -> None:
     # --no-boot: stopped at the deadline, not after Terraform's 10 minutes.
     noboot = twin.text("noboot")
     assert twin.status.get("noboot") == "1", noboot[-6000:]
-    assert "never called in within --boot-timeout 30s" in noboot, noboot
+    assert "never called in within --boot-timeout 15s" in noboot, noboot
 
     # The same meta served every run: the orchestrator instance was never replaced.
     first_seen, last_seen = twin.json("after-e2e"), twin.json("before-nuke")
