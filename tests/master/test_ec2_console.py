@@ -7,9 +7,7 @@ real console adds around them; the twin test (tests/twin/test_e2e.py) reads a re
 
 from __future__ import annotations
 
-import base64
-
-from cloudbench.master.ec2_states import _decode, cause_line
+from cloudbench.master.ec2_states import cause_line
 
 STEP = "installing what reads the runner token (python3-boto3)"
 TRAP = f"""[   12.3] cloud-init[812]: Cloud-init v. 24.1 running 'modules:final'
@@ -51,10 +49,3 @@ def test_secrets_and_control_characters_never_reach_the_line() -> None:
     assert "\x1b" not in line and "\x07" not in line and line.endswith("token=***")
     long = TRAP.replace("E: Unable", "E: " + "x" * 1000)
     assert len(cause_line(long) or "") == 300
-
-
-def test_the_console_is_decoded_from_base64_as_ec2_sends_it() -> None:
-    encoded = base64.b64encode(TRAP.encode()).decode()
-    assert _decode(encoded) == TRAP
-    assert _decode(encoded[:40] + "\n" + encoded[40:]) == TRAP
-    assert _decode("plain text, not base64") == "plain text, not base64"

@@ -14,8 +14,6 @@ and the failed command's last line), with anything that looks like a secret mask
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 import time
@@ -76,24 +74,17 @@ class Ec2States:
     def console_cause(self, instance_id: str) -> str | None:
         """One line saying why the instance failed, from its serial console, if it says."""
         try:
-            raw = self._ec2().get_console_output(InstanceId=instance_id).get("Output") or ""
+            # botocore decodes EC2's base64 (its handler for GetConsoleOutput).
+            text = self._ec2().get_console_output(InstanceId=instance_id).get("Output") or ""
         except (BotoCoreError, ClientError) as exc:
             logger.warning("cannot read the serial console of %s: %s", instance_id, exc)
             return None
-        return cause_line(_decode(raw))
+        return cause_line(text)
 
     def _ec2(self) -> Any:
         if self._client is None:
             self._client = boto3.client("ec2", region_name=self.region)
         return self._client
-
-
-def _decode(raw: str) -> str:
-    """EC2 answers the console base64-encoded (boto3 leaves it so)."""
-    try:
-        return base64.b64decode("".join(raw.split()), validate=True).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return raw
 
 
 def cause_line(console: str) -> str | None:
