@@ -214,11 +214,11 @@ class Twin:
         os.environ["MOTO_AMIS_PATH"] = str(amis_file(self.state_dir / "amis.json"))
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-        from tests.twin import console, fidelity
+        from tests.twin import calls, console, fidelity
 
         console.install(self.state_dir / "vms")
         fidelity.install()
-        fidelity.log_requests(self.state_dir / "moto-requests.log")
+        calls.install(self.state_dir / "moto-requests.log")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         self.server = ThreadedMotoServer(ip_address=self.gateway, port=self.port, verbose=False)
         self.server.start()

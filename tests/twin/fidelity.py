@@ -18,11 +18,7 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
 from __future__ import annotations
 
 import copy
-import threading
-import time
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
@@ -62,48 +58,3 @@ def install() -> None:
         return state
 
     Instance.terminate = terminate  # type: ignore[method-assign]
-
-
-def log_requests(path: Path) -> None:
-    """One line per moto request that changes something, fails, is an SDK retry
-    (`amz-sdk-request: attempt=N`, N > 1) or takes over 2 s: when, which thread, the
-    action and its target, the attempt, the status and how long moto took. Reads only
-    the query/form parameters, never credentials."""
-    from flask import request as flask_request
-    from moto.core.utils import convert_to_flask_response
-
-    original = convert_to_flask_response.__call__
-    lock = threading.Lock()
-
-    def call(self: Any, args: Any = None, **kwargs: Any) -> Any:
-        started, wall = time.monotonic(), time.time()
-        params = dict(parse_qsl(flask_request.query_string.decode("latin-1")))
-        if flask_request.mimetype == "application/x-www-form-urlencoded":
-            body = flask_request.get_data(cache=True).decode("utf-8", "replace")
-            params.update(parse_qsl(body))
-        action = params.get("Action") or f"{flask_request.method} {flask_request.path[:60]}"
-        attempt = flask_request.headers.get("amz-sdk-request", "")
-        status = 500
-        try:
-            response = original(self, args, **kwargs)
-            status = response.status_code
-            return response
-        finally:
-            took = time.monotonic() - started
-            retry = attempt.split(";")[0].strip() not in ("", "attempt=1")
-            quiet = action.startswith(("Describe", "Get", "List", "GET ", "HEAD "))
-            if not quiet or status >= 400 or retry or took > 2.0:
-                target = " ".join(f"{k}={params[k]}" for k in TARGETS if k in params)
-                clock = time.strftime("%H:%M:%S", time.localtime(wall))
-                line = (
-                    f"{clock}.{int(wall * 1000) % 1000:03d} {threading.current_thread().name}"
-                    f" {action} {target} [{attempt or '-'}] -> {status} in {took:.3f}s\n"
-                )
-                with lock, path.open("a") as out:
-                    out.write(line)
-
-    convert_to_flask_response.__call__ = call  # type: ignore[method-assign]
-
-
-# Request parameters that name what a request acts on (never secrets).
-TARGETS = ("GroupId", "GroupName", "InstanceId.1", "VpcId", "SubnetId", "Name", "RoleName")
