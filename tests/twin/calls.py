@@ -8,7 +8,8 @@ of a call moto had already carried out (`CreateSecurityGroup` → InvalidGroup.D
 reached the client, and a changing call done twice fails where EC2's one would not. So a
 retry of a changing call moto answered already gets that same answer again (a retry that
 arrives while the first attempt still runs waits for it); `moto-requests.log` says so
-("replayed") next to every changing, failed, retried or slow request.
+("replayed") next to every changing, failed, retried or slow request. And moto carries
+out one call at a time (MOTO): its models are not safe for the threads its server runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ READS = ("Describe", "Get", "List", "GET ", "HEAD ")
 # Request parameters that name what a request acts on (never secrets).
 TARGETS = ("GroupId", "GroupName", "InstanceId.1", "VpcId", "SubnetId", "Name", "RoleName")
 KEEP = 5000  # answers kept for retries (a Terraform apply makes a few hundred calls)
+# moto's models are not thread-safe (two RunInstances in one subnet at once: "generator
+# already executing" from its address allocator, a 500 and a retry); its server runs a
+# thread per request, so the twin carries out one call at a time, as EC2 appears to.
+MOTO = threading.RLock()
 
 
 @dataclass
@@ -55,7 +60,10 @@ class Calls:
                 status, headers, content = answer.response
                 note = " replayed"
                 return Response(response=content, status=status, headers=headers)
-            response = original(handler, args, **kwargs)
+            if flask_request.content_encoding != "gzip":  # moto inflates those itself
+                flask_request.get_data(cache=True)  # read the body before the lock
+            with MOTO:
+                response = original(handler, args, **kwargs)
             status = response.status_code
             if answer is not None and status < 500:
                 answer.response = (status, list(response.headers), response.get_data())

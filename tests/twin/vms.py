@@ -141,10 +141,12 @@ class VmWatcher:
         """--no-boot: the instance never leaves `pending` and nothing boots."""
         from moto.ec2.models import ec2_backends
 
+        from tests.twin.calls import MOTO
         from tests.twin.core import ACCOUNT, REGION
 
-        instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
-        instance._state.name, instance._state.code = "pending", 0
+        with MOTO:
+            instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
+            instance._state.name, instance._state.code = "pending", 0
         if iid not in self.held:
             self.held.add(iid)
             log.info("%s held pending (--no-boot)", iid)
