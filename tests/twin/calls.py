@@ -105,6 +105,7 @@ def _describe(request: Any) -> tuple[str, str]:
 
 
 _active: list[Calls] = []  # the twin's (the newest install), for the one wrapper
+_original: list[Any] = []  # moto's own handler call, while wrapped
 
 
 def install(log: Path) -> Calls:
@@ -113,8 +114,9 @@ def install(log: Path) -> Calls:
     from moto.core.utils import convert_to_flask_response
 
     calls = Calls(log)
-    if not _active:
+    if not _original:
         original = convert_to_flask_response.__call__
+        _original.append(original)
 
         def call(self: Any, args: Any = None, **kwargs: Any) -> Any:
             return _active[-1].handle(original, self, args, kwargs)
@@ -122,3 +124,12 @@ def install(log: Path) -> Calls:
         convert_to_flask_response.__call__ = call  # type: ignore[method-assign]
     _active[:] = [calls]
     return calls
+
+
+def uninstall() -> None:
+    """moto's handlers as they were (for tests that share their process with others)."""
+    from moto.core.utils import convert_to_flask_response
+
+    if _original:
+        convert_to_flask_response.__call__ = _original.pop()  # type: ignore[method-assign]
+    _active.clear()

@@ -39,6 +39,7 @@ def ec2(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
         yield client, log
     finally:
         server.stop()
+        calls.uninstall()
 
 
 def _same_invocation(client: Any, invocation: str) -> None:
