@@ -6,7 +6,9 @@
 
 Options: --state-dir DIR (logs and state; default a new folder under /tmp),
 --fail-boot ALIAS[:STAGE] (STAGE apt (default) or pip), --kill-vm ALIAS:SECONDS,
---no-boot ALIAS, --vm-engine (VMs use this machine's container engine; see vms.py).
+--no-boot ALIAS, --vm-engine (VMs use this machine's container engine; see vms.py),
+--vm-env NAME=VALUE (set in every VM's environment, e.g. the fake suite's FAKE_BENCH_SLEEP
+with CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP).
 The exit status is COMMAND's.
 """
 
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kill-vm", action="append", default=[], metavar="ALIAS:SECONDS")
     parser.add_argument("--no-boot", action="append", default=[], metavar="ALIAS")
     parser.add_argument("--vm-engine", action="store_true")
+    parser.add_argument("--vm-env", action="append", default=[], metavar="NAME=VALUE")
     return parser
 
 
@@ -49,6 +52,11 @@ def _faults(args: argparse.Namespace) -> Faults:
                 f"cloud-twin: --fail-boot {item}: STAGE must be one of {', '.join(STAGES)}"
             )
         faults.fail_boot[alias] = stage
+    for item in args.vm_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"cloud-twin: --vm-env {item}: expected NAME=VALUE")
+        faults.vm_env[name] = value
     for item in args.kill_vm:
         alias, _, seconds = item.partition(":")
         try:

@@ -127,6 +127,7 @@ class Faults:
     kill_vm: dict[str, float] = field(default_factory=dict)  # alias -> seconds
     no_boot: set[str] = field(default_factory=set)
     vm_engine: bool = False  # not a fault: VMs use this machine's container engine
+    vm_env: dict[str, str] = field(default_factory=dict)  # not a fault: every VM's environment
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,10 +214,11 @@ class Twin:
         os.environ["MOTO_AMIS_PATH"] = str(amis_file(self.state_dir / "amis.json"))
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-        from tests.twin import console, fidelity
+        from tests.twin import calls, console, fidelity
 
         console.install(self.state_dir / "vms")
         fidelity.install()
+        calls.install(self.state_dir / "moto-requests.log")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
         self.server = ThreadedMotoServer(ip_address=self.gateway, port=self.port, verbose=False)
         self.server.start()

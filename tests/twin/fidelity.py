@@ -7,6 +7,9 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
   ("cannot be detached"). The terminated instance still describes as before.
 - An interface made at launch is deleted with its instance (EC2's default); moto kept
   it unless asked, so every runner left one behind.
+- Terminating an instance that is terminated already changes nothing, as on EC2; moto
+  deleted its network interfaces again and answered InvalidNetworkInterfaceID.NotFound
+  (the twin's "powered off" and Terraform's destroy both terminate a finished runner).
 - An instance launched with its security groups on its network interface (what the
   provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
   moto reported none, so every later plan wanted to add them to the bastion again.
@@ -14,6 +17,7 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
@@ -45,6 +49,8 @@ def install() -> None:
     original = Instance.terminate
 
     def terminate(self: Instance) -> Any:
+        if self._state.name == "terminated":  # EC2: terminating it again changes nothing
+            return copy.copy(self._state)
         state = original(self)
         for nic in list(self.nics.values()):
             if not nic.delete_on_termination:

@@ -1,17 +1,37 @@
-"""The cloud path end to end, through the AWS twin (scripts/cloud-twin).
+"""The cloud path end to end through the AWS twin (scripts/cloud-twin), then its faults,
+then `cloudbench nuke`: one twin session and one meta deployment for all of it (the
+module's `twin` fixture), three tests reading what it left.
+
+1. The end-to-end run (config/twin-aws.json, an x86 and an arm64 type): meta apply,
+   orchestrator VM, runner VMs through their user-data (the wheel from the orchestrator
+   over the twin's network at a plain-HTTP non-local address, ruby-bench from the
+   bucket), benchmarks, presigned uploads to S3, archive, download, report, teardown.
+2. One run against the same meta with three faulty types (issue 23's "Tests for each"):
+   - `--kill-vm killvm:5` with `instances: 2`: the VM whose benchmark started first is
+     killed 5 s into it; EC2 reports it terminated, the master hands its task back and
+     the type's other VM completes it.
+   - `--fail-boot failpip:pip`: the runner wheel cannot be installed; the user-data's
+     EXIT trap reports `error` with its last lines, the master prints the cause.
+   - `--fail-boot failapt:apt`: `apt-get install` fails before the VM can read its token
+     and call in; the cause is only on its serial console, which the master reads
+     (GetConsoleOutput) once EC2 says the instance is gone, and prints.
+   The run exits 1 (two types failed) after killvm's task completed.
+3. `--no-boot noboot` in a run of its own: EC2 keeps the instance `pending`; the run stops
+   at --boot-timeout with "never called in". It cannot share run 2: Terraform's apply of
+   the run's stack waits for every instance to run (as on AWS) and fails at the deadline,
+   which ends that run before the other types could finish.
+   Runs 2 and 3 re-apply the meta stack: Terraform plans no change, the orchestrator
+   instance is kept.
+4. `cloudbench nuke --provider aws` with the meta stack still there leaves nothing.
 
 Real: Terraform with the real AWS provider, the project's stacks, the master, the
-orchestrator VM booting through its user-data (the master's wheel, PostgreSQL, systemd
-unit), runner VMs booting through theirs (the wheel from the orchestrator over the twin's
-network at a plain-HTTP non-local address, ruby-bench from the bucket), benchmark
-containers, presigned uploads to S3, the archive, the download, the report, teardown,
-then `cloudbench nuke` with the meta stack still there.
-
+orchestrator and runner VMs booting through their user-data, benchmark processes.
 Stand-ins, because they cannot exist here: AWS's APIs (moto's server), the VMs (podman
 containers from a Debian image with the packages the user-data installs; both instance
 types run on this machine's CPU, so the numbers say nothing about either), the instance
 metadata service (tests/twin/imds.py in each VM's namespace), and ruby-bench (the small
-tests/fake_ruby_bench). The twin does not enforce security groups.
+tests/fake_ruby_bench; its `sleepy` sleeps 20 s here through --vm-env). The twin does not
+enforce security groups.
 """
 
 from __future__ import annotations
@@ -22,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,23 +50,86 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "fake_ruby_bench"
 CONFIG = ROOT / "config" / "twin-aws.json"
-RUN_LIMIT = 720  # seconds; then the twin is stopped and the test fails with its logs
+RUN_LIMIT = 900  # seconds; then the twin is stopped and the tests fail with its logs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_LIMIT + 240)]
 
+FAULTS = [
+    *("--kill-vm", "killvm:5", "--fail-boot", "failpip:pip", "--fail-boot", "failapt:apt"),
+    *("--no-boot", "noboot"),
+    # killvm's task (the fake suite's `sleepy`: one iteration) outlasts the kill.
+    *("--vm-env", "FAKE_BENCH_SLEEP=20", "--vm-env", "CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP"),
+]
+
 STEPS = """
 set -u
-cloudbench run "$CONFIG" --ruby-bench "$SUITE" --yes; echo "run=$?" >>"$OUT/status"
+stamp() { echo "$1 $(date +%s)" >>"$OUT/times"; }
+run() {  # NAME CONFIG [OPTIONS]: one cloudbench run, its output and exit status kept
+  name=$1 config=$2; shift 2
+  cloudbench run "$config" --ruby-bench "$SUITE" --yes "$@" >"$OUT/$name.out" 2>&1
+  echo "$name=$?" >>"$OUT/status"; stamp "$name"
+}
+stamp start
+run e2e "$CONFIG"
 python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
+ls "$CLOUDBENCH_TWIN_LOGS/vms" >"$OUT/e2e-vms.txt"
+python -m tests.twin.inventory >"$OUT/after-e2e.json"
+run faults "$OUT/faults.json"
+run noboot "$OUT/noboot.json" --boot-timeout 15
 python -m tests.twin.inventory >"$OUT/before-nuke.json"
-cloudbench nuke --provider aws --yes; echo "nuke=$?" >>"$OUT/status"
+cloudbench nuke --provider aws --yes >"$OUT/nuke.out" 2>&1; echo "nuke=$?" >>"$OUT/status"
+stamp nuke
 python -m tests.twin.inventory >"$OUT/after-nuke.json"
 """
 
 
-def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> None:
-    home, out, state = tmp_path / "home", tmp_path / "out", tmp_path / "twin"
+def _config(types: list[tuple[str, int]], benchmark: str) -> dict[str, object]:
+    return {
+        "ruby_version": "3.1",
+        "per_instance_type": {"tasks": 1, "instances": 1},
+        "aws": [
+            {"instance_type": "c7i.large", "alias": alias, "instances": instances}
+            for alias, instances in types
+        ],
+        "benchmarks": {
+            "names": [benchmark],
+            "executables": ["interp"],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+        "prices": {"aws/c7i.large": 0.0893},
+    }
+
+
+@dataclass
+class Session:
+    base: Path  # the command's working directory (results/, logs/)
+    out: Path  # what the steps wrote
+    state: Path  # the twin's state and logs
+    home: Path
+    status: dict[str, str]
+    tail: str  # for assertion messages
+
+    def text(self, name: str) -> str:
+        path = self.out / f"{name}.out"
+        return path.read_text() if path.is_file() else f"(no {path})"
+
+    def json(self, name: str) -> dict[str, object]:
+        return dict(json.loads((self.out / f"{name}.json").read_text()))
+
+    def run_dir(self, alias: str) -> Path:
+        (found,) = [p for p in (self.base / "results").iterdir() if any(p.glob(f"{alias}*"))]
+        return found
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    base = tmp_path_factory.mktemp("twin-session")
+    home, out, state = base / "home", base / "out", base / "twin"
     out.mkdir()
+    faulty = [("killvm", 2), ("failpip", 1), ("failapt", 1)]
+    (out / "faults.json").write_text(json.dumps(_config(faulty, "sleepy")))
+    (out / "noboot.json").write_text(json.dumps(_config([("noboot", 1)], "fib")))
     env = {
         **os.environ,
         "CLOUDBENCH_HOME": str(home),
@@ -54,11 +138,11 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
         "SUITE": str(SUITE),
         "PYTHONPATH": str(ROOT),
     }
+    command = [str(ROOT / "scripts" / "cloud-twin"), "--state-dir", str(state), *FAULTS, "--"]
     started = time.monotonic()
-    command = [str(ROOT / "scripts" / "cloud-twin"), "--state-dir", str(state), "--"]
     proc = subprocess.Popen(
         [*command, "bash", "-c", STEPS],
-        cwd=tmp_path,
+        cwd=base,
         env=env,
         text=True,
         stdout=subprocess.PIPE,
@@ -71,42 +155,103 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
         # Ctrl-C for the twin: the master tears down, the twin removes its VMs.
         os.killpg(proc.pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=180)
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     elapsed = time.monotonic() - started
-    sys.stderr.write(f"twin end-to-end: {elapsed:.0f}s\n")
-    tail = (result.stdout[-3000:] + result.stderr[-6000:]) + f"\n(twin logs: {state})"
-    assert (out / "status").is_file(), tail
-    status = dict(line.split("=") for line in (out / "status").read_text().split())
-    assert status == {"run": "0", "nuke": "0"}, tail
-    assert result.returncode == 0, tail
+    times = (out / "times").read_text().split() if (out / "times").is_file() else []
+    sys.stderr.write(f"twin session: {elapsed:.0f}s (steps, epoch seconds: {times})\n")
+    tail = f"{stdout[-3000:]}{stderr[-6000:]}\n(twin logs: {state}; outputs: {out})"
+    status_file = out / "status"
+    assert status_file.is_file(), tail
+    status = dict(line.split("=") for line in status_file.read_text().split())
+    assert proc.returncode == 0, tail  # the last step's (the inventory after the nuke)
+    return Session(base, out, state, home, status, tail)
+
+
+def test_cloud_run_through_the_twin(twin: Session) -> None:
+    assert twin.status.get("e2e") == "0", twin.text("e2e")[-6000:] + twin.tail
 
     # The run's results came back from both types, and the report was built from them.
-    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    run_dir = twin.run_dir("c7i")
     outputs = {p.parent.name.split("-")[0]: p for p in run_dir.glob("*/output.json")}
-    assert set(outputs) == {"c7i", "c7g"}, tail
+    assert set(outputs) == {"c7i", "c7g"}, twin.tail
     for path in outputs.values():
         assert {"fib", "nbody"} <= set(json.loads(path.read_text())["raw_data"]["interp"])
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     assert not summary["excluded"], summary["excluded"]
 
     # Both runner VMs reported their stages to the orchestrator, up to `finished`.
-    machines = json.loads((out / "machines.json").read_text())["machines"]
+    machines = twin.json("machines")["machines"]
+    assert isinstance(machines, list)
     stages = {m["alias"]: m["stage"] for m in machines}
     assert stages == {"c7i": "finished", "c7g": "finished"}, machines
     assert all(m["provider"] == "aws" and m["instance_id"].startswith("i-") for m in machines)
 
-    # Before the nuke the shared meta deployment was still there; after it, nothing is.
-    before = json.loads((out / "before-nuke.json").read_text())
-    assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
-    assert len(before["instances"]) == 2, before  # the orchestrator and the bastion
-    after = json.loads((out / "after-nuke.json").read_text())
-    assert all(not found for found in after.values()), after
-    # Every Terraform state is gone with its working copy.
-    leftover = list((home / "terraform").glob("**/*.tfstate"))
-    assert all(not json.loads(p.read_text()).get("resources") for p in leftover), leftover
+    # After the run the shared meta deployment is still there.
+    after = twin.json("after-e2e")
+    assert after["vpcs"] and after["buckets"] and after["ssm_parameters"], after
+    assert len(after["instances"]) == 2, after  # type: ignore[arg-type]  # orchestrator, bastion
     # Four VMs booted through their user-data: orchestrator, bastion and two runners.
-    consoles = [p.read_text() for p in state.glob("vms/*/console.log")]
+    ids = (twin.out / "e2e-vms.txt").read_text().split()
+    consoles = [(twin.state / "vms" / i / "console.log").read_text() for i in ids]
     assert len(consoles) == 4 and all("[twin-vm] booting" in c for c in consoles), consoles
     # The runners' user-data wrote its steps to the serial console (GetConsoleOutput).
     runners = [c for c in consoles if "cloudbench i-" in c]
     assert len(runners) == 2 and all("starting the runner" in c for c in runners), consoles
+
+
+def test_failed_vms_are_noticed_and_named(twin: Session) -> None:
+    text = twin.text("faults")
+    assert twin.status.get("faults") == "1", text[-6000:] + twin.tail
+
+    # --kill-vm: one VM gone, its task done by the type's other VM.
+    assert "vanished: EC2 reports it terminated" in text, text[-6000:]
+    run_dir = twin.run_dir("killvm")
+    (output,) = run_dir.glob("killvm*/output.json")
+    assert "sleepy" in json.loads(output.read_text())["raw_data"]["interp"]
+    tasks = json.loads((run_dir / "manifest.json").read_text())["tasks"]
+    (task,) = [t for t in tasks if t["alias"] == "killvm"]
+    first, *_, last = task["attempts"]
+    assert first["error_type"] == "instance_terminated", task
+    assert task["status"] == "completed" and last["host"] != first["host"], task
+
+    # --fail-boot pip: the cause line, from the VM's own report, reaches the terminal ...
+    assert "every runner of failpip has exited with 1 task(s) left: VM i-" in text, text
+    cause = "boot/runner error: failed at step 'installing the runner wheel from the orchestrator'"
+    # ... ending with pip's own last line, the failed command's.
+    assert f"{cause} (exit 1): ERROR: No matching distribution found" in text, text
+
+    # --fail-boot apt: the VM never called in; its cause comes from its serial console.
+    assert "every runner of failapt has exited with 1 task(s) left: VM i-" in text, text
+    step = "installing what reads the runner token (python3-boto3)"
+    console = (
+        f"vanished: EC2 reports it terminated; console: boot failed at step '{step}' "
+        "(exit 100): E: Unable to fetch some archives (twin: --fail-boot apt)"
+    )
+    assert console in text, text
+
+    # --no-boot: stopped at the deadline, not after Terraform's 10 minutes.
+    noboot = twin.text("noboot")
+    assert twin.status.get("noboot") == "1", noboot[-6000:]
+    assert "never called in within --boot-timeout 15s" in noboot, noboot
+
+    # The same meta served every run: the orchestrator instance was never replaced.
+    first_seen, last_seen = twin.json("after-e2e"), twin.json("before-nuke")
+    assert len(first_seen["instances"]) == 2, first_seen  # type: ignore[arg-type]
+    assert first_seen["instances"] == last_seen["instances"], (first_seen, last_seen)
+    # Re-applying meta for the second and third runs planned no change at all.
+    meta_log = (twin.base / "logs" / "meta-default.log").read_text()
+    applies = [line for line in meta_log.splitlines() if line.startswith("Apply complete!")]
+    assert len(applies) == 3 and "Resources: 0 added" not in applies[0], applies
+    assert all("0 added, 0 changed, 0 destroyed" in line for line in applies[1:]), applies
+
+
+def test_nuke_leaves_nothing(twin: Session) -> None:
+    assert twin.status.get("nuke") == "0", twin.text("nuke")[-3000:] + twin.tail
+    # Before the nuke the shared meta deployment was still there; after it, nothing is.
+    before = twin.json("before-nuke")
+    assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
+    assert len(before["instances"]) == 2, before  # type: ignore[arg-type]
+    after = twin.json("after-nuke")
+    assert all(not found for found in after.values()), after
+    # Every Terraform state is gone with its working copy.
+    leftover = list((twin.home / "terraform").glob("**/*.tfstate"))
+    assert all(not json.loads(p.read_text()).get("resources") for p in leftover), leftover

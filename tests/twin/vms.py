@@ -44,6 +44,10 @@ log = logging.getLogger("twin.vms")
 HERE = Path(__file__).resolve().parent
 SECCOMP = HERE.parents[1] / "src" / "cloudbench" / "runner" / "executors" / "seccomp-aslr.json"
 LIVE = ("pending", "running")
+# An OS takes a while to boot after EC2 says `running`, and Terraform's waiter first looks
+# 10 s after launch: a VM that powers itself off sooner (a user-data failing at once) is
+# applied its shutdown behaviour only this long after launch, so that Terraform saw it run.
+EARLIEST_POWER_OFF = 12.0
 
 
 @dataclass
@@ -58,7 +62,9 @@ class Vm:
     gone: bool = False
     profile: str = ""
     runner: bool = False  # its user-data is a cloudbench runner's
-    runner_at: float | None = None  # when its console said the runner started
+    bench_at: float | None = None  # when a benchmark process first ran in it
+    launched: datetime | None = None  # EC2's LaunchTime
+    pid: int = 0  # its PID 1, as this machine sees it
 
 
 class VmWatcher:
@@ -111,18 +117,36 @@ class VmWatcher:
             elif state not in LIVE and vm is not None and not vm.gone:
                 log.info("%s is %s: removing its VM", iid, state)
                 self._remove(vm)
-        for vm in list(self.vms.values()):
-            if not vm.gone:
-                self._check(vm)
+        alive = [vm for vm in self.vms.values() if not vm.gone]
+        if alive:
+            running = self._running()
+            for vm in alive:
+                self._check(vm, running)
+
+    def _running(self) -> set[str]:
+        """The twin's running containers: one `podman ps` a poll, not one per VM (each
+        podman command costs this 2-core machine a noticeable slice of a second)."""
+        label = f"label=cloudbench-twin={self.twin.name}"
+        result = subprocess.run(
+            ["podman", "ps", "--filter", label, "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:  # never take a failed listing for "all powered off"
+            raise RuntimeError(f"podman ps failed: {result.stderr.strip()}")
+        return set(result.stdout.split())
 
     def _hold_pending(self, iid: str) -> None:
         """--no-boot: the instance never leaves `pending` and nothing boots."""
         from moto.ec2.models import ec2_backends
 
+        from tests.twin.calls import MOTO
         from tests.twin.core import ACCOUNT, REGION
 
-        instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
-        instance._state.name, instance._state.code = "pending", 0
+        with MOTO:
+            instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
+            instance._state.name, instance._state.code = "pending", 0
         if iid not in self.held:
             self.held.add(iid)
             log.info("%s held pending (--no-boot)", iid)
@@ -136,7 +160,7 @@ class VmWatcher:
         name = f"{self.twin.name}-{iid}"
         # AWS_ENDPOINT_URL stands for the AWS endpoints a VPC reaches; credentials come
         # from the IMDS (the instance role), as on EC2.
-        env = {"AWS_ENDPOINT_URL": self.twin.endpoint}
+        env = {**self.twin.faults.vm_env, "AWS_ENDPOINT_URL": self.twin.endpoint}
         engine: list[str] = []
         if self.twin.faults.vm_engine:
             env["CLOUDBENCH_WORK_DIR"] = str(work)
@@ -184,6 +208,7 @@ class VmWatcher:
         vm = Vm(
             iid, alias, name, directory, profile=inst.get("IamInstanceProfile", {}).get("Arn", "")
         )
+        vm.launched = inst.get("LaunchTime")
         doc = json.loads((directory / "imds.json").read_text())
         vm.runner = b"cloudbench runner bootstrap" in base64.b64decode(
             doc.get("user-data-base64", "")
@@ -199,6 +224,7 @@ class VmWatcher:
             text=True,
             check=True,
         ).stdout.strip()
+        vm.pid = int(pid)
         for args in (
             ["link", "set", "lo", "up"],
             ["addr", "add", "169.254.169.254/32", "dev", "lo"],
@@ -275,7 +301,7 @@ class VmWatcher:
         doc["identity"] = {"instanceId": iid, "region": zone[:-1], "availabilityZone": zone}
         return doc
 
-    def _check(self, vm: Vm) -> None:
+    def _check(self, vm: Vm, running: set[str]) -> None:
         kill_after = self.twin.faults.kill_vm.get(vm.alias)
         if (
             kill_after is not None
@@ -284,18 +310,16 @@ class VmWatcher:
         ):
             # One VM of the type, as when a single instance is reclaimed or crashes.
             log.info(
-                "%s killed %.0fs after its runner started (--kill-vm)", vm.instance_id, kill_after
+                "%s killed %.0fs after its benchmark started (--kill-vm)",
+                vm.instance_id,
+                kill_after,
             )
             vm.killed = True
             self.killed_aliases.add(vm.alias)
             subprocess.run(["podman", "kill", vm.container], capture_output=True, check=False)
-        running = subprocess.run(
-            ["podman", "inspect", "-f", "{{.State.Running}}", vm.container],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if running == "true":
+        if vm.killed:
+            running.discard(vm.container)
+        if vm.container in running or (not vm.killed and self._too_early(vm)):
             return
         self._remove(vm)
         if vm.killed or not (vm.directory / "shutdown").is_file():
@@ -315,17 +339,22 @@ class VmWatcher:
             self.ec2.stop_instances(InstanceIds=[vm.instance_id])
 
     def _kill_clock(self, vm: Vm) -> float:
-        """--kill-vm counts from the runner's start (the user-data's "starting the runner"
-        on the console), so the VM killed first is the one that claimed work first; a
-        user-data that never says so counts from boot."""
-        if vm.runner_at is None:
-            try:
-                console = (vm.directory / "console.log").read_bytes()
-            except OSError:
-                console = b""
-            if b"starting the runner" in console or not vm.runner:
-                vm.runner_at = time.monotonic() if vm.runner else vm.started
-        return vm.runner_at if vm.runner_at is not None else float("inf")
+        """--kill-vm counts from the first benchmark process in the VM (ruby-bench's
+        run_benchmarks.rb), so the VM killed is one that holds a task; a VM whose
+        user-data is not a runner's counts from boot."""
+        if vm.bench_at is None:
+            if not vm.runner:
+                vm.bench_at = vm.started
+            elif vm.pid and _runs_benchmark(vm.pid):
+                vm.bench_at = time.monotonic()
+                log.info("%s: a benchmark runs in it", vm.instance_id)
+        return vm.bench_at if vm.bench_at is not None else float("inf")
+
+    @staticmethod
+    def _too_early(vm: Vm) -> bool:
+        if vm.launched is None:
+            return False
+        return (datetime.now(UTC) - vm.launched).total_seconds() < EARLIEST_POWER_OFF
 
     def _remove(self, vm: Vm) -> None:
         vm.gone = True
@@ -338,3 +367,27 @@ class VmWatcher:
         subprocess.run(
             ["podman", "rm", "-f", "-t", "2", vm.container], capture_output=True, check=False
         )
+
+
+def _runs_benchmark(root: int) -> bool:
+    """Whether a process under `root` (a VM's PID 1) runs ruby-bench's run_benchmarks.rb."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != root:
+            ancestor = parents.get(ancestor)
+        if ancestor != root:
+            continue
+        try:
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"run_benchmarks.rb" in cmdline:
+            return True
+    return False

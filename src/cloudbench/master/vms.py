@@ -33,6 +33,7 @@ class Vm:
     cause: str | None = None
     address: str | None = None  # private IP, where the stack says (AWS)
     released: bool = False  # its tasks were handed back (POST .../lost)
+    console_read: bool = False  # its serial console was asked why (never called in)
 
     def matches(self, reported: str) -> bool:
         return reported.lower() == self.instance_id.lower()
@@ -111,6 +112,18 @@ class VmWatch:
     def to_release(self) -> list[Vm]:
         """Failed VMs that called in (so may hold tasks) and were not released yet."""
         return [v for v in self.failed() if v.report is not None and not v.released]
+
+    def silent_failures(self, provider: str) -> list[Vm]:
+        """Failed VMs of this provider that never called in and whose console was not
+        read yet: their cause is only on their serial console. Marked read."""
+        found = [
+            v
+            for v in self.failed()
+            if v.provider == provider and v.report is None and not v.console_read
+        ]
+        for vm in found:
+            vm.console_read = True
+        return found
 
     def failed(self) -> list[Vm]:
         return [v for v in self.vms if v.failed_at is not None]

@@ -249,6 +249,10 @@ class CloudProvider:
         if out is not None and any(s.name == "aws" for s in self.stacks):
             self.ec2 = self.ec2 or Ec2States(out.region)
             self.vms.vanished(self.ec2.gone(self.vms.pending_ids("aws")))
+            for vm in self.vms.silent_failures("aws"):
+                line = self.ec2.console_cause(vm.instance_id)
+                if line:
+                    vm.cause = f"{vm.cause}; {line}"
         return self.vms.lines()
 
     def lost(self) -> list[tuple[str, str]]:
