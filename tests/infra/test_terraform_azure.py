@@ -198,7 +198,10 @@ def test_cloud_init_renders_and_bootstraps_the_runner() -> None:
     first_fallible = next(i for i, ln in enumerate(commands) if ln.startswith("set -e"))
     assert lifetime < first_fallible, "the hard lifetime must come before anything can fail"
     assert any(ln.startswith("shutdown -h +$((90 + 10))") for ln in commands)
-    assert '--find-links "https://bench.example.org/dist/" cloudbench' in script
+    # pip takes plain HTTP from a non-local host only when it is a trusted host (booted
+    # against such an orchestrator in tests/twin/test_azure_boot.py).
+    assert "ORCHESTRATOR='https://bench.example.org'" in script
+    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR/dist/"' in script
     joined = script.replace("\\\n", " ")
     assert re.search(r'cloudbench" runner .*--shutdown-on-done', joined)
     assert "export CLOUDBENCH_PROVIDER='azure'" in script
