@@ -7,7 +7,7 @@ resource "aws_key_pair" "operator" {
 # user-data already knows the public URL and has internet access from the first second.
 resource "aws_network_interface" "orchestrator" {
   subnet_id       = aws_subnet.public.id
-  security_groups = [aws_security_group.orchestrator.id]
+  security_groups = [aws_security_group.orchestrator.id, aws_security_group.runner_nat.id]
   tags            = { Name = "${local.name}-orchestrator" }
 }
 

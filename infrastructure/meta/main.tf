@@ -249,6 +249,21 @@ resource "aws_security_group" "bastion" {
   }
 }
 
+# Runners outside the VPC (Azure) reach the orchestrator's public address from their run's
+# NAT address, which exists only once that run's stack is applied. `cloudbench run` adds one
+# ingress rule per run to this group (boto3; description "cloudbench run <id>: azure
+# runners (NAT)", the orchestrator URL's port, the NAT address /32) before the run's VMs
+# boot, and revokes it when the run ends. The group has no ingress blocks, so Terraform
+# manages none of its ingress rules and re-applying meta for another run keeps them;
+# `egress = []`: nothing beyond what the orchestrator group allows.
+resource "aws_security_group" "runner_nat" {
+  name        = "${local.name}-runner-nat"
+  description = "cloudbench orchestrator: per-run allow-list entries for runners outside the VPC (added by cloudbench run)"
+  vpc_id      = aws_vpc.this.id
+  egress      = []
+  tags        = { Name = "${local.name}-runner-nat" }
+}
+
 resource "aws_security_group" "orchestrator" {
   name        = "${local.name}-orchestrator"
   description = "cloudbench orchestrator: HTTP(S) from allowed networks, SSH via the bastion"

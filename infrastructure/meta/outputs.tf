@@ -8,6 +8,11 @@ output "orchestrator_private_url" {
   value       = local.private_url
 }
 
+output "runner_nat_security_group_id" {
+  description = "Security group of the orchestrator to which cloudbench run adds each run's Azure NAT address (on the orchestrator URL's port) while the run lasts."
+  value       = aws_security_group.runner_nat.id
+}
+
 output "admin_token" {
   description = "Admin token of the orchestrator."
   value       = var.admin_token

@@ -198,7 +198,10 @@ def test_cloud_init_renders_and_bootstraps_the_runner() -> None:
     first_fallible = next(i for i, ln in enumerate(commands) if ln.startswith("set -e"))
     assert lifetime < first_fallible, "the hard lifetime must come before anything can fail"
     assert any(ln.startswith("shutdown -h +$((90 + 10))") for ln in commands)
-    assert '--find-links "https://bench.example.org/dist/" cloudbench' in script
+    # pip takes plain HTTP from a non-local host only when it is a trusted host (booted
+    # against such an orchestrator in tests/twin/test_azure_boot.py).
+    assert "ORCHESTRATOR='https://bench.example.org'" in script
+    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR/dist/"' in script
     joined = script.replace("\\\n", " ")
     assert re.search(r'cloudbench" runner .*--shutdown-on-done', joined)
     assert "export CLOUDBENCH_PROVIDER='azure'" in script
@@ -252,3 +255,13 @@ def test_boot_stages_are_reported_once_the_token_is_read_before_apt() -> None:
     assert 'INSTANCE_ID="$(compute name)"' in script and '"provider": "azure"' in script
     assert "for dev in /dev/ttyS0 /dev/console" in script
     _bash_syntax_ok(script)
+
+
+def test_launch_vms_false_applies_everything_but_the_vms() -> None:
+    """Issue 25 item 9: the master applies the stack first without VMs, admits its NAT
+    address at the orchestrator, then applies the VMs (master/providers/allowlist.py)."""
+    gated = {"azurerm_network_interface", "azurerm_linux_virtual_machine"}
+    for rtype, _, body in _resources(MODULE):
+        mentions = "var.launch_vms" in str(body.get("for_each", ""))
+        assert mentions == (rtype in gated), rtype
+    assert "nat_public_ip" in {name for block in _module(MODULE)["output"] for name in block}

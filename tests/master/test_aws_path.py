@@ -78,6 +78,7 @@ class FakeTerraform:
             "runner_token": orch.runner_token, "bucket": "cb-results-fake",
             "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
             "orchestrator_private_url": "http://10.0.1.10:8000",
+            "runner_nat_security_group_id": "sg-0fake0runner0nat",
         }))  # fmt: skip
 
     def env(self, **extra: str) -> dict[str, str]:

@@ -15,9 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from cloudbench.master.client import OrchestratorClient
+from tests.infra.test_boot_reporting import moto as moto
 from tests.master.conftest import Harness, fake_config
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, _no_secret_anywhere
 from tests.master.test_aws_path import fake as fake
@@ -65,23 +67,54 @@ def _config(azure_only: bool = False) -> dict[str, Any]:
     return config
 
 
+def _nat_group(fake: FakeTerraform, moto: str) -> tuple[Any, str, dict[str, str]]:
+    """The meta stack's runner_nat group, in moto; the azure stack's NAT address."""
+    aws = {"AWS_ENDPOINT_URL": moto, "AWS_ACCESS_KEY_ID": "fake", "AWS_SECRET_ACCESS_KEY": "fake"}
+    ec2 = boto3.client(
+        "ec2",
+        region_name="eu-west-1",
+        endpoint_url=moto,
+        aws_access_key_id="fake",
+        aws_secret_access_key="fake",
+    )
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="nat", Description="t", VpcId=vpc)["GroupId"]
+    outputs = json.loads(fake.outputs.read_text()) | {"runner_nat_security_group_id": group}
+    fake.outputs.write_text(json.dumps(outputs))
+    azure_outputs = fake.outputs.parent / "azure-outputs.json"
+    azure_outputs.write_text(json.dumps({"nat_public_ip": "198.51.100.23", "instances": {}}))
+    return ec2, group, {**aws, "FAKE_TF_AZURE_OUTPUTS": str(azure_outputs)}
+
+
+def _cidrs(ec2: Any, group: str) -> list[tuple[str, int]]:
+    found = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+    return [(r["CidrIp"], p["FromPort"]) for p in found for r in p.get("IpRanges", [])]
+
+
 def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
-    harness: Harness, fake: FakeTerraform, arm: Standin
+    harness: Harness, fake: FakeTerraform, arm: Standin, moto: str
 ) -> None:
+    ec2, group, aws_env = _nat_group(fake, moto)
     harness.start(
-        harness.config(_config()), environment=fake.env(FAKE_TF_SLEEP="1", **_azure_env(arm))
+        harness.config(_config()),
+        environment=fake.env(FAKE_TF_SLEEP="1", **_azure_env(arm), **aws_env),
     )
     run_id = harness.run_id()
-    harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "azure"))
+    harness.wait_for(lambda: fake.find("apply", "aws") and len(fake.find("apply", "azure")) == 2)
+    # Azure runners are admitted at the orchestrator (its URL's port) from their NAT address.
+    assert _cidrs(ec2, group) == [("198.51.100.23/32", int(fake.orch.url.rsplit(":", 1)[1]))]
     with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
         api.stop_run(run_id)
     code, _out, err = harness.wait()
     assert code in (0, 2), err
 
     meta_apply = fake.find("apply", "meta")[0]
-    aws, az = fake.find("apply", "aws")[0], fake.find("apply", "azure")[0]
-    assert meta_apply["end"] <= min(aws["start"], az["start"])
-    assert aws["start"] < az["end"] and az["start"] < aws["end"]  # overlap: in parallel
+    aws, (az_network, az) = fake.find("apply", "aws")[0], fake.find("apply", "azure")
+    assert meta_apply["end"] <= min(aws["start"], az_network["start"])
+    assert aws["start"] < az["end"] and az_network["start"] < aws["end"]  # in parallel
+    # The network (and NAT address) first, the VMs once the address is admitted.
+    assert az_network["tf_vars"]["TF_VAR_launch_vms"] == "false"
+    assert az["tf_vars"]["TF_VAR_launch_vms"] == "true" and az["start"] >= az_network["end"]
 
     tf = az["tf_vars"]
     assert tf["TF_VAR_subscription_id"] == SUB and tf["TF_VAR_location"] == "westeurope"
@@ -107,6 +140,7 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
         assert (harness.tmp / "logs" / str(run_id) / f"{stack}.log").is_file()
     _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
     assert not harness.sessions(), "the session outlived the run"
+    assert _cidrs(ec2, group) == []  # the run's entry went with its stacks
 
     ledger = json.loads((harness.results / str(run_id) / "cost-ledger.json").read_text())
     entries = {e["instance_type"]: e for e in ledger["entries"]}

@@ -205,7 +205,7 @@ resource "azurerm_key_vault_secret" "runner_token" {
 }
 
 resource "azurerm_network_interface" "runner" {
-  for_each            = local.runners
+  for_each            = { for k, v in local.runners : k => v if var.launch_vms }
   name                = "${local.vm_name[each.key]}-nic"
   location            = var.location
   resource_group_name = azurerm_resource_group.run.name
@@ -221,7 +221,7 @@ resource "azurerm_network_interface" "runner" {
 }
 
 resource "azurerm_linux_virtual_machine" "runner" {
-  for_each            = local.runners
+  for_each            = { for k, v in local.runners : k => v if var.launch_vms }
   name                = local.vm_name[each.key]
   computer_name       = "cb-${substr(sha1(each.key), 0, 12)}"
   location            = var.location

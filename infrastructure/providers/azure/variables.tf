@@ -175,3 +175,9 @@ variable "heartbeat_interval" {
     error_message = "heartbeat_interval must be between 1 and 300 seconds."
   }
 }
+
+variable "launch_vms" {
+  type        = bool
+  description = "false applies everything but the VMs and their network interfaces: cloudbench run applies it so first, adds nat_public_ip to the orchestrator's allow-list, then applies it with true."
+  default     = true
+}

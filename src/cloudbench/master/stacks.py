@@ -71,6 +71,8 @@ class MetaOutputs:
     private_url: str = ""
     # ubuntu@<bastion address>: the jump host to reach VMs in the subnet (--debug).
     bastion: str = ""
+    # The orchestrator's security group for per-run entries (Azure runners' NAT address).
+    runner_nat_group: str = ""
 
 
 class MetaDeployment:
@@ -166,6 +168,7 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         runner_token=str(raw["runner_token"]), bucket=str(raw.get("bucket") or ""),
         private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
         bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
+        runner_nat_group=str(raw.get("runner_nat_security_group_id") or ""),
     )  # fmt: skip
 
 

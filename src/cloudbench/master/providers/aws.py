@@ -21,6 +21,7 @@ from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure, suite
+from cloudbench.master.providers.allowlist import AllowList, url_port
 from cloudbench.master.providers.base import (
     MachineRow,
     ProviderContext,
@@ -174,6 +175,8 @@ class CloudProvider:
             if action == "apply":
                 stack.prepare(module_dir(self.meta.settings, MODULES[stack.name]))
                 try:
+                    if stack.name == "azure":
+                        self._admit_azure(stack)  # its NAT address, before its VMs boot
                     stack.apply()
                 finally:  # a failed apply may still have launched some VMs
                     if self.meter is not None and stack.name in CLOUDS:
@@ -185,6 +188,9 @@ class CloudProvider:
                 (stack.workdir / APPLIED).unlink(missing_ok=True)
                 if self.meter is not None:
                     self.meter.terminate(stack.name)
+        except ProviderError as exc:
+            view.set(stack.name, f"failed (log {stack.log_path})")
+            return exc
         except (TerraformError, OSError) as exc:
             view.set(stack.name, f"failed (log {stack.log_path})")
             if isinstance(exc, TerraformError):
@@ -195,6 +201,24 @@ class CloudProvider:
             return ProviderError(f"stack {stack.name}: {exc}")
         view.set(stack.name, "applied" if action == "apply" else "destroyed")
         return None
+
+    def _admit_azure(self, stack: Stack) -> None:
+        """Everything but the VMs first; then the orchestrator admits the run's NAT
+        address (allowlist.py); the caller's apply then launches the VMs."""
+        out, run_id = self.meta.outputs, self.run_id
+        assert out is not None and run_id is not None
+        if not out.runner_nat_group:
+            raise ProviderError(
+                "stack azure: the meta deployment has no runner_nat_security_group_id output "
+                "(deployed by an older cloudbench); run without --reuse-orchestrator once"
+            )
+        stack.variables["launch_vms"] = False
+        stack.apply()
+        nat = str(stack.terraform().output().get("nat_public_ip") or "")
+        allow = AllowList(out.region, out.runner_nat_group)
+        cidr = allow.allow(run_id, nat, url_port(out.url))
+        self.console.print(f"azure: orchestrator admits the runners' NAT address {cidr}")
+        stack.variables["launch_vms"] = True
 
     def _hint(self, stack: Stack, exc: TerraformError) -> str | None:
         if stack.name == "aws" and STUCK_PENDING in (exc.log_tail or ""):
@@ -276,7 +300,13 @@ class CloudProvider:
 
         With --debug, a cloud stack with a failed VM is kept: the VM stays up until its
         hard lifetime, `cloudbench nuke --run-id` removes the rest."""
-        errors = self._each("destroy", skip=self._kept_for_debug())
+        kept = self._kept_for_debug()
+        errors = self._each("destroy", skip=kept)
+        out = self.meta.outputs
+        azure_gone = any(s.name == "azure" for s in self.stacks) and "azure" not in kept
+        if azure_gone and out is not None and out.runner_nat_group and self.run_id is not None:
+            # Also after a resume, which admitted nothing itself: the entry is the run's.
+            AllowList(out.region, out.runner_nat_group).revoke(self.run_id)
         for error in errors:
             logger.error("%s", error)
         if errors:

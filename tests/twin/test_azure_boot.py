@@ -1,0 +1,170 @@
+"""The azure stack's cloud-init, booted for real in the twin's VM image (issue 23's Azure note).
+
+Real: the custom data exactly as the stack makes it (`base64encode(templatefile(…))`
+evaluated by the real `terraform console`), a VM container from the AWS twin's image
+running it as root (tests/twin/vm/azure-init), the runner wheel from a real orchestrator
+over a podman network at a plain-HTTP non-local address, the real runner registering and
+running a task end to end (the small tests/fake_ruby_bench on the image's Ruby 3.1).
+
+Stand-ins, because they cannot exist here (tests/twin/azure.py, azure_vm.py): Azure's
+Instance Metadata Service (compute metadata, managed-identity tokens; `Metadata: true`
+required), Key Vault (secret get) and ARM (VM deallocate), both checking the bearer token
+the IMDS issued, on the VM's own network under their real host names with a per-test CA;
+and the azurerm provider, absent from this machine: the stack is never applied, only its
+template rendered. The VM runs on this machine's CPU, not an Azure size. The Azure stack
+ships no ruby-bench (the AWS stack does, through its bucket), so the test hands the VM
+the suite through its environment (CLOUDBENCH_RUBY_BENCH, which the runner reads).
+No twin lock: no moto, no Terraform apply, two small VM containers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.orchestrator_inproc import OrchestratorFactory
+from tests.orchestrator_proc import OrchestratorProcess
+from tests.pg import free_port
+from tests.twin.azure import Forward, render
+from tests.twin.azure_vm import AzureNet, azure_network, boot, computer_name
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infrastructure/providers/azure/templates/runner-cloud-init.sh.tftpl"
+SUITE = ROOT / "tests" / "fake_ruby_bench"
+SIZES = {"ok": "Standard_D2pls_v6", "broken": "Standard_D2as_v5"}
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[AzureNet]:
+    with azure_network(tmp_path) as made:
+        yield made
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, dump: Any) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}:\n{dump()}")
+
+
+def test_azure_cloud_init_boots_reports_its_cause_and_runs_a_task(
+    net: AzureNet, sqlite_url: str, orchestrator_factory: OrchestratorFactory, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    build = ["uv", "build", "--wheel", "--out-dir", str(dist), str(ROOT)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    port = free_port()
+    public = f"http://{net.gateway}:{port}"  # the meta stack's public URL, as a VM sees it
+    orch = orchestrator_factory(
+        sqlite_url,
+        server="in_process",
+        heartbeat_timeout=60,
+        extra_env={"CLOUDBENCH_DIST_DIR": str(dist), "CLOUDBENCH_PUBLIC_URL": public},
+    )
+    forward = Forward(net.gateway, port, orch.port)
+    try:
+        _boot_and_check(net, orch, public)
+    finally:
+        forward.close()
+
+
+def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str) -> None:
+    body = {
+        "ruby_version": "3.1",
+        "per_instance_type": {"tasks": 1},
+        "azure": [{"instance_type": size, "alias": alias} for alias, size in SIZES.items()],
+        "benchmarks": {"names": ["fib"], "executables": ["interp"], "bench_iterations": 1},
+    }
+    with orch.client() as admin:
+        created = admin.post("/runs", json=body)
+        assert created.status_code == 201, created.text
+        run_id = created.json()["run_id"]
+    net.cloud.secrets["runner-token"] = orch.runner_token
+    folders = {}
+    for alias, size in SIZES.items():
+        client_id = str(uuid.uuid4())
+        variables = {
+            "max_lifetime_minutes": 30,
+            "orchestrator_url": public,
+            "vault_uri": f"https://{net.cloud.vault_host}/",
+            "secret_name": "runner-token",
+            "identity_client_id": client_id,
+            "run_id": str(run_id),
+            "alias": alias,
+            "debug": "false",
+            "heartbeat_interval": 5,
+        }
+        custom_data = render(TEMPLATE, variables, net.directory / f"tf-{alias}")
+        assert orch.runner_token not in base64.b64decode(custom_data).decode()
+        env = {"CLIENT_ID": client_id, "CLOUDBENCH_RUBY_BENCH": "/opt/twin-suite"}
+        if alias == "broken":  # `apt-get install` fails, as with a broken mirror
+            env["TWIN_FAIL_BOOT"] = "apt"
+        folders[alias] = boot(net, f"cloudbench-7-{alias}-0", size, custom_data, env)
+
+    def machines() -> dict[str, dict[str, Any]]:
+        with orch.client() as admin:
+            found = admin.get(f"/runs/{run_id}/machines").json()["machines"]
+        return {m["alias"]: m for m in found}
+
+    def tasks() -> dict[str, dict[str, Any]]:
+        with orch.client() as admin:
+            found = admin.get(f"/runs/{run_id}/tasks").json()["tasks"]
+        return {t["alias"]: t for t in found}
+
+    def dump() -> str:
+        logs = {a: (f / "console.log").read_text(errors="replace") for a, f in folders.items()}
+        state = {"machines": machines(), "tasks": tasks(), "calls": net.cloud.calls}
+        return json.dumps({**state, "consoles": logs}, indent=1, default=str)
+
+    # The failed boot: its cause (apt's error line, not the trap's own "failed at step"
+    # line) reaches the orchestrator with the log tail; then the VM deallocates itself.
+    def broken_error() -> dict[str, Any] | None:
+        found = machines().get("broken")
+        return found if found and found["stage"] == "error" else None
+
+    broken = wait_for("the broken VM's error report", broken_error, 120, dump)
+    assert (broken["provider"], broken["instance_type"]) == ("azure", SIZES["broken"])
+    assert broken["instance_id"] == "cloudbench-7-broken-0", broken
+    assert broken["message"] == (
+        "failed at step 'installing docker.io and python3-venv' (exit 100): "
+        "E: Unable to fetch some archives (twin: --fail-boot apt)"
+    ), broken
+    assert "E: Unable to fetch some archives" in broken["log_tail"], broken
+    assert orch.runner_token not in broken["log_tail"]
+
+    def deallocated() -> bool:
+        return any(d.endswith("/cloudbench-7-broken-0") for d in net.cloud.deallocated)
+
+    wait_for("the broken VM's deallocation through ARM", deallocated, 30, dump)
+    console = (folders["broken"] / "console.log").read_text(errors="replace")
+    assert "cloudbench-7-broken-0: boot failed at step 'installing docker.io" in console
+
+    # The good VM: the token from Key Vault, the wheel over plain HTTP from a non-local
+    # address, the runner registers, claims its type's task and runs it to the end.
+    def ended() -> dict[str, Any] | None:
+        task = tasks()["ok"]
+        failed = machines().get("ok", {}).get("stage") == "error"
+        return task if failed or task["status"] in ("completed", "failed") else None
+
+    done = wait_for("the ok VM's task", ended, 150, dump)
+    assert done["status"] == "completed", dump()
+    assert done["runner_host"] == computer_name("cloudbench-7-ok-0"), done
+    ok = machines()["ok"]
+    assert (ok["instance_id"], ok["instance_type"]) == ("cloudbench-7-ok-0", SIZES["ok"]), ok
+    reads = [(path, status) for host, path, status in net.cloud.calls if "vault" in host]
+    assert reads == [("GET /secrets/runner-token?api-version=7.4", 200)] * 2, reads
+    assert tasks()["broken"]["status"] == "pending"  # no VM of that type ever ran it
