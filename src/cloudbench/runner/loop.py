@@ -13,6 +13,7 @@ from types import FrameType
 
 from cloudbench.platform.cpulease import CpuLeases
 from cloudbench.protocol import ClaimRequest, ClaimStatus, HeartbeatStatus
+from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import StartupError, choose
@@ -46,6 +47,7 @@ class Runner:
         self.signal_received: int | None = None
         self.errors: list[str] = []
         self.failed_tasks: list[str] = []
+        self.boot = BootClock.at_start(self.instance)  # the runner's start: local boot
         self.reporter = MachineReporter(settings, None)
         self._lock = threading.Lock()
 
@@ -61,7 +63,7 @@ class Runner:
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )
-        self.reporter = MachineReporter(s, client)
+        self.reporter = MachineReporter(s, client, self.boot)
         self.reporter.start()
         try:
             code = self._run(client)
@@ -103,6 +105,7 @@ class Runner:
             plan=self.plan,
             leases=leases,
             on_stage=self.reporter.stage_changed,
+            boot=self.boot,
         )
         log.info(
             "runner: %d slot(s), executor %s, ruby-bench %s",
@@ -223,6 +226,7 @@ class Runner:
             if response.task is None or response.presigned_urls is None:
                 raise OrchestratorError(200, "assigned answer came without a task or upload URLs")
             task = response.task
+            machine.boot.mark("first_claim")
             if TaskRun(machine, slot, task, response.presigned_urls).run() == Outcome.failed:
                 with self._lock:
                     self.failed_tasks.append(f"task {task.id} (run {task.run_id})")

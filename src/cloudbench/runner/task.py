@@ -22,6 +22,7 @@ from cloudbench.protocol import (
     TaskAssignment,
     UploadUrlsRequest,
 )
+from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, TaskLost
 from cloudbench.runner.columns import executable_args, labels, task_columns
 from cloudbench.runner.engines import EngineMissing, check_columns
@@ -87,6 +88,7 @@ class Machine:
     unfit: list[str] = field(default_factory=list)
     # The machine's own stage for the orchestrator (runner/machine_report.py); no-op locally.
     on_stage: Callable[[HeartbeatStatus, str], None] = lambda _stage, _line: None
+    boot: BootClock = field(default_factory=BootClock)  # runner/boot.py
 
 
 class _SlotLogFilter(logging.Filter):
@@ -171,6 +173,8 @@ class TaskRun:
             for ruby in self.task.rubies:
                 self.rubies[ruby] = self.m.executor.provision(ruby)
             self.provisioned = self.rubies[self.task.ruby_version]
+            ready = "image_present" if self.provisioned.image_id else "ruby_ready"
+            self.m.boot.mark(ready)
             self._one_process()
         except MachineUnfit as exc:
             self.m.unfit.append(str(exc))
@@ -215,6 +219,7 @@ class TaskRun:
         lease = self._take_cpus()
         try:
             self.prov.start(lease)
+            self.m.boot.mark("first_benchmark")
             self.result = self.m.executor.execute(spec)
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
@@ -371,7 +376,13 @@ class TaskRun:
         f.finished_at = f.finished_at or utc_now()  # set when the benchmark gave its CPUs back
         f.provisioned, f.result, f.rubies = self.provisioned, self.result, self.rubies
         return build_metadata(
-            self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
+            self.task,
+            self.slot,
+            self.m.source,
+            self._executor_name(),
+            self.m.facts,
+            f,
+            boot=self.m.boot.block(),
         ).to_dict()
 
     def _executor_name(self) -> str:
