@@ -89,6 +89,8 @@ class Machine:
     # The machine's own stage for the orchestrator (runner/machine_report.py); no-op locally.
     on_stage: Callable[[HeartbeatStatus, str], None] = lambda _stage, _line: None
     boot: BootClock = field(default_factory=BootClock)  # runner/boot.py
+    # The interruption notice (runner/preempt.py), once seen: tasks fail `preempted`.
+    preempted: list[str] = field(default_factory=list)
 
 
 class _SlotLogFilter(logging.Filter):
@@ -268,6 +270,8 @@ class TaskRun:
     def _check_stopped(self) -> None:
         if self.hb.lost.is_set():
             raise TaskLost(409, "task no longer ours")
+        if self.m.preempted:  # before the shutdown it also set: retried elsewhere
+            raise TaskFailure(ErrorType.preempted, f"preempted: {self.m.preempted[0]}")
         if self.m.shutdown.is_set():
             raise TaskFailure(ErrorType.runner_error, "runner stopped by a signal mid-task")
 

@@ -113,6 +113,8 @@ class CloudProvider:
                     "instance_type": s.instance_type,
                     "alias": s.effective_alias,
                     "instances": ctx.spec.counts(s).instances,
+                    "capacity": ctx.spec.capacity_of("aws", s),
+                    "max_price": ctx.spec.max_price_of(s),
                 }
                 for s in ctx.instance_types("aws")
             ]
