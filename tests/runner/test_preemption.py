@@ -93,7 +93,9 @@ def test_aws_notice_is_read_with_a_token_and_absent_is_404(ec2: tuple[str, type[
 
 
 def test_azure_preempt_event_is_the_notice() -> None:
-    handler = type("Az", (_Azure,), {"events": []})
+    class handler(_Azure):
+        events: list[dict[str, Any]] = []
+
     for url in _serve(handler):
         with httpx.Client(base_url=url) as client:
             assert azure_notice(client) is None
