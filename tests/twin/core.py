@@ -126,6 +126,8 @@ class Faults:
     fail_boot: dict[str, str] = field(default_factory=dict)  # alias -> stage
     kill_vm: dict[str, float] = field(default_factory=dict)  # alias -> seconds
     no_boot: set[str] = field(default_factory=set)
+    # alias -> seconds: one VM of the type gets the spot interruption notice (issue 27)
+    interrupt: dict[str, float] = field(default_factory=dict)
     vm_engine: bool = False  # not a fault: VMs use this machine's container engine
 
     def to_json(self) -> dict[str, Any]:
@@ -133,6 +135,7 @@ class Faults:
             "fail_boot": self.fail_boot,
             "kill_vm": self.kill_vm,
             "no_boot": sorted(self.no_boot),
+            "interrupt": self.interrupt,
         }
 
 

@@ -10,6 +10,7 @@ output "instances" {
       # Issue 27: what was asked for and what EC2 says it launched ("spot" or null).
       capacity  = local.runners[k].capacity
       lifecycle = i.instance_lifecycle
+      zone      = i.availability_zone
     }
   }
 }

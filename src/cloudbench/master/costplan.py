@@ -55,6 +55,7 @@ class Line:
     rubies: tuple[str, ...] = ()
     setup_hours: float = SETUP_HOURS
     setup_vms: int = 0  # VMs of earlier runs that measured setup_hours; 0: assumed
+    price_date: str | None = None
 
     @property
     def instance_hours(self) -> float:
@@ -156,7 +157,7 @@ def estimate_cost(
             provider, item.instance_type, item.effective_alias, per.instances, 1, per.tasks,
             hours, None if price is None else price.usd_per_hour,
             "" if price is None else price.source, needed, tuple(spec.rubies),
-            setup.seconds / 3600, setup.vms,
+            setup.seconds / 3600, setup.vms, None if price is None else price.date,
         ))  # fmt: skip
     if per_task is not None:
         basis += _setup_basis(lines, home)
@@ -259,4 +260,7 @@ def check_budget(spec: RunSpec, plan: CostPlan) -> None:
 def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
     """The running run's cost watch, with the prices the plan resolved."""
     prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
-    return CostMeter(spec, prices, spec.budget)
+    meter = CostMeter(spec, prices, spec.budget)
+    meter.sources = {(ln.provider, ln.instance_type): (ln.price_source or None, ln.price_date)
+                     for ln in plan.lines}  # fmt: skip
+    return meter

@@ -243,6 +243,12 @@ class CostEntry(BaseModel):
     instance_hours: float
     usd_per_hour: float | None  # per VM; None: no price known
     usd: float | None
+    # Issue 27 (older ledgers read as on-demand with no source): what the VMs were bought
+    # as, and where usd_per_hour came from ("aws-spot-price-history" with the entry's
+    # own timestamp for spot; the plan's source otherwise).
+    capacity: Literal["on-demand", "spot"] = "on-demand"
+    price_source: str | None = None
+    price_date: str | None = None
 
 
 class CostLedger(BaseModel):

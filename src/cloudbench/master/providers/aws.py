@@ -28,6 +28,7 @@ from cloudbench.master.providers.base import (
     RunnerOptions,
     StopRun,
 )
+from cloudbench.master.spot import price_spot
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
 from cloudbench.master.vms import VmWatch, debug_hint, vms_from_outputs
 from cloudbench.platform.azure import AzureSettings
@@ -239,9 +240,17 @@ class CloudProvider:
         if stack.name not in CLOUDS or self.vms is None:
             return
         try:
-            self.vms.launched(vms_from_outputs(stack.name, stack.terraform().output()))
+            outputs = stack.terraform().output()
         except TerraformError as exc:  # the watch then relies on the reports alone
             logger.warning("stack %s: cannot read its instances: %s", stack.name, exc)
+            return
+        self.vms.launched(vms_from_outputs(stack.name, outputs))
+        if stack.name == "aws" and self.meta.outputs is not None:
+            prices, lines = price_spot(outputs, self.meta.outputs.region)
+            if self.meter is not None:
+                self.meter.spot.update(prices)
+            for line in lines:
+                self.console.print(line, markup=False, soft_wrap=True)
 
     def observe(self, machines: MachineList) -> list[MachineRow]:
         if self.vms is None:
