@@ -1,0 +1,109 @@
+"""Spot capacity through the AWS twin (issue 27): one type, two spot VMs, one of them
+interrupted (`--interrupt spotty:15`: 15 s after its runner started it gets EC2's spot
+interruption notice in its IMDS, and is reclaimed 30 s later).
+
+The interrupted runner fails its task `preempted` in time; the type's other VM runs it
+to completion. The instances were launched by the real Terraform AWS provider with
+`instance_market_options` (moto records them as spot; the IMDS says so and the runner
+reads it from there), the ledger prices them from the spot price history of the zone used
+(moto's history patched by tests/twin/fidelity.py: its own is one price from 2006), and
+every task's metadata carries the VM's boot stages. Real and stand-in parts: as in
+test_e2e.py.
+
+Opt-in like test_faults.py (marker `twin_faults`, CLOUDBENCH_TWIN_FAULTS=1): it is a
+fault test and takes a twin session of its own (~5 min).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "tests" / "fake_ruby_bench"
+RUN_LIMIT = 900  # seconds; then the twin is stopped and the test fails with its logs
+
+pytestmark = [pytest.mark.slow, pytest.mark.twin_faults, pytest.mark.timeout(RUN_LIMIT + 240)]
+
+STEPS = """
+set -u
+cloudbench run "$OUT/spotty.json" --ruby-bench "$SUITE" --yes >"$OUT/spotty.out" 2>&1
+echo "spotty=$?" >>"$OUT/status"
+python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
+"""
+
+CONFIG = {
+    "ruby_version": "3.1",
+    "capacity": "spot",
+    "per_instance_type": {"tasks": 1, "instances": 2},
+    "aws": [{"instance_type": "c7i.large", "alias": "spotty"}],
+    # `sleepy`: one 60 s iteration, so the notice at 15 s finds the task running.
+    "benchmarks": {"names": ["sleepy"], "executables": ["interp"],
+                   "warmup_iterations": 0, "bench_iterations": 1},
+    "prices": {"aws/c7i.large": 0.0893},
+}  # fmt: skip
+
+
+def _twin(tmp_path: Path) -> tuple[str, Path, Path]:
+    out, state = tmp_path / "out", tmp_path / "twin"
+    out.mkdir()
+    (out / "spotty.json").write_text(json.dumps(CONFIG))
+    env = {**os.environ, "CLOUDBENCH_HOME": str(tmp_path / "home"), "OUT": str(out),
+           "SUITE": str(SUITE), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    command = [str(ROOT / "scripts" / "cloud-twin"), "--state-dir", str(state),
+               "--interrupt", "spotty:15", "--", "bash", "-c", STEPS]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=180)
+    sys.stderr.write(f"twin spot: {time.monotonic() - started:.0f}s\n")
+    return stdout[-3000:] + stderr[-6000:], out, state
+
+
+def test_an_interrupted_spot_task_is_retried_and_completes(tmp_path: Path) -> None:
+    logs, out, state = _twin(tmp_path)
+    tail = f"{logs}\n(twin logs: {state}; outputs: {out})"
+    assert (out / "status").is_file(), tail
+    text = (out / "spotty.out").read_text()
+    assert (out / "status").read_text().split() == ["spotty=0"], text[-6000:]
+
+    # The notice reached one runner through its IMDS; it failed the task `preempted` and
+    # the other spot VM completed it.
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    (task,) = json.loads((run_dir / "manifest.json").read_text())["tasks"]
+    first, *_, last = task["attempts"]
+    assert task["status"] == "completed" and first["error_type"] == "preempted", task
+    assert last["host"] != first["host"], task
+    machines = json.loads((out / "machines.json").read_text())["machines"]
+    messages = sorted(str(m["message"]) for m in machines)
+    assert any(m.startswith("preempted: EC2 spot interruption notice") for m in messages), machines
+
+    # Spot, as read from the VM's metadata service, and the VM's boot stages.
+    (meta_path,) = run_dir.glob("spotty*/metadata.json")
+    metadata = json.loads(meta_path.read_text())
+    assert metadata["instance"]["lifecycle"] == "spot", metadata["instance"]
+    boot = metadata["boot"]
+    assert {"instance_start", "user_data_start", "runner_installed", "first_claim",
+            "first_benchmark"} <= set(boot["stages"]), boot  # fmt: skip
+    assert boot["time_to_first_benchmark_s"] > 0, boot
+
+    # The ledger and the report say spot, priced from the zone's spot price history.
+    ledger = json.loads((run_dir / "cost-ledger.json").read_text())
+    (entry,) = ledger["entries"]
+    assert entry["capacity"] == "spot" and entry["usd_per_hour"] == 0.0301, entry
+    assert entry["price_source"] == "aws-spot-price-history" and entry["price_date"], entry
+    assert "spot: c7i.large in us-east-1" in text and "at 0.0301 USD/h" in text, text[-6000:]
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    (row,) = summary["instance_types"]
+    assert row["capacity"] == "spot" and row["time_to_first_benchmark_s"]["machines"] >= 1, row
