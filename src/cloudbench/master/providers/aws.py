@@ -148,7 +148,8 @@ class CloudProvider:
              "premium_io": self.sizes[s.instance_type].premium_io,
              "gen2": self.sizes[s.instance_type].gen2,
              "disk_controller_type": self.sizes[s.instance_type].disk_controller,
-             "instances": ctx.spec.counts(s).instances}
+             "instances": ctx.spec.counts(s).instances,
+             "capacity": ctx.spec.capacity_of("azure", s), "max_price": ctx.spec.max_price_of(s)}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {
