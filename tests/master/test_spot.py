@@ -4,9 +4,11 @@ price stamped 2006), and the ledger saying which capacity ran at what price."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,12 @@ from moto.server import ThreadedMotoServer
 from pydantic import ValidationError
 
 from cloudbench.master.ledger import CostMeter
+from cloudbench.master.replace import all_reclaimed, replace_spot
 from cloudbench.master.spot import price_spot
+from cloudbench.master.vms import Vm
 from cloudbench.platform.spotprices import aws_spot_price
+from cloudbench.platform.stacks import AwsSettings, Stack
+from cloudbench.platform.terraform import TerraformError
 from cloudbench.protocol import RunSpec
 from tests.pg import free_port
 from tests.twin import fidelity
@@ -118,3 +124,57 @@ def test_launched_spot_vms_are_priced_and_the_ledger_says_spot(moto_url: str) ->
         0.0363,
         "config",
     )
+    # A replacement VM bought on-demand half an hour before the end: its hours at the
+    # on-demand price, the line kept with the entry.
+    meter.replaced("aws", "c7i.large", 1, "on-demand", "spotty: replaced as on-demand")
+    meter.extra[("aws", "c7i.large")][0] = (start + timedelta(minutes=30), 1, "on-demand")
+    spot = {e.alias: e for e in meter.entries(now=start + timedelta(hours=1))}["spotty"]
+    assert spot.vms == 3 and spot.instance_hours == pytest.approx(2.5)
+    assert spot.usd == pytest.approx(2 * 0.0301 + 0.5 * 0.0893)
+    assert spot.notes == ["spotty: replaced as on-demand"]
+
+
+class _Stack(Stack):
+    """Records applies instead of running Terraform (the twin test runs the real one:
+    tests/twin/test_spot.py); the first apply can fail as EC2's refusal does."""
+
+    refuse_first = False
+
+    def apply(self, targets: Sequence[str] = ()) -> None:
+        calls.append((list(targets), json.loads(json.dumps(self.variables["instance_types"]))))
+        if self.refuse_first and len(calls) == 1:
+            raise TerraformError("apply", 1, "Error: InsufficientInstanceCapacity: no spot")
+
+
+calls: list[tuple[list[str], list[dict[str, Any]]]] = []
+
+
+def _vm(alias: str, cause: str | None) -> Vm:
+    vm = Vm("aws", alias, f"i-{len(cause or '')}")
+    vm.failed_at, vm.cause = (1.0, cause) if cause else (None, None)
+    return vm
+
+
+def test_reclaimed_spot_vms_are_replaced_on_demand_when_spot_is_refused(tmp_path: Path) -> None:
+    preempted = "boot/runner error: preempted: EC2 spot interruption notice: terminate at T"
+    assert all_reclaimed([_vm("s", preempted), _vm("s", preempted + "!")])
+    assert not all_reclaimed([_vm("s", preempted), _vm("s", "vanished: EC2 reports it x")])
+    assert not all_reclaimed([_vm("s", None)])
+    types = [{"instance_type": "c7i.large", "alias": "s", "instances": 2, "capacity": "spot",
+              "max_price": 0.05},
+             {"instance_type": "c7g.medium", "alias": "o", "instances": 1,
+              "capacity": "on-demand", "max_price": None}]  # fmt: skip
+    stack = _Stack("aws", tmp_path, tmp_path / "log", AwsSettings(), {"instance_types": types})
+    calls.clear()
+    assert replace_spot(stack, "o") is None and not calls  # not spot: nothing to replace
+    done = replace_spot(stack, "s")
+    assert done is not None and (done.capacity, done.vms) == ("spot", 2)
+    assert calls == [(['aws_instance.runner["s-0"]', 'aws_instance.runner["s-1"]'], types)]
+    calls.clear()
+    stack.refuse_first = True
+    done = replace_spot(stack, "s")
+    assert done is not None and done.capacity == "on-demand"
+    assert "EC2 refused spot capacity" in done.line
+    (first, second) = calls
+    assert first[1][0]["capacity"] == "spot" and second[1][0]["capacity"] == "on-demand"
+    assert second[1][0]["max_price"] is None and second[1][1] == types[1]

@@ -1,9 +1,13 @@
-"""Spot capacity through the AWS twin (issue 27): one type, two spot VMs, one of them
-interrupted (`--interrupt spotty:15`: 15 s after its runner started it gets EC2's spot
-interruption notice in its IMDS, and is reclaimed 30 s later).
+"""Spot capacity through the AWS twin (issue 27), two runs in one twin session:
 
-The interrupted runner fails its task `preempted` in time; the type's other VM runs it
-to completion. The instances were launched by the real Terraform AWS provider with
+- `spotty`, two spot VMs, one of them interrupted (`--interrupt spotty:15`: 15 s after
+  its runner started it gets EC2's spot interruption notice in its IMDS, and is reclaimed
+  30 s later). The interrupted runner fails its task `preempted` in time; the type's
+  other VM runs it to completion.
+- `spotone`, one spot VM, interrupted the same way: with no VM of the type left and work
+  to do, the master launches a replacement spot VM (`terraform apply -target`), which
+  completes the task; the terminal and the ledger say so.
+ The instances were launched by the real Terraform AWS provider with
 `instance_market_options` (moto records them as spot; the IMDS says so and the runner
 reads it from there), the ledger prices them from the spot price history of the zone used
 (moto's history patched by tests/twin/fidelity.py: its own is one price from 2006), and
@@ -34,9 +38,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.twin_faults, pytest.mark.timeout(RUN
 
 STEPS = """
 set -u
-cloudbench run "$OUT/spotty.json" --ruby-bench "$SUITE" --yes >"$OUT/spotty.out" 2>&1
-echo "spotty=$?" >>"$OUT/status"
-python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
+for name in spotty spotone; do
+  cloudbench run "$OUT/$name.json" --ruby-bench "$SUITE" --yes >"$OUT/$name.out" 2>&1
+  echo "$name=$?" >>"$OUT/status"
+  python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/$name-machines.json"
+done
 """
 
 CONFIG = {
@@ -55,10 +61,14 @@ def _twin(tmp_path: Path) -> tuple[str, Path, Path]:
     out, state = tmp_path / "out", tmp_path / "twin"
     out.mkdir()
     (out / "spotty.json").write_text(json.dumps(CONFIG))
+    one = {**CONFIG, "per_instance_type": {"tasks": 1, "instances": 1},
+           "aws": [{"instance_type": "c7i.large", "alias": "spotone"}]}  # fmt: skip
+    (out / "spotone.json").write_text(json.dumps(one))
     env = {**os.environ, "CLOUDBENCH_HOME": str(tmp_path / "home"), "OUT": str(out),
            "SUITE": str(SUITE), "PYTHONPATH": str(ROOT)}  # fmt: skip
     command = [str(ROOT / "scripts" / "cloud-twin"), "--state-dir", str(state),
-               "--interrupt", "spotty:15", "--", "bash", "-c", STEPS]  # fmt: skip
+               "--interrupt", "spotty:15", "--interrupt", "spotone:15",
+               "--", "bash", "-c", STEPS]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
@@ -76,16 +86,17 @@ def test_an_interrupted_spot_task_is_retried_and_completes(tmp_path: Path) -> No
     tail = f"{logs}\n(twin logs: {state}; outputs: {out})"
     assert (out / "status").is_file(), tail
     text = (out / "spotty.out").read_text()
-    assert (out / "status").read_text().split() == ["spotty=0"], text[-6000:]
+    status = (out / "status").read_text().split()
+    assert status[0] == "spotty=0", text[-6000:]
 
     # The notice reached one runner through its IMDS; it failed the task `preempted` and
     # the other spot VM completed it.
-    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if any(p.glob("spotty*"))]
     (task,) = json.loads((run_dir / "manifest.json").read_text())["tasks"]
     first, *_, last = task["attempts"]
     assert task["status"] == "completed" and first["error_type"] == "preempted", task
     assert last["host"] != first["host"], task
-    machines = json.loads((out / "machines.json").read_text())["machines"]
+    machines = json.loads((out / "spotty-machines.json").read_text())["machines"]
     messages = sorted(str(m["message"]) for m in machines)
     assert any(m.startswith("preempted: EC2 spot interruption notice") for m in messages), machines
 
@@ -107,3 +118,16 @@ def test_an_interrupted_spot_task_is_retried_and_completes(tmp_path: Path) -> No
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     (row,) = summary["instance_types"]
     assert row["capacity"] == "spot" and row["time_to_first_benchmark_s"]["machines"] >= 1, row
+
+    # spotone: its only VM reclaimed with the task left; a replacement completed it.
+    text = (out / "spotone.out").read_text()
+    assert status[1:] == ["spotone=0"], text[-6000:]
+    line = "spotone: every VM was reclaimed with work left; launched 1 replacement VM(s) as spot"
+    assert line in text, text[-6000:]
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if any(p.glob("spotone*"))]
+    (task,) = json.loads((run_dir / "manifest.json").read_text())["tasks"]
+    first, *_, last = task["attempts"]
+    assert task["status"] == "completed" and first["error_type"] == "preempted", task
+    assert last["host"] != first["host"], task
+    (entry,) = json.loads((run_dir / "cost-ledger.json").read_text())["entries"]
+    assert entry["vms"] == 2 and entry["notes"] == [line], entry

@@ -249,6 +249,8 @@ class CostEntry(BaseModel):
     capacity: Literal["on-demand", "spot"] = "on-demand"
     price_source: str | None = None
     price_date: str | None = None
+    # Replacement VMs of reclaimed spot VMs, what they were bought as, from when.
+    notes: list[str] = Field(default_factory=list)
 
 
 class CostLedger(BaseModel):

@@ -11,6 +11,7 @@ them (master/vms.py) so that a type whose VMs all failed stops the run.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from cloudbench.master.providers.base import (
     RunnerOptions,
     StopRun,
 )
+from cloudbench.master.replace import RECLAIM_WAIT, all_reclaimed, replace_spot, terminated
 from cloudbench.master.spot import price_spot
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
 from cloudbench.master.vms import VmWatch, debug_hint, vms_from_outputs
@@ -64,6 +66,8 @@ class CloudProvider:
         self.vms: VmWatch | None = None  # once the run's stacks are applied
         self.ec2: Ec2States | None = None  # AWS: instances EC2 says are gone
         self.ruby_bench: str | None = None
+        self.replaced: set[str] = set()  # aliases whose reclaimed spot VMs were replaced
+        self.reclaim_seen: dict[str, float] = {}  # alias -> when all its VMs were reclaimed
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
@@ -278,6 +282,28 @@ class CloudProvider:
 
     def exited(self) -> dict[tuple[str, str], str]:
         return self.vms.failed_types() if self.vms is not None else {}
+
+    def replace(self, provider: str, alias: str) -> bool:
+        """A spot type whose VMs were all reclaimed with work left: new VMs, once."""
+        stack = next((s for s in self.stacks if s.name == provider == "aws"), None)
+        out = self.meta.outputs
+        if stack is None or self.vms is None or out is None or alias in self.replaced:
+            return False
+        group = [v for v in self.vms.vms if v.alias == alias and v.provider == "aws"]
+        if not all_reclaimed(group):
+            return False
+        since = self.reclaim_seen.setdefault(alias, time.monotonic())
+        if not terminated(out.region, [v.instance_id for v in group]):
+            return time.monotonic() - since < RECLAIM_WAIT  # True: still waiting for EC2
+        self.replaced.add(alias)
+        done = replace_spot(stack, alias)
+        if done is None:
+            return False
+        self.console.print(done.line, markup=False, soft_wrap=True)
+        if self.meter is not None:
+            self.meter.replaced(provider, done.instance_type, done.vms, done.capacity, done.line)
+        self._launched(stack)
+        return True
 
     def stop(self, hurry: bool = False) -> None:
         """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs.
