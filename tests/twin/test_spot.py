@@ -41,7 +41,8 @@ set -u
 for name in spotty spotone; do
   cloudbench run "$OUT/$name.json" --ruby-bench "$SUITE" --yes >"$OUT/$name.out" 2>&1
   echo "$name=$?" >>"$OUT/status"
-  python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/$name-machines.json"
+  meta="$CLOUDBENCH_HOME/terraform/default/meta"
+  python -m tests.twin.machines "$meta" >"$OUT/$name-machines.json"
 done
 """
 
