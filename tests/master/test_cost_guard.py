@@ -112,6 +112,12 @@ def test_dry_run_uses_measured_set_up_of_earlier_runs(
     assert "set-up per VM measured by earlier runs" in result.stdout
     assert f"({harness.home / 'boot-times.jsonl'}): graviton3 3.0 min (3 VMs)" in result.stdout
     assert "others 15 min assumed" in result.stdout
+    assert "spot:" not in result.stdout  # all on-demand
+    spot = _dry(harness, fake, _config(capacity="spot"))
+    assert spot.returncode == 0, spot.stderr
+    lines = spot.stdout.splitlines()
+    cap = "spot: priced at most at this (on-demand) price"
+    assert sum(cap in ln for ln in lines) == 3, spot.stdout  # every cloud type
 
 
 def test_whole_suite_assumes_the_hard_lifetime_from_max_hours(

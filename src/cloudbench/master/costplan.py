@@ -56,6 +56,7 @@ class Line:
     setup_hours: float = SETUP_HOURS
     setup_vms: int = 0  # VMs of earlier runs that measured setup_hours; 0: assumed
     price_date: str | None = None
+    capacity: str = "on-demand"  # spot: priced at the on-demand price, its default cap
 
     @property
     def instance_hours(self) -> float:
@@ -100,6 +101,9 @@ class CostPlan:
             )
             if len(ln.rubies) > 1:
                 rows += [f"{'':6}   Ruby {r}: {ln.tasks} task(s)" for r in ln.rubies]
+            if ln.capacity == "spot":
+                rows.append(f"{'':6}   spot: priced at most at this (on-demand) price; the "
+                            "ledger uses the zone's spot price once launched")  # fmt: skip
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
@@ -158,6 +162,7 @@ def estimate_cost(
             hours, None if price is None else price.usd_per_hour,
             "" if price is None else price.source, needed, tuple(spec.rubies),
             setup.seconds / 3600, setup.vms, None if price is None else price.date,
+            spec.capacity_of(provider, item),
         ))  # fmt: skip
     if per_task is not None:
         basis += _setup_basis(lines, home)
