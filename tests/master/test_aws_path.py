@@ -180,7 +180,9 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     tf = aws["tf_vars"]
     assert tf["TF_VAR_run_id"] == str(run_id) and tf["TF_VAR_instances"] == "1"
     assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
-                                                        "alias": "t3", "instances": 1}]  # fmt: skip
+                                                        "alias": "t3", "instances": 1,
+                                                        "capacity": "on-demand",
+                                                        "max_price": None}]  # fmt: skip
     # Runners in the VPC use the orchestrator's private address.
     assert tf["TF_VAR_orchestrator_url"] == "http://10.0.1.10:8000"
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")

@@ -57,7 +57,7 @@ def _config(azure_only: bool = False) -> dict[str, Any]:
     config = fake_config([], 1, ["fib"])
     config["azure"] = [
         {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"},
-        {"instance_type": "Standard_A2_v2"},
+        {"instance_type": "Standard_A2_v2", "capacity": "spot", "max_price": 0.05},
     ]
     if not azure_only:
         config["aws"] = [{"instance_type": "t3.micro", "alias": "t3"}]
@@ -122,9 +122,11 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     # Architecture and disk support as the SKU API reported them for that location.
     assert json.loads(tf["TF_VAR_instance_types"]) == [
         {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100", "architecture": "Arm64",
-         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe", "instances": 1},
+         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe", "instances": 1,
+         "capacity": "on-demand", "max_price": None},
         {"instance_type": "Standard_A2_v2", "alias": "Standard_A2_v2", "architecture": "x64",
-         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI", "instances": 1},
+         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI", "instances": 1,
+         "capacity": "spot", "max_price": 0.05},
     ]  # fmt: skip
     # Azure VMs are outside the meta VPC: the public URL, not the private one.
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
@@ -152,6 +154,12 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     assert az["end"] - 1 <= launched <= az["end"] + 2
     assert terminated >= fake.find("destroy", "azure")[0]["end"] - 0.5
     assert abs(az_vm["instance_hours"] - (terminated - launched) / 3600) < 1e-6
+    # Issue 27: the ledger says which capacity ran; an Azure Spot type without a spot
+    # price keeps the on-demand price (its cap, -1) and says so.
+    spot = entries["Standard_A2_v2"]
+    assert (spot["capacity"], spot["usd_per_hour"]) == ("spot", 0.091)
+    assert spot["price_source"] == "on-demand price (spot cap; no spot price found): config"
+    assert (az_vm["capacity"], az_vm["price_source"]) == ("on-demand", "config")
 
 
 def test_missing_credentials_are_one_line_before_any_terraform(

@@ -83,6 +83,43 @@ def test_dry_run_uses_recorded_durations_of_the_same_selection(
     assert _row(result.stdout, "Standard_D2pls_v6")[6] == "2.50"
 
 
+def test_dry_run_uses_measured_set_up_of_earlier_runs(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    """Issue 27: boot-times.jsonl in CLOUDBENCH_HOME (what earlier runs' VMs measured from
+    instance start to first benchmark) replaces the assumed 15 min for that type only."""
+    harness.home.mkdir(parents=True)
+    rows = [
+        {"run_id": 1, "instance_id": "i-a", "provider": "aws", "instance_type": "c7g.large",
+         "setup_s": 9999},  # recorded again on resume: the later row counts
+        {"run_id": 1, "instance_id": "i-a", "provider": "aws", "instance_type": "c7g.large",
+         "setup_s": 170},
+        {"run_id": 1, "instance_id": "i-b", "provider": "aws", "instance_type": "c7g.large",
+         "setup_s": 180},
+        {"run_id": 2, "instance_id": "i-c", "provider": "aws", "instance_type": "c7g.large",
+         "setup_s": 190},
+        {"run_id": 2, "instance_id": "i-d", "provider": "azure", "instance_type": "c7g.large",
+         "setup_s": 5},  # another cloud's type of that name: not this one
+    ]  # fmt: skip
+    (harness.home / "boot-times.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows) + "\n{torn\n"
+    )
+    result = _dry(harness, fake, _config())
+    assert result.returncode == 0, result.stderr
+    # 2 x 120 s + median 180 s set-up = 0.1167 h per VM, 2 VMs.
+    assert _row(result.stdout, "c7g.large")[6] == "0.23"
+    assert _row(result.stdout, "m7i.large")[6] == "0.63"  # unmeasured: 15 min assumed
+    assert "set-up per VM measured by earlier runs" in result.stdout
+    assert f"({harness.home / 'boot-times.jsonl'}): graviton3 3.0 min (3 VMs)" in result.stdout
+    assert "others 15 min assumed" in result.stdout
+    assert "spot:" not in result.stdout  # all on-demand
+    spot = _dry(harness, fake, _config(capacity="spot"))
+    assert spot.returncode == 0, spot.stderr
+    lines = spot.stdout.splitlines()
+    cap = "spot: priced at most at this (on-demand) price"
+    assert sum(cap in ln for ln in lines) == 3, spot.stdout  # every cloud type
+
+
 def test_whole_suite_assumes_the_hard_lifetime_from_max_hours(
     harness: Harness, fake: FakeTerraform
 ) -> None:

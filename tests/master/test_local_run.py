@@ -116,7 +116,12 @@ def test_three_aliases_on_two_cores_take_turns_task_by_task(harness: Harness) ->
     manifest = json.loads((harness.results / run_id / "manifest.json").read_text())
     metas = [json.loads((harness.results / run_id / t["directory"] / "metadata.json")
                         .read_text()) for t in manifest["tasks"]]  # fmt: skip
-    assert len(metas) == 6 and {m["format_version"] for m in metas} == {5}
+    assert len(metas) == 6 and {m["format_version"] for m in metas} == {6}
+    # Local runners have no boot script: user-data start is the runner's start (issue 27).
+    for meta in metas:
+        stages = meta["boot"]["stages"]
+        assert stages["user_data_start"] == stages["runner_installed"], stages
+        assert meta["boot"]["time_to_first_benchmark_s"] > 0, meta["boot"]
     if len(os.sched_getaffinity(0)) < 3:  # fewer cores than types: they share, in turns
         assert "take turns" in err
     for one, other in itertools.combinations(metas, 2):

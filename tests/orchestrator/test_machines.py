@@ -68,6 +68,33 @@ def test_stages_since_and_last_line(orchestrator: OrchestratorProcess) -> None:
     assert now >= datetime.fromisoformat(dead["last_seen_at"])
 
 
+def test_boot_stages_merge_and_keep_their_first_time(orchestrator: OrchestratorProcess) -> None:
+    """Issue 27: each report may carry the stages reached so far; the first time of each
+    stays (a keep-alive or a retried POST cannot move it), new stages add up."""
+    run_id = create_run(orchestrator.client())["run_id"]
+    runner = orchestrator.client(role="runner")
+    path = f"/runs/{run_id}/machines"
+    early = {"user_data_start": "2026-12-07T10:00:00Z", "runner_installed": "2026-12-07T10:01:30Z"}
+    assert runner.post(path, json={**VM, "stage": "boot", "stages": early}).status_code == 200
+    later = {
+        "user_data_start": "2026-12-07T11:00:00+01:00",  # moved: ignored
+        "first_claim": "2026-12-07T10:02:00.250Z",
+        "first_benchmark": "2026-12-07T10:02:05Z",
+    }
+    got = runner.post(path, json={**VM, "stage": "running", "stages": later})
+    assert got.status_code == 200, got.text
+    assert runner.post(path, json={**VM, "stage": "running"}).status_code == 200  # none sent
+    [machine] = _machines(orchestrator, run_id)["machines"]
+    stages = {k: datetime.fromisoformat(v) for k, v in machine["stages"].items()}
+    assert set(stages) == {"user_data_start", "runner_installed", "first_claim", "first_benchmark"}
+    assert stages["user_data_start"] == datetime.fromisoformat("2026-12-07T10:00:00+00:00")
+    assert stages["first_claim"] == datetime.fromisoformat("2026-12-07T10:02:00.250+00:00")
+    other = {**VM, "instance_id": "i-0none", "stage": "boot"}
+    assert runner.post(path, json=other).status_code == 200
+    by_id = {m["instance_id"]: m for m in _machines(orchestrator, run_id)["machines"]}
+    assert by_id["i-0none"]["stages"] == {}
+
+
 def test_alias_defaults_to_type_and_runs_are_separate(orchestrator: OrchestratorProcess) -> None:
     admin, runner = orchestrator.client(), orchestrator.client(role="runner")
     one = create_run(admin)["run_id"]
@@ -97,6 +124,9 @@ def test_tokens_and_bad_input(orchestrator: OrchestratorProcess) -> None:
         ({**body, "log_tail": "x" * 16_001}, "log_tail"),
         ({**body, "message": "a\x00b"}, "message"),
         ({**body, "surprise": 1}, "surprise"),
+        ({**body, "stages": {"Bad Name": "2026-12-07T10:00:00Z"}}, "stages"),
+        ({**body, "stages": {"first_claim": "yesterday"}}, "stages"),
+        ({**body, "stages": {f"s{n}": "2026-12-07T10:00:00Z" for n in range(33)}}, "stages"),
     ]
     for bad, field in cases:
         got = runner.post(path, json=bad)

@@ -56,7 +56,7 @@ def _close(value: float, expected: float) -> bool:
 
 def test_matrix_speedups_and_default_headline(tmp_path: Path) -> None:
     summary = build_report([_run(tmp_path)], offline=True).summary
-    assert summary["format_version"] == 3
+    assert summary["format_version"] == 4
     matrix = summary["matrix"]
     assert matrix["rubies"] == ["3.4", "4.0"]
     # Newest Ruby's fastest verified JIT: yjit@4.0 (0.4 s) beats zjit@4.0 (0.45 s).

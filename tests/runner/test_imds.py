@@ -34,6 +34,9 @@ class _Imds(BaseHTTPRequestHandler):
             "/latest/meta-data/ami-id": "ami-0123456789abcdef0",
             "/latest/meta-data/instance-life-cycle": "spot",
             # no placement/host-id: not a Dedicated Host, so IMDS answers 404
+            "/latest/dynamic/instance-identity/document": (
+                '{"instanceId": "i-0abc", "pendingTime": "2026-12-07T10:00:00Z"}'
+            ),
         }
         self._send(200 if self.path in values else 404, values.get(self.path, ""))
 
@@ -77,6 +80,7 @@ def test_provenance_for_metadata(imds: str) -> None:
         "instance_type_reported": "c7g.large", "instance_id": "i-0abc",
         "region": "eu-central-1", "zone": "eu-central-1b", "image_id": "ami-0123456789abcdef0",
         "lifecycle": "spot", "tenancy": None, "host_id": None,
+        "launched_at": "2026-12-07T10:00:00Z",
     }  # fmt: skip
     assert resolve_instance("local", None) == {
         "provider": "local", "instance_type": "local", "instance_type_reported": None,

@@ -134,7 +134,7 @@ def test_two_fake_rubies_three_engines_tuned_yjit_paired_in_one_process(
     tasks = _run(orchestrator_server, tmp_path, body, home)
     assert [t["status"] for t in tasks] == ["completed"] * 2, tasks
     meta = tasks[0]["metadata"]
-    assert meta["format_version"] == 5
+    assert meta["format_version"] == 6
     assert meta["ruby"]["ruby_versions"] == ["3.4", "4.0"]
     exes = meta["ruby"]["executables"]
     assert set(exes) == {"interp@3.4", "yjit-64m@3.4", "interp@4.0", "yjit-64m@4.0"}

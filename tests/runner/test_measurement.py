@@ -92,7 +92,7 @@ def run_task(orchestrator_server: OrchestratorProcess, tmp_path: Path) -> Iterat
 
 
 def _assert_verified(meta: dict[str, Any], executor: str) -> None:
-    assert meta["format_version"] == 5 and meta["executor"] == executor
+    assert meta["format_version"] == 6 and meta["executor"] == executor
     assert "benchmark_categories" in meta and "engine_off_benchmark_cpus" in meta["checks"]
     assert meta["aslr"] == "disabled"
     checks = meta["checks"]

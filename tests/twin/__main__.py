@@ -6,9 +6,11 @@
 
 Options: --state-dir DIR (logs and state; default a new folder under /tmp),
 --fail-boot ALIAS[:STAGE] (STAGE apt (default) or pip), --kill-vm ALIAS:SECONDS,
---no-boot ALIAS, --vm-engine (VMs use this machine's container engine; see vms.py),
---vm-env NAME=VALUE (set in every VM's environment, e.g. the fake suite's FAKE_BENCH_SLEEP
-with CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP).
+--no-boot ALIAS, --interrupt ALIAS:SECONDS (SECONDS after a benchmark process first ran
+in it, one VM of the type gets the spot interruption notice in its IMDS and is terminated
+INTERRUPT_GRACE s later; see vms.py), --vm-engine (VMs use this machine's container
+engine; see vms.py), --vm-env NAME=VALUE (set in every VM's environment, e.g. the fake
+suite's FAKE_BENCH_SLEEP with CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP).
 The exit status is COMMAND's.
 """
 
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-boot", action="append", default=[], metavar="ALIAS[:STAGE]")
     parser.add_argument("--kill-vm", action="append", default=[], metavar="ALIAS:SECONDS")
     parser.add_argument("--no-boot", action="append", default=[], metavar="ALIAS")
+    parser.add_argument("--interrupt", action="append", default=[], metavar="ALIAS:SECONDS")
     parser.add_argument("--vm-engine", action="store_true")
     parser.add_argument("--vm-env", action="append", default=[], metavar="NAME=VALUE")
     return parser
@@ -63,6 +66,12 @@ def _faults(args: argparse.Namespace) -> Faults:
             faults.kill_vm[alias] = float(seconds)
         except ValueError:
             raise SystemExit(f"cloud-twin: --kill-vm {item}: expected ALIAS:SECONDS") from None
+    for item in args.interrupt:
+        alias, _, seconds = item.partition(":")
+        try:
+            faults.interrupt[alias] = float(seconds)
+        except ValueError:
+            raise SystemExit(f"cloud-twin: --interrupt {item}: expected ALIAS:SECONDS") from None
     return faults
 
 

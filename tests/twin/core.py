@@ -126,6 +126,8 @@ class Faults:
     fail_boot: dict[str, str] = field(default_factory=dict)  # alias -> stage
     kill_vm: dict[str, float] = field(default_factory=dict)  # alias -> seconds
     no_boot: set[str] = field(default_factory=set)
+    # alias -> seconds: one VM of the type gets the spot interruption notice (issue 27)
+    interrupt: dict[str, float] = field(default_factory=dict)
     vm_engine: bool = False  # not a fault: VMs use this machine's container engine
     vm_env: dict[str, str] = field(default_factory=dict)  # not a fault: every VM's environment
 
@@ -134,6 +136,7 @@ class Faults:
             "fail_boot": self.fail_boot,
             "kill_vm": self.kill_vm,
             "no_boot": sorted(self.no_boot),
+            "interrupt": self.interrupt,
         }
 
 

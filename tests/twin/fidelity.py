@@ -13,15 +13,30 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
 - An instance launched with its security groups on its network interface (what the
   provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
   moto reported none, so every later plan wanted to add them to the bastion again.
+- Spot (issue 27). moto launches an instance with spot market options as
+  `InstanceLifecycle: spot` (as EC2 does; kept), but its DescribeSpotPriceHistory answers
+  every type and zone with one price, 0.00001 USD, stamped 2006-01-02: the twin answers
+  with a stand-in price per type (SPOT_PRICES, about a third of on-demand, as spot often
+  is; not a real quote) stamped an hour ago, newest first, as EC2 does. moto also makes
+  no spot request for such an instance (EC2 does; nothing here reads it) and, when the
+  twin reclaims one (--interrupt), the state reason is set to EC2's
+  `Server.SpotInstanceTermination` by tests/twin/vms.py.
 """
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
+from moto.ec2.responses.spot_instances import SpotInstances
+
+# USD per hour, stand-ins for the twin's spot price history (the twin's config types).
+SPOT_PRICES = {"c7i.large": "0.0301", "c7g.medium": "0.0127"}
+DEFAULT_SPOT_PRICE = "0.0100"
 
 
 def _release(nic: NetworkInterface) -> None:
@@ -32,7 +47,31 @@ def _release(nic: NetworkInterface) -> None:
     nic.status = "available"
 
 
+def _price(instance_type: str, older: bool) -> str:
+    price = float(SPOT_PRICES.get(instance_type, DEFAULT_SPOT_PRICE))
+    return f"{price * 1.25 if older else price:.4f}"  # the older entry differs
+
+
+def _spot_price_history(self: SpotInstances) -> ActionResult:
+    types = self._get_param("InstanceTypes", [])
+    offers = self.ec2_backend.describe_spot_price_history(types, self._filters_from_querystring())
+    now = datetime.now(UTC).replace(microsecond=0)
+    history = [
+        {
+            "InstanceType": o["InstanceType"],
+            "ProductDescription": "Linux/UNIX",
+            "SpotPrice": _price(o["InstanceType"], older=hours > 1),
+            "AvailabilityZone": o["Location"],
+            "Timestamp": (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+        for o in offers
+        for hours in (1, 3)  # two entries per zone: readers must take the newest
+    ]
+    return ActionResult({"SpotPriceHistory": history})
+
+
 def install() -> None:
+    SpotInstances.describe_spot_price_history = _spot_price_history  # type: ignore[method-assign]
     original_init = Instance.__init__
 
     def init(self: Instance, backend: Any, *args: Any, **kwargs: Any) -> None:

@@ -15,6 +15,14 @@ With --vm-engine the VMs share this machine's engine instead (its socket is the 
 work directory is mounted at the same path on both sides so its bind mounts mean the
 same thing to the engine. The engine's processes are then invisible from the VM, so
 every task fails the `engine_off_benchmark_cpus` check and the report excludes it.
+
+--interrupt ALIAS:SECONDS (issue 27): SECONDS after its runner started (as --kill-vm
+counts), one VM of the type gets EC2's spot interruption notice in its IMDS
+(`spot/instance-action`, `spot/termination-time`), and INTERRUPT_GRACE seconds later
+it is reclaimed: its container is killed and moto terminates the instance. EC2 gives
+two minutes; the twin gives 30 s (the runner polls every 5 s). The IMDS says
+`instance-life-cycle: spot` for an instance moto launched with spot market options, and
+its identity document carries `pendingTime` (the launch time), as on EC2.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ LIVE = ("pending", "running")
 # 10 s after launch: a VM that powers itself off sooner (a user-data failing at once) is
 # applied its shutdown behaviour only this long after launch, so that Terraform saw it run.
 EARLIEST_POWER_OFF = 12.0
+INTERRUPT_GRACE = 30.0
 
 
 @dataclass
@@ -67,12 +76,27 @@ class Vm:
     pid: int = 0  # its PID 1, as this machine sees it
 
 
+def _spot_reclaimed(iid: str) -> None:
+    """EC2's state reason for a reclaimed spot instance (moto says the user ended it)."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import StateReason
+
+    from tests.twin.core import ACCOUNT, REGION
+
+    instance = ec2_backends[ACCOUNT][REGION].get_instance(iid)
+    code = "Server.SpotInstanceTermination"
+    instance.state_reason = StateReason(f"{code}: Spot instance termination", code)
+    instance._reason = "Spot instance termination"
+
+
 class VmWatcher:
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
         self.vms: dict[str, Vm] = {}
         self.held: set[str] = set()  # --no-boot instances kept pending
         self.killed_aliases: set[str] = set()  # --kill-vm ends one VM per alias
+        self.interrupted_aliases: set[str] = set()  # --interrupt: one VM per alias
+        self.notices: dict[str, tuple[str, float]] = {}  # iid -> (notice JSON, reclaim at)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="twin-vms", daemon=True)
         self.ec2 = boto3.client(
@@ -269,6 +293,7 @@ class VmWatcher:
         raw = self.ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
         user_data = raw.get("UserData", {}).get("Value", "")
         zone = inst["Placement"]["AvailabilityZone"]
+        spot = inst.get("InstanceLifecycle") == "spot"  # moto: launched with market options
         meta = {
             "instance-id": iid,
             "instance-type": inst["InstanceType"],
@@ -276,7 +301,7 @@ class VmWatcher:
             "placement/region": zone[:-1],
             "placement/availability-zone": zone,
             "local-ipv4": inst["PrivateIpAddress"],
-            "instance-life-cycle": "on-demand",
+            "instance-life-cycle": "spot" if spot else "on-demand",
             "hostname": iid,
         }
         profile = inst.get("IamInstanceProfile", {}).get("Arn", "")
@@ -298,10 +323,46 @@ class VmWatcher:
         doc: dict[str, Any] = {"meta-data": meta}
         if user_data:
             doc["user-data-base64"] = user_data
+        launched = inst.get("LaunchTime")
         doc["identity"] = {"instanceId": iid, "region": zone[:-1], "availabilityZone": zone}
+        if isinstance(launched, datetime):
+            doc["identity"]["pendingTime"] = launched.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        notice = self.notices.get(iid)
+        if notice is not None:
+            meta["spot/instance-action"] = notice[0]
+            meta["spot/termination-time"] = json.loads(notice[0])["time"]
         return doc
 
+    def _interrupt(self, vm: Vm) -> None:
+        """--interrupt: the notice first, the reclaim INTERRUPT_GRACE s later."""
+        after = self.twin.faults.interrupt.get(vm.alias)
+        iid = vm.instance_id
+        if (
+            after is not None
+            and iid not in self.notices
+            and vm.alias not in self.interrupted_aliases
+            and time.monotonic() - self._kill_clock(vm) > after
+        ):
+            self.interrupted_aliases.add(vm.alias)
+            at = datetime.now(UTC) + timedelta(seconds=INTERRUPT_GRACE)
+            notice = json.dumps({"action": "terminate", "time": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+            self.notices[iid] = (notice, time.monotonic() + INTERRUPT_GRACE)
+            path = vm.directory / "imds.json"
+            doc = json.loads(path.read_text())
+            doc["meta-data"]["spot/instance-action"] = notice
+            doc["meta-data"]["spot/termination-time"] = json.loads(notice)["time"]
+            tmp = vm.directory / "imds.json.tmp"
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(path)
+            log.info("%s: spot interruption notice, reclaimed at %s (--interrupt)", iid, at)
+        found = self.notices.get(iid)
+        if found is not None and time.monotonic() >= found[1] and not vm.killed:
+            log.info("%s reclaimed (spot interruption, --interrupt)", iid)
+            vm.killed = True
+            subprocess.run(["podman", "kill", vm.container], capture_output=True, check=False)
+
     def _check(self, vm: Vm, running: set[str]) -> None:
+        self._interrupt(vm)
         kill_after = self.twin.faults.kill_vm.get(vm.alias)
         if (
             kill_after is not None
@@ -325,6 +386,8 @@ class VmWatcher:
         if vm.killed or not (vm.directory / "shutdown").is_file():
             log.info("%s vanished: terminating it in moto", vm.instance_id)
             self.ec2.terminate_instances(InstanceIds=[vm.instance_id])
+            if vm.instance_id in self.notices:
+                _spot_reclaimed(vm.instance_id)
             return
         attr = self.ec2.describe_instance_attribute(
             InstanceId=vm.instance_id, Attribute="instanceInitiatedShutdownBehavior"

@@ -172,6 +172,20 @@ resource "aws_instance" "runner" {
     ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
   })
 
+  # capacity "spot" (issue 27): a one-time spot instance, terminated when EC2 reclaims it
+  # (its runner sees the notice in IMDS first and fails its task `preempted`).
+  dynamic "instance_market_options" {
+    for_each = each.value.capacity == "spot" ? [each.value] : []
+    content {
+      market_type = "spot"
+      spot_options {
+        spot_instance_type             = "one-time"
+        instance_interruption_behavior = "terminate"
+        max_price                      = instance_market_options.value.max_price == null ? null : tostring(instance_market_options.value.max_price)
+      }
+    }
+  }
+
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"

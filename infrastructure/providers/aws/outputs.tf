@@ -1,5 +1,5 @@
 output "instances" {
-  description = "Launched runners by key (<alias>-<n>): instance id, type, alias and public IP."
+  description = "Launched runners by key (<alias>-<n>): instance id, type, alias, IPs and capacity."
   value = {
     for k, i in aws_instance.runner : k => {
       id            = i.id
@@ -7,6 +7,10 @@ output "instances" {
       alias         = local.runners[k].alias
       public_ip     = i.public_ip
       private_ip    = i.private_ip
+      # Issue 27: what was asked for and what EC2 says it launched ("spot" or null).
+      capacity  = local.runners[k].capacity
+      lifecycle = i.instance_lifecycle
+      zone      = i.availability_zone
     }
   }
 }

@@ -24,6 +24,11 @@ variable "instance_types" {
     alias         = string
     # This type's own count (config "instances" on the entry); null: var.instances.
     instances = optional(number)
+    # Config "capacity" (issue 27): "spot" requests one-time spot instances that terminate
+    # when reclaimed; max_price is their cap in USD per hour (null: the on-demand price,
+    # EC2's own default cap).
+    capacity  = optional(string, "on-demand")
+    max_price = optional(number)
   }))
   description = "Instance types to benchmark, each with the alias its results are reported under."
 
@@ -40,6 +45,16 @@ variable "instance_types" {
   validation {
     condition     = alltrue([for t in var.instance_types : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", t.alias))])
     error_message = "Aliases must be 1-63 letters, digits, '.', '_' or '-'."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : contains(["on-demand", "spot"], t.capacity)])
+    error_message = "capacity must be \"on-demand\" or \"spot\"."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : t.max_price == null || (t.capacity == "spot" && try(t.max_price > 0.001, false))])
+    error_message = "max_price is for spot capacity and must be above 0.001 USD per hour."
   }
 }
 

@@ -235,6 +235,11 @@ resource "azurerm_linux_virtual_machine" "runner" {
   allow_extension_operations      = false
   network_interface_ids           = [azurerm_network_interface.runner[each.key].id]
   tags                            = merge(local.tags, { Alias = each.value.alias })
+  # capacity "spot" (issue 27): evicted VMs are deleted (nothing billed after), capped at
+  # max_price or, with -1, the pay-as-you-go price; the runner watches Scheduled Events.
+  priority        = each.value.capacity == "spot" ? "Spot" : "Regular"
+  eviction_policy = each.value.capacity == "spot" ? "Delete" : null
+  max_bid_price   = each.value.capacity == "spot" ? coalesce(each.value.max_price, -1) : null
 
   custom_data = base64encode(templatefile("${path.module}/templates/runner-cloud-init.sh.tftpl", {
     max_lifetime_minutes = var.max_lifetime_minutes

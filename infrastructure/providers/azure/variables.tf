@@ -39,12 +39,21 @@ variable "instance_types" {
     premium_io           = bool
     gen2                 = bool
     disk_controller_type = optional(string, "SCSI")
+    # Config "capacity" (issue 27): "spot" makes a Spot VM (priority Spot, deleted when
+    # evicted) capped at max_price USD per hour (null: -1, the pay-as-you-go price).
+    capacity  = optional(string, "on-demand")
+    max_price = optional(number)
   }))
   description = "VM sizes to benchmark, each with its alias and what the Azure API reports for it: architecture, Premium SSD support, Hyper-V generation 2 support."
 
   validation {
     condition     = length(var.instance_types) > 0
     error_message = "instance_types must name at least one VM size."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : contains(["on-demand", "spot"], t.capacity) && (t.max_price == null || t.capacity == "spot")])
+    error_message = "capacity must be \"on-demand\" or \"spot\"; max_price is for spot capacity."
   }
 
   validation {

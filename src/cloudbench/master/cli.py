@@ -29,7 +29,7 @@ from cloudbench.master.run import Master, Terminated
 from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.prices import PriceResolver, PricesFileError
 from cloudbench.platform.stacks import load_settings
-from cloudbench.platform.state import default_state_dir, find_session
+from cloudbench.platform.state import cloudbench_home, default_state_dir, find_session
 from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[
@@ -156,7 +156,7 @@ def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Pat
     regions: dict[str, str | None] = {
         "aws": load_settings().region, "azure": azure_settings().location or None,
     }  # fmt: skip
-    return estimate_cost(spec, resolver, regions, state_dir)
+    return estimate_cost(spec, resolver, regions, state_dir, cloudbench_home())
 
 
 def status(

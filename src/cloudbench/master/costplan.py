@@ -6,7 +6,9 @@ recorded by earlier runs with the same benchmark selection (``task-durations.jso
 the state directory), from a stated per-benchmark assumption, or — when nothing supports
 an estimate (no benchmark names: the whole suite) — from each VM living its hard maximum
 lifetime, the conservative bound. Slots per VM are assumed to be 1 (runners may run more,
-which only shortens the run).
+which only shortens the run). Each VM's set-up (boot to first benchmark) is the median
+measured for its type by earlier runs (``boot-times.jsonl`` in CLOUDBENCH_HOME,
+master/boottimes.py), else an assumed 15 minutes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudbench.master.boottimes import BOOT_HISTORY, Setup, measured_setup
 from cloudbench.master.ledger import CostMeter
 from cloudbench.platform.prices import PriceResolver
 from cloudbench.protocol import RunSpec, TaskOut
@@ -50,6 +53,10 @@ class Line:
     needed_hours: float  # the estimate before the hard lifetime cuts it
     # Every task runs every Ruby (paired on the machine): tasks per type x Ruby = tasks.
     rubies: tuple[str, ...] = ()
+    setup_hours: float = SETUP_HOURS
+    setup_vms: int = 0  # VMs of earlier runs that measured setup_hours; 0: assumed
+    price_date: str | None = None
+    capacity: str = "on-demand"  # spot: priced at the on-demand price, its default cap
 
     @property
     def instance_hours(self) -> float:
@@ -93,6 +100,9 @@ class CostPlan:
                 f"{ln.tasks:>5} {ln.instance_hours:>7.2f} {price:>8} {cost:>9}"
             )
             rows += _ruby_rows(ln)
+            if ln.capacity == "spot":
+                rows.append(f"{'':6}   spot: priced at most at this (on-demand) price; the "
+                            "ledger uses the zone's spot price once launched")  # fmt: skip
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
@@ -110,7 +120,7 @@ def _ruby_rows(ln: Line) -> list[str]:
     the benchmark time (the setup is shared) in instance-hours and USD."""
     if len(ln.rubies) < 2:
         return []
-    hours = ln.vms * max(0.0, ln.hours_per_vm - SETUP_HOURS) / len(ln.rubies)
+    hours = ln.vms * max(0.0, ln.hours_per_vm - ln.setup_hours) / len(ln.rubies)
     usd = "-" if ln.provider == "local" else "no price"
     if ln.usd_per_hour is not None and ln.provider != "local":
         usd = f"{hours * ln.usd_per_hour:.2f} USD"
@@ -134,21 +144,28 @@ def selection_key(spec: RunSpec) -> str:
 
 
 def estimate_cost(
-    spec: RunSpec, resolver: PriceResolver, regions: dict[str, str | None], state_dir: Path
+    spec: RunSpec,
+    resolver: PriceResolver,
+    regions: dict[str, str | None],
+    state_dir: Path,
+    home: Path | None = None,
 ) -> CostPlan:
+    """`home`: where boot-times.jsonl lives (CLOUDBENCH_HOME); None: set-up assumed."""
     lifetime = lifetime_minutes(spec)
     per_task, basis = _task_seconds(spec, state_dir)
+    setups = measured_setup(home) if home is not None else {}
     lines = []
     for provider, item in spec.instance_types():
         per = spec.counts(item)
         seconds = per_task.get((provider, item.instance_type)) if per_task else None
         if seconds is None and per_task is not None:
             seconds = per_task.get(("*", "*"))
+        setup = setups.get((provider, item.instance_type), Setup(SETUP_HOURS * 3600, 0))
         if seconds is None:
             needed = lifetime / 60  # nothing supports an estimate: the conservative bound
         else:
             per_vm = math.ceil(per.tasks / per.instances)  # one slot each, conservatively
-            needed = SETUP_HOURS + per_vm * seconds / 3600
+            needed = setup.seconds / 3600 + per_vm * seconds / 3600
         hours = min(lifetime / 60, needed)
         price = None
         if provider in CLOUDS:
@@ -157,8 +174,23 @@ def estimate_cost(
             provider, item.instance_type, item.effective_alias, per.instances, 1, per.tasks,
             hours, None if price is None else price.usd_per_hour,
             "" if price is None else price.source, needed, tuple(spec.rubies),
+            setup.seconds / 3600, setup.vms, None if price is None else price.date,
+            spec.capacity_of(provider, item),
         ))  # fmt: skip
+    if per_task is not None:
+        basis += _setup_basis(lines, home)
     return CostPlan(lines, basis, lifetime)
+
+
+def _setup_basis(lines: list[Line], home: Path | None) -> str:
+    measured = [ln for ln in lines if ln.setup_vms]
+    if not measured:
+        return f"; set-up assumed {SETUP_HOURS * 60:.0f} min per VM (no boot measured yet)"
+    where = home / BOOT_HISTORY if home is not None else BOOT_HISTORY
+    parts = ", ".join(f"{ln.alias} {ln.setup_hours * 60:.1f} min ({ln.setup_vms} VMs)"
+                      for ln in measured)  # fmt: skip
+    rest = "" if len(measured) == len(lines) else f", others {SETUP_HOURS * 60:.0f} min assumed"
+    return f"; set-up per VM measured by earlier runs ({where}): {parts}{rest}"
 
 
 def _task_seconds(
@@ -180,7 +212,7 @@ def _task_seconds(
     return {("*", "*"): seconds}, (
         f"assumed {ASSUMED_SECONDS:.0f} s per benchmark and executable"
         f"{f' on each of {rubies} Rubies' if rubies > 1 else ''} "
-        f"({seconds:.0f} s per task) + {SETUP_HOURS * 60:.0f} min setup; no earlier runs recorded"
+        f"({seconds:.0f} s per task); no earlier runs recorded"
     )
 
 
@@ -246,4 +278,7 @@ def check_budget(spec: RunSpec, plan: CostPlan) -> None:
 def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
     """The running run's cost watch, with the prices the plan resolved."""
     prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
-    return CostMeter(spec, prices, spec.budget)
+    meter = CostMeter(spec, prices, spec.budget)
+    meter.sources = {(ln.provider, ln.instance_type): (ln.price_source or None, ln.price_date)
+                     for ln in plan.lines}  # fmt: skip
+    return meter

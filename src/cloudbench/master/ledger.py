@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloudbench.platform.prices import Price
 from cloudbench.platform.state import write_private
 from cloudbench.protocol import Budget, CostEntry, CostLedger, RunSpec
 
@@ -32,6 +33,18 @@ class CostMeter:
     terminated: dict[str, datetime] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     tripped: bool = False
+    # Spot types: the price in the zone their VMs run in (set after launch); until then,
+    # and when the history has none, the on-demand price, spot's default cap.
+    spot: dict[tuple[str, str], Price] = field(default_factory=dict)
+    sources: dict[tuple[str, str], tuple[str | None, str | None]] = field(default_factory=dict)
+    # Replacement VMs (master/replace.py): (when, VMs, bought as) per type, and the lines.
+    extra: dict[tuple[str, str], list[tuple[datetime, int, str]]] = field(default_factory=dict)
+    notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def replaced(self, provider: str, instance_type: str, vms: int, kind: str, line: str) -> None:
+        key = (provider, instance_type)
+        self.extra.setdefault(key, []).append((datetime.now(UTC), vms, kind))
+        self.notes.setdefault(key, []).append(line)
 
     def launch(self, provider: str) -> None:
         self.launched.setdefault(provider, datetime.now(UTC))
@@ -49,12 +62,26 @@ class CostMeter:
             vms = self.spec.counts(item).instances
             start, end = self.launched[provider], self.terminated.get(provider, now)
             hours = vms * max(0.0, (end - start).total_seconds()) / 3600
-            price = self.prices.get((provider, item.instance_type))
+            key = (provider, item.instance_type)
+            price, (source, when) = self.prices.get(key), self.sources.get(key, (None, None))
+            capacity = self.spec.capacity_of(provider, item)
+            if capacity == "spot" and key in self.spot:
+                found = self.spot[key]
+                price, source, when = found.usd_per_hour, found.source, found.date
+            elif capacity == "spot" and price is not None:
+                source = f"on-demand price (spot cap; no spot price found): {source}"
+            usd = None if price is None else hours * price
+            for since, more, kind in self.extra.get(key, []):  # replacements, their own price
+                extra = more * max(0.0, (end - since).total_seconds()) / 3600
+                rate = self.prices.get(key) if kind == "on-demand" else price
+                vms, hours = vms + more, hours + extra
+                usd = None if usd is None or rate is None else usd + extra * rate
             out.append(CostEntry(
                 provider=provider, instance_type=item.instance_type,
                 alias=item.effective_alias, vms=vms, launched_at=start, terminated_at=end,
-                instance_hours=hours, usd_per_hour=price,
-                usd=None if price is None else hours * price,
+                instance_hours=hours, usd_per_hour=price, usd=usd,
+                capacity=capacity, price_source=source, price_date=when,
+                notes=self.notes.get(key, []),
             ))  # fmt: skip
         return out
 

@@ -17,6 +17,7 @@ import httpx
 from rich.console import Console
 from rich.prompt import Confirm
 
+from cloudbench.master.boottimes import record_boot_times
 from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.config import MasterOptions, RunPlan
 from cloudbench.master.costplan import meter_for, record_durations
@@ -43,7 +44,7 @@ from cloudbench.master.stacks import MetaDeployment, offer_nuke
 from cloudbench.master.watch import RunnersExited, RunWatcher, Stalled
 from cloudbench.platform import containers
 from cloudbench.platform.processes import stop_recorded
-from cloudbench.platform.state import Session
+from cloudbench.platform.state import Session, cloudbench_home
 from cloudbench.protocol import RunOut, RunStatus
 
 if TYPE_CHECKING:
@@ -221,12 +222,14 @@ class Master:
         return outcome.exit_code
 
     def _remember_durations(self, run_id: int) -> None:
-        """Task durations for the next --dry-run's estimate; never fails the run."""
+        """Task durations and VM boot figures for the next --dry-run's estimate; never fails
+        the run."""
         if self._plan is None:
             return
         try:
             tasks = self._api().tasks(run_id).tasks
             record_durations(self._plan.state_dir, self._plan.spec, tasks)
+            record_boot_times(cloudbench_home(), run_id, self._api().machines(run_id).machines)
         except Exception as exc:  # an estimate aid, not a result
             logger.warning("cannot record task durations: %s", exc)
 

@@ -131,6 +131,8 @@ class RunWatcher:
                     for g in run.instance_types
                     if g.provider == name and g.alias == alias
                 )
+                if left and provider.replace(name, alias):
+                    continue  # reclaimed spot VMs replaced: the type goes on
                 if left:
                     raise RunnersExited(
                         f"every runner of {alias} has exited with {left} task(s) left: {line}",

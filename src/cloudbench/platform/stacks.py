@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,10 @@ class Stack:
             self.workdir, self.log_path, binary=s.terraform, env=env, timeout=s.terraform_timeout
         )
 
-    def apply(self) -> None:
+    def apply(self, targets: Sequence[str] = ()) -> None:
         tf = self.terraform()
         tf.init()
-        tf.apply(self.variables)
+        tf.apply(self.variables, targets)
 
     def destroy(self) -> None:
         tf = self.terraform()

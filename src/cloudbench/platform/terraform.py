@@ -85,9 +85,13 @@ class Terraform:
         """`terraform init`, idempotent; safe to call before every apply/destroy."""
         self._run(["init", "-input=false", "-no-color"], "init")
 
-    def apply(self, variables: Mapping[str, Any] | None = None) -> None:
-        """`terraform apply -auto-approve` with variables passed through the environment."""
-        self._run(["apply", "-input=false", "-no-color", "-auto-approve"], "apply", variables)
+    def apply(
+        self, variables: Mapping[str, Any] | None = None, targets: Sequence[str] = ()
+    ) -> None:
+        """`terraform apply -auto-approve` with variables passed through the environment;
+        `targets`: only these resource addresses (-target), e.g. replacement VMs."""
+        args = ["apply", "-input=false", "-no-color", "-auto-approve"]
+        self._run(args + [f"-target={t}" for t in targets], "apply", variables)
 
     def destroy(self, variables: Mapping[str, Any] | None = None) -> None:
         """`terraform destroy -auto-approve`; variables are still required to evaluate config."""

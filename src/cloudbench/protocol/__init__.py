@@ -73,6 +73,7 @@ from cloudbench.protocol.errors import (
     problems,
 )
 from cloudbench.protocol.machines import (
+    BOOT_STAGES,
     MAX_LOG_TAIL,
     MachineList,
     MachineLost,
@@ -101,6 +102,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "ARCHIVE_SETTLED",
     "BENCHMARK_ENV_KEY",
+    "BOOT_STAGES",
     "DEFAULT_MAX_ATTEMPTS",
     "KNOWN_KEYS",
     "MANIFEST_NAME",

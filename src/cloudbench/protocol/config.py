@@ -7,7 +7,7 @@ orchestrator; `RunSpec.request_body()` is what the master posts.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,8 +38,14 @@ KNOWN_KEYS = frozenset(
         "max_attempts",
         "prices",
         "budget",
+        "capacity",
+        "max_price",
     }
 )
+# Issue 27: what a cloud VM is bought as. Spot: interruptible, capped at max_price (USD per
+# hour; the on-demand price when not given).
+Capacity = Literal["on-demand", "spot"]
+MaxPrice = Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -66,6 +72,9 @@ class InstanceTypeSpec(Strict):
     # This type's own counts; per_instance_type applies where they are left out.
     tasks: int | None = Field(default=None, ge=1, le=MAX_TASKS_PER_TYPE)
     instances: int | None = Field(default=None, ge=1, le=1_000)
+    # This type's own capacity and spot cap; the config's top-level ones apply otherwise.
+    capacity: Capacity | None = None
+    max_price: MaxPrice | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -185,6 +194,9 @@ class RunSpec(BaseModel):
 
     # Master-side only (cost guard), never sent to the orchestrator.
     budget: Budget | None = None
+    # Master-side only: every cloud type's capacity and spot cap unless its entry says.
+    capacity: Capacity = "on-demand"
+    max_price: MaxPrice | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -212,6 +224,7 @@ class RunSpec(BaseModel):
                 f"aws + azure + local: {types} instance types; at most {MAX_TYPES_PER_RUN} per run"
             )
         self._check_task_total(types)
+        self._check_capacity()
         for provider in PROVIDERS:
             seen: set[tuple[str, str]] = set()
             for spec in getattr(self, provider):
@@ -220,6 +233,32 @@ class RunSpec(BaseModel):
                     raise ValueError(f"{provider}: {spec.instance_type} listed twice")
                 seen.add(key)
         return self
+
+    def _check_capacity(self) -> None:
+        for spec in self.local:
+            if spec.capacity == "spot" or spec.max_price is not None:
+                raise ValueError(
+                    f"local: {spec.instance_type}: capacity and max_price are for aws and "
+                    "azure entries (a local runner is this machine); remove them"
+                )
+        for provider, spec in self.instance_types():
+            if provider == "local":
+                continue
+            if self.max_price_of(spec) is not None and self.capacity_of(provider, spec) != "spot":
+                raise ValueError(
+                    f"{provider}: {spec.instance_type}: max_price caps a spot price; set "
+                    '"capacity": "spot" (for the entry or the whole config) or remove max_price'
+                )
+
+    def capacity_of(self, provider: str, spec: InstanceTypeSpec) -> Capacity:
+        """The entry's capacity, else the config's; local runners are always on-demand."""
+        if provider == "local":
+            return "on-demand"
+        return spec.capacity or self.capacity
+
+    def max_price_of(self, spec: InstanceTypeSpec) -> float | None:
+        """USD per hour a spot VM may cost at most; None: the on-demand price."""
+        return spec.max_price if spec.max_price is not None else self.max_price
 
     def _check_task_total(self, types: int) -> None:
         """Tasks are counted per entry: a type's own `tasks` replaces per_instance_type's."""

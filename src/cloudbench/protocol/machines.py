@@ -19,6 +19,15 @@ from cloudbench.protocol.enums import HeartbeatStatus
 # The last log lines a failing boot sends; more is refused (422), so senders cut first.
 MAX_LOG_TAIL = 16_000
 MAX_LINE = 2000
+MAX_STAGES = 32
+
+# Boot stage names (issue 27), in the order a VM passes them. `image_present` is the
+# container executor's benchmark image ready, `ruby_ready` the host executor's Ruby.
+BOOT_STAGES = (
+    "instance_start", "user_data_start", "runner_installed", "image_present",
+    "ruby_ready", "first_claim", "first_benchmark",
+)  # fmt: skip
+StageName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 
 InstanceId = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -39,6 +48,9 @@ class MachineReport(Strict):
     log_tail: Annotated[str, Field(max_length=MAX_LOG_TAIL)] | None = None
     # The machine's hostname: tasks record it as runner_host.
     host: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    # Boot stages reached so far, name → when (BOOT_STAGES; merged into what is kept, a
+    # stage's first time wins).
+    stages: Annotated[dict[StageName, datetime], Field(max_length=MAX_STAGES)] | None = None
 
 
 class MachineOut(BaseModel):
@@ -53,6 +65,7 @@ class MachineOut(BaseModel):
     message: str | None = None
     log_tail: str | None = None
     host: str | None = None
+    stages: dict[str, datetime] = Field(default_factory=dict)
 
 
 class MachineList(BaseModel):

@@ -14,6 +14,9 @@ Metadata 5 adds the Ruby matrix: ``ruby.ruby_versions`` and ``ruby.rubies`` (eve
 the task ran), per label in ``ruby.executables`` its ``ruby_version``, ``name``, ``jit``,
 ``options`` and ``engine_check``, ``benchmark_order.columns`` and ``memory``; a format-4
 file has one Ruby and labels that are engine names.
+Metadata 6 adds ``boot``: the machine's boot stages (name → ISO time) and
+``time_to_first_benchmark_s`` (user-data start to the machine's first benchmark); older
+files read with ``boot`` None (not recorded).
 Manifest 2 adds each task's ``attempt`` and ``attempts``; a format-1 manifest reads with
 attempt 1 and no history. Manifest 3 adds each task's ``ruby_versions`` (every Ruby it
 ran) and ``counts``: tasks per instance type x Ruby by status; older manifests read
@@ -33,7 +36,7 @@ from cloudbench.protocol.config import BenchmarkSettings
 from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 3
-METADATA_VERSION = 5
+METADATA_VERSION = 6
 METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
@@ -150,6 +153,16 @@ class MetadataChecks(BaseModel):
     own_core: bool | None = None
 
 
+class BootBlock(BaseModel):
+    """Format 6: when the task's machine reached each boot stage (protocol.BOOT_STAGES),
+    and seconds from its user-data start to its first benchmark (None: not both known)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stages: dict[str, str] = Field(default_factory=dict)
+    time_to_first_benchmark_s: float | None = None
+
+
 class Metadata(_Versioned):
     """``metadata.json`` in every task's result (and error) tarball: what ran where.
 
@@ -198,6 +211,7 @@ class Metadata(_Versioned):
     timed_out: bool | None = None
     duration_seconds: float | None = None
     container_id: str | None = None
+    boot: BootBlock | None = None  # format 6
 
     @field_validator("format_version")
     @classmethod
@@ -229,6 +243,14 @@ class CostEntry(BaseModel):
     instance_hours: float
     usd_per_hour: float | None  # per VM; None: no price known
     usd: float | None
+    # Issue 27 (older ledgers read as on-demand with no source): what the VMs were bought
+    # as, and where usd_per_hour came from ("aws-spot-price-history" with the entry's
+    # own timestamp for spot; the plan's source otherwise).
+    capacity: Literal["on-demand", "spot"] = "on-demand"
+    price_source: str | None = None
+    price_date: str | None = None
+    # Replacement VMs of reclaimed spot VMs, what they were bought as, from when.
+    notes: list[str] = Field(default_factory=list)
 
 
 class CostLedger(BaseModel):

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 LEDGER = "cost-ledger.json"  # written by the master at teardown (master/ledger.py)
 CLOUDS = ("aws", "azure")
+SPOT_SOURCE = "aws-spot-price-history"  # platform/spotprices.py
 
 
 def region_of(results: ResultSet, alias: str) -> str | None:
@@ -34,13 +35,27 @@ def region_of(results: ResultSet, alias: str) -> str | None:
 def resolve_prices(
     results: ResultSet, resolver: PriceResolver
 ) -> tuple[dict[str, Price | None], dict[str, str | None]]:
-    """(price, region) per alias; a cloud type with no known region is never looked up."""
+    """(price, region) per alias; a cloud type with no known region is never looked up.
+    A type that ran on spot capacity is priced as its run's ledger says it was (EC2's spot
+    price history for its zone, issue 27), not at the list price."""
     prices, regions = {}, {}
+    spot = _spot_prices(results)
     for alias in results.aliases:
         provider, instance_type = results.types.get(alias, ("local", alias))
         regions[alias] = region_of(results, alias)
-        prices[alias] = resolver.resolve(provider, instance_type, regions[alias])
+        prices[alias] = spot.get(alias) or resolver.resolve(provider, instance_type, regions[alias])
     return prices, regions
+
+
+def _spot_prices(results: ResultSet) -> dict[str, Price]:
+    found: dict[str, Price] = {}
+    for run in results.runs:
+        ledger, _ = read_ledger(run)
+        for e in ledger.entries if ledger is not None else []:
+            if e.capacity == "spot" and e.usd_per_hour and e.price_source == SPOT_SOURCE:
+                found[e.alias] = Price(e.provider, e.instance_type, None, e.usd_per_hour,
+                                       SPOT_SOURCE, e.price_date)  # fmt: skip
+    return found
 
 
 def price_note(provider: str, region: str | None, price: Price | None) -> str | None:

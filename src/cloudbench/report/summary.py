@@ -1,6 +1,7 @@
-"""summary.json (format_version 3): types, ranking, pairs, prices, trust, provenance,
+"""summary.json (format_version 4): types, ranking, pairs, prices, trust, provenance,
 the Ruby matrix (format 3 = format 2's pairs and trust with `matrix` and
-`headline_chosen`). See docs/report.md.
+`headline_chosen`; format 4 adds per type `time_to_first_benchmark_s` and `capacity`).
+See docs/report.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cloudbench.platform.prices import Price, PriceResolver
-from cloudbench.report import matrix
+from cloudbench.report import boot, matrix
 from cloudbench.report.analysis import benchmark_rows
 from cloudbench.report.categories import benchmark_categories, geomean_set
 from cloudbench.report.errors import ReportInputError
@@ -36,8 +37,9 @@ from cloudbench.report.trust import trust_row
 
 logger = logging.getLogger(__name__)
 
-# 2: pairwise, reference baseline, trust, pareto_status, notes; 3: matrix, headline_chosen
-FORMAT_VERSION = 3
+# 2: pairwise, reference baseline, trust, pareto_status, notes; 3: matrix, headline_chosen;
+# 4: per type time_to_first_benchmark_s and capacity (issue 27)
+FORMAT_VERSION = 4
 DEFAULT_SEED = 20240601
 
 
@@ -122,6 +124,8 @@ def _type_entry(
         "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),  # noqa: E501
         "notes": notes, "by_executable": {},
         "trust": trust_row([t.metadata for t in tasks]),
+        "time_to_first_benchmark_s": boot.time_to_first_benchmark(tasks),
+        "capacity": boot.capacity(tasks),
     }  # fmt: skip
 
 

@@ -29,6 +29,9 @@ class InstanceIdentity:
     lifecycle: str | None = None  # "spot" / "on-demand" as EC2 reports it
     # IMDS has no tenancy entry; a Dedicated Host shows as placement/host-id.
     host_id: str | None = None
+    # When EC2 started the instance: the identity document's pendingTime (boot stage
+    # `instance_start`, issue 27).
+    launched_at: str | None = None
 
     def facts(self) -> dict[str, str | None]:
         return {
@@ -36,6 +39,7 @@ class InstanceIdentity:
             "region": self.region, "zone": self.zone, "image_id": self.image_id,
             "lifecycle": self.lifecycle,
             "tenancy": "host" if self.host_id else None, "host_id": self.host_id,
+            "launched_at": self.launched_at,
         }  # fmt: skip
 
 
@@ -46,6 +50,15 @@ _OPTIONAL = {
     "lifecycle": "instance-life-cycle",
     "host_id": "placement/host-id",
 }
+
+
+def _pending_time(client: httpx.Client, headers: dict[str, str]) -> str | None:
+    resp = client.get("/latest/dynamic/instance-identity/document", headers=headers)
+    try:
+        value = resp.json().get("pendingTime") if resp.status_code == 200 else None
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def read_identity(endpoint: str | None = None, timeout: float = 2.0) -> InstanceIdentity:
@@ -68,6 +81,7 @@ def read_identity(endpoint: str | None = None, timeout: float = 2.0) -> Instance
                 resp = client.get(f"/latest/meta-data/{path}", headers=headers)
                 # 404: not told (no host id outside Dedicated Hosts); the rest is provenance
                 extra[key] = resp.text.strip() if resp.status_code == 200 else None
+            extra["launched_at"] = _pending_time(client, headers)
     except httpx.HTTPError as exc:
         raise MetadataUnavailable(
             f"cannot read the instance type from the EC2 metadata service at {base}: {exc}; "

@@ -13,6 +13,7 @@ from types import FrameType
 
 from cloudbench.platform.cpulease import CpuLeases
 from cloudbench.protocol import ClaimRequest, ClaimStatus, HeartbeatStatus
+from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
 from cloudbench.runner.executors import StartupError, choose
@@ -20,6 +21,7 @@ from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.machine_report import MachineReporter
 from cloudbench.runner.machine_state import machine_state
 from cloudbench.runner.packaging import Uploader
+from cloudbench.runner.preempt import InterruptionWatch
 from cloudbench.runner.ruby_bench import prepare_source
 from cloudbench.runner.settings import RunnerSettings
 from cloudbench.runner.slots import Slot, SlotPlan, make_slots, plan_slots, topology_facts
@@ -46,7 +48,10 @@ class Runner:
         self.signal_received: int | None = None
         self.errors: list[str] = []
         self.failed_tasks: list[str] = []
+        self.boot = BootClock.at_start(self.instance)  # the runner's start: local boot
         self.reporter = MachineReporter(settings, None)
+        self.preempted: list[str] = []  # the interruption notice, once seen
+        self.watch = InterruptionWatch(settings.provider, self._on_notice)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ entry point
@@ -61,7 +66,7 @@ class Runner:
         client = OrchestratorClient(
             s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
         )
-        self.reporter = MachineReporter(s, client)
+        self.reporter = MachineReporter(s, client, self.boot)
         self.reporter.start()
         try:
             code = self._run(client)
@@ -104,6 +109,8 @@ class Runner:
             plan=self.plan,
             leases=leases,
             on_stage=self.reporter.stage_changed,
+            boot=self.boot,
+            preempted=self.preempted,
         )
         log.info(
             "runner: %d slot(s), executor %s, ruby-bench %s",
@@ -114,9 +121,11 @@ class Runner:
         self.reporter.report(
             HeartbeatStatus.running, f"runner: {len(self.slots)} slot(s), executor {executor.name}"
         )
+        self.watch.start()
         try:
             self._run_slots(machine)
         finally:
+            self.watch.stop()
             uploader.close()
             executor.close()
         if machine.unfit and self.signal_received is None:
@@ -164,6 +173,10 @@ class Runner:
                 thread.join(timeout=0.5)
 
     def _finish(self) -> int:
+        if self.preempted:
+            # Its tasks failed `preempted` (retried elsewhere); the cloud ends the machine.
+            self.reporter.report(HeartbeatStatus.error, f"preempted: {self.preempted[0]}", True)
+            return EXIT_OK
         if self.signal_received is not None:
             log.warning("stopped by signal %d", self.signal_received)
             self.reporter.report(
@@ -224,6 +237,7 @@ class Runner:
             if response.task is None or response.presigned_urls is None:
                 raise OrchestratorError(200, "assigned answer came without a task or upload URLs")
             task = response.task
+            machine.boot.mark("first_claim")
             if TaskRun(machine, slot, task, response.presigned_urls).run() == Outcome.failed:
                 with self._lock:
                     self.failed_tasks.append(f"task {task.id} (run {task.run_id})")
@@ -236,6 +250,11 @@ class Runner:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_notice(self, notice: str) -> None:
+        """The interruption notice: running tasks fail `preempted`, no slot claims more."""
+        self.preempted.append(notice)
+        self.shutdown.set()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Tasks watch this event: their containers are stopped and they report runner_error.

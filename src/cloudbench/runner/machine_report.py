@@ -20,6 +20,7 @@ import httpx
 
 from cloudbench.platform.http import ApiError, Transient
 from cloudbench.protocol import MAX_LOG_TAIL, HeartbeatStatus, MachineReport
+from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient
 from cloudbench.runner.settings import RunnerSettings
 
@@ -39,8 +40,14 @@ class _LastLines(logging.Handler):
 
 
 class MachineReporter:
-    def __init__(self, settings: RunnerSettings, client: OrchestratorClient | None) -> None:
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        client: OrchestratorClient | None,
+        boot: BootClock | None = None,
+    ) -> None:
         self.settings, self.client = settings, client
+        self.boot = boot
         self.enabled = bool(settings.instance_id) and settings.run_id is not None
         self.enabled = self.enabled and client is not None
         self.stage = HeartbeatStatus.provision
@@ -76,6 +83,7 @@ class MachineReporter:
                 message=(line or "")[:2000] or None,
                 log_tail=tail or None,
                 host=socket.gethostname()[:200] or None,
+                stages=self.boot.stages() if self.boot else None,
             )
         try:
             run_id = int(self.settings.run_id or 0)

@@ -1,6 +1,6 @@
 """metadata.json: what ran where, and what was verified, next to every result.
 
-Format 5 (docs/results.md documents every field). The format-1 keys stay at the top level
+Format 6 (docs/results.md documents every field). The format-1 keys stay at the top level
 with their old meaning, so readers of old results keep working.
 """
 
@@ -169,6 +169,7 @@ def build_metadata(
     executor: str,
     machine: dict[str, Any],
     facts: TaskFacts,
+    boot: dict[str, Any] | None = None,
 ) -> Metadata:
     cpu = machine.get("cpu", {})
     v, r = facts.verification, facts.result
@@ -205,5 +206,6 @@ def build_metadata(
             "duration_seconds": round(r.duration, 3), "container_id": r.container_id,
             "engine_affinity": r.engine_affinity,
         } if r else None,
+        "boot": boot,
     }  # fmt: skip
     return Metadata.model_validate(data)

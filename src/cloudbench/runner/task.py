@@ -23,6 +23,7 @@ from cloudbench.protocol import (
     UploadUrlsRequest,
 )
 from cloudbench.runner.alternate import Alternation, Step, needs_alternation
+from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, TaskLost
 from cloudbench.runner.columns import executable_args, labels, task_columns
 from cloudbench.runner.engines import EngineMissing, check_columns
@@ -88,6 +89,9 @@ class Machine:
     unfit: list[str] = field(default_factory=list)
     # The machine's own stage for the orchestrator (runner/machine_report.py); no-op locally.
     on_stage: Callable[[HeartbeatStatus, str], None] = lambda _stage, _line: None
+    boot: BootClock = field(default_factory=BootClock)  # runner/boot.py
+    # The interruption notice (runner/preempt.py), once seen: tasks fail `preempted`.
+    preempted: list[str] = field(default_factory=list)
 
 
 class _SlotLogFilter(logging.Filter):
@@ -172,6 +176,8 @@ class TaskRun:
             for ruby in self.task.rubies:
                 self.rubies[ruby] = self.m.executor.provision(ruby)
             self.provisioned = self.rubies[self.task.ruby_version]
+            ready = "image_present" if self.provisioned.image_id else "ruby_ready"
+            self.m.boot.mark(ready)
         except MachineUnfit as exc:
             self.m.unfit.append(str(exc))
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
@@ -205,6 +211,7 @@ class TaskRun:
         lease = self._take_cpus()
         try:
             self.prov.start(lease)
+            self.m.boot.mark("first_benchmark")
             self.result = self._run_ruby_bench(spec)
         except ProvisionError as exc:
             raise TaskFailure(ErrorType.provision_failed, str(exc)) from exc
@@ -269,6 +276,8 @@ class TaskRun:
     def _check_stopped(self) -> None:
         if self.hb.lost.is_set():
             raise TaskLost(409, "task no longer ours")
+        if self.m.preempted:  # before the shutdown it also set: retried elsewhere
+            raise TaskFailure(ErrorType.preempted, f"preempted: {self.m.preempted[0]}")
         if self.m.shutdown.is_set():
             raise TaskFailure(ErrorType.runner_error, "runner stopped by a signal mid-task")
 
@@ -377,7 +386,13 @@ class TaskRun:
         f.finished_at = f.finished_at or utc_now()  # set when the benchmark gave its CPUs back
         f.provisioned, f.result, f.rubies = self.provisioned, self.result, self.rubies
         return build_metadata(
-            self.task, self.slot, self.m.source, self._executor_name(), self.m.facts, f
+            self.task,
+            self.slot,
+            self.m.source,
+            self._executor_name(),
+            self.m.facts,
+            f,
+            boot=self.m.boot.block(),
         ).to_dict()
 
     def _executor_name(self) -> str:

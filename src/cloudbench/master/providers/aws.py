@@ -11,6 +11,7 @@ them (master/vms.py) so that a type whose VMs all failed stops the run.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from cloudbench.master.providers.base import (
     RunnerOptions,
     StopRun,
 )
+from cloudbench.master.replace import RECLAIM_WAIT, all_reclaimed, replace_spot, terminated
+from cloudbench.master.spot import price_spot
 from cloudbench.master.stacks import MetaDeployment, MetaOutputs, failure, module_dir
 from cloudbench.master.vms import VmWatch, debug_hint, vms_from_outputs
 from cloudbench.platform.azure import AzureSettings
@@ -64,6 +67,8 @@ class CloudProvider:
         self.vms: VmWatch | None = None  # once the run's stacks are applied
         self.ec2: Ec2States | None = None  # AWS: instances EC2 says are gone
         self.ruby_bench: str | None = None
+        self.replaced: set[str] = set()  # aliases whose reclaimed spot VMs were replaced
+        self.reclaim_seen: dict[str, float] = {}  # alias -> when all its VMs were reclaimed
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
@@ -114,6 +119,8 @@ class CloudProvider:
                     "instance_type": s.instance_type,
                     "alias": s.effective_alias,
                     "instances": ctx.spec.counts(s).instances,
+                    "capacity": ctx.spec.capacity_of("aws", s),
+                    "max_price": ctx.spec.max_price_of(s),
                 }
                 for s in ctx.instance_types("aws")
             ]
@@ -146,7 +153,8 @@ class CloudProvider:
              "premium_io": self.sizes[s.instance_type].premium_io,
              "gen2": self.sizes[s.instance_type].gen2,
              "disk_controller_type": self.sizes[s.instance_type].disk_controller,
-             "instances": ctx.spec.counts(s).instances}
+             "instances": ctx.spec.counts(s).instances,
+             "capacity": ctx.spec.capacity_of("azure", s), "max_price": ctx.spec.max_price_of(s)}
             for s in ctx.instance_types("azure")
         ]  # fmt: skip
         return {
@@ -261,9 +269,17 @@ class CloudProvider:
         if stack.name not in CLOUDS or self.vms is None:
             return
         try:
-            self.vms.launched(vms_from_outputs(stack.name, stack.terraform().output()))
+            outputs = stack.terraform().output()
         except TerraformError as exc:  # the watch then relies on the reports alone
             logger.warning("stack %s: cannot read its instances: %s", stack.name, exc)
+            return
+        self.vms.launched(vms_from_outputs(stack.name, outputs))
+        if stack.name == "aws" and self.meta.outputs is not None:
+            prices, lines = price_spot(outputs, self.meta.outputs.region)
+            if self.meter is not None:
+                self.meter.spot.update(prices)
+            for line in lines:
+                self.console.print(line, markup=False, soft_wrap=True)
 
     def observe(self, machines: MachineList) -> list[MachineRow]:
         if self.vms is None:
@@ -294,6 +310,28 @@ class CloudProvider:
 
     def exited(self) -> dict[tuple[str, str], str]:
         return self.vms.failed_types() if self.vms is not None else {}
+
+    def replace(self, provider: str, alias: str) -> bool:
+        """A spot type whose VMs were all reclaimed with work left: new VMs, once."""
+        stack = next((s for s in self.stacks if s.name == provider == "aws"), None)
+        out = self.meta.outputs
+        if stack is None or self.vms is None or out is None or alias in self.replaced:
+            return False
+        group = [v for v in self.vms.vms if v.alias == alias and v.provider == "aws"]
+        if not all_reclaimed(group):
+            return False
+        since = self.reclaim_seen.setdefault(alias, time.monotonic())
+        if not terminated(out.region, [v.instance_id for v in group]):
+            return time.monotonic() - since < RECLAIM_WAIT  # True: still waiting for EC2
+        self.replaced.add(alias)
+        done = replace_spot(stack, alias)
+        if done is None:
+            return False
+        self.console.print(done.line, markup=False, soft_wrap=True)
+        if self.meter is not None:
+            self.meter.replaced(provider, done.instance_type, done.vms, done.capacity, done.line)
+        self._launched(stack)
+        return True
 
     def stop(self, hurry: bool = False) -> None:
         """Destroy the run's stacks (meta stays for the next run); hurry or not: it costs.

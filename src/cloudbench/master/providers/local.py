@@ -138,6 +138,9 @@ class LocalProvider:
     def lost(self) -> list[tuple[str, str]]:
         return []
 
+    def replace(self, provider: str, alias: str) -> bool:
+        return False  # a local runner is this machine: nothing to replace
+
     def exited(self) -> dict[tuple[str, str], str]:
         by_alias: dict[str, list[_Runner]] = {}
         for runner in self.runners:

@@ -33,6 +33,7 @@ router = APIRouter(tags=["machines"], responses=API)
 
 def machine_out(machine: Machine) -> MachineOut:
     data = {c.key: getattr(machine, c.key) for c in Machine.__table__.columns}
+    data["stages"] = data["stages"] or {}
     return MachineOut.model_validate(data)
 
 

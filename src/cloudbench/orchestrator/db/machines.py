@@ -59,6 +59,19 @@ def _apply(session: Session, machine: Machine, report: MachineReport, *, new: bo
         machine.message = report.message
     if report.log_tail is not None:
         machine.log_tail = report.log_tail
+    if report.stages:
+        _merge_stages(machine, report.stages)
+
+
+def _merge_stages(machine: Machine, reported: dict[str, datetime]) -> None:
+    """A stage keeps its first time: a repeated report (or a retried POST) cannot move it."""
+    kept = dict(machine.stages or {})
+    for name, at in reported.items():
+        if name not in kept:
+            aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+            kept[name] = aware.astimezone(UTC).isoformat(timespec="milliseconds")
+    if kept != (machine.stages or {}):
+        machine.stages = kept  # a new dict: the JSON column sees the change
 
 
 def list_machines(*, session: Session, run: Run) -> list[Machine]:

@@ -201,6 +201,8 @@ class Machine(Base):
     last_seen_at: Mapped[datetime]
     message: Mapped[str | None] = mapped_column(Text)
     log_tail: Mapped[str | None] = mapped_column(Text)
+    # Boot stages (protocol.BOOT_STAGES): name → ISO time, the first report of each kept.
+    stages: Mapped[dict[str, Any] | None]
 
     __table_args__ = (UniqueConstraint("run_id", "instance_id"),)
 
