@@ -136,7 +136,7 @@ def test_launched_spot_vms_are_priced_and_the_ledger_says_spot(moto_url: str) ->
 
 class _Stack(Stack):
     """Records applies instead of running Terraform (the twin test runs the real one:
-    tests/twin/test_spot.py); the first apply can fail as EC2's refusal does."""
+    tests/twin/test_e2e.py); the first apply can fail as EC2's refusal does."""
 
     refuse_first = False
 

@@ -15,7 +15,14 @@ module's `twin` fixture), three tests reading what it left.
    - `--fail-boot failapt:apt`: `apt-get install` fails before the VM can read its token
      and call in; the cause is only on its serial console, which the master reads
      (GetConsoleOutput) once EC2 says the instance is gone, and prints.
-   The run exits 1 (two types failed) after killvm's task completed.
+   - Spot capacity (issue 27), `--interrupt spotty:5` / `spotone:5`: 5 s into a benchmark
+     the VM gets EC2's spot interruption notice in its IMDS and is reclaimed 30 s later.
+     `spotty` (two spot VMs): the runner fails its task `preempted` in time, the other
+     VM completes it; metadata says `lifecycle: spot` (read from IMDS) and carries the
+     boot stages; the ledger prices it from the zone's spot price history. `spotone` (one
+     spot VM): with no VM left and work to do, the master launches a replacement spot VM
+     (`terraform apply -target`), which completes the task.
+   The run exits 1 (two types failed) after the other types' tasks completed.
 3. `--no-boot noboot` in a run of its own: EC2 keeps the instance `pending`; the run stops
    at --boot-timeout with "never called in". It cannot share run 2: Terraform's apply of
    the run's stack waits for every instance to run (as on AWS) and fails at the deadline,
@@ -44,6 +51,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +65,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_LIMIT + 240)]
 FAULTS = [
     *("--kill-vm", "killvm:5", "--fail-boot", "failpip:pip", "--fail-boot", "failapt:apt"),
     *("--no-boot", "noboot"),
+    *("--interrupt", "spotty:5", "--interrupt", "spotone:5"),
     # killvm's task (the fake suite's `sleepy`: one iteration) outlasts the kill.
     *("--vm-env", "FAKE_BENCH_SLEEP=20", "--vm-env", "CLOUDBENCH_PASS_ENV=FAKE_BENCH_SLEEP"),
 ]
@@ -84,13 +93,17 @@ python -m tests.twin.inventory >"$OUT/after-nuke.json"
 
 
 def _config(types: list[tuple[str, int]], benchmark: str) -> dict[str, object]:
+    def entry(alias: str, instances: int) -> dict[str, object]:
+        found: dict[str, object] = {"instance_type": "c7i.large", "alias": alias}
+        found["instances"] = instances
+        if alias.startswith("spot"):
+            found["capacity"] = "spot"
+        return found
+
     return {
         "ruby_version": "3.1",
         "per_instance_type": {"tasks": 1, "instances": 1},
-        "aws": [
-            {"instance_type": "c7i.large", "alias": alias, "instances": instances}
-            for alias, instances in types
-        ],
+        "aws": [entry(alias, instances) for alias, instances in types],
         "benchmarks": {
             "names": [benchmark],
             "executables": ["interp"],
@@ -127,7 +140,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Session:
     base = tmp_path_factory.mktemp("twin-session")
     home, out, state = base / "home", base / "out", base / "twin"
     out.mkdir()
-    faulty = [("killvm", 2), ("failpip", 1), ("failapt", 1)]
+    faulty = [("killvm", 2), ("failpip", 1), ("failapt", 1), ("spotty", 2), ("spotone", 1)]
     (out / "faults.json").write_text(json.dumps(_config(faulty, "sleepy")))
     (out / "noboot.json").write_text(json.dumps(_config([("noboot", 1)], "fib")))
     env = {
@@ -242,6 +255,52 @@ def test_failed_vms_are_noticed_and_named(twin: Session) -> None:
     applies = [line for line in meta_log.splitlines() if line.startswith("Apply complete!")]
     assert len(applies) == 3 and "Resources: 0 added" not in applies[0], applies
     assert all("0 added, 0 changed, 0 destroyed" in line for line in applies[1:]), applies
+
+
+def _task(run_dir: Path, alias: str) -> dict[str, Any]:
+    tasks = json.loads((run_dir / "manifest.json").read_text())["tasks"]
+    (task,) = [t for t in tasks if t["alias"] == alias]
+    return dict(task)
+
+
+def test_spot_interruptions_are_retried_or_replaced(twin: Session) -> None:
+    text = twin.text("faults")
+    run_dir = twin.run_dir("spotty")
+
+    # spotty: the notice reached one runner through its IMDS; it failed the task
+    # `preempted` and the type's other spot VM completed it.
+    task = _task(run_dir, "spotty")
+    first, *_, last = task["attempts"]
+    assert task["status"] == "completed" and first["error_type"] == "preempted", task
+    assert last["host"] != first["host"], task
+
+    # Spot, as read from the VM's metadata service, and the VM's boot stages.
+    (meta_path,) = run_dir.glob("spotty*/metadata.json")
+    metadata = json.loads(meta_path.read_text())
+    assert metadata["instance"]["lifecycle"] == "spot", metadata["instance"]
+    boot = metadata["boot"]
+    stages = {"instance_start", "user_data_start", "runner_installed", "first_claim"}
+    assert stages | {"first_benchmark"} <= set(boot["stages"]), boot
+    assert boot["time_to_first_benchmark_s"] > 0, boot
+
+    # The ledger says spot, priced from the zone's spot price history (the twin's
+    # stand-in history: tests/twin/fidelity.py).
+    ledger = json.loads((run_dir / "cost-ledger.json").read_text())
+    entries = {e["alias"]: e for e in ledger["entries"]}
+    spotty = entries["spotty"]
+    assert spotty["capacity"] == "spot" and spotty["usd_per_hour"] == 0.0301, spotty
+    assert spotty["price_source"] == "aws-spot-price-history" and spotty["price_date"], spotty
+    assert entries["killvm"]["capacity"] == "on-demand", entries
+    assert "spot: c7i.large in us-east-1" in text and "at 0.0301 USD/h" in text, text[-6000:]
+
+    # spotone: its only VM was reclaimed with the task left; a replacement completed it.
+    line = "spotone: every VM was reclaimed with work left; launched 1 replacement VM(s) as spot"
+    assert line in text, text[-6000:]
+    task = _task(run_dir, "spotone")
+    first, *_, last = task["attempts"]
+    assert task["status"] == "completed" and first["error_type"] == "preempted", task
+    assert last["host"] != first["host"], task
+    assert entries["spotone"]["vms"] == 2 and entries["spotone"]["notes"] == [line], entries
 
 
 def test_nuke_leaves_nothing(twin: Session) -> None:

@@ -56,7 +56,7 @@ LIVE = ("pending", "running")
 # 10 s after launch: a VM that powers itself off sooner (a user-data failing at once) is
 # applied its shutdown behaviour only this long after launch, so that Terraform saw it run.
 EARLIEST_POWER_OFF = 12.0
-INTERRUPT_GRACE = 30.0
+INTERRUPT_GRACE = 30.0  # EC2 gives 120 s; the runner looks every 5 s
 
 
 @dataclass
