@@ -8,6 +8,11 @@ output "orchestrator_private_url" {
   value       = local.private_url
 }
 
+output "orchestrator_tls_certificate" {
+  description = "Certificate (PEM) the orchestrator serves at its addresses; clients pin it."
+  value       = var.tls_cert
+}
+
 output "admin_token" {
   description = "Admin token of the orchestrator."
   value       = var.admin_token

@@ -10,6 +10,7 @@ import httpx
 
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
+from cloudbench.platform.tls import client_verify
 from cloudbench.protocol import MachineList, MachineReleased, RunCreated, RunOut, TaskList
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,23 @@ class ApiError(_Base):
         super().__init__(status, message, prefix="orchestrator said")
 
 
+TLS_FIX = (
+    "the master pins the certificate it made for this deployment (secrets.json beside the "
+    "meta stack's state); if the deployment was replaced by hand, run "
+    "`cloudbench nuke --provider aws` and deploy again"
+)
+
+
 class OrchestratorClient(ApiClient):
-    def __init__(self, url: str, admin_token: str, retry_for: float = 60.0) -> None:
-        super().__init__(url, admin_token, httpx.Timeout(30.0, connect=5.0))
+    tls_fix = TLS_FIX
+
+    def __init__(
+        self, url: str, admin_token: str, retry_for: float = 60.0, cert_pem: str | None = None
+    ) -> None:
+        # cert_pem: the deployment's pinned certificate; None: the system's CAs (a domain,
+        # or an orchestrator on loopback over plain HTTP).
+        timeout = httpx.Timeout(30.0, connect=5.0)
+        super().__init__(url, admin_token, timeout, verify=client_verify(cert_pem))
         self.retry_for = retry_for
 
     def api_error(self, status: int, message: str) -> ApiError:

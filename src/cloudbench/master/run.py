@@ -161,9 +161,11 @@ class Master:
                 provider.start(ctx)
         return self._follow(record.run_id)
 
-    def status(self, run_id: int, url: str, admin_token: str, adopted: Session | None) -> int:
+    def status(
+        self, run_id: int, url: str, admin_token: str, adopted: Session | None, cert: str | None
+    ) -> int:
         self.run_id, self.adopted = run_id, adopted
-        self.client = OrchestratorClient(url, admin_token)
+        self.client = OrchestratorClient(url, admin_token, cert_pem=cert)
         return self._guarded(lambda: self._follow(run_id))
 
     def _guarded(self, body: Callable[[], int]) -> int:
@@ -181,6 +183,7 @@ class Master:
     def _connect(self, plan: RunPlan) -> str:
         """Reach the plan's orchestrator; returns the token its runners use."""
         assert self.session is not None
+        cert: str | None = None  # the meta deployment's pinned certificate
         if plan.external is not None:
             url, admin, runner = (
                 plan.external.url,
@@ -190,6 +193,7 @@ class Master:
         elif self.meta is not None:
             out = self.meta.connect()
             url, admin, runner = out.url, out.admin_token, out.runner_token
+            cert = out.pin_for(url)
         else:
             self.embedded = EmbeddedOrchestrator(
                 plan.state_dir, self.session, plan.master.heartbeat_timeout
@@ -202,8 +206,9 @@ class Master:
             )
         if self.embedded is None:
             self.session.orchestrator_url = url
+            self.session.orchestrator_cert = cert
             self.session.save()
-        self.client = OrchestratorClient(url, admin)
+        self.client = OrchestratorClient(url, admin, cert_pem=cert)
         return runner
 
     def _api(self) -> OrchestratorClient:

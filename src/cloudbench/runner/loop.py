@@ -59,7 +59,10 @@ class Runner:
         # benchmark CPU is what that runner's CPU watch rightly flags.
         self._pin_housekeeping()
         client = OrchestratorClient(
-            s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
+            s.orchestrator_url,
+            s.runner_token.get_secret_value(),
+            s.unreachable_give_up,
+            ca_file=s.tls_ca_file,
         )
         self.reporter = MachineReporter(s, client)
         self.reporter.start()
