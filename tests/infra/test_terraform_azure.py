@@ -253,7 +253,7 @@ def test_boot_stages_are_reported_once_the_token_is_read_before_apt() -> None:
     token = script.index('TOKEN="$(python3 -')
     first_report = script.index("report boot ")
     assert token < first_report < script.index("apt-get update")
-    assert "curl -sS -f --max-time 15 --retry 3 --retry-connrefused "${CURL_TLS[@]}" -K -" in script
+    assert 'curl -sS -f --max-time 15 --retry 3 --retry-connrefused "${CURL_TLS[@]}" -K -' in script
     assert '"$ORCHESTRATOR/runs/$RUN_ID/machines"' in script
     assert 'INSTANCE_ID="$(compute name)"' in script and '"provider": "azure"' in script
     assert "for dev in /dev/ttyS0 /dev/console" in script
