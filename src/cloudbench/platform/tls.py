@@ -20,10 +20,6 @@ import ipaddress
 import ssl
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 # The name runners use for the orchestrator, and the certificate's DNS name.
 TLS_NAME = "cloudbench-orchestrator"
@@ -32,6 +28,12 @@ VALID_DAYS = 3650  # the deployment lives until `cloudbench nuke`; no renewal ex
 
 def make_certificate(names: tuple[str, ...] = (TLS_NAME,)) -> tuple[str, str]:
     """(certificate PEM, private key PEM): P-256, self-signed, for `names` and 127.0.0.1."""
+    # Only the master makes certificates: runners never import cryptography.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
