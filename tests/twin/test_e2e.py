@@ -2,8 +2,9 @@
 
 Real: Terraform with the real AWS provider, the project's stacks, the master, the
 orchestrator VM booting through its user-data (the master's wheel, PostgreSQL, systemd
-unit), runner VMs booting through theirs (the wheel from the orchestrator over the twin's
-network at a plain-HTTP non-local address, ruby-bench from the bucket), benchmark
+unit, HTTPS only with the master's self-signed certificate), runner VMs booting through
+theirs (the wheel from the orchestrator over HTTPS, verified against that certificate
+under its name, ruby-bench from the bucket), benchmark
 containers, presigned uploads to S3, the archive, the download, the report, teardown,
 then `cloudbench nuke` with the meta stack still there.
 
@@ -37,6 +38,7 @@ STEPS = """
 set -u
 cloudbench run "$CONFIG" --ruby-bench "$SUITE" --yes; echo "run=$?" >>"$OUT/status"
 python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
+python -m tests.twin.tlsprobe "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/tls.json"
 python -m tests.twin.inventory >"$OUT/before-nuke.json"
 cloudbench nuke --provider aws --yes; echo "nuke=$?" >>"$OUT/status"
 python -m tests.twin.inventory >"$OUT/after-nuke.json"
@@ -94,6 +96,20 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
     stages = {m["alias"]: m["stage"] for m in machines}
     assert stages == {"c7i": "finished", "c7g": "finished"}, machines
     assert all(m["provider"] == "aws" and m["instance_id"].startswith("i-") for m in machines)
+
+    # TLS end to end: the master and the runners (whose reports above reached it) spoke
+    # HTTPS to an orchestrator that serves nothing else; cleartext, the system's CAs and
+    # another certificate are refused, the master's refusal is one line naming the fix.
+    tls = json.loads((out / "tls.json").read_text())
+    assert tls["url"].startswith("https://") and tls["public_url"].startswith("https://"), tls
+    assert tls["pinned"] == {"ok": True, "status": 200}, tls
+    for probe in ("plain_http", "system_cas", "other_cert"):
+        assert tls[probe]["ok"] is False, tls
+    assert "CERTIFICATE_VERIFY_FAILED" in tls["system_cas"]["error"], tls
+    assert "CERTIFICATE_VERIFY_FAILED" in tls["other_cert"]["error"], tls
+    refused = tls["master_other_cert"]
+    assert refused.startswith("TlsRefused: ") and "\n" not in refused, refused
+    assert "cloudbench nuke --provider aws" in refused, refused
 
     # Before the nuke the shared meta deployment was still there; after it, nothing is.
     before = json.loads((out / "before-nuke.json").read_text())
