@@ -99,12 +99,12 @@ def serve(
     """Serve the HTTP API, storage URLs and dashboard (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
-    if dev:
-        _dev_tokens()
-    settings = _settings_or_exit()
     if (tls_cert is None) != (tls_key is None):
         typer.echo("error: --tls-cert and --tls-key go together; give both or neither", err=True)
         raise typer.Exit(2)
+    if dev:
+        _dev_tokens()
+    settings = _settings_or_exit()
     if not settings.public_url:
         scheme = "https" if tls_cert else "http"
         os.environ["CLOUDBENCH_PUBLIC_URL"] = f"{scheme}://{host}:{port}"
