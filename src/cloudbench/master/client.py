@@ -10,7 +10,7 @@ import httpx
 
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
-from cloudbench.platform.tls import client_verify
+from cloudbench.platform.tls import also_trust, client_verify
 from cloudbench.protocol import MachineList, MachineReleased, RunCreated, RunOut, TaskList
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class OrchestratorClient(ApiClient):
         timeout = httpx.Timeout(30.0, connect=5.0)
         super().__init__(url, admin_token, timeout, verify=client_verify(cert_pem))
         self.retry_for = retry_for
+        self.cert_pem = cert_pem
 
     def api_error(self, status: int, message: str) -> ApiError:
         return ApiError(status, message)
@@ -83,11 +84,13 @@ class OrchestratorClient(ApiClient):
         return RunOut.model_validate(response.json())
 
 
-def download(url: str, dest: Path) -> int:
-    """Stream a presigned URL to dest (no Authorization header: the URL is the credential)."""
+def download(url: str, dest: Path, cert_pem: str | None = None) -> int:
+    """Stream a presigned URL to dest (no Authorization header: the URL is the credential);
+    `cert_pem`: the orchestrator's pinned certificate, trusted besides the system's CAs."""
     size = 0
+    timeout = httpx.Timeout(60.0, connect=10.0)
     with (
-        httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0)) as response,
+        httpx.stream("GET", url, timeout=timeout, verify=also_trust(cert_pem)) as response,
         dest.open("wb") as out,
     ):
         if response.status_code != 200:

@@ -67,6 +67,16 @@ def pinned_context(cert_pem: str, check_name: bool = False) -> ssl.SSLContext:
     return context
 
 
+def also_trust(cert_pem: str | None) -> ssl.SSLContext | bool:
+    """For presigned storage URLs: the system's CAs (S3) and the pin too (an orchestrator
+    that stores results itself serves them under its own certificate; names checked)."""
+    if not cert_pem:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=cert_pem)
+    return context
+
+
 def client_verify(cert_pem: str | None) -> ssl.SSLContext | bool:
     """httpx's `verify`: the pin when there is one, else the system's CAs."""
     return pinned_context(cert_pem) if cert_pem else True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel
 from tenacity import RetryCallState
 
 from cloudbench.platform.http import RETRYABLE, ApiClient, ApiError
+from cloudbench.platform.tls import client_verify
 from cloudbench.protocol import (
     ClaimRequest,
     ClaimResponse,
@@ -53,8 +53,8 @@ class OrchestratorClient(ApiClient):
         max_backoff: float = 30.0,
         ca_file: Path | None = None,
     ) -> None:
-        # ca_file: trust that certificate alone, names checked as usual (platform/tls.py).
-        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        # ca_file: trust that certificate alone, as the master does (platform/tls.py).
+        verify = client_verify(ca_file.read_text() if ca_file else None)
         super().__init__(base_url, token, timeout, verify=verify)
         self.base_url = self.url
         self.give_up_after = give_up_after

@@ -94,7 +94,7 @@ class Runner:
             self._affinity(),
             engine_wait=s.engine_wait,
         )
-        uploader = Uploader(give_up_after=s.unreachable_give_up)
+        uploader = Uploader(give_up_after=s.unreachable_give_up, ca_file=s.tls_ca_file)
         machine = Machine(
             s,
             client,
