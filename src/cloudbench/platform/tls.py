@@ -6,11 +6,12 @@ its other secrets), the orchestrator serves HTTPS with them, and every client tr
 that certificate and nothing else (a pin): the master, the runners (a CA file) and the
 runners' boot scripts (curl --cacert, pip --cert).
 
-The certificate names `TLS_NAME` and loopback. Runners reach the orchestrator under that
-name (their boot script maps it to its address in /etc/hosts), so their clients verify
-the name as usual. The master connects to an address the certificate cannot know in
-advance (the elastic IP comes later), so its pinned context skips only the name check:
-the chain must still end in this very certificate, whose key only the orchestrator has.
+The certificate names `TLS_NAME` and loopback. The runners' boot scripts reach the
+orchestrator under that name (mapped to its address in /etc/hosts), so curl and pip
+verify it as usual. The Python clients (master, runner) connect to an address the
+certificate cannot know in advance (the elastic IP comes later), so their pinned
+context skips only the name check: the chain must still end in this very certificate,
+whose key only the orchestrator has.
 """
 
 from __future__ import annotations
