@@ -121,3 +121,17 @@ def test_serve_wants_both_the_certificate_and_its_key(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (
         "error: --tls-cert and --tls-key go together; give both or neither"
     )
+
+
+def test_a_plain_http_orchestrator_at_an_https_url_is_one_line_at_once(
+    sqlite_url: str, orchestrator_factory: OrchestratorFactory
+) -> None:
+    """A deployment made before TLS serves plain HTTP where the outputs now say https."""
+    plain = orchestrator_factory(sqlite_url, server="in_process")
+    https = plain.url.replace("http://", "https://")
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        wait_up(https, timeout=60, cert_pem=make_certificate()[0])
+    assert time.monotonic() - started < 10
+    assert str(caught.value).startswith(f"orchestrator {https}: answers in plain HTTP")
+    assert "cloudbench nuke --provider aws" in str(caught.value)

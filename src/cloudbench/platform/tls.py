@@ -84,9 +84,14 @@ def client_verify(cert_pem: str | None) -> ssl.SSLContext | bool:
 
 
 def refusal(exc: BaseException, url: str, fix: str) -> str | None:
-    """One line when `exc` is a failed certificate check (`fix` says what to do)."""
+    """One line when `exc` is a failed certificate check, or a server that answered an
+    HTTPS handshake in plain HTTP (`fix` says what to do); None for anything else."""
     text = str(exc)
-    if not isinstance(exc, httpx.ConnectError) or "CERTIFICATE_VERIFY_FAILED" not in text:
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    if "WRONG_VERSION_NUMBER" in text:
+        return f"orchestrator {url}: answers in plain HTTP, not HTTPS (made before TLS?); {fix}"
+    if "CERTIFICATE_VERIFY_FAILED" not in text:
         return None
     why = text.split("certificate verify failed:")[-1].split("(_ssl")[0].strip(" ()")
     return f"orchestrator {url}: its TLS certificate is not the trusted one ({why}); {fix}"
