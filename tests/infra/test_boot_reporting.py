@@ -213,6 +213,9 @@ def test_a_failed_boot_reports_its_stage_and_last_lines_then_powers_off(
         "failed at step 'installing docker.io and python3-venv' (exit 100)"
     ), vm
     assert "E: Unable to locate package docker.io" in vm["log_tail"], vm
+    port = orchestrator_server.port
+    line = f"orchestrator https://cloudbench-orchestrator:{port} at 127.0.0.1 (pinned certificate)"
+    assert line in vm["log_tail"], vm
     # It called in before it failed (boot, provision): the first report is older.
     assert vm["first_seen_at"] < vm["stage_since"], vm
     assert orchestrator_server.runner_token not in vm["log_tail"]

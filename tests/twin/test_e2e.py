@@ -107,6 +107,11 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
         assert tls[probe]["ok"] is False, tls
     assert "CERTIFICATE_VERIFY_FAILED" in tls["system_cas"]["error"], tls
     assert "CERTIFICATE_VERIFY_FAILED" in tls["other_cert"]["error"], tls
+    runner_logs = [p.read_text() for p in state.glob("vms/*/var-log/cloudbench-runner.log")]
+    assert len(runner_logs) == 2, runner_logs
+    for text in runner_logs:
+        assert "orchestrator https://cloudbench-orchestrator:8000 at " in text, text[:2000]
+        assert "(pinned certificate)" in text, text[:2000]
     refused = tls["master_other_cert"]
     assert refused.startswith("TlsRefused: ") and "\n" not in refused, refused
     assert "cloudbench nuke --provider aws" in refused, refused
