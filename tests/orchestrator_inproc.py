@@ -68,6 +68,8 @@ class InProcessOrchestrator(OrchestratorProcess):
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
         )
         self.server = uvicorn.Server(config)
         self._capture_log()
@@ -101,7 +103,8 @@ class InProcessOrchestrator(OrchestratorProcess):
 
     def _answers(self) -> bool:
         try:  # as the process variant waits: /up over HTTP, the database reachable
-            return httpx.get(f"{self.url}/up", timeout=5).status_code == 200
+            up = httpx.get(f"{self.url}/up", timeout=5, verify=self.verify())
+            return up.status_code == 200
         except httpx.HTTPError:
             return False
 

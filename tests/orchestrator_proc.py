@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from cloudbench.platform.tls import pinned_context
 from tests.pg import free_port
 
 
@@ -31,10 +33,15 @@ class OrchestratorProcess:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     runner_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     proc: subprocess.Popen[bytes] | None = None
+    # (certificate, key) PEM files: `serve --tls-cert --tls-key`, HTTPS only.
+    tls: tuple[Path, Path] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        return pinned_context(self.tls[0].read_text()) if self.tls else True
 
     def env(self) -> dict[str, str]:
         env = {
@@ -58,6 +65,8 @@ class OrchestratorProcess:
             argv += ["--workers", str(self.workers)]
         if self.log_level is not None:
             argv += ["--log-level", self.log_level]
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         return argv
 
     def start(self, timeout: float = 60) -> OrchestratorProcess:
@@ -83,7 +92,8 @@ class OrchestratorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"orchestrator exited: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/up", timeout=2).status_code == 200:
+                up = httpx.get(f"{self.url}/up", timeout=2, verify=self.verify())
+                if up.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -115,5 +125,8 @@ class OrchestratorProcess:
     def client(self, token: str | None = None, role: str = "admin") -> httpx.Client:
         tok = token or (self.admin_token if role == "admin" else self.runner_token)
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {tok}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {tok}"},
+            timeout=30,
+            verify=self.verify(),
         )

@@ -33,6 +33,7 @@ resource "aws_instance" "orchestrator" {
     public_url  = local.public_url
     bucket      = aws_s3_bucket.results.bucket
     domain_name = var.domain_name
+    tls_cert    = trimspace(var.tls_cert)
   }))
 
   network_interface {

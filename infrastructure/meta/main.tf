@@ -6,15 +6,18 @@ locals {
   suffix = var.suffix
   # The orchestrator listens here inside compose; also the port runners in the VPC use.
   app_port = 8000
+  # The orchestrator serves HTTPS only, with the master's self-signed certificate (which
+  # every client pins); a domain name puts Caddy with an ACME certificate in front.
   public_url = (
-    local.tls ? "https://${var.domain_name}" : "http://${aws_eip.orchestrator.public_ip}:${local.app_port}"
+    local.tls ? "https://${var.domain_name}" : "https://${aws_eip.orchestrator.public_ip}:${local.app_port}"
   )
-  private_url = "http://${aws_network_interface.orchestrator.private_ip}:${local.app_port}"
+  private_url = "https://${aws_network_interface.orchestrator.private_ip}:${local.app_port}"
   ssm_prefix  = "/cloudbench/meta/${local.suffix}"
   secrets = {
     admin-token       = var.admin_token
     runner-token      = var.runner_token
     postgres-password = var.postgres_password
+    tls-key           = var.tls_key
   }
   # Architecture from the EC2 API, not guessed from the type's name.
   arch = {
@@ -170,7 +173,7 @@ resource "aws_s3_object" "wheel" {
 resource "aws_ssm_parameter" "secret" {
   #checkov:skip=CKV_AWS_337:The AWS-managed aws/ssm key suffices; a customer key would outlive the deployment.
   # The values are sensitive variables: the names alone decide the instances.
-  for_each = toset(["admin-token", "runner-token", "postgres-password"])
+  for_each = toset(["admin-token", "runner-token", "postgres-password", "tls-key"])
   name     = "${local.ssm_prefix}/${each.key}"
   type     = "SecureString"
   value    = local.secrets[each.key]
@@ -271,7 +274,7 @@ resource "aws_security_group" "orchestrator" {
   tags        = { Name = "${local.name}-orchestrator" }
 
   ingress {
-    description = "Orchestrator API from allowed networks and from runners inside the VPC"
+    description = "Orchestrator API (HTTPS only) from allowed networks and runners in the VPC"
     from_port   = local.app_port
     to_port     = local.app_port
     protocol    = "tcp"

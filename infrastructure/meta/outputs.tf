@@ -13,6 +13,11 @@ output "runner_nat_security_group_id" {
   value       = aws_security_group.runner_nat.id
 }
 
+output "orchestrator_tls_certificate" {
+  description = "Certificate (PEM) the orchestrator serves at its addresses; clients pin it."
+  value       = var.tls_cert
+}
+
 output "admin_token" {
   description = "Admin token of the orchestrator."
   value       = var.admin_token

@@ -154,9 +154,30 @@ variable "postgres_password" {
   }
 }
 
+variable "tls_cert" {
+  type        = string
+  description = "Self-signed certificate (PEM) the orchestrator serves HTTPS with and every client pins (made by the master with its key)."
+
+  validation {
+    condition     = startswith(trimspace(var.tls_cert), "-----BEGIN CERTIFICATE-----")
+    error_message = "tls_cert must be a PEM certificate."
+  }
+}
+
+variable "tls_key" {
+  type        = string
+  description = "Private key (PEM) of tls_cert (chosen by the master; stored in SSM)."
+  sensitive   = true
+
+  validation {
+    condition     = startswith(trimspace(var.tls_key), "-----BEGIN PRIVATE KEY-----")
+    error_message = "tls_key must be a PEM (PKCS#8) private key."
+  }
+}
+
 variable "domain_name" {
   type        = string
-  description = "DNS name pointing at the orchestrator's elastic IP. Non-empty enables the Caddy TLS proxy (compose profile \"tls\")."
+  description = "DNS name pointing at the orchestrator's elastic IP. Non-empty puts Caddy (an ACME certificate, port 443) in front of the orchestrator."
   default     = ""
 }
 

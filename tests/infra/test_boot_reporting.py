@@ -2,7 +2,9 @@
 
 The rendered script runs as root in a private mount namespace (tmpfs over /var/log and
 /opt, a pty bound over /dev/ttyS0 and /dev/console standing in for the serial console),
-against the real orchestrator over HTTP (Postgres), moto's server for SSM (the token is
+against the real orchestrator over HTTPS with the deployment's self-signed certificate
+(the script maps the certificate's name to it in a private /etc/hosts; one test boots
+over plain HTTP without a certificate, the domain-less branch), moto's server for SSM (the token is
 read with boto3 as on the VM) and an IMDSv2 stand-in on loopback (no EC2 here; the
 script honours boto3's AWS_EC2_METADATA_SERVICE_ENDPOINT, defaulting to 169.254.169.254).
 `apt-get`, `systemctl` and `shutdown` are stand-ins that cannot run here: apt-get fails
@@ -25,7 +27,14 @@ import boto3
 import httpx
 import pytest
 
-from tests.infra.test_terraform_static import INFRA, RUNNER_VARS, render_template
+from tests.infra.test_terraform_static import (
+    INFRA,
+    RUNNER_VARS,
+    TLS_CERT,
+    TLS_KEY,
+    render_template,
+)
+from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
 
@@ -129,6 +138,7 @@ def _boot(tmp: Path, orch: OrchestratorProcess, imds: str, moto: str, debug: str
         "instance_type": "c7g.medium",
         "alias": "g3",
         "debug": debug,
+        "tls_cert": TLS_CERT.strip() if orch.tls else "",
     }
     text = (INFRA / "providers/aws/templates/runner-user-data.sh.tftpl").read_text()
     script = tmp / "user-data.sh"
@@ -146,8 +156,11 @@ def _boot(tmp: Path, orch: OrchestratorProcess, imds: str, moto: str, debug: str
     (bin_dir / "python3").symlink_to(sys.executable)  # has boto3, as python3-boto3 gives
     master, slave = os.openpty()
     tty = os.ttyname(slave)
+    hosts = tmp / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
     inner = (
         f"mount -t tmpfs none /var/log && mount -t tmpfs none /opt && "
+        f"mount --bind {hosts} /etc/hosts && "
         f"mount --bind {tty} /dev/ttyS0 && mount --bind {tty} /dev/console && "
         f"exec bash {script}"
     )
@@ -164,6 +177,7 @@ def _boot(tmp: Path, orch: OrchestratorProcess, imds: str, moto: str, debug: str
         machines = admin.get(f"/runs/{run_id}/machines").json()["machines"]
     shutdown = (tmp / "shutdown").read_text().splitlines()
     return {
+        "hosts": hosts.read_text(),
         "code": proc.returncode,
         "console": seen.decode(errors="replace"),
         "machines": machines,
@@ -171,10 +185,25 @@ def _boot(tmp: Path, orch: OrchestratorProcess, imds: str, moto: str, debug: str
     }
 
 
+@pytest.fixture
+def tls_orchestrator(
+    tmp_path: Path, pg_url: str, orchestrator_factory: OrchestratorFactory
+) -> OrchestratorProcess:
+    """The real orchestrator serving HTTPS only, with the deployment's certificate."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text(TLS_CERT)
+    key.write_text(TLS_KEY)
+    return orchestrator_factory(pg_url, server="in_process", tls=(cert, key))
+
+
 def test_a_failed_boot_reports_its_stage_and_last_lines_then_powers_off(
-    tmp_path: Path, orchestrator_server: OrchestratorProcess, imds: str, moto: str
+    tmp_path: Path, tls_orchestrator: OrchestratorProcess, imds: str, moto: str
 ) -> None:
+    orchestrator_server = tls_orchestrator
     got = _boot(tmp_path, orchestrator_server, imds, moto, debug="false")
+    # The reports below went over HTTPS, verified: the name maps to the orchestrator.
+    assert orchestrator_server.url.startswith("https://127.0.0.1:")
+    assert got["hosts"].endswith("127.0.0.1 cloudbench-orchestrator\n"), got["hosts"]
     assert got["code"] == 100, got
     [vm] = got["machines"]
     assert (vm["instance_id"], vm["provider"], vm["alias"]) == ("i-0boot", "aws", "g3")
@@ -184,6 +213,9 @@ def test_a_failed_boot_reports_its_stage_and_last_lines_then_powers_off(
         "failed at step 'installing docker.io and python3-venv' (exit 100)"
     ), vm
     assert "E: Unable to locate package docker.io" in vm["log_tail"], vm
+    port = orchestrator_server.port
+    line = f"orchestrator https://cloudbench-orchestrator:{port} at 127.0.0.1 (pinned certificate)"
+    assert line in vm["log_tail"], vm
     # It called in before it failed (boot, provision): the first report is older.
     assert vm["first_seen_at"] < vm["stage_since"], vm
     assert orchestrator_server.runner_token not in vm["log_tail"]

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cloudbench.platform.tls import TLS_NAME
 from tests.infra.test_terraform_static import (
     INFRA,
     SAMPLE_TOKEN,
@@ -42,6 +43,9 @@ RUNNER_VARS = {
     "alias": "cobalt100",
     "debug": "false",
     "heartbeat_interval": 30,
+    # A domain name: its ACME certificate, the system's CAs (no pinned certificate).
+    "tls_cert": "",
+    "tls_name": TLS_NAME,
 }
 
 
@@ -198,10 +202,12 @@ def test_cloud_init_renders_and_bootstraps_the_runner() -> None:
     first_fallible = next(i for i, ln in enumerate(commands) if ln.startswith("set -e"))
     assert lifetime < first_fallible, "the hard lifetime must come before anything can fail"
     assert any(ln.startswith("shutdown -h +$((90 + 10))") for ln in commands)
+    assert "ORCHESTRATOR='https://bench.example.org'" in script
+    assert '"${PIP_TLS[@]}" --find-links "$ORCHESTRATOR/dist/" cloudbench' in script
+    assert 'export CLOUDBENCH_ORCHESTRATOR_URL="$ORCHESTRATOR"' in script
     # pip takes plain HTTP from a non-local host only when it is a trusted host (booted
     # against such an orchestrator in tests/twin/test_azure_boot.py).
-    assert "ORCHESTRATOR='https://bench.example.org'" in script
-    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR/dist/"' in script
+    assert 'PIP_TLS=(--trusted-host "$${ORCHESTRATOR_HOST%:*}")'.replace("$$", "$") in script
     joined = script.replace("\\\n", " ")
     assert re.search(r'cloudbench" runner .*--shutdown-on-done', joined)
     assert "export CLOUDBENCH_PROVIDER='azure'" in script
@@ -250,7 +256,7 @@ def test_boot_stages_are_reported_once_the_token_is_read_before_apt() -> None:
     token = script.index('TOKEN="$(python3 -')
     first_report = script.index("report boot ")
     assert token < first_report < script.index("apt-get update")
-    assert "curl -sS -f --max-time 15 --retry 3 --retry-connrefused -K -" in script
+    assert 'curl -sS -f --max-time 15 --retry 3 --retry-connrefused "${CURL_TLS[@]}" -K -' in script
     assert '"$ORCHESTRATOR/runs/$RUN_ID/machines"' in script
     assert 'INSTANCE_ID="$(compute name)"' in script and '"provider": "azure"' in script
     assert "for dev in /dev/ttyS0 /dev/console" in script

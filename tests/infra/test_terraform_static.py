@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from hcl2.api import load as load_hcl
 
+from cloudbench.platform.tls import TLS_NAME, make_certificate
+
 INFRA = Path(__file__).resolve().parents[2] / "infrastructure"
 MODULES = [
     INFRA / "meta",
@@ -211,6 +213,8 @@ def _bash_syntax_ok(script: str) -> None:
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 
+# A deployment's certificate and key, as the master makes them (platform/tls.py).
+TLS_CERT, TLS_KEY = make_certificate()
 RUNNER_VARS = {
     "max_lifetime_minutes": 90,
     "orchestrator_url": "http://10.42.0.10:8000",
@@ -223,6 +227,8 @@ RUNNER_VARS = {
     "heartbeat_interval": 30,
     "bucket": "cloudbench-results-abcd1234",
     "ruby_bench_key": "runs/r42/ruby-bench.tar.gz",
+    "tls_cert": TLS_CERT.strip(),
+    "tls_name": TLS_NAME,
 }
 
 
@@ -236,10 +242,15 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
     # The hard lifetime limit comes before anything that could fail or hang.
     assert commands[0].startswith("shutdown -h +90 ")
-    # pip takes plain HTTP from a non-local host only when it is a trusted host.
+    # HTTPS with the pinned certificate: curl --cacert, pip --cert, the runner's CA file,
+    # under the certificate's name mapped to the orchestrator's address.
     assert "ORCHESTRATOR='http://10.42.0.10:8000'" in script
-    assert 'ORCHESTRATOR_URL="$ORCHESTRATOR"' in script
-    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR_URL/dist/"' in script
+    assert f"TLS_CERT='{RUNNER_VARS['tls_cert']}'" in script
+    assert f'echo "$ORCHESTRATOR_ADDRESS {TLS_NAME}" >>/etc/hosts' in script
+    assert f'ORCHESTRATOR="https://{TLS_NAME}:$ORCHESTRATOR_PORT"' in script
+    assert '"${PIP_TLS[@]}" --find-links "$ORCHESTRATOR/dist/"' in script
+    assert '"${CURL_TLS[@]}" -K -' in script
+    assert "--trusted-host" not in script and "--insecure" not in script
     # The shipped ruby-bench comes from the bucket; nothing clones it.
     assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
     assert "git clone" not in script
@@ -285,8 +296,11 @@ def test_orchestrator_user_data_renders_and_reads_secrets_from_ssm() -> None:
     # The master's wheel from the bucket, in a virtualenv, under systemd.
     assert "value-of-wheel_key" in script and 'venv/bin/pip" install' in script
     assert "systemctl enable --now cloudbench-orchestrator" in script
-    for name in ("admin-token", "runner-token", "postgres-password"):
+    for name in ("admin-token", "runner-token", "postgres-password", "tls-key"):
         assert f"value-of-ssm_prefix/{name}" in script
+    # HTTPS only: the certificate from user-data, its key from SSM, both given to serve.
+    assert "value-of-tls_cert" in script
+    assert "--tls-cert $TLS/cert.pem --tls-key $TLS/key.pem" in script
 
 
 def test_terraform_fmt_is_clean() -> None:

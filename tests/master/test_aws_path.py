@@ -24,6 +24,7 @@ import pytest
 
 import cloudbench
 from cloudbench.master.client import OrchestratorClient
+from cloudbench.platform.tls import make_certificate
 from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
@@ -47,7 +48,8 @@ elif args[0] == "apply" and stack != "meta":
         code = 1
 else:
     print(f"fake terraform {args[0]}: ok")
-tf_vars = {k: v for k, v in os.environ.items() if k.startswith("TF_VAR_") and "token" not in k}
+tf_vars = {k: v for k, v in os.environ.items()
+           if k.startswith("TF_VAR_") and "token" not in k and k != "TF_VAR_tls_key"}
 record = dict(argv=sys.argv, cwd=cwd, stack=stack, start=start, end=time.time(), code=code,
               env_names=sorted(os.environ), tf_vars=tf_vars)
 with open(os.environ["FAKE_TF_LOG"], "a") as log:
@@ -80,6 +82,15 @@ class FakeTerraform:
             "orchestrator_private_url": "http://10.0.1.10:8000",
             "runner_nat_security_group_id": "sg-0fake0runner0nat",
         }))  # fmt: skip
+        if orch.tls is not None:  # the deployment's certificate, as its output carries it
+            outputs = json.loads(self.outputs.read_text())
+            outputs["orchestrator_tls_certificate"] = orch.tls[0].read_text()
+            outputs["orchestrator_private_url"] = "https://10.0.1.10:8000"
+            self.outputs.write_text(json.dumps(outputs))
+
+    def client(self) -> OrchestratorClient:
+        cert = self.orch.tls[0].read_text() if self.orch.tls else None
+        return OrchestratorClient(self.orch.url, self.orch.admin_token, cert_pem=cert)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -100,15 +111,22 @@ class FakeTerraform:
 
 
 def fake_terraform(
-    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory, tls: bool = False
 ) -> FakeTerraform:
     """A fake terraform whose 'deployment' is an in-process orchestrator serving a wheel
-    (the bytes the master compares with what it ships)."""
+    (the bytes the master compares with what it ships); with `tls`, over HTTPS only with
+    a self-signed certificate its outputs carry, as a real deployment's do."""
     dist = tmp_path / "dist"
     dist.mkdir()
     (dist / WHEEL).write_bytes(b"a wheel stands in here: only its bytes are compared")
+    pair = None
+    if tls:
+        cert, key = make_certificate()
+        pair = (tmp_path / "orchestrator-cert.pem", tmp_path / "orchestrator-key.pem")
+        pair[0].write_text(cert)
+        pair[1].write_text(key)
     orch = orchestrator_factory(
-        sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}
+        sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}, tls=pair
     )
     return FakeTerraform(tmp_path, orch, dist / WHEEL)
 
@@ -148,15 +166,25 @@ def _no_secret_anywhere(fake: FakeTerraform, *dirs: Path) -> None:
                 assert not any(s.encode() in data for s in secrets), path
 
 
+@pytest.fixture
+def fake_tls(
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
+) -> FakeTerraform:
+    return fake_terraform(tmp_path, sqlite_url, orchestrator_factory, tls=True)
+
+
 @needs_ruby
 def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
-    harness: Harness, fake: FakeTerraform
+    harness: Harness, fake_tls: FakeTerraform
 ) -> None:
+    # The whole run (wait, version check, create, watch, stop, download) over HTTPS,
+    # trusting the deployment's certificate alone.
+    fake = fake_tls
     harness.start(harness.config(_aws_config(local=True)),
                   environment=fake.env(FAKE_TF_SLEEP="1", **SETTINGS))  # fmt: skip
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "local"))
-    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+    with fake.client() as api:
         api.stop_run(run_id)
     code, _out, err = harness.wait()
     assert code in (0, 2), err
@@ -168,9 +196,13 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert meta_apply["tf_vars"]["TF_VAR_region"] == "eu-west-1"
     # The deployment's secrets are the master's, chosen once: TF_VAR_s only, never vars.json.
     secret_vars = {"TF_VAR_admin_token", "TF_VAR_runner_token", "TF_VAR_postgres_password"}
-    assert secret_vars <= set(meta_apply["env_names"])
+    assert secret_vars | {"TF_VAR_tls_key", "TF_VAR_tls_cert"} <= set(meta_apply["env_names"])
     saved = json.loads((harness.home / "terraform/default/meta/vars.json").read_text())
-    assert not {"admin_token", "runner_token", "postgres_password"} & set(saved)
+    assert not {"admin_token", "runner_token", "postgres_password", "tls_key"} & set(saved)
+    # The master made the deployment's key and certificate once, kept with its secrets.
+    chosen = json.loads((harness.home / "terraform/default/meta/secrets.json").read_text())
+    assert chosen["tls_key"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert meta_apply["tf_vars"]["TF_VAR_tls_cert"] == chosen["tls_cert"]
     assert saved["orchestrator_wheel"].endswith(WHEEL) and len(saved["suffix"]) == 8
     aws, local = fake.find("apply", "aws")[0], fake.find("apply", "local")[0]
     assert meta_apply["end"] <= min(aws["start"], local["start"])
@@ -183,8 +215,10 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
                                                         "alias": "t3", "instances": 1,
                                                         "capacity": "on-demand",
                                                         "max_price": None}]  # fmt: skip
-    # Runners in the VPC use the orchestrator's private address.
-    assert tf["TF_VAR_orchestrator_url"] == "http://10.0.1.10:8000"
+    # Runners in the VPC use the orchestrator's private address, pinning its certificate.
+    assert tf["TF_VAR_orchestrator_url"] == "https://10.0.1.10:8000"
+    assert fake.orch.tls is not None
+    assert tf["TF_VAR_orchestrator_tls_cert"] == fake.orch.tls[0].read_text()
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")
     assert "TF_VAR_runner_token" in aws["env_names"]
     assert local["tf_vars"] == {"TF_VAR_run_id": str(run_id)}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from cloudbench.platform.tls import pinned_context
+
 
 def main(workdir: Path) -> None:
     raw = subprocess.run(
@@ -24,7 +26,9 @@ def main(workdir: Path) -> None:
     out = {name: item["value"] for name, item in json.loads(raw).items()}
     url = str(out.get("orchestrator_private_url") or out["orchestrator_url"]).rstrip("/")
     headers = {"Authorization": f"Bearer {out['admin_token']}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+    # The orchestrator serves HTTPS only, with the deployment's certificate (pinned).
+    verify = pinned_context(str(out["orchestrator_tls_certificate"]))
+    with httpx.Client(base_url=url, headers=headers, timeout=30, verify=verify) as client:
         runs = client.get("/runs").raise_for_status().json()["runs"]
         newest = max(run["run_id"] for run in runs)
         print(client.get(f"/runs/{newest}/machines").raise_for_status().text)

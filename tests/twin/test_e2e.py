@@ -1,11 +1,11 @@
 """The cloud path end to end through the AWS twin (scripts/cloud-twin), then its faults,
 then `cloudbench nuke`: one twin session and one meta deployment for all of it (the
-module's `twin` fixture), three tests reading what it left.
+module's `twin` fixture), four tests reading what it left.
 
 1. The end-to-end run (config/twin-aws.json, an x86 and an arm64 type): meta apply,
    orchestrator VM, runner VMs through their user-data (the wheel from the orchestrator
-   over the twin's network at a plain-HTTP non-local address, ruby-bench from the
-   bucket), benchmarks, presigned uploads to S3, archive, download, report, teardown.
+   over the twin's network over HTTPS with the pinned certificate, ruby-bench from
+   the bucket), benchmarks, presigned uploads to S3, archive, download, report, teardown.
 2. One run against the same meta with three faulty types (issue 23's "Tests for each"):
    - `--kill-vm killvm:5` with `instances: 2`: the VM whose benchmark started first is
      killed 5 s into it; EC2 reports it terminated, the master hands its task back and
@@ -32,7 +32,10 @@ module's `twin` fixture), three tests reading what it left.
 4. `cloudbench nuke --provider aws` with the meta stack still there leaves nothing.
 
 Real: Terraform with the real AWS provider, the project's stacks, the master, the
-orchestrator and runner VMs booting through their user-data, benchmark processes.
+orchestrator VM booting through its user-data (the master's wheel, PostgreSQL, systemd
+unit, HTTPS only with the master's self-signed certificate), runner VMs booting through
+theirs (the wheel from the orchestrator over HTTPS, verified against that certificate
+under its name, ruby-bench from the bucket), benchmark processes.
 Stand-ins, because they cannot exist here: AWS's APIs (moto's server), the VMs (podman
 containers from a Debian image with the packages the user-data installs; both instance
 types run on this machine's CPU, so the numbers say nothing about either), the instance
@@ -81,6 +84,7 @@ run() {  # NAME CONFIG [OPTIONS]: one cloudbench run, its output and exit status
 stamp start
 run e2e "$CONFIG"
 python -m tests.twin.machines "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/machines.json"
+python -m tests.twin.tlsprobe "$CLOUDBENCH_HOME/terraform/default/meta" >"$OUT/tls.json"
 ls "$CLOUDBENCH_TWIN_LOGS/vms" >"$OUT/e2e-vms.txt"
 python -m tests.twin.inventory >"$OUT/after-e2e.json"
 run faults "$OUT/faults.json"
@@ -202,6 +206,29 @@ def test_cloud_run_through_the_twin(twin: Session) -> None:
     after = twin.json("after-e2e")
     assert after["vpcs"] and after["buckets"] and after["ssm_parameters"], after
     assert len(after["instances"]) == 2, after  # type: ignore[arg-type]  # orchestrator, bastion
+
+    # TLS end to end: the master and the runners (whose reports above reached it) spoke
+    # HTTPS to an orchestrator that serves nothing else; cleartext, the system's CAs and
+    # another certificate are refused, the master's refusal is one line naming the fix.
+    tls: dict[str, Any] = json.loads((twin.out / "tls.json").read_text())
+    assert str(tls["url"]).startswith("https://"), tls
+    assert str(tls["public_url"]).startswith("https://"), tls
+    assert tls["pinned"] == {"ok": True, "status": 200}, tls
+    probes = {k: tls[k] for k in ("plain_http", "system_cas", "other_cert")}
+    assert all(probe["ok"] is False for probe in probes.values()), tls
+    assert "CERTIFICATE_VERIFY_FAILED" in probes["system_cas"]["error"], tls
+    assert "CERTIFICATE_VERIFY_FAILED" in probes["other_cert"]["error"], tls
+    e2e_ids = (twin.out / "e2e-vms.txt").read_text().split()
+    logs = [twin.state / "vms" / i / "var-log" / "cloudbench-runner.log" for i in e2e_ids]
+    runner_logs = [p.read_text() for p in logs if p.is_file()]
+    assert len(runner_logs) == 2, runner_logs
+    for text in runner_logs:
+        assert "orchestrator https://cloudbench-orchestrator:8000 at " in text, text[:2000]
+        assert "(pinned certificate)" in text, text[:2000]
+    refused = str(tls["master_other_cert"])
+    assert refused.startswith("TlsRefused: ") and "\n" not in refused, refused
+    assert "cloudbench nuke --provider aws" in refused, refused
+
     # Four VMs booted through their user-data: orchestrator, bastion and two runners.
     ids = (twin.out / "e2e-vms.txt").read_text().split()
     consoles = [(twin.state / "vms" / i / "console.log").read_text() for i in ids]

@@ -161,6 +161,8 @@ resource "aws_instance" "runner" {
   user_data = templatefile("${path.module}/templates/runner-user-data.sh.tftpl", {
     max_lifetime_minutes = var.max_lifetime_minutes
     orchestrator_url     = trimsuffix(var.orchestrator_url, "/")
+    tls_cert             = trimspace(var.orchestrator_tls_cert)
+    tls_name             = "cloudbench-orchestrator" # the certificate's name (platform/tls.py)
     region               = var.region
     token_parameter      = aws_ssm_parameter.runner_token.name
     run_id               = var.run_id

@@ -244,6 +244,8 @@ resource "azurerm_linux_virtual_machine" "runner" {
   custom_data = base64encode(templatefile("${path.module}/templates/runner-cloud-init.sh.tftpl", {
     max_lifetime_minutes = var.max_lifetime_minutes
     orchestrator_url     = trimsuffix(var.orchestrator_url, "/")
+    tls_cert             = trimspace(var.orchestrator_tls_cert)
+    tls_name             = "cloudbench-orchestrator" # the certificate's name (platform/tls.py)
     vault_uri            = azurerm_key_vault.run.vault_uri
     secret_name          = azurerm_key_vault_secret.runner_token.name
     identity_client_id   = azurerm_user_assigned_identity.runner.client_id

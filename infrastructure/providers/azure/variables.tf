@@ -103,6 +103,17 @@ variable "orchestrator_url" {
   }
 }
 
+variable "orchestrator_tls_cert" {
+  type        = string
+  description = "The orchestrator's self-signed certificate (PEM, the meta stack's orchestrator_tls_certificate output) that runners trust alone; empty: the system's CAs (a domain name)."
+  default     = ""
+
+  validation {
+    condition     = var.orchestrator_tls_cert == "" || startswith(trimspace(var.orchestrator_tls_cert), "-----BEGIN CERTIFICATE-----")
+    error_message = "orchestrator_tls_cert must be empty or a PEM certificate."
+  }
+}
+
 variable "runner_token" {
   type        = string
   description = "Token runners present to the orchestrator; stored as a Key Vault secret, never in custom data or tags. Pass via TF_VAR_runner_token."

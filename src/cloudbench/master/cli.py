@@ -182,7 +182,9 @@ def status(
     adopted = session if session is not None and not session.master_alive() else None
     master = Master(console, err, MasterOptions(results_dir, yes, json_out))
     _signals_interrupt()
-    raise typer.Exit(master.status(run_id, url, token, adopted))
+    # The pinned certificate of the deployment the session's master connected to.
+    cert = session.orchestrator_cert if session and not orchestrator_url else None
+    raise typer.Exit(master.status(run_id, url, token, adopted, cert))
 
 
 def _session_token(state_dir: Path) -> str:

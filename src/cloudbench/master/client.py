@@ -10,6 +10,7 @@ import httpx
 
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
+from cloudbench.platform.tls import also_trust, client_verify
 from cloudbench.protocol import MachineList, MachineReleased, RunCreated, RunOut, TaskList
 
 logger = logging.getLogger(__name__)
@@ -24,10 +25,25 @@ class ApiError(_Base):
         super().__init__(status, message, prefix="orchestrator said")
 
 
+TLS_FIX = (
+    "the master pins the certificate it made for this deployment (secrets.json beside the "
+    "meta stack's state); if the deployment was replaced by hand, run "
+    "`cloudbench nuke --provider aws` and deploy again"
+)
+
+
 class OrchestratorClient(ApiClient):
-    def __init__(self, url: str, admin_token: str, retry_for: float = 60.0) -> None:
-        super().__init__(url, admin_token, httpx.Timeout(30.0, connect=5.0))
+    tls_fix = TLS_FIX
+
+    def __init__(
+        self, url: str, admin_token: str, retry_for: float = 60.0, cert_pem: str | None = None
+    ) -> None:
+        # cert_pem: the deployment's pinned certificate; None: the system's CAs (a domain,
+        # or an orchestrator on loopback over plain HTTP).
+        timeout = httpx.Timeout(30.0, connect=5.0)
+        super().__init__(url, admin_token, timeout, verify=client_verify(cert_pem))
         self.retry_for = retry_for
+        self.cert_pem = cert_pem
 
     def api_error(self, status: int, message: str) -> ApiError:
         return ApiError(status, message)
@@ -68,11 +84,13 @@ class OrchestratorClient(ApiClient):
         return RunOut.model_validate(response.json())
 
 
-def download(url: str, dest: Path) -> int:
-    """Stream a presigned URL to dest (no Authorization header: the URL is the credential)."""
+def download(url: str, dest: Path, cert_pem: str | None = None) -> int:
+    """Stream a presigned URL to dest (no Authorization header: the URL is the credential);
+    `cert_pem`: the orchestrator's pinned certificate, trusted besides the system's CAs."""
     size = 0
+    timeout = httpx.Timeout(60.0, connect=10.0)
     with (
-        httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0)) as response,
+        httpx.stream("GET", url, timeout=timeout, verify=also_trust(cert_pem)) as response,
         dest.open("wb") as out,
     ):
         if response.status_code != 200:

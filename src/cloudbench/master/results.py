@@ -82,7 +82,7 @@ def fetch_results(client: OrchestratorClient, run: RunOut, results_root: Path) -
     staging = results_root / f".{run.run_id}.extracting"
     final = results_root / str(run.run_id)
     try:
-        size = download(run.gzip_url, partial)
+        size = download(run.gzip_url, partial, client.cert_pem)
         logger.info("downloaded archive of run %d (%d bytes)", run.run_id, size)
         manifest = read_manifest(partial, expected)
         shutil.rmtree(staging, ignore_errors=True)

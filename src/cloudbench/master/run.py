@@ -126,7 +126,7 @@ class Master:
         ctx = ProviderContext(
             run_id=created.run_id, spec=plan.spec, orchestrator_url=self._api().url,
             runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
-            options=plan.runner,
+            options=plan.runner, orchestrator_cert=self._api().cert_pem,
         )  # fmt: skip
         for provider in self.providers:
             provider.start(ctx)
@@ -157,14 +157,17 @@ class Master:
                 run_id=record.run_id, spec=plan.spec, orchestrator_url=self._api().url,
                 runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
                 options=plan.runner, only=left, resumed=True,
+                orchestrator_cert=self._api().cert_pem,
             )  # fmt: skip
             for provider in self.providers:
                 provider.start(ctx)
         return self._follow(record.run_id)
 
-    def status(self, run_id: int, url: str, admin_token: str, adopted: Session | None) -> int:
+    def status(
+        self, run_id: int, url: str, admin_token: str, adopted: Session | None, cert: str | None
+    ) -> int:
         self.run_id, self.adopted = run_id, adopted
-        self.client = OrchestratorClient(url, admin_token)
+        self.client = OrchestratorClient(url, admin_token, cert_pem=cert)
         return self._guarded(lambda: self._follow(run_id))
 
     def _guarded(self, body: Callable[[], int]) -> int:
@@ -182,6 +185,7 @@ class Master:
     def _connect(self, plan: RunPlan) -> str:
         """Reach the plan's orchestrator; returns the token its runners use."""
         assert self.session is not None
+        cert: str | None = None  # the meta deployment's pinned certificate
         if plan.external is not None:
             url, admin, runner = (
                 plan.external.url,
@@ -191,6 +195,7 @@ class Master:
         elif self.meta is not None:
             out = self.meta.connect()
             url, admin, runner = out.url, out.admin_token, out.runner_token
+            cert = out.pin_for(url)
         else:
             self.embedded = EmbeddedOrchestrator(
                 plan.state_dir, self.session, plan.master.heartbeat_timeout
@@ -203,8 +208,9 @@ class Master:
             )
         if self.embedded is None:
             self.session.orchestrator_url = url
+            self.session.orchestrator_cert = cert
             self.session.save()
-        self.client = OrchestratorClient(url, admin)
+        self.client = OrchestratorClient(url, admin, cert_pem=cert)
         return runner
 
     def _api(self) -> OrchestratorClient:

@@ -7,6 +7,7 @@ them too).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import secrets
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 import cloudbench
+from cloudbench.master.client import TLS_FIX
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.master.wheel import check_same_build, master_wheel
 from cloudbench.platform.stacks import (
@@ -35,6 +37,7 @@ from cloudbench.platform.stacks import (
 )
 from cloudbench.platform.state import write_private
 from cloudbench.platform.terraform import TerraformError
+from cloudbench.platform.tls import client_verify, make_certificate, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,19 @@ class MetaOutputs:
     bastion: str = ""
     # The orchestrator's security group for per-run entries (Azure runners' NAT address).
     runner_nat_group: str = ""
+    # The orchestrator's self-signed certificate (PEM) every client pins; empty: none
+    # (a deployment made before TLS, which the version check refuses anyway).
+    tls_cert: str = ""
+
+    def pin_for(self, url: str) -> str | None:
+        """The certificate to pin for `url`: the deployment's own at an IP address; none
+        (the system's CAs) for a domain name, whose certificate comes from ACME."""
+        host = httpx.URL(url).host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return self.tls_cert or None
 
 
 class MetaDeployment:
@@ -119,8 +135,9 @@ class MetaDeployment:
         if self.settings.connect_private and self.outputs.private_url:
             url = self.outputs.private_url
             self.outputs = dataclasses.replace(self.outputs, url=url)
-        wait_up(url, self.settings.orchestrator_wait)
-        check_same_build(url, self.wheel or master_wheel(self.settings))
+        cert = self.outputs.pin_for(url)
+        wait_up(url, self.settings.orchestrator_wait, cert)
+        check_same_build(url, self.wheel or master_wheel(self.settings), cert)
         return self.outputs
 
     def _identity(self) -> None:
@@ -132,7 +149,10 @@ class MetaDeployment:
         chosen = saved_secrets(workdir)
         if not chosen:
             chosen = {n: _secret(40) for n in ("admin_token", "runner_token", "postgres_password")}
-            write_private(workdir / SECRETS_FILE, json.dumps(chosen))
+        if not chosen.get("tls_key"):
+            # The orchestrator's HTTPS identity: its key reaches it only through SSM.
+            chosen["tls_cert"], chosen["tls_key"] = make_certificate()
+        write_private(workdir / SECRETS_FILE, json.dumps(chosen))
         suffix = str(saved.get("suffix") or _secret(8).lower())
         assert self.wheel is not None
         dist = workdir / "dist"
@@ -169,6 +189,7 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
         bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
         runner_nat_group=str(raw.get("runner_nat_security_group_id") or ""),
+        tls_cert=str(raw.get("orchestrator_tls_certificate") or ""),
     )  # fmt: skip
 
 
@@ -178,16 +199,20 @@ def _jump_host(command: str) -> str:
     return parts[parts.index("-J") + 1] if "-J" in parts[:-1] else ""
 
 
-def wait_up(url: str, timeout: float) -> None:
-    """A fresh instance needs minutes to install Docker and start the stack."""
+def wait_up(url: str, timeout: float, cert_pem: str | None = None) -> None:
+    """A fresh instance needs minutes to install the orchestrator and start it; a
+    certificate other than the pinned one ends the wait at once."""
     deadline = time.monotonic() + timeout
     logged = False
     while True:
         try:
-            if httpx.get(f"{url}/up", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+            with httpx.Client(verify=client_verify(cert_pem), timeout=5) as http:
+                if http.get(f"{url}/up").status_code == 200:
+                    return
+        except httpx.HTTPError as exc:
+            line = refusal(exc, url, TLS_FIX)
+            if line is not None:
+                raise ProviderError(line) from None
         if time.monotonic() > deadline:
             raise ProviderError(f"orchestrator {url} did not answer within {timeout:.0f}s")
         if not logged:

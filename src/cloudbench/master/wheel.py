@@ -20,6 +20,7 @@ import cloudbench
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.platform.stacks import AwsSettings
 from cloudbench.platform.state import cloudbench_home
+from cloudbench.platform.tls import client_verify
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +82,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_same_build(url: str, wheel: Path) -> None:
+def check_same_build(url: str, wheel: Path, cert_pem: str | None = None) -> None:
     """The orchestrator at `url` serves exactly `wheel` at /dist/, or one clear line."""
     try:
-        page = httpx.get(f"{url}/dist/", timeout=30)
-        names = _LINK.findall(page.text) if page.status_code == 200 else []
-        served = httpx.get(f"{url}/dist/{names[0]}", timeout=120).content if names else b""
+        with httpx.Client(verify=client_verify(cert_pem), timeout=30) as http:
+            page = http.get(f"{url}/dist/")
+            names = _LINK.findall(page.text) if page.status_code == 200 else []
+            served = http.get(f"{url}/dist/{names[0]}", timeout=120).content if names else b""
     except httpx.HTTPError as exc:
         raise ProviderError(f"orchestrator {url}: cannot read its wheel at /dist/: {exc}") from None
     theirs = version_of(names[0]) if names else "unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from pathlib import Path
 
 import typer
 from fastapi import FastAPI
@@ -88,15 +89,25 @@ def serve(
     dev: bool = typer.Option(False, help="Generate throwaway tokens if none are set."),
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the DB."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    tls_cert: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Serve HTTPS only, with this certificate (PEM)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="The certificate's private key (PEM)."
+    ),
 ) -> None:
-    """Serve the HTTP API, storage URLs and dashboard."""
+    """Serve the HTTP API, storage URLs and dashboard (HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        typer.echo("error: --tls-cert and --tls-key go together; give both or neither", err=True)
+        raise typer.Exit(2)
     if dev:
         _dev_tokens()
     settings = _settings_or_exit()
     if not settings.public_url:
-        os.environ["CLOUDBENCH_PUBLIC_URL"] = f"http://{host}:{port}"
+        scheme = "https" if tls_cert else "http"
+        os.environ["CLOUDBENCH_PUBLIC_URL"] = f"{scheme}://{host}:{port}"
     if migrate_first:
         _upgrade_or_exit(settings.resolved_database_url())
     uvicorn.run(
@@ -107,6 +118,8 @@ def serve(
         workers=workers or default_workers(settings.resolved_database_url()),
         log_level=log_level,
         access_log=False,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
 
 

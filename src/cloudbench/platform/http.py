@@ -6,6 +6,7 @@ are thin subclasses that name the calls and what a 4xx means to them.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from cloudbench.platform.tls import refusal
 from cloudbench.protocol import error_message
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class ApiError(RuntimeError):
 
 class Transient(RuntimeError):
     """A 5xx answer: the server may recover (restarting, database blip)."""
+
+
+class TlsRefused(RuntimeError):
+    """The server's certificate failed the check: retrying cannot fix it."""
 
 
 RETRYABLE = (httpx.TransportError, Transient)
@@ -57,10 +63,23 @@ def _sleeper(interrupt: threading.Event | None) -> Callable[[float], None]:
 class ApiClient:
     """Bearer-token JSON client; the token travels only in this header, never in URLs."""
 
-    def __init__(self, url: str, token: str, timeout: httpx.Timeout | float) -> None:
+    # What to do when the certificate check fails (one line; subclasses say it their way).
+    tls_fix = "give this client the orchestrator's certificate"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: httpx.Timeout | float,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.url = url.rstrip("/")
+        # `verify`: the deployment's pinned certificate (platform/tls.py) or system CAs.
         self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            verify=verify,
         )
 
     def close(self) -> None:
@@ -78,7 +97,13 @@ class ApiClient:
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One attempt: 5xx raises Transient, 4xx `api_error`."""
-        response = self.http.request(method, path, **kwargs)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            line = refusal(exc, self.url, self.tls_fix)
+            if line is not None:
+                raise TlsRefused(line) from None
+            raise
         if response.status_code >= 500:
             raise Transient(f"{response.status_code}: {error_message(response.content)}")
         if response.status_code >= 400:

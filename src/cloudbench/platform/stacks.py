@@ -26,7 +26,8 @@ from cloudbench.platform.terraform import Terraform, TerraformError
 
 logger = logging.getLogger(__name__)
 
-SECRET_VARS = frozenset({"runner_token", "admin_token", "postgres_password"})
+# tls_cert is public, but it lives in secrets.json with its key (one source for both).
+SECRET_VARS = frozenset({"runner_token", "admin_token", "postgres_password", "tls_key", "tls_cert"})
 # The meta stack's secrets, chosen once by the master, beside its working copy's state
 # (which holds them anyway); private like it.
 SECRETS_FILE = "secrets.json"

@@ -48,6 +48,8 @@ class Session(BaseModel):
     master_create_time: float
     run_id: int | None = None
     orchestrator_url: str | None = None
+    # The certificate (PEM) the master pins for that orchestrator (a cloud deployment's).
+    orchestrator_cert: str | None = None
     embedded: bool = False
     processes: list[ProcRecord] = Field(default_factory=list)
 

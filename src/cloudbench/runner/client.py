@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 from tenacity import RetryCallState
 
 from cloudbench.platform.http import RETRYABLE, ApiClient, ApiError
+from cloudbench.platform.tls import client_verify
 from cloudbench.protocol import (
     ClaimRequest,
     ClaimResponse,
@@ -37,6 +39,11 @@ class OrchestratorUnreachable(Exception):
 
 
 class OrchestratorClient(ApiClient):
+    tls_fix = (
+        "set CLOUDBENCH_TLS_CA_FILE to the orchestrator's certificate (cloud boot scripts "
+        "write it to /opt/cloudbench/orchestrator.pem)"
+    )
+
     def __init__(
         self,
         base_url: str,
@@ -44,8 +51,11 @@ class OrchestratorClient(ApiClient):
         give_up_after: float = 600.0,
         timeout: float = 30.0,
         max_backoff: float = 30.0,
+        ca_file: Path | None = None,
     ) -> None:
-        super().__init__(base_url, token, timeout)
+        # ca_file: trust that certificate alone, as the master does (platform/tls.py).
+        verify = client_verify(ca_file.read_text() if ca_file else None)
+        super().__init__(base_url, token, timeout, verify=verify)
         self.base_url = self.url
         self.give_up_after = give_up_after
         self.max_backoff = max_backoff

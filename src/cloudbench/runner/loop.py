@@ -64,7 +64,10 @@ class Runner:
         # benchmark CPU is what that runner's CPU watch rightly flags.
         self._pin_housekeeping()
         client = OrchestratorClient(
-            s.orchestrator_url, s.runner_token.get_secret_value(), s.unreachable_give_up
+            s.orchestrator_url,
+            s.runner_token.get_secret_value(),
+            s.unreachable_give_up,
+            ca_file=s.tls_ca_file,
         )
         self.reporter = MachineReporter(s, client, self.boot)
         self.reporter.start()
@@ -97,7 +100,7 @@ class Runner:
             engine_wait=s.engine_wait,
             ruby_image=s.ruby_image,
         )
-        uploader = Uploader(give_up_after=s.unreachable_give_up)
+        uploader = Uploader(give_up_after=s.unreachable_give_up, ca_file=s.tls_ca_file)
         machine = Machine(
             s,
             client,

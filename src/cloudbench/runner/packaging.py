@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from cloudbench.platform.tls import also_trust
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
@@ -87,9 +89,13 @@ class Uploader:
     on the first try is refused.
     """
 
-    def __init__(self, give_up_after: float = 600.0, timeout: float = 300.0) -> None:
+    def __init__(
+        self, give_up_after: float = 600.0, timeout: float = 300.0, ca_file: Path | None = None
+    ) -> None:
         self.give_up_after = give_up_after
-        self._http = httpx.Client(timeout=timeout)
+        # Presigned URLs: S3 (system CAs) or the orchestrator itself (its certificate).
+        verify = also_trust(ca_file.read_text() if ca_file else None)
+        self._http = httpx.Client(timeout=timeout, verify=verify)
 
     def close(self) -> None:
         self._http.close()

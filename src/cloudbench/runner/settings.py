@@ -22,6 +22,9 @@ class RunnerSettings(BaseSettings):
     # No default: a runner without a token must not start.
     runner_token: SecretStr
     orchestrator_url: str = "http://127.0.0.1:8000"
+    # The orchestrator's own certificate (PEM), trusted instead of the system's CAs: a
+    # cloud deployment's self-signed one, which the boot script writes (platform/tls.py).
+    tls_ca_file: Path | None = None
     provider: Literal["aws", "azure", "local"] = "local"
     # None: "local" for the local provider, read from IMDSv2 on AWS.
     instance_type: str | None = None
@@ -120,6 +123,13 @@ class RunnerSettings(BaseSettings):
     def _token_present(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file (the orchestrator's certificate, PEM)")
         return value
 
     @field_validator("orchestrator_url")

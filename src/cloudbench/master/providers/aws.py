@@ -127,6 +127,7 @@ class CloudProvider:
             variables.update(
                 instance_types=types, instances=ctx.spec.per_instance_type.instances,
                 orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
+                orchestrator_tls_cert=out.pin_for(out.private_url or out.url) or "",
                 region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
                 boot_timeout_seconds=int(self.options.boot_timeout),
             )  # fmt: skip
@@ -162,6 +163,7 @@ class CloudProvider:
             "instance_types": types, "instances": ctx.spec.per_instance_type.instances,
             # Azure VMs are outside the meta VPC: they reach the public URL.
             "orchestrator_url": out.url, "runner_token": ctx.runner_token,
+            "orchestrator_tls_cert": out.pin_for(out.url) or "",
             "ssh_public_key": self.azure.ssh_public_key, "ssh_cidr": self.azure.ssh_cidr,
         }  # fmt: skip
 

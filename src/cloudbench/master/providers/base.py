@@ -55,6 +55,8 @@ class ProviderContext:
     # A resumed run: only these aliases still have work (None: every one, a new run).
     only: frozenset[str] | None = None
     resumed: bool = False
+    # The certificate the master pins for orchestrator_url (a cloud deployment's, PEM).
+    orchestrator_cert: str | None = None
 
     def instance_types(self, provider: str) -> list[InstanceTypeSpec]:
         return [

@@ -106,6 +106,10 @@ class LocalProvider:
         # The runner token travels in the environment: argv shows in process lists.
         env = clean_env(drop_all_cloudbench=False, drop=["CLOUDBENCH_ADMIN_TOKEN"])
         env["CLOUDBENCH_RUNNER_TOKEN"] = ctx.runner_token
+        if ctx.orchestrator_cert:  # a cloud deployment's orchestrator: its certificate
+            pin = ctx.state_dir / "orchestrator-cert.pem"
+            pin.write_text(ctx.orchestrator_cert)
+            env["CLOUDBENCH_TLS_CA_FILE"] = str(pin)
         if opts.heartbeat_interval:
             env["CLOUDBENCH_HEARTBEAT_INTERVAL"] = str(opts.heartbeat_interval)
         log_path = work / "runner.log"
