@@ -10,7 +10,8 @@ console`, which needs no provider) and booted in the AWS twin's VM image, with:
   /etc/hosts points them there; a CA made per test is the VM's trust store). Both check the
   bearer token the IMDS issued for their resource;
 - an orchestrator address on the VM network forwarding to a real orchestrator on loopback
-  (plain HTTP from a non-local host, as a VM sees the meta stack's public URL).
+  (HTTPS with the pinned certificate from a non-local host, as a VM sees the meta
+  stack's public URL).
 
 The VM network is `--internal`: nothing a VM sends leaves this machine.
 """

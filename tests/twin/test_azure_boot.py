@@ -3,8 +3,10 @@
 Real: the custom data exactly as the stack makes it (`base64encode(templatefile(…))`
 evaluated by the real `terraform console`), a VM container from the AWS twin's image
 running it as root (tests/twin/vm/azure-init), the runner wheel from a real orchestrator
-over a podman network at a plain-HTTP non-local address, the real runner registering and
-running a task end to end (the small tests/fake_ruby_bench on the image's Ruby 3.1).
+over a podman network at a non-local address, over HTTPS with the deployment's pinned
+self-signed certificate (as the master makes it, platform/tls.py; the cloud-init maps the
+certificate's name to that address), the real runner registering and running a task end
+to end (the small tests/fake_ruby_bench on the image's Ruby 3.1).
 
 Stand-ins, because they cannot exist here (tests/twin/azure.py, azure_vm.py): Azure's
 Instance Metadata Service (compute metadata, managed-identity tokens; `Metadata: true`
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cloudbench.platform.tls import TLS_NAME, make_certificate
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
@@ -68,21 +71,30 @@ def test_azure_cloud_init_boots_reports_its_cause_and_runs_a_task(
     build = ["uv", "build", "--wheel", "--out-dir", str(dist), str(ROOT)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     port = free_port()
-    public = f"http://{net.gateway}:{port}"  # the meta stack's public URL, as a VM sees it
+    public = f"https://{net.gateway}:{port}"  # the meta stack's public URL, as a VM sees it
+    cert_pem, key_pem = make_certificate()
+    cert, key = tmp_path / "orchestrator.pem", tmp_path / "orchestrator.key"
+    cert.write_text(cert_pem)
+    key.write_text(key_pem)
     orch = orchestrator_factory(
         sqlite_url,
         server="in_process",
         heartbeat_timeout=60,
-        extra_env={"CLOUDBENCH_DIST_DIR": str(dist), "CLOUDBENCH_PUBLIC_URL": public},
+        tls=(cert, key),
+        # Upload links name the certificate's name, which the VM maps to the address.
+        extra_env={
+            "CLOUDBENCH_DIST_DIR": str(dist),
+            "CLOUDBENCH_PUBLIC_URL": f"https://{TLS_NAME}:{port}",
+        },
     )
     forward = Forward(net.gateway, port, orch.port)
     try:
-        _boot_and_check(net, orch, public)
+        _boot_and_check(net, orch, public, cert_pem)
     finally:
         forward.close()
 
 
-def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str) -> None:
+def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert: str) -> None:
     body = {
         "ruby_version": "3.1",
         "per_instance_type": {"tasks": 1},
@@ -107,6 +119,8 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str) -> No
             "alias": alias,
             "debug": "false",
             "heartbeat_interval": 5,
+            "tls_cert": cert,
+            "tls_name": TLS_NAME,
         }
         custom_data = render(TEMPLATE, variables, net.directory / f"tf-{alias}")
         assert orch.runner_token not in base64.b64decode(custom_data).decode()
@@ -153,8 +167,8 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str) -> No
     console = (folders["broken"] / "console.log").read_text(errors="replace")
     assert "cloudbench-7-broken-0: boot failed at step 'installing docker.io" in console
 
-    # The good VM: the token from Key Vault, the wheel over plain HTTP from a non-local
-    # address, the runner registers, claims its type's task and runs it to the end.
+    # The good VM: the token from Key Vault, the wheel over HTTPS (the pinned certificate)
+    # from a non-local address, the runner registers, claims its type's task and runs it.
     def ended() -> dict[str, Any] | None:
         task = tasks()["ok"]
         failed = machines().get("ok", {}).get("stage") == "error"
@@ -162,6 +176,9 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str) -> No
 
     done = wait_for("the ok VM's task", ended, 150, dump)
     assert done["status"] == "completed", dump()
+    good = (folders["ok"] / "var-log" / "cloudbench-runner.log").read_text(errors="replace")
+    pinned = f"orchestrator https://{TLS_NAME}:{public.rsplit(':', 1)[1]} at "
+    assert pinned in good and "(pinned certificate)" in good, good[-3000:]
     assert done["runner_host"] == computer_name("cloudbench-7-ok-0"), done
     ok = machines()["ok"]
     assert (ok["instance_id"], ok["instance_type"]) == ("cloudbench-7-ok-0", SIZES["ok"]), ok
