@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pytest
 import cloudbench
 from cloudbench.master.client import OrchestratorClient
 from tests.master.conftest import Harness, fake_config, needs_ruby
+from tests.moto_aws import aws_env, moto_server
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
@@ -78,7 +80,11 @@ class FakeTerraform:
             "runner_token": orch.runner_token, "bucket": "cb-results-fake",
             "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
             "orchestrator_private_url": "http://10.0.1.10:8000",
+            "zone_subnets": {"eu-west-1a": "subnet-fake", "eu-west-1b": "subnet-fake-b",
+                             "eu-west-1c": "subnet-fake-c"},
         }))  # fmt: skip
+        # EC2's answers before any apply (zones, quotas): moto's server, set by the fixture.
+        self.aws_env: dict[str, str] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -86,7 +92,8 @@ class FakeTerraform:
             "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
             # The master's own wheel, which the orchestrator (started here) serves.
             "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
-            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs), **extra,
+            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs),
+            **self.aws_env, **extra,
         }  # fmt: skip
 
     def calls(self) -> list[dict[str, Any]]:
@@ -112,11 +119,20 @@ def fake_terraform(
     return FakeTerraform(tmp_path, orch, dist / WHEEL)
 
 
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
 @pytest.fixture
 def fake(
-    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory, moto_url: str
 ) -> FakeTerraform:
-    return fake_terraform(tmp_path, sqlite_url, orchestrator_factory)
+    fake = fake_terraform(tmp_path, sqlite_url, orchestrator_factory)
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    fake.aws_env = aws_env(moto_url, "us-east-1")  # the run's region is CLOUDBENCH_AWS_REGION
+    return fake
 
 
 def _aws_config(local: bool) -> dict[str, Any]:
@@ -178,8 +194,9 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
 
     tf = aws["tf_vars"]
     assert tf["TF_VAR_run_id"] == str(run_id) and tf["TF_VAR_instances"] == "1"
-    assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
-                                                        "alias": "t3", "instances": 1}]  # fmt: skip
+    assert json.loads(tf["TF_VAR_instance_types"]) == [
+        {"instance_type": "t3.micro", "alias": "t3", "instances": 1, "subnet_id": "subnet-fake"}
+    ]
     # Runners in the VPC use the orchestrator's private address.
     assert tf["TF_VAR_orchestrator_url"] == "http://10.0.1.10:8000"
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")

@@ -1,5 +1,5 @@
 output "instances" {
-  description = "Launched runners by key (<alias>-<n>): instance id, type, alias and public IP."
+  description = "Launched runners by key (<alias>-<n>): instance id, type, alias, public and private IP, availability zone."
   value = {
     for k, i in aws_instance.runner : k => {
       id            = i.id
@@ -7,6 +7,7 @@ output "instances" {
       alias         = local.runners[k].alias
       public_ip     = i.public_ip
       private_ip    = i.private_ip
+      zone          = i.availability_zone
     }
   }
 }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudbench.master.ledger import CostMeter
+from cloudbench.master.metacost import MetaCost
 from cloudbench.platform.prices import PriceResolver
 from cloudbench.protocol import RunSpec, TaskOut
 
@@ -65,6 +66,11 @@ class CostPlan:
     lines: list[Line]
     basis: str  # where the durations come from, in words
     lifetime_minutes: int
+    meta: MetaCost | None = None  # the AWS meta deployment, billed while the run runs
+
+    @property
+    def meta_per_hour(self) -> float:
+        return self.meta.usd_per_hour if self.meta is not None else 0.0
 
     @property
     def wall_hours(self) -> float:
@@ -75,10 +81,10 @@ class CostPlan:
         return [ln for ln in self.lines if ln.provider in CLOUDS and ln.usd_per_hour is None]
 
     def per_hour(self) -> float:
-        return sum(ln.vms * (ln.usd_per_hour or 0.0) for ln in self.lines)
+        return self.meta_per_hour + sum(ln.vms * (ln.usd_per_hour or 0.0) for ln in self.lines)
 
     def total(self) -> float:
-        return sum(ln.cost or 0.0 for ln in self.lines)
+        return self.meta_per_hour * self.wall_hours + sum(ln.cost or 0.0 for ln in self.lines)
 
     def describe(self) -> list[str]:
         rows = [f"{'stack':6} {'type':22} {'alias':16} {'VMs':>3} {'slots':>5} {'tasks':>5} "
@@ -95,6 +101,9 @@ class CostPlan:
             if len(ln.rubies) > 1:
                 rows += [f"{'':6}   Ruby {r}: {ln.tasks} task(s)" for r in ln.rubies]
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
+        if self.meta is not None:
+            rows.append(self.meta.row(self.wall_hours))
+            known += " (meta stack included)"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
             f"durations: {self.basis}",
@@ -121,7 +130,11 @@ def selection_key(spec: RunSpec) -> str:
 
 
 def estimate_cost(
-    spec: RunSpec, resolver: PriceResolver, regions: dict[str, str | None], state_dir: Path
+    spec: RunSpec,
+    resolver: PriceResolver,
+    regions: dict[str, str | None],
+    state_dir: Path,
+    meta: MetaCost | None = None,
 ) -> CostPlan:
     lifetime = lifetime_minutes(spec)
     per_task, basis = _task_seconds(spec, state_dir)
@@ -145,7 +158,7 @@ def estimate_cost(
             hours, None if price is None else price.usd_per_hour,
             "" if price is None else price.source, needed, tuple(spec.rubies),
         ))  # fmt: skip
-    return CostPlan(lines, basis, lifetime)
+    return CostPlan(lines, basis, lifetime, meta)
 
 
 def _task_seconds(
@@ -233,4 +246,5 @@ def check_budget(spec: RunSpec, plan: CostPlan) -> None:
 def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
     """The running run's cost watch, with the prices the plan resolved."""
     prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
-    return CostMeter(spec, prices, spec.budget)
+    meta = plan.meta.usd_per_hour if plan.meta is not None else None
+    return CostMeter(spec, prices, spec.budget, meta_usd_per_hour=meta)

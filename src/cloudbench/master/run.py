@@ -21,6 +21,7 @@ from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.config import MasterOptions, RunPlan
 from cloudbench.master.costplan import meter_for, record_durations
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
+from cloudbench.master.metacost import meta_cost
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError, make_provider
 from cloudbench.master.providers.base import StopRun
 from cloudbench.master.results import (
@@ -96,7 +97,21 @@ class Master:
             offer_nuke(
                 self.err, plan.master.yes, self.run_id, self.meta.settings.region, plan.clouds
             )
+        if self.meta is not None and self.meta.outputs is not None:
+            self._still_up(plan, self.meta)
         return code
+
+    def _still_up(self, plan: RunPlan, meta: MetaDeployment) -> None:
+        """The meta deployment outlives the run: say so, what it costs, how to remove it."""
+        cost = plan.cost.meta if plan.cost is not None else None
+        cost = cost or meta_cost(None, meta.settings.region)
+        bucket = meta.outputs.bucket if meta.outputs is not None else ""
+        self.err.print(
+            cost.still_up(meta.settings.deployment, bucket),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def _provider(self, name: str, plan: RunPlan) -> Provider:
         provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)

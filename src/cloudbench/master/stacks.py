@@ -71,6 +71,8 @@ class MetaOutputs:
     private_url: str = ""
     # ubuntu@<bastion address>: the jump host to reach VMs in the subnet (--debug).
     bastion: str = ""
+    # Availability zone -> public subnet in it (runners go to the zone offering their type).
+    zone_subnets: dict[str, str] = field(default_factory=dict)
 
 
 class MetaDeployment:
@@ -101,6 +103,14 @@ class MetaDeployment:
             )  # fmt: skip
         module_dir(self.settings, "meta")
         self.wheel = master_wheel(self.settings)
+
+    def deployed(self) -> bool:
+        """Whether the meta stack has been applied (its state holds resources)."""
+        try:
+            state = json.loads((self.stack.workdir / "terraform.tfstate").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(isinstance(state, dict) and state.get("resources"))
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""
@@ -166,6 +176,7 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         runner_token=str(raw["runner_token"]), bucket=str(raw.get("bucket") or ""),
         private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
         bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
+        zone_subnets={str(k): str(v) for k, v in (raw.get("zone_subnets") or {}).items()},
     )  # fmt: skip
 
 

@@ -93,6 +93,7 @@ from cloudbench.protocol.results import (
     ManifestTask,
     Metadata,
     MetadataChecks,
+    MetaShare,
     TaskMetadata,
     check_manifest_version,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestTask",
+    "MetaShare",
     "Metadata",
     "MetadataChecks",
     "Name",
