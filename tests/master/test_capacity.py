@@ -85,3 +85,9 @@ def test_a_quota_moto_cannot_answer_is_not_checked_not_passed(aws: str) -> None:
     [check] = plan.quotas
     assert check.limit is None and plan.problems == []
     assert "not checked (Service Quotas answered" in check.line(REGION)
+
+
+def test_a_run_type_that_the_meta_stack_also_uses_keeps_its_zone(aws: str) -> None:
+    plan = plan_capacity([("t3.micro", 2)], REGION, meta_pending=True)
+    assert plan.zones == {"t3.micro": "eu-west-1a"}
+    assert plan.quotas[0].needed == 2 * 2 + 2 + 2  # the runners, the orchestrator, the bastion

@@ -146,6 +146,7 @@ def plan_capacity(
     counts: dict[str, int] = {}
     for instance_type, instances in wanted:
         counts[instance_type] = counts.get(instance_type, 0) + instances
+    runners = set(counts)
     if meta_pending:
         for instance_type in META_TYPES:
             counts[instance_type] = counts.get(instance_type, 0) + 1
@@ -163,9 +164,8 @@ def plan_capacity(
         ) from None
     if not plan.problems:
         _quotas(plan, {t: counts[t] for t in offered}, in_use)
-    if meta_pending:  # the meta stack picks its own zone
-        for instance_type in META_TYPES:
-            plan.zones.pop(instance_type, None)
+    for instance_type in set(META_TYPES) - runners:  # the meta stack picks its own zone
+        plan.zones.pop(instance_type, None)
     return plan
 
 
@@ -251,8 +251,6 @@ def _quotas(plan: CapacityPlan, counts: dict[str, int], in_use: dict[str, int]) 
         plan.quotas.append(check)
         if not check.ok:
             plan.problems.append(check.line(plan.region))
-        elif check.limit is None:
-            logger.warning("aws %s", check.line(plan.region))
 
 
 def _quota_value(client: Any, code: str) -> tuple[float | None, str]:
