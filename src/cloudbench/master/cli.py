@@ -162,8 +162,10 @@ def _cost_plan(plan: RunPlan, prices: Path | None, offline: bool, state_dir: Pat
     regions: dict[str, str | None] = {
         "aws": aws_region, "azure": azure_settings().location or None,
     }  # fmt: skip
-    # The meta deployment bills while the run runs (and after, until nuked).
-    meta = meta_cost(resolver, aws_region) if plan.aws is not None else None
+    # The meta deployment bills while the run runs (and after, until nuked). Its two
+    # instances: --prices or the config's prices, else the README's list prices (no API).
+    offline_resolver = PriceResolver(prices, spec.prices, offline=True)
+    meta = meta_cost(offline_resolver, aws_region) if plan.aws is not None else None
     return estimate_cost(spec, resolver, regions, state_dir, meta)
 
 

@@ -6,9 +6,9 @@ public IPv4, their volumes, the results bucket) outlives every run until
 hours during the run; the end of every run that used it says it is still up, what it
 costs per month and the command that removes it.
 
-Its two instances are priced like the run's types (--prices, the config's prices, the
-AWS Price List API); when none of those knows them, the us-east-1 list prices stated in
-infrastructure/meta/README.md are used and the source says so. Public IPv4 addresses
+Its two instances are priced from --prices or the config's prices when they list them,
+else at the us-east-1 list prices stated in infrastructure/meta/README.md (the source
+says which); the Price List API is not asked for them. Public IPv4 addresses
 and gp3 volumes have one list price.
 """
 

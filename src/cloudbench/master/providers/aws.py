@@ -79,6 +79,8 @@ class CloudProvider:
             azure.check_settings(self.azure)
             wanted = sorted({s.instance_type for s in spec.azure})
             self.sizes = azure.size_facts(self.azure, wanted)
+            for line in azure.capacity(self.azure, self.sizes, spec):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.meta.check()
         if spec.aws:
             self.capacity = self._capacity(spec)
