@@ -95,9 +95,18 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
     assert stages == {"c7i": "finished", "c7g": "finished"}, machines
     assert all(m["provider"] == "aws" and m["instance_id"].startswith("i-") for m in machines)
 
+    # Each type went to a zone that offers it; the end said what stays up (issue 25).
+    said = result.stdout + result.stderr
+    assert "aws zone for c7i.large: us-east-1a" in said, tail
+    assert "aws zone for c7g.medium: us-east-1a" in said, tail
+    assert "still up: AWS meta deployment 'default' in us-east-1" in said, tail
+    assert "remove it: cloudbench nuke --provider aws --region us-east-1" in said, tail
+
     # Before the nuke the shared meta deployment was still there; after it, nothing is.
     before = json.loads((out / "before-nuke.json").read_text())
     assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
+    # A public subnet in each of moto's six us-east-1 zones (meta's zone_subnets).
+    assert len(before["subnets"]) == 6, before
     assert len(before["instances"]) == 2, before  # the orchestrator and the bastion
     after = json.loads((out / "after-nuke.json").read_text())
     assert all(not found for found in after.values()), after
