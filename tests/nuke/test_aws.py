@@ -282,9 +282,8 @@ def test_cli_sweeps_the_meta_region_not_aws_default_region(
     ec2: Any = boto3.client("ec2", region_name="eu-west-1")
     vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16", TagSpecifications=_spec("vpc", "meta"))
     vpc_id = vpc["Vpc"]["VpcId"]
-    boto3.client("ec2", region_name=REGION).create_vpc(
-        CidrBlock="10.7.0.0/16", TagSpecifications=_spec("vpc", "meta")
-    )
+    elsewhere: Any = boto3.client("ec2", region_name=REGION)
+    elsewhere.create_vpc(CidrBlock="10.7.0.0/16", TagSpecifications=_spec("vpc", "meta"))
     home = tmp_path / "home"
     meta = home / "terraform" / "default" / "meta"
     meta.mkdir(parents=True)

@@ -47,10 +47,11 @@ class MetaCost:
         )
 
     def still_up(self, deployment: str, bucket: str) -> str:
+        named = f"bucket {bucket}" if bucket else "results bucket"
         return (
             f"still up: AWS meta deployment {deployment!r} in {self.region} (orchestrator "
             f"t3.small, bastion t3.micro, elastic IP + 1 public IPv4, {VOLUME_GIB} GiB gp3, "
-            f"bucket {bucket or '?'}): about {self.usd_per_hour:.4f} USD/h, "
+            f"{named}): about {self.usd_per_hour:.4f} USD/h, "
             f"{self.usd_per_month:.2f} USD per month plus S3 storage; later runs reuse it; "
             f"remove it: cloudbench nuke --provider aws --region {self.region}"
         )

@@ -88,6 +88,8 @@ class Master:
             self.providers = [self._provider(name, plan) for name in plan.providers]
         except ProviderError as exc:  # nothing has started yet
             self.err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            if self.meta is not None and self.meta.deployed():  # from an earlier run
+                self._still_up(plan, self.meta)
             return EXIT_ERROR
         if resume is not None:
             code = self._guarded(lambda: self._resume_and_follow(plan, resume))
@@ -97,7 +99,7 @@ class Master:
             offer_nuke(
                 self.err, plan.master.yes, self.run_id, self.meta.settings.region, plan.clouds
             )
-        if self.meta is not None and self.meta.outputs is not None:
+        if self.meta is not None and (self.meta.outputs is not None or self.meta.deployed()):
             self._still_up(plan, self.meta)
         return code
 
