@@ -8,6 +8,7 @@ the way an account's applied quotas would; everything else is moto's real server
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,21 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+_SHARED: list[str] = []
+
+
+def shared_moto() -> str:
+    """One moto server for this test process (started on first use), reset each call."""
+    if not _SHARED:
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        atexit.register(server.stop)
+        _SHARED.append(f"http://127.0.0.1:{port}")
+    httpx.post(f"{_SHARED[0]}/moto-api/reset").raise_for_status()
+    return _SHARED[0]
 
 
 def aws_env(url: str, region: str) -> dict[str, str]:

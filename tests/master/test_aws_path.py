@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pytest
 import cloudbench
 from cloudbench.master.client import OrchestratorClient
 from tests.master.conftest import Harness, fake_config, needs_ruby
-from tests.moto_aws import aws_env, ec2_quotas, moto_server
+from tests.moto_aws import aws_env, ec2_quotas, shared_moto
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
@@ -116,23 +115,18 @@ def fake_terraform(
     orch = orchestrator_factory(
         sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}
     )
-    return FakeTerraform(tmp_path, orch, dist / WHEEL)
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
+    fake = FakeTerraform(tmp_path, orch, dist / WHEEL)
+    # EC2 and Service Quotas (zones, quotas) answer from moto, reset for each test; the
+    # run's region is CLOUDBENCH_AWS_REGION, not this default.
+    fake.aws_env = aws_env(shared_moto(), "us-east-1")
+    return fake
 
 
 @pytest.fixture
 def fake(
-    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory, moto_url: str
+    tmp_path: Path, sqlite_url: str, orchestrator_factory: OrchestratorFactory
 ) -> FakeTerraform:
-    fake = fake_terraform(tmp_path, sqlite_url, orchestrator_factory)
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    fake.aws_env = aws_env(moto_url, "us-east-1")  # the run's region is CLOUDBENCH_AWS_REGION
-    return fake
+    return fake_terraform(tmp_path, sqlite_url, orchestrator_factory)
 
 
 def _aws_config(local: bool) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from cloudbench.master.client import OrchestratorClient
 from tests.master.conftest import Harness, fake_config
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, _no_secret_anywhere
 from tests.master.test_aws_path import fake as fake
-from tests.master.test_aws_path import moto_url as moto_url
 from tests.nuke.arm_standin import Standin, vm_sku
 
 pytestmark = [pytest.mark.slow]

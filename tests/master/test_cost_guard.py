@@ -15,7 +15,6 @@ import pytest
 from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.master.test_aws_path import SETTINGS, FakeTerraform
 from tests.master.test_aws_path import fake as fake
-from tests.master.test_aws_path import moto_url as moto_url
 from tests.moto_aws import ec2_quotas
 
 
