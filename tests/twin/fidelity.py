@@ -10,6 +10,9 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
 - An instance launched with its security groups on its network interface (what the
   provider sends with `associate_public_ip_address`) reports them as its own, as on EC2;
   moto reported none, so every later plan wanted to add them to the bastion again.
+- moto's Service Quotas knows only the `vpc` service: asked for EC2's on-demand vCPU
+  quota it answers NoSuchResourceException (the master then says "not checked"). The
+  twin answers `EC2_QUOTAS`, as an account with that applied value would.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from typing import Any
 
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
+from moto.servicequotas.models import ServiceQuotasBackend
+
+EC2_QUOTAS = {"L-1216C47A": 32.0}  # Running On-Demand Standard instances, vCPUs
 
 
 def _release(nic: NetworkInterface) -> None:
@@ -28,7 +34,26 @@ def _release(nic: NetworkInterface) -> None:
     nic.status = "available"
 
 
+def _quotas() -> None:
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code != "ec2" or quota_code not in EC2_QUOTAS:
+            return original(self, service_code, quota_code)
+        return {
+            "ServiceCode": "ec2",
+            "QuotaCode": quota_code,
+            "Value": EC2_QUOTAS[quota_code],
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
+
+
 def install() -> None:
+    _quotas()
     original_init = Instance.__init__
 
     def init(self: Instance, backend: Any, *args: Any, **kwargs: Any) -> None:

@@ -99,6 +99,8 @@ def test_cloud_run_through_the_twin_then_nuke_leaves_nothing(tmp_path: Path) -> 
     said = result.stdout + result.stderr
     assert "aws zone for c7i.large: us-east-1a" in said, tail
     assert "aws zone for c7g.medium: us-east-1a" in said, tail
+    # c7i.large 2 + c7g.medium 1 + the meta stack's 2 + 2 vCPUs, against the twin's quota.
+    assert "in us-east-1: 0 in use + 7 for this run = 7 of 32: ok" in said, tail
     assert "still up: AWS meta deployment 'default' in us-east-1" in said, tail
     assert "remove it: cloudbench nuke --provider aws --region us-east-1" in said, tail
 
