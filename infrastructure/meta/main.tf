@@ -35,6 +35,28 @@ data "aws_availability_zones" "available" {
   }
 }
 
+# Every zone of the region gets a public subnet: each runner type goes to a zone that
+# offers it (the master asks DescribeInstanceTypeOfferings). Subnets cost nothing.
+data "aws_availability_zones" "runners" {
+  state = "available"
+  filter {
+    name   = "zone-type"
+    values = ["availability-zone"]
+  }
+}
+
+locals {
+  public_zone = data.aws_availability_zones.available.names[0]
+  # Zone <region>X gets the VPC's /20 number 1 + position of X in a..o (stable when AWS
+  # adds zones); number 0 is public_subnet_cidr's (the default 10.42.0.0/20).
+  zone_letters = split("", "abcdefghijklmno")
+  zone_subnets = {
+    for z in data.aws_availability_zones.runners.names :
+    z => cidrsubnet(var.vpc_cidr, 4, 1 + index(local.zone_letters, substr(z, -1, 1)))
+    if z != local.public_zone && contains(local.zone_letters, substr(z, -1, 1))
+  }
+}
+
 data "aws_ec2_instance_type" "this" {
   for_each      = toset([var.orchestrator_instance_type, var.bastion_instance_type])
   instance_type = each.value
@@ -80,9 +102,18 @@ resource "aws_default_security_group" "this" {
 resource "aws_subnet" "public" {
   vpc_id                  = aws_vpc.this.id
   cidr_block              = var.public_subnet_cidr
-  availability_zone       = data.aws_availability_zones.available.names[0]
+  availability_zone       = local.public_zone
   map_public_ip_on_launch = false
   tags                    = { Name = "${local.name}-public" }
+}
+
+resource "aws_subnet" "zone" {
+  for_each                = local.zone_subnets
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = each.value
+  availability_zone       = each.key
+  map_public_ip_on_launch = false
+  tags                    = { Name = "${local.name}-${each.key}" }
 }
 
 resource "aws_internet_gateway" "this" {
@@ -102,6 +133,12 @@ resource "aws_route_table" "public" {
 
 resource "aws_route_table_association" "public" {
   subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table_association" "zone" {
+  for_each       = aws_subnet.zone
+  subnet_id      = each.value.id
   route_table_id = aws_route_table.public.id
 }
 

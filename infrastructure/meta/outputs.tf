@@ -50,6 +50,11 @@ output "subnet_id" {
   value       = aws_subnet.public.id
 }
 
+output "zone_subnets" {
+  description = "Public subnet per availability zone (subnet_id's zone included): the master launches each runner type in a zone that offers it."
+  value       = merge({ for z, s in aws_subnet.zone : z => s.id }, { (local.public_zone) = aws_subnet.public.id })
+}
+
 output "bastion_ssh_command" {
   description = "SSH into the orchestrator through the bastion."
   value       = "ssh -J ubuntu@${aws_instance.bastion.public_ip} ubuntu@${aws_network_interface.orchestrator.private_ip}"

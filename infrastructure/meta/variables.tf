@@ -33,7 +33,7 @@ variable "vpc_cidr" {
 
 variable "public_subnet_cidr" {
   type        = string
-  description = "CIDR block of the public subnet (inside vpc_cidr) that holds orchestrator, bastion and runners."
+  description = "CIDR block of the public subnet (inside vpc_cidr) that holds orchestrator, bastion and the runners of its zone; keep it the VPC's first /20: the other zones' subnets take the next /20s (by zone letter)."
   default     = "10.42.0.0/20"
 
   validation {

@@ -117,8 +117,15 @@ class _View:
 class _Meta:
     def __init__(self, group: str) -> None:
         self.settings = None
-        url, tokens = "http://203.0.113.5:8000", {"admin_token": "a" * 40, "runner_token": "r" * 40}
-        self.outputs = MetaOutputs(url, "subnet-1", REGION, runner_nat_group=group, **tokens)
+        url = "http://203.0.113.5:8000"
+        self.outputs = MetaOutputs(
+            url,
+            "subnet-1",
+            REGION,
+            admin_token="a" * 40,
+            runner_token="r" * 40,
+            runner_nat_group=group,
+        )
         self.failed = False
 
 

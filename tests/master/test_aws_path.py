@@ -26,6 +26,7 @@ import cloudbench
 from cloudbench.master.client import OrchestratorClient
 from cloudbench.platform.tls import make_certificate
 from tests.master.conftest import Harness, fake_config, needs_ruby
+from tests.moto_aws import aws_env, ec2_quotas, shared_moto
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
@@ -81,7 +82,11 @@ class FakeTerraform:
             "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
             "orchestrator_private_url": "http://10.0.1.10:8000",
             "runner_nat_security_group_id": "sg-0fake0runner0nat",
+            "zone_subnets": {"eu-west-1a": "subnet-fake", "eu-west-1b": "subnet-fake-b",
+                             "eu-west-1c": "subnet-fake-c"},
         }))  # fmt: skip
+        # EC2's answers before any apply (zones, quotas): moto's server, set by the fixture.
+        self.aws_env: dict[str, str] = {}
         if orch.tls is not None:  # the deployment's certificate, as its output carries it
             outputs = json.loads(self.outputs.read_text())
             outputs["orchestrator_tls_certificate"] = orch.tls[0].read_text()
@@ -98,7 +103,8 @@ class FakeTerraform:
             "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
             # The master's own wheel, which the orchestrator (started here) serves.
             "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
-            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs), **extra,
+            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs),
+            **self.aws_env, **extra,
         }  # fmt: skip
 
     def calls(self) -> list[dict[str, Any]]:
@@ -128,7 +134,11 @@ def fake_terraform(
     orch = orchestrator_factory(
         sqlite_url, server="in_process", extra_env={"CLOUDBENCH_DIST_DIR": str(dist)}, tls=pair
     )
-    return FakeTerraform(tmp_path, orch, dist / WHEEL)
+    fake = FakeTerraform(tmp_path, orch, dist / WHEEL)
+    # EC2 and Service Quotas (zones, quotas) answer from moto, reset for each test; the
+    # run's region is CLOUDBENCH_AWS_REGION, not this default.
+    fake.aws_env = aws_env(shared_moto(), "us-east-1")
+    return fake
 
 
 @pytest.fixture
@@ -188,6 +198,14 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
         api.stop_run(run_id)
     code, _out, err = harness.wait()
     assert code in (0, 2), err
+    # What the run leaves up, what it costs, how to remove it (in the run's region).
+    assert (
+        "still up: AWS meta deployment 'default' in eu-west-1 (orchestrator t3.small, bastion "
+        "t3.micro, elastic IP + 1 public IPv4, 38 GiB gp3, bucket cb-results-fake): about "
+        "0.0454 USD/h, 33.12 USD per month plus S3 storage; later runs reuse it; remove it: "
+        "cloudbench nuke --provider aws --region eu-west-1"
+    ) in err, err
+    assert "aws zone for t3.micro: eu-west-1a" in err, err[:3000]
 
     meta = [c["argv"][1] for c in fake.calls() if c["stack"] == "meta"]
     assert meta[:3] == ["init", "apply", "output"] and "destroy" not in meta
@@ -214,7 +232,8 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
                                                         "alias": "t3", "instances": 1,
                                                         "capacity": "on-demand",
-                                                        "max_price": None}]  # fmt: skip
+                                                        "max_price": None,
+                                                        "subnet_id": "subnet-fake"}]  # fmt: skip
     # Runners in the VPC use the orchestrator's private address, pinning its certificate.
     assert tf["TF_VAR_orchestrator_url"] == "https://10.0.1.10:8000"
     assert fake.orch.tls is not None
@@ -247,6 +266,63 @@ def test_stack_failure_shows_log_tail_and_offers_nuke(
     assert fake.find("destroy", "aws"), "the failed stack was not destroyed"
     assert not harness.sessions()
     _no_secret_anywhere(fake, harness.home, harness.state, harness.tmp / "logs")
+
+
+def test_each_type_goes_to_the_subnet_of_a_zone_that_offers_it(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    """eu-west-1a offers no a1.large (EC2's offerings, as moto has them): its runners go to
+    the meta subnet of eu-west-1b; c7g.large stays in the orchestrator's zone."""
+    config = _aws_config(local=False)
+    config["aws"] = [
+        {"instance_type": "a1.large", "alias": "a1"},
+        {"instance_type": "c7g.large", "alias": "c7g"},
+    ]
+    harness.start(harness.config(config), environment=fake.env(**SETTINGS))
+    run_id = harness.run_id()
+    harness.wait_for(lambda: fake.find("apply", "aws"))
+    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+        api.stop_run(run_id)
+    code, _out, err = harness.wait()
+    assert code in (0, 2), err
+    types = json.loads(fake.find("apply", "aws")[0]["tf_vars"]["TF_VAR_instance_types"])
+    subnets = {t["alias"]: t["subnet_id"] for t in types}
+    assert subnets == {"a1": "subnet-fake-b", "c7g": "subnet-fake"}
+    assert "aws zone for a1.large: eu-west-1b" in err
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "quota", "line"),
+    [
+        (
+            "zz9.large",
+            64,
+            "error: aws: instance type zz9.large is not offered in any "
+            "availability zone of eu-west-1; pick another type or region (CLOUDBENCH_AWS_REGION)",
+        ),
+        (
+            "c7g.large",
+            4,
+            "error: aws: quota L-1216C47A (Running On-Demand Standard (A, C, D, "
+            "H, I, M, R, T, Z) instances vCPUs) in eu-west-1 is 4; 0 in use + 6 for this run = 6",
+        ),
+    ],
+)
+def test_a_type_no_zone_offers_or_too_small_a_quota_is_refused_before_terraform(
+    harness: Harness,
+    fake: FakeTerraform,
+    monkeypatch: pytest.MonkeyPatch,
+    instance_type: str,
+    quota: float,
+    line: str,
+) -> None:
+    ec2_quotas(monkeypatch, {"L-1216C47A": quota})
+    config = _aws_config(local=False)
+    config["aws"] = [{"instance_type": instance_type, "alias": "x"}]
+    result = harness.cli("run", str(harness.config(config)), **fake.env(**SETTINGS))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert line in result.stderr, result.stderr
+    assert not fake.calls() and not harness.sessions()
 
 
 def test_missing_settings_are_named(harness: Harness, fake: FakeTerraform) -> None:

@@ -195,6 +195,40 @@ def test_missing_azure_settings_and_unknown_sizes_are_named(
     assert not fake.calls()
 
 
+def test_a_vcpu_quota_too_small_is_refused_before_any_terraform(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    """The location's Compute usages (ARM's shape, from the stand-in): the Dplsv6 family
+    has 2 vCPUs left, the run's cobalt100 VM needs 2 and the A2 v2 VM 2 more of `cores`."""
+    family = {"value": "standardDPLSv6Family", "localizedValue": "Standard DPLSv6 Family vCPUs"}
+    cores = {"value": "cores", "localizedValue": "Total Regional vCPUs"}
+    arm.world.usages["westeurope"] = [
+        {"limit": 10, "currentValue": 8, "unit": "Count", "name": family},
+        {"limit": 12, "currentValue": 9, "unit": "Count", "name": cores},
+    ]
+    path = harness.config(_config(azure_only=True))
+    result = harness.cli("run", str(path), **fake.env(**_azure_env(arm)))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "error: azure: quota cores (Total Regional vCPUs) in westeurope is 12 vCPUs; 9 in use "
+        "+ 4 for this run = 13; request more (Azure portal: Quotas > Compute"
+    ) in result.stderr, result.stderr
+    assert "standardDPLSv6Family" not in result.stderr  # 8 + 2 = 10 of 10 fits
+    assert not fake.calls()
+    arm.world.usages["westeurope"][1]["limit"] = 13
+    harness.start(path, environment=fake.env(**_azure_env(arm)))
+    harness.wait_for(lambda: fake.find("apply", "azure"))
+    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+        api.stop_run(harness.run_id())
+    code, _out, err = harness.wait()
+    assert code in (0, 2), err
+    assert (
+        "azure quota cores (Total Regional vCPUs) in westeurope: 9 in use + 4 for this run "
+        "= 13 of 13: ok"
+    ) in err
+    assert "azure zones for Standard_D2pls_v6 in westeurope: 1, 2, 3 (the VM is regional)" in err
+
+
 def test_quota_refusal_is_one_clear_line_and_everything_is_destroyed(
     harness: Harness, fake: FakeTerraform, arm: Standin
 ) -> None:

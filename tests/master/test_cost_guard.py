@@ -15,6 +15,7 @@ import pytest
 from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.master.test_aws_path import SETTINGS, FakeTerraform
 from tests.master.test_aws_path import fake as fake
+from tests.moto_aws import ec2_quotas
 
 
 def _config(names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -52,9 +53,59 @@ def test_dry_run_prints_the_plan_and_touches_nothing(harness: Harness, fake: Fak
     assert cobalt[0] == "azure" and cobalt[7] == "0.1728"
     assert "stacks: aws, azure" in out
     assert "assumed 60 s per benchmark and executable (120 s per task)" in out
-    assert "estimated cost: 0.3178 USD/h, 0.10 USD for the run + 1 type(s) with no price" in out
+    # The meta deployment bills while the run runs: 0.0208 + 0.0104 (t3.small, t3.micro list
+    # prices) + 2 x 0.005 (IPv4) + 38 GiB x 0.08 / 730 h = 0.0454 USD/h, for 0.3167 h.
+    assert (
+        "meta   orchestrator t3.small, bastion t3.micro, 2 public IPv4, 38 GiB gp3, bucket: "
+        "0.0454 USD/h, 0.01 USD for the run, 33.12 USD per month while it stays up "
+        "(instances: us-east-1 list prices, infrastructure/meta/README.md)"
+    ) in out
+    assert (
+        "estimated cost: 0.3632 USD/h, 0.12 USD for the run + 1 type(s) with no price "
+        "(meta stack included)"
+    ) in out
+    # Zones and quotas from EC2 (moto): both types are offered in eu-west-1a.
+    assert "aws zone for c7g.large: eu-west-1a" in out
+    assert "aws zone for m7i.large: eu-west-1a" in out
+    # 2 x 2 + 2 x 2 vCPUs + the meta stack's 4; moto has no EC2 quotas: not checked.
+    assert (
+        "aws quota L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) "
+        "instances vCPUs) in eu-west-1: not checked (Service Quotas answered "
+        "NoSuchResourceException); this run needs 12"
+    ) in out
     assert not fake.calls()
     assert not harness.state.exists() and not (harness.home / "terraform").exists()
+
+
+def test_dry_run_says_the_zone_of_each_type_and_refuses_what_cannot_launch(
+    harness: Harness, fake: FakeTerraform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ec2_quotas(monkeypatch, {"L-1216C47A": 8})  # the account's applied value (moto lacks it)
+    config = _config()
+    config["aws"] = [{"instance_type": "a1.large", "alias": "a1", "instances": 1}]
+    result = _dry(harness, fake, config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # eu-west-1a does not offer a1.large: it goes to the next zone that does.
+    assert "aws zone for a1.large: eu-west-1b" in result.stdout
+    assert "in eu-west-1: 0 in use + 6 for this run = 6 of 8: ok" in result.stdout
+
+    config["aws"] = [{"instance_type": "c7g.large", "instances": 3}, {"instance_type": "zz9.large"}]
+    result = _dry(harness, fake, config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "refused: aws instance type zz9.large is not offered in any availability zone of "
+        "eu-west-1; pick another type or region (CLOUDBENCH_AWS_REGION)"
+    ) in result.stdout
+
+    config["aws"] = [{"instance_type": "c7g.large", "instances": 3}]
+    result = _dry(harness, fake, config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "refused: aws quota L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) "
+        "instances vCPUs) in eu-west-1 is 8; 0 in use + 10 for this run = 10"
+    ) in result.stdout
+    assert "--quota-code L-1216C47A --desired-value 10 --region eu-west-1" in result.stdout
+    assert not fake.calls()
 
 
 def test_dry_run_uses_recorded_durations_of_the_same_selection(

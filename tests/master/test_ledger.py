@@ -59,3 +59,24 @@ def test_ledger_file_follows_the_protocol(tmp_path: Path) -> None:
     assert ledger.run_id == 42 and ledger.unpriced == ["aws/m7i.large"]
     assert round(ledger.total_usd, 2) == 1.0  # 2 VMs x 1 h x 0.5; azure not up for long
     assert CostMeter(_spec(), {}).write(tmp_path, 43) is None  # nothing launched
+
+
+def test_ledger_counts_the_meta_stack_from_the_run_start(tmp_path: Path) -> None:
+    """The meta deployment bills for as long as the run runs (and after, until nuked)."""
+    meter = _meter(None, 1.0)
+    meter.meta_usd_per_hour = 0.05
+    path = meter.write(tmp_path, 43)
+    assert path is not None
+    ledger = CostLedger.model_validate(json.loads(path.read_text()))
+    assert ledger.meta is not None
+    assert round(ledger.meta.hours, 2) == 1.0 and round(ledger.meta.usd, 3) == 0.05
+    assert round(ledger.total_usd, 2) == 1.05  # the instances' 1.0 plus the meta share
+    # An older ledger, written before the meta share existed, still reads.
+    old = json.loads(path.read_text())
+    del old["meta"]
+    assert CostLedger.model_validate(old).meta is None
+    # The budget watch counts it too: 2 VMs x 2 h x 0.5 + 0.5 (azure) + 2 h x 0.05.
+    meter = _meter(Budget(max_usd=2.55), 2.0)
+    meter.meta_usd_per_hour = 0.05
+    reason = meter.over_budget()
+    assert reason and reason.startswith("budget.max_usd: elapsed cost 2.60 USD passed 2.55")

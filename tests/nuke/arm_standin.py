@@ -35,6 +35,9 @@ GROUPS = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/?$", re.IGNORECASE)
 GROUP = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)$", re.IGNORECASE)
 OPERATION = re.compile(r"^/operations/([0-9a-f]+)$")
 SKUS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft.Compute/skus$", re.IGNORECASE)
+USAGES = re.compile(
+    r"^/subscriptions/([^/]+)/providers/Microsoft.Compute/locations/([^/]+)/usages$", re.IGNORECASE
+)
 
 
 def vm_sku(
@@ -51,9 +54,12 @@ def vm_sku(
             "HyperVGenerations": generations}  # fmt: skip
     if controllers is not None:
         caps["DiskControllerTypes"] = controllers
+    parts = name.split("_")  # Standard_D2pls_v6 -> standardDPLSv6Family, as ARM names it
+    family = "standard" + re.sub(r"\d+", "", parts[1]).upper() + "".join(parts[2:]) + "Family"
     return {
         "resourceType": "virtualMachines", "name": name, "tier": "Standard",
-        "locations": [location], "restrictions": [],
+        "locations": [location], "restrictions": [], "family": family,
+        "locationInfo": [{"location": location, "zones": ["3", "1", "2"]}],
         "capabilities": [{"name": k, "value": v} for k, v in caps.items()],
     }  # fmt: skip
 
@@ -78,6 +84,8 @@ class World:
     throttle: list[tuple[str, int]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     skus: list[dict[str, Any]] = field(default_factory=list)
+    # Compute usages by location (ARM's shape); a location not here answers 404.
+    usages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, name: str, tags: dict[str, str], mode: str = "ok") -> None:
@@ -134,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._poll(m.group(1))
         if m := SKUS.match(url.path):
             return self._skus(query)
+        if (m := USAGES.match(url.path)) and m.group(2) in self.world.usages:
+            return self._send(200, {"value": self.world.usages[m.group(2)]})
         self._send(404, _error("NotFound", url.path))
 
     def do_DELETE(self) -> None:

@@ -264,3 +264,37 @@ def test_cli_sweeps_the_region_the_run_used(
     assert f"vpc {vpc_id}" in out.stdout, out.stdout + out.stderr
     assert "(AWS region eu-west-1)" in out.stdout
     assert "nothing removed" in out.stdout  # not a terminal, no --yes: listed only
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_cli_sweeps_the_meta_region_not_aws_default_region(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: bool
+) -> None:
+    """The command a run prints at its end (`cloudbench nuke --provider aws`, its region
+    given or not) sweeps the run's region: the meta stack's recorded one, else
+    CLOUDBENCH_AWS_REGION; never AWS_DEFAULT_REGION (us-east-1 here), another tool's."""
+    import json
+    import subprocess
+    import sys
+
+    import boto3
+
+    ec2: Any = boto3.client("ec2", region_name="eu-west-1")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16", TagSpecifications=_spec("vpc", "meta"))
+    vpc_id = vpc["Vpc"]["VpcId"]
+    elsewhere: Any = boto3.client("ec2", region_name=REGION)
+    elsewhere.create_vpc(CidrBlock="10.7.0.0/16", TagSpecifications=_spec("vpc", "meta"))
+    home = tmp_path / "home"
+    meta = home / "terraform" / "default" / "meta"
+    meta.mkdir(parents=True)
+    if recorded:
+        (meta / "vars.json").write_text(json.dumps({"region": "eu-west-1"}))
+        monkeypatch.delenv("CLOUDBENCH_AWS_REGION", raising=False)
+    else:
+        monkeypatch.setenv("CLOUDBENCH_AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("CLOUDBENCH_HOME", str(home))
+    command = [sys.executable, "-m", "cloudbench", "nuke", "--provider", "aws"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert "(AWS region eu-west-1)" in out.stdout, out.stdout + out.stderr
+    assert f"vpc {vpc_id}" in out.stdout
+    assert "(AWS region us-east-1)" not in out.stdout

@@ -107,6 +107,24 @@ def test_cost_ledger_per_type_summed_over_runs(tmp_path: Path) -> None:
     assert "| a | 2 | 1.500 | 0.15 |" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def test_the_meta_deployment_share_is_in_the_total_and_said(tmp_path: Path) -> None:
+    run = _run(tmp_path / "r", {}, run_id=3)
+    _ledger(run, [("a", 1.0, 0.1)])
+    ledger = json.loads((run / "cost-ledger.json").read_text())
+    ledger["meta"] = {"hours": 2.0, "usd_per_hour": 0.05, "usd": 0.1}
+    ledger["total_usd"] = 0.2
+    (run / "cost-ledger.json").write_text(json.dumps(ledger))
+    report = build_report([run], offline=True, out=tmp_path / "out")
+    summary = json.loads((report.out / "summary.json").read_text())
+    assert math.isclose(summary["cost_ledger"]["total_usd"], 0.2)
+    assert math.isclose(summary["cost_ledger"]["meta_usd"], 0.1)
+    assert _by_alias(summary)["a"]["cost"]["usd"] == 0.1  # the type's own share only
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Run cost (cost ledger): 0.20 USD priced (of which 0.10 USD the AWS meta" in md
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "of which 0.10 USD for the AWS meta deployment" in html
+
+
 def test_without_a_ledger_no_cost_and_a_damaged_one_keeps_the_report(tmp_path: Path) -> None:
     run = _run(tmp_path / "results", {})
     summary = _summary(run)

@@ -21,6 +21,9 @@ like EC2 (moto runs in the twin's process, so its models can be patched).
   no spot request for such an instance (EC2 does; nothing here reads it) and, when the
   twin reclaims one (--interrupt), the state reason is set to EC2's
   `Server.SpotInstanceTermination` by tests/twin/vms.py.
+- moto's Service Quotas knows only the `vpc` service: asked for EC2's on-demand vCPU
+  quota it answers NoSuchResourceException (the master then says "not checked"). The
+  twin answers `EC2_QUOTAS`, as an account with that applied value would.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from moto.core.responses import ActionResult
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
 from moto.ec2.responses.spot_instances import SpotInstances
+from moto.servicequotas.models import ServiceQuotasBackend
 
 # USD per hour, stand-ins for the twin's spot price history (the twin's config types).
 SPOT_PRICES = {"c7i.large": "0.0301", "c7g.medium": "0.0127"}
 DEFAULT_SPOT_PRICE = "0.0100"
+
+EC2_QUOTAS = {"L-1216C47A": 32.0}  # Running On-Demand Standard instances, vCPUs
 
 
 def _release(nic: NetworkInterface) -> None:
@@ -45,6 +51,24 @@ def _release(nic: NetworkInterface) -> None:
     nic.attachment_id = None
     nic.attach_time = None
     nic.status = "available"
+
+
+def _quotas() -> None:
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code != "ec2" or quota_code not in EC2_QUOTAS:
+            return original(self, service_code, quota_code)
+        return {
+            "ServiceCode": "ec2",
+            "QuotaCode": quota_code,
+            "Value": EC2_QUOTAS[quota_code],
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
 
 
 def _price(instance_type: str, older: bool) -> str:
@@ -71,6 +95,7 @@ def _spot_price_history(self: SpotInstances) -> ActionResult:
 
 
 def install() -> None:
+    _quotas()
     SpotInstances.describe_spot_price_history = _spot_price_history  # type: ignore[method-assign]
     original_init = Instance.__init__
 

@@ -229,6 +229,15 @@ def test_cloud_run_through_the_twin(twin: Session) -> None:
     assert refused.startswith("TlsRefused: ") and "\n" not in refused, refused
     assert "cloudbench nuke --provider aws" in refused, refused
 
+    # Each type went to a zone that offers it; the end said what stays up (issue 25).
+    said = twin.text("e2e")
+    assert "aws zone for c7i.large: us-east-1a" in said, said[-6000:]
+    assert "aws zone for c7g.medium: us-east-1a" in said, said[-6000:]
+    # c7i.large 2 + c7g.medium 1 + the meta stack's 2 + 2 vCPUs, against the twin's quota.
+    assert "in us-east-1: 0 in use + 7 for this run = 7 of 32: ok" in said, said[-6000:]
+    assert "still up: AWS meta deployment 'default' in us-east-1" in said, said[-6000:]
+    assert "remove it: cloudbench nuke --provider aws --region us-east-1" in said, said[-6000:]
+
     # Four VMs booted through their user-data: orchestrator, bastion and two runners.
     ids = (twin.out / "e2e-vms.txt").read_text().split()
     consoles = [(twin.state / "vms" / i / "console.log").read_text() for i in ids]
@@ -335,6 +344,8 @@ def test_nuke_leaves_nothing(twin: Session) -> None:
     # Before the nuke the shared meta deployment was still there; after it, nothing is.
     before = twin.json("before-nuke")
     assert before["vpcs"] and before["buckets"] and before["ssm_parameters"], before
+    # A public subnet in each of moto's six us-east-1 zones (meta's zone_subnets).
+    assert len(before["subnets"]) == 6, before  # type: ignore[arg-type]
     assert len(before["instances"]) == 2, before  # type: ignore[arg-type]
     after = twin.json("after-nuke")
     assert all(not found for found in after.values()), after

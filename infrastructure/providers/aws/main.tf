@@ -151,7 +151,7 @@ resource "aws_instance" "runner" {
   for_each                             = local.runners
   ami                                  = data.aws_ami.ubuntu[local.arch[each.value.instance_type]].id
   instance_type                        = each.value.instance_type
-  subnet_id                            = var.subnet_id
+  subnet_id                            = coalesce(each.value.subnet_id, var.subnet_id)
   vpc_security_group_ids               = [aws_security_group.runner.id]
   associate_public_ip_address          = true
   iam_instance_profile                 = aws_iam_instance_profile.runner.name

@@ -29,6 +29,8 @@ variable "instance_types" {
     # EC2's own default cap).
     capacity  = optional(string, "on-demand")
     max_price = optional(number)
+    # Subnet in a zone that offers the type (the meta stack's zone_subnets); null: subnet_id.
+    subnet_id = optional(string)
   }))
   description = "Instance types to benchmark, each with the alias its results are reported under."
 
@@ -103,7 +105,7 @@ variable "runner_token" {
 
 variable "subnet_id" {
   type        = string
-  description = "Subnet with a route to the internet to launch runners in (the meta stack's subnet_id output)."
+  description = "Subnet with a route to the internet to launch runners in when their instance_types entry names none (the meta stack's subnet_id output); it also names the VPC."
 }
 
 variable "orchestrator_port" {

@@ -14,23 +14,26 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from cloudbench.master.capacity import CapacityError, aws_wanted, plan_capacity
 from cloudbench.master.config import (
     ConfigError,
     MasterOptions,
     MasterSettings,
     RunOptions,
+    RunPlan,
     build_plan,
 )
 from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget, estimate_cost
+from cloudbench.master.metacost import meta_cost
 from cloudbench.master.providers import ProviderError
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.resume import ResumeError, load_record
 from cloudbench.master.run import Master, Terminated
+from cloudbench.master.stacks import MetaDeployment
 from cloudbench.platform.azure import load_settings as azure_settings
 from cloudbench.platform.prices import PriceResolver, PricesFileError
 from cloudbench.platform.stacks import load_settings
 from cloudbench.platform.state import cloudbench_home, default_state_dir, find_session
-from cloudbench.protocol import RunSpec
 
 ProviderOpt = Annotated[
     list[str] | None, typer.Option("--provider", help="Run only this provider (repeatable).")
@@ -136,11 +139,12 @@ def run(
     try:
         plan = build_plan(config, options)
         if dry_run or plan.spec.budget is not None or plan.clouds:
-            cost = _cost_plan(plan.spec, prices, offline_prices, options.state_dir)
+            cost = _cost_plan(plan, prices, offline_prices, options.state_dir)
             if dry_run:
-                for line in cost.describe():
+                lines = cost.describe() + _capacity_lines(plan)
+                for line in lines:
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
-                raise typer.Exit(0)
+                raise typer.Exit(1 if any(ln.startswith("refused:") for ln in lines) else 0)
             check_budget(plan.spec, cost)  # before any terraform call
             plan = dataclasses.replace(plan, cost=cost)
     except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
@@ -151,12 +155,30 @@ def run(
     raise typer.Exit(Master(console, err, plan.master).run(plan, record))
 
 
-def _cost_plan(spec: RunSpec, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:
+def _cost_plan(plan: RunPlan, prices: Path | None, offline: bool, state_dir: Path) -> CostPlan:
+    spec = plan.spec
     resolver = PriceResolver(prices, spec.prices, offline)
+    aws_region = plan.aws.region if plan.aws is not None else load_settings().region
     regions: dict[str, str | None] = {
-        "aws": load_settings().region, "azure": azure_settings().location or None,
+        "aws": aws_region, "azure": azure_settings().location or None,
     }  # fmt: skip
-    return estimate_cost(spec, resolver, regions, state_dir, cloudbench_home())
+    # The meta deployment bills while the run runs (and after, until nuked). Its two
+    # instances: --prices or the config's prices, else the README's list prices (no API).
+    offline_resolver = PriceResolver(prices, spec.prices, offline=True)
+    meta = meta_cost(offline_resolver, aws_region) if plan.aws is not None else None
+    return estimate_cost(spec, resolver, regions, state_dir, meta, cloudbench_home())
+
+
+def _capacity_lines(plan: RunPlan) -> list[str]:
+    """--dry-run: the zone each AWS type goes to and the vCPU quota checks."""
+    if plan.aws is None or not plan.spec.aws:
+        return []
+    pending = not plan.reuse and not MetaDeployment(plan.aws, plan.logs_dir, plan.reuse).deployed()
+    try:
+        found = plan_capacity(aws_wanted(plan.spec), plan.aws.region, meta_pending=pending)
+    except CapacityError as exc:
+        return [f"refused: aws {exc}"]
+    return found.describe()
 
 
 def status(

@@ -23,6 +23,7 @@ from typing import Any
 
 from cloudbench.master.boottimes import BOOT_HISTORY, Setup, measured_setup
 from cloudbench.master.ledger import CostMeter
+from cloudbench.master.metacost import MetaCost
 from cloudbench.platform.prices import PriceResolver
 from cloudbench.protocol import RunSpec, TaskOut
 
@@ -72,6 +73,11 @@ class CostPlan:
     lines: list[Line]
     basis: str  # where the durations come from, in words
     lifetime_minutes: int
+    meta: MetaCost | None = None  # the AWS meta deployment, billed while the run runs
+
+    @property
+    def meta_per_hour(self) -> float:
+        return self.meta.usd_per_hour if self.meta is not None else 0.0
 
     @property
     def wall_hours(self) -> float:
@@ -82,10 +88,10 @@ class CostPlan:
         return [ln for ln in self.lines if ln.provider in CLOUDS and ln.usd_per_hour is None]
 
     def per_hour(self) -> float:
-        return sum(ln.vms * (ln.usd_per_hour or 0.0) for ln in self.lines)
+        return self.meta_per_hour + sum(ln.vms * (ln.usd_per_hour or 0.0) for ln in self.lines)
 
     def total(self) -> float:
-        return sum(ln.cost or 0.0 for ln in self.lines)
+        return self.meta_per_hour * self.wall_hours + sum(ln.cost or 0.0 for ln in self.lines)
 
     def describe(self) -> list[str]:
         rows = [f"{'stack':6} {'type':22} {'alias':16} {'VMs':>3} {'slots':>5} {'tasks':>5} "
@@ -104,6 +110,9 @@ class CostPlan:
                 rows.append(f"{'':6}   spot: priced at most at this (on-demand) price; the "
                             "ledger uses the zone's spot price once launched")  # fmt: skip
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
+        if self.meta is not None:
+            rows.append(self.meta.row(self.wall_hours))
+            known += " (meta stack included)"
         rows += [
             f"stacks: {', '.join(sorted({ln.provider for ln in self.lines}))}",
             f"durations: {self.basis}",
@@ -148,6 +157,7 @@ def estimate_cost(
     resolver: PriceResolver,
     regions: dict[str, str | None],
     state_dir: Path,
+    meta: MetaCost | None = None,
     home: Path | None = None,
 ) -> CostPlan:
     """`home`: where boot-times.jsonl lives (CLOUDBENCH_HOME); None: set-up assumed."""
@@ -179,7 +189,7 @@ def estimate_cost(
         ))  # fmt: skip
     if per_task is not None:
         basis += _setup_basis(lines, home)
-    return CostPlan(lines, basis, lifetime)
+    return CostPlan(lines, basis, lifetime, meta)
 
 
 def _setup_basis(lines: list[Line], home: Path | None) -> str:
@@ -278,7 +288,8 @@ def check_budget(spec: RunSpec, plan: CostPlan) -> None:
 def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
     """The running run's cost watch, with the prices the plan resolved."""
     prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
-    meter = CostMeter(spec, prices, spec.budget)
+    meta = plan.meta.usd_per_hour if plan.meta is not None else None
+    meter = CostMeter(spec, prices, spec.budget, meta_usd_per_hour=meta)
     meter.sources = {(ln.provider, ln.instance_type): (ln.price_source or None, ln.price_date)
                      for ln in plan.lines}  # fmt: skip
     return meter

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cloudbench.platform.prices import Price
 from cloudbench.platform.state import write_private
-from cloudbench.protocol import Budget, CostEntry, CostLedger, RunSpec
+from cloudbench.protocol import Budget, CostEntry, CostLedger, MetaShare, RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class CostMeter:
     terminated: dict[str, datetime] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     tripped: bool = False
+    # The AWS meta deployment, billed from the run's start on (None: no meta stack).
+    meta_usd_per_hour: float | None = None
     # Spot types: the price in the zone their VMs run in (set after launch); until then,
     # and when the history has none, the on-demand price, spot's default cap.
     spot: dict[tuple[str, str], Price] = field(default_factory=dict)
@@ -90,7 +92,7 @@ class CostMeter:
         if self.budget is None or self.tripped or not self.launched:
             return None
         wall = (datetime.now(UTC) - self.started).total_seconds() / 3600
-        spent = sum(e.usd or 0.0 for e in self.entries())
+        spent = sum(e.usd or 0.0 for e in self.entries()) + self._meta_usd()
         reason = None
         if self.budget.max_usd is not None and spent > self.budget.max_usd:
             reason = f"budget.max_usd: elapsed cost {spent:.2f} USD passed {self.budget.max_usd:g}"
@@ -101,14 +103,27 @@ class CostMeter:
             return reason + "; stopping the run and collecting what exists"
         return None
 
+    def meta_share(self, now: datetime | None = None) -> MetaShare | None:
+        if self.meta_usd_per_hour is None:
+            return None
+        hours = max(0.0, ((now or datetime.now(UTC)) - self.started).total_seconds()) / 3600
+        return MetaShare(
+            hours=hours, usd_per_hour=self.meta_usd_per_hour, usd=hours * self.meta_usd_per_hour
+        )
+
+    def _meta_usd(self) -> float:
+        share = self.meta_share()
+        return share.usd if share is not None else 0.0
+
     def write(self, results_dir: Path, run_id: int) -> Path | None:
-        entries = self.entries()
+        entries, meta = self.entries(), self.meta_share()
         if not entries:
             return None
+        unpriced = [f"{e.provider}/{e.instance_type}" for e in entries if e.usd is None]
+        total = sum(e.usd or 0.0 for e in entries) + (meta.usd if meta else 0.0)
         ledger = CostLedger(
-            run_id=run_id, entries=entries, total_usd=sum(e.usd or 0.0 for e in entries),
-            unpriced=[f"{e.provider}/{e.instance_type}" for e in entries if e.usd is None],
-        )  # fmt: skip
+            run_id=run_id, entries=entries, total_usd=total, unpriced=unpriced, meta=meta
+        )
         path = results_dir / str(run_id) / LEDGER
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, json.dumps(ledger.model_dump(mode="json"), indent=2))

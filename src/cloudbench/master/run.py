@@ -22,6 +22,7 @@ from cloudbench.master.client import ApiError, OrchestratorClient
 from cloudbench.master.config import MasterOptions, RunPlan
 from cloudbench.master.costplan import meter_for, record_durations
 from cloudbench.master.embedded import EmbeddedOrchestrator, OrchestratorFailed
+from cloudbench.master.metacost import meta_cost
 from cloudbench.master.providers import Provider, ProviderContext, ProviderError, make_provider
 from cloudbench.master.providers.base import StopRun
 from cloudbench.master.results import (
@@ -88,6 +89,8 @@ class Master:
             self.providers = [self._provider(name, plan) for name in plan.providers]
         except ProviderError as exc:  # nothing has started yet
             self.err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            if self.meta is not None and self.meta.deployed():  # from an earlier run
+                self._still_up(plan, self.meta)
             return EXIT_ERROR
         if resume is not None:
             code = self._guarded(lambda: self._resume_and_follow(plan, resume))
@@ -97,7 +100,21 @@ class Master:
             offer_nuke(
                 self.err, plan.master.yes, self.run_id, self.meta.settings.region, plan.clouds
             )
+        if self.meta is not None and (self.meta.outputs is not None or self.meta.deployed()):
+            self._still_up(plan, self.meta)
         return code
+
+    def _still_up(self, plan: RunPlan, meta: MetaDeployment) -> None:
+        """The meta deployment outlives the run: say so, what it costs, how to remove it."""
+        cost = plan.cost.meta if plan.cost is not None else None
+        cost = cost or meta_cost(None, meta.settings.region)
+        bucket = meta.outputs.bucket if meta.outputs is not None else ""
+        self.err.print(
+            cost.still_up(meta.settings.deployment, bucket),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def _provider(self, name: str, plan: RunPlan) -> Provider:
         provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)

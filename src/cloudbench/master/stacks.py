@@ -80,6 +80,9 @@ class MetaOutputs:
     # (a deployment made before TLS, which the version check refuses anyway).
     tls_cert: str = ""
 
+    # Availability zone -> public subnet in it (runners go to the zone offering their type).
+    zone_subnets: dict[str, str] = field(default_factory=dict)
+
     def pin_for(self, url: str) -> str | None:
         """The certificate to pin for `url`: the deployment's own at an IP address; none
         (the system's CAs) for a domain name, whose certificate comes from ACME."""
@@ -119,6 +122,14 @@ class MetaDeployment:
             )  # fmt: skip
         module_dir(self.settings, "meta")
         self.wheel = master_wheel(self.settings)
+
+    def deployed(self) -> bool:
+        """Whether the meta stack has been applied (its state holds resources)."""
+        try:
+            state = json.loads((self.stack.workdir / "terraform.tfstate").read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(isinstance(state, dict) and state.get("resources"))
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""
@@ -190,6 +201,7 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
         bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
         runner_nat_group=str(raw.get("runner_nat_security_group_id") or ""),
         tls_cert=str(raw.get("orchestrator_tls_certificate") or ""),
+        zone_subnets={str(k): str(v) for k, v in (raw.get("zone_subnets") or {}).items()},
     )  # fmt: skip
 
 

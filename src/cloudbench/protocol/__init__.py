@@ -94,6 +94,7 @@ from cloudbench.protocol.results import (
     ManifestTask,
     Metadata,
     MetadataChecks,
+    MetaShare,
     TaskMetadata,
     check_manifest_version,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestTask",
+    "MetaShare",
     "Metadata",
     "MetadataChecks",
     "Name",

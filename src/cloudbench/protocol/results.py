@@ -253,10 +253,22 @@ class CostEntry(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class MetaShare(BaseModel):
+    """The AWS meta deployment's hours during the run (it stays up after it, until nuked)."""
+
+    hours: float
+    usd_per_hour: float
+    usd: float
+
+
 class CostLedger(BaseModel):
-    """results/<run-id>/cost-ledger.json, written by the master at teardown; read by report."""
+    """results/<run-id>/cost-ledger.json, written by the master at teardown; read by report.
+
+    `meta` (added later, optional: older ledgers lack it) is the meta deployment's share;
+    `total_usd` includes it."""
 
     run_id: int
     entries: list[CostEntry]
-    total_usd: float  # of the priced entries
+    total_usd: float  # of the priced entries and the meta share
     unpriced: list[str]  # "provider/instance_type" without a price
+    meta: MetaShare | None = None

@@ -85,7 +85,7 @@ def costs(results: ResultSet) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
     """Per alias: instance-hours and USD summed over the merged runs' ledgers; and the
     overall ledger summary (None when no run has a ledger)."""
     per_alias: dict[str, dict[str, Any]] = {}
-    runs, problems, total, unpriced = [], [], 0.0, set()
+    runs, problems, total, unpriced, meta = [], [], 0.0, set(), 0.0
     for run in results.runs:
         ledger, problem = read_ledger(run)
         if problem:
@@ -94,6 +94,7 @@ def costs(results: ResultSet) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
             continue
         runs.append(ledger.run_id)
         total += ledger.total_usd
+        meta += ledger.meta.usd if ledger.meta is not None else 0.0
         unpriced.update(ledger.unpriced)
         for entry in ledger.entries:
             cost = per_alias.setdefault(entry.alias, {"instance_hours": 0.0, "usd": 0.0,
@@ -106,5 +107,5 @@ def costs(results: ResultSet) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
             cost["usd"] = cost["usd"] + entry.usd if known else None
     if not runs and not problems:
         return per_alias, None
-    return per_alias, {"runs": runs, "total_usd": total if runs else None,
+    return per_alias, {"runs": runs, "total_usd": total if runs else None, "meta_usd": meta,
                        "unpriced": sorted(unpriced), "problems": problems}  # fmt: skip

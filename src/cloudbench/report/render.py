@@ -158,7 +158,9 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     ledger = summary["cost_ledger"]
     if ledger and ledger["runs"]:
-        lines += ["", f"Run cost (cost ledger): {ledger['total_usd']:.2f} USD priced"
+        meta = ledger.get("meta_usd") or 0.0
+        shared = f" (of which {meta:.2f} USD the AWS meta deployment)" if meta else ""
+        lines += ["", f"Run cost (cost ledger): {ledger['total_usd']:.2f} USD priced{shared}"
                   + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
                   "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
                   *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip

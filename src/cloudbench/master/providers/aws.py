@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cloudbench.master.capacity import CapacityError, CapacityPlan, check_aws, subnet_for
 from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
@@ -69,6 +70,7 @@ class CloudProvider:
         self.ruby_bench: str | None = None
         self.replaced: set[str] = set()  # aliases whose reclaimed spot VMs were replaced
         self.reclaim_seen: dict[str, float] = {}  # alias -> when all its VMs were reclaimed
+        self.capacity: CapacityPlan | None = None  # AWS: zone per type, quotas checked
 
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
@@ -83,9 +85,24 @@ class CloudProvider:
             azure.check_settings(self.azure)
             wanted = sorted({s.instance_type for s in spec.azure})
             self.sizes = azure.size_facts(self.azure, wanted)
+            for line in azure.capacity(self.azure, self.sizes, spec):
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.meta.check()
+        if spec.aws:
+            self.capacity = self._capacity(spec)
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
+
+    def _capacity(self, spec: RunSpec) -> CapacityPlan:
+        """Before the meta stack: a type no zone offers, or too few vCPUs, is one line."""
+        pending = not self.meta.reuse and not self.meta.deployed()
+        try:
+            plan = check_aws(spec, self.meta.settings.region, meta_pending=pending)
+        except CapacityError as exc:
+            raise ProviderError(str(exc)) from None
+        for line in plan.describe():
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return plan
 
     @staticmethod
     def _names(spec: RunSpec) -> list[str]:
@@ -121,6 +138,7 @@ class CloudProvider:
                     "instances": ctx.spec.counts(s).instances,
                     "capacity": ctx.spec.capacity_of("aws", s),
                     "max_price": ctx.spec.max_price_of(s),
+                    "subnet_id": self._subnet(out, s.instance_type),
                 }
                 for s in ctx.instance_types("aws")
             ]
@@ -145,6 +163,13 @@ class CloudProvider:
             # The VM watch counts four missed reports as silence (master/vms.py).
             variables["heartbeat_interval"] = self._interval()
         return Stack(name, workdir, log_path, settings, dict(variables))
+
+    def _subnet(self, out: MetaOutputs, instance_type: str) -> str:
+        zone = self.capacity.zones.get(instance_type) if self.capacity else None
+        try:
+            return subnet_for(zone, out.zone_subnets, out.subnet_id, instance_type)
+        except CapacityError as exc:
+            raise ProviderError(str(exc)) from None
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None

@@ -17,8 +17,10 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.rest import HttpRequest
 
+from cloudbench.master.providers.azure_usage import TOTAL, check_usage, fetch_usages, needed, zones
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.platform.azure import NO_CREDENTIALS, AzureSettings, AzureUnavailable, make_client
+from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ class SizeFacts:
     gen2: bool  # HyperVGenerations lists V2: the generation-2 image boots
     # SCSI unless the size lists only NVMe (DiskControllerTypes; absent means SCSI only).
     disk_controller: str = "SCSI"
+    vcpus: int = 0  # capability vCPUs
+    family: str = ""  # the SKU's family: the name of its vCPU quota (usages API)
+    zones: tuple[str, ...] = ()  # zones of the location that offer it (none: no zones)
 
 
 def check_settings(settings: AzureSettings) -> None:
@@ -72,7 +77,7 @@ def size_facts(settings: AzureSettings, sizes: list[str]) -> dict[str, SizeFacts
                 f"azure: VM size {size} is not offered in {settings.location} for this "
                 "subscription; pick another size or set CLOUDBENCH_AZURE_LOCATION"
             )
-        facts[size] = _facts(size, sku)
+        facts[size] = _facts(size, sku, settings.location)
     return facts
 
 
@@ -103,7 +108,7 @@ def _restricted(sku: dict[str, Any], settings: AzureSettings) -> bool:
     return False
 
 
-def _facts(size: str, sku: dict[str, Any]) -> SizeFacts:
+def _facts(size: str, sku: dict[str, Any], location: str) -> SizeFacts:
     caps = {c.get("name"): str(c.get("value")) for c in sku.get("capabilities") or []}
     arch = caps.get("CpuArchitectureType", "")
     if arch not in ("x64", "Arm64"):
@@ -112,7 +117,28 @@ def _facts(size: str, sku: dict[str, Any]) -> SizeFacts:
     controllers = {c.strip() for c in caps.get("DiskControllerTypes", "SCSI").split(",")}
     disk = "SCSI" if "SCSI" in controllers or not controllers - {""} else "NVMe"
     premium = caps.get("PremiumIO", "").lower() == "true"
-    return SizeFacts(size, arch, premium, gen2, disk)
+    vcpus = int(caps["vCPUs"]) if caps.get("vCPUs", "").isdigit() else 0
+    family = str(sku.get("family") or "")
+    return SizeFacts(size, arch, premium, gen2, disk, vcpus, family, zones(sku, location))
+
+
+def capacity(settings: AzureSettings, facts: dict[str, SizeFacts], spec: RunSpec) -> list[str]:
+    """Lines for the zones and vCPU quotas of the run's sizes; ProviderError if too few."""
+    counts: dict[str, int] = {}
+    for item in spec.azure:
+        counts[item.instance_type] = counts.get(item.instance_type, 0)
+        counts[item.instance_type] += spec.counts(item).instances
+    lines = [
+        f"azure zones for {f.name} in {settings.location}: "
+        + (", ".join(f.zones) + " (the VM is regional)" if f.zones else "none (regional)")
+        for f in facts.values()
+    ]
+    families = {n: (f.family or TOTAL, f.vcpus) for n, f in facts.items()}
+    usages, why = fetch_usages(settings)
+    shown, problems = check_usage(usages, needed(families, counts), settings.location, why)
+    if problems:
+        raise ProviderError("\n".join(problems))
+    return lines + shown
 
 
 def quota_hint(log_tail: str, location: str) -> str | None:

@@ -1,0 +1,90 @@
+"""moto's standalone server in this process, and the EC2 vCPU quotas moto lacks.
+
+moto (the twin's AWS) implements Service Quotas for the `vpc` service only: asked for an
+EC2 quota such as L-1216C47A it answers NoSuchResourceException, which the product
+reports as "not checked". `ec2_quotas` makes this process's moto answer chosen values,
+the way an account's applied quotas would; everything else is moto's real server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+from moto.servicequotas.models import ServiceQuotasBackend
+
+from tests.pg import free_port
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+_SHARED: list[str] = []
+
+
+def shared_moto() -> str:
+    """One moto server for this test process (started on first use), reset each call."""
+    if not _SHARED:
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        atexit.register(server.stop)
+        _SHARED.append(f"http://127.0.0.1:{port}")
+    httpx.post(f"{_SHARED[0]}/moto-api/reset").raise_for_status()
+    return _SHARED[0]
+
+
+def aws_env(url: str, region: str) -> dict[str, str]:
+    """The standard settings that point boto3 (and Terraform) at the emulated account."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def use_aws(monkeypatch: pytest.MonkeyPatch, url: str, region: str) -> None:
+    httpx.post(f"{url}/moto-api/reset").raise_for_status()
+    for name, value in aws_env(url, region).items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def ec2_quotas(monkeypatch: pytest.MonkeyPatch, values: dict[str, float]) -> None:
+    """This process's moto answers these EC2 quota values (applied values, per code)."""
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code == "ec2" and quota_code in values:
+            return {
+                "ServiceCode": "ec2",
+                "QuotaCode": quota_code,
+                "Value": values[quota_code],
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+                "QuotaName": f"twin quota {quota_code}",
+            }
+        return original(self, service_code, quota_code)
+
+    monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", get_service_quota)
