@@ -196,7 +196,7 @@ def test_missing_azure_settings_and_unknown_sizes_are_named(
 
 
 def test_a_vcpu_quota_too_small_is_refused_before_any_terraform(
-    harness: Harness, fake: FakeTerraform, arm: Standin
+    harness: Harness, fake: FakeTerraform, arm: Standin, moto: str
 ) -> None:
     """The location's Compute usages (ARM's shape, from the stand-in): the Dplsv6 family
     has 2 vCPUs left, the run's cobalt100 VM needs 2 and the A2 v2 VM 2 more of `cores`."""
@@ -216,7 +216,8 @@ def test_a_vcpu_quota_too_small_is_refused_before_any_terraform(
     assert "standardDPLSv6Family" not in result.stderr  # 8 + 2 = 10 of 10 fits
     assert not fake.calls()
     arm.world.usages["westeurope"][1]["limit"] = 13
-    harness.start(path, environment=fake.env(**_azure_env(arm)))
+    _ec2, _group, aws_env = _nat_group(fake, moto)
+    harness.start(path, environment=fake.env(**_azure_env(arm), **aws_env))
     harness.wait_for(lambda: fake.find("apply", "azure"))
     with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
         api.stop_run(harness.run_id())
