@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cloudbench.master.providers.suite import pack
@@ -106,7 +107,7 @@ def test_a_suite_over_the_bound_is_refused_with_413(
     sha = hashlib.sha256(big).hexdigest()
     path = f"/ruby-bench/{run_id}"
 
-    def chunks() -> object:  # no Content-Length: the streamed count is the bound
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed count is the bound
         for start in range(0, len(big), 1 << 20):
             yield big[start : start + (1 << 20)]
 

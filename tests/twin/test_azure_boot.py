@@ -13,9 +13,10 @@ Instance Metadata Service (compute metadata, managed-identity tokens; `Metadata:
 required), Key Vault (secret get) and ARM (VM deallocate), both checking the bearer token
 the IMDS issued, on the VM's own network under their real host names with a per-test CA;
 and the azurerm provider, absent from this machine: the stack is never applied, only its
-template rendered. The VM runs on this machine's CPU, not an Azure size. The Azure stack
-ships no ruby-bench (the AWS stack does, through its bucket), so the test hands the VM
-the suite through its environment (CLOUDBENCH_RUBY_BENCH, which the runner reads).
+template rendered. The VM runs on this machine's CPU, not an Azure size. The ruby-bench
+suite (the small tests/fake_ruby_bench) reaches the VM as `--ruby-bench` ships it to Azure:
+packed by the master's code, stored with the run at the orchestrator (PUT /ruby-bench),
+its sha256 in the custom data; the VM downloads it with the runner token and checks it.
 No twin lock: no moto, no Terraform apply, two small VM containers.
 """
 
@@ -32,6 +33,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cloudbench.master.client import OrchestratorClient
+from cloudbench.master.providers.suite import ship
 from cloudbench.platform.tls import TLS_NAME, make_certificate
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
@@ -106,6 +109,9 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
         assert created.status_code == 201, created.text
         run_id = created.json()["run_id"]
     net.cloud.secrets["runner-token"] = orch.runner_token
+    # The master's side of --ruby-bench for Azure (master/providers/suite.py: ship).
+    with OrchestratorClient(orch.url, orch.admin_token, cert_pem=cert) as api:
+        sha256 = ship(str(SUITE), net.directory / "ruby-bench.tar.gz", api, run_id)
     folders = {}
     for alias, size in SIZES.items():
         client_id = str(uuid.uuid4())
@@ -121,10 +127,11 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
             "heartbeat_interval": 5,
             "tls_cert": cert,
             "tls_name": TLS_NAME,
+            "ruby_bench_sha256": sha256,
         }
         custom_data = render(TEMPLATE, variables, net.directory / f"tf-{alias}")
         assert orch.runner_token not in base64.b64decode(custom_data).decode()
-        env = {"CLIENT_ID": client_id, "CLOUDBENCH_RUBY_BENCH": "/opt/twin-suite"}
+        env = {"CLIENT_ID": client_id}
         if alias == "broken":  # `apt-get install` fails, as with a broken mirror
             env["TWIN_FAIL_BOOT"] = "apt"
         folders[alias] = boot(net, f"cloudbench-7-{alias}-0", size, custom_data, env)
@@ -176,9 +183,15 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
 
     done = wait_for("the ok VM's task", ended, 150, dump)
     assert done["status"] == "completed", dump()
-    good = (folders["ok"] / "var-log" / "cloudbench-runner.log").read_text(errors="replace")
+    # The VM's /var/log is copied out when it powers off, just after its task ends.
+    log = folders["ok"] / "var-log" / "cloudbench-runner.log"
+    wait_for("the ok VM's power-off (its log copied out)", log.is_file, 60, dump)
+    good = log.read_text(errors="replace")
     pinned = f"orchestrator https://{TLS_NAME}:{public.rsplit(':', 1)[1]} at "
     assert pinned in good and "(pinned certificate)" in good, good[-3000:]
+    assert "cloudbench: fetching the shipped ruby-bench suite from the orchestrator" in good
+    assert "ruby-bench /opt/cloudbench/ruby-bench" in good, good[-3000:]  # the runner's suite
+    assert "clon" not in good.lower(), good[-3000:]  # never cloned
     assert done["runner_host"] == computer_name("cloudbench-7-ok-0"), done
     ok = machines()["ok"]
     assert (ok["instance_id"], ok["instance_type"]) == ("cloudbench-7-ok-0", SIZES["ok"]), ok
