@@ -9,10 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cloudbench.master.providers.suite import pack
+import pytest
+
+from cloudbench.master.client import OrchestratorClient
+from cloudbench.master.providers.base import ProviderError
+from cloudbench.master.providers.suite import pack, ship
 from cloudbench.protocol import MAX_SUITE_BYTES, SUITE_SHA256_HEADER
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
@@ -119,3 +124,23 @@ def test_a_suite_over_the_bound_is_refused_with_413(
         assert streamed.status_code == 413, streamed.text
         assert "body: the packed suite is larger" in streamed.json()["error"]
         assert admin.get(path).status_code == 404
+
+
+def test_the_master_ships_once_per_run_and_a_resume_keeps_the_sha256(
+    sqlite_url: str, tmp_path: Path, orchestrator_factory: OrchestratorFactory
+) -> None:
+    """master/providers/suite.py `ship` through the real client: a resumed run stores the
+    suite it packed first again (VMs already booted hold that sha256), never a new pack."""
+    orch = orchestrator_factory(sqlite_url, server="in_process")
+    run_id = _run(orch)
+    dest = tmp_path / "runs" / str(run_id) / "azure" / "ruby-bench.tar.gz"
+    with OrchestratorClient(orch.url, orch.admin_token) as api:
+        first = ship(str(SUITE), dest, api, run_id)
+        time.sleep(1.1)  # a new pack would now differ (gzip records the time)
+        assert pack(str(SUITE), tmp_path / "fresh.tar.gz").read_bytes() != dest.read_bytes()
+        again = ship(str(SUITE), dest, api, run_id)
+        with pytest.raises(ProviderError, match=r"cannot ship --ruby-bench .* 404: run 999999"):
+            ship(str(SUITE), dest, api, 999999)
+    assert first == again == hashlib.sha256(dest.read_bytes()).hexdigest()
+    with orch.client(role="runner") as runner:
+        assert runner.get(f"/ruby-bench/{run_id}").content == dest.read_bytes()

@@ -46,10 +46,14 @@ def pack(source: str, dest: Path) -> Path:
 
 
 def ship(source: str, dest: Path, api: OrchestratorClient | None, run_id: int) -> str:
-    """Pack the suite and store it with the run at the orchestrator; its sha256."""
+    """Pack the suite and store it with the run at the orchestrator; its sha256.
+
+    A resumed run keeps the suite it packed first (`dest` is per run): a new pack would
+    get another sha256 (gzip records the time) than VMs already booted were given."""
     if api is None:
         raise ProviderError("--ruby-bench for Azure runners needs the orchestrator's API")
-    pack(source, dest)
+    if not dest.is_file():
+        pack(source, dest)
     try:
         stored = api.put_suite(run_id, dest)
     except ApiError as exc:
