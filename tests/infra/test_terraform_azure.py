@@ -46,6 +46,8 @@ RUNNER_VARS = {
     # A domain name: its ACME certificate, the system's CAs (no pinned certificate).
     "tls_cert": "",
     "tls_name": TLS_NAME,
+    # --ruby-bench: the suite the master stored with the run at the orchestrator.
+    "ruby_bench_sha256": "3f" * 32,
 }
 
 
@@ -213,6 +215,21 @@ def test_cloud_init_renders_and_bootstraps_the_runner() -> None:
     assert "export CLOUDBENCH_PROVIDER='azure'" in script
     assert "export CLOUDBENCH_ALIAS='cobalt100'" in script
     assert '--instance-type "$CLOUDBENCH_INSTANCE_TYPE"' in joined
+
+
+def test_the_shipped_suite_comes_from_the_orchestrator_checked_before_unpacking() -> None:
+    script = _render()
+    joined = script.replace("\\\n", " ")
+    fetch = next(ln for ln in joined.splitlines() if '"$ORCHESTRATOR/ruby-bench/$RUN_ID"' in ln)
+    # The runner token on curl's stdin (-K -), never in argv or the URL.
+    assert "-K -" in fetch and "TOKEN" not in fetch.split("|")[-1], fetch
+    assert f"RUBY_BENCH_SHA256='{'3f' * 32}'" in script
+    check = script.index('if [ "$GOT" != "$RUBY_BENCH_SHA256" ]; then')
+    unpack = script.index("tar -xzf /opt/cloudbench/ruby-bench.tar.gz")
+    assert script.index("sha256sum /opt/cloudbench/ruby-bench.tar.gz") < check < unpack
+    assert script.index("export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench") > unpack
+    assert unpack < script.index('"$VENV/bin/cloudbench" runner')
+    assert "git clone" not in script
 
 
 def test_cloud_init_asks_imds_with_the_metadata_header() -> None:

@@ -9,7 +9,10 @@ stand-in's App Service-style token endpoint). The orchestrator and the run are r
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ import boto3
 import pytest
 
 from cloudbench.master.client import OrchestratorClient
+from cloudbench.protocol import SUITE_SHA256_HEADER
 from tests.infra.test_boot_reporting import moto as moto
 from tests.master.conftest import Harness, fake_config
 from tests.master.test_aws_path import SETTINGS, FakeTerraform, _no_secret_anywhere
@@ -132,6 +136,17 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
     assert tf["TF_VAR_ssh_public_key"] == SSH_KEY
     assert "TF_VAR_runner_token" in az["env_names"]
+    # --ruby-bench reaches Azure VMs through the orchestrator: stored with the run, its
+    # sha256 in the custom data (the AWS stack ships it through the bucket instead).
+    with fake.orch.client(role="runner") as runner:
+        shipped = runner.get(f"/ruby-bench/{run_id}")
+    assert shipped.status_code == 200, shipped.text
+    sha = hashlib.sha256(shipped.content).hexdigest()
+    assert tf["TF_VAR_ruby_bench_sha256"] == sha == shipped.headers[SUITE_SHA256_HEADER]
+    with tarfile.open(fileobj=io.BytesIO(shipped.content)) as tar:
+        assert "./run_benchmarks.rb" in tar.getnames()
+    assert "TF_VAR_ruby_bench_sha256" not in aws["tf_vars"]
+    assert aws["tf_vars"]["TF_VAR_ship_ruby_bench"] == "true"
     for call in (aws, az):
         assert call["tf_vars"]["TF_VAR_max_lifetime_minutes"] == "180"
     assert "SKUS location eq 'westeurope'" in arm.world.log

@@ -38,7 +38,6 @@ from tests.twin.vms import SECCOMP
 HERE = Path(__file__).resolve().parent
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 GROUP = "cloudbench-7"
-SUITE = HERE.parent / "fake_ruby_bench"
 
 
 @dataclass
@@ -161,7 +160,6 @@ def boot(net: AzureNet, vm_name: str, size: str, custom_data: str, env: dict[str
         str(net.ca): "/etc/ssl/certs/ca-certificates.crt:ro",
         str(HERE / "vm"): "/twin:ro",
         str(directory): "/twin-vm",
-        str(SUITE): "/opt/twin-suite:ro",  # the shipped ruby-bench stand-in (see the test)
         str(shared): str(DEFAULT_DIR),  # the machine's CPU leases, as twin VMs share them
     }
     _podman(

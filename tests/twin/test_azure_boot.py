@@ -13,15 +13,18 @@ Instance Metadata Service (compute metadata, managed-identity tokens; `Metadata:
 required), Key Vault (secret get) and ARM (VM deallocate), both checking the bearer token
 the IMDS issued, on the VM's own network under their real host names with a per-test CA;
 and the azurerm provider, absent from this machine: the stack is never applied, only its
-template rendered. The VM runs on this machine's CPU, not an Azure size. The Azure stack
-ships no ruby-bench (the AWS stack does, through its bucket), so the test hands the VM
-the suite through its environment (CLOUDBENCH_RUBY_BENCH, which the runner reads).
+template rendered. The VM runs on this machine's CPU, not an Azure size. The ruby-bench
+suite (the small tests/fake_ruby_bench) reaches the VM as `--ruby-bench` ships it to Azure:
+packed by the master's code, stored with the run at the orchestrator (PUT /ruby-bench),
+its sha256 in the custom data; the VM downloads it with the runner token and checks it
+(a third VM, whose custom data names another sha256, refuses the suite and reports why).
 No twin lock: no moto, no Terraform apply, two small VM containers.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import time
@@ -32,6 +35,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cloudbench.master.client import OrchestratorClient
+from cloudbench.master.providers.suite import ship
 from cloudbench.platform.tls import TLS_NAME, make_certificate
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
@@ -42,7 +47,9 @@ from tests.twin.azure_vm import AzureNet, azure_network, boot, computer_name
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infrastructure/providers/azure/templates/runner-cloud-init.sh.tftpl"
 SUITE = ROOT / "tests" / "fake_ruby_bench"
-SIZES = {"ok": "Standard_D2pls_v6", "broken": "Standard_D2as_v5"}
+SIZES = {"ok": "Standard_D2pls_v6", "broken": "Standard_D2as_v5", "tampered": "Standard_D2s_v5"}
+# The "tampered" VM's custom data names another suite than the one stored: it must refuse.
+OTHER_SHA256 = hashlib.sha256(b"another suite").hexdigest()
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.timeout(300)]
@@ -106,6 +113,9 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
         assert created.status_code == 201, created.text
         run_id = created.json()["run_id"]
     net.cloud.secrets["runner-token"] = orch.runner_token
+    # The master's side of --ruby-bench for Azure (master/providers/suite.py: ship).
+    with OrchestratorClient(orch.url, orch.admin_token, cert_pem=cert) as api:
+        sha256 = ship(str(SUITE), net.directory / "ruby-bench.tar.gz", api, run_id)
     folders = {}
     for alias, size in SIZES.items():
         client_id = str(uuid.uuid4())
@@ -121,10 +131,11 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
             "heartbeat_interval": 5,
             "tls_cert": cert,
             "tls_name": TLS_NAME,
+            "ruby_bench_sha256": OTHER_SHA256 if alias == "tampered" else sha256,
         }
         custom_data = render(TEMPLATE, variables, net.directory / f"tf-{alias}")
         assert orch.runner_token not in base64.b64decode(custom_data).decode()
-        env = {"CLIENT_ID": client_id, "CLOUDBENCH_RUBY_BENCH": "/opt/twin-suite"}
+        env = {"CLIENT_ID": client_id}
         if alias == "broken":  # `apt-get install` fails, as with a broken mirror
             env["TWIN_FAIL_BOOT"] = "apt"
         folders[alias] = boot(net, f"cloudbench-7-{alias}-0", size, custom_data, env)
@@ -146,11 +157,7 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
 
     # The failed boot: its cause (apt's error line, not the trap's own "failed at step"
     # line) reaches the orchestrator with the log tail; then the VM deallocates itself.
-    def broken_error() -> dict[str, Any] | None:
-        found = machines().get("broken")
-        return found if found and found["stage"] == "error" else None
-
-    broken = wait_for("the broken VM's error report", broken_error, 120, dump)
+    broken = wait_for("the broken VM's error", lambda: _error(machines(), "broken"), 120, dump)
     assert (broken["provider"], broken["instance_type"]) == ("azure", SIZES["broken"])
     assert broken["instance_id"] == "cloudbench-7-broken-0", broken
     assert broken["message"] == (
@@ -176,12 +183,31 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
 
     done = wait_for("the ok VM's task", ended, 150, dump)
     assert done["status"] == "completed", dump()
-    good = (folders["ok"] / "var-log" / "cloudbench-runner.log").read_text(errors="replace")
+    # The VM's /var/log is copied out when it powers off, just after its task ends.
+    log = folders["ok"] / "var-log" / "cloudbench-runner.log"
+    wait_for("the ok VM's power-off (its log copied out)", log.is_file, 60, dump)
+    good = log.read_text(errors="replace")
     pinned = f"orchestrator https://{TLS_NAME}:{public.rsplit(':', 1)[1]} at "
     assert pinned in good and "(pinned certificate)" in good, good[-3000:]
+    assert "cloudbench: fetching the shipped ruby-bench suite from the orchestrator" in good
+    assert "ruby-bench /opt/cloudbench/ruby-bench" in good, good[-3000:]  # the runner's suite
+    assert "clon" not in good.lower(), good[-3000:]  # never cloned
     assert done["runner_host"] == computer_name("cloudbench-7-ok-0"), done
     ok = machines()["ok"]
     assert (ok["instance_id"], ok["instance_type"]) == ("cloudbench-7-ok-0", SIZES["ok"]), ok
+    # A suite whose sha256 is not the one in the custom data is never unpacked or run.
+    tampered = wait_for("the tampered VM's error", lambda: _error(machines(), "tampered"), 60, dump)
+    assert tampered["message"] == (
+        "failed at step 'fetching the shipped ruby-bench suite from the orchestrator' "
+        f"(exit 1): cloudbench: the ruby-bench suite's sha256 is {sha256}, "
+        f"not the shipped {OTHER_SHA256}"
+    ), tampered
+    assert tasks()["tampered"]["status"] == "pending"
     reads = [(path, status) for host, path, status in net.cloud.calls if "vault" in host]
-    assert reads == [("GET /secrets/runner-token?api-version=7.4", 200)] * 2, reads
+    assert reads == [("GET /secrets/runner-token?api-version=7.4", 200)] * 3, reads
     assert tasks()["broken"]["status"] == "pending"  # no VM of that type ever ran it
+
+
+def _error(machines: dict[str, dict[str, Any]], alias: str) -> dict[str, Any] | None:
+    found = machines.get(alias)
+    return found if found and found["stage"] == "error" else None

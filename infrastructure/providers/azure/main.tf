@@ -253,6 +253,7 @@ resource "azurerm_linux_virtual_machine" "runner" {
     alias                = each.value.alias
     debug                = var.debug ? "true" : "false"
     heartbeat_interval   = var.heartbeat_interval
+    ruby_bench_sha256    = var.ruby_bench_sha256
   }))
 
   admin_ssh_key {

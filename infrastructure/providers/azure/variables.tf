@@ -179,6 +179,17 @@ variable "os_disk_size_gb" {
   }
 }
 
+variable "ruby_bench_sha256" {
+  type        = string
+  description = "The sha256 of the ruby-bench suite the master stored with the run at the orchestrator (--ruby-bench); runners download it from there (runner token) and check it. Empty: runners clone ruby-bench."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([0-9a-f]{64})?$", var.ruby_bench_sha256))
+    error_message = "ruby_bench_sha256 must be 64 lowercase hex digits or empty."
+  }
+}
+
 variable "debug" {
   type        = bool
   description = "cloudbench run --debug: a runner whose boot or task failed keeps its VM up until max_lifetime_minutes instead of deallocating it."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,15 @@ import httpx
 from cloudbench.platform.http import ApiClient
 from cloudbench.platform.http import ApiError as _Base
 from cloudbench.platform.tls import also_trust, client_verify
-from cloudbench.protocol import MachineList, MachineReleased, RunCreated, RunOut, TaskList
+from cloudbench.protocol import (
+    SUITE_PREFIX,
+    MachineList,
+    MachineReleased,
+    RunCreated,
+    RunOut,
+    SuiteStored,
+    TaskList,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +82,16 @@ class OrchestratorClient(ApiClient):
         body = {"reason": reason[:2000]}
         path = f"/runs/{run_id}/machines/{instance_id}/lost"
         return MachineReleased.model_validate(self._retrying("POST", path, json=body).json())
+
+    def put_suite(self, run_id: int, packed: Path) -> SuiteStored:
+        """Store the packed ruby-bench suite with the run (runners without the bucket fetch
+        it there); the orchestrator checks and records the sha256 sent with it."""
+        body = packed.read_bytes()
+        params = {"sha256": hashlib.sha256(body).hexdigest()}
+        headers = {"Content-Type": "application/gzip"}
+        path = f"{SUITE_PREFIX}{run_id}"
+        response = self._retrying("PUT", path, params=params, content=body, headers=headers)
+        return SuiteStored.model_validate(response.json())
 
     def stop_run(self, run_id: int) -> RunOut:
         return RunOut.model_validate(self._retrying("POST", f"/runs/{run_id}/stop").json())

@@ -143,7 +143,7 @@ class Master:
         ctx = ProviderContext(
             run_id=created.run_id, spec=plan.spec, orchestrator_url=self._api().url,
             runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
-            options=plan.runner, orchestrator_cert=self._api().cert_pem,
+            options=plan.runner, orchestrator_cert=self._api().cert_pem, api=self._api(),
         )  # fmt: skip
         for provider in self.providers:
             provider.start(ctx)
@@ -174,7 +174,7 @@ class Master:
                 run_id=record.run_id, spec=plan.spec, orchestrator_url=self._api().url,
                 runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
                 options=plan.runner, only=left, resumed=True,
-                orchestrator_cert=self._api().cert_pem,
+                orchestrator_cert=self._api().cert_pem, api=self._api(),
             )  # fmt: skip
             for provider in self.providers:
                 provider.start(ctx)

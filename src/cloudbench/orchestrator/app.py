@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudbench import __version__
-from cloudbench.orchestrator.api import dist, machines, runs, tasks
+from cloudbench.orchestrator.api import dist, machines, runs, suite, tasks
 from cloudbench.orchestrator.api.fast import HotRoutes
 from cloudbench.orchestrator.api.responses import errors
 from cloudbench.orchestrator.db.direct import DirectPostgres
@@ -32,7 +32,7 @@ from cloudbench.orchestrator.maintenance import maintenance_loop
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import StorageUnavailable
 from cloudbench.orchestrator.storage.factory import storage_from_url
-from cloudbench.protocol import describe, error_body
+from cloudbench.protocol import SUITE_PREFIX, describe, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
         public_endpoint_url=settings.s3_public_endpoint_url,
     )
     app.state.archiver = ArchiveWorker(app.state.session_factory, app.state.storage)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_JSON_BODY, exempt_prefixes=("/storage/",))
+    app.add_middleware(
+        BodySizeLimit, max_bytes=MAX_JSON_BODY, exempt_prefixes=("/storage/", SUITE_PREFIX)
+    )
     # Outermost: the common claim/heartbeat never enters FastAPI (api/fast.py).
     app.add_middleware(HotRoutes, state=app.state, max_body=MAX_JSON_BODY)
     _install_error_handlers(app)
@@ -133,6 +135,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(machines.router)
     app.include_router(storage_router)
     app.include_router(dist.router)
+    app.include_router(suite.router)
     app.include_router(dashboard_router)
 
 

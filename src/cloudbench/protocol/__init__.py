@@ -98,6 +98,13 @@ from cloudbench.protocol.results import (
     TaskMetadata,
     check_manifest_version,
 )
+from cloudbench.protocol.suite import (
+    MAX_SUITE_BYTES,
+    SHA256_PATTERN,
+    SUITE_PREFIX,
+    SUITE_SHA256_HEADER,
+    SuiteStored,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -112,6 +119,7 @@ __all__ = [
     "MAX_DB_INT",
     "MAX_LOG_TAIL",
     "MAX_RUN_ID",
+    "MAX_SUITE_BYTES",
     "MAX_TASKS_PER_RUN",
     "MAX_TASKS_PER_TYPE",
     "MAX_TYPES_PER_RUN",
@@ -120,6 +128,9 @@ __all__ = [
     "METADATA_VERSION",
     "PROVIDERS",
     "RETRYABLE_ERRORS",
+    "SHA256_PATTERN",
+    "SUITE_PREFIX",
+    "SUITE_SHA256_HEADER",
     "TERMINAL_STATUSES",
     "UNFINISHED_STATUSES",
     "ArchiveState",
@@ -164,6 +175,7 @@ __all__ = [
     "RunStatus",
     "SlotMode",
     "StopRequest",
+    "SuiteStored",
     "TaskAssignment",
     "TaskBrief",
     "TaskCounts",

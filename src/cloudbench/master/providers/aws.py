@@ -75,7 +75,7 @@ class CloudProvider:
     def check(self, spec: RunSpec, options: RunnerOptions) -> None:
         self.options = options
         self.ruby_bench = options.ruby_bench
-        if spec.aws:
+        if spec.aws or spec.azure:
             suite.check(options.ruby_bench)
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
@@ -155,6 +155,11 @@ class CloudProvider:
                 variables["ship_ruby_bench"] = True
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
+            if self.ruby_bench:
+                # Through the orchestrator (Azure VMs hold no AWS credentials for the bucket).
+                variables["ruby_bench_sha256"] = suite.ship(
+                    self.ruby_bench, workdir / "ruby-bench.tar.gz", ctx.api, ctx.run_id
+                )
         if self.max_lifetime_minutes is not None and name in CLOUDS:
             variables["max_lifetime_minutes"] = self.max_lifetime_minutes
         if self.options.debug and name in CLOUDS:

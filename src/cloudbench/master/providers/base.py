@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cloudbench.master.client import OrchestratorClient
 from cloudbench.master.progress import MachineRow as MachineRow
 from cloudbench.platform.state import Session
 from cloudbench.protocol import InstanceTypeSpec, MachineList, RunSpec
@@ -57,6 +58,8 @@ class ProviderContext:
     resumed: bool = False
     # The certificate the master pins for orchestrator_url (a cloud deployment's, PEM).
     orchestrator_cert: str | None = None
+    # The orchestrator's admin API (the master ships --ruby-bench through it to Azure VMs).
+    api: OrchestratorClient | None = None
 
     def instance_types(self, provider: str) -> list[InstanceTypeSpec]:
         return [

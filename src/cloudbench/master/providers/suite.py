@@ -1,5 +1,7 @@
 """`--ruby-bench PATH|URL[@ref]` for cloud runners: the master packs the suite once and
-ships it (the AWS stack puts it in the deployment's bucket), so VMs never clone it."""
+ships it (the AWS stack puts it in the deployment's bucket; for Azure VMs, which hold no
+AWS credentials, the master stores it with the run at the orchestrator and their custom
+data carries its sha256), so VMs never clone it."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from cloudbench.master.client import OrchestratorClient
 from cloudbench.master.providers.base import ProviderError
+from cloudbench.platform.http import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,23 @@ def pack(source: str, dest: Path) -> Path:
             _git("-C", str(checkout), "checkout", "--quiet", ref)
         _tar(checkout, dest)
     return dest
+
+
+def ship(source: str, dest: Path, api: OrchestratorClient | None, run_id: int) -> str:
+    """Pack the suite and store it with the run at the orchestrator; its sha256.
+
+    A resumed run keeps the suite it packed first (`dest` is per run): a new pack would
+    get another sha256 (gzip records the time) than VMs already booted were given."""
+    if api is None:
+        raise ProviderError("--ruby-bench for Azure runners needs the orchestrator's API")
+    if not dest.is_file():
+        pack(source, dest)
+    try:
+        stored = api.put_suite(run_id, dest)
+    except ApiError as exc:
+        raise ProviderError(f"cannot ship --ruby-bench to the orchestrator: {exc}") from None
+    logger.info("run %d: ruby-bench shipped to the orchestrator (%d bytes)", run_id, stored.size)
+    return stored.sha256
 
 
 def _git(*args: str) -> None:

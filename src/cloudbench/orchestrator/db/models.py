@@ -94,6 +94,8 @@ class Run(Base):
     archive_key: Mapped[str | None] = mapped_column(String(1024))
     archive_error: Mapped[str | None] = mapped_column(Text)
     archive_started_at: Mapped[datetime | None]
+    # The ruby-bench suite the master shipped with the run (api/suite.py), when it did.
+    ruby_bench_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_runs_status", "status"),)
 
