@@ -177,6 +177,34 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     assert (az_vm["capacity"], az_vm["price_source"]) == ("on-demand", "config")
 
 
+def test_dry_run_says_the_zones_and_quotas_of_each_size(
+    harness: Harness, fake: FakeTerraform, arm: Standin
+) -> None:
+    """--dry-run asks ARM what `cloudbench run` asks before any terraform call (the stand-in
+    answers for Azure, which cannot be reached here) and says it; too few vCPUs: exit 1."""
+    family = {"value": "standardDPLSv6Family", "localizedValue": "Standard DPLSv6 Family vCPUs"}
+    cores = {"value": "cores", "localizedValue": "Total Regional vCPUs"}
+    arm.world.usages["westeurope"] = [
+        {"limit": 10, "currentValue": 2, "unit": "Count", "name": family},
+        {"limit": 20, "currentValue": 3, "unit": "Count", "name": cores},
+    ]
+    path = harness.config(_config(azure_only=True))
+    result = harness.cli("run", str(path), "--dry-run", **fake.env(**_azure_env(arm)))
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said
+    assert "azure zones for Standard_D2pls_v6 in westeurope: 1, 2, 3 (the VM is regional)" in said
+    line = "azure quota cores (Total Regional vCPUs) in westeurope: 3 in use + 4 for this run"
+    assert f"{line} = 7 of 20: ok" in said, said
+    assert not fake.calls()
+    arm.world.usages["westeurope"][1]["limit"] = 6
+    result = harness.cli("run", str(path), "--dry-run", **fake.env(**_azure_env(arm)))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refused: azure: quota cores (Total Regional vCPUs) in westeurope is 6 vCPUs" in (
+        result.stdout
+    ), result.stdout
+    assert not fake.calls()
+
+
 def test_missing_credentials_are_one_line_before_any_terraform(
     harness: Harness, fake: FakeTerraform, arm: Standin
 ) -> None:

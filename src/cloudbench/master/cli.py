@@ -25,7 +25,7 @@ from cloudbench.master.config import (
 )
 from cloudbench.master.costplan import BudgetExceeded, CostPlan, check_budget, estimate_cost
 from cloudbench.master.metacost import meta_cost
-from cloudbench.master.providers import ProviderError
+from cloudbench.master.providers import ProviderError, azure
 from cloudbench.master.providers.base import RunnerOptions
 from cloudbench.master.resume import ResumeError, load_record
 from cloudbench.master.run import Master, Terminated
@@ -142,6 +142,7 @@ def run(
             cost = _cost_plan(plan, prices, offline_prices, options.state_dir)
             if dry_run:
                 lines = cost.describe() + _capacity_lines(plan)
+                lines += azure.dry_run_lines(plan.spec) if plan.spec.azure else []
                 for line in lines:
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
                 raise typer.Exit(1 if any(ln.startswith("refused:") for ln in lines) else 0)

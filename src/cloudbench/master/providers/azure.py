@@ -19,7 +19,13 @@ from azure.core.rest import HttpRequest
 
 from cloudbench.master.providers.azure_usage import TOTAL, check_usage, fetch_usages, needed, zones
 from cloudbench.master.providers.base import ProviderError
-from cloudbench.platform.azure import NO_CREDENTIALS, AzureSettings, AzureUnavailable, make_client
+from cloudbench.platform.azure import (
+    NO_CREDENTIALS,
+    AzureSettings,
+    AzureUnavailable,
+    load_settings,
+    make_client,
+)
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -58,11 +64,13 @@ def check_settings(settings: AzureSettings) -> None:
         )  # fmt: skip
 
 
-def size_facts(settings: AzureSettings, sizes: list[str]) -> dict[str, SizeFacts]:
-    """Facts for every wanted size in the configured location, or one ProviderError."""
+def size_facts(
+    settings: AzureSettings, sizes: list[str], found: dict[str, dict[str, Any]] | None = None
+) -> dict[str, SizeFacts]:
+    """Facts for every wanted size in the configured location, or one ProviderError.
+    `found`: the SKU listing when the caller has it already."""
     try:
-        client = make_client(settings)
-        found = _list_skus(client, settings)
+        found = _list_skus(make_client(settings), settings) if found is None else found
     except AzureUnavailable as exc:
         raise ProviderError(str(exc)) from None
     except ClientAuthenticationError:
@@ -139,6 +147,26 @@ def capacity(settings: AzureSettings, facts: dict[str, SizeFacts], spec: RunSpec
     if problems:
         raise ProviderError("\n".join(problems))
     return lines + shown
+
+
+def dry_run_lines(spec: RunSpec) -> list[str]:
+    """--dry-run: the zones and vCPU quotas of the run's Azure sizes (the checks `cloudbench
+    run` makes before any terraform call; read-only). Azure unreachable or unconfigured:
+    "not checked" and why, as a cost plan needs no credentials; a real refusal: refused."""
+    settings = load_settings()
+    wanted = sorted({s.instance_type for s in spec.azure})
+    try:
+        check_settings(settings)
+        client = make_client(settings)
+        found = _list_skus(client, settings)
+    except (ProviderError, AzureUnavailable, AzureError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [f"azure zones and quotas: not checked ({why})"]
+    try:
+        return capacity(settings, size_facts(settings, wanted, found), spec)
+    except ProviderError as exc:
+        lines = str(exc).splitlines()
+        return [f"refused: {ln if ln.startswith('azure') else f'azure: {ln}'}" for ln in lines]
 
 
 def quota_hint(log_tail: str, location: str) -> str | None:
