@@ -223,6 +223,7 @@ RUNNER_VARS = {
     "heartbeat_interval": 30,
     "bucket": "cloudbench-results-abcd1234",
     "ruby_bench_key": "runs/r42/ruby-bench.tar.gz",
+    "wheelhouse_key": "runs/r42/wheelhouse-arm64.tar",
 }
 
 
@@ -236,10 +237,12 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
     # The hard lifetime limit comes before anything that could fail or hang.
     assert commands[0].startswith("shutdown -h +90 ")
-    # pip takes plain HTTP from a non-local host only when it is a trusted host.
     assert "ORCHESTRATOR='http://10.42.0.10:8000'" in script
-    assert 'ORCHESTRATOR_URL="$ORCHESTRATOR"' in script
-    assert '--trusted-host "$ORCHESTRATOR_HOST" --find-links "$ORCHESTRATOR_URL/dist/"' in script
+    # The runner: the master's wheelhouse from the bucket, every file pinned by its hash,
+    # nothing from an index.
+    assert "'cloudbench-results-abcd1234' 'runs/r42/wheelhouse-arm64.tar'" in script
+    assert "--no-index --require-hashes" in script.replace("\\\n", " ")
+    assert '-r "$WHEELHOUSE/requirements.txt"' in script and "/dist/" not in script
     # The shipped ruby-bench comes from the bucket; nothing clones it.
     assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
     assert "git clone" not in script
@@ -284,6 +287,7 @@ def test_orchestrator_user_data_renders_and_reads_secrets_from_ssm() -> None:
     _bash_syntax_ok(script)
     # The master's wheel from the bucket, in a virtualenv, under systemd.
     assert "value-of-wheel_key" in script and 'venv/bin/pip" install' in script
+    assert "value-of-wheelhouse" in script and "--no-index --require-hashes" in script
     assert "systemctl enable --now cloudbench-orchestrator" in script
     for name in ("admin-token", "runner-token", "postgres-password"):
         assert f"value-of-ssm_prefix/{name}" in script

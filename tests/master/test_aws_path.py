@@ -11,10 +11,12 @@ nothing; the test stops the run through the API once the stacks are applied.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tests.master.conftest import Harness, fake_config, needs_ruby
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
+from tests.wheelhouse import wheelhouse_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -86,6 +89,8 @@ class FakeTerraform:
             "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
             # The master's own wheel, which the orchestrator (started here) serves.
             "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
+            # The VMs' wheelhouse from local wheels, never PyPI (tests/wheelhouse.py).
+            **wheelhouse_env(),
             "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs), **extra,
         }  # fmt: skip
 
@@ -136,6 +141,17 @@ def _wait_http(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def _assert_wheelhouse(tar: Path, fake: FakeTerraform) -> None:
+    """The master's own wheel, pinned by its hash, beside every locked dependency."""
+    digest = hashlib.sha256(fake.wheel.read_bytes()).hexdigest()
+    with tarfile.open(tar) as archive:
+        pins = archive.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+        assert archive.extractfile(WHEEL).read() == fake.wheel.read_bytes()  # type: ignore[union-attr]
+        wheels = [n for n in archive.getnames() if n.endswith(".whl")]
+    assert f"cloudbench=={cloudbench.__version__} --hash=sha256:{digest}" in pins
+    assert len(wheels) == len(pins.splitlines()) > 50
+
+
 def _no_secret_anywhere(fake: FakeTerraform, *dirs: Path) -> None:
     secrets = (fake.orch.admin_token, fake.orch.runner_token)
     for call in fake.calls():
@@ -171,6 +187,8 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     saved = json.loads((harness.home / "terraform/default/meta/vars.json").read_text())
     assert not {"admin_token", "runner_token", "postgres_password"} & set(saved)
     assert saved["orchestrator_wheel"].endswith(WHEEL) and len(saved["suffix"]) == 8
+    assert saved["wheelhouse_arches"] == ["x86_64"]
+    _assert_wheelhouse(harness.home / "terraform/default/meta/dist/wheelhouse-x86_64.tar", fake)
     aws, local = fake.find("apply", "aws")[0], fake.find("apply", "local")[0]
     assert meta_apply["end"] <= min(aws["start"], local["start"])
     assert aws["start"] < local["end"] and local["start"] < aws["end"]  # overlap
@@ -184,6 +202,9 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert tf["TF_VAR_orchestrator_url"] == "http://10.0.1.10:8000"
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")
     assert "TF_VAR_runner_token" in aws["env_names"]
+    assert json.loads(tf["TF_VAR_wheelhouse_arches"]) == ["x86_64"]
+    aws_dir = harness.home / f"terraform/default/runs/{run_id}/aws"
+    _assert_wheelhouse(aws_dir / "wheelhouse-x86_64.tar", fake)
     assert local["tf_vars"] == {"TF_VAR_run_id": str(run_id)}
     assert "TF_VAR_runner_token" not in local["env_names"]
 

@@ -6,7 +6,7 @@ each with one instance type under its own alias and one twin fault:
 - `--kill-vm killvm:15` with `instances: 2`: one VM is killed 15 s after its runner
   started (the first to start, so the one that claimed the task); EC2 reports it
   terminated, the master hands its task back and the type's other VM completes it.
-- `--fail-boot failboot:pip`: the runner wheel cannot be installed; the user-data's EXIT
+- `--fail-boot failboot:pip`: the runner cannot be installed (pip fails); the user-data's EXIT
   trap reports `error` with its last lines, the master prints the cause and exits 1.
 - `--no-boot noboot`: EC2 keeps the instance `pending`; the run stops at --boot-timeout
   with "never called in" instead of waiting for Terraform's default 10 minutes.
@@ -122,9 +122,9 @@ def test_failed_vms_are_noticed_and_named_then_nuke_leaves_nothing(tmp_path: Pat
     # --fail-boot: the cause line, from the VM's own report, reaches the terminal.
     assert status["failboot"] == "1", text["failboot"][-6000:]
     assert "every runner of failboot has exited with 1 task(s) left: VM i-" in text["failboot"]
-    cause = "boot/runner error: failed at step 'installing the runner wheel from the orchestrator'"
+    cause = "boot/runner error: failed at step 'installing the runner from the master's wheelhouse'"
     # ... ending with pip's own last line, the failed command's.
-    assert f"{cause} (exit 1): ERROR: No matching distribution found" in text["failboot"]
+    assert f"{cause} (exit 1): ERROR: Could not open requirements file" in text["failboot"]
 
     # --no-boot: stopped at the deadline, not after Terraform's 10 minutes.
     assert status["noboot"] == "1", text["noboot"][-6000:]

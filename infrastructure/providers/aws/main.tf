@@ -80,11 +80,38 @@ resource "aws_s3_object" "ruby_bench" {
   }
 }
 
+# The master's wheel and its hash-pinned dependencies, one tar per architecture the run
+# uses (the master packs wheelhouse-<arch>.tar here): runners install offline from it.
+resource "aws_s3_object" "wheelhouse" {
+  for_each = toset(values(local.arch))
+  bucket   = var.bucket
+  key      = "runs/${var.run_id}/wheelhouse-${each.key}.tar"
+  source   = "${path.module}/wheelhouse-${each.key}.tar"
+  etag     = fileexists("${path.module}/wheelhouse-${each.key}.tar") ? filemd5("${path.module}/wheelhouse-${each.key}.tar") : null
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "The runners' wheelhouse needs bucket (the meta stack's bucket output)."
+    }
+    precondition {
+      condition     = contains(var.wheelhouse_arches, each.key)
+      error_message = "No wheelhouse for ${each.key} instance types: add ${each.key} to CLOUDBENCH_AWS_VM_ARCHES."
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runner" {
   statement {
     sid       = "ReadRunnerToken"
     actions   = ["ssm:GetParameter"]
     resources = [aws_ssm_parameter.runner_token.arn]
+  }
+
+  statement {
+    sid       = "ReadWheelhouse"
+    actions   = ["s3:GetObject"]
+    resources = [for o in aws_s3_object.wheelhouse : "arn:aws:s3:::${o.bucket}/${o.key}"]
   }
 
   dynamic "statement" {
@@ -170,6 +197,7 @@ resource "aws_instance" "runner" {
     heartbeat_interval   = var.heartbeat_interval
     bucket               = var.bucket
     ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
+    wheelhouse_key       = aws_s3_object.wheelhouse[local.arch[each.value.instance_type]].key
   })
 
   metadata_options {

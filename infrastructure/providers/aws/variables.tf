@@ -152,3 +152,9 @@ variable "ship_ruby_bench" {
   description = "Upload ruby-bench.tar.gz from this module's folder (the master packs --ruby-bench there) for the runners, instead of their cloning ruby-bench."
   default     = false
 }
+
+variable "wheelhouse_arches" {
+  type        = list(string)
+  description = "EC2 architectures (x86_64, arm64) the master packed wheelhouse-<arch>.tar for in this module's folder: its wheel and hash-pinned dependencies, which runners install with pip --no-index --require-hashes."
+  default     = []
+}

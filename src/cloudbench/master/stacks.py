@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 import cloudbench
+from cloudbench.master import wheelhouse
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.master.wheel import check_same_build, master_wheel
 from cloudbench.platform.stacks import (
@@ -84,6 +85,8 @@ class MetaDeployment:
         self.outputs: MetaOutputs | None = None
         self.failed = False  # a Terraform step failed: the CLI offers to nuke
         self.wheel: Path | None = None
+        # The VMs' hash-pinned wheelhouses (their caches), by EC2 architecture.
+        self.wheelhouses: dict[str, Path] = {}
 
     def check(self) -> None:
         if self.reuse:
@@ -92,15 +95,25 @@ class MetaDeployment:
                     f"--reuse-orchestrator: no deployment {self.settings.deployment!r} in "
                     f"{self.stack.workdir}; run once without it to deploy"
                 )
-            return
-        missing = self.settings.missing()
-        if missing:
-            raise ProviderError(
-                "AWS settings missing: " + ", ".join(missing)
-                + f" (set them in the environment or in {settings_file()})"
-            )  # fmt: skip
-        module_dir(self.settings, "meta")
+        else:
+            missing = self.settings.missing()
+            if missing:
+                raise ProviderError(
+                    "AWS settings missing: " + ", ".join(missing)
+                    + f" (set them in the environment or in {settings_file()})"
+                )  # fmt: skip
+            module_dir(self.settings, "meta")
         self.wheel = master_wheel(self.settings)
+        # Runners install from it too, also when the orchestrator is reused.
+        self.wheelhouses = wheelhouse.prepare(self.settings)
+
+    def ship(self, dest: Path) -> list[str]:
+        """This master's wheel and its pinned dependencies as `wheelhouse-<arch>.tar` in
+        `dest`, one per architecture; the architectures."""
+        assert self.wheel is not None
+        for old in dest.glob("wheelhouse-*.tar"):
+            old.unlink()
+        return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest)
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""
@@ -138,7 +151,10 @@ class MetaDeployment:
         for old in dist.glob("*.whl"):
             old.unlink()
         shutil.copy2(self.wheel, dist / self.wheel.name)
-        self.stack.variables.update(suffix=suffix, orchestrator_wheel=self.wheel.name)
+        arches = self.ship(dist)
+        self.stack.variables.update(
+            suffix=suffix, orchestrator_wheel=self.wheel.name, wheelhouse_arches=arches
+        )
         self.stack.prepare(module_dir(self.settings, "meta"))  # vars.json with them
         self.stack.variables.update(chosen)
 

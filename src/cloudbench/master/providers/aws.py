@@ -122,6 +122,8 @@ class CloudProvider:
                 region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
                 boot_timeout_seconds=int(self.options.boot_timeout),
             )  # fmt: skip
+            # The runners install this master's wheel and pinned dependencies from it.
+            variables["wheelhouse_arches"] = self.meta.ship(workdir)
             if self.ruby_bench:
                 # Shipped through the bucket: the runners never clone ruby-bench.
                 suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
