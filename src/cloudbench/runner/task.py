@@ -169,7 +169,7 @@ class TaskRun:
         self.hb.update(HeartbeatStatus.provision, now=True)
         try:
             for ruby in self.task.rubies:
-                self.rubies[ruby] = self.m.executor.provision(ruby)
+                self.rubies[ruby] = self.m.executor.provision(ruby, self.task.benchmarks)
             self.provisioned = self.rubies[self.task.ruby_version]
             self._one_process()
         except MachineUnfit as exc:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloudbench.protocol import BenchmarkSettings
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -120,9 +121,11 @@ class AutoExecutor:
             )
         return self._made[kind]
 
-    def provision(self, ruby_version: str) -> Provisioned:
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
         kind = "docker" if self._engine and ruby_version != "system" else "host"
-        return self._get(kind).provision(ruby_version)
+        return self._get(kind).provision(ruby_version, benchmarks)
 
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         # Only the docker executor provisions an image.

@@ -91,8 +91,11 @@ class ExecutionResult:
 class Executor(Protocol):
     name: str
 
-    def provision(self, ruby_version: str) -> Provisioned:
-        """Prepare (once, cached) what tasks for this Ruby version need."""
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
+        """Prepare (once, cached) what tasks for this Ruby version and this selection of
+        benchmarks need (None: every benchmark of the suite)."""
         ...
 
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
