@@ -3,8 +3,9 @@
 ruby-bench's BenchmarkSuite finds `benchmarks/NAME.rb` and `benchmarks/NAME/benchmark.rb`,
 keeps those whose category (benchmarks.yml, "other" when it names none) is one of
 `--category` (any when none is given) and whose name is one of the positional names (any
-when none is given; the config admits plain names only, never ruby-bench's `/REGEX/`). The benchmark image installs the
-gems of exactly those with a Gemfile: a headline run does not install the others'.
+when none is given; the config admits plain names only, never ruby-bench's `/REGEX/`).
+The benchmark image installs the gems of exactly those with a Gemfile: a headline run
+does not install the others'.
 """
 
 from __future__ import annotations
