@@ -8,6 +8,8 @@ each Gemfile.lock it is run for: the image then shows which bundles were install
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cloudbench.protocol import BenchmarkSettings
+from cloudbench.runner.executors.base import ImageSharing, ProvisionError
 from cloudbench.runner.executors.docker import DockerExecutor
 from cloudbench.runner.ruby_bench import prepare_source
 from cloudbench.runner.selection import gemfile_dirs, selected
@@ -97,3 +100,53 @@ def test_image_installs_only_the_selected_gems(bundler_base: str, tmp_path: Path
         for tag in made:
             subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
         ex.close()
+
+
+def test_one_archive_gives_every_machine_the_same_image(
+    bundler_base: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Machine A builds and saves; machine B (its own executor, the image gone from the
+    engine) loads A's archive instead of building: the same image id. A changed byte or
+    an archive of another selection is never used."""
+    source = prepare_source(str(_suite(tmp_path)), "unused", tmp_path / "cache")
+    shared = tmp_path / "shared"
+    headline = BenchmarkSettings(categories=["headline"])
+    made: list[str] = []
+    a = DockerExecutor(source, tmp_path / "a", images=ImageSharing(save_dir=shared))
+    try:
+        built = a.provision(bundler_base, headline)
+        assert built.image_tag
+        made.append(built.image_tag)
+        (archive,) = shared.glob("benchmark-*.tar")
+        assert archive.name == f"benchmark-{hashlib.sha256(archive.read_bytes()).hexdigest()}.tar"
+        subprocess.run(["podman", "rmi", "-f", built.image_tag], capture_output=True, check=True)
+
+        tampered = tmp_path / "tampered" / archive.name
+        tampered.parent.mkdir()
+        tampered.write_bytes(archive.read_bytes()[:-1] + b"x")  # tar ends in zeros
+        bad = DockerExecutor(source, tmp_path / "bad", images=ImageSharing(archive=tampered))
+        with pytest.raises(ProvisionError, match="its bytes have sha256"):
+            bad.provision(bundler_base, headline)
+        bad.close()
+
+        b = DockerExecutor(source, tmp_path / "b", images=ImageSharing(archive=archive))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="cloudbench.runner.executors"):
+            loaded = b.provision(bundler_base, headline)
+        assert (loaded.image_tag, loaded.image_id) == (built.image_tag, built.image_id)
+        # Loaded, not built again (a rebuild from the engine's layer cache could reach
+        # the same id, so the log says which it was).
+        said = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("loaded benchmark image") for m in said), said
+        assert not any(m.startswith("building benchmark image") for m in said), said
+        assert _bundled(b, built.image_tag) == ["benchmarks/railsish/Gemfile.lock"]
+        # Another selection is not in the archive: B builds that one itself.
+        other = b.provision(bundler_base, BenchmarkSettings(names=["gemmy"]))
+        assert other.image_tag and other.image_tag != built.image_tag
+        made.append(other.image_tag)
+        assert _bundled(b, other.image_tag) == ["benchmarks/gemmy/Gemfile.lock"]
+        b.close()
+    finally:
+        for tag in made:
+            subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
+        a.close()

@@ -62,6 +62,13 @@ def runner(
         str | None, _opt("RUBY_IMAGE_DIGEST", "sha256:... of the ruby:<version> image.")
     ] = None,
     executor: Annotated[str | None, _opt("EXECUTOR", "docker, host or auto.")] = None,
+    image_archive: Annotated[
+        Path | None,
+        _opt("IMAGE_ARCHIVE", "benchmark-<sha256>.tar to load instead of building (checked)."),
+    ] = None,
+    save_images: Annotated[
+        Path | None, _opt("SAVE_IMAGES", "Folder to save each benchmark image used into.")
+    ] = None,
     ruby_bench: Annotated[
         str | None, _opt("RUBY_BENCH", "ruby-bench git URL[@ref] or local directory.")
     ] = None,

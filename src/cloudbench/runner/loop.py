@@ -15,7 +15,7 @@ from cloudbench.platform.cpulease import CpuLeases
 from cloudbench.protocol import ClaimRequest, ClaimStatus, HeartbeatStatus
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
-from cloudbench.runner.executors import StartupError, choose
+from cloudbench.runner.executors import ImageSharing, StartupError, choose
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.machine_report import MachineReporter
 from cloudbench.runner.machine_state import machine_state
@@ -90,6 +90,7 @@ class Runner:
             s.ruby_image_digest,
             self._affinity(),
             engine_wait=s.engine_wait,
+            images=ImageSharing(s.image_archive, s.save_images),
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up)
         machine = Machine(

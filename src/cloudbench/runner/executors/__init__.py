@@ -13,6 +13,7 @@ from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
     Executor,
+    ImageSharing,
     MachineUnfit,
     Provisioned,
     ProvisionError,
@@ -29,6 +30,7 @@ __all__ = [
     "ExecutionResult",
     "ExecutionSpec",
     "Executor",
+    "ImageSharing",
     "MachineUnfit",
     "ProvisionError",
     "Provisioned",
@@ -109,15 +111,16 @@ class AutoExecutor:
         engine: bool,
         digest: str | None = None,
         affinity: EngineAffinity | None = None,
+        images: ImageSharing | None = None,
     ) -> None:
         self._source, self._work_dir, self._engine = source, work_dir, engine
-        self._digest, self._affinity = digest, affinity
+        self._digest, self._affinity, self._images = digest, affinity, images
         self._made: dict[str, Executor] = {}
 
     def _get(self, kind: str) -> Executor:
         if kind not in self._made:
             self._made[kind] = _make(
-                kind, self._source, self._work_dir, self._digest, self._affinity
+                kind, self._source, self._work_dir, self._digest, self._affinity, self._images
             )
         return self._made[kind]
 
@@ -148,6 +151,7 @@ def choose(
     base_digest: str | None = None,
     affinity: EngineAffinity | None = None,
     engine_wait: float = ENGINE_WAIT,
+    images: ImageSharing | None = None,
 ) -> Executor:
     """docker, host, or auto: docker when an engine answers, else host.
 
@@ -155,14 +159,14 @@ def choose(
     if kind == "auto":
         engine = engine_answers(engine_wait)
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
-        return AutoExecutor(source, work_dir, engine, base_digest, affinity)
+        return AutoExecutor(source, work_dir, engine, base_digest, affinity, images)
     if kind == "docker" and not engine_answers(engine_wait):
         raise StartupError(
             f"--executor docker: no container engine answers at {engine_address()} "
             f"(waited {engine_wait:.0f}s) — start docker (or podman's Docker API service "
             "and set DOCKER_HOST), or pass --executor host"
         )
-    return _make(kind, source, work_dir, base_digest, affinity)
+    return _make(kind, source, work_dir, base_digest, affinity, images)
 
 
 def _make(
@@ -171,12 +175,13 @@ def _make(
     work_dir: Path,
     base_digest: str | None = None,
     affinity: EngineAffinity | None = None,
+    images: ImageSharing | None = None,
 ) -> Executor:
     if kind == "docker":
         from cloudbench.runner.executors.docker import DockerExecutor
 
         return DockerExecutor(
-            source, work_dir / "build", base_digest=base_digest, affinity=affinity
+            source, work_dir / "build", base_digest=base_digest, affinity=affinity, images=images
         )
     if kind == "host":
         from cloudbench.runner.executors.host import HostExecutor

@@ -42,6 +42,16 @@ class Provisioned:
     image_env: list[str] = field(default_factory=list)  # KEY=VALUE the image itself sets
 
 
+@dataclass(frozen=True)
+class ImageSharing:
+    """One benchmark image for many machines (executors/image_archive.py): `archive`, a
+    benchmark-<sha256>.tar to load instead of building when it holds the image wanted;
+    `save_dir`, where to save each image this machine builds or loads."""
+
+    archive: Path | None = None
+    save_dir: Path | None = None
+
+
 @dataclass
 class ExecutionSpec:
     task_id: int

@@ -22,9 +22,11 @@ from docker.errors import (
 from docker.models.containers import Container
 
 from cloudbench.protocol import BenchmarkSettings
+from cloudbench.runner.executors import image_archive
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
+    ImageSharing,
     Provisioned,
     ProvisionError,
     pump_output,
@@ -58,8 +60,10 @@ class DockerExecutor:
         client: docker.DockerClient | None = None,
         base_digest: str | None = None,
         affinity: EngineAffinity | None = None,
+        images: ImageSharing | None = None,
     ) -> None:
         self.source = source
+        self.images = images or ImageSharing()
         # None: nothing pinned and nothing read back (metadata then claims nothing).
         self.affinity = affinity
         self.build_dir = build_dir
@@ -121,15 +125,22 @@ class DockerExecutor:
             image = self.client.images.get(tag)
             log.info("using cached benchmark image %s", tag)
         except ImageNotFound:
-            image = self._build(base_ref, tag, gemfiles)
+            image = self._shared(tag) or self._build(base_ref, tag, gemfiles)
         except DockerException as exc:
             raise ProvisionError(f"container engine error: {exc}") from exc
+        if self.images.save_dir is not None:  # the machine that builds for the others
+            image_archive.save(self.client, tag, self.images.save_dir)
         description, ruby = self._ruby_description(tag)
         return Provisioned(
             ruby_version, description, ruby, str(image.id), tag,
             base_image=f"ruby:{ruby_version}", base_image_digest=digest,
             image_env=list(image.attrs.get("Config", {}).get("Env") or []),
         )  # fmt: skip
+
+    def _shared(self, tag: str) -> Any | None:
+        if self.images.archive is None:
+            return None
+        return image_archive.load(self.client, self.images.archive, tag)
 
     def _build(self, base_ref: str, tag: str, gemfiles: list[str]) -> Any:
         context = self.build_dir / tag.replace(":", "_")
