@@ -64,3 +64,33 @@ def wheelhouse_env(cache: Path | None = None) -> dict[str, str]:
         "CLOUDBENCH_AWS_VM_ARCHES": "x86_64",
         "CLOUDBENCH_AWS_WHEELHOUSE_CACHE": str(cache or wheels.with_name(f"{wheels.name}-cache")),
     }
+
+
+def twin_wheelhouse_env() -> dict[str, str]:
+    """The twin's: its arm64 instance types boot the same x86_64 VM image as the others
+    (no arm64 machine here), so the arm64 target's cache is a copy of the x86_64 one — a
+    stand-in the master then finds cached. The real aarch64 download is pip's own
+    `--platform manylinux_*_aarch64` path, which needs PyPI and is not run by tests."""
+    env = wheelhouse_env()
+    cache = Path(env["CLOUDBENCH_AWS_WHEELHOUSE_CACHE"])
+    from cloudbench.master import wheelhouse
+    from cloudbench.platform.stacks import AwsSettings
+
+    settings = AwsSettings(vm_python="3.11", vm_arches="x86_64", wheelhouse_cache=cache)
+    saved = {k: os.environ.get(k) for k in ("PIP_NO_INDEX", "PIP_FIND_LINKS")}
+    with (ROOT / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=env["PIP_FIND_LINKS"])
+        try:
+            x86 = wheelhouse.prepare(settings)["x86_64"]
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        arm = x86.with_name(x86.name.removesuffix("-x86_64") + "-arm64")
+        if not arm.is_dir():
+            shutil.copytree(x86, arm.with_name(arm.name + ".part"), dirs_exist_ok=True)
+            arm.with_name(arm.name + ".part").rename(arm)
+    return {**env, "CLOUDBENCH_AWS_VM_ARCHES": "x86_64,arm64"}

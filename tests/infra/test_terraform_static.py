@@ -224,6 +224,8 @@ RUNNER_VARS = {
     "bucket": "cloudbench-results-abcd1234",
     "ruby_bench_key": "runs/r42/ruby-bench.tar.gz",
     "wheelhouse_key": "runs/r42/wheelhouse-arm64.tar",
+    "image_key": "runs/r42/benchmark-" + "ab" * 32 + ".tar",
+    "ruby_image_digest": "sha256:" + "cd" * 32,
 }
 
 
@@ -243,6 +245,10 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     assert "'cloudbench-results-abcd1234' 'runs/r42/wheelhouse-arm64.tar'" in script
     assert "--no-index --require-hashes" in script.replace("\\\n", " ")
     assert '-r "$WHEELHOUSE/requirements.txt"' in script and "/dist/" not in script
+    # The run's benchmark image, when the master shipped one: loaded, not built.
+    assert "IMAGE_KEY='runs/r42/benchmark-" in script
+    assert 'export CLOUDBENCH_IMAGE_ARCHIVE="$IMAGE_FILE"' in script
+    assert "RUBY_IMAGE_DIGEST='sha256:cdcd" in script
     # The shipped ruby-bench comes from the bucket; nothing clones it.
     assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
     assert "git clone" not in script

@@ -101,6 +101,24 @@ resource "aws_s3_object" "wheelhouse" {
   }
 }
 
+# The run's benchmark image, built once by the master for its architecture (the master
+# saves benchmark-<sha256>.tar here): runners of that architecture load it, its sha256
+# checked, instead of building it.
+resource "aws_s3_object" "benchmark_image" {
+  count  = var.benchmark_image.file != "" ? 1 : 0
+  bucket = var.bucket
+  key    = "runs/${var.run_id}/${var.benchmark_image.file}"
+  source = "${path.module}/${var.benchmark_image.file}"
+  # No etag: the name carries the archive's sha256, so new bytes are a new object.
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "benchmark_image needs bucket (the meta stack's bucket output)."
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runner" {
   statement {
     sid       = "ReadRunnerToken"
@@ -112,6 +130,15 @@ data "aws_iam_policy_document" "runner" {
     sid       = "ReadWheelhouse"
     actions   = ["s3:GetObject"]
     resources = [for o in aws_s3_object.wheelhouse : "arn:aws:s3:::${o.bucket}/${o.key}"]
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_object.benchmark_image
+    content {
+      sid       = "ReadBenchmarkImage"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:aws:s3:::${statement.value.bucket}/${statement.value.key}"]
+    }
   }
 
   dynamic "statement" {
@@ -198,6 +225,8 @@ resource "aws_instance" "runner" {
     bucket               = var.bucket
     ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
     wheelhouse_key       = aws_s3_object.wheelhouse[local.arch[each.value.instance_type]].key
+    image_key            = local.arch[each.value.instance_type] == var.benchmark_image.arch ? try(aws_s3_object.benchmark_image[0].key, "") : ""
+    ruby_image_digest    = local.arch[each.value.instance_type] == var.benchmark_image.arch ? var.benchmark_image.ruby_image_digest : ""
   })
 
   metadata_options {

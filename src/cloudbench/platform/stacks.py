@@ -61,6 +61,9 @@ class AwsSettings(BaseSettings):
     requirements: Path | None = None
     # Where downloaded wheelhouses are kept (default: <home>/wheelhouses).
     wheelhouse_cache: Path | None = None
+    # The master builds the run's benchmark image for its own architecture and ships it
+    # (master/providers/image.py); needs a container engine here and --ruby-bench.
+    share_image: bool = False
     terraform: str = "terraform"
     terraform_timeout: float | None = None
     infrastructure_dir: Path | None = None

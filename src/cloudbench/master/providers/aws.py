@@ -20,7 +20,7 @@ from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
-from cloudbench.master.providers import azure, suite
+from cloudbench.master.providers import azure, image, suite
 from cloudbench.master.providers.base import (
     MachineRow,
     ProviderContext,
@@ -69,6 +69,8 @@ class CloudProvider:
         self.ruby_bench = options.ruby_bench
         if spec.aws:
             suite.check(options.ruby_bench)
+            if self.meta.settings.share_image:
+                image.check(spec, options.ruby_bench)
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
@@ -128,6 +130,8 @@ class CloudProvider:
                 # Shipped through the bucket: the runners never clone ruby-bench.
                 suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
                 variables["ship_ruby_bench"] = True
+                if settings.share_image:
+                    variables["benchmark_image"] = self._image(ctx, workdir)
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
         if self.max_lifetime_minutes is not None and name in CLOUDS:
@@ -138,6 +142,16 @@ class CloudProvider:
             # The VM watch counts four missed reports as silence (master/vms.py).
             variables["heartbeat_interval"] = self._interval()
         return Stack(name, workdir, log_path, settings, dict(variables))
+
+    def _image(self, ctx: ProviderContext, workdir: Path) -> dict[str, str]:
+        self.console.print("building the run's benchmark image (CLOUDBENCH_AWS_SHARE_IMAGE) …")
+        made = image.build(ctx.spec, workdir / "ruby-bench.tar.gz", workdir)
+        self.console.print(
+            f"benchmark image for {made['arch']}: built in {made['build_seconds']} s, "
+            f"{made['image_id']}; {made['arch']} runners load it",
+            markup=False, soft_wrap=True,
+        )  # fmt: skip
+        return {k: made[k] for k in ("arch", "file", "ruby_image_digest")}
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None
