@@ -103,14 +103,20 @@ class MetaDeployment:
                     + f" (set them in the environment or in {settings_file()})"
                 )  # fmt: skip
             module_dir(self.settings, "meta")
+            self.prepare_wheelhouses()  # the orchestrator VM installs from it
         self.wheel = master_wheel(self.settings)
-        # Runners install from it too, also when the orchestrator is reused.
-        self.wheelhouses = wheelhouse.prepare(self.settings)
+
+    def prepare_wheelhouses(self) -> None:
+        """The VMs' wheelhouses, downloaded now unless cached (before anything is applied,
+        so a failure is one line and costs nothing)."""
+        if not self.wheelhouses:
+            self.wheelhouses = wheelhouse.prepare(self.settings)
 
     def ship(self, dest: Path) -> list[str]:
         """This master's wheel and its pinned dependencies as `wheelhouse-<arch>.tar` in
         `dest`, one per architecture; the architectures."""
-        assert self.wheel is not None
+        self.prepare_wheelhouses()
+        self.wheel = self.wheel or master_wheel(self.settings)
         for old in dest.glob("wheelhouse-*.tar"):
             old.unlink()
         return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest)

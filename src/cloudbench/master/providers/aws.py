@@ -80,6 +80,8 @@ class CloudProvider:
             wanted = sorted({s.instance_type for s in spec.azure})
             self.sizes = azure.size_facts(self.azure, wanted)
         self.meta.check()
+        if spec.aws:
+            self.meta.prepare_wheelhouses()  # runner VMs install from it
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
 
