@@ -170,7 +170,9 @@ resource "aws_s3_object" "wheelhouse" {
   bucket = aws_s3_bucket.results.id
   key    = "dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar"
   source = "${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar"
-  etag   = fileexists("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") ? filemd5("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") : null
+  # source_hash, not etag: S3 uploads a file this large in parts, and a multipart ETag
+  # never equals the file's MD5 (etag would plan a change on every apply).
+  source_hash = fileexists("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") ? filemd5("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") : null
 
   lifecycle {
     precondition {

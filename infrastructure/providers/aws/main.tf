@@ -87,7 +87,9 @@ resource "aws_s3_object" "wheelhouse" {
   bucket   = var.bucket
   key      = "runs/${var.run_id}/wheelhouse-${each.key}.tar"
   source   = "${path.module}/wheelhouse-${each.key}.tar"
-  etag     = fileexists("${path.module}/wheelhouse-${each.key}.tar") ? filemd5("${path.module}/wheelhouse-${each.key}.tar") : null
+  # source_hash, not etag: S3 uploads a file this large in parts, and a multipart ETag
+  # never equals the file's MD5 (etag would plan a change on every apply).
+  source_hash = fileexists("${path.module}/wheelhouse-${each.key}.tar") ? filemd5("${path.module}/wheelhouse-${each.key}.tar") : null
 
   lifecycle {
     precondition {
