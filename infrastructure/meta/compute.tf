@@ -30,6 +30,7 @@ resource "aws_instance" "orchestrator" {
     ssm_prefix  = local.ssm_prefix
     wheel_key   = aws_s3_object.wheel.key
     wheel_name  = var.orchestrator_wheel
+    wheelhouse  = aws_s3_object.wheelhouse.key
     public_url  = local.public_url
     bucket      = aws_s3_bucket.results.bucket
     domain_name = var.domain_name

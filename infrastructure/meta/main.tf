@@ -203,6 +203,25 @@ resource "aws_s3_object" "wheel" {
   etag   = filemd5("${path.module}/dist/${var.orchestrator_wheel}")
 }
 
+# The orchestrator's wheelhouse: the master's wheel and its hash-pinned dependencies for
+# the orchestrator's architecture (the master packs dist/wheelhouse-<arch>.tar here); the
+# orchestrator installs it with pip --no-index --require-hashes.
+resource "aws_s3_object" "wheelhouse" {
+  bucket = aws_s3_bucket.results.id
+  key    = "dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar"
+  source = "${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar"
+  # source_hash, not etag: S3 uploads a file this large in parts, and a multipart ETag
+  # never equals the file's MD5 (etag would plan a change on every apply).
+  source_hash = fileexists("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") ? filemd5("${path.module}/dist/wheelhouse-${local.arch[var.orchestrator_instance_type]}.tar") : null
+
+  lifecycle {
+    precondition {
+      condition     = contains(var.wheelhouse_arches, local.arch[var.orchestrator_instance_type])
+      error_message = "No wheelhouse for the orchestrator's architecture: add it to CLOUDBENCH_AWS_VM_ARCHES."
+    }
+  }
+}
+
 # --- secrets -------------------------------------------------------------------------
 
 # SecureString parameters, read by the orchestrator's user-data through its role, so the

@@ -191,3 +191,9 @@ variable "results_expiry_days" {
     error_message = "results_expiry_days must be at least 1."
   }
 }
+
+variable "wheelhouse_arches" {
+  type        = list(string)
+  description = "EC2 architectures (x86_64, arm64) the master packed dist/wheelhouse-<arch>.tar for: its wheel and hash-pinned dependencies, which the orchestrator installs with pip --no-index --require-hashes."
+  default     = []
+}

@@ -26,6 +26,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "report": ("cloudbench.report.cli", "report"),
     "history": ("cloudbench.report.cli", "history"),
     "runner": ("cloudbench.runner.cli", "runner"),
+    "benchmark-image": ("cloudbench.runner.image_cli", "benchmark_image"),
 }
 
 

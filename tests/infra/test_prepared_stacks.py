@@ -19,7 +19,10 @@ from cloudbench.platform.stacks import AwsSettings, Stack
 
 STACKS = {"meta": "meta", **MODULES}
 # Files the master itself adds to a working copy (master/stacks.py, providers/aws.py).
-MASTER_SUPPLIED = {"meta": ("/dist/",), "aws": ("/ruby-bench.tar.gz",)}
+MASTER_SUPPLIED = {
+    "meta": ("/dist/",),
+    "aws": ("/ruby-bench.tar.gz", "/wheelhouse-", "/${var.benchmark_image.file"),
+}
 # Each function that reads a file from disk at plan time.
 FILE_CALL = re.compile(r"\b(file|filebase64|filesha256|filemd5|templatefile|fileexists)\(\s*")
 PATH_REF = re.compile(r"\$\{path\.module\}([^\"}]*)")

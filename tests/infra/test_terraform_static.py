@@ -229,6 +229,9 @@ RUNNER_VARS = {
     "ruby_bench_key": "runs/r42/ruby-bench.tar.gz",
     "tls_cert": TLS_CERT.strip(),
     "tls_name": TLS_NAME,
+    "wheelhouse_key": "runs/r42/wheelhouse-arm64.tar",
+    "image_key": "runs/r42/benchmark-" + "ab" * 32 + ".tar",
+    "ruby_image_digest": "sha256:" + "cd" * 32,
 }
 
 
@@ -242,15 +245,23 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     commands = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
     # The hard lifetime limit comes before anything that could fail or hang.
     assert commands[0].startswith("shutdown -h +90 ")
-    # HTTPS with the pinned certificate: curl --cacert, pip --cert, the runner's CA file,
+    # HTTPS with the pinned certificate: curl --cacert and the runner's CA file,
     # under the certificate's name mapped to the orchestrator's address.
     assert "ORCHESTRATOR='http://10.42.0.10:8000'" in script
     assert f"TLS_CERT='{RUNNER_VARS['tls_cert']}'" in script
     assert f'echo "$ORCHESTRATOR_ADDRESS {TLS_NAME}" >>/etc/hosts' in script
     assert f'ORCHESTRATOR="https://{TLS_NAME}:$ORCHESTRATOR_PORT"' in script
-    assert '"${PIP_TLS[@]}" --find-links "$ORCHESTRATOR/dist/"' in script
     assert '"${CURL_TLS[@]}" -K -' in script
     assert "--trusted-host" not in script and "--insecure" not in script
+    # The runner: the master's wheelhouse from the bucket, every file pinned by its hash,
+    # nothing from an index.
+    assert "'cloudbench-results-abcd1234' 'runs/r42/wheelhouse-arm64.tar'" in script
+    assert "--no-index --require-hashes" in script.replace("\\\n", " ")
+    assert '-r "$WHEELHOUSE/requirements.txt"' in script and "/dist/" not in script
+    # The run's benchmark image, when the master shipped one: loaded, not built.
+    assert "IMAGE_KEY='runs/r42/benchmark-" in script
+    assert 'export CLOUDBENCH_IMAGE_ARCHIVE="$IMAGE_FILE"' in script
+    assert "RUBY_IMAGE_DIGEST='sha256:cdcd" in script
     # The shipped ruby-bench comes from the bucket; nothing clones it.
     assert "export CLOUDBENCH_RUBY_BENCH=/opt/cloudbench/ruby-bench" in script
     assert "git clone" not in script
@@ -295,6 +306,7 @@ def test_orchestrator_user_data_renders_and_reads_secrets_from_ssm() -> None:
     _bash_syntax_ok(script)
     # The master's wheel from the bucket, in a virtualenv, under systemd.
     assert "value-of-wheel_key" in script and 'venv/bin/pip" install' in script
+    assert "value-of-wheelhouse" in script and "--no-index --require-hashes" in script
     assert "systemctl enable --now cloudbench-orchestrator" in script
     for name in ("admin-token", "runner-token", "postgres-password", "tls-key"):
         assert f"value-of-ssm_prefix/{name}" in script

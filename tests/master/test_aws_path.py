@@ -11,10 +11,14 @@ nothing; the test stops the run through the API once the stacks are applied.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,17 @@ import pytest
 import cloudbench
 from cloudbench.master.client import OrchestratorClient
 from cloudbench.platform.tls import make_certificate
-from tests.master.conftest import Harness, fake_config, needs_ruby
+from cloudbench.protocol import BenchmarkSettings
+from cloudbench.runner.executors.base import ImageSharing
+from cloudbench.runner.executors.docker import DockerExecutor
+from cloudbench.runner.ruby_bench import prepare_source
+from cloudbench.runner.selection import gemfile_dirs
+from tests.master.conftest import FAKE_SUITE, Harness, fake_config, needs_ruby
 from tests.moto_aws import aws_env, ec2_quotas, shared_moto
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
+from tests.wheelhouse import wheelhouse_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -103,6 +113,8 @@ class FakeTerraform:
             "CLOUDBENCH_AWS_TERRAFORM": str(self.binary),
             # The master's own wheel, which the orchestrator (started here) serves.
             "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
+            # The VMs' wheelhouse from local wheels, never PyPI (tests/wheelhouse.py).
+            **wheelhouse_env(),
             "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs),
             **self.aws_env, **extra,
         }  # fmt: skip
@@ -165,6 +177,17 @@ def _wait_http(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def _assert_wheelhouse(tar: Path, fake: FakeTerraform) -> None:
+    """The master's own wheel, pinned by its hash, beside every locked dependency."""
+    digest = hashlib.sha256(fake.wheel.read_bytes()).hexdigest()
+    with tarfile.open(tar) as archive:
+        pins = archive.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+        assert archive.extractfile(WHEEL).read() == fake.wheel.read_bytes()  # type: ignore[union-attr]
+        wheels = [n for n in archive.getnames() if n.endswith(".whl")]
+    assert f"cloudbench=={cloudbench.__version__} --hash=sha256:{digest}" in pins
+    assert len(wheels) == len(pins.splitlines()) > 50
+
+
 def _no_secret_anywhere(fake: FakeTerraform, *dirs: Path) -> None:
     secrets = (fake.orch.admin_token, fake.orch.runner_token)
     for call in fake.calls():
@@ -222,6 +245,8 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert chosen["tls_key"].startswith("-----BEGIN PRIVATE KEY-----")
     assert meta_apply["tf_vars"]["TF_VAR_tls_cert"] == chosen["tls_cert"]
     assert saved["orchestrator_wheel"].endswith(WHEEL) and len(saved["suffix"]) == 8
+    assert saved["wheelhouse_arches"] == ["x86_64"]
+    _assert_wheelhouse(harness.home / "terraform/default/meta/dist/wheelhouse-x86_64.tar", fake)
     aws, local = fake.find("apply", "aws")[0], fake.find("apply", "local")[0]
     assert meta_apply["end"] <= min(aws["start"], local["start"])
     assert aws["start"] < local["end"] and local["start"] < aws["end"]  # overlap
@@ -240,6 +265,9 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     assert tf["TF_VAR_orchestrator_tls_cert"] == fake.orch.tls[0].read_text()
     assert (tf["TF_VAR_subnet_id"], tf["TF_VAR_region"]) == ("subnet-fake", "eu-west-1")
     assert "TF_VAR_runner_token" in aws["env_names"]
+    assert json.loads(tf["TF_VAR_wheelhouse_arches"]) == ["x86_64"]
+    aws_dir = harness.home / f"terraform/default/runs/{run_id}/aws"
+    _assert_wheelhouse(aws_dir / "wheelhouse-x86_64.tar", fake)
     assert local["tf_vars"] == {"TF_VAR_run_id": str(run_id)}
     assert "TF_VAR_runner_token" not in local["env_names"]
 
@@ -388,3 +416,61 @@ def test_nuke_destroys_provider_stacks_then_meta(harness: Harness, fake: FakeTer
     assert [c["stack"] for c in destroys] == ["aws", "local", "meta"], result.stdout + result.stderr
     assert "TF_VAR_runner_token" in destroys[0]["env_names"]
     assert not root.joinpath("meta").exists() and not root.joinpath("runs/7").exists()
+
+
+@pytest.mark.container
+def test_shared_benchmark_image_is_built_once_and_a_vm_loads_it(
+    harness: Harness, fake: FakeTerraform, container_engine: str, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """CLOUDBENCH_AWS_SHARE_IMAGE: the master builds the image from the suite it ships and
+    puts it beside the stack; a 'VM' (the runner's executor on the unpacked suite, with the
+    stack's values, the image gone from the engine) loads it instead of building."""
+    config = _aws_config(local=False)
+    config["ruby_version"] = "3.1"  # the stand-in ruby:3.1 image
+    env = fake.env(CLOUDBENCH_AWS_SHARE_IMAGE="true", **SETTINGS)
+    harness.start(harness.config(config), "--ruby-bench", str(FAKE_SUITE), environment=env)
+    run_id = harness.run_id()
+    stack = harness.home / f"terraform/default/runs/{run_id}/aws"
+    harness.wait_for(lambda: fake.find("apply", "aws"), timeout=600)
+    shipped = json.loads(fake.find("apply", "aws")[0]["tf_vars"]["TF_VAR_benchmark_image"])
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    archive = Path(shutil.copy(stack / shipped["file"], kept))
+    with tarfile.open(stack / "ruby-bench.tar.gz") as tar:
+        tar.extractall(kept / "ruby-bench", filter="data")  # as the VM's user-data does
+    with OrchestratorClient(fake.orch.url, fake.orch.admin_token) as api:
+        api.stop_run(run_id)
+    code, out, err = harness.wait()
+    assert code in (0, 2), err
+    assert shipped["arch"] == "x86_64" and shipped["ruby_image_digest"].startswith("sha256:")
+    assert archive.name == f"benchmark-{hashlib.sha256(archive.read_bytes()).hexdigest()}.tar"
+    assert "benchmark image for x86_64: built in" in out + err
+
+    source = prepare_source(str(kept / "ruby-bench"), "unused", tmp_path / "cache")
+    images = ImageSharing(archive=archive)
+    vm = DockerExecutor(source, tmp_path / "vm", base_digest=shipped["ruby_image_digest"],
+                        images=images)  # fmt: skip
+    selection = BenchmarkSettings.model_validate(config["benchmarks"])
+    tag = vm.image_tag("3.1", shipped["ruby_image_digest"], gemfile_dirs(source.path, selection))
+    subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=True)
+    try:
+        with caplog.at_level(logging.INFO, logger="cloudbench.runner.executors"):
+            loaded = vm.provision("3.1", selection)
+        assert loaded.image_tag == tag
+        said = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("loaded benchmark image") for m in said), said
+        assert not any(m.startswith("building benchmark image") for m in said), said
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
+        vm.close()
+
+
+def test_shared_image_without_the_shipped_suite_is_one_line(
+    harness: Harness, fake: FakeTerraform
+) -> None:
+    path = harness.config(_aws_config(local=False))
+    result = harness.cli("run", str(path), **fake.env(CLOUDBENCH_AWS_SHARE_IMAGE="1", **SETTINGS))
+    assert result.returncode == 1, result.stderr
+    assert "CLOUDBENCH_AWS_SHARE_IMAGE needs --ruby-bench" in result.stderr
+    assert "Traceback" not in result.stderr and not fake.calls()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pg import free_port
+from tests.wheelhouse import twin_wheelhouse_env
 
 log = logging.getLogger("twin")
 
@@ -258,6 +259,9 @@ class Twin:
             "CLOUDBENCH_AWS_BASTION_SSH_CIDR": f"{self.gateway}/32",
             "CLOUDBENCH_AWS_SSH_PUBLIC_KEY": self.ssh_key,
             "CLOUDBENCH_TWIN_LOGS": str(self.state_dir),
+            # The VMs' wheelhouse: CPython 3.11 (the twin's Debian 12) from the VM image's
+            # own x86_64 wheels, never PyPI; arm64 types get the same (tests/wheelhouse.py).
+            **twin_wheelhouse_env(),
         }
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ module's `twin` fixture), four tests reading what it left.
    - `--kill-vm killvm:5` with `instances: 2`: the VM whose benchmark started first is
      killed 5 s into it; EC2 reports it terminated, the master hands its task back and
      the type's other VM completes it.
-   - `--fail-boot failpip:pip`: the runner wheel cannot be installed; the user-data's
+   - `--fail-boot failpip:pip`: the runner cannot be installed (pip fails); the user-data's
      EXIT trap reports `error` with its last lines, the master prints the cause.
    - `--fail-boot failapt:apt`: `apt-get install` fails before the VM can read its token
      and call in; the cause is only on its serial console, which the master reads
@@ -264,9 +264,9 @@ def test_failed_vms_are_noticed_and_named(twin: Session) -> None:
 
     # --fail-boot pip: the cause line, from the VM's own report, reaches the terminal ...
     assert "every runner of failpip has exited with 1 task(s) left: VM i-" in text, text
-    cause = "boot/runner error: failed at step 'installing the runner wheel from the orchestrator'"
+    cause = "boot/runner error: failed at step 'installing the runner from the master's wheelhouse'"
     # ... ending with pip's own last line, the failed command's.
-    assert f"{cause} (exit 1): ERROR: No matching distribution found" in text, text
+    assert f"{cause} (exit 1): ERROR: Could not open requirements file" in text, text
 
     # --fail-boot apt: the VM never called in; its cause comes from its serial console.
     assert "every runner of failapt has exited with 1 task(s) left: VM i-" in text, text

@@ -192,8 +192,8 @@ class VmWatcher:
         stage = self.twin.faults.fail_boot.get(alias)
         if stage:
             env["TWIN_FAIL_BOOT"] = stage
-            if stage == "pip":  # pip finds no dependencies, as with a broken mirror
-                env["PIP_FIND_LINKS"] = "/nonexistent-twin-fail-boot"
+            if stage == "pip":  # the runner's pip install fails (a constraint it cannot read)
+                env["PIP_CONSTRAINT"] = "/nonexistent-twin-fail-boot"
         shared = lease_dir()
         shared.mkdir(parents=True, exist_ok=True)  # its runners make it 1777 on first use
         command = [

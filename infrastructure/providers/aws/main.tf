@@ -80,11 +80,67 @@ resource "aws_s3_object" "ruby_bench" {
   }
 }
 
+# The master's wheel and its hash-pinned dependencies, one tar per architecture the run
+# uses (the master packs wheelhouse-<arch>.tar here): runners install offline from it.
+resource "aws_s3_object" "wheelhouse" {
+  for_each = toset(values(local.arch))
+  bucket   = var.bucket
+  key      = "runs/${var.run_id}/wheelhouse-${each.key}.tar"
+  source   = "${path.module}/wheelhouse-${each.key}.tar"
+  # source_hash, not etag: S3 uploads a file this large in parts, and a multipart ETag
+  # never equals the file's MD5 (etag would plan a change on every apply).
+  source_hash = fileexists("${path.module}/wheelhouse-${each.key}.tar") ? filemd5("${path.module}/wheelhouse-${each.key}.tar") : null
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "The runners' wheelhouse needs bucket (the meta stack's bucket output)."
+    }
+    precondition {
+      condition     = contains(var.wheelhouse_arches, each.key)
+      error_message = "No wheelhouse for ${each.key} instance types: add ${each.key} to CLOUDBENCH_AWS_VM_ARCHES."
+    }
+  }
+}
+
+# The run's benchmark image, built once by the master for its architecture (the master
+# saves benchmark-<sha256>.tar here): runners of that architecture load it, its sha256
+# checked, instead of building it.
+resource "aws_s3_object" "benchmark_image" {
+  count  = var.benchmark_image.file != "" ? 1 : 0
+  bucket = var.bucket
+  key    = "runs/${var.run_id}/${var.benchmark_image.file}"
+  source = "${path.module}/${var.benchmark_image.file}"
+  # No etag: the name carries the archive's sha256, so new bytes are a new object.
+
+  lifecycle {
+    precondition {
+      condition     = var.bucket != ""
+      error_message = "benchmark_image needs bucket (the meta stack's bucket output)."
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runner" {
   statement {
     sid       = "ReadRunnerToken"
     actions   = ["ssm:GetParameter"]
     resources = [aws_ssm_parameter.runner_token.arn]
+  }
+
+  statement {
+    sid       = "ReadWheelhouse"
+    actions   = ["s3:GetObject"]
+    resources = [for o in aws_s3_object.wheelhouse : "arn:aws:s3:::${o.bucket}/${o.key}"]
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_object.benchmark_image
+    content {
+      sid       = "ReadBenchmarkImage"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:aws:s3:::${statement.value.bucket}/${statement.value.key}"]
+    }
   }
 
   dynamic "statement" {
@@ -172,6 +228,9 @@ resource "aws_instance" "runner" {
     heartbeat_interval   = var.heartbeat_interval
     bucket               = var.bucket
     ruby_bench_key       = try(aws_s3_object.ruby_bench[0].key, "")
+    wheelhouse_key       = aws_s3_object.wheelhouse[local.arch[each.value.instance_type]].key
+    image_key            = local.arch[each.value.instance_type] == var.benchmark_image.arch ? try(aws_s3_object.benchmark_image[0].key, "") : ""
+    ruby_image_digest    = local.arch[each.value.instance_type] == var.benchmark_image.arch ? var.benchmark_image.ruby_image_digest : ""
   })
 
   # capacity "spot" (issue 27): a one-time spot instance, terminated when EC2 reclaims it

@@ -180,3 +180,24 @@ variable "ship_ruby_bench" {
   description = "Upload ruby-bench.tar.gz from this module's folder (the master packs --ruby-bench there) for the runners, instead of their cloning ruby-bench."
   default     = false
 }
+
+variable "wheelhouse_arches" {
+  type        = list(string)
+  description = "EC2 architectures (x86_64, arm64) the master packed wheelhouse-<arch>.tar for in this module's folder: its wheel and hash-pinned dependencies, which runners install with pip --no-index --require-hashes."
+  default     = []
+}
+
+variable "benchmark_image" {
+  type = object({
+    arch              = string
+    file              = string
+    ruby_image_digest = string
+  })
+  description = "The run's benchmark image the master built (CLOUDBENCH_AWS_SHARE_IMAGE): its EC2 architecture, the benchmark-<sha256>.tar it saved in this module's folder, and the ruby:<version> digest it was built from. Runners of that architecture load it instead of building; an empty file ships none."
+  default     = { arch = "", file = "", ruby_image_digest = "" }
+
+  validation {
+    condition     = var.benchmark_image.file == "" || can(regex("^benchmark-[0-9a-f]{64}\\.tar$", var.benchmark_image.file))
+    error_message = "benchmark_image.file must be a benchmark-<sha256>.tar name."
+  }
+}

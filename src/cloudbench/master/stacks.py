@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 import cloudbench
+from cloudbench.master import wheelhouse
 from cloudbench.master.client import TLS_FIX
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.master.wheel import check_same_build, master_wheel
@@ -105,6 +106,8 @@ class MetaDeployment:
         self.outputs: MetaOutputs | None = None
         self.failed = False  # a Terraform step failed: the CLI offers to nuke
         self.wheel: Path | None = None
+        # The VMs' hash-pinned wheelhouses (their caches), by EC2 architecture.
+        self.wheelhouses: dict[str, Path] = {}
 
     def check(self) -> None:
         if self.reuse:
@@ -113,14 +116,15 @@ class MetaDeployment:
                     f"--reuse-orchestrator: no deployment {self.settings.deployment!r} in "
                     f"{self.stack.workdir}; run once without it to deploy"
                 )
-            return
-        missing = self.settings.missing()
-        if missing:
-            raise ProviderError(
-                "AWS settings missing: " + ", ".join(missing)
-                + f" (set them in the environment or in {settings_file()})"
-            )  # fmt: skip
-        module_dir(self.settings, "meta")
+        else:
+            missing = self.settings.missing()
+            if missing:
+                raise ProviderError(
+                    "AWS settings missing: " + ", ".join(missing)
+                    + f" (set them in the environment or in {settings_file()})"
+                )  # fmt: skip
+            module_dir(self.settings, "meta")
+            self.prepare_wheelhouses()  # the orchestrator VM installs from it
         self.wheel = master_wheel(self.settings)
 
     def deployed(self) -> bool:
@@ -130,6 +134,21 @@ class MetaDeployment:
         except (OSError, ValueError):
             return False
         return bool(isinstance(state, dict) and state.get("resources"))
+
+    def prepare_wheelhouses(self) -> None:
+        """The VMs' wheelhouses, downloaded now unless cached (before anything is applied,
+        so a failure is one line and costs nothing)."""
+        if not self.wheelhouses:
+            self.wheelhouses = wheelhouse.prepare(self.settings)
+
+    def ship(self, dest: Path) -> list[str]:
+        """This master's wheel and its pinned dependencies as `wheelhouse-<arch>.tar` in
+        `dest`, one per architecture; the architectures."""
+        self.prepare_wheelhouses()
+        self.wheel = self.wheel or master_wheel(self.settings)
+        for old in dest.glob("wheelhouse-*.tar"):
+            old.unlink()
+        return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest)
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""
@@ -171,7 +190,10 @@ class MetaDeployment:
         for old in dist.glob("*.whl"):
             old.unlink()
         shutil.copy2(self.wheel, dist / self.wheel.name)
-        self.stack.variables.update(suffix=suffix, orchestrator_wheel=self.wheel.name)
+        arches = self.ship(dist)
+        self.stack.variables.update(
+            suffix=suffix, orchestrator_wheel=self.wheel.name, wheelhouse_arches=arches
+        )
         self.stack.prepare(module_dir(self.settings, "meta"))  # vars.json with them
         self.stack.variables.update(chosen)
 

@@ -54,6 +54,18 @@ class AwsSettings(BaseSettings):
     connect_private: bool = False
     # The wheel this master was installed from; default: built from its checkout.
     wheel: Path | None = None
+    # The VMs' CPython (Ubuntu 24.04: 3.12) and EC2 architectures the master ships a
+    # hash-pinned wheelhouse for (master/wheelhouse.py).
+    vm_python: str = "3.12"
+    vm_arches: str = "x86_64,arm64"
+    # `uv export --frozen --no-dev --no-emit-project` of this master's version; default:
+    # exported from its checkout's uv.lock.
+    requirements: Path | None = None
+    # Where downloaded wheelhouses are kept (default: <home>/wheelhouses).
+    wheelhouse_cache: Path | None = None
+    # The master builds the run's benchmark image for its own architecture and ships it
+    # (master/providers/image.py); needs a container engine here and --ruby-bench.
+    share_image: bool = False
     terraform: str = "terraform"
     terraform_timeout: float | None = None
     infrastructure_dir: Path | None = None

@@ -66,6 +66,13 @@ def runner(
         _opt("RUBY_IMAGE", "Repository of the Ruby images (default ruby): <it>:<version>."),
     ] = None,
     executor: Annotated[str | None, _opt("EXECUTOR", "docker, host or auto.")] = None,
+    image_archive: Annotated[
+        Path | None,
+        _opt("IMAGE_ARCHIVE", "benchmark-<sha256>.tar to load instead of building (checked)."),
+    ] = None,
+    save_images: Annotated[
+        Path | None, _opt("SAVE_IMAGES", "Folder to save each benchmark image used into.")
+    ] = None,
     ruby_bench: Annotated[
         str | None, _opt("RUBY_BENCH", "ruby-bench git URL[@ref] or local directory.")
     ] = None,

@@ -16,7 +16,7 @@ from cloudbench.protocol import ClaimRequest, ClaimStatus, HeartbeatStatus
 from cloudbench.runner.boot import BootClock
 from cloudbench.runner.client import OrchestratorClient, OrchestratorError, OrchestratorUnreachable
 from cloudbench.runner.cpuinfo import cpu_facts
-from cloudbench.runner.executors import StartupError, choose
+from cloudbench.runner.executors import ImageSharing, StartupError, choose
 from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.machine_report import MachineReporter
 from cloudbench.runner.machine_state import machine_state
@@ -99,6 +99,7 @@ class Runner:
             self._affinity(),
             engine_wait=s.engine_wait,
             ruby_image=s.ruby_image,
+            images=ImageSharing(s.image_archive, s.save_images),
         )
         uploader = Uploader(give_up_after=s.unreachable_give_up, ca_file=s.tls_ca_file)
         machine = Machine(

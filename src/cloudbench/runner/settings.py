@@ -47,6 +47,11 @@ class RunnerSettings(BaseSettings):
     # with the same tags (`REGISTRY/ruby`); images are `<ruby_image>:<version>`.
     ruby_image: str = "ruby"
     executor: Literal["docker", "host", "auto"] = "auto"
+    # One benchmark image for many machines (executors/image_archive.py): load this
+    # benchmark-<sha256>.tar instead of building when it holds the image a task needs;
+    # save every image this runner uses into that folder (digest-named).
+    image_archive: Path | None = None
+    save_images: Path | None = None
     # A git URL (optionally URL@ref) or a local directory (offline machines, tests).
     ruby_bench: str = RUBY_BENCH_REPO
     ruby_bench_commit: str = RUBY_BENCH_COMMIT

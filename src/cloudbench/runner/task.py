@@ -174,7 +174,7 @@ class TaskRun:
         self.hb.update(HeartbeatStatus.provision, now=True)
         try:
             for ruby in self.task.rubies:
-                self.rubies[ruby] = self.m.executor.provision(ruby)
+                self.rubies[ruby] = self.m.executor.provision(ruby, self.task.benchmarks)
             self.provisioned = self.rubies[self.task.ruby_version]
             ready = "image_present" if self.provisioned.image_id else "ruby_ready"
             self.m.boot.mark(ready)

@@ -22,7 +22,7 @@ from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
-from cloudbench.master.providers import azure, suite
+from cloudbench.master.providers import azure, image, suite
 from cloudbench.master.providers.allowlist import AllowList, url_port
 from cloudbench.master.providers.base import (
     MachineRow,
@@ -77,6 +77,8 @@ class CloudProvider:
         self.ruby_bench = options.ruby_bench
         if spec.aws or spec.azure:
             suite.check(options.ruby_bench)
+            if self.meta.settings.share_image:
+                image.check(spec, options.ruby_bench)
         if spec.budget is not None and spec.budget.max_hours is not None:
             self.max_lifetime_minutes = lifetime_minutes(spec)
         if spec.azure:
@@ -90,6 +92,7 @@ class CloudProvider:
         self.meta.check()
         if spec.aws:
             self.capacity = self._capacity(spec)
+            self.meta.prepare_wheelhouses()  # runner VMs install from it
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
 
@@ -149,10 +152,14 @@ class CloudProvider:
                 region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
                 boot_timeout_seconds=int(self.options.boot_timeout),
             )  # fmt: skip
+            # The runners install this master's wheel and pinned dependencies from it.
+            variables["wheelhouse_arches"] = self.meta.ship(workdir)
             if self.ruby_bench:
                 # Shipped through the bucket: the runners never clone ruby-bench.
                 suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
                 variables["ship_ruby_bench"] = True
+                if settings.share_image:
+                    variables["benchmark_image"] = self._image(ctx, workdir)
         if name == "azure":
             variables.update(self._azure_variables(ctx, out))
             if self.ruby_bench:
@@ -175,6 +182,16 @@ class CloudProvider:
             return subnet_for(zone, out.zone_subnets, out.subnet_id, instance_type)
         except CapacityError as exc:
             raise ProviderError(str(exc)) from None
+
+    def _image(self, ctx: ProviderContext, workdir: Path) -> dict[str, str]:
+        self.console.print("building the run's benchmark image (CLOUDBENCH_AWS_SHARE_IMAGE) …")
+        made = image.build(ctx.spec, workdir / "ruby-bench.tar.gz", workdir)
+        self.console.print(
+            f"benchmark image for {made['arch']}: built in {made['build_seconds']} s, "
+            f"{made['image_id']}; {made['arch']} runners load it",
+            markup=False, soft_wrap=True,
+        )  # fmt: skip
+        return {k: made[k] for k in ("arch", "file", "ruby_image_digest")}
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None

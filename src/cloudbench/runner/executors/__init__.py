@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cloudbench.protocol import BenchmarkSettings
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
     Executor,
+    ImageSharing,
     MachineUnfit,
     Provisioned,
     ProvisionError,
@@ -28,6 +30,7 @@ __all__ = [
     "ExecutionResult",
     "ExecutionSpec",
     "Executor",
+    "ImageSharing",
     "MachineUnfit",
     "ProvisionError",
     "Provisioned",
@@ -109,21 +112,31 @@ class AutoExecutor:
         digest: str | None = None,
         affinity: EngineAffinity | None = None,
         ruby_image: str = "ruby",
+        images: ImageSharing | None = None,
     ) -> None:
         self._source, self._work_dir, self._engine = source, work_dir, engine
         self._digest, self._affinity, self._ruby_image = digest, affinity, ruby_image
+        self._images = images
         self._made: dict[str, Executor] = {}
 
     def _get(self, kind: str) -> Executor:
         if kind not in self._made:
             self._made[kind] = _make(
-                kind, self._source, self._work_dir, self._digest, self._affinity, self._ruby_image
+                kind,
+                self._source,
+                self._work_dir,
+                self._digest,
+                self._affinity,
+                self._ruby_image,
+                self._images,
             )
         return self._made[kind]
 
-    def provision(self, ruby_version: str) -> Provisioned:
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
         kind = "docker" if self._engine and ruby_version != "system" else "host"
-        return self._get(kind).provision(ruby_version)
+        return self._get(kind).provision(ruby_version, benchmarks)
 
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:
         # Only the docker executor provisions an image.
@@ -147,6 +160,7 @@ def choose(
     affinity: EngineAffinity | None = None,
     engine_wait: float = ENGINE_WAIT,
     ruby_image: str = "ruby",
+    images: ImageSharing | None = None,
 ) -> Executor:
     """docker, host, or auto: docker when an engine answers, else host.
 
@@ -154,14 +168,14 @@ def choose(
     if kind == "auto":
         engine = engine_answers(engine_wait)
         log.info("executor auto: container engine %s", "answers" if engine else "absent")
-        return AutoExecutor(source, work_dir, engine, base_digest, affinity, ruby_image)
+        return AutoExecutor(source, work_dir, engine, base_digest, affinity, ruby_image, images)
     if kind == "docker" and not engine_answers(engine_wait):
         raise StartupError(
             f"--executor docker: no container engine answers at {engine_address()} "
             f"(waited {engine_wait:.0f}s) — start docker (or podman's Docker API service "
             "and set DOCKER_HOST), or pass --executor host"
         )
-    return _make(kind, source, work_dir, base_digest, affinity, ruby_image)
+    return _make(kind, source, work_dir, base_digest, affinity, ruby_image, images)
 
 
 def _make(
@@ -171,6 +185,7 @@ def _make(
     base_digest: str | None = None,
     affinity: EngineAffinity | None = None,
     ruby_image: str = "ruby",
+    images: ImageSharing | None = None,
 ) -> Executor:
     if kind == "docker":
         from cloudbench.runner.executors.docker import DockerExecutor
@@ -181,6 +196,7 @@ def _make(
             base_digest=base_digest,
             affinity=affinity,
             ruby_image=ruby_image,
+            images=images,
         )
     if kind == "host":
         from cloudbench.runner.executors.host import HostExecutor

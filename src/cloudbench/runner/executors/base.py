@@ -42,6 +42,16 @@ class Provisioned:
     image_env: list[str] = field(default_factory=list)  # KEY=VALUE the image itself sets
 
 
+@dataclass(frozen=True)
+class ImageSharing:
+    """One benchmark image for many machines (executors/image_archive.py): `archive`, a
+    benchmark-<sha256>.tar to load instead of building when it holds the image wanted;
+    `save_dir`, where to save each image this machine builds or loads."""
+
+    archive: Path | None = None
+    save_dir: Path | None = None
+
+
 @dataclass
 class ExecutionSpec:
     task_id: int
@@ -96,8 +106,11 @@ class ExecutionResult:
 class Executor(Protocol):
     name: str
 
-    def provision(self, ruby_version: str) -> Provisioned:
-        """Prepare (once, cached) what tasks for this Ruby version need."""
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
+        """Prepare (once, cached) what tasks for this Ruby version and this selection of
+        benchmarks need (None: every benchmark of the suite)."""
         ...
 
     def execute(self, spec: ExecutionSpec) -> ExecutionResult:

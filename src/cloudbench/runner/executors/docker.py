@@ -21,9 +21,12 @@ from docker.errors import (
 )
 from docker.models.containers import Container
 
+from cloudbench.protocol import BenchmarkSettings
+from cloudbench.runner.executors import image_archive
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
+    ImageSharing,
     Provisioned,
     ProvisionError,
     pump_output,
@@ -32,6 +35,7 @@ from cloudbench.runner.executors.engine_affinity import EngineAffinity
 from cloudbench.runner.ordering import runner_arguments
 from cloudbench.runner.output import OUT_NAME, build_command
 from cloudbench.runner.ruby_bench import RubyBenchSource
+from cloudbench.runner.selection import gemfile_dirs, selection_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ DOCKERFILE = Path(__file__).with_name("Dockerfile")
 SECCOMP_PROFILE = Path(__file__).with_name("seccomp-aslr.json")
 IMAGE_REPO = "cloudbench-ruby-bench"
 OUT_MOUNT = "/cloudbench/out"
+# In the build context and the image: the Gemfiles whose gems the image installed.
+GEMFILES = "gemfiles"
 POLL = 0.25
 
 
@@ -55,16 +61,18 @@ class DockerExecutor:
         base_digest: str | None = None,
         affinity: EngineAffinity | None = None,
         ruby_image: str = "ruby",
+        images: ImageSharing | None = None,
     ) -> None:
         self.source = source
         self.ruby_image = ruby_image  # the official images' repository, or a mirror of it
+        self.images = images or ImageSharing()
         # None: nothing pinned and nothing read back (metadata then claims nothing).
         self.affinity = affinity
         self.build_dir = build_dir
         self.client = client or docker.from_env()
         self.base_digest = base_digest
         self._lock = threading.Lock()
-        self._provisioned: dict[str, Provisioned] = {}
+        self._provisioned: dict[tuple[str, str], Provisioned] = {}
         self._security_opt: list[str] | None = None
 
     def close(self) -> None:
@@ -73,19 +81,25 @@ class DockerExecutor:
         self.client.close()
 
     # ------------------------------------------------------------ provision
-    def provision(self, ruby_version: str) -> Provisioned:
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
+        """The image for this Ruby with the gems of the benchmarks `benchmarks` selects
+        (of every benchmark when None), built once per machine."""
         if ruby_version == "system":
             raise ProvisionError('ruby_version "system" needs the host executor (--executor host)')
+        gemfiles = gemfile_dirs(self.source.path, benchmarks)
+        key = (ruby_version, selection_id(gemfiles))
         with self._lock:  # slots share one image: build it once
-            if ruby_version not in self._provisioned:
-                self._provisioned[ruby_version] = self._provision(ruby_version)
-            return self._provisioned[ruby_version]
+            if key not in self._provisioned:
+                self._provisioned[key] = self._provision(ruby_version, gemfiles)
+            return self._provisioned[key]
 
     def _base(self, ruby_version: str) -> tuple[str, str, str | None]:
         """(FROM reference, digest or image id for the tag, repo digest if known)."""
         name = f"{self.ruby_image}:{ruby_version}"
         if self.base_digest:
-            pinned = [v for v in self._provisioned if v != ruby_version]
+            pinned = [v for v, _ in self._provisioned if v != ruby_version]
             if pinned:  # one digest is one image: two "Rubies" would be the same Ruby
                 raise ProvisionError(
                     f"ruby_version {ruby_version}: CLOUDBENCH_RUBY_IMAGE_DIGEST pins one "
@@ -106,20 +120,25 @@ class DockerExecutor:
         digest = digests[0] if digests else None
         return (f"{name}@{digest}" if digest else str(image.id)), digest or str(image.id), digest
 
-    def image_tag(self, ruby_version: str, base_id: str) -> str:
+    def image_tag(self, ruby_version: str, base_id: str, gemfiles: list[str]) -> str:
+        """One image per Ruby, base image, ruby-bench commit and selection of Gemfiles."""
         short = base_id.split(":", 1)[-1][:12]
-        return f"{IMAGE_REPO}:{ruby_version}-{short}-{self.source.short_id}"
+        return (
+            f"{IMAGE_REPO}:{ruby_version}-{short}-{self.source.short_id}-{selection_id(gemfiles)}"
+        )
 
-    def _provision(self, ruby_version: str) -> Provisioned:
+    def _provision(self, ruby_version: str, gemfiles: list[str]) -> Provisioned:
         base_ref, base_id, digest = self._base(ruby_version)
-        tag = self.image_tag(ruby_version, base_id)
+        tag = self.image_tag(ruby_version, base_id, gemfiles)
         try:
             image = self.client.images.get(tag)
             log.info("using cached benchmark image %s", tag)
         except ImageNotFound:
-            image = self._build(base_ref, tag)
+            image = self._shared(tag) or self._build(base_ref, tag, gemfiles)
         except DockerException as exc:
             raise ProvisionError(f"container engine error: {exc}") from exc
+        if self.images.save_dir is not None:  # the machine that builds for the others
+            image_archive.save(self.client, tag, self.images.save_dir)
         description, ruby = self._ruby_description(tag)
         return Provisioned(
             ruby_version, description, ruby, str(image.id), tag,
@@ -127,21 +146,34 @@ class DockerExecutor:
             image_env=list(image.attrs.get("Config", {}).get("Env") or []),
         )  # fmt: skip
 
-    def _build(self, base_ref: str, tag: str) -> Any:
+    def _shared(self, tag: str) -> Any | None:
+        if self.images.archive is None:
+            return None
+        return image_archive.load(self.client, self.images.archive, tag)
+
+    def _build(self, base_ref: str, tag: str, gemfiles: list[str]) -> Any:
         context = self.build_dir / tag.replace(":", "_")
         shutil.rmtree(context, ignore_errors=True)
         context.mkdir(parents=True)
         shutil.copy(DOCKERFILE, context / "Dockerfile")
+        (context / GEMFILES).write_text("".join(f"{g}\n" for g in gemfiles))
         shutil.copytree(
             self.source.path, context / "ruby-bench", ignore=shutil.ignore_patterns(".git")
         )
-        log.info("building benchmark image %s (FROM %s)", tag, base_ref)
+        log.info(
+            "building benchmark image %s (FROM %s) with the gems of %d benchmark(s)",
+            tag, base_ref, len(gemfiles),
+        )  # fmt: skip
         try:
             image, build_log = self.client.images.build(
                 path=str(context),
                 tag=tag,
                 buildargs={"BASE_IMAGE": base_ref},
-                labels={"cloudbench": "1", "cloudbench.ruby_bench": self.source.content_id},
+                labels={
+                    "cloudbench": "1",
+                    "cloudbench.ruby_bench": self.source.content_id,
+                    "cloudbench.gemfiles": ",".join(gemfiles),
+                },
                 rm=True,
             )
         except (BuildError, APIError) as exc:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudbench.protocol import BenchmarkSettings
 from cloudbench.runner.environment import host_environment
 from cloudbench.runner.executors.base import (
     ExecutionResult,
@@ -112,7 +113,10 @@ class HostExecutor:
     def close(self) -> None:
         pass
 
-    def provision(self, ruby_version: str) -> Provisioned:
+    def provision(
+        self, ruby_version: str, benchmarks: BenchmarkSettings | None = None
+    ) -> Provisioned:
+        # The host's Ruby has whatever gems its owner installed: nothing to select.
         with self._lock:
             if ruby_version not in self._provisioned:
                 ruby = find_ruby(ruby_version)
