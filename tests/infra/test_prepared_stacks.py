@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from cloudbench.master.providers.aws import MODULES
+from cloudbench.master.providers.driver import MODULES
 from cloudbench.master.stacks import module_dir
 from cloudbench.platform.stacks import AwsSettings, Stack
 
 STACKS = {"meta": "meta", **MODULES}
-# Files the master itself adds to a working copy (master/stacks.py, providers/aws.py).
+# Files the master itself adds to a working copy (master/stacks.py, providers/driver.py).
 MASTER_SUPPLIED = {
     "meta": ("/dist/",),
     "aws": ("/ruby-bench.tar.gz", "/wheelhouse-", "/${var.benchmark_image.file"),

@@ -17,10 +17,10 @@ import boto3
 import pytest
 from rich.console import Console
 
-from cloudbench.master.providers import aws as aws_provider
+from cloudbench.master.providers import driver as stack_driver
 from cloudbench.master.providers.allowlist import AllowList, description, url_port
-from cloudbench.master.providers.aws import CloudProvider
 from cloudbench.master.providers.base import ProviderError
+from cloudbench.master.providers.driver import StackDriver
 from cloudbench.master.stacks import MetaOutputs
 from tests.infra.test_boot_reporting import moto as moto
 
@@ -129,10 +129,10 @@ class _Meta:
         self.failed = False
 
 
-def _provider(tmp_path: Path, group: str, monkeypatch: pytest.MonkeyPatch) -> CloudProvider:
-    monkeypatch.setattr(aws_provider, "module_dir", lambda settings, name: tmp_path)
+def _provider(tmp_path: Path, group: str, monkeypatch: pytest.MonkeyPatch) -> StackDriver:
+    monkeypatch.setattr(stack_driver, "module_dir", lambda settings, name: tmp_path)
     console = Console(file=io.StringIO())
-    provider = CloudProvider(_Meta(group), console, tmp_path)  # type: ignore[arg-type]
+    provider = StackDriver(_Meta(group), console, tmp_path)  # type: ignore[arg-type]
     provider.run_id = 7
     return provider
 

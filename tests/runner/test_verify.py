@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cloudbench.protocol import AslrState, BenchmarkSettings, TaskMetadata
+from cloudbench.protocol import AslrState, BenchmarkSettings, Metadata
 from cloudbench.runner.output import Timeline
 from cloudbench.runner.verify import aslr_disabled_in, verify
 
@@ -84,7 +84,7 @@ FORMAT_1 = {  # the layout every result before format_version existed carries
 
 
 def test_format_1_metadata_still_reads() -> None:
-    meta = TaskMetadata.model_validate(FORMAT_1)
+    meta = Metadata.model_validate(FORMAT_1)
     assert meta.format_version == 1 and meta.checks is None and meta.aslr is None
     assert meta.cpu_model == "Intel(R) Xeon(R) Processor"  # a declared field since main
 
@@ -92,20 +92,20 @@ def test_format_1_metadata_still_reads() -> None:
 def test_format_2_metadata_and_newer_refused() -> None:
     checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
               "env_clean": True, "steal_pct": 0.0}  # fmt: skip
-    meta = TaskMetadata.model_validate(
+    meta = Metadata.model_validate(
         {**FORMAT_1, "format_version": 2, "aslr": "disabled", "checks": checks}
     )
     assert meta.checks is not None and meta.checks.aslr_disabled and meta.aslr == "disabled"
     # Format 2 predates the engine read-back and the categories: they read as unknown.
     assert meta.checks.engine_off_benchmark_cpus is None and meta.benchmark_categories == {}
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
-        TaskMetadata.model_validate({**FORMAT_1, "format_version": 99})
+        Metadata.model_validate({**FORMAT_1, "format_version": 99})
 
 
 def test_format_3_metadata_reads_engine_and_categories() -> None:
     checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
               "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": False}  # fmt: skip
-    meta = TaskMetadata.model_validate(
+    meta = Metadata.model_validate(
         {**FORMAT_1, "format_version": 3, "aslr": "disabled", "checks": checks,
          "executor": "docker", "benchmark_categories": {"fib": "micro"}}
     )  # fmt: skip
@@ -113,7 +113,7 @@ def test_format_3_metadata_reads_engine_and_categories() -> None:
     assert meta.benchmark_categories == {"fib": "micro"}
     assert meta.checks.own_core is None  # format 3 did not read the CPUs from the machine
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
-        TaskMetadata.model_validate({**FORMAT_1, "format_version": 6})
+        Metadata.model_validate({**FORMAT_1, "format_version": 6})
 
 
 def test_format_4_metadata_reads_own_core_and_order() -> None:
@@ -121,7 +121,7 @@ def test_format_4_metadata_reads_own_core_and_order() -> None:
               "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": None,
               "own_core": False}  # fmt: skip
     order = {"interleaved": True, "seed": 7, "shuffled": True, "ran": [["yjit", "fib"]]}
-    meta = TaskMetadata.model_validate(
+    meta = Metadata.model_validate(
         {**FORMAT_1, "format_version": 4, "aslr": "disabled", "checks": checks,
          "benchmark_order": order}
     )  # fmt: skip

@@ -49,7 +49,7 @@ from cloudbench.platform.state import Session, cloudbench_home
 from cloudbench.protocol import RunOut, RunStatus
 
 if TYPE_CHECKING:
-    from cloudbench.master.providers.aws import CloudProvider
+    from cloudbench.master.providers.driver import StackDriver
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Master:
         provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)
         provider.check(plan.spec, plan.runner)
         if name == "cloud" and plan.cost is not None:
-            cloud = cast("CloudProvider", provider)
+            cloud = cast("StackDriver", provider)
             cloud.meter = meter_for(plan.spec, plan.cost)
             cloud.results_dir = plan.master.results_dir
         return provider

@@ -22,11 +22,11 @@ from cloudbench import __version__
 from cloudbench.orchestrator.api import dist, machines, runs, suite, tasks
 from cloudbench.orchestrator.api.fast import HotRoutes
 from cloudbench.orchestrator.api.responses import errors
+from cloudbench.orchestrator.archive_worker import ArchiveWorker
 from cloudbench.orchestrator.db.direct import DirectPostgres
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
 from cloudbench.orchestrator.db.executor import ThreadedSync
 from cloudbench.orchestrator.errors import DomainError
-from cloudbench.orchestrator.finalize import ArchiveWorker
 from cloudbench.orchestrator.limits import BodySizeLimit
 from cloudbench.orchestrator.maintenance import maintenance_loop
 from cloudbench.orchestrator.settings import OrchestratorSettings

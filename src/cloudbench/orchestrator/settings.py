@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloudbench.platform.state import cloudbench_home
+
 MIN_TOKEN_BITS = 128
 MIN_DISTINCT_CHARS = 8
 # Alphabets a token is measured against, smallest first: a token's entropy is taken as
@@ -48,14 +50,16 @@ def token_problem(name: str, token: str) -> str | None:
     return None
 
 
-def default_state_dir() -> Path:
-    return Path.home() / ".local" / "state" / "cloudbench"
+def default_data_dir() -> Path:
+    """The embedded orchestrator's database and storage: CLOUDBENCH_HOME (the master's
+    state home), so one setting moves everything cloudbench keeps."""
+    return cloudbench_home()
 
 
 class OrchestratorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLOUDBENCH_", extra="ignore")
 
-    state_dir: Path = Field(default_factory=default_state_dir)
+    state_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     admin_token: SecretStr | None = None
     runner_token: SecretStr | None = None

@@ -84,7 +84,6 @@ from cloudbench.protocol.machines import (
 from cloudbench.protocol.results import (
     MANIFEST_NAME,
     MANIFEST_VERSION,
-    METADATA_FORMAT_VERSION,
     METADATA_NAME,
     METADATA_VERSION,
     CostEntry,
@@ -95,7 +94,6 @@ from cloudbench.protocol.results import (
     Metadata,
     MetadataChecks,
     MetaShare,
-    TaskMetadata,
     check_manifest_version,
 )
 from cloudbench.protocol.suite import (
@@ -123,7 +121,6 @@ __all__ = [
     "MAX_TASKS_PER_RUN",
     "MAX_TASKS_PER_TYPE",
     "MAX_TYPES_PER_RUN",
-    "METADATA_FORMAT_VERSION",
     "METADATA_NAME",
     "METADATA_VERSION",
     "PROVIDERS",
@@ -180,7 +177,6 @@ __all__ = [
     "TaskBrief",
     "TaskCounts",
     "TaskList",
-    "TaskMetadata",
     "TaskOut",
     "TaskStatus",
     "UploadUrlsRequest",

@@ -37,7 +37,6 @@ from cloudbench.protocol.enums import AslrState, TaskStatus
 
 MANIFEST_VERSION = 3
 METADATA_VERSION = 6
-METADATA_FORMAT_VERSION = METADATA_VERSION  # the name issue 15 introduced
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
 
@@ -226,9 +225,6 @@ class Metadata(_Versioned):
         data["format_version"] = self.format_version
         data["benchmarks"] = self.benchmarks.model_dump(mode="json")
         return data
-
-
-TaskMetadata = Metadata  # the name issue 15 introduced
 
 
 class CostEntry(BaseModel):

@@ -29,7 +29,7 @@ def make_provider(
         return LocalProvider()
     if name in ("aws", "azure", "cloud") and meta is not None:
         # One provider for every cloud of the run, so all their stacks apply in parallel.
-        from cloudbench.master.providers.aws import CloudProvider
+        from cloudbench.master.providers.driver import StackDriver
 
-        return CloudProvider(meta, console or Console(), logs_dir)
+        return StackDriver(meta, console or Console(), logs_dir)
     raise ProviderError(f"provider {name!r} is not supported by `cloudbench run`")

@@ -14,12 +14,12 @@ from cloudbench.orchestrator.api.deps import (
     SessionDep,
 )
 from cloudbench.orchestrator.api.responses import API
+from cloudbench.orchestrator.archive_worker import schedule_archive
 from cloudbench.orchestrator.db import machines as db_machines
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Machine
 from cloudbench.orchestrator.db.queue import finalize_if_done
 from cloudbench.orchestrator.errors import Unprocessable
-from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.protocol import (
     MachineList,
     MachineLost,

@@ -16,10 +16,10 @@ from cloudbench.orchestrator.api.deps import (
 )
 from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.api.views import runs_out, task_out
+from cloudbench.orchestrator.archive_worker import schedule_archive
 from cloudbench.orchestrator.db import attempts
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.errors import BadRequest
-from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.protocol import (
     RunCreated,
     RunList,

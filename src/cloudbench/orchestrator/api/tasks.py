@@ -20,10 +20,10 @@ from cloudbench.orchestrator.api.deps import (
 )
 from cloudbench.orchestrator.api.responses import API
 from cloudbench.orchestrator.api.views import task_out, task_out_from_row
+from cloudbench.orchestrator.archive_worker import schedule_archive
 from cloudbench.orchestrator.db import attempts, hot, queue
 from cloudbench.orchestrator.db.models import Run, Task
 from cloudbench.orchestrator.errors import Conflict, Unprocessable
-from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.orchestrator.resultcheck import task_result_problem
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.orchestrator.storage.base import Storage, error_key, result_key

@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
 from cloudbench.orchestrator.api.deps import RunIdPath, RunIdQuery, SessionDep
+from cloudbench.orchestrator.archive_worker import schedule_archive
 from cloudbench.orchestrator.dashboard import auth
 from cloudbench.orchestrator.dashboard.report import REPORT_HEADERS, ReportUnavailable, report_html
 from cloudbench.orchestrator.dashboard.view import RunView, build_view
@@ -23,7 +24,6 @@ from cloudbench.orchestrator.db import dashboard as db_dashboard
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.models import Run
 from cloudbench.orchestrator.errors import Conflict, NotFound, Unauthorized
-from cloudbench.orchestrator.finalize import schedule_archive
 from cloudbench.orchestrator.settings import OrchestratorSettings
 from cloudbench.platform.timefmt import duration
 

@@ -51,7 +51,7 @@ STUCK_PENDING = "timeout while waiting for state to become 'running'"
 APPLIED = ".cloudbench-applied"  # in a stack's working copy once its apply succeeded
 
 
-class CloudProvider:
+class StackDriver:
     name = "cloud"
 
     def __init__(self, meta: MetaDeployment, console: Console, logs_dir: Path) -> None:

@@ -6,10 +6,10 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cloudbench.orchestrator.archive_worker import build_pending_archives
 from cloudbench.orchestrator.db import migrate
 from cloudbench.orchestrator.db import runs as db_runs
 from cloudbench.orchestrator.db.engine import make_engine, make_session_factory
-from cloudbench.orchestrator.finalize import build_pending_archives
 from cloudbench.orchestrator.storage.base import archive_key
 from cloudbench.orchestrator.storage.local import LocalStorage
 from cloudbench.protocol import RunSpec
