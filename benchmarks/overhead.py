@@ -38,16 +38,35 @@ def measure(tmp: Path, tasks: int, slots: int, benchmark: str) -> int:
         "ruby_version": "system",
         "per_instance_type": {"tasks": tasks},
         "local": [{"instance_type": "local", "alias": "bench"}],
-        "benchmarks": {"names": [benchmark], "executables": ["interp"],
-                       "warmup_iterations": 0, "bench_iterations": 1},
-    }  # fmt: skip
+        "benchmarks": {
+            "names": [benchmark],
+            "executables": ["interp"],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+    }
     (tmp / "config.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
     env["CLOUDBENCH_HOME"] = str(tmp / "home")
-    command = [sys.executable, "-m", "cloudbench", "run", str(tmp / "config.json"), "--json",
-               "--yes", "--executor", "host", "--slots", str(slots),
-               "--ruby-bench", str(FAKE_SUITE), "--state-dir", str(tmp / "state"),
-               "--results-dir", str(tmp / "results")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cloudbench",
+        "run",
+        str(tmp / "config.json"),
+        "--json",
+        "--yes",
+        "--executor",
+        "host",
+        "--slots",
+        str(slots),
+        "--ruby-bench",
+        str(FAKE_SUITE),
+        "--state-dir",
+        str(tmp / "state"),
+        "--results-dir",
+        str(tmp / "results"),
+    ]
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
@@ -65,8 +84,10 @@ def measure(tmp: Path, tasks: int, slots: int, benchmark: str) -> int:
     print(f"tasks {tasks}, slots {slots}, benchmark {benchmark}")
     print(f"wall time (whole command, incl. startup/teardown): {wall:8.2f} s")
     print(f"sum of benchmark times / slots:                     {ideal:8.2f} s")
-    print(f"orchestration overhead per task (per slot):         {per_task:8.3f} s "
-          f"(target <= 1 s: {'ok' if per_task <= 1 else 'MISSED'})")  # fmt: skip
+    print(
+        f"orchestration overhead per task (per slot):         {per_task:8.3f} s "
+        f"(target <= 1 s: {'ok' if per_task <= 1 else 'MISSED'})"
+    )
     return 0
 
 

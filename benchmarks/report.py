@@ -57,9 +57,14 @@ def main() -> None:
     parser.add_argument("--benchmarks", type=int, default=80)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = random_run(Path(tmp) / "results", types=args.types, tasks=args.tasks,
-                         benchmarks=args.benchmarks, executables=("interp", "yjit"),
-                         machines_per_type=args.tasks)  # fmt: skip
+        run = random_run(
+            Path(tmp) / "results",
+            types=args.types,
+            tasks=args.tasks,
+            benchmarks=args.benchmarks,
+            executables=("interp", "yjit"),
+            machines_per_type=args.tasks,
+        )
         load_wall, load_cpu, load_rss = _child(str(run), "load")
         wall, cpu, rss = _child(str(run), "report", str(Path(tmp) / "out"))
         size = (Path(tmp) / "out" / "index.html").stat().st_size / 1e6

@@ -100,9 +100,13 @@ class Phase:
     def __init__(self, name: str, db_url: str, work: Path, opts: Options, chaos: bool) -> None:
         self.name, self.db_url, self.work, self.opts, self.chaos = name, db_url, work, opts, chaos
         self.orch = _Orchestrator(
-            db_url, work / "orchestrator", heartbeat_timeout=opts.heartbeat_timeout,
-            sweep_interval=1.0, workers=None, log_level="warning",
-        )  # fmt: skip
+            db_url,
+            work / "orchestrator",
+            heartbeat_timeout=opts.heartbeat_timeout,
+            sweep_interval=1.0,
+            workers=None,
+            log_level="warning",
+        )
         self.runners: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
         self.faults = Faults()
         self.run_id = 0
@@ -112,17 +116,40 @@ class Phase:
     def _runner(self, slot: int, itype: str) -> subprocess.Popen[bytes]:
         work = self.work / f"runner-{slot}"
         work.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": self.orch.runner_token,
-               "CLOUDBENCH_HEARTBEAT_INTERVAL": str(self.opts.heartbeat_interval),
-               "CLOUDBENCH_UNREACHABLE_GIVE_UP": "300", "CLOUDBENCH_WAIT_DEFAULT": "1"}  # fmt: skip
-        argv = [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", self.orch.url,
-                "--provider", "local", "--instance-type", itype, "--run-id", str(self.run_id),
-                "--slots", self.opts.slots, "--housekeeping-cpus", "none",
-                "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
-                "--work-dir", str(work / "work")]  # fmt: skip
+        env = {
+            **os.environ,
+            "CLOUDBENCH_RUNNER_TOKEN": self.orch.runner_token,
+            "CLOUDBENCH_HEARTBEAT_INTERVAL": str(self.opts.heartbeat_interval),
+            "CLOUDBENCH_UNREACHABLE_GIVE_UP": "300",
+            "CLOUDBENCH_WAIT_DEFAULT": "1",
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "cloudbench.runner",
+            "--orchestrator-url",
+            self.orch.url,
+            "--provider",
+            "local",
+            "--instance-type",
+            itype,
+            "--run-id",
+            str(self.run_id),
+            "--slots",
+            self.opts.slots,
+            "--housekeeping-cpus",
+            "none",
+            "--executor",
+            "host",
+            "--ruby-bench",
+            str(FAKE_SUITE),
+            "--work-dir",
+            str(work / "work"),
+        ]
         with (work / "runner.log").open("ab") as log:
-            return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)  # fmt: skip
+            return subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def _start_runners(self) -> None:
         for slot in range(self.opts.processes):
@@ -186,9 +213,13 @@ class Phase:
             "local": [f"soak-{i}" for i in range(self.opts.types)],
             "per_instance_type": {"tasks": per_type},
             "max_attempts": self.opts.max_attempts,
-            "benchmarks": {"names": ["fib"], "executables": ["interp"],
-                           "warmup_iterations": 0, "bench_iterations": 1},
-        }  # fmt: skip
+            "benchmarks": {
+                "names": ["fib"],
+                "executables": ["interp"],
+                "warmup_iterations": 0,
+                "bench_iterations": 1,
+            },
+        }
         resp = admin.post("/runs", json=body)
         resp.raise_for_status()
         return int(resp.json()["run_id"])
@@ -203,8 +234,10 @@ class Phase:
     def _watch(self, admin: httpx.Client) -> None:
         deadline = time.monotonic() + self.opts.timeout
         next_kill = time.monotonic() + self.opts.kill_every
-        marks = {"restart": [(k + 1) / (self.opts.restarts + 1) for k in range(self.opts.restarts)],
-                 "drop": [0.5] * self.opts.db_drops}  # fmt: skip
+        marks = {
+            "restart": [(k + 1) / (self.opts.restarts + 1) for k in range(self.opts.restarts)],
+            "drop": [0.5] * self.opts.db_drops,
+        }
         while time.monotonic() < deadline:
             run = self._progress(admin)
             if run is not None and run["status"] != "running":
@@ -272,9 +305,11 @@ class Phase:
         except (OSError, tarfile.TarError, KeyError) as exc:
             return [f"task {task['id']}: result object unreadable: {exc}"]
         if (meta.get("runner_id"), meta.get("lease")) != (done["runner_id"], task["lease"]):
-            return [f"task {task['id']}: result object is not the completing claim's: "
-                    f"{meta.get('runner_id')}/{meta.get('lease')} vs "
-                    f"{done['runner_id']}/{task['lease']}"]  # fmt: skip
+            return [
+                f"task {task['id']}: result object is not the completing claim's: "
+                f"{meta.get('runner_id')}/{meta.get('lease')} vs "
+                f"{done['runner_id']}/{task['lease']}"
+            ]
         return []
 
     def _check_archive(self, admin: httpx.Client, ids: set[int]) -> list[str]:
@@ -327,13 +362,17 @@ def soak(
 
 def report(outcomes: list[Outcome], opts: Options) -> None:
     slots = opts.processes * (2 if opts.slots == "logical" else int(opts.slots))
-    print(f"soak: {opts.tasks} tasks, {opts.types} instance types, {opts.processes} runner "
-          f"processes (~{slots} slots), heartbeat {opts.heartbeat_interval:g}s/"
-          f"{opts.heartbeat_timeout:g}s, max_attempts {opts.max_attempts}")  # fmt: skip
+    print(
+        f"soak: {opts.tasks} tasks, {opts.types} instance types, {opts.processes} runner "
+        f"processes (~{slots} slots), heartbeat {opts.heartbeat_interval:g}s/"
+        f"{opts.heartbeat_timeout:g}s, max_attempts {opts.max_attempts}"
+    )
     for out in outcomes:
         f = out.faults
-        print(f"  {out.name:<10} wall {out.wall:7.1f}s  statuses {dict(out.statuses)}  "
-              f"failed by type {dict(out.failed_types)}  retried {out.retried}")  # fmt: skip
+        print(
+            f"  {out.name:<10} wall {out.wall:7.1f}s  statuses {dict(out.statuses)}  "
+            f"failed by type {dict(out.failed_types)}  retried {out.retried}"
+        )
         print(
             f"  {'':<10} faults: {f.kills} runner SIGKILLs, {f.restarts} orchestrator "
             f"restarts, {f.db_drops} DB drop(s) ({f.dropped_connections} connections)"

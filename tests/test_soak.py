@@ -18,9 +18,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ruby")]
 
 
 def test_scaled_down_chaos_soak(tmp_path: Path) -> None:
-    opts = Options(tasks=200, types=2, processes=4, kill_every=5.0, restarts=1, db_drops=1,
-                   heartbeat_interval=1.0, heartbeat_timeout=8.0, max_attempts=3,
-                   timeout=300.0)  # fmt: skip
+    opts = Options(
+        tasks=200,
+        types=2,
+        processes=4,
+        kill_every=5.0,
+        restarts=1,
+        db_drops=1,
+        heartbeat_interval=1.0,
+        heartbeat_timeout=8.0,
+        max_attempts=3,
+        timeout=300.0,
+    )
     [chaos] = soak(opts, phases=("chaos",), work=tmp_path, durable=False)
     assert chaos.ok, chaos.problems
     assert sum(chaos.statuses.values()) == 200

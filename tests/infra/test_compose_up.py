@@ -80,10 +80,15 @@ class Project:
 
     def container(self, service: str) -> str:
         names = podman(
-            "ps", "-a", "--format", "{{.Names}}",
-            "--filter", f"label=com.docker.compose.project={self.name}",
-            "--filter", f"label=com.docker.compose.service={service}",
-        ).split()  # fmt: skip
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            f"label=com.docker.compose.project={self.name}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ).split()
         assert len(names) == 1, f"{service}: containers {names}"
         return names[0]
 
@@ -136,14 +141,22 @@ def project(standin_images: None) -> Iterator[Project]:
     finally:
         subprocess.run(
             [str(PODMAN_COMPOSE), "-p", name, "-f", str(COMPOSE_FILE), "down", "-v"],
-            env=env, capture_output=True, timeout=300, check=False,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
         _keep_as_cache(env["CLOUDBENCH_IMAGE"])
 
 
 def _image_id(ref: str) -> str | None:
-    done = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", ref],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", ref],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -189,14 +202,32 @@ def _psql(proj: Project, sql: str) -> str:
 
 
 def _runner(proj: Project, run_id: int, work: Path) -> None:
-    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": proj.runner_token,
-           "CLOUDBENCH_HEARTBEAT_INTERVAL": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "CLOUDBENCH_RUNNER_TOKEN": proj.runner_token,
+        "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
+    }
     argv = [
-        sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", proj.url,
-        "--provider", "local", "--instance-type", "itest", "--run-id", str(run_id),
-        "--slots", "1", "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
-        "--work-dir", str(work),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "cloudbench.runner",
+        "--orchestrator-url",
+        proj.url,
+        "--provider",
+        "local",
+        "--instance-type",
+        "itest",
+        "--run-id",
+        str(run_id),
+        "--slots",
+        "1",
+        "--executor",
+        "host",
+        "--ruby-bench",
+        str(FAKE_SUITE),
+        "--work-dir",
+        str(work),
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

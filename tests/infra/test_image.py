@@ -66,9 +66,16 @@ def image(container_engine: str) -> Iterator[str]:
     # Docker format: podman's default (OCI) drops HEALTHCHECK. deploy/Dockerfile.dockerignore
     # keeps the context to what the build copies (podman honours it, as BuildKit does).
     podman(
-        "build", "--format", "docker", "-f", str(ROOT / "deploy" / "Dockerfile"), "-t", tag,
-        str(ROOT), timeout=900,
-    )  # fmt: skip
+        "build",
+        "--format",
+        "docker",
+        "-f",
+        str(ROOT / "deploy" / "Dockerfile"),
+        "-t",
+        tag,
+        str(ROOT),
+        timeout=900,
+    )
     try:
         yield tag
     finally:

@@ -28,11 +28,17 @@ MODULE = INFRA / "providers" / "azure"
 TEMPLATE = "runner-cloud-init.sh.tftpl"
 # azurerm resources that carry tags (associations, subnets and role objects do not).
 TAGGABLE = {
-    "azurerm_resource_group", "azurerm_virtual_network", "azurerm_public_ip",
-    "azurerm_nat_gateway", "azurerm_network_security_group", "azurerm_key_vault",
-    "azurerm_user_assigned_identity", "azurerm_key_vault_secret",
-    "azurerm_network_interface", "azurerm_linux_virtual_machine",
-}  # fmt: skip
+    "azurerm_resource_group",
+    "azurerm_virtual_network",
+    "azurerm_public_ip",
+    "azurerm_nat_gateway",
+    "azurerm_network_security_group",
+    "azurerm_key_vault",
+    "azurerm_user_assigned_identity",
+    "azurerm_key_vault_secret",
+    "azurerm_network_interface",
+    "azurerm_linux_virtual_machine",
+}
 RUNNER_VARS = {
     "max_lifetime_minutes": 90,
     "orchestrator_url": "https://bench.example.org",
@@ -136,8 +142,10 @@ def test_vms_are_hardened_and_pick_the_image_by_api_architecture() -> None:
     assert sku.startswith("${local.image_sku[each.value.gen2 || each.value.architecture")
     assert "x64-gen1" in sku
     assert _one(_locals()["image_sku"]) == {
-        "x64": "server", "Arm64": "server-arm64", "x64-gen1": "server-gen1",
-    }  # fmt: skip
+        "x64": "server",
+        "Arm64": "server-arm64",
+        "x64-gen1": "server-gen1",
+    }
     # The architecture is an input from the API (validated), not derived from the size name.
     variables = {n: b for blk in _module(MODULE)["variable"] for n, b in blk.items()}
     validations = str(variables["instance_types"]["validation"])
@@ -164,17 +172,27 @@ def test_the_resource_providers_it_uses_are_registered() -> None:
     registered = set(_one(provider["resource_providers_to_register"]))
     namespace = {
         "azurerm_linux_virtual_machine": "Microsoft.Compute",
-        "azurerm_key_vault": "Microsoft.KeyVault", "azurerm_key_vault_secret": "Microsoft.KeyVault",
+        "azurerm_key_vault": "Microsoft.KeyVault",
+        "azurerm_key_vault_secret": "Microsoft.KeyVault",
         "azurerm_user_assigned_identity": "Microsoft.ManagedIdentity",
-        "azurerm_virtual_network": "Microsoft.Network", "azurerm_subnet": "Microsoft.Network",
-        "azurerm_network_interface": "Microsoft.Network", "azurerm_public_ip": "Microsoft.Network",
+        "azurerm_virtual_network": "Microsoft.Network",
+        "azurerm_subnet": "Microsoft.Network",
+        "azurerm_network_interface": "Microsoft.Network",
+        "azurerm_public_ip": "Microsoft.Network",
         "azurerm_nat_gateway": "Microsoft.Network",
         "azurerm_network_security_group": "Microsoft.Network",
-    }  # fmt: skip
+    }
     used = {namespace[t] for t, _, _ in _resources(MODULE) if t in namespace}
-    assert used == registered == {
-        "Microsoft.Compute", "Microsoft.KeyVault", "Microsoft.ManagedIdentity", "Microsoft.Network",
-    }  # fmt: skip
+    assert (
+        used
+        == registered
+        == {
+            "Microsoft.Compute",
+            "Microsoft.KeyVault",
+            "Microsoft.ManagedIdentity",
+            "Microsoft.Network",
+        }
+    )
 
 
 def test_the_token_is_in_key_vault_readable_only_by_the_run_identity() -> None:

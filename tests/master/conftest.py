@@ -31,9 +31,13 @@ def fake_config(
         "ruby_version": "system",
         "per_instance_type": {"tasks": tasks, "instances": instances},
         "local": [{"instance_type": f"local-{t}", "alias": t} for t in types],
-        "benchmarks": {"names": names, "executables": ["interp"],
-                       "warmup_iterations": 0, "bench_iterations": 1},
-    }  # fmt: skip
+        "benchmarks": {
+            "names": names,
+            "executables": ["interp"],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+    }
 
 
 class Harness:
@@ -48,8 +52,12 @@ class Harness:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBENCH_")}
         # The fake suite's `sleepy` reads FAKE_BENCH_SLEEP; benchmarks get an allowlist.
-        return {**env, "CLOUDBENCH_HOME": str(self.home),
-                "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP", **extra}  # fmt: skip
+        return {
+            **env,
+            "CLOUDBENCH_HOME": str(self.home),
+            "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
+            **extra,
+        }
 
     def config(self, body: dict[str, Any] | str, name: str = "run.json") -> Path:
         path = self.tmp / name
@@ -59,8 +67,12 @@ class Harness:
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cloudbench", *args],
-            env=self.env(**env), capture_output=True, text=True, timeout=120, cwd=self.tmp,
-        )  # fmt: skip
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.tmp,
+        )
 
     def start(
         self,
@@ -73,14 +85,36 @@ class Harness:
     ) -> None:
         """`cloudbench run CONFIG ARGS…` in the background; environment (a whole mapping,
         e.g. FakeTerraform.env()) and env (single variables) are added to self.env()."""
-        command = [sys.executable, "-m", "cloudbench", "run", str(config), "--json",
-                   "--ruby-bench", str(FAKE_SUITE), "--executor", executor, "--slots", "1",
-                   "--state-dir", str(self.state), "--results-dir", str(self.results),
-                   "--heartbeat-timeout", str(timeout), *args]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "cloudbench",
+            "run",
+            str(config),
+            "--json",
+            "--ruby-bench",
+            str(FAKE_SUITE),
+            "--executor",
+            executor,
+            "--slots",
+            "1",
+            "--state-dir",
+            str(self.state),
+            "--results-dir",
+            str(self.results),
+            "--heartbeat-timeout",
+            str(timeout),
+            *args,
+        ]
         out, err = (self.tmp / "stdout").open("wb"), (self.tmp / "stderr").open("wb")
-        self.proc = subprocess.Popen(command, env=self.env(**{**(environment or {}), **env}),
-                                     stdout=out, stderr=err,
-                                     cwd=self.tmp, preexec_fn=_default_sigint)  # fmt: skip
+        self.proc = subprocess.Popen(
+            command,
+            env=self.env(**{**(environment or {}), **env}),
+            stdout=out,
+            stderr=err,
+            cwd=self.tmp,
+            preexec_fn=_default_sigint,
+        )
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
 
@@ -154,8 +188,11 @@ class Harness:
         assert not alive, alive
         assert self.seen, "the master recorded no processes"
         root = str(self.state.resolve())
-        strays = [p.info for p in psutil.process_iter(["pid", "cwd", "cmdline"])
-                  if (p.info["cwd"] or "").startswith(root)]  # fmt: skip
+        strays = [
+            p.info
+            for p in psutil.process_iter(["pid", "cwd", "cmdline"])
+            if (p.info["cwd"] or "").startswith(root)
+        ]
         assert not strays, strays
         assert not self.sessions(), "session record left behind"
 

@@ -86,15 +86,26 @@ class FakeTerraform:
         self.binary.write_text(f"#!{sys.executable}\n{FAKE}")
         self.binary.chmod(0o755)
         self.outputs = tmp / "outputs.json"
-        self.outputs.write_text(json.dumps({
-            "orchestrator_url": orch.url, "admin_token": orch.admin_token,
-            "runner_token": orch.runner_token, "bucket": "cb-results-fake",
-            "region": "eu-west-1", "subnet_id": "subnet-fake", "vpc_id": "vpc-fake",
-            "orchestrator_private_url": "http://10.0.1.10:8000",
-            "runner_nat_security_group_id": "sg-0fake0runner0nat",
-            "zone_subnets": {"eu-west-1a": "subnet-fake", "eu-west-1b": "subnet-fake-b",
-                             "eu-west-1c": "subnet-fake-c"},
-        }))  # fmt: skip
+        self.outputs.write_text(
+            json.dumps(
+                {
+                    "orchestrator_url": orch.url,
+                    "admin_token": orch.admin_token,
+                    "runner_token": orch.runner_token,
+                    "bucket": "cb-results-fake",
+                    "region": "eu-west-1",
+                    "subnet_id": "subnet-fake",
+                    "vpc_id": "vpc-fake",
+                    "orchestrator_private_url": "http://10.0.1.10:8000",
+                    "runner_nat_security_group_id": "sg-0fake0runner0nat",
+                    "zone_subnets": {
+                        "eu-west-1a": "subnet-fake",
+                        "eu-west-1b": "subnet-fake-b",
+                        "eu-west-1c": "subnet-fake-c",
+                    },
+                }
+            )
+        )
         # EC2's answers before any apply (zones, quotas): moto's server, set by the fixture.
         self.aws_env: dict[str, str] = {}
         if orch.tls is not None:  # the deployment's certificate, as its output carries it
@@ -115,9 +126,11 @@ class FakeTerraform:
             "CLOUDBENCH_AWS_WHEEL": str(self.wheel),
             # The VMs' wheelhouse from local wheels, never PyPI (tests/wheelhouse.py).
             **wheelhouse_env(),
-            "FAKE_TF_LOG": str(self.log), "FAKE_TF_OUTPUTS": str(self.outputs),
-            **self.aws_env, **extra,
-        }  # fmt: skip
+            "FAKE_TF_LOG": str(self.log),
+            "FAKE_TF_OUTPUTS": str(self.outputs),
+            **self.aws_env,
+            **extra,
+        }
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -213,8 +226,9 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
     # The whole run (wait, version check, create, watch, stop, download) over HTTPS,
     # trusting the deployment's certificate alone.
     fake = fake_tls
-    harness.start(harness.config(_aws_config(local=True)),
-                  environment=fake.env(FAKE_TF_SLEEP="1", **SETTINGS))  # fmt: skip
+    harness.start(
+        harness.config(_aws_config(local=True)), environment=fake.env(FAKE_TF_SLEEP="1", **SETTINGS)
+    )
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("apply", "aws") and fake.find("apply", "local"))
     with fake.client() as api:
@@ -254,11 +268,16 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
 
     tf = aws["tf_vars"]
     assert tf["TF_VAR_run_id"] == str(run_id) and tf["TF_VAR_instances"] == "1"
-    assert json.loads(tf["TF_VAR_instance_types"]) == [{"instance_type": "t3.micro",
-                                                        "alias": "t3", "instances": 1,
-                                                        "capacity": "on-demand",
-                                                        "max_price": None,
-                                                        "subnet_id": "subnet-fake"}]  # fmt: skip
+    assert json.loads(tf["TF_VAR_instance_types"]) == [
+        {
+            "instance_type": "t3.micro",
+            "alias": "t3",
+            "instances": 1,
+            "capacity": "on-demand",
+            "max_price": None,
+            "subnet_id": "subnet-fake",
+        }
+    ]
     # Runners in the VPC use the orchestrator's private address, pinning its certificate.
     assert tf["TF_VAR_orchestrator_url"] == "https://10.0.1.10:8000"
     assert fake.orch.tls is not None
@@ -283,8 +302,10 @@ def test_meta_first_stacks_in_parallel_right_variables_no_secrets(
 def test_stack_failure_shows_log_tail_and_offers_nuke(
     harness: Harness, fake: FakeTerraform
 ) -> None:
-    harness.start(harness.config(_aws_config(local=False)),
-                  environment=fake.env(FAKE_TF_FAIL="aws", **SETTINGS))  # fmt: skip
+    harness.start(
+        harness.config(_aws_config(local=False)),
+        environment=fake.env(FAKE_TF_FAIL="aws", **SETTINGS),
+    )
     code, out, err = harness.wait()
     assert code == 1, err
     assert "stack aws: terraform apply failed with exit code 1" in err
@@ -383,8 +404,11 @@ def test_reuse_orchestrator_runs_local_runners_against_it(
 ) -> None:
     """Phase 3: the orchestrator 'in AWS', runners on this machine; nothing is applied."""
     (harness.home / "terraform" / "default" / "meta").mkdir(parents=True)
-    harness.start(harness.config(fake_config(["a"], 2, ["fib"])), "--reuse-orchestrator",
-                  environment=fake.env())  # fmt: skip
+    harness.start(
+        harness.config(fake_config(["a"], 2, ["fib"])),
+        "--reuse-orchestrator",
+        environment=fake.env(),
+    )
     code, out, err = harness.wait()
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
@@ -401,12 +425,19 @@ def test_nuke_destroys_provider_stacks_then_meta(harness: Harness, fake: FakeTer
     (root / "runs/7/aws/variables.tf").write_text('variable "runner_token" {}')
     # The sweep that follows runs against moto's standalone server (empty account).
     port = free_port()
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_http(f"http://127.0.0.1:{port}/moto-api/")
-        env = fake.env(AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-                       AWS_ACCESS_KEY_ID="fake", AWS_SECRET_ACCESS_KEY="fake")  # fmt: skip
+        env = fake.env(
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_ACCESS_KEY_ID="fake",
+            AWS_SECRET_ACCESS_KEY="fake",
+        )
         result = harness.cli("nuke", "--provider", "aws", "--yes", **env)
     finally:
         moto.terminate()
@@ -420,9 +451,12 @@ def test_nuke_destroys_provider_stacks_then_meta(harness: Harness, fake: FakeTer
 
 @pytest.mark.container
 def test_shared_benchmark_image_is_built_once_and_a_vm_loads_it(
-    harness: Harness, fake: FakeTerraform, container_engine: str, tmp_path: Path,
+    harness: Harness,
+    fake: FakeTerraform,
+    container_engine: str,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     """CLOUDBENCH_AWS_SHARE_IMAGE: the master builds the image from the suite it ships and
     puts it beside the stack; a 'VM' (the runner's executor on the unpacked suite, with the
     stack's values, the image gone from the engine) loads it instead of building."""
@@ -449,8 +483,9 @@ def test_shared_benchmark_image_is_built_once_and_a_vm_loads_it(
 
     source = prepare_source(str(kept / "ruby-bench"), "unused", tmp_path / "cache")
     images = ImageSharing(archive=archive)
-    vm = DockerExecutor(source, tmp_path / "vm", base_digest=shipped["ruby_image_digest"],
-                        images=images)  # fmt: skip
+    vm = DockerExecutor(
+        source, tmp_path / "vm", base_digest=shipped["ruby_image_digest"], images=images
+    )
     selection = BenchmarkSettings.model_validate(config["benchmarks"])
     tag = vm.image_tag("3.1", shipped["ruby_image_digest"], gemfile_dirs(source.path, selection))
     subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=True)

@@ -50,11 +50,16 @@ def arm(tmp_path: Path) -> Iterator[Standin]:
 
 def _azure_env(arm: Standin, **extra: str) -> dict[str, str]:
     return {
-        "CLOUDBENCH_AZURE_SUBSCRIPTION_ID": SUB, "CLOUDBENCH_AZURE_LOCATION": "westeurope",
-        "CLOUDBENCH_AZURE_SSH_PUBLIC_KEY": SSH_KEY, "CLOUDBENCH_AZURE_ARM_ENDPOINT": arm.url,
-        "REQUESTS_CA_BUNDLE": str(arm.ca), "IDENTITY_ENDPOINT": f"{arm.url}/msi/token",
-        "IDENTITY_HEADER": arm.world.identity_header, **SETTINGS, **extra,
-    }  # fmt: skip
+        "CLOUDBENCH_AZURE_SUBSCRIPTION_ID": SUB,
+        "CLOUDBENCH_AZURE_LOCATION": "westeurope",
+        "CLOUDBENCH_AZURE_SSH_PUBLIC_KEY": SSH_KEY,
+        "CLOUDBENCH_AZURE_ARM_ENDPOINT": arm.url,
+        "REQUESTS_CA_BUNDLE": str(arm.ca),
+        "IDENTITY_ENDPOINT": f"{arm.url}/msi/token",
+        "IDENTITY_HEADER": arm.world.identity_header,
+        **SETTINGS,
+        **extra,
+    }
 
 
 def _config(azure_only: bool = False) -> dict[str, Any]:
@@ -125,13 +130,29 @@ def test_aws_and_azure_stacks_apply_in_parallel_after_meta(
     assert tf["TF_VAR_run_id"] == str(run_id)
     # Architecture and disk support as the SKU API reported them for that location.
     assert json.loads(tf["TF_VAR_instance_types"]) == [
-        {"instance_type": "Standard_D2pls_v6", "alias": "cobalt100", "architecture": "Arm64",
-         "premium_io": True, "gen2": True, "disk_controller_type": "NVMe", "instances": 1,
-         "capacity": "on-demand", "max_price": None},
-        {"instance_type": "Standard_A2_v2", "alias": "Standard_A2_v2", "architecture": "x64",
-         "premium_io": False, "gen2": False, "disk_controller_type": "SCSI", "instances": 1,
-         "capacity": "spot", "max_price": 0.05},
-    ]  # fmt: skip
+        {
+            "instance_type": "Standard_D2pls_v6",
+            "alias": "cobalt100",
+            "architecture": "Arm64",
+            "premium_io": True,
+            "gen2": True,
+            "disk_controller_type": "NVMe",
+            "instances": 1,
+            "capacity": "on-demand",
+            "max_price": None,
+        },
+        {
+            "instance_type": "Standard_A2_v2",
+            "alias": "Standard_A2_v2",
+            "architecture": "x64",
+            "premium_io": False,
+            "gen2": False,
+            "disk_controller_type": "SCSI",
+            "instances": 1,
+            "capacity": "spot",
+            "max_price": 0.05,
+        },
+    ]
     # Azure VMs are outside the meta VPC: the public URL, not the private one.
     assert tf["TF_VAR_orchestrator_url"] == fake.orch.url
     assert tf["TF_VAR_ssh_public_key"] == SSH_KEY

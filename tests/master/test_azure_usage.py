@@ -12,24 +12,38 @@ from typing import Any
 from cloudbench.master.providers.azure_usage import TOTAL, check_usage, needed, zones
 
 SKU: dict[str, Any] = {
-    "resourceType": "virtualMachines", "name": "Standard_D2pls_v6", "tier": "Standard",
-    "size": "D2pls_v6", "family": "standardDPLSv6Family", "locations": ["westeurope"],
+    "resourceType": "virtualMachines",
+    "name": "Standard_D2pls_v6",
+    "tier": "Standard",
+    "size": "D2pls_v6",
+    "family": "standardDPLSv6Family",
+    "locations": ["westeurope"],
     "locationInfo": [{"location": "westeurope", "zones": ["2", "3", "1"], "zoneDetails": []}],
     "capabilities": [{"name": "vCPUs", "value": "2"}],
-    "restrictions": [{
-        "type": "Zone", "values": ["westeurope"],
-        "restrictionInfo": {"locations": ["westeurope"], "zones": ["2"]},
-        "reasonCode": "NotAvailableForSubscription",
-    }],
-}  # fmt: skip
+    "restrictions": [
+        {
+            "type": "Zone",
+            "values": ["westeurope"],
+            "restrictionInfo": {"locations": ["westeurope"], "zones": ["2"]},
+            "reasonCode": "NotAvailableForSubscription",
+        }
+    ],
+}
 
 USAGES: list[dict[str, Any]] = [
-    {"limit": 10, "unit": "Count", "currentValue": 4,
-     "name": {"value": "cores", "localizedValue": "Total Regional vCPUs"}},
-    {"limit": 4, "unit": "Count", "currentValue": 0,
-     "name": {"value": "standardDPLSv6Family",
-              "localizedValue": "Standard DPLSv6 Family vCPUs"}},
-]  # fmt: skip
+    {
+        "limit": 10,
+        "unit": "Count",
+        "currentValue": 4,
+        "name": {"value": "cores", "localizedValue": "Total Regional vCPUs"},
+    },
+    {
+        "limit": 4,
+        "unit": "Count",
+        "currentValue": 0,
+        "name": {"value": "standardDPLSv6Family", "localizedValue": "Standard DPLSv6 Family vCPUs"},
+    },
+]
 
 
 def test_zones_are_those_listed_less_the_restricted_ones() -> None:

@@ -14,10 +14,16 @@ T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
 
 def _machine(instance_id: str, provider: str = "aws", **offsets: float) -> MachineOut:
     return MachineOut(
-        instance_id=instance_id, provider=provider, instance_type="c7g.large", alias="g3",
-        stage=HeartbeatStatus.finished, stage_since=T0, first_seen_at=T0, last_seen_at=T0,
+        instance_id=instance_id,
+        provider=provider,
+        instance_type="c7g.large",
+        alias="g3",
+        stage=HeartbeatStatus.finished,
+        stage_since=T0,
+        first_seen_at=T0,
+        last_seen_at=T0,
         stages={k: T0 + timedelta(seconds=s) for k, s in offsets.items()},
-    )  # fmt: skip
+    )
 
 
 def test_set_up_from_cloud_start_else_user_data_start(tmp_path: Path) -> None:

@@ -63,16 +63,18 @@ def test_invalid_config_is_one_line_and_starts_nothing(harness: Harness, case: s
 
 
 def test_provider_filter_without_matching_types(harness: Harness) -> None:
-    path = harness.config('{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, '
-                          '"aws": ["c7g.medium"]}')  # fmt: skip
+    path = harness.config(
+        '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, "aws": ["c7g.medium"]}'
+    )
     result = harness.cli("run", str(path), "--provider", "local")
     assert result.returncode == 1
     assert "no instance types" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_aws_without_settings_is_refused_before_starting(harness: Harness) -> None:
-    path = harness.config('{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, '
-                          '"aws": ["c7g.medium"]}')  # fmt: skip
+    path = harness.config(
+        '{"ruby_version": "3.4", "per_instance_type": {"tasks": 1}, "aws": ["c7g.medium"]}'
+    )
     result = harness.cli("run", str(path), "--state-dir", str(harness.state))
     assert result.returncode == 1 and "AWS settings missing" in result.stderr
     assert not harness.state.exists()

@@ -20,8 +20,10 @@ from tests.moto_aws import ec2_quotas
 
 def _config(names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     config = fake_config([], 4, names if names is not None else ["fib", "loops"], instances=2)
-    config["aws"] = [{"instance_type": "c7g.large", "alias": "graviton3"},
-                     {"instance_type": "m7i.large"}]  # fmt: skip
+    config["aws"] = [
+        {"instance_type": "c7g.large", "alias": "graviton3"},
+        {"instance_type": "m7i.large"},
+    ]
     config["azure"] = [{"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"}]
     config["prices"] = {"aws/c7g.large": 0.0725, "Standard_D2pls_v6": 0.0864}
     return {**config, **extra}
@@ -30,8 +32,16 @@ def _config(names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
 def _dry(harness: Harness, fake: FakeTerraform, config: dict[str, Any], *args: str) -> Any:
     path = harness.config(config)
     env = fake.env(**SETTINGS, CLOUDBENCH_AZURE_LOCATION="westeurope")
-    return harness.cli("run", str(path), "--dry-run", "--offline-prices",
-                       "--state-dir", str(harness.state), *args, **env)  # fmt: skip
+    return harness.cli(
+        "run",
+        str(path),
+        "--dry-run",
+        "--offline-prices",
+        "--state-dir",
+        str(harness.state),
+        *args,
+        **env,
+    )
 
 
 def _row(out: str, instance_type: str) -> list[str]:
@@ -113,15 +123,26 @@ def test_dry_run_uses_recorded_durations_of_the_same_selection(
 ) -> None:
     config = _config()
     selection = json.dumps(
-        {"names": ["fib", "loops"], "categories": [], "warmup_iterations": 0,
-         "bench_iterations": 1, "min_bench_time": None, "executables": ["interp"],
-         "extra_args": [], "env": {}}, sort_keys=True,
-    )  # fmt: skip
+        {
+            "names": ["fib", "loops"],
+            "categories": [],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+            "min_bench_time": None,
+            "executables": ["interp"],
+            "extra_args": [],
+            "env": {},
+        },
+        sort_keys=True,
+    )
     harness.state.mkdir(parents=True)
-    rows = [{"selection": selection, "provider": "aws", "instance_type": "c7g.large",
-             "seconds": s} for s in (1800, 1700, 1900)]  # fmt: skip
-    rows.append({"selection": "other", "provider": "aws", "instance_type": "c7g.large",
-                 "seconds": 99999})  # fmt: skip
+    rows = [
+        {"selection": selection, "provider": "aws", "instance_type": "c7g.large", "seconds": s}
+        for s in (1800, 1700, 1900)
+    ]
+    rows.append(
+        {"selection": "other", "provider": "aws", "instance_type": "c7g.large", "seconds": 99999}
+    )
     (harness.state / "task-durations.jsonl").write_text(
         "\n".join(json.dumps(r) for r in rows) + "\n{torn"
     )
@@ -141,17 +162,42 @@ def test_dry_run_uses_measured_set_up_of_earlier_runs(
     instance start to first benchmark) replaces the assumed 15 min for that type only."""
     harness.home.mkdir(parents=True)
     rows = [
-        {"run_id": 1, "instance_id": "i-a", "provider": "aws", "instance_type": "c7g.large",
-         "setup_s": 9999},  # recorded again on resume: the later row counts
-        {"run_id": 1, "instance_id": "i-a", "provider": "aws", "instance_type": "c7g.large",
-         "setup_s": 170},
-        {"run_id": 1, "instance_id": "i-b", "provider": "aws", "instance_type": "c7g.large",
-         "setup_s": 180},
-        {"run_id": 2, "instance_id": "i-c", "provider": "aws", "instance_type": "c7g.large",
-         "setup_s": 190},
-        {"run_id": 2, "instance_id": "i-d", "provider": "azure", "instance_type": "c7g.large",
-         "setup_s": 5},  # another cloud's type of that name: not this one
-    ]  # fmt: skip
+        {
+            "run_id": 1,
+            "instance_id": "i-a",
+            "provider": "aws",
+            "instance_type": "c7g.large",
+            "setup_s": 9999,
+        },  # recorded again on resume: the later row counts
+        {
+            "run_id": 1,
+            "instance_id": "i-a",
+            "provider": "aws",
+            "instance_type": "c7g.large",
+            "setup_s": 170,
+        },
+        {
+            "run_id": 1,
+            "instance_id": "i-b",
+            "provider": "aws",
+            "instance_type": "c7g.large",
+            "setup_s": 180,
+        },
+        {
+            "run_id": 2,
+            "instance_id": "i-c",
+            "provider": "aws",
+            "instance_type": "c7g.large",
+            "setup_s": 190,
+        },
+        {
+            "run_id": 2,
+            "instance_id": "i-d",
+            "provider": "azure",
+            "instance_type": "c7g.large",
+            "setup_s": 5,
+        },  # another cloud's type of that name: not this one
+    ]
     (harness.home / "boot-times.jsonl").write_text(
         "\n".join(json.dumps(r) for r in rows) + "\n{torn\n"
     )

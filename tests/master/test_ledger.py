@@ -11,17 +11,23 @@ from cloudbench.protocol import Budget, CostLedger, RunSpec
 
 
 def _spec() -> RunSpec:
-    return RunSpec.model_validate({
-        "ruby_version": "3.4.1", "per_instance_type": {"tasks": 4, "instances": 2},
-        "aws": [{"instance_type": "c7g.large"}, {"instance_type": "m7i.large"}],
-        "azure": [{"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"}],
-        "local": [{"instance_type": "here"}],
-    })  # fmt: skip
+    return RunSpec.model_validate(
+        {
+            "ruby_version": "3.4.1",
+            "per_instance_type": {"tasks": 4, "instances": 2},
+            "aws": [{"instance_type": "c7g.large"}, {"instance_type": "m7i.large"}],
+            "azure": [{"instance_type": "Standard_D2pls_v6", "alias": "cobalt100"}],
+            "local": [{"instance_type": "here"}],
+        }
+    )
 
 
 def _meter(budget: Budget | None, hours_ago: float) -> CostMeter:
-    prices = {("aws", "c7g.large"): 0.5, ("aws", "m7i.large"): None,
-              ("azure", "Standard_D2pls_v6"): 0.25}  # fmt: skip
+    prices = {
+        ("aws", "c7g.large"): 0.5,
+        ("aws", "m7i.large"): None,
+        ("azure", "Standard_D2pls_v6"): 0.25,
+    }
     meter = CostMeter(_spec(), prices, budget)
     past = datetime.now(UTC) - timedelta(hours=hours_ago)
     meter.started = past

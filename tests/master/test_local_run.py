@@ -29,8 +29,12 @@ def test_two_instance_types_two_tasks_each(harness: Harness) -> None:
     manifest = _manifest(harness, run_id)
     assert manifest["run_id"] == run_id and manifest["task_count"] == 4
     by_alias = sorted((t["alias"], t["run_number"], t["status"]) for t in manifest["tasks"])
-    assert by_alias == [("a", 1, "completed"), ("a", 2, "completed"),
-                        ("b", 1, "completed"), ("b", 2, "completed")]  # fmt: skip
+    assert by_alias == [
+        ("a", 1, "completed"),
+        ("a", 2, "completed"),
+        ("b", 1, "completed"),
+        ("b", 2, "completed"),
+    ]
     for task in manifest["tasks"]:
         folder = harness.results / str(run_id) / task["directory"]
         for name in ("output.txt", "output.json", "output.csv", "metadata.json"):
@@ -39,8 +43,9 @@ def test_two_instance_types_two_tasks_each(harness: Harness) -> None:
     # Two runner processes on one machine get disjoint CPUs (when there are enough).
     cpus: dict[str, set[str]] = {}
     for task in manifest["tasks"]:
-        meta = json.loads((harness.results / str(run_id) / task["directory"] / "metadata.json")
-                          .read_text())  # fmt: skip
+        meta = json.loads(
+            (harness.results / str(run_id) / task["directory"] / "metadata.json").read_text()
+        )
         cpus.setdefault(task["alias"], set()).update(meta["cpuset"].split(","))
     if len(os.sched_getaffinity(0)) >= 2:
         assert not cpus["a"] & cpus["b"], cpus
@@ -114,8 +119,10 @@ def test_three_aliases_on_two_cores_take_turns_task_by_task(harness: Harness) ->
     assert code == 0, err
     run_id = next(iter(harness.results.iterdir())).name
     manifest = json.loads((harness.results / run_id / "manifest.json").read_text())
-    metas = [json.loads((harness.results / run_id / t["directory"] / "metadata.json")
-                        .read_text()) for t in manifest["tasks"]]  # fmt: skip
+    metas = [
+        json.loads((harness.results / run_id / t["directory"] / "metadata.json").read_text())
+        for t in manifest["tasks"]
+    ]
     assert len(metas) == 6 and {m["format_version"] for m in metas} == {6}
     # Local runners have no boot script: user-data start is the runner's start (issue 27).
     for meta in metas:

@@ -11,17 +11,28 @@ from cloudbench.protocol import RunOut
 
 
 def _run(progress: float) -> RunOut:
-    return RunOut.model_validate({
-        "run_id": 7, "status": "running", "ruby_version": "3.4.7",
-        "per_instance_type": {"tasks": 4}, "benchmarks": {},
-        "created_at": datetime.now(UTC) - timedelta(seconds=100),
-        "tasks": {"total": 8, "running": 2, "pending": 6},
-        "instance_types": [{
-            "provider": "aws", "instance_type": f"c{n}g.medium", "alias": f"c{n}g.medium-graviton",
-            "counts": {"total": 4, "running": 1, "pending": 3},
-            "current_benchmarks": ["railsbench"], "running_progress": progress,
-        } for n in (7, 8)],
-    })  # fmt: skip
+    return RunOut.model_validate(
+        {
+            "run_id": 7,
+            "status": "running",
+            "ruby_version": "3.4.7",
+            "per_instance_type": {"tasks": 4},
+            "benchmarks": {},
+            "created_at": datetime.now(UTC) - timedelta(seconds=100),
+            "tasks": {"total": 8, "running": 2, "pending": 6},
+            "instance_types": [
+                {
+                    "provider": "aws",
+                    "instance_type": f"c{n}g.medium",
+                    "alias": f"c{n}g.medium-graviton",
+                    "counts": {"total": 4, "running": 1, "pending": 3},
+                    "current_benchmarks": ["railsbench"],
+                    "running_progress": progress,
+                }
+                for n in (7, 8)
+            ],
+        }
+    )
 
 
 def test_eta_from_running_tasks_progress() -> None:

@@ -28,8 +28,14 @@ def _archive(tmp_path: Path, manifest: object) -> Path:
     return path
 
 
-TASK = {"task_id": 7, "provider": "local", "instance_type": "m", "alias": "m",
-        "status": "completed", "directory": "m-7"}  # fmt: skip
+TASK = {
+    "task_id": 7,
+    "provider": "local",
+    "instance_type": "m",
+    "alias": "m",
+    "status": "completed",
+    "directory": "m-7",
+}
 
 
 def test_a_good_manifest_passes(tmp_path: Path) -> None:

@@ -63,9 +63,11 @@ def test_resume_unknown_run_is_one_line(harness: Harness) -> None:
 
 @needs_ruby
 def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
-    harness: Harness, tmp_path_factory: pytest.TempPathFactory, sqlite_url: str,
+    harness: Harness,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_url: str,
     orchestrator_factory: OrchestratorFactory,
-) -> None:  # fmt: skip
+) -> None:
     fake = fake_terraform(tmp_path_factory.mktemp("tf"), sqlite_url, orchestrator_factory)
     config = harness.config(_aws_config(local=True))
     harness.start(config, environment=fake.env(FAKE_TF_SLEEP="1", FAKE_TF_FAIL="local", **SETTINGS))

@@ -46,15 +46,32 @@ def test_sigterm_on_a_terminal_does_not_wait_for_an_answer(harness: Harness) -> 
 
     config = harness.config(fake_config(["a"], 3, ["sleepy"]))
     controller, terminal = pty.openpty()
-    command = [sys.executable, "-m", "cloudbench", "run", str(config),
-               "--ruby-bench", str(FAKE_SUITE), "--executor", "host", "--slots", "1",
-               "--state-dir", str(harness.state),
-               "--results-dir", str(harness.results)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cloudbench",
+        "run",
+        str(config),
+        "--ruby-bench",
+        str(FAKE_SUITE),
+        "--executor",
+        "host",
+        "--slots",
+        "1",
+        "--state-dir",
+        str(harness.state),
+        "--results-dir",
+        str(harness.results),
+    ]
     out = (harness.tmp / "stderr").open("wb")
     harness.proc = subprocess.Popen(
-        command, env=harness.env(FAKE_BENCH_SLEEP="60"), stdin=terminal, stdout=terminal,
-        stderr=out, cwd=harness.tmp,
-    )  # fmt: skip
+        command,
+        env=harness.env(FAKE_BENCH_SLEEP="60"),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=out,
+        cwd=harness.tmp,
+    )
     os.close(terminal)
     os.set_blocking(controller, False)
     try:

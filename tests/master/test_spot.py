@@ -36,10 +36,13 @@ def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_CONFIG_FILE": os.devnull,
-                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():  # fmt: skip
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }.items():
         monkeypatch.setenv(key, value)
     try:
         yield f"http://127.0.0.1:{port}"
@@ -48,12 +51,17 @@ def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def _spec(**extra: Any) -> RunSpec:
-    return RunSpec.model_validate({
-        "ruby_version": "3.4", "per_instance_type": {"tasks": 2, "instances": 2},
-        "aws": [{"instance_type": "c7i.large", "alias": "spotty", "capacity": "spot"},
-                {"instance_type": "c7g.medium"}],
-        **extra,
-    })  # fmt: skip
+    return RunSpec.model_validate(
+        {
+            "ruby_version": "3.4",
+            "per_instance_type": {"tasks": 2, "instances": 2},
+            "aws": [
+                {"instance_type": "c7i.large", "alias": "spotty", "capacity": "spot"},
+                {"instance_type": "c7g.medium"},
+            ],
+            **extra,
+        }
+    )
 
 
 def test_capacity_global_or_per_entry_and_bad_input_named() -> None:
@@ -81,20 +89,34 @@ def test_spot_price_is_the_newest_of_the_zone_with_its_date(moto_url: str) -> No
     price = aws_spot_price("c7i.large", "us-east-1a", REGION)
     assert price is not None
     assert (price.usd_per_hour, price.source, price.region) == (
-        0.0301, "aws-spot-price-history", "us-east-1a",
-    )  # fmt: skip
+        0.0301,
+        "aws-spot-price-history",
+        "us-east-1a",
+    )
     stamped = datetime.fromisoformat(str(price.date))
     assert timedelta(minutes=50) < datetime.now(UTC) - stamped < timedelta(minutes=70)
     assert aws_spot_price("c7i.large", "us-east-1z", REGION) is None  # no such zone
 
 
 def test_launched_spot_vms_are_priced_and_the_ledger_says_spot(moto_url: str) -> None:
-    outputs = {"instances": {
-        "spotty-0": {"id": "i-1", "instance_type": "c7i.large", "alias": "spotty",
-                     "capacity": "spot", "zone": "us-east-1b"},
-        "c7g.medium-0": {"id": "i-2", "instance_type": "c7g.medium", "alias": "c7g.medium",
-                         "capacity": "on-demand", "zone": "us-east-1b"},
-    }}  # fmt: skip
+    outputs = {
+        "instances": {
+            "spotty-0": {
+                "id": "i-1",
+                "instance_type": "c7i.large",
+                "alias": "spotty",
+                "capacity": "spot",
+                "zone": "us-east-1b",
+            },
+            "c7g.medium-0": {
+                "id": "i-2",
+                "instance_type": "c7g.medium",
+                "alias": "c7g.medium",
+                "capacity": "on-demand",
+                "zone": "us-east-1b",
+            },
+        }
+    }
     prices, lines = price_spot(outputs, REGION)
     assert list(prices) == [("aws", "c7i.large")]
     assert lines[0].startswith("spot: c7i.large in us-east-1b at 0.0301 USD/h")
@@ -113,8 +135,10 @@ def test_launched_spot_vms_are_priced_and_the_ledger_says_spot(moto_url: str) ->
     entries = {e.alias: e for e in meter.entries(now=start + timedelta(hours=1))}
     spot, plain = entries["spotty"], entries["c7g.medium"]
     assert (spot.capacity, spot.usd_per_hour, spot.price_source) == (
-        "spot", 0.0301, "aws-spot-price-history",
-    )  # fmt: skip
+        "spot",
+        0.0301,
+        "aws-spot-price-history",
+    )
     assert (
         spot.usd == pytest.approx(2 * 0.0301)
         and spot.price_date == prices[("aws", "c7i.large")].date
@@ -160,10 +184,22 @@ def test_reclaimed_spot_vms_are_replaced_on_demand_when_spot_is_refused(tmp_path
     assert all_reclaimed([_vm("s", preempted), _vm("s", preempted + "!")])
     assert not all_reclaimed([_vm("s", preempted), _vm("s", "vanished: EC2 reports it x")])
     assert not all_reclaimed([_vm("s", None)])
-    types = [{"instance_type": "c7i.large", "alias": "s", "instances": 2, "capacity": "spot",
-              "max_price": 0.05},
-             {"instance_type": "c7g.medium", "alias": "o", "instances": 1,
-              "capacity": "on-demand", "max_price": None}]  # fmt: skip
+    types = [
+        {
+            "instance_type": "c7i.large",
+            "alias": "s",
+            "instances": 2,
+            "capacity": "spot",
+            "max_price": 0.05,
+        },
+        {
+            "instance_type": "c7g.medium",
+            "alias": "o",
+            "instances": 1,
+            "capacity": "on-demand",
+            "max_price": None,
+        },
+    ]
     stack = _Stack("aws", tmp_path, tmp_path / "log", AwsSettings(), {"instance_types": types})
     calls.clear()
     assert replace_spot(stack, "o") is None and not calls  # not spot: nothing to replace

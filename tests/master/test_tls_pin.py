@@ -97,9 +97,13 @@ def test_the_runner_trusts_its_ca_file_alone(tls_orch: OrchestratorProcess, tmp_
 def test_the_master_pins_at_addresses_and_trusts_the_cas_for_a_domain() -> None:
     cert, _ = make_certificate()
     out = MetaOutputs(
-        url="https://203.0.113.5:8000", subnet_id="s", region="r", admin_token="a",
-        runner_token="r", tls_cert=cert,
-    )  # fmt: skip
+        url="https://203.0.113.5:8000",
+        subnet_id="s",
+        region="r",
+        admin_token="a",
+        runner_token="r",
+        tls_cert=cert,
+    )
     assert out.pin_for("https://10.42.0.10:8000") == cert
     assert out.pin_for(out.url) == cert
     assert out.pin_for("https://bench.example.org") is None
@@ -113,10 +117,13 @@ def test_serve_wants_both_the_certificate_and_its_key(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "CLOUDBENCH_ADMIN_TOKEN": secrets.token_urlsafe(32),
-             "CLOUDBENCH_RUNNER_TOKEN": secrets.token_urlsafe(32),
-             "CLOUDBENCH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"},
-    )  # fmt: skip
+        env={
+            "PATH": "/usr/bin:/bin",
+            "CLOUDBENCH_ADMIN_TOKEN": secrets.token_urlsafe(32),
+            "CLOUDBENCH_RUNNER_TOKEN": secrets.token_urlsafe(32),
+            "CLOUDBENCH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        },
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == (
         "error: --tls-cert and --tls-key go together; give both or neither"

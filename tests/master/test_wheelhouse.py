@@ -43,17 +43,31 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     checkout = Path(cloudbench.__file__).resolve().parents[2]
     subprocess.run(
         ["uv", "build", "--wheel", "--quiet", "--out-dir", str(out), str(checkout)],
-        check=True, timeout=600,
-    )  # fmt: skip
+        check=True,
+        timeout=600,
+    )
     return next(out.glob("cloudbench-*.whl"))
 
 
 def _in_vm(tar: Path, script: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["podman", "run", "--rm", "--network", "none", "-v", f"{tar.parent}:/in:ro",
-         VM_IMAGE, "bash", "-c", script],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{tar.parent}:/in:ro",
+            VM_IMAGE,
+            "bash",
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_markers_are_judged_for_the_vm_not_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,18 +50,26 @@ def vm_sku(
 ) -> dict[str, Any]:
     """A Resource SKUs API entry, shaped as ARM returns one for a VM size (v6 sizes list
     `DiskControllerTypes: NVMe`; older ones list nothing, meaning SCSI)."""
-    caps = {"CpuArchitectureType": arch, "PremiumIO": str(premium), "vCPUs": "2",
-            "HyperVGenerations": generations}  # fmt: skip
+    caps = {
+        "CpuArchitectureType": arch,
+        "PremiumIO": str(premium),
+        "vCPUs": "2",
+        "HyperVGenerations": generations,
+    }
     if controllers is not None:
         caps["DiskControllerTypes"] = controllers
     parts = name.split("_")  # Standard_D2pls_v6 -> standardDPLSv6Family, as ARM names it
     family = "standard" + re.sub(r"\d+", "", parts[1]).upper() + "".join(parts[2:]) + "Family"
     return {
-        "resourceType": "virtualMachines", "name": name, "tier": "Standard",
-        "locations": [location], "restrictions": [], "family": family,
+        "resourceType": "virtualMachines",
+        "name": name,
+        "tier": "Standard",
+        "locations": [location],
+        "restrictions": [],
+        "family": family,
         "locationInfo": [{"location": location, "zones": ["3", "1", "2"]}],
         "capabilities": [{"name": k, "value": v} for k, v in caps.items()],
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -170,8 +178,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("X-IDENTITY-HEADER") != self.world.identity_header:
             return self._send(401, {"error": "bad identity header"})
         expires = int(time.time()) + 3600
-        body = {"access_token": self.world.token, "expires_on": str(expires),
-                "resource": query.get("resource", ""), "token_type": "Bearer"}  # fmt: skip
+        body = {
+            "access_token": self.world.token,
+            "expires_on": str(expires),
+            "resource": query.get("resource", ""),
+            "token_type": "Bearer",
+        }
         self._send(200, body)
 
     def _list(self, subscription: str, query: dict[str, str]) -> None:
@@ -209,10 +221,12 @@ class Handler(BaseHTTPRequestHandler):
     def _group(self, g: Group) -> dict[str, Any]:
         return {
             "id": f"/subscriptions/{self.world.subscription}/resourceGroups/{g.name}",
-            "name": g.name, "type": "Microsoft.Resources/resourceGroups",
-            "location": "westeurope", "tags": g.tags,
+            "name": g.name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": "westeurope",
+            "tags": g.tags,
             "properties": {"provisioningState": g.state},
-        }  # fmt: skip
+        }
 
     def _poll(self, op: str) -> None:
         with self.world.lock:
@@ -222,8 +236,9 @@ class Handler(BaseHTTPRequestHandler):
             self.world.operations[op] = (name, polls + 1)
             group = self.world.groups[name]
             if polls < 1:  # still running on the first poll
-                return self._send(202, None, {"Location": f"{self.base}/operations/{op}",
-                                              "Retry-After": "1"})  # fmt: skip
+                return self._send(
+                    202, None, {"Location": f"{self.base}/operations/{op}", "Retry-After": "1"}
+                )
             if group.mode == "blocked":
                 group.state = "Succeeded"
                 return self._send(
@@ -238,15 +253,20 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "arm-standin")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_path, key_path = directory / "standin.pem", directory / "standin.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(

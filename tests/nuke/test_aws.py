@@ -259,8 +259,11 @@ def test_cli_sweeps_the_region_the_run_used(
     monkeypatch.delenv("CLOUDBENCH_AWS_REGION", raising=False)
     out = subprocess.run(
         [sys.executable, "-m", "cloudbench", "nuke", "--provider", "aws", "--run-id", "4242"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
     assert f"vpc {vpc_id}" in out.stdout, out.stdout + out.stderr
     assert "(AWS region eu-west-1)" in out.stdout
     assert "nothing removed" in out.stdout  # not a terminal, no --yes: listed only

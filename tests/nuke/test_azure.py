@@ -71,8 +71,11 @@ def test_plan_lists_only_our_groups_across_pages(arm: Standin) -> None:
     _populate(arm)
     plan = plan_sweep(_client(arm))
     assert sorted(g.name for g in plan.groups) == [
-        "cloudbench-7", "cloudbench-8", "cloudbench-9", "cloudbench-orphan",
-    ]  # fmt: skip
+        "cloudbench-7",
+        "cloudbench-8",
+        "cloudbench-9",
+        "cloudbench-orphan",
+    ]
     assert plan.errors == []
     # 4 tag-matching groups at 2 per page: the SDK followed nextLink once.
     assert [e for e in arm.world.log if e.startswith("LIST")] == ["LIST 0", "LIST 2"]
@@ -135,8 +138,11 @@ def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [sys.executable, "-m", "cloudbench", "nuke", *args],
         env={**base, "CLOUDBENCH_HOME": str(home), "HOME": str(home), **env},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _identity_env(arm: Standin) -> dict[str, str]:

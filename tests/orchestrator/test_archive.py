@@ -111,16 +111,26 @@ def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> 
     tasks = [
         task(1, alias="yjit:fast/1", result_key=result_key(RUN, 1, lease=1)),
         task(2, instance_type="m7i.large", result_key=result_key(RUN, 2, lease=1)),
-        task(3, "failed", error_type="benchmark_failed", error_message="fib crashed",
-             error_key=error_key(RUN, 3, lease=1)),
+        task(
+            3,
+            "failed",
+            error_type="benchmark_failed",
+            error_message="fib crashed",
+            error_key=error_key(RUN, 3, lease=1),
+        ),
         task(4, "failed", error_type="timeout", error_message="took 12h"),
         task(5, "cancelled", error_type="cancelled", error_message="run stopped"),
         task(6, result_key=result_key(RUN, 6, lease=1)),
         task(7, result_key=result_key(RUN, 7, lease=1)),
         task(8, result_key=result_key(RUN, 8, lease=1)),  # never uploaded
-        task(9, "failed", error_type="upload_failed", error_message="x",
-             error_key=error_key(RUN, 9, lease=1)),
-    ]  # fmt: skip
+        task(
+            9,
+            "failed",
+            error_type="upload_failed",
+            error_message="x",
+            error_key=error_key(RUN, 9, lease=1),
+        ),
+    ]
     contents = build(storage, tmp_path, tasks)
 
     dirs = ["yjit_fast_1-1", "m7i.large-2"] + [f"c7g.large-{i}" for i in range(3, 10)]
@@ -140,11 +150,20 @@ def test_full_run_layout_and_manifest(storage: LocalStorage, tmp_path: Path) -> 
     assert (body["run_id"], body["removed_tasks"], body["task_count"]) == (RUN, 3, 9)
     entries = {t["task_id"]: t for t in body["tasks"]}
     assert entries[1] == {
-        "task_id": 1, "provider": "aws", "instance_type": "c7g.large", "alias": "yjit:fast/1",
-        "run_number": 1, "status": "completed", "directory": "yjit_fast_1-1", "error": None,
-        "files": sorted(OUTPUTS), "problems": [], "attempt": 1, "attempts": [],
+        "task_id": 1,
+        "provider": "aws",
+        "instance_type": "c7g.large",
+        "alias": "yjit:fast/1",
+        "run_number": 1,
+        "status": "completed",
+        "directory": "yjit_fast_1-1",
+        "error": None,
+        "files": sorted(OUTPUTS),
+        "problems": [],
+        "attempt": 1,
+        "attempts": [],
         "ruby_versions": [],  # manifest 3; the builder's inputs here name no Ruby
-    }  # fmt: skip
+    }
     assert body["counts"] == []  # per type x Ruby: no task here names its Ruby
     assert entries[3]["error"] == {"type": "benchmark_failed", "message": "fib crashed"}
     assert entries[3]["files"] == ["error.txt", "stderr.log"]
@@ -412,9 +431,13 @@ def test_cap_counts_bytes_written(storage: LocalStorage, tmp_path: Path) -> None
     big = member("output.txt", b"x" * 300_000)
     store(storage, result_key(RUN, 1, lease=1), tarball(big, member("metadata.json", b"{}")))
     result = build_archive(
-        storage=storage, run_id=RUN, removed_tasks=0, workdir=tmp_path / "w",
-        tasks=[task(1, result_key=result_key(RUN, 1, lease=1))], max_task_bytes=200_000,
-    )  # fmt: skip
+        storage=storage,
+        run_id=RUN,
+        removed_tasks=0,
+        workdir=tmp_path / "w",
+        tasks=[task(1, result_key=result_key(RUN, 1, lease=1))],
+        max_task_bytes=200_000,
+    )
     assert result.tasks_with_problems == 1
     path = tmp_path / "big.tar.gz"
     path.write_bytes(tarball(big))
@@ -435,9 +458,12 @@ def test_result_expanding_to_256_mib_is_accepted(storage: LocalStorage, tmp_path
     subprocess.run(["tar", "-czf", str(upload_path), "-C", str(src), "."], check=True)
     storage.put_file(result_key(RUN, 1, lease=1), upload_path)
     result = build_archive(
-        storage=storage, run_id=RUN, removed_tasks=0, workdir=tmp_path / "w",
+        storage=storage,
+        run_id=RUN,
+        removed_tasks=0,
+        workdir=tmp_path / "w",
         tasks=[task(1, result_key=result_key(RUN, 1, lease=1))],
-    )  # fmt: skip
+    )
     assert result.tasks_with_problems == 0
     names = safe_extract(storage.root / archive_key(RUN), tmp_path / "out")
     assert "c7g.large-1/output.txt" in names

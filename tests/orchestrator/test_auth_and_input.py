@@ -278,8 +278,11 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Any) -> None:
     )
     out = subprocess.run(
         [sys.executable, "-m", "cloudbench", "orchestrator", "serve", "--port", str(free_port())],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "CLOUDBENCH_DATABASE_URL" in out.stderr and "Connection refused" in out.stderr
     assert "hunter2" not in out.stderr + out.stdout and "Traceback" not in out.stderr

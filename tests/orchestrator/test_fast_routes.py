@@ -156,8 +156,11 @@ def test_everything_else_reaches_the_routes_with_its_body(
         assert answers[0].content == answers[1].content, (path, answers[0].text)
     assert _served(fast) == {"claim": 1}, "only the first claim was the common case"
     # A body in several chunks (no content-length) is read whole by the direct path.
-    beat = a.post(hb, content=_chunked(httpx.Request("POST", "/", json=ok_beat).content),
-                  headers={"content-type": "application/json"})  # fmt: skip
+    beat = a.post(
+        hb,
+        content=_chunked(httpx.Request("POST", "/", json=ok_beat).content),
+        headers={"content-type": "application/json"},
+    )
     assert beat.status_code == 200 and beat.json()["status"] == "running", beat.text
     assert _served(fast) == {"claim": 1, "heartbeat": 1}
     # And one the direct path hands on (a stale lease) still reaches the route whole.

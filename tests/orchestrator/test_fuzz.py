@@ -28,11 +28,24 @@ def test_no_server_errors(
     create_run(orch.client())  # so some generated ids hit real rows
     token = orch.admin_token if role == "admin" else orch.runner_token
     out = subprocess.run(
-        [SCHEMATHESIS, "run", f"{orch.url}/openapi.json",
-         "-H", f"Authorization: Bearer {token}",
-         "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "1"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache: not in the repo
-    )  # fmt: skip
+        [
+            SCHEMATHESIS,
+            "run",
+            f"{orch.url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # its cache: not in the repo
+    )
     assert out.returncode == 0, out.stdout[-4000:]
     assert " passed" in out.stdout and "generated" in out.stdout
     assert "Traceback" not in orch.log_tail()

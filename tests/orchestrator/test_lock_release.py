@@ -28,9 +28,13 @@ def test_many_refused_completes_do_not_wedge_the_orchestrator(
     task_id, lease = got["task"]["id"], got["task"]["lease"]
     failed = runner.post(
         f"/tasks/{task_id}/fail",
-        json={"runner_id": "r1", "lease": lease, "error_type": "benchmark_failed",
-              "error_message": "not retried"},
-    )  # fmt: skip
+        json={
+            "runner_id": "r1",
+            "lease": lease,
+            "error_type": "benchmark_failed",
+            "error_message": "not retried",
+        },
+    )
     assert failed.status_code == 200, failed.text
     body = {"runner_id": "r1", "lease": lease, "s3_result_key": "results/x"}
 

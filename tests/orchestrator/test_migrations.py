@@ -72,8 +72,11 @@ def test_stored_runs_keep_only_allowlisted_extra_args(db_url: str) -> None:
 
     migrate.upgrade(db_url, "0003")
     engine = create_engine(db_url)
-    bad = {"categories": ["headline"], "executables": ["yjit"],
-           "extra_args": ["-e", "pwn::/bin/sh -c id", "--rss", "--harness=/tmp/h"]}  # fmt: skip
+    bad = {
+        "categories": ["headline"],
+        "executables": ["yjit"],
+        "extra_args": ["-e", "pwn::/bin/sh -c id", "--rss", "--harness=/tmp/h"],
+    }
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -249,8 +249,10 @@ def test_manifest_keeps_the_attempt_history(orchestrator: OrchestratorProcess) -
         manifest = json.loads(member.read())
     [task] = manifest["tasks"]
     assert task["status"] == "completed" and task["attempt"] == 2
-    got = [(a["attempt"], a["outcome"], a["runner_id"], a["host"], a["error_type"])
-           for a in task["attempts"]]  # fmt: skip
+    got = [
+        (a["attempt"], a["outcome"], a["runner_id"], a["host"], a["error_type"])
+        for a in task["attempts"]
+    ]
     assert got == [
         (1, "retried", "r1", "a", "instance_terminated"),
         (2, "completed", "r2", "b", None),

@@ -41,8 +41,11 @@ def test_weak_or_equal_tokens_are_refused_at_start(tmp_path: Path, case: str) ->
     )
     out = subprocess.run(
         [sys.executable, "-m", "cloudbench", "orchestrator", "serve", "--port", str(free_port())],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1, out.stderr
     assert needle in out.stderr and "Traceback" not in out.stderr, out.stderr
     if case != "equal":

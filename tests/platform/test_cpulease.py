@@ -76,8 +76,9 @@ def test_a_killed_holder_frees_its_cpus_and_a_stopped_waiter_gives_up(tmp_path: 
         "lease = CpuLeases(Path(sys.argv[1])).acquire([3], {'lease_id': 'x'}, lambda: False)\n"
         "print('held', flush=True); time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     leases = CpuLeases(tmp_path, poll=0.02)
     assert [h["lease_id"] for h in leases.holders([3])] == ["x"]

@@ -16,13 +16,31 @@ from cloudbench.protocol import (
     error_message,
 )
 
-TASK = {"task_id": 7, "provider": "local", "instance_type": "m", "alias": None,
-        "status": "completed", "directory": "m-7"}  # fmt: skip
-META = {"task_id": 1, "run_id": 2, "provider": "local", "instance_type": "m", "alias": "m",
-        "run_number": 1, "runner_id": "r", "lease": 1, "ruby_version": "3.4",
-        "benchmarks": {"names": ["fib"]}, "ruby_bench_source": "/x",
-        "ruby_bench_content_id": "abc", "executor": "host", "cpuset": "0",
-        "cloudbench_version": "0.1.0"}  # fmt: skip
+TASK = {
+    "task_id": 7,
+    "provider": "local",
+    "instance_type": "m",
+    "alias": None,
+    "status": "completed",
+    "directory": "m-7",
+}
+META = {
+    "task_id": 1,
+    "run_id": 2,
+    "provider": "local",
+    "instance_type": "m",
+    "alias": "m",
+    "run_number": 1,
+    "runner_id": "r",
+    "lease": 1,
+    "ruby_version": "3.4",
+    "benchmarks": {"names": ["fib"]},
+    "ruby_bench_source": "/x",
+    "ruby_bench_content_id": "abc",
+    "executor": "host",
+    "cpuset": "0",
+    "cloudbench_version": "0.1.0",
+}
 
 
 def test_manifest_formats_1_and_2_read_and_a_newer_one_is_refused() -> None:

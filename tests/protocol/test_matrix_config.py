@@ -41,16 +41,24 @@ def test_matrix_config_counts_columns_and_body() -> None:
     assert columns[2] == ExecutableSpec(name="zjit", jit="zjit")
     body = spec.request_body()
     assert body["ruby_versions"] == ["3.4", "4.0"] and "ruby_version" not in body
-    assert body["aws"][0] == {"instance_type": "c7g.large", "alias": "c7g", "tasks": 5,
-                              "instances": 2}  # fmt: skip
+    assert body["aws"][0] == {
+        "instance_type": "c7g.large",
+        "alias": "c7g",
+        "tasks": 5,
+        "instances": 2,
+    }
     # What the master posts, the orchestrator reads back unchanged.
     again = RunSpec.model_validate(body)
     assert again.normalized() == spec.normalized()
 
 
 def test_old_config_keeps_its_exact_shape() -> None:
-    old = {"ruby_version": "3.4", "per_instance_type": {"tasks": 3}, "local": ["x"],
-           "benchmarks": {"executables": ["interp", "yjit"]}}  # fmt: skip
+    old = {
+        "ruby_version": "3.4",
+        "per_instance_type": {"tasks": 3},
+        "local": ["x"],
+        "benchmarks": {"executables": ["interp", "yjit"]},
+    }
     spec = RunSpec.model_validate(old)
     assert spec.rubies == ["3.4"]
     normalized = spec.normalized()

@@ -23,8 +23,14 @@ PRICES = {"cheap.large": 0.05, "fast.large": 0.2, "mid.large": 0.15}
 
 def _cli(*args: str, cwd: Path | None = None, columns: int = 80) -> str:
     env = {**os.environ, "COLUMNS": str(columns)}
-    done = subprocess.run([sys.executable, "-m", "cloudbench", *args], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=cwd)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -129,10 +135,12 @@ def test_suggested_task_count_separates_most_of_the_time(tmp_path: Path) -> None
     assert match, first["sentences"]
     more = int(match[1])
     found = sum(
-        _answer_of(speed_run(tmp_path, 100 + k, speeds, tasks=3 + more, seed=100 + k,
-                             machine_noise=0.06))["fastest"] == "b"
+        _answer_of(
+            speed_run(tmp_path, 100 + k, speeds, tasks=3 + more, seed=100 + k, machine_noise=0.06)
+        )["fastest"]
+        == "b"
         for k in range(20)
-    )  # fmt: skip
+    )
     assert found >= 12, (more, found)
 
 
@@ -167,8 +175,14 @@ def test_answer_reads_the_pairwise_figures_and_their_tied_flags(tmp_path: Path) 
     back = _pair(summary, "pairs", "fast", "cheap")["ratio"]
     scale = PRICES["fast.large"] / PRICES["cheap.large"]
     for key in ("estimate", "ci_low", "ci_high"):
-        assert abs(money["ratio"][key] - scale / back[{"estimate": "estimate", "ci_low":
-                   "ci_high", "ci_high": "ci_low"}[key]]) < 1e-9 * scale  # fmt: skip
+        assert (
+            abs(
+                money["ratio"][key]
+                - scale
+                / back[{"estimate": "estimate", "ci_low": "ci_high", "ci_high": "ci_low"}[key]]
+            )
+            < 1e-9 * scale
+        )
     m = money["ratio"]
     assert f"{m['estimate']:.2f}x the runner-up fast [95% CI {m['ci_low']:.2f}, " in said[1]
 
@@ -179,8 +193,9 @@ def test_answer_reads_the_pairwise_figures_and_their_tied_flags(tmp_path: Path) 
 
 
 def test_ranking_shows_rank_interval_and_probability(tmp_path: Path) -> None:
-    run = speed_run(tmp_path, 1, {"c7g": 1.0, "c8g": 1.01, "m7i": 1.5}, noise=0.05,
-                    machine_noise=0.05)  # fmt: skip
+    run = speed_run(
+        tmp_path, 1, {"c7g": 1.0, "c8g": 1.01, "m7i": 1.5}, noise=0.05, machine_noise=0.05
+    )
     out = _cli("report", str(run), "--offline", columns=80)
     summary = json.loads((run / "report" / "summary.json").read_text())
     lines = out.splitlines()

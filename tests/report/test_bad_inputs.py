@@ -12,13 +12,16 @@ from tests.report.synth import SynthTask, write_run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cloudbench", "report", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cloudbench", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _three(tmp_path: Path) -> Path:
-    tasks = [SynthTask(i, "a", f"m{i}", {"interp": {"fib": [1.0 + i / 10] * 3}})
-             for i in (1, 2, 3)]  # fmt: skip
+    tasks = [SynthTask(i, "a", f"m{i}", {"interp": {"fib": [1.0 + i / 10] * 3}}) for i in (1, 2, 3)]
     return write_run(tmp_path, 1, tasks)
 
 
@@ -31,8 +34,9 @@ def _one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> No
 
 def test_prices_file_not_utf8(tmp_path: Path) -> None:
     prices = tmp_path / "prices.csv"
-    prices.write_bytes(b"provider,instance_type,region,usd_per_hour\naws,a,,0,1\n"
-                       + b"aws,b,,\xff\xfe0.2\n")  # fmt: skip
+    prices.write_bytes(
+        b"provider,instance_type,region,usd_per_hour\naws,a,,0,1\n" + b"aws,b,,\xff\xfe0.2\n"
+    )
     done = _cli(str(_three(tmp_path)), "--prices", str(prices), "--offline")
     _one_line_error(done, str(prices), "UTF-8")
 
@@ -80,10 +84,16 @@ def test_different_benchmark_sets_said_plainly_without_library_warnings(tmp_path
     def tasks(alias: str, benches: dict[str, dict[str, list[float]]]) -> list[SynthTask]:
         return [SynthTask(i, alias, f"{alias}{i}", benches) for i in (1, 2, 3)]
 
-    one = write_run(tmp_path, 1, tasks("a", {"interp": {"fib": [1.0] * 3, "nbody": [2.0] * 3},
-                                             "yjit": {"fib": [0.5] * 3}}))  # fmt: skip
-    two = write_run(tmp_path, 2, tasks("b", {"interp": {"fib": [1.1] * 3, "lee": [2.0] * 3},
-                                             "yjit": {"lee": [0.5] * 3}}))  # fmt: skip
+    one = write_run(
+        tmp_path,
+        1,
+        tasks("a", {"interp": {"fib": [1.0] * 3, "nbody": [2.0] * 3}, "yjit": {"fib": [0.5] * 3}}),
+    )
+    two = write_run(
+        tmp_path,
+        2,
+        tasks("b", {"interp": {"fib": [1.1] * 3, "lee": [2.0] * 3}, "yjit": {"lee": [0.5] * 3}}),
+    )
     done = _cli(str(one), str(two), "--offline", "--out", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr + done.stdout, done.stderr

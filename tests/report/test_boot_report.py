@@ -45,12 +45,18 @@ def test_time_to_first_benchmark_per_machine_and_capacity(tmp_path: Path) -> Non
     assert summary["format_version"] == 4
     by_alias = {t["alias"]: t for t in summary["instance_types"]}
     assert by_alias["fast"]["time_to_first_benchmark_s"] == {
-        "median": 120.0, "min": 95.0, "max": 150.5, "machines": 3,
-    }  # fmt: skip
+        "median": 120.0,
+        "min": 95.0,
+        "max": 150.5,
+        "machines": 3,
+    }
     assert by_alias["fast"]["capacity"] == "spot"
     assert by_alias["slow"]["time_to_first_benchmark_s"] == {
-        "median": 600.0, "min": 600.0, "max": 600.0, "machines": 1,
-    }  # fmt: skip
+        "median": 600.0,
+        "min": 600.0,
+        "max": 600.0,
+        "machines": 1,
+    }
     assert by_alias["slow"]["capacity"] == "mixed"
     assert by_alias["old"]["time_to_first_benchmark_s"] is None
     assert by_alias["old"]["capacity"] is None
@@ -59,15 +65,37 @@ def test_time_to_first_benchmark_per_machine_and_capacity(tmp_path: Path) -> Non
 def test_a_spot_type_is_priced_as_its_ledger_says(tmp_path: Path) -> None:
     tasks = [_task(1, "spotty", "i-a", 90.0, "spot"), _task(2, "plain", "i-b", 80.0, "normal")]
     run = write_run(tmp_path, 1, tasks)
-    entry = {"provider": "aws", "vms": 1, "launched_at": "2026-12-07T10:00:00Z",
-             "terminated_at": "2026-12-07T11:00:00Z", "instance_hours": 1.0}  # fmt: skip
-    ledger = {"run_id": 1, "total_usd": 0.0301, "unpriced": ["aws/plain"], "entries": [
-        {**entry, "instance_type": "spotty", "alias": "spotty", "usd_per_hour": 0.0301,
-         "usd": 0.0301, "capacity": "spot", "price_source": "aws-spot-price-history",
-         "price_date": "2026-12-07T09:40:07+00:00"},
-        {**entry, "instance_type": "plain", "alias": "plain", "usd_per_hour": None,
-         "usd": None},  # an older ledger's entry: on-demand, no source
-    ]}  # fmt: skip
+    entry = {
+        "provider": "aws",
+        "vms": 1,
+        "launched_at": "2026-12-07T10:00:00Z",
+        "terminated_at": "2026-12-07T11:00:00Z",
+        "instance_hours": 1.0,
+    }
+    ledger = {
+        "run_id": 1,
+        "total_usd": 0.0301,
+        "unpriced": ["aws/plain"],
+        "entries": [
+            {
+                **entry,
+                "instance_type": "spotty",
+                "alias": "spotty",
+                "usd_per_hour": 0.0301,
+                "usd": 0.0301,
+                "capacity": "spot",
+                "price_source": "aws-spot-price-history",
+                "price_date": "2026-12-07T09:40:07+00:00",
+            },
+            {
+                **entry,
+                "instance_type": "plain",
+                "alias": "plain",
+                "usd_per_hour": None,
+                "usd": None,
+            },  # an older ledger's entry: on-demand, no source
+        ],
+    }
     (run / "cost-ledger.json").write_text(json.dumps(ledger))
     summary = build_report([run], offline=True).summary
     by_alias = {t["alias"]: t for t in summary["instance_types"]}

@@ -17,11 +17,19 @@ SHOTS = Path(__file__).resolve().parents[2] / ".screenshots"
 
 
 def test_report_page_offline(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
-    run = random_run(tmp_path / "results", types=3, tasks=4, benchmarks=3,
-                     executables=("interp", "yjit"), machines_per_type=2)  # fmt: skip
+    run = random_run(
+        tmp_path / "results",
+        types=3,
+        tasks=4,
+        benchmarks=3,
+        executables=("interp", "yjit"),
+        machines_per_type=2,
+    )
     prices = tmp_path / "prices.csv"
-    prices.write_text("provider,instance_type,region,usd_per_hour\n"
-                      "aws,c0.large,,0.1\naws,c1.large,,0.12\naws,c2.large,,0.2\n")  # fmt: skip
+    prices.write_text(
+        "provider,instance_type,region,usd_per_hour\n"
+        "aws,c0.large,,0.1\naws,c1.large,,0.12\naws,c2.large,,0.2\n"
+    )
     report = build_report([run], prices_file=prices, offline=True)
     url = report.index.resolve().as_uri()
     SHOTS.mkdir(exist_ok=True)
@@ -35,9 +43,11 @@ def test_report_page_offline(tmp_path: Path, browser: Browser) -> None:  # noqa:
         page.goto(url)
         page.wait_for_function("document.body.dataset.charts !== undefined")
         count = int(page.evaluate("document.body.dataset.charts"))
-        drawn = page.evaluate("document.querySelectorAll('.chart .main-svg').length > 0 && "
-                              "[...document.querySelectorAll('.chart')].filter("
-                              "c => c.querySelector('.main-svg')).length")  # fmt: skip
+        drawn = page.evaluate(
+            "document.querySelectorAll('.chart .main-svg').length > 0 && "
+            "[...document.querySelectorAll('.chart')].filter("
+            "c => c.querySelector('.main-svg')).length"
+        )
         # forest, pareto, plus a strip and a warm-up chart per benchmark.
         assert count == 2 + 2 * 3 and drawn == count, (count, drawn)
         assert page.locator("#ranking + .wrap tr").count() == 4
@@ -87,13 +97,17 @@ def _first_screen(browser: Browser, url: str) -> tuple[str, dict[str, object]]: 
 def test_first_screen_answers(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
     """The truth is known: fast is fastest, cheap best per dollar; c7g and c8g are the same."""
     run = speed_run(tmp_path, 1, {"cheap": 1.0, "fast": 1.5, "mid": 1.1})
-    report = build_report([run], offline=True, config_prices={
-        "cheap.large": 0.05, "fast.large": 0.2, "mid.large": 0.15})  # fmt: skip
+    report = build_report(
+        [run],
+        offline=True,
+        config_prices={"cheap.large": 0.05, "fast.large": 0.2, "mid.large": 0.15},
+    )
     text, widest = _first_screen(browser, report.index.resolve().as_uri())
     assert "Fastest: fast" in text and "Best per dollar: cheap" in text, text
     assert float(widest["right"]) <= 1280, widest  # type: ignore[arg-type]
-    tied = speed_run(tmp_path, 2, {"c7g.medium": 1.0, "c8g.medium": 1.01}, noise=0.05,
-                     machine_noise=0.05)  # fmt: skip
+    tied = speed_run(
+        tmp_path, 2, {"c7g.medium": 1.0, "c8g.medium": 1.01}, noise=0.05, machine_noise=0.05
+    )
     report = build_report([tied], offline=True)
     text, widest = _first_screen(browser, report.index.resolve().as_uri())
     assert "cannot be told apart with 3 machines each" in text, text
@@ -139,8 +153,15 @@ HOSTILE = ["<!--<script>", "</script><script>window.pwned=1</script>", "a&b>c"]
 def test_runner_text_cannot_break_the_charts(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
     """Benchmark names come from runners' output.json: `<!--<script>` in one made the
     HTML parser swallow the figures' <script> element, and no chart rendered."""
-    run = random_run(tmp_path / "results", types=2, tasks=3, benchmarks=3, names=HOSTILE,
-                     executables=("yjit",), machines_per_type=1)  # fmt: skip
+    run = random_run(
+        tmp_path / "results",
+        types=2,
+        tasks=3,
+        benchmarks=3,
+        names=HOSTILE,
+        executables=("yjit",),
+        machines_per_type=1,
+    )
     report = build_report([run], offline=True)
     html = report.index.read_text()
     figures = html.split('<script id="figures" type="application/json">', 1)[1]
@@ -152,8 +173,9 @@ def test_runner_text_cannot_break_the_charts(tmp_path: Path, browser: Browser) -
     page.goto(report.index.resolve().as_uri())
     page.wait_for_function("document.body.dataset.charts !== undefined")
     count = int(page.evaluate("document.body.dataset.charts"))
-    drawn = page.evaluate("[...document.querySelectorAll('.chart')].filter("
-                          "c => c.querySelector('.main-svg')).length")  # fmt: skip
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('.chart')].filter(c => c.querySelector('.main-svg')).length"
+    )
     assert count > 0 and drawn == count, (count, drawn)
     assert page.evaluate("window.pwned") is None
     assert not errors, errors

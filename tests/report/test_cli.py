@@ -15,8 +15,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ruby-bench"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cloudbench", "report", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cloudbench", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_real_ruby_bench_output_folder(tmp_path: Path) -> None:
@@ -35,15 +39,34 @@ def test_real_ruby_bench_output_folder(tmp_path: Path) -> None:
 def test_exclusions_checks_failed_tasks_and_benchmarks(tmp_path: Path) -> None:
     tasks = [
         SynthTask(1, "a", "m1", {"interp": {"fib": [1.0, 1.0, 1.0]}}),
-        SynthTask(2, "a", "m2", {"interp": {"fib": [9.0, 9.0, 9.0]}},
-                  metadata={"checks": {"aslr_disabled": False, "steal_pct": 0.1}}),
-        SynthTask(3, "a", "m3", {"interp": {"fib": [2.0, 2.0, 2.0]}},
-                  metadata={"checks": {"aslr_disabled": True}, "failed_benchmarks":
-                            {"interp": ["erubi"]}},
-                  status="failed", error={"type": "benchmark_failed", "message": "erubi"}),
-        SynthTask(4, "a", "m4", {"interp": {"fib": [5.0]}}, status="failed",
-                  error={"type": "timeout", "message": "no heartbeat"}),
-    ]  # fmt: skip
+        SynthTask(
+            2,
+            "a",
+            "m2",
+            {"interp": {"fib": [9.0, 9.0, 9.0]}},
+            metadata={"checks": {"aslr_disabled": False, "steal_pct": 0.1}},
+        ),
+        SynthTask(
+            3,
+            "a",
+            "m3",
+            {"interp": {"fib": [2.0, 2.0, 2.0]}},
+            metadata={
+                "checks": {"aslr_disabled": True},
+                "failed_benchmarks": {"interp": ["erubi"]},
+            },
+            status="failed",
+            error={"type": "benchmark_failed", "message": "erubi"},
+        ),
+        SynthTask(
+            4,
+            "a",
+            "m4",
+            {"interp": {"fib": [5.0]}},
+            status="failed",
+            error={"type": "timeout", "message": "no heartbeat"},
+        ),
+    ]
     report = build_report([write_run(tmp_path, 3, tasks)], offline=True)
     excluded = {e["task_id"]: e["reason"] for e in report.summary["excluded"]}
     assert excluded[2] == "checks failed: aslr_disabled"
@@ -57,8 +80,15 @@ def test_exclusions_checks_failed_tasks_and_benchmarks(tmp_path: Path) -> None:
 
 def test_mixed_runs_refused_unless_allowed(tmp_path: Path) -> None:
     one = write_run(tmp_path, 1, [SynthTask(1, "a", "m1", {"interp": {"fib": [1.0] * 3}})])
-    two = write_run(tmp_path, 2, [SynthTask(1, "b", "m2", {"interp": {"fib": [1.0] * 3}},
-                                            metadata={"ruby_bench_commit": "abc"})])  # fmt: skip
+    two = write_run(
+        tmp_path,
+        2,
+        [
+            SynthTask(
+                1, "b", "m2", {"interp": {"fib": [1.0] * 3}}, metadata={"ruby_bench_commit": "abc"}
+            )
+        ],
+    )
     done = _cli(str(one), str(two), "--offline", "--out", str(tmp_path / "r"))
     assert done.returncode == 2
     assert "ruby-bench commit differs" in done.stderr and "--allow-mixed" in done.stderr

@@ -52,8 +52,9 @@ def test_column_intervals_equal_the_row_versions(machines: int, tasks_per: int) 
 
 def test_spread_columns_by_hand() -> None:
     # Machine 0: 1, 3 (mean 2); machine 1: 5 (and a missing task); column 2 has one value.
-    values = np.array([[1.0, 2.0, np.nan], [3.0, 2.0, np.nan], [5.0, np.nan, 4.0],
-                       [np.nan, 2.0, np.nan]])  # fmt: skip
+    values = np.array(
+        [[1.0, 2.0, np.nan], [3.0, 2.0, np.nan], [5.0, np.nan, 4.0], [np.nan, 2.0, np.nan]]
+    )
     spread = spread_columns(values, np.array([0, 0, 1, 1]))
     assert spread["n"].tolist() == [3, 3, 1]
     assert spread["machines"].tolist() == [2, 2, 1]
@@ -79,8 +80,10 @@ def test_outliers_per_column() -> None:
 
 
 def test_warmup_trends_batched() -> None:
-    rising = [np.array(s) for s in ([1.0, 1.1, 1.2, 1.3], [1.0, 1.12, 1.19, 1.31],
-                                    [1.0, 1.09, 1.22, 1.28])]  # fmt: skip
+    rising = [
+        np.array(s)
+        for s in ([1.0, 1.1, 1.2, 1.3], [1.0, 1.12, 1.19, 1.31], [1.0, 1.09, 1.22, 1.28])
+    ]
     flat = [np.array([1.0, 1.01, 0.99, 1.0]), np.array([1.0, 0.99, 1.01, 1.0])]
     short = [np.array([1.0, 2.0])]
     assert warmup_trends([rising, flat, short, [rising[0]]]) == [True, False, None, True]

@@ -18,9 +18,14 @@ REPS = 120
 
 
 def _group(
-    rng: np.random.Generator, truth: NDArray[np.float64], machines: int, tasks_per: int,
-    machine_sd: float, noise_sd: float, iterations: int = 5,
-) -> tuple[Group, NDArray[np.float64]]:  # fmt: skip
+    rng: np.random.Generator,
+    truth: NDArray[np.float64],
+    machines: int,
+    tasks_per: int,
+    machine_sd: float,
+    noise_sd: float,
+    iterations: int = 5,
+) -> tuple[Group, NDArray[np.float64]]:
     """(group of per-task medians, every iteration: tasks x benchmarks x iterations)."""
     effects = np.repeat(rng.normal(0, machine_sd, size=machines), tasks_per)
     n = machines * tasks_per
@@ -67,13 +72,15 @@ def test_pooled_iterations_would_be_several_times_too_narrow() -> None:
     ours_hits = pooled_hits = 0
     ratios = []
     for _ in range(REPS):
-        group, iters = _group(rng, truth, machines=5, tasks_per=2, machine_sd=0.25,
-                              noise_sd=0.01, iterations=20)  # fmt: skip
+        group, iters = _group(
+            rng, truth, machines=5, tasks_per=2, machine_sd=0.25, noise_sd=0.01, iterations=20
+        )
         ours = mean_intervals(group)[0]
         assert ours.method == "t" and ours.ci_low is not None and ours.ci_high is not None
         pooled = iters.ravel()
-        low, high = stats.t.interval(0.95, pooled.size - 1, loc=pooled.mean(),
-                                     scale=stats.sem(pooled))  # fmt: skip
+        low, high = stats.t.interval(
+            0.95, pooled.size - 1, loc=pooled.mean(), scale=stats.sem(pooled)
+        )
         # The expected mean under the log-normal machine effect.
         expected = truth[0] * np.exp((0.25**2 + 0.01**2) / 2)
         ours_hits += ours.ci_low <= expected <= ours.ci_high

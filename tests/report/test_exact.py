@@ -33,9 +33,13 @@ def _tasks() -> list[SynthTask]:
     def task(
         i: int, alias: str, fib: list[float], nbody: list[float], yjit: list[float]
     ) -> SynthTask:
-        return SynthTask(i, alias, f"m{i}", {"interp": {"fib": fib, "nbody": nbody},
-                                             "yjit": {"fib": yjit, "nbody": nbody}},
-                         maxrss=(40 + i) << 20)  # fmt: skip
+        return SynthTask(
+            i,
+            alias,
+            f"m{i}",
+            {"interp": {"fib": fib, "nbody": nbody}, "yjit": {"fib": yjit, "nbody": nbody}},
+            maxrss=(40 + i) << 20,
+        )
 
     return [
         task(1, "a", [1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
@@ -49,15 +53,20 @@ def _tasks() -> list[SynthTask]:
 def summary(tmp_path: Path) -> dict[str, Any]:
     run = write_run(tmp_path / "results", 7, _tasks())
     prices = tmp_path / "prices.csv"
-    prices.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
-                      "aws,a,,0.1,test,2026-11-01\naws,b,,0.4,test,2026-11-01\n")  # fmt: skip
+    prices.write_text(
+        "provider,instance_type,region,usd_per_hour,source,date\n"
+        "aws,a,,0.1,test,2026-11-01\naws,b,,0.4,test,2026-11-01\n"
+    )
     report = build_report([run], prices_file=prices, offline=True)
     return dict(json.loads((report.out / "summary.json").read_text()))
 
 
 def _row(summary: dict[str, Any], alias: str, exe: str, name: str) -> dict[str, Any]:
-    return next(r for r in summary["benchmarks"]
-                if (r["alias"], r["executable"], r["name"]) == (alias, exe, name))  # fmt: skip
+    return next(
+        r
+        for r in summary["benchmarks"]
+        if (r["alias"], r["executable"], r["name"]) == (alias, exe, name)
+    )
 
 
 def test_per_benchmark_values(summary: dict[str, Any]) -> None:
@@ -122,8 +131,10 @@ def test_warmup_trend_is_null_below_three_iterations(tmp_path: Path) -> None:
 
 def test_steady_drift_is_flagged(tmp_path: Path) -> None:
     # Every task slows down ~10% over its window: a warm-up problem, not noise.
-    tasks = [SynthTask(i, "a", f"m{i}", {"interp": {"fib": [1.0, 1.05 + i / 1000, 1.1, 1.15]}})
-             for i in (1, 2, 3)]  # fmt: skip
+    tasks = [
+        SynthTask(i, "a", f"m{i}", {"interp": {"fib": [1.0, 1.05 + i / 1000, 1.1, 1.15]}})
+        for i in (1, 2, 3)
+    ]
     report = build_report([write_run(tmp_path, 1, tasks)], offline=True)
     assert report.summary["benchmarks"][0]["warmup_trend"] is True
     assert {"kind": "warmup_trend", "alias": "a", "executable": "interp", "benchmark": "fib"} in (

@@ -21,8 +21,9 @@ pytestmark = [needs_ruby, pytest.mark.slow]
 def _checks(run: Path, err: str) -> str:
     """Why a task may be missing from the report: the master's warnings and each task's
     checks (a process pinned to a task's CPUs fails own_core and excludes the task)."""
-    checks = {p.parent.name: json.loads(p.read_text()).get("checks")
-              for p in run.glob("*/metadata.json")}  # fmt: skip
+    checks = {
+        p.parent.name: json.loads(p.read_text()).get("checks") for p in run.glob("*/metadata.json")
+    }
     return f"{err}\ntasks' checks: {checks}"
 
 
@@ -30,8 +31,10 @@ def test_local_run_ends_with_a_report(harness: Harness) -> None:  # noqa: F811
     config = json.loads((ROOT / "config" / "local.json").read_text())
     config["ruby_version"] = "system"  # whatever Ruby this machine has, as the suite's tests
     prices = harness.tmp / "prices.csv"
-    prices.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
-                      "local,local,,0.05,test price,2026-11-30\n")  # fmt: skip
+    prices.write_text(
+        "provider,instance_type,region,usd_per_hour,source,date\n"
+        "local,local,,0.05,test price,2026-11-30\n"
+    )
     harness.start(harness.config(config), "--prices", str(prices), "--yes")
     code, out, err = harness.wait(timeout=240)
     assert code == 0, err

@@ -32,8 +32,12 @@ def _run(tmp_path: Path) -> Path:
     tasks = []
     for i, (alias, factor) in enumerate([("a", 1.0), ("b", 2.0)] * 3):
         noise = 1.0 + 0.01 * i  # a task's drift falls on every column alike (paired)
-        bench = {label: {n: [t * factor * noise * s for s in (1.0, 1.01, 0.99)]
-                         for n in ("fib", "loops")} for label, t in TIMES.items()}  # fmt: skip
+        bench = {
+            label: {
+                n: [t * factor * noise * s for s in (1.0, 1.01, 0.99)] for n in ("fib", "loops")
+            }
+            for label, t in TIMES.items()
+        }
         code = {"inline_code_size": 1000 * (i + 1), "outlined_code_size": 10}
         memory = {
             "yjit@4.0": {
@@ -43,9 +47,12 @@ def _run(tmp_path: Path) -> Path:
                 }
             }
         }
-        meta = {"format_version": 5, "memory": memory,
-                "ruby": {"ruby_versions": ["3.4", "4.0"], "executables": _exes()},
-                "checks": {"executables_verified": True}}  # fmt: skip
+        meta = {
+            "format_version": 5,
+            "memory": memory,
+            "ruby": {"ruby_versions": ["3.4", "4.0"], "executables": _exes()},
+            "checks": {"executables_verified": True},
+        }
         tasks.append(SynthTask(i + 1, alias, f"m-{alias}-{i}", bench, metadata=meta))
     return write_run(tmp_path / "results", 1, tasks)
 

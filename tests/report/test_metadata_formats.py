@@ -10,28 +10,46 @@ from typing import Any
 from cloudbench.report import build_report
 from tests.report.synth import SynthTask, write_run
 
-CHECKS = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
-          "env_clean": True}  # fmt: skip
+CHECKS = {
+    "aslr_disabled": True,
+    "executables_verified": True,
+    "siblings_idle": True,
+    "env_clean": True,
+}
 
 
 def _layout(version: int, i: int, content_id: str = "rb-content-1") -> dict[str, Any]:
     """The format-2/3 layout as runner/metadata.py writes it (no top-level image/region)."""
     meta: dict[str, Any] = {
-        "format_version": version, "hostname": "shared-host",
-        "instance_id": None, "cpu_model": None, "kernel": None, "arch": None,
-        "executor": "docker", "cpuset": str(i),
+        "format_version": version,
+        "hostname": "shared-host",
+        "instance_id": None,
+        "cpu_model": None,
+        "kernel": None,
+        "arch": None,
+        "executor": "docker",
+        "cpuset": str(i),
         "checks": {**CHECKS, "steal_pct": 0.1 * i},
         "instance": {"provider": "aws", "instance_id": f"i-{i:04d}", "region": "eu-west-1"},
         "cpu": {"model_name": "Neoverse-V2", "arch": "aarch64", "slot_mode": "physical"},
-        "slot": {"index": 0, "cpuset": str(i), "slots_sharing_cores": [],
-                 "siblings_outside_runner": [], "concurrent": []},
+        "slot": {
+            "index": 0,
+            "cpuset": str(i),
+            "slots_sharing_cores": [],
+            "siblings_outside_runner": [],
+            "concurrent": [],
+        },
         "machine": {"kernel_release": "6.8.0-aws"},
-        "ruby": {"ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2) +PRISM",
-                 "image_id": "sha256:img", "image_tag": "cloudbench-ruby:3.4.7-abc",
-                 "base_image_digest": "sha256:base", "ruby_bench_commit": "09b76c8b0f94",
-                 "ruby_bench_content_id": content_id},
+        "ruby": {
+            "ruby_description": "ruby 3.4.7 (2025-10-08 revision 7a5688e2a2) +PRISM",
+            "image_id": "sha256:img",
+            "image_tag": "cloudbench-ruby:3.4.7-abc",
+            "base_image_digest": "sha256:base",
+            "ruby_bench_commit": "09b76c8b0f94",
+            "ruby_bench_content_id": content_id,
+        },
         "noise": {"steal_pct": 0.1 * i, "cpu_pressure_some_pct": 1.5 * i},
-    }  # fmt: skip
+    }
     if version >= 3:
         meta["checks"]["engine_off_benchmark_cpus"] = True
         meta["benchmark_categories"] = {"fib": "headline"}
@@ -39,9 +57,16 @@ def _layout(version: int, i: int, content_id: str = "rb-content-1") -> dict[str,
 
 
 def _run(root: Path, run_id: int, version: int, **kw: Any) -> Path:
-    tasks = [SynthTask(i, f"v{version}", "", {"interp": {"fib": [1.0 + i / 100] * 3}},
-                       metadata={} if version == 1 else _layout(version, i, **kw))
-             for i in (1, 2, 3)]  # fmt: skip
+    tasks = [
+        SynthTask(
+            i,
+            f"v{version}",
+            "",
+            {"interp": {"fib": [1.0 + i / 100] * 3}},
+            metadata={} if version == 1 else _layout(version, i, **kw),
+        )
+        for i in (1, 2, 3)
+    ]
     for t in tasks:
         t.machine = f"old-host-{t.task_id}" if version == 1 else "shared-host"
     return write_run(root, run_id, tasks)
@@ -72,8 +97,14 @@ def test_trust_row_per_type(tmp_path: Path) -> None:
     summary = build_report([_run(tmp_path, 3, 3)], offline=True).summary
     trust = summary["instance_types"][0]["trust"]
     conditions = {c["name"]: c for c in trust["conditions"]}
-    for name in ("executables_verified", "aslr_disabled", "own_core", "siblings_idle",
-                 "env_clean", "engine_off_benchmark_cpus"):  # fmt: skip
+    for name in (
+        "executables_verified",
+        "aslr_disabled",
+        "own_core",
+        "siblings_idle",
+        "env_clean",
+        "engine_off_benchmark_cpus",
+    ):
         assert conditions[name]["state"] == "verified", (name, conditions[name])
     assert trust["steal_pct"] == {"min": 0.1, "max": 0.30000000000000004}
     assert trust["cpu_pressure_some_pct"] == {"min": 1.5, "max": 4.5}
@@ -88,8 +119,8 @@ def test_trust_row_per_type(tmp_path: Path) -> None:
 def test_any_false_check_excludes_its_task_with_the_reason(tmp_path: Path) -> None:
     run = _run(tmp_path, 3, 3)
     meta_path = run / "v3-2" / "metadata.json"
-    meta_path.write_text(meta_path.read_text().replace('"env_clean": true',
-                                                       '"env_clean": true, "no_other_benchmark_on_cpus": false'))  # fmt: skip  # noqa: E501
+    failing = '"env_clean": true, "no_other_benchmark_on_cpus": false'
+    meta_path.write_text(meta_path.read_text().replace('"env_clean": true', failing))
     summary = build_report([run], offline=True).summary
     reasons = {e["task_id"]: e["reason"] for e in summary["excluded"]}
     assert reasons[2] == "checks failed: no_other_benchmark_on_cpus"
@@ -99,9 +130,22 @@ def test_any_false_check_excludes_its_task_with_the_reason(tmp_path: Path) -> No
 def test_merge_with_different_ruby_bench_content_ids_refused(tmp_path: Path) -> None:
     one = _run(tmp_path, 1, 3)
     two = _run(tmp_path, 2, 3, content_id="rb-content-2")
-    done = subprocess.run([sys.executable, "-m", "cloudbench", "report", str(one), str(two),
-                           "--offline", "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cloudbench",
+            "report",
+            str(one),
+            str(two),
+            "--offline",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "ruby-bench content id" in done.stderr and "--allow-mixed" in done.stderr
@@ -112,30 +156,45 @@ def test_tasks_sharing_a_cpu_at_the_same_time_are_excluded(tmp_path: Path) -> No
     """Issue 24: local aliases each pinned to CPU 0 of one machine, each labelled clean."""
 
     def task(i: int, alias: str, cpuset: str, start: str, end: str) -> SynthTask:
-        clean = {"checks": {**CHECKS}, "slot": {"concurrent": []}, "cpuset": cpuset,
-                 "started_at": f"2026-12-07T{start}:00.000+00:00",
-                 "finished_at": f"2026-12-07T{end}:00.000+00:00"}  # fmt: skip
-        return SynthTask(i, alias, "laptop", {"interp": {"fib": [1.0] * 3}}, provider="local",
-                         metadata=clean)  # fmt: skip
+        clean = {
+            "checks": {**CHECKS},
+            "slot": {"concurrent": []},
+            "cpuset": cpuset,
+            "started_at": f"2026-12-07T{start}:00.000+00:00",
+            "finished_at": f"2026-12-07T{end}:00.000+00:00",
+        }
+        return SynthTask(
+            i, alias, "laptop", {"interp": {"fib": [1.0] * 3}}, provider="local", metadata=clean
+        )
 
-    tasks = [task(1, "box-a", "0", "17:07", "17:09"), task(2, "box-b", "0", "17:08", "17:10"),
-             task(3, "box-c", "0", "17:10", "17:12"),  # starts as task 2 ends: fine
-             task(4, "box-a", "1", "17:07", "17:09")]  # another CPU: fine  # fmt: skip
+    tasks = [
+        task(1, "box-a", "0", "17:07", "17:09"),
+        task(2, "box-b", "0", "17:08", "17:10"),
+        task(3, "box-c", "0", "17:10", "17:12"),  # starts as task 2 ends: fine
+        task(4, "box-a", "1", "17:07", "17:09"),
+    ]  # another CPU: fine
     summary = build_report([write_run(tmp_path, 1, tasks)], offline=True).summary
     reasons = {e["task_id"]: e["reason"] for e in summary["excluded"]}
     assert set(reasons) == {1, 2}
-    assert reasons[1] == ("ran at the same time as task 2 (box-b) on CPU 0 of laptop: "
-                          "two benchmarks on one CPU")  # fmt: skip
+    assert reasons[1] == (
+        "ran at the same time as task 2 (box-b) on CPU 0 of laptop: two benchmarks on one CPU"
+    )
     assert {t["alias"]: t["tasks"] for t in summary["instance_types"]} == {
-        "box-a": 1, "box-b": 0, "box-c": 1}  # fmt: skip
+        "box-a": 1,
+        "box-b": 0,
+        "box-c": 1,
+    }
     assert any("same CPU" in n for n in summary["notes"])
 
 
 def test_trust_states() -> None:
     from cloudbench.report.trust import trust_row
 
-    host = {"checks": {**CHECKS, "engine_off_benchmark_cpus": None},
-            "cpu": {"slot_mode": "logical"}, "slot": {"slots_sharing_cores": [1]}}  # fmt: skip
+    host = {
+        "checks": {**CHECKS, "engine_off_benchmark_cpus": None},
+        "cpu": {"slot_mode": "logical"},
+        "slot": {"slots_sharing_cores": [1]},
+    }
     old: dict[str, Any] = {}
     row = trust_row([host, old])
     states = {c["name"]: (c["state"], c["verified"]) for c in row["conditions"]}
@@ -146,5 +205,6 @@ def test_trust_states() -> None:
     assert "ASLR off (1 of 2)" in row["text"] and "steal not recorded" in row["text"]
     only_host = trust_row([host])
     assert {c["name"]: c["state"] for c in only_host["conditions"]}[
-        "engine_off_benchmark_cpus"] == "not applicable"  # fmt: skip
+        "engine_off_benchmark_cpus"
+    ] == "not applicable"
     assert trust_row([])["text"] == "no task kept"

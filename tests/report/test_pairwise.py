@@ -34,9 +34,11 @@ def _run(root: Path, n: int, aliases: tuple[str, ...] = ("base", "x", "y")) -> P
 
 def _prices(root: Path) -> Path:
     path = root / "prices.csv"
-    path.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
-                    "aws,x,,0.1,t,2026-11-01\naws,base,,0.2,t,2026-11-01\n"
-                    "aws,y,,0.3,t,2026-11-01\naws,z,,0.4,t,2026-11-01\n")  # fmt: skip
+    path.write_text(
+        "provider,instance_type,region,usd_per_hour,source,date\n"
+        "aws,x,,0.1,t,2026-11-01\naws,base,,0.2,t,2026-11-01\n"
+        "aws,y,,0.3,t,2026-11-01\naws,z,,0.4,t,2026-11-01\n"
+    )
     return path
 
 
@@ -106,15 +108,19 @@ def test_pareto_front_needs_clear_intervals(tmp_path: Path) -> None:
 
 def test_outliers_need_enough_tasks(tmp_path: Path) -> None:
     # Three tasks: one 30 % slower is not "an outlier" (the MAD of 3 values is noise).
-    few = [SynthTask(i, "a", f"m{i}", {"interp": {"fib": [t] * 3}})
-           for i, t in enumerate([1.0, 1.02, 1.3], start=1)]  # fmt: skip
+    few = [
+        SynthTask(i, "a", f"m{i}", {"interp": {"fib": [t] * 3}})
+        for i, t in enumerate([1.0, 1.02, 1.3], start=1)
+    ]
     summary = build_report([write_run(tmp_path, 1, few)], offline=True).summary
     assert not [f for f in summary["flags"] if f["kind"] == "outlier"]
     assert summary["outlier_rule"]["min_tasks"] >= 10
     # Twelve quiet tasks and one three times slower: flagged.
     times = [1.0 + 0.01 * (k % 5) for k in range(12)] + [3.0]
-    many = [SynthTask(i, "a", f"n{i}", {"interp": {"fib": [t] * 3}})
-            for i, t in enumerate(times, start=1)]  # fmt: skip
+    many = [
+        SynthTask(i, "a", f"n{i}", {"interp": {"fib": [t] * 3}})
+        for i, t in enumerate(times, start=1)
+    ]
     summary = build_report([write_run(tmp_path, 2, many)], offline=True).summary
     flagged = [f for f in summary["flags"] if f["kind"] == "outlier"]
     assert [f["task_id"] for f in flagged] == [13]

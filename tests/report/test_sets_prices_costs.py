@@ -13,8 +13,10 @@ from cloudbench.report import build_report
 from tests.report.synth import SynthTask, write_run
 
 # a → b per-task values: fib 2 → 1 (speedup 2), nbody 1 → 0.5 (2), strings 1 → 0.125 (8).
-TIMES = {"a": {"fib": 2.0, "nbody": 1.0, "strings": 1.0},
-         "b": {"fib": 1.0, "nbody": 0.5, "strings": 0.125}}  # fmt: skip
+TIMES = {
+    "a": {"fib": 2.0, "nbody": 1.0, "strings": 1.0},
+    "b": {"fib": 1.0, "nbody": 0.5, "strings": 0.125},
+}
 CATEGORIES = {"fib": "headline", "nbody": "headline", "strings": "micro", "other": "other"}
 
 
@@ -22,8 +24,15 @@ def _run(root: Path, metadata: dict[str, dict[str, Any]], run_id: int = 1) -> Pa
     tasks = []
     for i, (alias, times) in enumerate(sorted(TIMES.items()) * 2, start=1):
         bench = {name: [t * (1 + 0.01 * i)] * 3 for name, t in times.items()}
-        tasks.append(SynthTask(i, alias, f"m{i}", {"interp": bench, "yjit": bench},
-                               metadata=metadata.get(alias, {})))  # fmt: skip
+        tasks.append(
+            SynthTask(
+                i,
+                alias,
+                f"m{i}",
+                {"interp": bench, "yjit": bench},
+                metadata=metadata.get(alias, {}),
+            )
+        )
     return write_run(root, run_id, tasks)
 
 
@@ -64,9 +73,11 @@ def test_old_results_without_categories_use_every_benchmark(tmp_path: Path) -> N
 
 def test_aws_price_is_the_one_for_the_runs_region(tmp_path: Path) -> None:
     prices = tmp_path / "prices.csv"
-    prices.write_text("provider,instance_type,region,usd_per_hour,source,date\n"
-                      "aws,a,us-east-1,0.10,file,2026-11-01\naws,a,eu-west-1,0.12,file,2026-11-01\n"
-                      "aws,b,eu-west-1,0.30,file,2026-11-01\n")  # fmt: skip
+    prices.write_text(
+        "provider,instance_type,region,usd_per_hour,source,date\n"
+        "aws,a,us-east-1,0.10,file,2026-11-01\naws,a,eu-west-1,0.12,file,2026-11-01\n"
+        "aws,b,eu-west-1,0.30,file,2026-11-01\n"
+    )
     metadata = {"a": {"instance": {"provider": "aws", "region": "eu-west-1"}}}
     summary = _summary(_run(tmp_path / "results", metadata), prices_file=prices)
     a, b = _by_alias(summary)["a"], _by_alias(summary)["b"]
@@ -80,13 +91,27 @@ def test_aws_price_is_the_one_for_the_runs_region(tmp_path: Path) -> None:
 
 def _ledger(run: Path, entries: list[tuple[str, float, float | None]]) -> None:
     at = datetime(2026, 11, 27, 10, tzinfo=UTC)
-    items = [CostEntry(provider="aws", instance_type=alias, alias=alias, vms=1, launched_at=at,
-                       terminated_at=at, instance_hours=hours, usd_per_hour=price,
-                       usd=None if price is None else hours * price)
-             for alias, hours, price in entries]  # fmt: skip
+    items = [
+        CostEntry(
+            provider="aws",
+            instance_type=alias,
+            alias=alias,
+            vms=1,
+            launched_at=at,
+            terminated_at=at,
+            instance_hours=hours,
+            usd_per_hour=price,
+            usd=None if price is None else hours * price,
+        )
+        for alias, hours, price in entries
+    ]
     unpriced = [f"aws/{e.instance_type}" for e in items if e.usd is None]
-    ledger = CostLedger(run_id=int(run.name), entries=items, unpriced=unpriced,
-                        total_usd=sum(e.usd or 0.0 for e in items))  # fmt: skip
+    ledger = CostLedger(
+        run_id=int(run.name),
+        entries=items,
+        unpriced=unpriced,
+        total_usd=sum(e.usd or 0.0 for e in items),
+    )
     (run / "cost-ledger.json").write_text(json.dumps(ledger.model_dump(mode="json")))
 
 

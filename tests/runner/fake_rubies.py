@@ -46,8 +46,9 @@ def fake_ruby(home: Path, version: str, has_zjit: bool, real: str) -> None:
     prelude.write_text(PRELUDE)
     path = home / ".rubies" / f"ruby-{version}" / "bin" / "ruby"
     path.parent.mkdir(parents=True)
-    path.write_text(WRAPPER.format(real=real, version=version, has_zjit=int(has_zjit),
-                                   prelude=prelude))  # fmt: skip
+    path.write_text(
+        WRAPPER.format(real=real, version=version, has_zjit=int(has_zjit), prelude=prelude)
+    )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 

@@ -34,9 +34,13 @@ def test_cloud_and_boot_script_times_come_first() -> None:
     clock.mark("first_benchmark", T0 + timedelta(seconds=90.75))
     block = clock.block()
     assert list(block["stages"]) == [
-        "instance_start", "user_data_start", "runner_installed", "image_present",
-        "first_claim", "first_benchmark",
-    ]  # fmt: skip
+        "instance_start",
+        "user_data_start",
+        "runner_installed",
+        "image_present",
+        "first_claim",
+        "first_benchmark",
+    ]
     assert block["stages"]["first_claim"] == "2026-12-07T10:01:10.000+00:00"
     assert block["time_to_first_benchmark_s"] == 70.25  # from user-data start, not launch
     with pytest.raises(ValueError, match="unknown boot stage"):
@@ -69,17 +73,30 @@ def test_stages_reach_the_machine_row_and_metadata(
     run_id = _run(orchestrator_server, {"ruby_version": "system", **CONFIG})
     start = datetime.now(UTC) - timedelta(seconds=30)
     code, stderr, _ = _run_runner(
-        tmp_path, "--executor", "host", "--ruby-bench", str(FAKE_SUITE), "--run-id", str(run_id),
-        url=orchestrator_server.url, token=orchestrator_server.runner_token,
-        env={"CLOUDBENCH_INSTANCE_ID": "i-0boot",
-             "CLOUDBENCH_BOOT_USER_DATA_START": start.isoformat()},
-    )  # fmt: skip
+        tmp_path,
+        "--executor",
+        "host",
+        "--ruby-bench",
+        str(FAKE_SUITE),
+        "--run-id",
+        str(run_id),
+        url=orchestrator_server.url,
+        token=orchestrator_server.runner_token,
+        env={
+            "CLOUDBENCH_INSTANCE_ID": "i-0boot",
+            "CLOUDBENCH_BOOT_USER_DATA_START": start.isoformat(),
+        },
+    )
     assert code == 0, stderr
     [machine] = _machines(orchestrator_server, run_id)
     kept = {k: datetime.fromisoformat(v) for k, v in machine["stages"].items()}
     assert set(kept) == {
-        "user_data_start", "runner_installed", "ruby_ready", "first_claim", "first_benchmark",
-    }  # fmt: skip
+        "user_data_start",
+        "runner_installed",
+        "ruby_ready",
+        "first_claim",
+        "first_benchmark",
+    }
     assert abs((kept["user_data_start"] - start).total_seconds()) < 0.01
     order = ["user_data_start", "runner_installed", "first_claim", "ruby_ready", "first_benchmark"]
     assert [kept[n] for n in order] == sorted(kept[n] for n in order)

@@ -33,9 +33,10 @@ def test_token_required_from_environment() -> None:
 
 def _run(*args: str, **env: str) -> tuple[int, str]:
     result = CliRunner().invoke(
-        _mounted(), ["runner", "--provider", "local", *args],
+        _mounted(),
+        ["runner", "--provider", "local", *args],
         env={"CLOUDBENCH_RUNNER_TOKEN": "t", **env},
-    )  # fmt: skip
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result
     return result.exit_code, result.output
 

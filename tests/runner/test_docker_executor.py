@@ -39,15 +39,23 @@ def _cpus_leased() -> Iterator[None]:
         yield
 
 
-def _spec(tmp_path: Path, ex: DockerExecutor, task_id: int, cpus: tuple[int, ...],
-          **bench: object) -> ExecutionSpec:  # fmt: skip
+def _spec(
+    tmp_path: Path, ex: DockerExecutor, task_id: int, cpus: tuple[int, ...], **bench: object
+) -> ExecutionSpec:
     work = tmp_path / f"task{task_id}"
     (work / "out").mkdir(parents=True)
     return ExecutionSpec(
-        task_id=task_id, run_id=424242, runner_id=f"test-{task_id}",
-        benchmarks=BenchmarkSettings.model_validate(bench), provisioned=ex.provision(RUBY),
-        cpus=cpus, work_dir=work, out_dir=work / "out", log_path=work / "output.txt", timeout=120,
-    )  # fmt: skip
+        task_id=task_id,
+        run_id=424242,
+        runner_id=f"test-{task_id}",
+        benchmarks=BenchmarkSettings.model_validate(bench),
+        provisioned=ex.provision(RUBY),
+        cpus=cpus,
+        work_dir=work,
+        out_dir=work / "out",
+        log_path=work / "output.txt",
+        timeout=120,
+    )
 
 
 def _ours(ex: DockerExecutor) -> list[Any]:
@@ -72,8 +80,16 @@ def test_image_cached_and_run_succeeds(executor: DockerExecutor, tmp_path: Path)
     )
     assert first.base_image_digest.split(":")[1][:12] in first.image_tag
     assert first.ruby.startswith("/")  # RbConfig.ruby inside the image
-    spec = _spec(tmp_path, executor, 1, (0,), names=["fib"], executables=["interp", "yjit"],
-                 bench_iterations=1, warmup_iterations=0)  # fmt: skip
+    spec = _spec(
+        tmp_path,
+        executor,
+        1,
+        (0,),
+        names=["fib"],
+        executables=["interp", "yjit"],
+        bench_iterations=1,
+        warmup_iterations=0,
+    )
     lines: list[str] = []
     spec.on_line = lines.append
     result = executor.execute(spec)
@@ -97,8 +113,13 @@ def test_seccomp_profile_is_what_lets_setarch_work(executor: DockerExecutor) -> 
     run = executor.client.containers.run
     with pytest.raises(ContainerError, match="personality"):
         run(f"ruby:{RUBY}", script, remove=True, network_mode="none")
-    out = run(f"ruby:{RUBY}", script, remove=True, network_mode="none",
-              security_opt=executor.security_opt())  # fmt: skip
+    out = run(
+        f"ruby:{RUBY}",
+        script,
+        remove=True,
+        network_mode="none",
+        security_opt=executor.security_opt(),
+    )
     assert bytes(out).strip() == b"00040000"
 
 
@@ -113,7 +134,7 @@ def test_two_slots_in_parallel_on_own_cpus_then_killed(
     threads = [
         threading.Thread(target=lambda s=s: results.__setitem__(s.task_id, executor.execute(s)))
         for s in specs
-    ]  # fmt: skip
+    ]
     for thread in threads:
         thread.start()
     running = _wait_running(executor, 2)

@@ -97,11 +97,17 @@ def _run_fib(ex: DockerExecutor, work: Path) -> tuple[dict[str, Any], AslrState]
     work.chmod(0o777)
     (work / "out").chmod(0o777)  # rootless: the container's root is another user here
     spec = ExecutionSpec(
-        task_id=1, run_id=515151, runner_id="affinity-test",
+        task_id=1,
+        run_id=515151,
+        runner_id="affinity-test",
         benchmarks=BenchmarkSettings.model_validate({"names": ["fib"]}),
-        provisioned=ex.provision("3.1"), cpus=(BENCH,), work_dir=work, out_dir=work / "out",
-        log_path=work / "output.txt", timeout=180,
-    )  # fmt: skip
+        provisioned=ex.provision("3.1"),
+        cpus=(BENCH,),
+        work_dir=work,
+        out_dir=work / "out",
+        log_path=work / "output.txt",
+        timeout=180,
+    )
     with leased((BENCH,), "engine-affinity"):  # as any cloudbench benchmark holds it
         result = ex.execute(spec)
     assert result.exit_code == 0, (work / "output.txt").read_text()[-2000:]
@@ -117,8 +123,9 @@ def _executor(host: str, source: RubyBenchSource, build: Path) -> DockerExecutor
     import docker
 
     affinity = EngineAffinity((HOUSE,), {BENCH}, pin=True, docker_host=host)
-    return DockerExecutor(source, build, client=docker.DockerClient(base_url=host),
-                          affinity=affinity)  # fmt: skip
+    return DockerExecutor(
+        source, build, client=docker.DockerClient(base_url=host), affinity=affinity
+    )
 
 
 def _daemon_pids(host: str) -> list[int]:
@@ -202,9 +209,12 @@ def test_rootless_podman_aslr_and_what_its_cpuset_really_is(
         client = docker.DockerClient(base_url=host)
         try:
             out = client.containers.run(
-                engines.RUBY_IMAGE, ["grep", "Cpus_allowed_list", "/proc/self/status"],
-                cpuset_cpus=str(BENCH), remove=True, network_mode="none",
-            )  # fmt: skip
+                engines.RUBY_IMAGE,
+                ["grep", "Cpus_allowed_list", "/proc/self/status"],
+                cpuset_cpus=str(BENCH),
+                remove=True,
+                network_mode="none",
+            )
         finally:
             client.close()
         allowed = out.decode().split()[-1]

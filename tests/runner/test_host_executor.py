@@ -45,16 +45,29 @@ def _spec(tmp_path: Path, executor: HostExecutor, **bench: object) -> ExecutionS
     (work / "out").mkdir(parents=True)
     settings = BenchmarkSettings.model_validate(bench)
     return ExecutionSpec(
-        task_id=1, run_id=1, runner_id="r-0-x", benchmarks=settings,
-        provisioned=executor.provision("system"), cpus=(0,), work_dir=work,
-        out_dir=work / "out", log_path=work / "output.txt", timeout=60,
-    )  # fmt: skip
+        task_id=1,
+        run_id=1,
+        runner_id="r-0-x",
+        benchmarks=settings,
+        provisioned=executor.provision("system"),
+        cpus=(0,),
+        work_dir=work,
+        out_dir=work / "out",
+        log_path=work / "output.txt",
+        timeout=60,
+    )
 
 
 def test_runs_fake_suite_and_reports_progress(tmp_path: Path, fake_source: RubyBenchSource) -> None:
     executor = HostExecutor(fake_source)
-    spec = _spec(tmp_path, executor, names=["fib", "loops"], executables=["interp", "yjit"],
-                 warmup_iterations=0, bench_iterations=1)  # fmt: skip
+    spec = _spec(
+        tmp_path,
+        executor,
+        names=["fib", "loops"],
+        executables=["interp", "yjit"],
+        warmup_iterations=0,
+        bench_iterations=1,
+    )
     tracker = ProgressTracker(2)
     seen: list[tuple[str | None, float]] = []
 

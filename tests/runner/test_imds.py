@@ -76,12 +76,20 @@ def test_unreachable_metadata_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
 def test_provenance_for_metadata(imds: str) -> None:
     facts = resolve_instance("aws", "c7g.large-alias-type")
     assert facts == {
-        "provider": "aws", "instance_type": "c7g.large-alias-type",
-        "instance_type_reported": "c7g.large", "instance_id": "i-0abc",
-        "region": "eu-central-1", "zone": "eu-central-1b", "image_id": "ami-0123456789abcdef0",
-        "lifecycle": "spot", "tenancy": None, "host_id": None,
+        "provider": "aws",
+        "instance_type": "c7g.large-alias-type",
+        "instance_type_reported": "c7g.large",
+        "instance_id": "i-0abc",
+        "region": "eu-central-1",
+        "zone": "eu-central-1b",
+        "image_id": "ami-0123456789abcdef0",
+        "lifecycle": "spot",
+        "tenancy": None,
+        "host_id": None,
         "launched_at": "2026-12-07T10:00:00Z",
-    }  # fmt: skip
+    }
     assert resolve_instance("local", None) == {
-        "provider": "local", "instance_type": "local", "instance_type_reported": None,
-    }  # fmt: skip
+        "provider": "local",
+        "instance_type": "local",
+        "instance_type_reported": None,
+    }

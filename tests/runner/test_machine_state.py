@@ -23,8 +23,10 @@ def _write(root: Path, rel: str, text: str) -> None:
 
 def _stat(steal0: int, steal1: int, busy: int) -> str:
     # user nice system idle iowait irq softirq steal guest guest_nice
-    return (f"cpu  1 0 0 0 0 0 0 0 0 0\ncpu0 {busy} 0 0 100 0 0 0 {steal0} 0 0\n"
-            f"cpu1 {busy} 0 0 100 0 0 0 {steal1} 0 0\n")  # fmt: skip
+    return (
+        f"cpu  1 0 0 0 0 0 0 0 0 0\ncpu0 {busy} 0 0 100 0 0 0 {steal0} 0 0\n"
+        f"cpu1 {busy} 0 0 100 0 0 0 {steal1} 0 0\n"
+    )
 
 
 def test_state_from_sysfs(tmp_path: Path) -> None:
@@ -40,8 +42,7 @@ def test_state_from_sysfs(tmp_path: Path) -> None:
     state = machine_state(proc, sys)
     assert state["kernel_cmdline"] == "root=/dev/nvme0n1p1 mitigations=auto"
     assert state["transparent_hugepages"] == "madvise" and state["thp_defrag"] == "not exposed"
-    assert state["cpufreq"] == {"driver": "intel_pstate", "governor": "performance",
-                                "boost": "off"}  # fmt: skip
+    assert state["cpufreq"] == {"driver": "intel_pstate", "governor": "performance", "boost": "off"}
     assert state["clocksource"] == "kvm-clock" and state["mem_total_bytes"] == 3906960 * 1024
     assert state["vulnerabilities"] == {"meltdown": "Not affected"}
 
@@ -49,13 +50,21 @@ def test_state_from_sysfs(tmp_path: Path) -> None:
 def test_steal_and_pressure_deltas_for_the_slot_cpus(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     _write(proc, "stat", _stat(0, 0, 100))
-    _write(proc, "pressure/cpu", "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
-                                 "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")  # fmt: skip
+    _write(
+        proc,
+        "pressure/cpu",
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    )
     _write(proc, "loadavg", "0.50 0.40 0.30 1/200 1234\n")
     start = sample_noise((0,), proc)
     _write(proc, "stat", _stat(10, 50, 190))  # cpu0: +90 busy, +10 steal; cpu1 not ours
-    _write(proc, "pressure/cpu", "some avg10=1.00 avg60=0.00 avg300=0.00 total=501000\n"
-                                 "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")  # fmt: skip
+    _write(
+        proc,
+        "pressure/cpu",
+        "some avg10=1.00 avg60=0.00 avg300=0.00 total=501000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    )
     noise = noise_between(start, sample_noise((0,), proc), seconds=10.0)
     assert noise["steal_pct"] == 10.0  # 10 of 100 jiffies on cpu0
     assert noise["cpu_pressure_some_us"] == 500000 and noise["cpu_pressure_some_pct"] == 5.0
@@ -121,8 +130,10 @@ def test_cpu_watch_sees_a_pinned_outsider_but_not_the_task_or_kernel_threads() -
 
     cpu = min(os.sched_getaffinity(0))
     # Busy until it has had 0.3 s of CPU (or 5 s went by: a loaded test machine).
-    loop = ("cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }; "
-            "t = Time.now; 1 while cpu.() < 0.3 && Time.now - t < 5")  # fmt: skip
+    loop = (
+        "cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }; "
+        "t = Time.now; 1 while cpu.() < 0.3 && Time.now - t < 5"
+    )
     busy = [shutil.which("ruby") or "ruby", "--disable-gems", "-e", loop]
     watch = CpuWatch(frozenset({cpu}), interval=0.2)
     pinned = ["taskset", "-c", str(cpu), *busy]

@@ -29,26 +29,54 @@ from tests.runner.fake_rubies import FAKE_IMAGE_REPO, fake_ruby, fake_ruby_image
 pytestmark = pytest.mark.usefixtures("ruby")
 
 
-def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
-         home: Path | None = None, executor: str = "host",
-         more: tuple[str, ...] = ()) -> list[dict[str, Any]]:  # fmt: skip
+def _run(
+    orch: OrchestratorProcess,
+    tmp_path: Path,
+    body: dict[str, Any],
+    home: Path | None = None,
+    executor: str = "host",
+    more: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
     with orch.client() as http:
         response = http.post("/runs", json=body)
         assert response.status_code == 201, response.text
         run_id = int(response.json()["run_id"])
-    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
-           "CLOUDBENCH_HEARTBEAT_INTERVAL": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+        "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
+    }
     if home is not None:
         env["HOME"] = str(home)
     log = tmp_path / f"runner-{run_id}.log"
     with log.open("wb") as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
-             "--provider", "local", "--instance-type", "mx", "--run-id", str(run_id),
-             "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
-             "--work-dir", str(tmp_path / "work"), *more],
-            env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cloudbench.runner",
+                "--orchestrator-url",
+                orch.url,
+                "--provider",
+                "local",
+                "--instance-type",
+                "mx",
+                "--run-id",
+                str(run_id),
+                "--executor",
+                executor,
+                "--ruby-bench",
+                str(FAKE_SUITE),
+                "--work-dir",
+                str(tmp_path / "work"),
+                *more,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+        )
     assert proc.returncode == 0, log.read_text()[-4000:]
     with orch.client() as http:
         tasks: list[dict[str, Any]] = http.get(f"/runs/{run_id}/tasks").json()["tasks"]
@@ -67,9 +95,17 @@ def _run(orch: OrchestratorProcess, tmp_path: Path, body: dict[str, Any],
 
 
 def _body(rubies: dict[str, Any], executables: list[Any], tasks: int = 1) -> dict[str, Any]:
-    return {**rubies, "per_instance_type": {"tasks": tasks}, "local": ["mx"],
-            "benchmarks": {"names": ["fib", "loops"], "executables": executables,
-                           "warmup_iterations": 0, "bench_iterations": 1}}  # fmt: skip
+    return {
+        **rubies,
+        "per_instance_type": {"tasks": tasks},
+        "local": ["mx"],
+        "benchmarks": {
+            "names": ["fib", "loops"],
+            "executables": executables,
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+    }
 
 
 def test_zjit_on_real_ruby_3_1_is_refused_before_any_benchmark(
@@ -120,8 +156,11 @@ def test_two_fake_rubies_three_engines_tuned_yjit_paired_in_one_process(
     real = os.path.realpath(ruby)
     fake_ruby(home, "3.4.1", has_zjit=False, real=real)
     fake_ruby(home, "4.0.1", has_zjit=True, real=real)
-    executables = ["interp", {"name": "yjit-64m", "jit": "yjit",
-                              "options": ["--yjit-exec-mem-size=64"]}, "zjit"]  # fmt: skip
+    executables = [
+        "interp",
+        {"name": "yjit-64m", "jit": "yjit", "options": ["--yjit-exec-mem-size=64"]},
+        "zjit",
+    ]
     # Ruby 3.4 (fake) has no ZJIT: refused at provision, with the version it reports.
     both = _body({"ruby_versions": ["3.4", "4.0"]}, executables)
     (task,) = _run(orchestrator_server, tmp_path, both, home)

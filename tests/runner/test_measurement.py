@@ -27,10 +27,16 @@ def _create_run(
     orch: OrchestratorProcess, ruby: str, executables: list[str], names: list[str] | None = None
 ) -> int:
     body = {
-        "ruby_version": ruby, "per_instance_type": {"tasks": 1}, "local": ["mtest"],
-        "benchmarks": {"names": names or ["fib"], "executables": executables,
-                       "warmup_iterations": 0, "bench_iterations": 1},
-    }  # fmt: skip
+        "ruby_version": ruby,
+        "per_instance_type": {"tasks": 1},
+        "local": ["mtest"],
+        "benchmarks": {
+            "names": names or ["fib"],
+            "executables": executables,
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+    }
     with orch.client() as http:
         response = http.post("/runs", json=body)
         assert response.status_code == 201, response.text
@@ -55,23 +61,48 @@ def _metadata(orch: OrchestratorProcess, key: str) -> dict[str, Any]:
 def run_task(orchestrator_server: OrchestratorProcess, tmp_path: Path) -> Iterator[Runner]:
     """Runs one single-task run to the end; returns the task with its metadata.json."""
 
-    def run(ruby: str, executables: list[str], executor: str = "host",
-            env: dict[str, str] | None = None, names: list[str] | None = None,
-            during: Callable[[subprocess.Popen[bytes]], None] | None = None,
-            ) -> dict[str, Any]:  # fmt: skip
+    def run(
+        ruby: str,
+        executables: list[str],
+        executor: str = "host",
+        env: dict[str, str] | None = None,
+        names: list[str] | None = None,
+        during: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    ) -> dict[str, Any]:
         orch = orchestrator_server
         run_id = _create_run(orch, ruby, executables, names)
-        full_env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
-                    "CLOUDBENCH_HEARTBEAT_INTERVAL": "1", **(env or {})}  # fmt: skip
+        full_env = {
+            **os.environ,
+            "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+            "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
+            **(env or {}),
+        }
         log = tmp_path / f"runner-{run_id}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
-                 "--provider", "local", "--instance-type", "mtest", "--run-id", str(run_id),
-                 "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
-                 "--work-dir", str(tmp_path / "work")],
-                env=full_env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "cloudbench.runner",
+                    "--orchestrator-url",
+                    orch.url,
+                    "--provider",
+                    "local",
+                    "--instance-type",
+                    "mtest",
+                    "--run-id",
+                    str(run_id),
+                    "--executor",
+                    executor,
+                    "--ruby-bench",
+                    str(FAKE_SUITE),
+                    "--work-dir",
+                    str(tmp_path / "work"),
+                ],
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 if during is not None:
                     during(proc)
@@ -112,8 +143,9 @@ def _assert_verified(meta: dict[str, Any], executor: str) -> None:
         "+YJIT" in d for d in exes["interp"]["ruby_descriptions"]
     )
     assert [(e["executable"], e["benchmark"]) for e in meta["benchmark_timeline"]] == [
-        ("interp", "fib"), ("yjit", "fib"),
-    ]  # fmt: skip
+        ("interp", "fib"),
+        ("yjit", "fib"),
+    ]
     assert all(e["finished_at"] >= e["started_at"] for e in meta["benchmark_timeline"])
     cpu = meta["cpu"]
     assert cpu["slot_mode"] == "physical" and cpu["model_name"] != "not exposed"
@@ -129,17 +161,29 @@ def test_host_run_verifies_aslr_and_both_executables(run_task: Runner) -> None:
     assert meta["ruby"]["ruby"] == os.path.realpath(shutil.which("ruby") or "")
     assert meta["checks"]["engine_off_benchmark_cpus"] is None  # no engine to keep off
     assert set(meta["environment"]["passed"]) <= {
-        "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME",
-        "GEM_HOME", "GEM_PATH", "MIN_BENCH_TIME", "WARMUP_ITRS", "MIN_BENCH_ITRS",
-    } | {k for k in meta["environment"]["passed"] if k.startswith("LC_")}  # fmt: skip
+        "PATH",
+        "HOME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "GEM_HOME",
+        "GEM_PATH",
+        "MIN_BENCH_TIME",
+        "WARMUP_ITRS",
+        "MIN_BENCH_ITRS",
+    } | {k for k in meta["environment"]["passed"] if k.startswith("LC_")}
 
 
 def test_runner_environment_does_not_leak_into_interp(run_task: Runner, ruby: str) -> None:
     """The leak measured in issue 15: RUBY_YJIT_ENABLE=1 in the runner's shell made the
     `interp` column run YJIT. It must not reach ruby-bench."""
     leak = {"RUBY_YJIT_ENABLE": "1", "RUBYOPT": "-W:no-deprecated"}
-    probe = subprocess.run([ruby, "-v"], env={**os.environ, **leak}, capture_output=True,
-                           text=True, check=True)  # fmt: skip
+    probe = subprocess.run(
+        [ruby, "-v"], env={**os.environ, **leak}, capture_output=True, text=True, check=True
+    )
     assert "+YJIT" in probe.stdout  # the premise: this Ruby honours the variable
     task = run_task("system", ["interp"], env=leak)
     assert task["status"] == "completed", task
@@ -211,27 +255,57 @@ def test_runner_threads_stay_off_the_benchmark_cpu(
         pytest.fail("needs two CPUs (the CI machines have them)")
     orch = orchestrator_server
     with orch.client() as http:
-        body = {"ruby_version": "system", "per_instance_type": {"tasks": 1}, "local": ["mtest"],
-                "benchmarks": {"names": ["sleepy"], "executables": ["interp"],
-                               "warmup_iterations": 0, "bench_iterations": 1}}  # fmt: skip
+        body = {
+            "ruby_version": "system",
+            "per_instance_type": {"tasks": 1},
+            "local": ["mtest"],
+            "benchmarks": {
+                "names": ["sleepy"],
+                "executables": ["interp"],
+                "warmup_iterations": 0,
+                "bench_iterations": 1,
+            },
+        }
         run_id = http.post("/runs", json=body).json()["run_id"]
-    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
-           "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP", "FAKE_BENCH_SLEEP": "30"}  # fmt: skip
+    env = {
+        **os.environ,
+        "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+        "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
+        "FAKE_BENCH_SLEEP": "30",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
-         "--provider", "local", "--instance-type", "mtest", "--run-id", str(run_id),
-         "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
-         "--work-dir", str(tmp_path / "work")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cloudbench.runner",
+            "--orchestrator-url",
+            orch.url,
+            "--provider",
+            "local",
+            "--instance-type",
+            "mtest",
+            "--run-id",
+            str(run_id),
+            "--executor",
+            "host",
+            "--ruby-bench",
+            str(FAKE_SUITE),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         runner = psutil.Process(proc.pid)
         deadline = time.monotonic() + 60
         bench: list[psutil.Process] = []
         while not bench and time.monotonic() < deadline:
             time.sleep(0.5)
-            bench = [p for p in runner.children(recursive=True) if "sleepy.rb" in " ".join(
-                p.cmdline())]  # fmt: skip
+            bench = [
+                p for p in runner.children(recursive=True) if "sleepy.rb" in " ".join(p.cmdline())
+            ]
         assert bench, "the benchmark process never started"
         housekeeping = set(runner.cpu_affinity())
         benchmark = set(bench[0].cpu_affinity())
@@ -271,8 +345,10 @@ def test_outside_process_pinned_to_the_benchmark_cpu_labels_the_task(
         lease = _wait_for_lease(runner)
         cpu = str(lease["cpus"][0])
         # Busy until it has had 0.3 s of CPU (or 3 s went by: a loaded test machine).
-        loop = ("cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }; "
-                "t = Time.now; 1 while cpu.() < 0.3 && Time.now - t < 3")  # fmt: skip
+        loop = (
+            "cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }; "
+            "t = Time.now; 1 while cpu.() < 0.3 && Time.now - t < 3"
+        )
         busy = [ruby, "--disable-gems", "-e", loop]
         intruder.append(subprocess.Popen(["taskset", "-c", cpu, *busy]))
         intruder[0].wait(timeout=30)
@@ -300,10 +376,15 @@ def test_executables_interleave_and_the_order_is_shuffled_with_a_recorded_seed(
     # The seed means Ruby's shuffle of ruby-bench's list (name order), asked of Ruby itself.
     expected = subprocess.run(
         [ruby, "-e", f"puts %w[{' '.join(names)}].shuffle(random: Random.new({order['seed']}))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    pairs = [(i, exe) for i, (first, second) in enumerate(
-        [("interp", "yjit"), ("yjit", "interp")] * 2) for exe in (first, second)]  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    pairs = [
+        (i, exe)
+        for i, (first, second) in enumerate([("interp", "yjit"), ("yjit", "interp")] * 2)
+        for exe in (first, second)
+    ]
     assert order["ran"] == [[exe, expected[i]] for i, exe in pairs], order
     timeline = [[e["executable"], e["benchmark"]] for e in meta["benchmark_timeline"]]
     assert timeline == order["ran"]  # the progress lines, in the order they came

@@ -10,8 +10,10 @@ from cloudbench.protocol.executables import ExecutableSpec
 from cloudbench.runner.columns import Column
 from cloudbench.runner.memory import memory_facts
 
-COLUMNS = [Column("interp", "3.1", ExecutableSpec(name="interp", jit="interp")),
-           Column("yjit", "3.1", ExecutableSpec(name="yjit", jit="yjit"))]  # fmt: skip
+COLUMNS = [
+    Column("interp", "3.1", ExecutableSpec(name="interp", jit="interp")),
+    Column("yjit", "3.1", ExecutableSpec(name="yjit", jit="yjit")),
+]
 
 
 def test_real_output_gives_peak_rss_code_size_and_overhead(fixtures_dir: Path) -> None:

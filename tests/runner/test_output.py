@@ -43,9 +43,13 @@ def test_progress_spans_both_executables(fixtures_dir: Path) -> None:
 def test_interleaved_lines_name_their_executable() -> None:
     """ruby-bench's --interleave (lib/benchmark_runner/cli.rb at 09b76c8b) prints
     `Running benchmark "NAME" [EXE] (i/N)`, the executables reversed every other one."""
-    lines = ['Running benchmark "fib" [interp] (1/2)', "+ ruby fib.rb",
-             'Running benchmark "fib" [yjit] (1/2)', 'Running benchmark "nbody" [yjit] (2/2)',
-             'Running benchmark "nbody" [interp] (2/2)']  # fmt: skip
+    lines = [
+        'Running benchmark "fib" [interp] (1/2)',
+        "+ ruby fib.rb",
+        'Running benchmark "fib" [yjit] (1/2)',
+        'Running benchmark "nbody" [yjit] (2/2)',
+        'Running benchmark "nbody" [interp] (2/2)',
+    ]
     tracker, timeline, seen = ProgressTracker(executables=2), Timeline(["interp", "yjit"]), []
     for n, line in enumerate(lines):
         timeline.feed(line, f"t{n}")
@@ -85,8 +89,12 @@ def test_result_json_shape(fixtures_dir: Path) -> None:
 
 def test_result_json_rejects_garbage(tmp_path: Path) -> None:
     bad = tmp_path / "output.json"
-    for content in ["not json", "[]", json.dumps({"metadata": {}}),
-                    json.dumps({"metadata": {}, "raw_data": {"x": {"fib": {}}}})]:  # fmt: skip
+    for content in [
+        "not json",
+        "[]",
+        json.dumps({"metadata": {}}),
+        json.dumps({"metadata": {}, "raw_data": {"x": {"fib": {}}}}),
+    ]:
         bad.write_text(content)
         with pytest.raises(ResultFormatError):
             read_result_json(bad)
@@ -102,15 +110,30 @@ def test_command_defaults_to_headline_yjit() -> None:
 
 def test_command_full_selection() -> None:
     settings = BenchmarkSettings(
-        names=["fib", "nbody"], categories=["micro"], warmup_iterations=2, bench_iterations=5,
-        min_bench_time=1.5, executables=["interp", "yjit"], extra_args=["--rss"],
-    )  # fmt: skip
+        names=["fib", "nbody"],
+        categories=["micro"],
+        warmup_iterations=2,
+        bench_iterations=5,
+        min_bench_time=1.5,
+        executables=["interp", "yjit"],
+        extra_args=["--rss"],
+    )
     args, env = build_command(settings, "/o/output", "/usr/bin/ruby3.1")
     assert args == [
-        "--no-sudo", "--no-pinning", "--out-name=/o/output",
-        "-e", "interp::/usr/bin/ruby3.1", "-e", "yjit::/usr/bin/ruby3.1 --yjit",
-        "--warmup=2", "--bench=5", "--category=micro", "--rss", "fib", "nbody",
-    ]  # fmt: skip
+        "--no-sudo",
+        "--no-pinning",
+        "--out-name=/o/output",
+        "-e",
+        "interp::/usr/bin/ruby3.1",
+        "-e",
+        "yjit::/usr/bin/ruby3.1 --yjit",
+        "--warmup=2",
+        "--bench=5",
+        "--category=micro",
+        "--rss",
+        "fib",
+        "nbody",
+    ]
     assert env == {"MIN_BENCH_TIME": "2"}  # harnesses read it with Integer()
     names_only = build_command(BenchmarkSettings(names=["fib"]), "/o/output")[0]
     assert not any(a.startswith("--category") for a in names_only)

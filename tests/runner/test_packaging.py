@@ -31,8 +31,12 @@ def test_result_tarball_from_real_outputs(fixtures_dir: Path, tmp_path: Path) ->
         tmp_path / "result.tar.gz", fixtures_dir / "output.txt", out, {"task_id": 7}
     )
     assert _members(tarball) == {
-        "output.txt", "output.json", "output.csv", "output_table.txt", "metadata.json",
-    }  # fmt: skip
+        "output.txt",
+        "output.json",
+        "output.csv",
+        "output_table.txt",
+        "metadata.json",
+    }
     with tarfile.open(tarball) as tar:
         log = tar.extractfile("output.txt")
         assert log is not None and b'Running benchmark "fib" (2/6)' in log.read()

@@ -109,19 +109,46 @@ def test_azure_preempt_event_is_the_notice() -> None:
             )
 
 
-def _start(orch: OrchestratorProcess, run_id: int, imds: str, work: Path, sleep: str,
-           log: Path) -> subprocess.Popen[bytes]:  # fmt: skip
-    env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
-           "CLOUDBENCH_HEARTBEAT_INTERVAL": "1", "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
-           "FAKE_BENCH_SLEEP": sleep, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds,
-           "CLOUDBENCH_INSTANCE_ID": f"i-{work.name}"}  # fmt: skip
+def _start(
+    orch: OrchestratorProcess, run_id: int, imds: str, work: Path, sleep: str, log: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
+        "CLOUDBENCH_HEARTBEAT_INTERVAL": "1",
+        "CLOUDBENCH_PASS_ENV": "FAKE_BENCH_SLEEP",
+        "FAKE_BENCH_SLEEP": sleep,
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds,
+        "CLOUDBENCH_INSTANCE_ID": f"i-{work.name}",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
-         "--provider", "aws", "--instance-type", "c7g.large", "--alias", "spotty",
-         "--run-id", str(run_id), "--slots", "1", "--executor", "host",
-         "--ruby-bench", str(FAKE_SUITE), "--work-dir", str(work)],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cloudbench.runner",
+            "--orchestrator-url",
+            orch.url,
+            "--provider",
+            "aws",
+            "--instance-type",
+            "c7g.large",
+            "--alias",
+            "spotty",
+            "--run-id",
+            str(run_id),
+            "--slots",
+            "1",
+            "--executor",
+            "host",
+            "--ruby-bench",
+            str(FAKE_SUITE),
+            "--work-dir",
+            str(work),
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _task(orch: OrchestratorProcess, run_id: int) -> dict[str, Any]:
@@ -135,10 +162,18 @@ def test_a_noticed_task_fails_preempted_and_completes_on_another_machine(
     orchestrator_server: OrchestratorProcess, ec2: tuple[str, type[_Ec2]], tmp_path: Path
 ) -> None:
     orch, (imds, handler) = orchestrator_server, ec2
-    body = {"ruby_version": "system", "per_instance_type": {"tasks": 1}, "max_attempts": 2,
-            "aws": [{"instance_type": "c7g.large", "alias": "spotty", "capacity": "spot"}],
-            "benchmarks": {"names": ["sleepy"], "executables": ["interp"],
-                           "warmup_iterations": 0, "bench_iterations": 1}}  # fmt: skip
+    body = {
+        "ruby_version": "system",
+        "per_instance_type": {"tasks": 1},
+        "max_attempts": 2,
+        "aws": [{"instance_type": "c7g.large", "alias": "spotty", "capacity": "spot"}],
+        "benchmarks": {
+            "names": ["sleepy"],
+            "executables": ["interp"],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+        },
+    }
     with orch.client() as http:
         created = http.post("/runs", json=body)
     assert created.status_code == 201, created.text

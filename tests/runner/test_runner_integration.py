@@ -23,9 +23,13 @@ def _create_run(orch: OrchestratorProcess, tasks: int, ruby: str = "system", **b
         "ruby_version": ruby,
         "per_instance_type": {"tasks": tasks},
         "local": ["itest"],
-        "benchmarks": {"executables": ["interp"], "warmup_iterations": 0,
-                       "bench_iterations": 1, **bench},
-    }  # fmt: skip
+        "benchmarks": {
+            "executables": ["interp"],
+            "warmup_iterations": 0,
+            "bench_iterations": 1,
+            **bench,
+        },
+    }
     with orch.client() as http:
         response = http.post("/runs", json=body)
         assert response.status_code == 201, response.text
@@ -41,9 +45,13 @@ def _tasks(orch: OrchestratorProcess, run_id: int) -> list[dict[str, Any]]:
 def start_runner(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(orch: OrchestratorProcess, run_id: int, slots: int = 1,
-              env: dict[str, str] | None = None, executor: str = "host",
-              ) -> subprocess.Popen[bytes]:  # fmt: skip
+    def start(
+        orch: OrchestratorProcess,
+        run_id: int,
+        slots: int = 1,
+        env: dict[str, str] | None = None,
+        executor: str = "host",
+    ) -> subprocess.Popen[bytes]:
         full_env = {
             **os.environ,
             "CLOUDBENCH_RUNNER_TOKEN": orch.runner_token,
@@ -55,12 +63,31 @@ def start_runner(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         }
         log = open(tmp_path / f"runner{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", orch.url,
-             "--provider", "local", "--instance-type", "itest", "--run-id", str(run_id),
-             "--slots", str(slots), "--executor", executor, "--ruby-bench", str(FAKE_SUITE),
-             "--work-dir", str(tmp_path / "work")],
-            env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cloudbench.runner",
+                "--orchestrator-url",
+                orch.url,
+                "--provider",
+                "local",
+                "--instance-type",
+                "itest",
+                "--run-id",
+                str(run_id),
+                "--slots",
+                str(slots),
+                "--executor",
+                executor,
+                "--ruby-bench",
+                str(FAKE_SUITE),
+                "--work-dir",
+                str(tmp_path / "work"),
+            ],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(proc)
         return proc
 
@@ -206,12 +233,29 @@ def test_sigterm_while_orchestrator_unreachable_exits_promptly(tmp_path: Path) -
 
     env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": "t", "CLOUDBENCH_UNREACHABLE_GIVE_UP": "600"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloudbench.runner",
-         "--orchestrator-url", f"http://127.0.0.1:{free_port()}", "--provider", "local",
-         "--instance-type", "itest", "--slots", "1", "--executor", "host",
-         "--ruby-bench", str(FAKE_SUITE), "--work-dir", str(tmp_path / "work")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cloudbench.runner",
+            "--orchestrator-url",
+            f"http://127.0.0.1:{free_port()}",
+            "--provider",
+            "local",
+            "--instance-type",
+            "itest",
+            "--slots",
+            "1",
+            "--executor",
+            "host",
+            "--ruby-bench",
+            str(FAKE_SUITE),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     time.sleep(4)  # a few failed attempts and a backoff under way
     assert proc.poll() is None
     started = time.monotonic()
@@ -255,8 +299,11 @@ def test_a_new_benchmark_is_told_at_once(
     """The progress view shows the current benchmark as soon as it runs, not at the next
     periodic heartbeat (here 60 s away)."""
     run_id = _create_run(orchestrator_server, tasks=1, names=["sleepy"])
-    start_runner(orchestrator_server, run_id,
-                 env={"CLOUDBENCH_HEARTBEAT_INTERVAL": "60", "FAKE_BENCH_SLEEP": "40"})  # fmt: skip
+    start_runner(
+        orchestrator_server,
+        run_id,
+        env={"CLOUDBENCH_HEARTBEAT_INTERVAL": "60", "FAKE_BENCH_SLEEP": "40"},
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         tasks = _tasks(orchestrator_server, run_id)

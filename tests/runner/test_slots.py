@@ -21,8 +21,12 @@ def physical_cores(cpus: list[int], sysfs: Path) -> list[tuple[int, ...]]:
     return [core.threads for core in read_cores(cpus, sysfs)]
 
 
-def _sysfs(root: Path, siblings: dict[int, str], packages: dict[int, int] | None = None,
-           name: str = "core_cpus_list") -> Path:  # fmt: skip
+def _sysfs(
+    root: Path,
+    siblings: dict[int, str],
+    packages: dict[int, int] | None = None,
+    name: str = "core_cpus_list",
+) -> Path:
     for cpu, text in siblings.items():
         topo = root / f"cpu{cpu}" / "topology"
         topo.mkdir(parents=True)
@@ -49,9 +53,11 @@ def test_one_vcpu(tmp_path: Path) -> None:
     assert not plan.housekeeping_isolated and plan.housekeeping == (0,)
     assert plan.note and "one physical core" in plan.note
     assert topology_facts(plan)["housekeeping"] == {
-        "cpus": "0", "isolated": False, "note": plan.note,
+        "cpus": "0",
+        "isolated": False,
+        "note": plan.note,
         "covers": "the runner process and its threads",
-    }  # fmt: skip
+    }
 
 
 def test_two_vcpus_one_core_two_threads(tmp_path: Path) -> None:

@@ -20,11 +20,29 @@ from tests.runner.conftest import FAKE_SUITE
 EXIT_STARTUP = 3
 
 
-def _run_runner(tmp_path: Path, *args: str, url: str = "http://127.0.0.1:9", token: str = "t",
-                env: dict[str, str] | None = None) -> tuple[int, str, float]:  # fmt: skip
-    argv = [sys.executable, "-m", "cloudbench.runner", "--orchestrator-url", url,
-            "--provider", "local", "--instance-type", "itest", "--slots", "1",
-            "--work-dir", str(tmp_path / "work"), *args]  # fmt: skip
+def _run_runner(
+    tmp_path: Path,
+    *args: str,
+    url: str = "http://127.0.0.1:9",
+    token: str = "t",
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, float]:
+    argv = [
+        sys.executable,
+        "-m",
+        "cloudbench.runner",
+        "--orchestrator-url",
+        url,
+        "--provider",
+        "local",
+        "--instance-type",
+        "itest",
+        "--slots",
+        "1",
+        "--work-dir",
+        str(tmp_path / "work"),
+        *args,
+    ]
     full_env = {**os.environ, "CLOUDBENCH_RUNNER_TOKEN": token, **(env or {})}
     started = time.monotonic()
     done = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=120)
@@ -98,10 +116,16 @@ def test_no_ruby_for_the_version_fails_the_task_and_exits(
         assert created.status_code == 201, created.text
         run_id = created.json()["run_id"]
     code, stderr, _ = _run_runner(
-        tmp_path, "--executor", "host", "--ruby-bench", str(FAKE_SUITE),
-        "--run-id", str(run_id), url=orchestrator_server.url,
+        tmp_path,
+        "--executor",
+        "host",
+        "--ruby-bench",
+        str(FAKE_SUITE),
+        "--run-id",
+        str(run_id),
+        url=orchestrator_server.url,
         token=orchestrator_server.runner_token,
-    )  # fmt: skip
+    )
     assert code == EXIT_STARTUP, stderr
     line = _error_line(stderr)
     assert line.startswith("error: no Ruby 9.9.9 on this host (found: ")

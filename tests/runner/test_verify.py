@@ -26,8 +26,9 @@ def test_real_output_verifies_aslr_and_both_executables(fixtures_dir: Path) -> N
     v = verify(_real(fixtures_dir), ["interp", "yjit"], RUBY)
     assert v.aslr is AslrState.disabled and v.aslr_disabled
     assert v.executables_verified and not v.mismatches
-    assert v.descriptions["yjit"] == ["ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) +YJIT "
-                                      "[x86_64-linux-gnu]"]  # fmt: skip
+    assert v.descriptions["yjit"] == [
+        "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) +YJIT [x86_64-linux-gnu]"
+    ]
     assert "+YJIT" not in v.descriptions["interp"][0]
 
 
@@ -74,13 +75,28 @@ def test_timeline_from_real_progress_lines(fixtures_dir: Path) -> None:
 
 
 FORMAT_1 = {  # the layout every result before format_version existed carries
-    "task_id": 7, "run_id": 3, "provider": "local", "instance_type": "local", "alias": "a",
-    "run_number": 1, "runner_id": "box-0-abcd", "lease": 1, "ruby_version": "3.1",
-    "benchmarks": {"names": ["fib"]}, "ruby_bench_commit": None, "executor": "host",
-    "cpuset": "0", "cloudbench_version": "0.1.0", "hostname": "box",
-    "cpu_model": "Intel(R) Xeon(R) Processor", "logical_cores": 2, "physical_cores": 2,
-    "kernel": "6.1.0", "arch": "x86_64", "started_at": "2026-11-27T10:00:00+00:00",
-}  # fmt: skip
+    "task_id": 7,
+    "run_id": 3,
+    "provider": "local",
+    "instance_type": "local",
+    "alias": "a",
+    "run_number": 1,
+    "runner_id": "box-0-abcd",
+    "lease": 1,
+    "ruby_version": "3.1",
+    "benchmarks": {"names": ["fib"]},
+    "ruby_bench_commit": None,
+    "executor": "host",
+    "cpuset": "0",
+    "cloudbench_version": "0.1.0",
+    "hostname": "box",
+    "cpu_model": "Intel(R) Xeon(R) Processor",
+    "logical_cores": 2,
+    "physical_cores": 2,
+    "kernel": "6.1.0",
+    "arch": "x86_64",
+    "started_at": "2026-11-27T10:00:00+00:00",
+}
 
 
 def test_format_1_metadata_still_reads() -> None:
@@ -90,8 +106,13 @@ def test_format_1_metadata_still_reads() -> None:
 
 
 def test_format_2_metadata_and_newer_refused() -> None:
-    checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
-              "env_clean": True, "steal_pct": 0.0}  # fmt: skip
+    checks = {
+        "aslr_disabled": True,
+        "executables_verified": True,
+        "siblings_idle": True,
+        "env_clean": True,
+        "steal_pct": 0.0,
+    }
     meta = Metadata.model_validate(
         {**FORMAT_1, "format_version": 2, "aslr": "disabled", "checks": checks}
     )
@@ -103,12 +124,24 @@ def test_format_2_metadata_and_newer_refused() -> None:
 
 
 def test_format_3_metadata_reads_engine_and_categories() -> None:
-    checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": True,
-              "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": False}  # fmt: skip
+    checks = {
+        "aslr_disabled": True,
+        "executables_verified": True,
+        "siblings_idle": True,
+        "env_clean": True,
+        "steal_pct": 0.0,
+        "engine_off_benchmark_cpus": False,
+    }
     meta = Metadata.model_validate(
-        {**FORMAT_1, "format_version": 3, "aslr": "disabled", "checks": checks,
-         "executor": "docker", "benchmark_categories": {"fib": "micro"}}
-    )  # fmt: skip
+        {
+            **FORMAT_1,
+            "format_version": 3,
+            "aslr": "disabled",
+            "checks": checks,
+            "executor": "docker",
+            "benchmark_categories": {"fib": "micro"},
+        }
+    )
     assert meta.checks is not None and meta.checks.engine_off_benchmark_cpus is False
     assert meta.benchmark_categories == {"fib": "micro"}
     assert meta.checks.own_core is None  # format 3 did not read the CPUs from the machine
@@ -117,14 +150,25 @@ def test_format_3_metadata_reads_engine_and_categories() -> None:
 
 
 def test_format_4_metadata_reads_own_core_and_order() -> None:
-    checks = {"aslr_disabled": True, "executables_verified": True, "siblings_idle": False,
-              "env_clean": True, "steal_pct": 0.0, "engine_off_benchmark_cpus": None,
-              "own_core": False}  # fmt: skip
+    checks = {
+        "aslr_disabled": True,
+        "executables_verified": True,
+        "siblings_idle": False,
+        "env_clean": True,
+        "steal_pct": 0.0,
+        "engine_off_benchmark_cpus": None,
+        "own_core": False,
+    }
     order = {"interleaved": True, "seed": 7, "shuffled": True, "ran": [["yjit", "fib"]]}
     meta = Metadata.model_validate(
-        {**FORMAT_1, "format_version": 4, "aslr": "disabled", "checks": checks,
-         "benchmark_order": order}
-    )  # fmt: skip
+        {
+            **FORMAT_1,
+            "format_version": 4,
+            "aslr": "disabled",
+            "checks": checks,
+            "benchmark_order": order,
+        }
+    )
     assert meta.checks is not None and meta.checks.own_core is False
     assert meta.model_extra is not None and meta.model_extra["benchmark_order"]["seed"] == 7
 

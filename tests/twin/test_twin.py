@@ -45,11 +45,17 @@ def twin(tmp_path: Path) -> Iterator[Twin]:
 
 def _launch(ec2: object, subnet: str, alias: str, user_data: str, behaviour: str) -> str:
     response = ec2.run_instances(  # type: ignore[attr-defined]
-        ImageId="ami-0a1b2c3d4e5f60001", MinCount=1, MaxCount=1, InstanceType="c7i.large",
-        SubnetId=subnet, UserData=user_data, InstanceInitiatedShutdownBehavior=behaviour,
-        TagSpecifications=[{"ResourceType": "instance",
-                            "Tags": [{"Key": "Alias", "Value": alias}]}],
-    )  # fmt: skip
+        ImageId="ami-0a1b2c3d4e5f60001",
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="c7i.large",
+        SubnetId=subnet,
+        UserData=user_data,
+        InstanceInitiatedShutdownBehavior=behaviour,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Alias", "Value": alias}]}
+        ],
+    )
     return str(response["Instances"][0]["InstanceId"])
 
 

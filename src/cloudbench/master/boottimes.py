@@ -49,12 +49,21 @@ def record_boot_times(home: Path, run_id: int, machines: list[MachineOut]) -> in
         if found is None or found[0] < 0:
             continue
         start, first = m.stages.get("user_data_start"), m.stages["first_benchmark"]
-        rows.append(json.dumps({
-            "run_id": run_id, "instance_id": m.instance_id, "provider": m.provider,
-            "instance_type": m.instance_type, "setup_s": round(found[0], 3), "from": found[1],
-            "time_to_first_benchmark_s":
-                round((first - start).total_seconds(), 3) if start else None,
-        }))  # fmt: skip
+        rows.append(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "instance_id": m.instance_id,
+                    "provider": m.provider,
+                    "instance_type": m.instance_type,
+                    "setup_s": round(found[0], 3),
+                    "from": found[1],
+                    "time_to_first_benchmark_s": round((first - start).total_seconds(), 3)
+                    if start
+                    else None,
+                }
+            )
+        )
     if rows:
         home.mkdir(parents=True, exist_ok=True)
         with (home / BOOT_HISTORY).open("a", encoding="utf-8") as out:

@@ -126,16 +126,21 @@ def run(
         orchestrator_url = orchestrator_url or record.orchestrator_url
     report_args = ["--config", str(config)] + (["--prices", str(prices)] if prices else [])
     options = RunOptions(
-        providers=provider or (), orchestrator_url=orchestrator_url,
-        reuse_orchestrator=reuse_orchestrator, state_dir=state_dir or default_state_dir(),
+        providers=provider or (),
+        orchestrator_url=orchestrator_url,
+        reuse_orchestrator=reuse_orchestrator,
+        state_dir=state_dir or default_state_dir(),
         logs_dir=logs_dir,
         runner=RunnerOptions(
-            executor=executor, slots=slots, ruby_bench=ruby_bench,
-            heartbeat_interval=min(30.0, heartbeat_timeout / 4), debug=debug,
+            executor=executor,
+            slots=slots,
+            ruby_bench=ruby_bench,
+            heartbeat_interval=min(30.0, heartbeat_timeout / 4),
+            debug=debug,
             boot_timeout=boot_timeout,
         ),
         master=MasterOptions(results_dir, yes, json_out, heartbeat_timeout, report_args),
-    )  # fmt: skip
+    )
     try:
         plan = build_plan(config, options)
         if dry_run or plan.spec.budget is not None or plan.clouds:
@@ -149,8 +154,12 @@ def run(
             check_budget(plan.spec, cost)  # before any terraform call
             plan = dataclasses.replace(plan, cost=cost)
     except (ConfigError, ProviderError, BudgetExceeded, PricesFileError) as exc:
-        err.print(str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
-                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        err.print(
+            str(exc) if isinstance(exc, ConfigError) else f"error: {exc}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
     _signals_interrupt()
     raise typer.Exit(Master(console, err, plan.master).run(plan, record))
@@ -161,8 +170,9 @@ def _cost_plan(plan: RunPlan, prices: Path | None, offline: bool, state_dir: Pat
     resolver = PriceResolver(prices, spec.prices, offline)
     aws_region = plan.aws.region if plan.aws is not None else load_settings().region
     regions: dict[str, str | None] = {
-        "aws": aws_region, "azure": azure_settings().location or None,
-    }  # fmt: skip
+        "aws": aws_region,
+        "azure": azure_settings().location or None,
+    }
     # The meta deployment bills while the run runs (and after, until nuked). Its two
     # instances: --prices or the config's prices, else the README's list prices (no API).
     offline_resolver = PriceResolver(prices, spec.prices, offline=True)
@@ -198,8 +208,11 @@ def status(
     if not orchestrator_url and session is not None and session.embedded:
         token = _session_token(Path(session.state_dir))
     if not url or not token:
-        err.print(f"error: run {run_id}: no local session found; pass --orchestrator-url "
-                  "and set CLOUDBENCH_ADMIN_TOKEN", soft_wrap=True)  # fmt: skip
+        err.print(
+            f"error: run {run_id}: no local session found; pass --orchestrator-url "
+            "and set CLOUDBENCH_ADMIN_TOKEN",
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
     # Clean up after a master that died; a living one tears down its own processes.
     adopted = session if session is not None and not session.master_alive() else None

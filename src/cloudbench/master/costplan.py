@@ -94,8 +94,10 @@ class CostPlan:
         return self.meta_per_hour * self.wall_hours + sum(ln.cost or 0.0 for ln in self.lines)
 
     def describe(self) -> list[str]:
-        rows = [f"{'stack':6} {'type':22} {'alias':16} {'VMs':>3} {'slots':>5} {'tasks':>5} "
-                f"{'inst-h':>7} {'USD/h':>8} {'USD':>9}"]  # fmt: skip
+        rows = [
+            f"{'stack':6} {'type':22} {'alias':16} {'VMs':>3} {'slots':>5} {'tasks':>5} "
+            f"{'inst-h':>7} {'USD/h':>8} {'USD':>9}"
+        ]
         for ln in self.lines:
             price = "no price" if ln.usd_per_hour is None else f"{ln.usd_per_hour * ln.vms:.4f}"
             cost = "no price" if ln.cost is None else f"{ln.cost:.2f}"
@@ -107,8 +109,10 @@ class CostPlan:
             )
             rows += _ruby_rows(ln)
             if ln.capacity == "spot":
-                rows.append(f"{'':6}   spot: priced at most at this (on-demand) price; the "
-                            "ledger uses the zone's spot price once launched")  # fmt: skip
+                rows.append(
+                    f"{'':6}   spot: priced at most at this (on-demand) price; the "
+                    "ledger uses the zone's spot price once launched"
+                )
         known = "" if not self.unpriced else f" + {len(self.unpriced)} type(s) with no price"
         if self.meta is not None:
             rows.append(self.meta.row(self.wall_hours))
@@ -180,13 +184,25 @@ def estimate_cost(
         price = None
         if provider in CLOUDS:
             price = resolver.resolve(provider, item.instance_type, regions.get(provider))
-        lines.append(Line(
-            provider, item.instance_type, item.effective_alias, per.instances, 1, per.tasks,
-            hours, None if price is None else price.usd_per_hour,
-            "" if price is None else price.source, needed, tuple(spec.rubies),
-            setup.seconds / 3600, setup.vms, None if price is None else price.date,
-            spec.capacity_of(provider, item),
-        ))  # fmt: skip
+        lines.append(
+            Line(
+                provider,
+                item.instance_type,
+                item.effective_alias,
+                per.instances,
+                1,
+                per.tasks,
+                hours,
+                None if price is None else price.usd_per_hour,
+                "" if price is None else price.source,
+                needed,
+                tuple(spec.rubies),
+                setup.seconds / 3600,
+                setup.vms,
+                None if price is None else price.date,
+                spec.capacity_of(provider, item),
+            )
+        )
     if per_task is not None:
         basis += _setup_basis(lines, home)
     return CostPlan(lines, basis, lifetime, meta)
@@ -197,8 +213,9 @@ def _setup_basis(lines: list[Line], home: Path | None) -> str:
     if not measured:
         return f"; set-up assumed {SETUP_HOURS * 60:.0f} min per VM (no boot measured yet)"
     where = home / BOOT_HISTORY if home is not None else BOOT_HISTORY
-    parts = ", ".join(f"{ln.alias} {ln.setup_hours * 60:.1f} min ({ln.setup_vms} VMs)"
-                      for ln in measured)  # fmt: skip
+    parts = ", ".join(
+        f"{ln.alias} {ln.setup_hours * 60:.1f} min ({ln.setup_vms} VMs)" for ln in measured
+    )
     rest = "" if len(measured) == len(lines) else f", others {SETUP_HOURS * 60:.0f} min assumed"
     return f"; set-up per VM measured by earlier runs ({where}): {parts}{rest}"
 
@@ -249,11 +266,17 @@ def record_durations(state_dir: Path, spec: RunSpec, tasks: list[TaskOut]) -> in
     """Append the completed tasks' durations for later estimates; returns how many."""
     key = selection_key(spec)
     rows = [
-        json.dumps({"selection": key, "provider": t.provider, "instance_type": t.instance_type,
-                    "seconds": (t.finished_at - t.started_at).total_seconds()})
+        json.dumps(
+            {
+                "selection": key,
+                "provider": t.provider,
+                "instance_type": t.instance_type,
+                "seconds": (t.finished_at - t.started_at).total_seconds(),
+            }
+        )
         for t in tasks
         if t.status == "completed" and t.started_at and t.finished_at
-    ]  # fmt: skip
+    ]
     if rows:
         state_dir.mkdir(parents=True, exist_ok=True)
         with (state_dir / HISTORY).open("a", encoding="utf-8") as out:
@@ -290,6 +313,8 @@ def meter_for(spec: RunSpec, plan: CostPlan) -> CostMeter:
     prices = {(ln.provider, ln.instance_type): ln.usd_per_hour for ln in plan.lines}
     meta = plan.meta.usd_per_hour if plan.meta is not None else None
     meter = CostMeter(spec, prices, spec.budget, meta_usd_per_hour=meta)
-    meter.sources = {(ln.provider, ln.instance_type): (ln.price_source or None, ln.price_date)
-                     for ln in plan.lines}  # fmt: skip
+    meter.sources = {
+        (ln.provider, ln.instance_type): (ln.price_source or None, ln.price_date)
+        for ln in plan.lines
+    }
     return meter

@@ -81,9 +81,13 @@ class EmbeddedOrchestrator:
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                command, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                command,
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         # Own session: a Ctrl-C in the terminal reaches only the master, which decides.
         self.session.replace_process(
             old_pid, record_for(psutil.Process(self.proc.pid), "orchestrator", self.url)
@@ -117,8 +121,10 @@ class EmbeddedOrchestrator:
             raise OrchestratorFailed(f"embedded orchestrator crashed {MAX_RESTARTS} times")
         logger.warning(
             "embedded orchestrator exited (%s); restarting it (%d/%d)",
-            self.proc.returncode, self.restarts, MAX_RESTARTS,
-        )  # fmt: skip
+            self.proc.returncode,
+            self.restarts,
+            MAX_RESTARTS,
+        )
         self._spawn()
 
     def stop(self, grace: float = 10.0) -> None:

@@ -78,13 +78,23 @@ class CostMeter:
                 rate = self.prices.get(key) if kind == "on-demand" else price
                 vms, hours = vms + more, hours + extra
                 usd = None if usd is None or rate is None else usd + extra * rate
-            out.append(CostEntry(
-                provider=provider, instance_type=item.instance_type,
-                alias=item.effective_alias, vms=vms, launched_at=start, terminated_at=end,
-                instance_hours=hours, usd_per_hour=price, usd=usd,
-                capacity=capacity, price_source=source, price_date=when,
-                notes=self.notes.get(key, []),
-            ))  # fmt: skip
+            out.append(
+                CostEntry(
+                    provider=provider,
+                    instance_type=item.instance_type,
+                    alias=item.effective_alias,
+                    vms=vms,
+                    launched_at=start,
+                    terminated_at=end,
+                    instance_hours=hours,
+                    usd_per_hour=price,
+                    usd=usd,
+                    capacity=capacity,
+                    price_source=source,
+                    price_date=when,
+                    notes=self.notes.get(key, []),
+                )
+            )
         return out
 
     def over_budget(self) -> str | None:

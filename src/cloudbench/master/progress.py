@@ -113,16 +113,23 @@ def _row(item: InstanceTypeProgress, narrow: bool = False) -> list[RenderableTyp
     c = item.counts
     bar = ProgressBar(total=max(c.total, 1), completed=done(c), width=10 if narrow else 20)
     counts = Text.assemble(
-        (f"✓{c.completed} ", "green"), (f"✗{c.failed + c.cancelled} ", "red"),
-        (f"▶{c.running + c.claimed} ", "cyan"), (f"…{c.pending}", "dim"),
-    )  # fmt: skip
+        (f"✓{c.completed} ", "green"),
+        (f"✗{c.failed + c.cancelled} ", "red"),
+        (f"▶{c.running + c.claimed} ", "cyan"),
+        (f"…{c.pending}", "dim"),
+    )
     age = _age(item.oldest_heartbeat_at)
-    name = Text(item.alias) if narrow else Text.from_markup(
-        f"{item.alias} [dim]({item.provider}/{item.instance_type})[/]")  # fmt: skip
+    name = (
+        Text(item.alias)
+        if narrow
+        else Text.from_markup(f"{item.alias} [dim]({item.provider}/{item.instance_type})[/]")
+    )
     row: list[RenderableType] = [
-        name, Group(bar, Text(f"{done(c)}/{c.total}")), counts,
+        name,
+        Group(bar, Text(f"{done(c)}/{c.total}")),
+        counts,
         ", ".join(item.current_benchmarks[:3]) or "-",
-    ]  # fmt: skip
+    ]
     return row if narrow else [*row, duration(age) if age is not None else "-"]
 
 
@@ -196,9 +203,11 @@ class StackView:
         grid = Table.grid(padding=(0, 1))
         for name, state in self.states.items():
             mark: RenderableType = (
-                Text("✓", "green") if state in ("applied", "destroyed")
-                else Text("✗", "red") if state.startswith("failed")
+                Text("✓", "green")
+                if state in ("applied", "destroyed")
+                else Text("✗", "red")
+                if state.startswith("failed")
                 else Spinner("dots")
-            )  # fmt: skip
+            )
             grid.add_row(mark, Text(f"stack {name}", "bold"), Text(state))
         return grid

@@ -23,9 +23,13 @@ logger = logging.getLogger(__name__)
 
 # EC2's answers when it has no spot capacity for the request.
 SPOT_REFUSED = (
-    "InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
-    "InsufficientCapacity", "UnfulfillableCapacity", "capacity-not-available",
-)  # fmt: skip
+    "InsufficientInstanceCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "capacity-not-available",
+)
 PREEMPTED = "preempted:"
 RECLAIM_WAIT = 240.0  # seconds to wait for EC2 to end the reclaimed VMs (notice: 2 min)
 
@@ -89,6 +93,8 @@ def replace_spot(stack: Stack, alias: str) -> Replaced | None:
             logger.error("replacing %s on-demand failed: %s", alias, again)
             return None
     why = " (EC2 refused spot capacity)" if kind == "on-demand" else ""
-    line = (f"{alias}: every VM was reclaimed with work left; launched {count} replacement "
-            f"VM(s) as {kind}{why}")  # fmt: skip
+    line = (
+        f"{alias}: every VM was reclaimed with work left; launched {count} replacement "
+        f"VM(s) as {kind}{why}"
+    )
     return Replaced(alias, str(entry["instance_type"]), count, kind, line)

@@ -55,9 +55,14 @@ logger = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
 FAILURES = (
-    ApiError, OrchestratorFailed, ProviderError, ResultsError, ResumeError, httpx.HTTPError,
+    ApiError,
+    OrchestratorFailed,
+    ProviderError,
+    ResultsError,
+    ResumeError,
+    httpx.HTTPError,
     OSError,
-)  # fmt: skip
+)
 
 
 class Terminated(KeyboardInterrupt):
@@ -133,18 +138,31 @@ class Master:
         self.session.run_id = created.run_id
         self.session.save()
         external = plan.external.url if plan.external is not None else None
-        save_record(RunRecord(run_id=created.run_id, state_dir=str(plan.state_dir.resolve()),
-                              body=plan.body, orchestrator_url=external,
-                              meta=self.meta is not None))  # fmt: skip
+        save_record(
+            RunRecord(
+                run_id=created.run_id,
+                state_dir=str(plan.state_dir.resolve()),
+                body=plan.body,
+                orchestrator_url=external,
+                meta=self.meta is not None,
+            )
+        )
         self.console.print(
             f"run {created.run_id}: {created.tasks_created} task(s); state in {plan.state_dir}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
         ctx = ProviderContext(
-            run_id=created.run_id, spec=plan.spec, orchestrator_url=self._api().url,
-            runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
-            options=plan.runner, orchestrator_cert=self._api().cert_pem, api=self._api(),
-        )  # fmt: skip
+            run_id=created.run_id,
+            spec=plan.spec,
+            orchestrator_url=self._api().url,
+            runner_token=runner_token,
+            state_dir=plan.state_dir,
+            session=self.session,
+            options=plan.runner,
+            orchestrator_cert=self._api().cert_pem,
+            api=self._api(),
+        )
         for provider in self.providers:
             provider.start(ctx)
         return self._follow(created.run_id)
@@ -167,15 +185,23 @@ class Master:
         self.console.print(
             f"resuming run {record.run_id}: {run.tasks.completed + run.tasks.failed}/"
             f"{run.tasks.total} done; runners for: {', '.join(sorted(left)) or 'none'}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
         if left:
             ctx = ProviderContext(
-                run_id=record.run_id, spec=plan.spec, orchestrator_url=self._api().url,
-                runner_token=runner_token, state_dir=plan.state_dir, session=self.session,
-                options=plan.runner, only=left, resumed=True,
-                orchestrator_cert=self._api().cert_pem, api=self._api(),
-            )  # fmt: skip
+                run_id=record.run_id,
+                spec=plan.spec,
+                orchestrator_url=self._api().url,
+                runner_token=runner_token,
+                state_dir=plan.state_dir,
+                session=self.session,
+                options=plan.runner,
+                only=left,
+                resumed=True,
+                orchestrator_cert=self._api().cert_pem,
+                api=self._api(),
+            )
             for provider in self.providers:
                 provider.start(ctx)
         return self._follow(record.run_id)
@@ -289,9 +315,12 @@ class Master:
     def _watch(self, run_id: int) -> RunOut:
         if self._watcher is None:  # one for the command: it remembers since when all idled
             self._watcher = RunWatcher(
-                self.console, self._api(), self.providers, self.embedded,
+                self.console,
+                self._api(),
+                self.providers,
+                self.embedded,
                 self.opts.heartbeat_timeout,
-            )  # fmt: skip
+            )
         return self._watcher.watch(run_id)
 
     def _confirm_teardown(self) -> bool:
@@ -299,8 +328,9 @@ class Master:
             return True
         return Confirm.ask(
             "Stop the run now, download what exists and tear everything down?",
-            console=self.console, default=True,
-        )  # fmt: skip
+            console=self.console,
+            default=True,
+        )
 
     # ------------------------------------------------------------ finish
     def _report(self, outcome: Outcome) -> None:

@@ -33,10 +33,14 @@ def price_spot(
     for instance_type, zone in spot_zones(outputs):
         price = aws_spot_price(instance_type, zone, region, endpoint_url)
         if price is None:
-            lines.append(f"spot: {instance_type} in {zone}: no spot price history; the cost "
-                         "ledger uses the on-demand price (spot's cap)")  # fmt: skip
+            lines.append(
+                f"spot: {instance_type} in {zone}: no spot price history; the cost "
+                "ledger uses the on-demand price (spot's cap)"
+            )
             continue
         prices[("aws", instance_type)] = price
-        lines.append(f"spot: {instance_type} in {zone} at {price.usd_per_hour:.4f} USD/h "
-                     f"(EC2 spot price history, {price.date})")  # fmt: skip
+        lines.append(
+            f"spot: {instance_type} in {zone} at {price.usd_per_hour:.4f} USD/h "
+            f"(EC2 spot price history, {price.date})"
+        )
     return prices, lines

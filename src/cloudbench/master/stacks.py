@@ -120,9 +120,10 @@ class MetaDeployment:
             missing = self.settings.missing()
             if missing:
                 raise ProviderError(
-                    "AWS settings missing: " + ", ".join(missing)
+                    "AWS settings missing: "
+                    + ", ".join(missing)
                     + f" (set them in the environment or in {settings_file()})"
-                )  # fmt: skip
+                )
             module_dir(self.settings, "meta")
             self.prepare_wheelhouses()  # the orchestrator VM installs from it
         self.wheel = master_wheel(self.settings)
@@ -216,15 +217,18 @@ def _meta_outputs(raw: dict[str, Any], where: Path) -> MetaOutputs:
     if missing:
         raise ProviderError(f"meta deployment in {where} has no output {', '.join(missing)}")
     return MetaOutputs(
-        url=str(raw["orchestrator_url"]).rstrip("/"), subnet_id=str(raw["subnet_id"]),
-        region=str(raw["region"]), admin_token=str(raw["admin_token"]),
-        runner_token=str(raw["runner_token"]), bucket=str(raw.get("bucket") or ""),
+        url=str(raw["orchestrator_url"]).rstrip("/"),
+        subnet_id=str(raw["subnet_id"]),
+        region=str(raw["region"]),
+        admin_token=str(raw["admin_token"]),
+        runner_token=str(raw["runner_token"]),
+        bucket=str(raw.get("bucket") or ""),
         private_url=str(raw.get("orchestrator_private_url") or "").rstrip("/"),
         bastion=_jump_host(str(raw.get("bastion_ssh_command") or "")),
         runner_nat_group=str(raw.get("runner_nat_security_group_id") or ""),
         tls_cert=str(raw.get("orchestrator_tls_certificate") or ""),
         zone_subnets={str(k): str(v) for k, v in (raw.get("zone_subnets") or {}).items()},
-    )  # fmt: skip
+    )
 
 
 def _jump_host(command: str) -> str:

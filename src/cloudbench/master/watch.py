@@ -72,8 +72,9 @@ class RunWatcher:
                     continue
                 view.update(run, notes, self._machines(run_id))
                 if run.status != RunStatus.running and run.archive_state in (
-                    ArchiveState.ready, ArchiveState.failed,
-                ):  # fmt: skip
+                    ArchiveState.ready,
+                    ArchiveState.failed,
+                ):
                     return run
                 self._check_stalled(run)
                 time.sleep(POLL)

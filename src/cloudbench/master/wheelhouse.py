@@ -54,11 +54,15 @@ class Target:
     def environment(self) -> dict[str, str]:
         """PEP 508 marker values on the VM."""
         return {
-            "python_version": self.python, "python_full_version": f"{self.python}.0",
-            "implementation_name": "cpython", "platform_python_implementation": "CPython",
-            "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "os_name": "posix",
             "platform_machine": MACHINES[self.arch],
-        }  # fmt: skip
+        }
 
     def pip_options(self) -> list[str]:
         machine = MACHINES[self.arch]

@@ -88,9 +88,12 @@ def create_app(settings: OrchestratorSettings, *, maintenance: bool = True) -> F
     # No /docs or /redoc: FastAPI's pages load unpinned scripts from a CDN on this
     # origin (the dashboard's). The contract is /openapi.json; docs/api.md says more.
     app = FastAPI(
-        title="cloudbench orchestrator", version=__version__, lifespan=lifespan,
-        docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        title="cloudbench orchestrator",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

@@ -56,9 +56,13 @@ def make_client(
     # Not interactive: a sweep must never wait for a browser login.
     credential = credential or DefaultAzureCredential(exclude_interactive_browser_credential=True)
     return ResourceManagementClient(
-        credential, settings.subscription_id, base_url=settings.arm_endpoint,
-        credential_scopes=[settings.scope()], retry_total=6, retry_backoff_factor=1.0,
-    )  # fmt: skip
+        credential,
+        settings.subscription_id,
+        base_url=settings.arm_endpoint,
+        credential_scopes=[settings.scope()],
+        retry_total=6,
+        retry_backoff_factor=1.0,
+    )
 
 
 def load_settings() -> AzureSettings:

@@ -179,9 +179,10 @@ class CpuLeases:
     def record(self, start: float, end: float) -> list[dict[str, Any]]:
         """Every lease that overlapped [start, end]: finished ones and those still held."""
         entries = [
-            e for e in read_history(self.root)
+            e
+            for e in read_history(self.root)
             if e.get("from", 0.0) < end and e.get("to", 0.0) > start
-        ]  # fmt: skip
+        ]
         seen = {e.get("lease_id") for e in entries}
         cpus = {c for e in entries for c in e.get("cpus", [])}
         cpus |= {int(p.stem[3:]) for p in self.root.glob("cpu*.lock") if p.stem[3:].isdigit()}

@@ -24,9 +24,14 @@ MAX_STAGES = 32
 # Boot stage names (issue 27), in the order a VM passes them. `image_present` is the
 # container executor's benchmark image ready, `ruby_ready` the host executor's Ruby.
 BOOT_STAGES = (
-    "instance_start", "user_data_start", "runner_installed", "image_present",
-    "ruby_ready", "first_claim", "first_benchmark",
-)  # fmt: skip
+    "instance_start",
+    "user_data_start",
+    "runner_installed",
+    "image_present",
+    "ruby_ready",
+    "first_claim",
+    "first_benchmark",
+)
 StageName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 
 InstanceId = Annotated[

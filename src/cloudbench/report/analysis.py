@@ -31,8 +31,10 @@ def benchmark_rows(
         base = cells.get((baseline, exe))
         cell_rows, flagged = _cell_rows(cell, base, prices.get(alias))
         rows += cell_rows
-        flags += [{"kind": "outlier", "alias": alias, "executable": exe, "benchmark": name,
-                   "task_id": t} for name, t in flagged]  # fmt: skip
+        flags += [
+            {"kind": "outlier", "alias": alias, "executable": exe, "benchmark": name, "task_id": t}
+            for name, t in flagged
+        ]
     return rows, flags
 
 
@@ -53,9 +55,11 @@ def _versus(cell: Cell, base: Cell | None) -> tuple[list[Interval | None], list[
         ratios = (_median_rss(cell) / _median_rss(base)).tolist()
     return (
         [s if n in done else None for s, n in zip(speedups, cell.benchmarks, strict=True)],
-        [r if n in done and math.isfinite(r) else None
-         for r, n in zip(ratios, cell.benchmarks, strict=True)],
-    )  # fmt: skip
+        [
+            r if n in done and math.isfinite(r) else None
+            for r, n in zip(ratios, cell.benchmarks, strict=True)
+        ],
+    )
 
 
 def _cell_rows(
@@ -75,22 +79,36 @@ def _cell_rows(
     for name in names:
         j = cell.column(name)
         mean, speedup = means[j], speedups[j]
-        rows.append({
-            "name": name, "alias": cell.alias, "executable": cell.executable,
-            "tasks": int(spread["n"][j]), "machines": int(spread["machines"][j]),
-            "median_s": spread["median"][j], "mean_s": mean.estimate,
-            "ci_low_s": _num(mean.ci_low), "ci_high_s": _num(mean.ci_high),
-            "ci_method": mean.method, "sd_s": _num(spread["sd"][j]),
-            "cv": _num(spread["cv"][j]), "cv_between_machines": _num(spread["between"][j]),
-            "cv_within_machine": _num(spread["within"][j]),
-            "cv_within_process": _num(noise[name]),
-            "speedup": speedup.as_json() if speedup else None,
-            "maxrss_bytes": None if math.isnan(rss[j]) else int(rss[j]),
-            "maxrss_ratio": rss_ratios[j], "warmup_trend": trends[name],
-            "usd_per_iteration": None if usd_per_hour is None
-                                 else mean.estimate * usd_per_hour / 3600,
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "alias": cell.alias,
+                "executable": cell.executable,
+                "tasks": int(spread["n"][j]),
+                "machines": int(spread["machines"][j]),
+                "median_s": spread["median"][j],
+                "mean_s": mean.estimate,
+                "ci_low_s": _num(mean.ci_low),
+                "ci_high_s": _num(mean.ci_high),
+                "ci_method": mean.method,
+                "sd_s": _num(spread["sd"][j]),
+                "cv": _num(spread["cv"][j]),
+                "cv_between_machines": _num(spread["between"][j]),
+                "cv_within_machine": _num(spread["within"][j]),
+                "cv_within_process": _num(noise[name]),
+                "speedup": speedup.as_json() if speedup else None,
+                "maxrss_bytes": None if math.isnan(rss[j]) else int(rss[j]),
+                "maxrss_ratio": rss_ratios[j],
+                "warmup_trend": trends[name],
+                "usd_per_iteration": None
+                if usd_per_hour is None
+                else mean.estimate * usd_per_hour / 3600,
+            }
+        )
     flagged = outliers(values)
-    return rows, [(cell.benchmarks[j], cell.tasks[i].task_id)
-                  for j in range(len(cell.benchmarks)) if cell.benchmarks[j] in series
-                  for i in np.flatnonzero(flagged[:, j])]  # fmt: skip
+    return rows, [
+        (cell.benchmarks[j], cell.tasks[i].task_id)
+        for j in range(len(cell.benchmarks))
+        if cell.benchmarks[j] in series
+        for i in np.flatnonzero(flagged[:, j])
+    ]

@@ -42,8 +42,12 @@ def _interval(entry: dict[str, Any]) -> Interval:
 def _inverse(found: Found) -> Found:
     i = found.interval
     low, high = i.ci_low, i.ci_high
-    flipped = Interval(1 / i.estimate, None if high is None else 1 / high,
-                       None if low is None else 1 / low, i.method)  # fmt: skip
+    flipped = Interval(
+        1 / i.estimate,
+        None if high is None else 1 / high,
+        None if low is None else 1 / low,
+        i.method,
+    )
     return Found(flipped, found.tied)
 
 
@@ -119,8 +123,11 @@ def more_tasks(interval: Interval, n: int) -> int | None:
     if interval.ci_low is None or interval.ci_high is None or n < 2:
         return None
     # The interval's half-width in standard errors: t (df of two groups of n) or normal.
-    width = stats.norm.ppf(0.975) if interval.method == "bootstrap" else stats.t.ppf(
-        0.975, max(2 * n - 2, 1))  # fmt: skip
+    width = (
+        stats.norm.ppf(0.975)
+        if interval.method == "bootstrap"
+        else stats.t.ppf(0.975, max(2 * n - 2, 1))
+    )
     se = (math.log(interval.ci_high) - math.log(interval.ci_low)) / (2 * width)
     effect = abs(math.log(interval.estimate))
     if se <= 0 or effect < 1e-9:
@@ -186,8 +193,10 @@ class Answer:
             return text + f" An interval needs at least 2 {kind} per type; run 3 or more."
         more = more_tasks(versus, n)
         if more is None:
-            return text + (f" Their difference is too small for more {kind} to settle it "
-                           f"(more than {MAX_TASKS} each).")  # fmt: skip
+            return text + (
+                f" Their difference is too small for more {kind} to settle it "
+                f"(more than {MAX_TASKS} each)."
+            )
         text += f" About {plural(more, 'more ' + kind)} per type would likely separate them"
         usd = self.cost(pair, more)
         if usd is not None:
@@ -197,10 +206,11 @@ class Answer:
     def contests(self) -> list[Contest]:
         types = [t for t in self.summary["instance_types"] if t["geomean_speedup"]]
         speed = sorted(types, key=lambda t: -t["geomean_speedup"]["estimate"])
-        priced = sorted((t for t in types if t["perf_per_dollar"]),
-                        key=lambda t: -t["perf_per_dollar"]["estimate"])  # fmt: skip
-        return [Contest("fastest", SPEED, speed),
-                Contest("best per dollar", PER_DOLLAR, priced)]  # fmt: skip
+        priced = sorted(
+            (t for t in types if t["perf_per_dollar"]),
+            key=lambda t: -t["perf_per_dollar"]["estimate"],
+        )
+        return [Contest("fastest", SPEED, speed), Contest("best per dollar", PER_DOLLAR, priced)]
 
     def build(self) -> dict[str, Any]:
         speed, money = self.contests()
@@ -224,16 +234,20 @@ class Answer:
         return out
 
     def no_price(self, unpriced: list[str]) -> str:
-        which = ("any instance type" if len(unpriced) == len(self.by_alias)
-                 else _names(unpriced))  # fmt: skip
-        return (f"Best per dollar: not known, no price for {which} (give --prices FILE or "
-                "the config's \"prices\").")  # fmt: skip
+        which = "any instance type" if len(unpriced) == len(self.by_alias) else _names(unpriced)
+        return (
+            f"Best per dollar: not known, no price for {which} (give --prices FILE or "
+            'the config\'s "prices").'
+        )
 
 
 def grouped_notes(summary: dict[str, Any]) -> list[str]:
     """Every type's notes said once: a note shared by several types names them together."""
-    one_machine = [t["alias"] for t in summary["instance_types"]
-                   if any("ran on one machine" in n for n in t["notes"])]  # fmt: skip
+    one_machine = [
+        t["alias"]
+        for t in summary["instance_types"]
+        if any("ran on one machine" in n for n in t["notes"])
+    ]
     seen: dict[str, list[str]] = {}
     for t in summary["instance_types"]:
         for note in t["notes"]:
@@ -243,15 +257,22 @@ def grouped_notes(summary: dict[str, Any]) -> list[str]:
     notes = [f"{_names(aliases)}: {note}" for note, aliases in seen.items()]
     if one_machine:
         each = " each" if len(one_machine) > 1 else ""
-        local = any(t["provider"] == "local" and t["alias"] in one_machine
-                    for t in summary["instance_types"])  # fmt: skip
+        local = any(
+            t["provider"] == "local" and t["alias"] in one_machine
+            for t in summary["instance_types"]
+        )
         why = " (local runners on one machine are one machine)" if local else ""
-        notes.insert(0, f"{_names(one_machine)}: every task ran on one machine{each}{why}, so "
-                     "the intervals cannot include machine-to-machine variation.")  # fmt: skip
+        notes.insert(
+            0,
+            f"{_names(one_machine)}: every task ran on one machine{each}{why}, so "
+            "the intervals cannot include machine-to-machine variation.",
+        )
     notes += summary.get("notes", [])
     if summary["excluded"]:
-        notes.append(f"{len(summary['excluded'])} task(s) or benchmark(s) excluded: see "
-                     "\"Excluded and flagged\".")  # fmt: skip
+        notes.append(
+            f"{len(summary['excluded'])} task(s) or benchmark(s) excluded: see "
+            '"Excluded and flagged".'
+        )
     return notes
 
 

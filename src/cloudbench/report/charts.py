@@ -9,13 +9,20 @@ import numpy as np
 from cloudbench.report.merge import ResultSet
 
 Figure = dict[str, Any]
-_LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "autosize": True,
-           "font": {"family": "system-ui, sans-serif", "size": 12}}  # fmt: skip
+_LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+    "autosize": True,
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+}
 
 
 def _figure(fid: str, title: str, data: list[dict[str, Any]], **layout: Any) -> Figure:
-    return {"id": fid, "title": title, "data": data,
-            "layout": {**_LAYOUT, "title": {"text": title}, **layout}}  # fmt: skip
+    return {
+        "id": fid,
+        "title": title,
+        "data": data,
+        "layout": {**_LAYOUT, "title": {"text": title}, **layout},
+    }
 
 
 def forest(summary: dict[str, Any]) -> Figure:
@@ -24,25 +31,67 @@ def forest(summary: dict[str, Any]) -> Figure:
     low = [t["geomean_speedup"]["ci_low"] for t in types]
     high = [t["geomean_speedup"]["ci_high"] for t in types]
     trace = {
-        "type": "scatter", "mode": "markers", "x": est, "y": [t["alias"] for t in types],
-        "error_x": {"type": "data", "symmetric": False,
-                    "array": [h - e if h is not None else 0 for h, e in zip(high, est, strict=True)],  # noqa: E501
-                    "arrayminus": [e - lo if lo is not None else 0 for lo, e in zip(low, est, strict=True)]},  # noqa: E501
+        "type": "scatter",
+        "mode": "markers",
+        "x": est,
+        "y": [t["alias"] for t in types],
+        "error_x": {
+            "type": "data",
+            "symmetric": False,
+            "array": [h - e if h is not None else 0 for h, e in zip(high, est, strict=True)],
+            "arrayminus": [e - lo if lo is not None else 0 for lo, e in zip(low, est, strict=True)],
+        },
         "hovertemplate": "%{y}: %{x:.3f}x<extra></extra>",
-    }  # fmt: skip
+    }
     height = 120 + 22 * len(types)
     ends = [v for v in [*est, *low, *high] if v is not None and v > 0]
-    return _figure("forest", f"Geomean speedup vs {summary['baseline']} "
-                   f"({summary['headline_executable']}), 95% CI", [trace], height=height,
-                   xaxis={"type": "log", "title": {"text": "speedup, x the baseline (log scale)"},
-                          **log_ticks(min(ends, default=1.0), max(ends, default=1.0))},
-                   yaxis={"autorange": "reversed", "automargin": True},
-                   shapes=[{"type": "line", "x0": 1, "x1": 1, "yref": "paper", "y0": 0, "y1": 1,
-                            "line": {"dash": "dot", "color": "#888"}}])  # fmt: skip
+    return _figure(
+        "forest",
+        f"Geomean speedup vs {summary['baseline']} ({summary['headline_executable']}), 95% CI",
+        [trace],
+        height=height,
+        xaxis={
+            "type": "log",
+            "title": {"text": "speedup, x the baseline (log scale)"},
+            **log_ticks(min(ends, default=1.0), max(ends, default=1.0)),
+        },
+        yaxis={"autorange": "reversed", "automargin": True},
+        shapes=[
+            {
+                "type": "line",
+                "x0": 1,
+                "x1": 1,
+                "yref": "paper",
+                "y0": 0,
+                "y1": 1,
+                "line": {"dash": "dot", "color": "#888"},
+            }
+        ],
+    )
 
 
-NICE = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.75, 0.8, 0.9, 0.95, 1, 1.05, 1.1, 1.25, 1.5, 2,
-        3, 4, 5, 10)  # fmt: skip
+NICE = (
+    0.1,
+    0.2,
+    0.25,
+    0.33,
+    0.5,
+    0.67,
+    0.75,
+    0.8,
+    0.9,
+    0.95,
+    1,
+    1.05,
+    1.1,
+    1.25,
+    1.5,
+    2,
+    3,
+    4,
+    5,
+    10,
+)
 
 
 def log_ticks(low: float, high: float) -> dict[str, Any]:
@@ -58,24 +107,35 @@ def log_ticks(low: float, high: float) -> dict[str, Any]:
 def _bars(types: list[dict[str, Any]]) -> dict[str, Any]:
     """Vertical 95% interval bars of the geomean speedup (none for the reference)."""
     speeds = [t["geomean_speedup"] for t in types]
-    return {"type": "data", "symmetric": False,
-            "array": [s["ci_high"] - s["estimate"] if s["ci_high"] is not None else 0
-                      for s in speeds],
-            "arrayminus": [s["estimate"] - s["ci_low"] if s["ci_low"] is not None else 0
-                           for s in speeds]}  # fmt: skip
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [s["ci_high"] - s["estimate"] if s["ci_high"] is not None else 0 for s in speeds],
+        "arrayminus": [
+            s["estimate"] - s["ci_low"] if s["ci_low"] is not None else 0 for s in speeds
+        ],
+    }
 
 
 def pareto(summary: dict[str, Any]) -> Figure | None:
-    types = [t for t in summary["instance_types"]
-             if t["usd_per_hour"] is not None and t["geomean_speedup"]]  # fmt: skip
+    types = [
+        t
+        for t in summary["instance_types"]
+        if t["usd_per_hour"] is not None and t["geomean_speedup"]
+    ]
     if not types:
         return None
     front = sorted((t for t in types if t["pareto"]), key=lambda t: t["usd_per_hour"])
-    points = {"type": "scatter", "mode": "markers+text", "name": "instance types",
-              "x": [t["usd_per_hour"] for t in types],
-              "y": [t["geomean_speedup"]["estimate"] for t in types],
-              "text": [t["alias"] for t in types], "textposition": "top center",
-              "error_y": _bars(types)}  # fmt: skip
+    points = {
+        "type": "scatter",
+        "mode": "markers+text",
+        "name": "instance types",
+        "x": [t["usd_per_hour"] for t in types],
+        "y": [t["geomean_speedup"]["estimate"] for t in types],
+        "text": [t["alias"] for t in types],
+        "textposition": "top center",
+        "error_y": _bars(types),
+    }
     line = {
         "type": "scatter",
         "mode": "lines",
@@ -84,9 +144,14 @@ def pareto(summary: dict[str, Any]) -> Figure | None:
         "y": [t["geomean_speedup"]["estimate"] for t in front],
         "line": {"shape": "hv"},
     }
-    return _figure("pareto", "Speed against price (up and left is better)", [points, line],
-                   xaxis={"title": {"text": "USD per hour"}},
-                   yaxis={"title": {"text": "geomean speedup"}}, height=420)  # fmt: skip
+    return _figure(
+        "pareto",
+        "Speed against price (up and left is better)",
+        [points, line],
+        xaxis={"title": {"text": "USD per hour"}},
+        yaxis={"title": {"text": "geomean speedup"}},
+        height=420,
+    )
 
 
 def strips(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
@@ -105,17 +170,40 @@ def strips(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
                 ys.append(result.median * 1000)
                 cs.append(colour[task.machine])
                 hover.append(f"task {task.task_id} on {task.machine}")
-        trace = {"type": "scatter", "mode": "markers", "x": xs, "y": ys, "text": hover,
-                 "marker": {"color": cs, "colorscale": "Turbo", "size": 8, "opacity": 0.8},
-                 "hovertemplate": "%{text}: %{y:.4g} ms<extra></extra>"}  # fmt: skip
-        figures.append(_figure(f"strip-{i}", f"{name} ({exe}): each task's median", [trace],
-                               height=320, xaxis={"automargin": True},
-                               yaxis={"title": {"text": "ms per iteration"}}))  # fmt: skip
+        trace = {
+            "type": "scatter",
+            "mode": "markers",
+            "x": xs,
+            "y": ys,
+            "text": hover,
+            "marker": {"color": cs, "colorscale": "Turbo", "size": 8, "opacity": 0.8},
+            "hovertemplate": "%{text}: %{y:.4g} ms<extra></extra>",
+        }
+        figures.append(
+            _figure(
+                f"strip-{i}",
+                f"{name} ({exe}): each task's median",
+                [trace],
+                height=320,
+                xaxis={"automargin": True},
+                yaxis={"title": {"text": "ms per iteration"}},
+            )
+        )
     return figures
 
 
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def _curves(results: ResultSet, alias: str, exe: str, name: str, colour: str) -> list[Figure]:
@@ -126,13 +214,22 @@ def _curves(results: ResultSet, alias: str, exe: str, name: str, colour: str) ->
         if r is None:
             continue
         times = np.concatenate([r.warmup, r.bench]) * 1000
-        traces.append({"type": "scatter", "mode": "lines+markers", "name": alias,
-                       "legendgroup": alias, "showlegend": n == 0,
-                       "x": list(range(1 - r.warmup.size, r.bench.size + 1)),
-                       "y": times.tolist(), "line": {"color": colour, "width": 1},
-                       "marker": {"size": 4}, "text": f"task {task.task_id}",
-                       "hovertemplate": f"{alias} task {task.task_id}: "
-                                        "%{y:.4g} ms (iteration %{x})<extra></extra>"})  # fmt: skip
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": alias,
+                "legendgroup": alias,
+                "showlegend": n == 0,
+                "x": list(range(1 - r.warmup.size, r.bench.size + 1)),
+                "y": times.tolist(),
+                "line": {"color": colour, "width": 1},
+                "marker": {"size": 4},
+                "text": f"task {task.task_id}",
+                "hovertemplate": f"{alias} task {task.task_id}: "
+                "%{y:.4g} ms (iteration %{x})<extra></extra>",
+            }
+        )
     return traces
 
 
@@ -144,13 +241,32 @@ def warmups(results: ResultSet, summary: dict[str, Any]) -> list[Figure]:
     aliases = [summary["baseline"], *[a for a in results.aliases if a != summary["baseline"]]]
     figures = []
     for i, name in enumerate(names):
-        traces = [c for k, a in enumerate(aliases[:10])
-                  for c in _curves(results, a, exe, name, COLOURS[k])]  # fmt: skip
-        figures.append(_figure(f"warmup-{i}", f"{name} ({exe}): time per iteration", traces,
-                               height=320, showlegend=True,
-                               legend={"title": {"text": "type (a line per task)"}},
-                               xaxis={"title": {"text": "iteration (<= 0: warm-up)"}},
-                               yaxis={"title": {"text": "ms per iteration"}},
-                               shapes=[{"type": "line", "x0": 0.5, "x1": 0.5, "yref": "paper",
-                                        "y0": 0, "y1": 1, "line": {"dash": "dot"}}]))  # fmt: skip
+        traces = [
+            c
+            for k, a in enumerate(aliases[:10])
+            for c in _curves(results, a, exe, name, COLOURS[k])
+        ]
+        figures.append(
+            _figure(
+                f"warmup-{i}",
+                f"{name} ({exe}): time per iteration",
+                traces,
+                height=320,
+                showlegend=True,
+                legend={"title": {"text": "type (a line per task)"}},
+                xaxis={"title": {"text": "iteration (<= 0: warm-up)"}},
+                yaxis={"title": {"text": "ms per iteration"}},
+                shapes=[
+                    {
+                        "type": "line",
+                        "x0": 0.5,
+                        "x1": 0.5,
+                        "yref": "paper",
+                        "y0": 0,
+                        "y1": 1,
+                        "line": {"dash": "dot"},
+                    }
+                ],
+            )
+        )
     return figures

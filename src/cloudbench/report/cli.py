@@ -53,8 +53,10 @@ def _config_prices(path: Path | None) -> dict[str, float] | None:
     except UnicodeDecodeError as exc:
         raise ReportError(f"--config {path}: not UTF-8 text (byte {exc.start}); {fix}") from None
     except json.JSONDecodeError as exc:
-        raise ReportError(f"--config {path}: not valid JSON (line {exc.lineno}, column "
-                          f"{exc.colno}: {exc.msg}); {fix}") from None  # fmt: skip
+        raise ReportError(
+            f"--config {path}: not valid JSON (line {exc.lineno}, column "
+            f"{exc.colno}: {exc.msg}); {fix}"
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -64,23 +66,38 @@ def _config_prices(path: Path | None) -> dict[str, float] | None:
 
 def report(
     results_dirs: list[Path] = typer.Argument(..., help="results/<run-id>/ folders to report on."),
-    baseline: str | None = typer.Option(None, "--baseline", help="Alias to compare against "
-                                        "(default: the first in the manifest)."),
-    prices: Path | None = typer.Option(None, "--prices", help="CSV or JSON: provider, "
-                                       "instance_type, region, usd_per_hour, source, date."),
-    config: Path | None = typer.Option(None, "--config", help="The run's config file, for "
-                                       "its \"prices\"."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default RESULTS_DIR/report)."),  # noqa: E501
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Alias to compare against (default: the first in the manifest)."
+    ),
+    prices: Path | None = typer.Option(
+        None,
+        "--prices",
+        help="CSV or JSON: provider, instance_type, region, usd_per_hour, source, date.",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help='The run\'s config file, for its "prices".'
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default RESULTS_DIR/report)."
+    ),
     offline: bool = typer.Option(False, "--offline", help="Never ask the public price APIs."),
-    allow_mixed: bool = typer.Option(False, "--allow-mixed", help="Merge runs whose Ruby, "
-                                     "ruby-bench commit or settings differ."),
+    allow_mixed: bool = typer.Option(
+        False, "--allow-mixed", help="Merge runs whose Ruby, ruby-bench commit or settings differ."
+    ),
     open_browser: bool = typer.Option(False, "--open", help="Open index.html in a browser."),
-    against: list[Path] = typer.Option([], "--against", help="An earlier run (folder or run "
-                                       "id in ./results) to compare with; repeatable."),
-    headline: str | None = typer.Option(None, "--headline", help="RUBY/EXECUTABLE to rank "
-                                        "by, e.g. 4.0/zjit (default: the newest Ruby's "
-                                        "fastest verified JIT)."),
-) -> None:  # fmt: skip
+    against: list[Path] = typer.Option(
+        [],
+        "--against",
+        help="An earlier run (folder or run id in ./results) to compare with; repeatable.",
+    ),
+    headline: str | None = typer.Option(
+        None,
+        "--headline",
+        help="RUBY/EXECUTABLE to rank "
+        "by, e.g. 4.0/zjit (default: the newest Ruby's "
+        "fastest verified JIT).",
+    ),
+) -> None:
     """Rank instance types by speed and by speed per dollar, with honest intervals."""
     # Piped without COLUMNS: wide enough that the table stays one line a row.
     sized = sys.stdout.isatty() or "COLUMNS" in os.environ
@@ -90,11 +107,16 @@ def report(
 
     try:
         built = build_report(
-            [resolve_run(p) for p in results_dirs], out=out, baseline=baseline,
-            prices_file=prices, config_prices=_config_prices(config), offline=offline,
-            allow_mixed=allow_mixed, against=[resolve_run(p) for p in against],
+            [resolve_run(p) for p in results_dirs],
+            out=out,
+            baseline=baseline,
+            prices_file=prices,
+            config_prices=_config_prices(config),
+            offline=offline,
+            allow_mixed=allow_mixed,
+            against=[resolve_run(p) for p in against],
             headline=headline,
-        )  # fmt: skip
+        )
     except ReportError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -118,8 +140,12 @@ def history(
     if not lines:
         console.print(f"no runs in {results_dir} (folders with a manifest.json)")
     for line in lines:
-        console.print(f"run {line.run_id} ({line.started}): {', '.join(line.types) or '-'}",
-                      markup=False, highlight=False, style="bold")  # fmt: skip
+        console.print(
+            f"run {line.run_id} ({line.started}): {', '.join(line.types) or '-'}",
+            markup=False,
+            highlight=False,
+            style="bold",
+        )
         console.print(f"  {line.answer}", markup=False, highlight=False)
         for moved in line.moved:
             console.print(f"  MOVED: {moved}", markup=False, highlight=False, style="yellow")

@@ -90,8 +90,7 @@ def mean_intervals(group: Group) -> list[Interval]:
     log_mean, var, df = log_scores(group)
     # On the log scale (delta method), so a time's interval stays positive.
     low, high, usable = welch_columns(log_mean, [(var, df)])
-    return _intervals(estimates, np.where(usable, low, np.nan),
-                      np.where(usable, high, np.nan), "t")  # fmt: skip
+    return _intervals(estimates, np.where(usable, low, np.nan), np.where(usable, high, np.nan), "t")
 
 
 def speedup_intervals(base: Group, other: Group) -> list[Interval]:
@@ -112,5 +111,4 @@ def speedup_intervals(base: Group, other: Group) -> list[Interval]:
     if method == "none":
         return _intervals(estimates, nothing, nothing, method)
     low, high, usable = welch_columns(log_b - log_o, [(var_b, df_b), (var_o, df_o)])
-    return _intervals(estimates, np.where(usable, low, np.nan),
-                      np.where(usable, high, np.nan), "t")  # fmt: skip
+    return _intervals(estimates, np.where(usable, low, np.nan), np.where(usable, high, np.nan), "t")

@@ -66,11 +66,17 @@ def _type(new: Cell, old: Cell, categories: dict[str, str]) -> dict[str, Any] | 
     chosen, category = geomean_set(names, categories)
     overall = speedup_interval(after, before, np.asarray([names.index(n) for n in chosen]))
     return {
-        "alias": new.alias, "change": overall.as_json(), "ci_method": overall.method,
-        "verdict": verdict(overall), "geomean_category": category, "geomean_over": len(chosen),
-        "benchmarks": [{"name": n, "change": r.as_json(), "verdict": verdict(r)}
-                       for n, r in zip(names, rows, strict=True)],
-    }  # fmt: skip
+        "alias": new.alias,
+        "change": overall.as_json(),
+        "ci_method": overall.method,
+        "verdict": verdict(overall),
+        "geomean_category": category,
+        "geomean_over": len(chosen),
+        "benchmarks": [
+            {"name": n, "change": r.as_json(), "verdict": verdict(r)}
+            for n, r in zip(names, rows, strict=True)
+        ],
+    }
 
 
 def compare(new: ResultSet, old: ResultSet, prefer: str | None = None) -> dict[str, Any]:
@@ -92,13 +98,17 @@ def compare(new: ResultSet, old: ResultSet, prefer: str | None = None) -> dict[s
                 types.append(entry)
     return {
         "executable": exe,
-        "new_runs": [r.run_id for r in new.runs], "old_runs": [r.run_id for r in old.runs],
+        "new_runs": [r.run_id for r in new.runs],
+        "old_runs": [r.run_id for r in old.runs],
         "types": types,
         "only_new": [a for a in new.aliases if a not in old.aliases],
         "only_old": [a for a in old.aliases if a not in new.aliases],
-        "differs": [f"{name}: {' vs '.join(old.facts[name])} -> {' vs '.join(new.facts[name])}"
-                    for name in new.facts if new.facts[name] != old.facts.get(name)],
-    }  # fmt: skip
+        "differs": [
+            f"{name}: {' vs '.join(old.facts[name])} -> {' vs '.join(new.facts[name])}"
+            for name in new.facts
+            if new.facts[name] != old.facts.get(name)
+        ],
+    }
 
 
 def percent(interval: dict[str, Any]) -> str:
@@ -120,9 +130,11 @@ def sentences(comparison: dict[str, Any]) -> list[str]:
     for kind in ("slower", "faster"):
         moved = [t for t in comparison["types"] if t["verdict"] == kind]
         for t in moved:
-            out.append(f"{t['alias']} got {kind} than in run {old}: time "
-                       f"{percent(t['change'])} ({comparison['executable']}, geomean over "
-                       f"{t['geomean_over']} benchmarks).")  # fmt: skip
+            out.append(
+                f"{t['alias']} got {kind} than in run {old}: time "
+                f"{percent(t['change'])} ({comparison['executable']}, geomean over "
+                f"{t['geomean_over']} benchmarks)."
+            )
     same = [t["alias"] for t in comparison["types"] if t["verdict"] == "same"]
     if same:
         out.append(f"No change beyond the intervals against run {old}: {', '.join(same)}.")

@@ -40,8 +40,11 @@ class Cell:
         return frozenset(b for b, ok in zip(self.benchmarks, has, strict=True) if ok)
 
     def series(self, name: str) -> list[Array]:
-        return [t.results[self.executable][name].bench for t in self.tasks
-                if name in t.results.get(self.executable, {})]  # fmt: skip
+        return [
+            t.results[self.executable][name].bench
+            for t in self.tasks
+            if name in t.results.get(self.executable, {})
+        ]
 
 
 def build_cells(results: ResultSet, seed: int) -> dict[tuple[str, str], Cell]:

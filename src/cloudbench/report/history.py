@@ -30,8 +30,9 @@ class RunLine:
 
 
 def _started(results: ResultSet) -> str:
-    starts = sorted(str(t.metadata["started_at"]) for t in results.tasks
-                    if t.metadata.get("started_at"))  # fmt: skip
+    starts = sorted(
+        str(t.metadata["started_at"]) for t in results.tasks if t.metadata.get("started_at")
+    )
     return starts[0][:16].replace("T", " ") if starts else "-"
 
 
@@ -39,8 +40,9 @@ def _runs(root: Path) -> list[Path]:
     if not root.is_dir():
         raise ReportInputError(f"{root}: not a directory (expected a results directory)")
     found = [p for p in root.iterdir() if (p / "manifest.json").is_file()]
-    return sorted(found, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit()
-                                        else 0, p.name))  # fmt: skip
+    return sorted(
+        found, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)
+    )
 
 
 def _headline(results: ResultSet, folder: Path) -> str:

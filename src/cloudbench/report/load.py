@@ -142,8 +142,7 @@ def _task_metadata(folder: Path, run: RunData) -> dict[str, Any] | str:
     metadata_path = folder / "metadata.json"
     where = _where(folder, run)
     if not metadata_path.is_file():
-        return (f"{where}/metadata.json missing: its machine and checks are unknown; "
-                f"{REFETCH}")  # fmt: skip
+        return f"{where}/metadata.json missing: its machine and checks are unknown; {REFETCH}"
     try:
         metadata = _read_json(metadata_path)
     except ReportInputError as exc:
@@ -152,8 +151,10 @@ def _task_metadata(folder: Path, run: RunData) -> dict[str, Any] | str:
         return f"{where}/metadata.json: not a JSON object; {REFETCH}"
     version = metadata.get("format_version", 1)
     if isinstance(version, int) and version > METADATA_VERSION:
-        return (f"{where}/metadata.json: format_version {version} is newer than this "
-                f"cloudbench reads ({METADATA_VERSION}); upgrade cloudbench")  # fmt: skip
+        return (
+            f"{where}/metadata.json: format_version {version} is newer than this "
+            f"cloudbench reads ({METADATA_VERSION}); upgrade cloudbench"
+        )
     return metadata
 
 
@@ -190,11 +191,15 @@ def _task(run: RunData, entry: dict[str, Any]) -> TaskData | None:
                 Exclusion(task_id, alias, f"benchmark {name} failed ({exe})")
             )
     return TaskData(
-        task_id=task_id, run_id=run.run_id, provider=str(entry.get("provider", "local")),
-        instance_type=str(entry["instance_type"]), alias=alias,
-        machine=machine_of(metadata, f"task-{task_id}"), metadata=metadata,
+        task_id=task_id,
+        run_id=run.run_id,
+        provider=str(entry.get("provider", "local")),
+        instance_type=str(entry["instance_type"]),
+        alias=alias,
+        machine=machine_of(metadata, f"task-{task_id}"),
+        metadata=metadata,
         results=results,
-    )  # fmt: skip
+    )
 
 
 def _bare_folder(path: Path) -> RunData:

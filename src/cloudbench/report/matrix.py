@@ -106,9 +106,13 @@ def choose_headline(
 
 
 def _ratio(
-    cells: dict[tuple[str, str], Cell], alias: str, slow: str, fast: str, seed: int,
+    cells: dict[tuple[str, str], Cell],
+    alias: str,
+    slow: str,
+    fast: str,
+    seed: int,
     categories: dict[str, str],
-) -> dict[str, Any] | None:  # fmt: skip
+) -> dict[str, Any] | None:
     if (alias, slow) not in cells or (alias, fast) not in cells:
         return None
     a, b, names = paired(cells[(alias, slow)], cells[(alias, fast)], seed)
@@ -116,8 +120,13 @@ def _ratio(
         return None
     chosen, _ = geomean_set(names, categories)
     interval = paired_speedup_interval(a, b, np.asarray([names.index(n) for n in chosen]))
-    return {"vs": slow, "speedup": interval.as_json(), "ci_method": interval.method,
-            "benchmarks": len(chosen), "paired_tasks": int(a.values.shape[0])}  # fmt: skip
+    return {
+        "vs": slow,
+        "speedup": interval.as_json(),
+        "ci_method": interval.method,
+        "benchmarks": len(chosen),
+        "paired_tasks": int(a.values.shape[0]),
+    }
 
 
 def _peak(cell: Cell | None) -> float | None:
@@ -170,9 +179,13 @@ def _memory(
 
 
 def matrix_summary(
-    results: ResultSet, cells: dict[tuple[str, str], Cell], cols: list[Column],
-    headline: tuple[str, str], seed: int, categories: dict[str, str],
-) -> dict[str, Any]:  # fmt: skip
+    results: ResultSet,
+    cells: dict[tuple[str, str], Cell],
+    cols: list[Column],
+    headline: tuple[str, str],
+    seed: int,
+    categories: dict[str, str],
+) -> dict[str, Any]:
     """summary.json `matrix` (format 3)."""
     rubies = sorted({c.ruby for c in cols}, key=_version_key)
     jit_pairs = []
@@ -188,8 +201,11 @@ def matrix_summary(
     out: dict[str, Any] = {"jit_speedups": {}, "ruby_speedups": {}}
     for key, pairs in (("jit_speedups", jit_pairs), ("ruby_speedups", ruby_pairs)):
         for alias in results.aliases:
-            found = {fast: r for slow, fast in pairs
-                     if (r := _ratio(cells, alias, slow, fast, seed, categories))}  # fmt: skip
+            found = {
+                fast: r
+                for slow, fast in pairs
+                if (r := _ratio(cells, alias, slow, fast, seed, categories))
+            }
             if found:
                 out[key][alias] = found
     return {

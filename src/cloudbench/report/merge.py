@@ -64,11 +64,18 @@ def _content_id(task: TaskData) -> str | None:
     return _text(fact(task.metadata, "ruby_bench_content_id"))
 
 
-FACTS = {"ruby_version": _ruby, "ruby_bench_commit": _commit,
-         "ruby_bench_content_id": _content_id, "settings": _settings}  # fmt: skip
-LABELS = {"ruby_version": "Ruby", "ruby_bench_commit": "ruby-bench commit",
-          "ruby_bench_content_id": "ruby-bench content id",
-          "settings": "benchmark settings"}  # fmt: skip
+FACTS = {
+    "ruby_version": _ruby,
+    "ruby_bench_commit": _commit,
+    "ruby_bench_content_id": _content_id,
+    "settings": _settings,
+}
+LABELS = {
+    "ruby_version": "Ruby",
+    "ruby_bench_commit": "ruby-bench commit",
+    "ruby_bench_content_id": "ruby-bench content id",
+    "settings": "benchmark settings",
+}
 
 
 def _distinct(tasks: list[TaskData], name: str) -> list[str]:
@@ -108,6 +115,8 @@ def merge(runs: list[RunData], *, allow_mixed: bool = False) -> ResultSet:
     failed = [e for run in runs for e in run.failed_benchmarks]
     notes = []
     if shared_cpu:
-        notes.append(f"{len(shared_cpu)} task(s) ran at the same time as another task on the "
-                     "same CPU of one machine and were excluded (see excluded)")  # fmt: skip
+        notes.append(
+            f"{len(shared_cpu)} task(s) ran at the same time as another task on the "
+            "same CPU of one machine and were excluded (see excluded)"
+        )
     return ResultSet(runs, tasks, aliases, types, excluded, failed, facts, mixed, notes)

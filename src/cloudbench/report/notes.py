@@ -31,10 +31,15 @@ def benchmark_set_notes(
         if not some:
             continue
         cmp = comparisons.get(exe)
-        over = (f"its geomean covers the {len(cmp.names)} benchmark(s) every type ran"
-                if cmp else "no benchmark was run by every type, so no ranking")  # fmt: skip
-        out.append(f"{who} ran different benchmark sets: {exe}: {over}; not run by every "
-                   f"type: {_names(some)}")  # fmt: skip
+        over = (
+            f"its geomean covers the {len(cmp.names)} benchmark(s) every type ran"
+            if cmp
+            else "no benchmark was run by every type, so no ranking"
+        )
+        out.append(
+            f"{who} ran different benchmark sets: {exe}: {over}; not run by every "
+            f"type: {_names(some)}"
+        )
     return out
 
 
@@ -42,6 +47,9 @@ def report_notes(
     results: ResultSet, cells: dict[tuple[str, str], Cell], comparisons: dict[str, Comparison]
 ) -> list[str]:
     found = results.notes + benchmark_set_notes(results, cells, comparisons)
-    found += [f"task {e.task_id} ({e.alias}) excluded: {e.reason}"
-              for e in results.excluded if e.bad_input]  # fmt: skip
+    found += [
+        f"task {e.task_id} ({e.alias}) excluded: {e.reason}"
+        for e in results.excluded
+        if e.bad_input
+    ]
     return found

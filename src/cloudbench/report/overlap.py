@@ -61,10 +61,14 @@ def co_running(tasks: list[TaskData]) -> dict[int, Exclusion]:
                 if not shared:
                     continue
                 for me, other in ((a, b), (b, a)):
-                    found.setdefault(id(me.task), Exclusion(
-                        me.task.task_id, me.task.alias,
-                        f"ran at the same time as task {other.task.task_id} "
-                        f"({other.task.alias}) on CPU {_cpus(shared)} of {machine}: two "
-                        "benchmarks on one CPU",
-                    ))  # fmt: skip
+                    found.setdefault(
+                        id(me.task),
+                        Exclusion(
+                            me.task.task_id,
+                            me.task.alias,
+                            f"ran at the same time as task {other.task.task_id} "
+                            f"({other.task.alias}) on CPU {_cpus(shared)} of {machine}: two "
+                            "benchmarks on one CPU",
+                        ),
+                    )
     return found

@@ -146,14 +146,23 @@ def _pairs(found: list[Contender]) -> tuple[list[dict[str, object]], set[tuple[s
 
 
 def _pair_json(a: str, b: str, interval: Interval) -> dict[str, object]:
-    return {"a": a, "b": b, "ratio": interval.as_json(), "ci_method": interval.method,
-            "tied": _contains_one(interval)}  # fmt: skip
+    return {
+        "a": a,
+        "b": b,
+        "ratio": interval.as_json(),
+        "ci_method": interval.method,
+        "tied": _contains_one(interval),
+    }
 
 
 def _scaled(interval: Interval, factor: float) -> Interval:
     low, high = interval.ci_low, interval.ci_high
-    return Interval(interval.estimate * factor, None if low is None else low * factor,
-                    None if high is None else high * factor, interval.method)  # fmt: skip
+    return Interval(
+        interval.estimate * factor,
+        None if low is None else low * factor,
+        None if high is None else high * factor,
+        interval.method,
+    )
 
 
 def per_dollar_pairs(
@@ -162,8 +171,9 @@ def per_dollar_pairs(
     """Every pair of priced types per dollar: b's time x $/h ÷ a's (above 1: a does the
     work for less), a before b in per-dollar order, from the same replicates as `_pairs`."""
     usd = {c.alias: p for c in found if (p := prices.get(c.alias)) is not None and p > 0}
-    order = sorted((c for c in found if c.alias in usd),
-                   key=lambda c: c.log_time + math.log(usd[c.alias]))  # fmt: skip
+    order = sorted(
+        (c for c in found if c.alias in usd), key=lambda c: c.log_time + math.log(usd[c.alias])
+    )
     out = []
     for i, a in enumerate(order):
         for b in order[i + 1 :]:
@@ -173,9 +183,13 @@ def per_dollar_pairs(
 
 
 def compare(
-    found: list[Contender], baseline: str, prices: dict[str, float | None], seed: int, exe: str,
+    found: list[Contender],
+    baseline: str,
+    prices: dict[str, float | None],
+    seed: int,
+    exe: str,
     names: list[str],
-) -> Comparison:  # fmt: skip
+) -> Comparison:
     by_alias = {c.alias: c for c in found}
     base = by_alias[baseline]
     vs = {c.alias: REFERENCE if c is base else pair_interval(c, base) for c in found}
@@ -201,12 +215,18 @@ def compare(
             cheapest, _ = _probabilities(costs)
             per_dollar.update({found[i].alias: p for i, p in zip(priced, cheapest, strict=True)})
     return Comparison(
-        names=names, method=method, vs_baseline=vs,
-        rank={c.alias: i + 1 for i, c in enumerate(order)}, tied=tied, pairs=pairs,
+        names=names,
+        method=method,
+        vs_baseline=vs,
+        rank={c.alias: i + 1 for i, c in enumerate(order)},
+        tied=tied,
+        pairs=pairs,
         per_dollar_pairs=per_dollar_pairs(found, prices),
-        clearly_faster=clear, rank_interval=ranks, prob_fastest=fastest,
+        clearly_faster=clear,
+        rank_interval=ranks,
+        prob_fastest=fastest,
         prob_best_per_dollar=per_dollar,
-    )  # fmt: skip
+    )
 
 
 def pareto_status(alias: str, prices: dict[str, float | None], cmp: Comparison) -> str | None:

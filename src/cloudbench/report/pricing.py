@@ -53,8 +53,9 @@ def _spot_prices(results: ResultSet) -> dict[str, Price]:
         ledger, _ = read_ledger(run)
         for e in ledger.entries if ledger is not None else []:
             if e.capacity == "spot" and e.usd_per_hour and e.price_source == SPOT_SOURCE:
-                found[e.alias] = Price(e.provider, e.instance_type, None, e.usd_per_hour,
-                                       SPOT_SOURCE, e.price_date)  # fmt: skip
+                found[e.alias] = Price(
+                    e.provider, e.instance_type, None, e.usd_per_hour, SPOT_SOURCE, e.price_date
+                )
     return found
 
 
@@ -97,8 +98,9 @@ def costs(results: ResultSet) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
         meta += ledger.meta.usd if ledger.meta is not None else 0.0
         unpriced.update(ledger.unpriced)
         for entry in ledger.entries:
-            cost = per_alias.setdefault(entry.alias, {"instance_hours": 0.0, "usd": 0.0,
-                                                      "vms": 0, "runs": 0})  # fmt: skip
+            cost = per_alias.setdefault(
+                entry.alias, {"instance_hours": 0.0, "usd": 0.0, "vms": 0, "runs": 0}
+            )
             cost["instance_hours"] += entry.instance_hours
             cost["vms"] += entry.vms
             cost["runs"] += 1
@@ -107,5 +109,10 @@ def costs(results: ResultSet) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
             cost["usd"] = cost["usd"] + entry.usd if known else None
     if not runs and not problems:
         return per_alias, None
-    return per_alias, {"runs": runs, "total_usd": total if runs else None, "meta_usd": meta,
-                       "unpriced": sorted(unpriced), "problems": problems}  # fmt: skip
+    return per_alias, {
+        "runs": runs,
+        "total_usd": total if runs else None,
+        "meta_usd": meta,
+        "unpriced": sorted(unpriced),
+        "problems": problems,
+    }

@@ -8,10 +8,22 @@ from cloudbench.report.fields import fact, lookup, metadata_format
 from cloudbench.report.merge import ResultSet
 
 FIELDS = (
-    "cpu_model", "arch", "kernel", "executor", "slot_mode", "image_id", "image_digest",
-    "image_tag", "base_image", "ruby_description", "ruby_bench_commit",
-    "ruby_bench_content_id", "ruby_bench_source", "cloudbench_version", "region",
-)  # fmt: skip
+    "cpu_model",
+    "arch",
+    "kernel",
+    "executor",
+    "slot_mode",
+    "image_id",
+    "image_digest",
+    "image_tag",
+    "base_image",
+    "ruby_description",
+    "ruby_bench_commit",
+    "ruby_bench_content_id",
+    "ruby_bench_source",
+    "cloudbench_version",
+    "region",
+)
 
 
 def _distinct(values: list[Any]) -> list[Any]:
@@ -45,8 +57,11 @@ def _checks(metas: list[dict[str, Any]]) -> dict[str, Any]:
             numbers = [v for v in values if v is not None]
             out[name] = {"max": max(numbers) if numbers else None}
         else:
-            out[name] = {"passed": values.count(True), "failed": values.count(False),
-                         "absent": values.count(None)}  # fmt: skip
+            out[name] = {
+                "passed": values.count(True),
+                "failed": values.count(False),
+                "absent": values.count(None),
+            }
     return out
 
 

@@ -15,11 +15,29 @@ from cloudbench.report import charts, matrix, view
 from cloudbench.report.merge import ResultSet
 
 CSV_COLUMNS = (
-    "alias", "executable", "name", "tasks", "machines", "mean_s", "ci_low_s", "ci_high_s",
-    "median_s", "sd_s", "cv", "cv_between_machines", "cv_within_machine", "cv_within_process",
-    "speedup", "speedup_ci_low", "speedup_ci_high", "maxrss_bytes", "maxrss_ratio",
-    "warmup_trend", "usd_per_iteration", "ci_method",
-)  # fmt: skip
+    "alias",
+    "executable",
+    "name",
+    "tasks",
+    "machines",
+    "mean_s",
+    "ci_low_s",
+    "ci_high_s",
+    "median_s",
+    "sd_s",
+    "cv",
+    "cv_between_machines",
+    "cv_within_machine",
+    "cv_within_process",
+    "speedup",
+    "speedup_ci_low",
+    "speedup_ci_high",
+    "maxrss_bytes",
+    "maxrss_ratio",
+    "warmup_trend",
+    "usd_per_iteration",
+    "ci_method",
+)
 
 
 def f3(value: float | None) -> str:
@@ -47,12 +65,22 @@ def ci(interval: dict[str, Any] | None) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cloudbench.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-    )  # fmt: skip
-    env.globals.update(f3=f3, f2=f2, g4=g4, pct=pct, ci=ci, geomean_over=geomean_over,
-                       cost_rows=cost_rows, rank_label=view.rank_label,
-                       hardware_text=view.hardware_text,
-                       speedup_rows=matrix.speedup_rows)  # fmt: skip
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+    )
+    env.globals.update(
+        f3=f3,
+        f2=f2,
+        g4=g4,
+        pct=pct,
+        ci=ci,
+        geomean_over=geomean_over,
+        cost_rows=cost_rows,
+        rank_label=view.rank_label,
+        hardware_text=view.hardware_text,
+        speedup_rows=matrix.speedup_rows,
+    )
     return env
 
 
@@ -80,10 +108,16 @@ def html(results: ResultSet, summary: dict[str, Any]) -> str:
     figures_json = script_json(figs)
     priced = any(t["usd_per_hour"] is not None for t in summary["instance_types"])
     template = _environment().get_template("report.html.j2")
-    return template.render(s=summary, figures=figs, figures_json=figures_json,
-                           plotly_js=get_plotlyjs(), priced=priced, grid=view.grid(summary),
-                           hardware=view.hardware(results),
-                           settings=view.settings_text(results))  # fmt: skip
+    return template.render(
+        s=summary,
+        figures=figs,
+        figures_json=figures_json,
+        plotly_js=get_plotlyjs(),
+        priced=priced,
+        grid=view.grid(summary),
+        hardware=view.hardware(results),
+        settings=view.settings_text(results),
+    )
 
 
 def csv_text(summary: dict[str, Any]) -> str:
@@ -92,9 +126,14 @@ def csv_text(summary: dict[str, Any]) -> str:
     writer.writeheader()
     for row in summary["benchmarks"]:
         speedup = row["speedup"] or {}
-        writer.writerow({**row, "speedup": speedup.get("estimate"),
-                         "speedup_ci_low": speedup.get("ci_low"),
-                         "speedup_ci_high": speedup.get("ci_high")})  # fmt: skip
+        writer.writerow(
+            {
+                **row,
+                "speedup": speedup.get("estimate"),
+                "speedup_ci_low": speedup.get("ci_low"),
+                "speedup_ci_high": speedup.get("ci_high"),
+            }
+        )
     return out.getvalue()
 
 
@@ -103,14 +142,23 @@ def ranking_rows(summary: dict[str, Any]) -> list[list[str]]:
     for t in summary["instance_types"]:
         price = t["price_note"] if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
         speed, money = t["geomean_speedup"], t["perf_per_dollar"]
-        rows.append([
-            view.rank_label(t, summary), t["alias"], f"{t['provider']}/{t['instance_type']}",
-            str(t["tasks"]), str(t["machines"]), f3(speed["estimate"] if speed else None),
-            "reference" if t.get("reference") else ci(speed), pct(t["prob_fastest"]), price,
-            f3(money["estimate"] if money else None), pct(t["prob_best_per_dollar"]),
-            f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
-            ", ".join(t["tied_with"]) or "-",
-        ])  # fmt: skip
+        rows.append(
+            [
+                view.rank_label(t, summary),
+                t["alias"],
+                f"{t['provider']}/{t['instance_type']}",
+                str(t["tasks"]),
+                str(t["machines"]),
+                f3(speed["estimate"] if speed else None),
+                "reference" if t.get("reference") else ci(speed),
+                pct(t["prob_fastest"]),
+                price,
+                f3(money["estimate"] if money else None),
+                pct(t["prob_best_per_dollar"]),
+                f3(t["yjit_speedup"]["estimate"] if t["yjit_speedup"] else None),
+                ", ".join(t["tied_with"]) or "-",
+            ]
+        )
     return rows
 
 
@@ -136,9 +184,21 @@ def cost_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-RANKING_HEADER = ["rank (95%)", "alias", "instance type", "tasks", "machines", "speedup",
-                  "95% CI", "P(fastest)", "$/h", "perf/$", "P(best per $)", "YJIT x",
-                  "tied with"]  # fmt: skip
+RANKING_HEADER = [
+    "rank (95%)",
+    "alias",
+    "instance type",
+    "tasks",
+    "machines",
+    "speedup",
+    "95% CI",
+    "P(fastest)",
+    "$/h",
+    "perf/$",
+    "P(best per $)",
+    "YJIT x",
+    "tied with",
+]
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -160,10 +220,15 @@ def markdown(summary: dict[str, Any]) -> str:
     if ledger and ledger["runs"]:
         meta = ledger.get("meta_usd") or 0.0
         shared = f" (of which {meta:.2f} USD the AWS meta deployment)" if meta else ""
-        lines += ["", f"Run cost (cost ledger): {ledger['total_usd']:.2f} USD priced{shared}"
-                  + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
-                  "", "| alias | VMs | instance-hours | USD |", "|---|---|---|---|",
-                  *("| " + " | ".join(r) + " |" for r in cost_rows(summary))]  # fmt: skip
+        lines += [
+            "",
+            f"Run cost (cost ledger): {ledger['total_usd']:.2f} USD priced{shared}"
+            + (f"; unpriced: {', '.join(ledger['unpriced'])}" if ledger["unpriced"] else ""),
+            "",
+            "| alias | VMs | instance-hours | USD |",
+            "|---|---|---|---|",
+            *("| " + " | ".join(r) + " |" for r in cost_rows(summary)),
+        ]
     ratios = matrix.speedup_rows(summary["matrix"])
     if ratios:
         lines += [

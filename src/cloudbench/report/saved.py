@@ -48,9 +48,16 @@ def keep_prices(results: ResultSet, summary: dict[str, Any], *, overridden: bool
         for alias in run.aliases:
             t = by_alias.get(alias)
             if t is not None and t["usd_per_hour"] is not None:
-                used.append(Price(t["provider"], t["instance_type"], t["region"],
-                                  t["usd_per_hour"], t["price_source"],
-                                  t["price_date"]))  # fmt: skip
+                used.append(
+                    Price(
+                        t["provider"],
+                        t["instance_type"],
+                        t["region"],
+                        t["usd_per_hour"],
+                        t["price_source"],
+                        t["price_date"],
+                    )
+                )
         if used:
             try:
                 save_prices(path, used)

@@ -52,9 +52,14 @@ class Options:
 
 
 def _comparison(
-    cells: dict[tuple[str, str], Cell], aliases: list[str], baseline: str, exe: str,
-    categories: dict[str, str], prices: dict[str, float | None], seed: int,
-) -> Comparison | None:  # fmt: skip
+    cells: dict[tuple[str, str], Cell],
+    aliases: list[str],
+    baseline: str,
+    exe: str,
+    categories: dict[str, str],
+    prices: dict[str, float | None],
+    seed: int,
+) -> Comparison | None:
     """Every pair of types on `exe`'s geomean over the benchmarks every type completed
     (its headline benchmarks when there are any); None without a shared benchmark."""
     mine = [a for a in aliases if (a, exe) in cells]
@@ -74,8 +79,11 @@ def _scaled(interval: Interval, factor: float) -> dict[str, float | None]:
     def scale(v: float | None) -> float | None:
         return None if v is None else v * factor
 
-    return {"estimate": interval.estimate * factor, "ci_low": scale(interval.ci_low),
-            "ci_high": scale(interval.ci_high)}  # fmt: skip
+    return {
+        "estimate": interval.estimate * factor,
+        "ci_low": scale(interval.ci_low),
+        "ci_high": scale(interval.ci_high),
+    }
 
 
 def _yjit(
@@ -101,32 +109,45 @@ def _ruby_version(descriptions: list[str]) -> str | None:
 
 
 def _type_entry(
-    results: ResultSet, alias: str, price: Price | None, region: str | None,
+    results: ResultSet,
+    alias: str,
+    price: Price | None,
+    region: str | None,
     cost: dict[str, Any] | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     provider, instance_type = results.types.get(alias, ("local", alias))
     tasks = [t for t in results.tasks if t.alias == alias]
     machines = sorted({t.machine for t in tasks})
     notes = []
     if len(machines) == 1 and len(tasks) > 1:
-        notes.append(f"all {len(tasks)} tasks ran on one machine ({machines[0]}): its intervals "
-                     "cannot include machine-to-machine variation")  # fmt: skip
+        notes.append(
+            f"all {len(tasks)} tasks ran on one machine ({machines[0]}): its intervals "
+            "cannot include machine-to-machine variation"
+        )
     if provider == "local" and len(tasks) > 1 and len(machines) == 1:
         notes.append("local runners on one machine are one machine")
     units = len(machines) if len(machines) >= 2 else len(tasks)
     return {
-        "provider": provider, "instance_type": instance_type, "alias": alias,
-        "tasks": len(tasks), "machines": len(machines),
+        "provider": provider,
+        "instance_type": instance_type,
+        "alias": alias,
+        "tasks": len(tasks),
+        "machines": len(machines),
         "usd_per_hour": price.usd_per_hour if price else None,
         "price_source": price.source if price else None,
         "price_date": price.date if price else None,
-        "price_note": price_note(provider, region, price), "region": region, "cost": cost,
-        "ci_method": "bootstrap" if units >= BOOTSTRAP_MIN_UNITS else ("t" if units >= 2 else "none"),  # noqa: E501
-        "notes": notes, "by_executable": {},
+        "price_note": price_note(provider, region, price),
+        "region": region,
+        "cost": cost,
+        "ci_method": "bootstrap"
+        if units >= BOOTSTRAP_MIN_UNITS
+        else ("t" if units >= 2 else "none"),
+        "notes": notes,
+        "by_executable": {},
         "trust": trust_row([t.metadata for t in tasks]),
         "time_to_first_benchmark_s": boot.time_to_first_benchmark(tasks),
         "capacity": boot.capacity(tasks),
-    }  # fmt: skip
+    }
 
 
 def _fill_executable(
@@ -139,22 +160,37 @@ def _fill_executable(
         if price is not None and base_price is not None:
             per_dollar = _scaled(interval, base_price / price)
         entries[alias]["by_executable"][exe] = {
-            "geomean_speedup": interval.as_json(), "ci_method": interval.method,
-            "perf_per_dollar": per_dollar, "rank": cmp.rank[alias],
-            "tied_with": cmp.tied[alias], "benchmarks": len(cmp.names),
-            "rank_interval": cmp.rank_interval[alias], "prob_fastest": cmp.prob_fastest[alias],
+            "geomean_speedup": interval.as_json(),
+            "ci_method": interval.method,
+            "perf_per_dollar": per_dollar,
+            "rank": cmp.rank[alias],
+            "tied_with": cmp.tied[alias],
+            "benchmarks": len(cmp.names),
+            "rank_interval": cmp.rank_interval[alias],
+            "prob_fastest": cmp.prob_fastest[alias],
             "prob_best_per_dollar": cmp.prob_best_per_dollar[alias],
-        }  # fmt: skip
+        }
 
 
-HOISTED = ("geomean_speedup", "perf_per_dollar", "rank", "tied_with", "rank_interval",
-           "prob_fastest", "prob_best_per_dollar")  # fmt: skip
+HOISTED = (
+    "geomean_speedup",
+    "perf_per_dollar",
+    "rank",
+    "tied_with",
+    "rank_interval",
+    "prob_fastest",
+    "prob_best_per_dollar",
+)
 
 
 def _compare_all(
-    results: ResultSet, cells: dict[tuple[str, str], Cell], baseline: str,
-    usd: dict[str, float | None], seed: int, categories: dict[str, str],
-) -> dict[str, Comparison]:  # fmt: skip
+    results: ResultSet,
+    cells: dict[tuple[str, str], Cell],
+    baseline: str,
+    usd: dict[str, float | None],
+    seed: int,
+    categories: dict[str, str],
+) -> dict[str, Comparison]:
     found = {}
     for exe in results.executables:
         cmp = _comparison(cells, results.aliases, baseline, exe, categories, usd, seed)
@@ -164,9 +200,11 @@ def _compare_all(
 
 
 def _hoist(
-    entries: dict[str, dict[str, Any]], headline: str, cmp: Comparison | None,
+    entries: dict[str, dict[str, Any]],
+    headline: str,
+    cmp: Comparison | None,
     usd: dict[str, float | None],
-) -> None:  # fmt: skip
+) -> None:
     """The headline executable's figures at the top of each type's entry, and its Pareto
     status (pareto: true on the front, false dominated, null undecided or unpriced)."""
     for alias, entry in entries.items():
@@ -179,9 +217,12 @@ def _hoist(
 
 
 def _yjit_and_reference(
-    entries: dict[str, dict[str, Any]], cells: dict[tuple[str, str], Cell], baseline: str,
-    seed: int, categories: dict[str, str],
-) -> None:  # fmt: skip
+    entries: dict[str, dict[str, Any]],
+    cells: dict[tuple[str, str], Cell],
+    baseline: str,
+    seed: int,
+    categories: dict[str, str],
+) -> None:
     for alias, entry in entries.items():
         entry["reference"] = alias == baseline
         yjit = _yjit(cells, alias, seed, categories)
@@ -212,8 +253,10 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     prices, regions = resolve_prices(results, options.resolver)
     usd = {a: (p.usd_per_hour if p else None) for a, p in prices.items()}
     per_alias_cost, ledger = costs(results)
-    entries = {a: _type_entry(results, a, prices[a], regions[a], per_alias_cost.get(a))
-               for a in results.aliases}  # fmt: skip
+    entries = {
+        a: _type_entry(results, a, prices[a], regions[a], per_alias_cost.get(a))
+        for a in results.aliases
+    }
     categories = benchmark_categories(results)
     comparisons = _compare_all(results, cells, baseline, usd, options.seed, categories)
     for exe, cmp in comparisons.items():
@@ -227,27 +270,50 @@ def build_summary(results: ResultSet, options: Options) -> dict[str, Any]:
     _hoist(entries, headline, comparisons.get(headline), usd)
     ordered = sorted(entries.values(), key=lambda e: (e["rank"] is None, e["rank"] or 0))
     rows, flags = benchmark_rows(cells, baseline, usd)
-    flags += [{"kind": "warmup_trend", "alias": r["alias"], "executable": r["executable"],
-               "benchmark": r["name"]} for r in rows if r["warmup_trend"]]  # fmt: skip
-    geomean_names = {exe: (comparisons[exe].names if exe in comparisons else [])
-                     for exe in results.executables}  # fmt: skip
+    flags += [
+        {
+            "kind": "warmup_trend",
+            "alias": r["alias"],
+            "executable": r["executable"],
+            "benchmark": r["name"],
+        }
+        for r in rows
+        if r["warmup_trend"]
+    ]
+    geomean_names = {
+        exe: (comparisons[exe].names if exe in comparisons else []) for exe in results.executables
+    }
     return {
         "format_version": FORMAT_VERSION,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "baseline": baseline, "headline_executable": headline,
-        "executables": results.executables, **_run_facts(results), "seed": options.seed,
+        "baseline": baseline,
+        "headline_executable": headline,
+        "executables": results.executables,
+        **_run_facts(results),
+        "seed": options.seed,
         "bootstrap": {"replicates": N_BOOT, "min_units": BOOTSTRAP_MIN_UNITS, "level": LEVEL},
         "outlier_rule": {"min_tasks": MIN_OUTLIER_TASKS, "mads": OUTLIER_MADS},
-        "geomean_benchmarks": geomean_names, "benchmark_categories": categories,
-        "geomean_category": {exe: geomean_set(names, categories)[1]
-                             for exe, names in geomean_names.items()},
-        "pairwise": {exe: {"method": c.method, "benchmarks": len(c.names), "pairs": c.pairs,
-                           "per_dollar": c.per_dollar_pairs} for exe, c in comparisons.items()},
+        "geomean_benchmarks": geomean_names,
+        "benchmark_categories": categories,
+        "geomean_category": {
+            exe: geomean_set(names, categories)[1] for exe, names in geomean_names.items()
+        },
+        "pairwise": {
+            exe: {
+                "method": c.method,
+                "benchmarks": len(c.names),
+                "pairs": c.pairs,
+                "per_dollar": c.per_dollar_pairs,
+            }
+            for exe, c in comparisons.items()
+        },
         "cost_ledger": ledger,
-        "instance_types": ordered, "benchmarks": rows,
+        "instance_types": ordered,
+        "benchmarks": rows,
         "excluded": [vars(e) for e in results.excluded + results.failed_benchmarks],
-        "flags": flags, "provenance": provenance(results),
+        "flags": flags,
+        "provenance": provenance(results),
         "notes": report_notes(results, cells, comparisons),
         "headline_chosen": picked[1],
         "matrix": matrix.matrix_summary(results, cells, cols, picked, options.seed, categories),
-    }  # fmt: skip
+    }

@@ -39,13 +39,20 @@ def _pct(value: float | None) -> str:
 def _cells(t: dict[str, Any], summary: dict[str, Any]) -> dict[str, str]:
     """Every column's text for one type (the table keeps those that fit)."""
     price = "-" if t["usd_per_hour"] is None else f"{t['usd_per_hour']:.4f}"
-    return {"rank": rank_label(t, summary), "type": t["alias"],
-            "instance type": f"{t['provider']}/{t['instance_type']}", "tasks": str(t["tasks"]),
-            "speed": _num(t["geomean_speedup"], 3), "95% CI": _ci(t, "geomean_speedup"),
-            "P(fast)": _pct(t["prob_fastest"]), "$/h": price,
-            "perf/$": _num(t["perf_per_dollar"]),
-            "P(best $)": _pct(t["prob_best_per_dollar"]), "YJIT": _num(t["yjit_speedup"]),
-            "tied with": ", ".join(t["tied_with"]) or "-"}  # fmt: skip
+    return {
+        "rank": rank_label(t, summary),
+        "type": t["alias"],
+        "instance type": f"{t['provider']}/{t['instance_type']}",
+        "tasks": str(t["tasks"]),
+        "speed": _num(t["geomean_speedup"], 3),
+        "95% CI": _ci(t, "geomean_speedup"),
+        "P(fast)": _pct(t["prob_fastest"]),
+        "$/h": price,
+        "perf/$": _num(t["perf_per_dollar"]),
+        "P(best $)": _pct(t["prob_best_per_dollar"]),
+        "YJIT": _num(t["yjit_speedup"]),
+        "tied with": ", ".join(t["tied_with"]) or "-",
+    }
 
 
 NARROW = ["rank", "type", "speed", "95% CI", "P(fast)", "$/h", "perf/$", "YJIT"]
@@ -66,8 +73,11 @@ def _columns(rows: list[dict[str, str]], width: int) -> list[str]:
     def needed(names: list[str]) -> int:
         fixed = [n for n in names if n not in FOLDED]
         folded = FOLD_MIN * (len(names) - len(fixed))
-        return sum(max(len(n), *(len(r[n]) for r in rows)) for n in fixed) + folded + GAP * (
-            len(names) - 1)  # fmt: skip
+        return (
+            sum(max(len(n), *(len(r[n]) for r in rows)) for n in fixed)
+            + folded
+            + GAP * (len(names) - 1)
+        )
 
     for name in DROPPED_FIRST:
         if needed(columns) <= width:
@@ -78,17 +88,26 @@ def _columns(rows: list[dict[str, str]], width: int) -> list[str]:
 
 def ranking_table(summary: dict[str, Any], width: int) -> Table:
     exe = summary["headline_executable"]
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1), pad_edge=False, show_edge=False,
-                  title=f"ranking vs {summary['baseline']} ({exe}, geomean, 95% CI)",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        show_edge=False,
+        title=f"ranking vs {summary['baseline']} ({exe}, geomean, 95% CI)",
+        title_justify="left",
+    )
     rows = [_cells(t, summary) for t in summary["instance_types"]]
     longest = max((len(t["alias"]) for t in summary["instance_types"]), default=4)
     columns = _columns(rows, width)
     for name in columns:
         left = name in ("rank", "type", "95% CI", *FOLDED)
-        table.add_column(name, justify="left" if left else "right",
-                         no_wrap=name not in FOLDED, overflow="fold",
-                         min_width=min(longest, ALIAS_MAX) if name == "type" else None)  # fmt: skip
+        table.add_column(
+            name,
+            justify="left" if left else "right",
+            no_wrap=name not in FOLDED,
+            overflow="fold",
+            min_width=min(longest, ALIAS_MAX) if name == "type" else None,
+        )
     for row in rows:
         table.add_row(*(row[name] for name in columns))
     return table

@@ -22,9 +22,13 @@ LABELS = {
     "engine_off_benchmark_cpus": "engine off benchmark CPUs",
 }
 RANGES = ("steal_pct", "cpu_pressure_some_pct")
-HEADS = {"verified": "✓ verified", "not verified": "✗ not verified",
-         "partly verified": "partly verified", "not recorded": "not recorded",
-         "not applicable": "n/a"}  # fmt: skip
+HEADS = {
+    "verified": "✓ verified",
+    "not verified": "✗ not verified",
+    "partly verified": "partly verified",
+    "not recorded": "not recorded",
+    "not applicable": "n/a",
+}
 
 
 def _own_core(meta: dict[str, Any]) -> bool | None:
@@ -50,8 +54,15 @@ def _condition(metas: list[dict[str, Any]], name: str) -> dict[str, Any]:
     counts = {"verified": 0, "failed": 0, "not_applicable": 0, "not_recorded": 0}
     for meta in metas:
         recorded, value = _value(meta, name)
-        key = ("not_recorded" if not recorded else "not_applicable" if value is None
-               else "verified" if value is True else "failed")  # fmt: skip
+        key = (
+            "not_recorded"
+            if not recorded
+            else "not_applicable"
+            if value is None
+            else "verified"
+            if value is True
+            else "failed"
+        )
         counts[key] += 1
     n = len(metas)
     if counts["failed"]:
@@ -64,13 +75,19 @@ def _condition(metas: list[dict[str, Any]], name: str) -> dict[str, Any]:
         state = "not recorded"
     else:
         state = "partly verified"
-    return {"name": name, "label": LABELS.get(name, name.replace("_", " ")), "state": state,
-            "tasks": n, **counts}  # fmt: skip
+    return {
+        "name": name,
+        "label": LABELS.get(name, name.replace("_", " ")),
+        "state": state,
+        "tasks": n,
+        **counts,
+    }
 
 
 def _range(metas: list[dict[str, Any]], name: str) -> dict[str, float] | None:
-    values = [v for m in metas if isinstance(v := fact(m, name), int | float)
-              and not isinstance(v, bool)]  # fmt: skip
+    values = [
+        v for m in metas if isinstance(v := fact(m, name), int | float) and not isinstance(v, bool)
+    ]
     return {"min": float(min(values)), "max": float(max(values))} if values else None
 
 
@@ -96,8 +113,12 @@ def _span(label: str, r: dict[str, float] | None) -> str:
 
 def trust_row(metas: list[dict[str, Any]]) -> dict[str, Any]:
     """summary.json `instance_types[].trust` for one type's kept tasks."""
-    found = {k for m in metas for k, v in (m.get("checks") or {}).items()
-             if isinstance(v, bool) or v is None} - set(RANGES)  # fmt: skip
+    found = {
+        k
+        for m in metas
+        for k, v in (m.get("checks") or {}).items()
+        if isinstance(v, bool) or v is None
+    } - set(RANGES)
     names = [*LABELS, *sorted(found - set(LABELS))]
     conditions = [_condition(metas, name) for name in names] if metas else []
     row: dict[str, Any] = {"tasks": len(metas), "conditions": conditions}
@@ -107,7 +128,6 @@ def trust_row(metas: list[dict[str, Any]]) -> dict[str, Any]:
         row["text"] = "no task kept"
         return row
     parts = _phrases(conditions)
-    parts += [_span("steal", row["steal_pct"]),
-              _span("CPU pressure", row["cpu_pressure_some_pct"])]  # fmt: skip
+    parts += [_span("steal", row["steal_pct"]), _span("CPU pressure", row["cpu_pressure_some_pct"])]
     row["text"] = " · ".join(parts)
     return row

@@ -31,17 +31,22 @@ def spread_columns(values: Array, machines: NDArray[np.int64]) -> dict[str, Arra
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, axis=0)
         sd = np.where(n >= 2, np.nanstd(values, axis=0, ddof=1), np.nan)
-        between = np.where((n >= 2) & (n_machines >= 2),
-                           np.nanstd(per_machine, axis=0, ddof=1) / mean, np.nan)  # fmt: skip
+        between = np.where(
+            (n >= 2) & (n_machines >= 2), np.nanstd(per_machine, axis=0, ddof=1) / mean, np.nan
+        )
         squares = np.nansum((values - per_machine[machines]) ** 2, axis=0)
         df = np.maximum(on_machine - 1, 0).sum(axis=0)
-        within = np.where((n >= 2) & (df > 0), np.sqrt(squares / np.maximum(df, 1)) / mean,
-                          np.nan)  # fmt: skip
+        within = np.where((n >= 2) & (df > 0), np.sqrt(squares / np.maximum(df, 1)) / mean, np.nan)
         return {
-            "n": n, "machines": n_machines, "median": np.nanmedian(values, axis=0),
-            "mean": mean, "sd": sd, "cv": np.where(mean != 0, sd / mean, np.nan),
-            "between": between, "within": within,
-        }  # fmt: skip
+            "n": n,
+            "machines": n_machines,
+            "median": np.nanmedian(values, axis=0),
+            "mean": mean,
+            "sd": sd,
+            "cv": np.where(mean != 0, sd / mean, np.nan),
+            "between": between,
+            "within": within,
+        }
 
 
 def _by_shape(columns: list[list[Array]], minimum: int) -> list[tuple[list[int], Array]]:
@@ -55,8 +60,9 @@ def _by_shape(columns: list[list[Array]], minimum: int) -> list[tuple[list[int],
         keep = [k for k, n in enumerate(sizes) if n >= minimum]
         if keep:
             length = min(sizes[k] for k in keep)
-            out.append((indices, np.asarray([[columns[i][k][:length] for k in keep]
-                                             for i in indices])))  # fmt: skip
+            out.append(
+                (indices, np.asarray([[columns[i][k][:length] for k in keep] for i in indices]))
+            )
     return out
 
 

@@ -37,9 +37,13 @@ def hardware(results: ResultSet) -> dict[str, dict[str, Any]]:
 
 
 def hardware_text(hw: dict[str, Any]) -> str:
-    parts = [f"{hw['vcpus']} vCPU" if hw["vcpus"] else None,
-             f"{hw['memory_gib']:g} GiB" if hw["memory_gib"] else None,
-             hw["arch"], hw["cpu"], hw["region"]]  # fmt: skip
+    parts = [
+        f"{hw['vcpus']} vCPU" if hw["vcpus"] else None,
+        f"{hw['memory_gib']:g} GiB" if hw["memory_gib"] else None,
+        hw["arch"],
+        hw["cpu"],
+        hw["region"],
+    ]
     return " · ".join(str(p) for p in parts if p) or "not recorded"
 
 
@@ -50,8 +54,10 @@ def settings_text(results: ResultSet) -> str:
         bench = task.metadata.get("benchmarks")
         if not isinstance(bench, dict):
             continue
-        words = [f"{bench.get('warmup_iterations', '?')} warm-up and "
-                 f"{bench.get('bench_iterations', '?')} measured iterations"]  # fmt: skip
+        words = [
+            f"{bench.get('warmup_iterations', '?')} warm-up and "
+            f"{bench.get('bench_iterations', '?')} measured iterations"
+        ]
         if bench.get("min_bench_time"):
             words.append(f"at least {bench['min_bench_time']} s each")
         if bench.get("extra_args"):
@@ -102,8 +108,18 @@ def grid(summary: dict[str, Any]) -> dict[str, Any]:
     categories = summary["benchmark_categories"]
     # At most GRID_TYPES columns of types per table, so that a table fits the page.
     parts = [aliases[i : i + GRID_TYPES] for i in range(0, len(aliases), GRID_TYPES)]
-    tables = [{"aliases": part,
-               "rows": [{"name": n, "category": categories.get(n, "-"),
-                         "cells": [cells.get((n, a)) for a in part]} for n in names]}
-              for part in parts]  # fmt: skip
+    tables = [
+        {
+            "aliases": part,
+            "rows": [
+                {
+                    "name": n,
+                    "category": categories.get(n, "-"),
+                    "cells": [cells.get((n, a)) for a in part],
+                }
+                for n in names
+            ],
+        }
+        for part in parts
+    ]
     return {"tables": tables, "executable": exe}

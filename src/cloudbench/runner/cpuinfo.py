@@ -10,15 +10,27 @@ NOT_EXPOSED = "not exposed"
 
 # MIDR implementer -> (vendor, {part: name}); names as util-linux's lscpu prints them.
 _ARM_PARTS: dict[int, tuple[str, dict[int, str]]] = {
-    0x41: ("ARM", {
-        0xD03: "Cortex-A53", 0xD07: "Cortex-A57", 0xD08: "Cortex-A72", 0xD0B: "Cortex-A76",
-        0xD0C: "Neoverse-N1", 0xD0D: "Cortex-A77", 0xD40: "Neoverse-V1", 0xD49: "Neoverse-N2",
-        0xD4A: "Neoverse-E1", 0xD4F: "Neoverse-V2", 0xD84: "Neoverse-V3", 0xD8E: "Neoverse-N3",
-    }),
+    0x41: (
+        "ARM",
+        {
+            0xD03: "Cortex-A53",
+            0xD07: "Cortex-A57",
+            0xD08: "Cortex-A72",
+            0xD0B: "Cortex-A76",
+            0xD0C: "Neoverse-N1",
+            0xD0D: "Cortex-A77",
+            0xD40: "Neoverse-V1",
+            0xD49: "Neoverse-N2",
+            0xD4A: "Neoverse-E1",
+            0xD4F: "Neoverse-V2",
+            0xD84: "Neoverse-V3",
+            0xD8E: "Neoverse-N3",
+        },
+    ),
     0x61: ("Apple", {}),
     0xC0: ("Ampere", {0xAC3: "Ampere-1", 0xAC4: "Ampere-1a"}),
     0x6D: ("Microsoft", {0xD49: "Azure Cobalt 100"}),
-}  # fmt: skip
+}
 
 
 def _first_block(text: str) -> dict[str, str]:
@@ -57,12 +69,13 @@ def _arm(fields: dict[str, str]) -> dict[str, object]:
         "implementer": fields.get("CPU implementer"),
         "part": fields.get("CPU part"),
         # ARM's own notation: r<variant>p<revision>.
-        "stepping": f"r{variant}p{revision}" if variant is not None and revision is not None
+        "stepping": f"r{variant}p{revision}"
+        if variant is not None and revision is not None
         else None,
         "family": fields.get("CPU architecture"),
         "model": fields.get("CPU part"),
         "microcode": NOT_EXPOSED,
-    }  # fmt: skip
+    }
 
 
 def parse_cpuinfo(text: str) -> dict[str, object]:

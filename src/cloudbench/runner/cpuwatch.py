@@ -32,10 +32,19 @@ PF_KTHREAD = 0x00200000
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 MAX_LISTED = 20
 # A container's helpers on the host (engine_off_benchmark_cpus reads where they run).
-ENGINE_HELPERS = frozenset({
-    "conmon", "containerd-shim", "containerd-shim-runc-v2", "runc", "crun",
-    "slirp4netns", "pasta", "rootlessport", "rootlessport-child",
-})  # fmt: skip
+ENGINE_HELPERS = frozenset(
+    {
+        "conmon",
+        "containerd-shim",
+        "containerd-shim-runc-v2",
+        "runc",
+        "crun",
+        "slirp4netns",
+        "pasta",
+        "rootlessport",
+        "rootlessport-child",
+    }
+)
 
 
 @dataclass
@@ -71,9 +80,14 @@ def _read_stat(pid_dir: Path) -> _Stat | None:
     parts = text[text.rfind(")") + 2 :].split()
     try:  # fields after comm start at field 3 (state)
         return _Stat(
-            comm, int(parts[1]), int(parts[3]), int(parts[6]), int(parts[11]) + int(parts[12]),
-            int(parts[36]), int(parts[19]),
-        )  # fmt: skip
+            comm,
+            int(parts[1]),
+            int(parts[3]),
+            int(parts[6]),
+            int(parts[11]) + int(parts[12]),
+            int(parts[36]),
+            int(parts[19]),
+        )
     except (IndexError, ValueError):
         return None
 
@@ -195,10 +209,12 @@ class CpuWatch:
             if seen.on_watched_ticks <= 0 or any(self._ours(seen, *o) for o in owners):
                 continue
             entry = {
-                "pid": pid, "session": seen.sid, "comm": seen.comm,
+                "pid": pid,
+                "session": seen.sid,
+                "comm": seen.comm,
                 "cpus_allowed": _cpu_text(seen.allowed),
                 "cpu_seconds": round(seen.on_watched_ticks / CLK_TCK, 2),
-            }  # fmt: skip
+            }
             restricted = bool(seen.allowed) and not self._online <= seen.allowed
             (pinned if restricted and seen.allowed & self.cpus else floating).append(entry)
         # Most CPU time first: past MAX_LISTED, what is cut is what mattered least (a busy

@@ -13,11 +13,23 @@ PASSED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", 
 # Version managers (chruby, rbenv gems) point the Ruby at its gems with these.
 PASSED_GEMS = frozenset({"GEM_HOME", "GEM_PATH"})
 # What official ruby images set in their own ENV; harmless to the measurement.
-IMAGE_BENIGN = frozenset({
-    "PATH", "HOME", "LANG", "GEM_HOME", "BUNDLE_SILENCE_ROOT_WARNING", "BUNDLE_APP_CONFIG",
-    "RUBY_MAJOR", "RUBY_VERSION", "RUBY_DOWNLOAD_SHA256", "RUBY_DOWNLOAD_URL", "HOSTNAME",
-    "container", "TERM",
-})  # fmt: skip
+IMAGE_BENIGN = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "GEM_HOME",
+        "BUNDLE_SILENCE_ROOT_WARNING",
+        "BUNDLE_APP_CONFIG",
+        "RUBY_MAJOR",
+        "RUBY_VERSION",
+        "RUBY_DOWNLOAD_SHA256",
+        "RUBY_DOWNLOAD_URL",
+        "HOSTNAME",
+        "container",
+        "TERM",
+    }
+)
 # Harness variables cloudbench itself sets from the config (--warmup/--bench, min time).
 HARNESS = frozenset({"MIN_BENCH_TIME", "WARMUP_ITRS", "MIN_BENCH_ITRS"})
 

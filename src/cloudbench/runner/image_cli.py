@@ -57,9 +57,15 @@ def benchmark_image(
     except (ProvisionError, StartupError, DockerException) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(json.dumps({
-        "archive": archive.name, "sha256": archive.name[len("benchmark-"):-len(".tar")],
-        "image_id": made.image_id, "image_tag": made.image_tag,
-        "base_image_digest": made.base_image_digest,
-        "seconds": round(time.monotonic() - started, 1),
-    }))  # fmt: skip
+    typer.echo(
+        json.dumps(
+            {
+                "archive": archive.name,
+                "sha256": archive.name[len("benchmark-") : -len(".tar")],
+                "image_id": made.image_id,
+                "image_tag": made.image_tag,
+                "base_image_digest": made.base_image_digest,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+    )

@@ -35,12 +35,16 @@ class InstanceIdentity:
 
     def facts(self) -> dict[str, str | None]:
         return {
-            "instance_type": self.instance_type, "instance_id": self.instance_id,
-            "region": self.region, "zone": self.zone, "image_id": self.image_id,
+            "instance_type": self.instance_type,
+            "instance_id": self.instance_id,
+            "region": self.region,
+            "zone": self.zone,
+            "image_id": self.image_id,
             "lifecycle": self.lifecycle,
-            "tenancy": "host" if self.host_id else None, "host_id": self.host_id,
+            "tenancy": "host" if self.host_id else None,
+            "host_id": self.host_id,
             "launched_at": self.launched_at,
-        }  # fmt: skip
+        }
 
 
 _OPTIONAL = {

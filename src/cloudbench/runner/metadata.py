@@ -75,10 +75,13 @@ class TaskFacts:
 
 def _provisioned(p: Provisioned) -> dict[str, Any]:
     return {
-        "ruby": p.ruby, "ruby_description": p.ruby_description,
-        "base_image": p.base_image, "base_image_digest": p.base_image_digest,
-        "image_id": p.image_id, "image_tag": p.image_tag,
-    }  # fmt: skip
+        "ruby": p.ruby,
+        "ruby_description": p.ruby_description,
+        "base_image": p.base_image,
+        "base_image_digest": p.base_image_digest,
+        "image_id": p.image_id,
+        "image_tag": p.image_tag,
+    }
 
 
 def _ruby(task: TaskAssignment, facts: TaskFacts, source: RubyBenchSource) -> dict[str, Any]:
@@ -175,37 +178,55 @@ def build_metadata(
     v, r = facts.verification, facts.result
     data: dict[str, Any] = {
         "format_version": METADATA_VERSION,
-        "task_id": task.id, "run_id": task.run_id, "provider": task.provider,
-        "instance_type": task.instance_type, "alias": task.alias,
-        "run_number": task.run_number, "runner_id": slot.runner_id, "lease": task.lease,
+        "task_id": task.id,
+        "run_id": task.run_id,
+        "provider": task.provider,
+        "instance_type": task.instance_type,
+        "alias": task.alias,
+        "run_number": task.run_number,
+        "runner_id": slot.runner_id,
+        "lease": task.lease,
         "ruby_version": task.ruby_version,
         "benchmarks": task.benchmarks.model_dump(mode="json"),
-        "executor": executor, "cpuset": slot.cpuset,
+        "executor": executor,
+        "cpuset": slot.cpuset,
         "cloudbench_version": cloudbench.__version__,
-        "started_at": facts.started_at, "finished_at": facts.finished_at,
+        "started_at": facts.started_at,
+        "finished_at": facts.finished_at,
         "claimed_at": facts.claimed_at or facts.started_at,
         "failed_benchmarks": facts.failed_benchmarks,
         "benchmark_categories": suite_categories(source.path),
         # format-1 names, kept for old readers
-        "hostname": machine.get("hostname"), "cpu_model": cpu.get("model_name"),
-        "logical_cores": cpu.get("logical_cpus"), "physical_cores": cpu.get("physical_cores"),
-        "arch": cpu.get("arch"), "kernel": machine.get("machine", {}).get("kernel_release"),
+        "hostname": machine.get("hostname"),
+        "cpu_model": cpu.get("model_name"),
+        "logical_cores": cpu.get("logical_cpus"),
+        "physical_cores": cpu.get("physical_cores"),
+        "arch": cpu.get("arch"),
+        "kernel": machine.get("machine", {}).get("kernel_release"),
         "ruby_description": facts.provisioned.ruby_description if facts.provisioned else None,
         "ruby_bench_commit": source.commit,
         "aslr": (v.aslr if v else AslrState.unknown).value,
         "checks": _checks(facts),
         "instance": machine.get("instance", {}),
-        "cpu": cpu, "slot": _slot(slot, facts), "machine": machine.get("machine", {}),
+        "cpu": cpu,
+        "slot": _slot(slot, facts),
+        "machine": machine.get("machine", {}),
         "ruby": _ruby(task, facts, source),
         "environment": _environment(facts),
-        "noise": facts.noise, "benchmark_timeline": facts.timeline,
+        "noise": facts.noise,
+        "benchmark_timeline": facts.timeline,
         "benchmark_order": facts.order,
         "memory": facts.memory,
         "execution": {
-            "exit_code": r.exit_code, "command": r.command, "timed_out": r.timed_out,
-            "duration_seconds": round(r.duration, 3), "container_id": r.container_id,
+            "exit_code": r.exit_code,
+            "command": r.command,
+            "timed_out": r.timed_out,
+            "duration_seconds": round(r.duration, 3),
+            "container_id": r.container_id,
             "engine_affinity": r.engine_affinity,
-        } if r else None,
+        }
+        if r
+        else None,
         "boot": boot,
-    }  # fmt: skip
+    }
     return Metadata.model_validate(data)

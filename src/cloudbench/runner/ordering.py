@@ -101,9 +101,11 @@ def runner_arguments(
 
 
 def order_facts(
-    command: list[str] | None, seed: int | None, output_lines: list[str],
+    command: list[str] | None,
+    seed: int | None,
+    output_lines: list[str],
     timeline: list[dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     shuffled = any(line.startswith(SHUFFLED) for line in output_lines)
     why = next((line for line in output_lines if line.startswith(NOT_SHUFFLED)), None)
     return {

@@ -226,10 +226,14 @@ class Timeline:
                 self._last_index = progress.index
                 executable = self.executables[self._pass]
             self._finish(now)
-            self.entries.append({
-                "executable": executable, "benchmark": progress.name,
-                "started_at": now, "finished_at": None,
-            })  # fmt: skip
+            self.entries.append(
+                {
+                    "executable": executable,
+                    "benchmark": progress.name,
+                    "started_at": now,
+                    "finished_at": None,
+                }
+            )
 
     def restart(self, executables: Sequence[str]) -> None:
         """A new ruby-bench process (runner/alternate.py) for these executables: its

@@ -89,13 +89,21 @@ class Provenance:
         """The machine-wide leases on the slot's CPUs, after every earlier waiter's turn."""
         holder = {
             "lease_id": f"{self.slot.runner_id}-{self.task.id}-{self.task.lease}",
-            "pid": os.getpid(), "runner_id": self.slot.runner_id, "slot": self.slot.index,
-            "task_id": self.task.id, "run_id": self.task.run_id, "alias": self.task.alias,
-        }  # fmt: skip
+            "pid": os.getpid(),
+            "runner_id": self.slot.runner_id,
+            "slot": self.slot.index,
+            "task_id": self.task.id,
+            "run_id": self.task.run_id,
+            "alias": self.task.alias,
+        }
         busy = self.leases.holders(self.slot.cpus)
         if busy:
-            log.info("task %d: CPUs %s busy (%s); waiting for our turn", self.task.id,
-                     self.slot.cpuset, ", ".join(str(b.get("lease_id")) for b in busy))  # fmt: skip
+            log.info(
+                "task %d: CPUs %s busy (%s); waiting for our turn",
+                self.task.id,
+                self.slot.cpuset,
+                ", ".join(str(b.get("lease_id")) for b in busy),
+            )
         return self.leases.acquire(self.slot.cpus, holder, stopped)
 
     def start(self, lease: Lease) -> None:
@@ -103,9 +111,12 @@ class Provenance:
         self._lease = lease
         # The task's interval is its benchmark's: from when it held its CPUs.
         self.facts.claimed_at, self.facts.started_at = self.facts.started_at, _iso(lease.since)
-        self.facts.lease = {"lease_id": lease.holder.get("lease_id"), "cpus": list(lease.cpus),
-                            "waited_seconds": round(lease.waited, 3),
-                            "record": str(lease.root)}  # fmt: skip
+        self.facts.lease = {
+            "lease_id": lease.holder.get("lease_id"),
+            "cpus": list(lease.cpus),
+            "waited_seconds": round(lease.waited, 3),
+            "record": str(lease.root),
+        }
         # Every thread of the slot's cores: a sibling's work slows this benchmark too.
         watched = frozenset(self.slot.siblings or self.slot.cpus)
         self._watch = CpuWatch(watched)
@@ -127,8 +138,9 @@ class Provenance:
             self._lease.release()
             f.finished_at = utc_now()
         f.timeline = self.timeline.close(utc_now())
-        f.order = order_facts(result.command if result else None, self.seed, self._markers,
-                              f.timeline)  # fmt: skip
+        f.order = order_facts(
+            result.command if result else None, self.seed, self._markers, f.timeline
+        )
         f.order["columns"] = [
             {
                 "label": c.label,
@@ -153,12 +165,18 @@ class Provenance:
             if entry.get("lease_id") == lease.holder.get("lease_id"):
                 continue
             cpus = {int(c) for c in entry.get("cpus", [])}
-            others.append({
-                "slot": entry.get("slot"), "task_id": entry.get("task_id"),
-                "run_id": entry.get("run_id"), "runner_id": entry.get("runner_id"),
-                "pid": entry.get("pid"), "cpus": sorted(cpus),
-                "same_cpus": bool(cpus & mine), "shares_cores": bool(cpus & cores),
-            })  # fmt: skip
+            others.append(
+                {
+                    "slot": entry.get("slot"),
+                    "task_id": entry.get("task_id"),
+                    "run_id": entry.get("run_id"),
+                    "runner_id": entry.get("runner_id"),
+                    "pid": entry.get("pid"),
+                    "cpus": sorted(cpus),
+                    "same_cpus": bool(cpus & mine),
+                    "shares_cores": bool(cpus & cores),
+                }
+            )
         return others
 
     def verify(self, path: Path, ruby: str) -> Verification | None:

@@ -144,5 +144,8 @@ def suite_categories(path: Path) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {str(name): str(entry["category"]) for name, entry in data.items()
-            if isinstance(entry, dict) and isinstance(entry.get("category"), str)}  # fmt: skip
+    return {
+        str(name): str(entry["category"])
+        for name, entry in data.items()
+        if isinstance(entry, dict) and isinstance(entry.get("category"), str)
+    }

@@ -120,10 +120,14 @@ class TaskRun:
         self.rubies: dict[str, Provisioned] = {}  # every Ruby of the task
         self.result: ExecutionResult | None = None
         self.hb = Heartbeater(
-            machine.client, task.id, slot.runner_id, task.lease,
-            machine.settings.heartbeat_interval, self.cancel.set,
+            machine.client,
+            task.id,
+            slot.runner_id,
+            task.lease,
+            machine.settings.heartbeat_interval,
+            self.cancel.set,
             thread_name=f"slot-{slot.index}-heartbeat",
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------ driver
     def run(self) -> Outcome:
@@ -136,8 +140,13 @@ class TaskRun:
         handler.addFilter(_SlotLogFilter(f"slot-{self.slot.index}"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
-        log.info("task %d (run %d, lease %d) on CPUs %s", self.task.id, self.task.run_id,
-                 self.task.lease, self.slot.cpuset)  # fmt: skip
+        log.info(
+            "task %d (run %d, lease %d) on CPUs %s",
+            self.task.id,
+            self.task.run_id,
+            self.task.lease,
+            self.slot.cpuset,
+        )
         outcome = Outcome.failed
         try:
             self.hb.start()
@@ -196,14 +205,24 @@ class TaskRun:
         self.hb.update(HeartbeatStatus.running, progress=0.0, now=True)
         env = self.prov.chosen_env(self.m.settings.pass_env_names)
         spec = ExecutionSpec(
-            task_id=self.task.id, run_id=self.task.run_id, runner_id=self.slot.runner_id,
-            benchmarks=self.task.benchmarks, provisioned=self.provisioned, cpus=self.slot.cpus,
-            work_dir=self.dir, out_dir=self.out_dir, log_path=self.log_path,
-            timeout=self.m.settings.task_timeout, keep_on_failure=self.m.settings.debug,
-            on_line=self._on_line, cancel=self.cancel, env=env, seed=self.prov.seed,
+            task_id=self.task.id,
+            run_id=self.task.run_id,
+            runner_id=self.slot.runner_id,
+            benchmarks=self.task.benchmarks,
+            provisioned=self.provisioned,
+            cpus=self.slot.cpus,
+            work_dir=self.dir,
+            out_dir=self.out_dir,
+            log_path=self.log_path,
+            timeout=self.m.settings.task_timeout,
+            keep_on_failure=self.m.settings.debug,
+            on_line=self._on_line,
+            cancel=self.cancel,
+            env=env,
+            seed=self.prov.seed,
             interleave=supports_interleave(self.m.source.path),
             executables=executable_args(self.task, self.rubies),
-        )  # fmt: skip
+        )
         # A signal arriving now must stop this execution too.
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_shutdown, args=(done,), daemon=True)
@@ -288,8 +307,10 @@ class TaskRun:
         if self.result.exit_code != 0:
             problems.append(f"ruby-bench exited with code {self.result.exit_code}")
         if failed:
-            problems.append("failed benchmarks: " + "; ".join(
-                f"{exe}: {', '.join(names)}" for exe, names in failed.items()))  # fmt: skip
+            problems.append(
+                "failed benchmarks: "
+                + "; ".join(f"{exe}: {', '.join(names)}" for exe, names in failed.items())
+            )
         problems += self._output_problems(self.out_dir / f"{OUT_NAME}.json")
         if problems:
             raise TaskFailure(ErrorType.benchmark_failed, "; ".join(problems))
@@ -342,9 +363,12 @@ class TaskRun:
         log.error("task %d failed (%s): %s", self.task.id, error_type, message)
         error_key = self._upload_error(error_type, message, detail)
         request = FailRequest(
-            runner_id=self.slot.runner_id, lease=self.task.lease, error_type=error_type,
-            error_message=message[:20_000], s3_error_key=error_key,
-        )  # fmt: skip
+            runner_id=self.slot.runner_id,
+            lease=self.task.lease,
+            error_type=error_type,
+            error_message=message[:20_000],
+            s3_error_key=error_key,
+        )
         try:
             self.m.client.fail(self.task.id, request)
         except TaskLost:

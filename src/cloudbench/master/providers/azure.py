@@ -59,9 +59,10 @@ def check_settings(settings: AzureSettings) -> None:
     ]
     if missing:
         raise ProviderError(
-            "Azure settings missing: " + ", ".join(missing)
+            "Azure settings missing: "
+            + ", ".join(missing)
             + " (set them in the environment or in <CLOUDBENCH_HOME>/azure.env)"
-        )  # fmt: skip
+        )
 
 
 def size_facts(

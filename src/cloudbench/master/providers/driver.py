@@ -146,12 +146,16 @@ class StackDriver:
                 for s in ctx.instance_types("aws")
             ]
             variables.update(
-                instance_types=types, instances=ctx.spec.per_instance_type.instances,
-                orchestrator_url=out.private_url or out.url, subnet_id=out.subnet_id,
+                instance_types=types,
+                instances=ctx.spec.per_instance_type.instances,
+                orchestrator_url=out.private_url or out.url,
+                subnet_id=out.subnet_id,
                 orchestrator_tls_cert=out.pin_for(out.private_url or out.url) or "",
-                region=out.region, runner_token=ctx.runner_token, bucket=out.bucket,
+                region=out.region,
+                runner_token=ctx.runner_token,
+                bucket=out.bucket,
                 boot_timeout_seconds=int(self.options.boot_timeout),
-            )  # fmt: skip
+            )
             # The runners install this master's wheel and pinned dependencies from it.
             variables["wheelhouse_arches"] = self.meta.ship(workdir)
             if self.ruby_bench:
@@ -189,30 +193,39 @@ class StackDriver:
         self.console.print(
             f"benchmark image for {made['arch']}: built in {made['build_seconds']} s, "
             f"{made['image_id']}; {made['arch']} runners load it",
-            markup=False, soft_wrap=True,
-        )  # fmt: skip
+            markup=False,
+            soft_wrap=True,
+        )
         return {k: made[k] for k in ("arch", "file", "ruby_image_digest")}
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None
         types = [
-            {"instance_type": s.instance_type, "alias": s.effective_alias,
-             "architecture": self.sizes[s.instance_type].architecture,
-             "premium_io": self.sizes[s.instance_type].premium_io,
-             "gen2": self.sizes[s.instance_type].gen2,
-             "disk_controller_type": self.sizes[s.instance_type].disk_controller,
-             "instances": ctx.spec.counts(s).instances,
-             "capacity": ctx.spec.capacity_of("azure", s), "max_price": ctx.spec.max_price_of(s)}
+            {
+                "instance_type": s.instance_type,
+                "alias": s.effective_alias,
+                "architecture": self.sizes[s.instance_type].architecture,
+                "premium_io": self.sizes[s.instance_type].premium_io,
+                "gen2": self.sizes[s.instance_type].gen2,
+                "disk_controller_type": self.sizes[s.instance_type].disk_controller,
+                "instances": ctx.spec.counts(s).instances,
+                "capacity": ctx.spec.capacity_of("azure", s),
+                "max_price": ctx.spec.max_price_of(s),
+            }
             for s in ctx.instance_types("azure")
-        ]  # fmt: skip
+        ]
         return {
-            "subscription_id": self.azure.subscription_id, "location": self.azure.location,
-            "instance_types": types, "instances": ctx.spec.per_instance_type.instances,
+            "subscription_id": self.azure.subscription_id,
+            "location": self.azure.location,
+            "instance_types": types,
+            "instances": ctx.spec.per_instance_type.instances,
             # Azure VMs are outside the meta VPC: they reach the public URL.
-            "orchestrator_url": out.url, "runner_token": ctx.runner_token,
+            "orchestrator_url": out.url,
+            "runner_token": ctx.runner_token,
             "orchestrator_tls_cert": out.pin_for(out.url) or "",
-            "ssh_public_key": self.azure.ssh_public_key, "ssh_cidr": self.azure.ssh_cidr,
-        }  # fmt: skip
+            "ssh_public_key": self.azure.ssh_public_key,
+            "ssh_cidr": self.azure.ssh_cidr,
+        }
 
     def _each(self, action: str, skip: set[str] | None = None) -> list[ProviderError]:
         """Run `action` on every stack at once; the errors of those that failed."""
@@ -303,14 +316,20 @@ class StackDriver:
         failed = self.vms.failed()
         out = self.meta.outputs
         for vm in failed:
-            self.console.print(debug_hint(vm, out.bastion if out else "", self.run_id),
-                               markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            self.console.print(
+                debug_hint(vm, out.bastion if out else "", self.run_id),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         kept = {vm.provider for vm in failed}
         if kept:
             self.console.print(
                 f"debug: kept stack(s) {', '.join(sorted(kept))}; remove them with "
-                f"`cloudbench nuke --run-id {self.run_id}`", markup=False, soft_wrap=True,
-            )  # fmt: skip
+                f"`cloudbench nuke --run-id {self.run_id}`",
+                markup=False,
+                soft_wrap=True,
+            )
         return kept
 
     def _launched(self, stack: Stack) -> None:

@@ -57,10 +57,19 @@ def build(spec: RunSpec, suite_tar: Path, dest: Path) -> dict[str, str]:
         with tarfile.open(suite_tar) as tar:
             tar.extractall(suite, filter="data")
         command = [
-            sys.executable, "-m", "cloudbench", "benchmark-image",
-            "--ruby-version", spec.rubies[0], "--ruby-bench", str(suite), "--out", str(dest),
-            "--benchmarks", spec.benchmarks.model_dump_json(),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "cloudbench",
+            "benchmark-image",
+            "--ruby-version",
+            spec.rubies[0],
+            "--ruby-bench",
+            str(suite),
+            "--out",
+            str(dest),
+            "--benchmarks",
+            spec.benchmarks.model_dump_json(),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip()[-800:]
@@ -69,8 +78,11 @@ def build(spec: RunSpec, suite_tar: Path, dest: Path) -> dict[str, str]:
     arch = ARCHES[platform.machine()]
     logger.info(
         "benchmark image for %s built in %ss: %s (%s)",
-        arch, made["seconds"], made["image_tag"], made["image_id"],
-    )  # fmt: skip
+        arch,
+        made["seconds"],
+        made["image_tag"],
+        made["image_id"],
+    )
     return {
         "arch": arch,
         "file": str(made["archive"]),

@@ -89,11 +89,26 @@ class LocalProvider:
         opts = ctx.options
         work = ctx.state_dir / "runners" / label
         work.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "cloudbench", "runner",
-                   "--orchestrator-url", ctx.orchestrator_url, "--provider", self.name,
-                   "--instance-type", instance_type, "--alias", alias,
-                   "--run-id", str(ctx.run_id), "--executor", opts.executor,
-                   "--work-dir", str(work / "work")]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "cloudbench",
+            "runner",
+            "--orchestrator-url",
+            ctx.orchestrator_url,
+            "--provider",
+            self.name,
+            "--instance-type",
+            instance_type,
+            "--alias",
+            alias,
+            "--run-id",
+            str(ctx.run_id),
+            "--executor",
+            opts.executor,
+            "--work-dir",
+            str(work / "work"),
+        ]
         if opts.slots:
             command += ["--slots", opts.slots]
         if cpus is not None:
@@ -115,9 +130,13 @@ class LocalProvider:
         log_path = work / "runner.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         ctx.session.replace_process(None, record_for(psutil.Process(proc.pid), "runner", label))
         return _Runner(label, alias, proc, log_path)
 
@@ -210,7 +229,9 @@ def cpu_groups(cpus: list[int], runners: int, sysfs: Path = CPU_SYSFS) -> list[l
     if len(cores) < runners:
         logger.warning(
             "%d local runners for %d physical core(s): they take turns on the benchmark "
-            "CPUs, one task at a time (the run takes longer)", runners, len(cores),
-        )  # fmt: skip
+            "CPUs, one task at a time (the run takes longer)",
+            runners,
+            len(cores),
+        )
         return [None] * runners
     return [list(group) for group in split_cores(cores, runners)]

@@ -142,9 +142,14 @@ async def _claim_response(request: Request, body: ClaimRequest, run_id: int | No
     # FastAPI's second validation).
     _refuse_nul(body)
     work = partial(
-        hot.claim, provider=body.provider, instance_type=body.instance_type,
-        runner_id=body.runner_id, alias=body.alias, run_external_id=run_id, host=body.host,
-    )  # fmt: skip
+        hot.claim,
+        provider=body.provider,
+        instance_type=body.instance_type,
+        runner_id=body.runner_id,
+        alias=body.alias,
+        run_external_id=run_id,
+        host=body.host,
+    )
     outcome = await request.app.state.hot.run(lambda conn: work(conn=conn))
     state = request.app.state
     body_out = claim_response(state.storage, state.settings, outcome)
@@ -191,9 +196,12 @@ def heartbeat_response(row: dict[str, Any]) -> bytes:
 @router.post("/tasks/{task_id}/heartbeat", response_model=TaskOut)
 async def heartbeat(task_id: TaskIdPath, body: HeartbeatRequest, request: Request) -> Response:
     work = partial(
-        hot.heartbeat, task_id=task_id, runner_id=body.runner_id, lease=body.lease,
+        hot.heartbeat,
+        task_id=task_id,
+        runner_id=body.runner_id,
+        lease=body.lease,
         fields=heartbeat_fields(body),
-    )  # fmt: skip
+    )
     row = await request.app.state.hot.run(lambda conn: work(conn=conn))
     return Response(heartbeat_response(row._asdict()), media_type="application/json")
 
@@ -264,13 +272,18 @@ def _fail_unusable(request: Request, session: Session, task: Task, problem: str)
     """The attempt fails as upload_failed (retried while attempts remain); then a 422."""
     message = f"{problem}; the attempt failed as upload_failed"
     values = queue.finish_values(
-        session, TaskStatus.failed, error_type=ErrorType.upload_failed.value,
+        session,
+        TaskStatus.failed,
+        error_type=ErrorType.upload_failed.value,
         error_message=message,
-    )  # fmt: skip
+    )
     attempts.fail_or_retry(
-        session=session, ids=[task.id], error_type=ErrorType.upload_failed,
-        error_message=message, final_values=values,
-    )  # fmt: skip
+        session=session,
+        ids=[task.id],
+        error_type=ErrorType.upload_failed,
+        error_message=message,
+        final_values=values,
+    )
     session.refresh(task)
     _finish(request, session, task)
     retried = task.status == TaskStatus.pending

@@ -81,11 +81,20 @@ def _build(storage: Storage, run_id: int, key: str) -> None:
             safe_extract(stream, root / "results")
         out = root / "report"
         folder = _results_folder(root / "results")
-        command = [sys.executable, "-m", "cloudbench", "report", str(folder), "--offline",
-                   "--out", str(out)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "cloudbench",
+            "report",
+            str(folder),
+            "--offline",
+            "--out",
+            str(out),
+        ]
         try:
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT, env=_environment())  # fmt: skip
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=_environment()
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ReportUnavailable(f"cloudbench report did not finish: {exc}") from None
         if done.returncode != 0:

@@ -110,9 +110,12 @@ def fail_or_retry(
             else_=literal(AttemptOutcome.failed.value),
         )
     record(
-        session=session, ids=ids, outcome=outcome, error_type=error_type.value,
+        session=session,
+        ids=ids,
+        outcome=outcome,
+        error_type=error_type.value,
         error_message=error_message,
-    )  # fmt: skip
+    )
     retried: list[int] = []
     if retryable:
         retried = _update(session, ids, [_can_retry()], retry_values())

@@ -149,8 +149,10 @@ def check_holder(
         # Claims refuse NUL, so such an id never held the task (and Postgres text cannot
         # hold NUL: the lookup itself would be a 500).
         if "\x00" not in runner_id and held_before():
-            raise Conflict(f"task {task_id} was re-claimed by another runner (attempt "
-                           f"{attempt}); your attempt ended")  # fmt: skip
+            raise Conflict(
+                f"task {task_id} was re-claimed by another runner (attempt "
+                f"{attempt}); your attempt ended"
+            )
         raise Forbidden(f"task {task_id} is not claimed by runner {runner_id!r}")
     if lease is not None and lease != held_lease:
         raise Conflict(f"task {task_id} was re-claimed (lease {held_lease}, yours {lease})")

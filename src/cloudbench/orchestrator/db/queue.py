@@ -32,9 +32,14 @@ def load_for_runner(*, session: Session, task_id: int, runner_id: str, lease: in
     if task is None:
         raise NotFound(f"task {task_id} not found")
     hot.check_holder(
-        task_id, task.runner_id, task.lease, task.attempt, runner_id, lease,
+        task_id,
+        task.runner_id,
+        task.lease,
+        task.attempt,
+        runner_id,
+        lease,
         lambda: attempts.held_before(session=session, task_id=task_id, runner_id=runner_id),
-    )  # fmt: skip
+    )
     return task
 
 

@@ -141,10 +141,15 @@ class DockerExecutor:
             image_archive.save(self.client, tag, self.images.save_dir)
         description, ruby = self._ruby_description(tag)
         return Provisioned(
-            ruby_version, description, ruby, str(image.id), tag,
-            base_image=f"{self.ruby_image}:{ruby_version}", base_image_digest=digest,
+            ruby_version,
+            description,
+            ruby,
+            str(image.id),
+            tag,
+            base_image=f"{self.ruby_image}:{ruby_version}",
+            base_image_digest=digest,
             image_env=list(image.attrs.get("Config", {}).get("Env") or []),
-        )  # fmt: skip
+        )
 
     def _shared(self, tag: str) -> Any | None:
         if self.images.archive is None:
@@ -162,8 +167,10 @@ class DockerExecutor:
         )
         log.info(
             "building benchmark image %s (FROM %s) with the gems of %d benchmark(s)",
-            tag, base_ref, len(gemfiles),
-        )  # fmt: skip
+            tag,
+            base_ref,
+            len(gemfiles),
+        )
         try:
             image, build_log = self.client.images.build(
                 path=str(context),
@@ -205,9 +212,13 @@ class DockerExecutor:
         image = provisioned.image_tag or provisioned.image_id or ""
         try:
             output = self.client.containers.run(
-                image, ["ruby", *args], remove=True, network_mode="none",
-                labels={"cloudbench": "1"}, stderr=True,
-            )  # fmt: skip
+                image,
+                ["ruby", *args],
+                remove=True,
+                network_mode="none",
+                labels={"cloudbench": "1"},
+                stderr=True,
+            )
         except ContainerError as exc:
             stderr = exc.stderr.decode("utf-8", errors="replace") if exc.stderr else str(exc)
             return int(exc.exit_status), stderr

@@ -42,8 +42,11 @@ def _probe(path: str) -> RubyFound | None:
     try:
         result = subprocess.run(
             [path, "-e", "print RUBY_VERSION, 0.chr, RUBY_DESCRIPTION"],
-            capture_output=True, text=True, timeout=20, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     version, sep, description = result.stdout.partition("\0")
@@ -130,9 +133,14 @@ class HostExecutor:
         env, _dropped = host_environment(os.environ, {}, {})
         try:
             done = subprocess.run(
-                [provisioned.ruby, *args], env=env, capture_output=True, text=True,
-                timeout=60, check=False, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+                [provisioned.ruby, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return 127, str(exc)
         return done.returncode, done.stdout + done.stderr
@@ -167,9 +175,14 @@ class HostExecutor:
         result = ExecutionResult(exit_code=None, command=command)
         started = time.monotonic()
         proc = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,  # own group: kill it whole
-        )  # fmt: skip
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own group: kill it whole
+        )
         result.session_id = proc.pid  # its own session: every benchmark process is in it
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
