@@ -100,3 +100,14 @@ def test_extraction_refuses_a_python_without_tarfile_filters(
     with pytest.raises(UnsafeArchiveError, match=r"Python >= 3\.11\.4"):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "out" / "a.txt").exists()
+
+
+def test_a_domain_name_reaches_the_meta_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLOUDBENCH_AWS_DOMAIN_NAME becomes the meta stack's domain_name (Caddy with ACME);
+    unset, the stack gets none and the master pins the self-signed certificate."""
+    from cloudbench.platform.stacks import AwsSettings
+
+    monkeypatch.setenv("CLOUDBENCH_AWS_DOMAIN_NAME", "bench.example.org")
+    assert AwsSettings().meta_variables()["domain_name"] == "bench.example.org"
+    monkeypatch.delenv("CLOUDBENCH_AWS_DOMAIN_NAME")
+    assert "domain_name" not in AwsSettings().meta_variables()

@@ -52,6 +52,9 @@ class AwsSettings(BaseSettings):
     # The master reaches the VPC's private addresses (VPN, Direct Connect, or it runs in
     # the VPC): it talks to the orchestrator's private URL instead of its public one.
     connect_private: bool = False
+    # A DNS name pointing at the orchestrator's elastic IP: Caddy serves it with an ACME
+    # certificate (the system's CAs then vouch for it); empty: the pinned self-signed one.
+    domain_name: str = ""
     # The wheel this master was installed from; default: built from its checkout.
     wheel: Path | None = None
     # The VMs' CPython (Ubuntu 24.04: 3.12) and EC2 architectures the master ships a
@@ -83,7 +86,7 @@ class AwsSettings(BaseSettings):
             "bastion_ssh_cidr": self.bastion_ssh_cidr,
             "ssh_public_key": self.ssh_public_key,
         }
-        for name in ("vpc_cidr", "public_subnet_cidr"):
+        for name in ("vpc_cidr", "public_subnet_cidr", "domain_name"):
             if getattr(self, name):
                 variables[name] = getattr(self, name)
         return variables
