@@ -91,3 +91,20 @@ def test_a_run_type_that_the_meta_stack_also_uses_keeps_its_zone(aws: str) -> No
     plan = plan_capacity([("t3.micro", 2)], REGION, meta_pending=True)
     assert plan.zones == {"t3.micro": "eu-west-1a"}
     assert plan.quotas[0].needed == 2 * 2 + 2 + 2  # the runners, the orchestrator, the bastion
+
+
+def test_spot_instances_count_against_the_spot_quota(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spot entry needs the spot vCPU quota (L-34B43A08), not the on-demand one: a run
+    that fits the spot quota is not refused for an on-demand quota it does not use."""
+    ec2_quotas(monkeypatch, {"L-1216C47A": 4, "L-34B43A08": 8})
+    plan = plan_capacity([("c7g.large", 1), ("c7g.large", 3, True)], REGION, meta_pending=False)
+    assert plan.problems == [], plan.problems
+    checks = {c.code: c for c in plan.quotas}
+    assert (checks["L-1216C47A"].needed, checks["L-34B43A08"].needed) == (2, 6)
+    plan = plan_capacity([("c7g.large", 5, True)], REGION, meta_pending=False)
+    assert len(plan.problems) == 1 and plan.problems[0].startswith(
+        f"quota L-34B43A08 (All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests "
+        f"vCPUs) in {REGION} is 8; 0 in use + 10 for this run = 10"
+    ), plan.problems

@@ -42,7 +42,8 @@ from moto.servicequotas.models import ServiceQuotasBackend
 SPOT_PRICES = {"c7i.large": "0.0301", "c7g.medium": "0.0127"}
 DEFAULT_SPOT_PRICE = "0.0100"
 
-EC2_QUOTAS = {"L-1216C47A": 32.0}  # Running On-Demand Standard instances, vCPUs
+# Running On-Demand Standard instances; All Standard Spot Instance Requests (vCPUs).
+EC2_QUOTAS = {"L-1216C47A": 32.0, "L-34B43A08": 32.0}
 
 
 def _release(nic: NetworkInterface) -> None:

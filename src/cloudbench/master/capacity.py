@@ -47,17 +47,23 @@ QUOTAS: tuple[tuple[str, tuple[str, str]], ...] = (
 )
 
 
+# Spot vCPUs count against their own quotas; only the standard families' is checked here
+# (G/VT, P, X, F, Inf, Trn, DL spot quotas are not: no line, nothing refused).
+SPOT_STANDARD = ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests")
+
+
 class CapacityError(RuntimeError):
     """AWS could not be asked at all; the message names the region and the cause."""
 
 
-def quota_of(instance_type: str) -> tuple[str, str]:
-    """(quota code, quota name) of the type's on-demand vCPUs; ("", "") for none."""
+def quota_of(instance_type: str, spot: bool = False) -> tuple[str, str]:
+    """(quota code, quota name) of the type's on-demand (or spot) vCPUs; ("", "") for
+    none checked."""
     family = instance_type.split(".")[0].lower()
     for prefix, quota in QUOTAS:
         if family.startswith(prefix):
-            return quota
-    return STANDARD
+            return ("", "") if spot else quota
+    return SPOT_STANDARD if spot else STANDARD
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,12 @@ class CapacityPlan:
         return rows + [f"refused: aws {p}" for p in self.problems]
 
 
-def aws_wanted(spec: RunSpec) -> list[tuple[str, int]]:
-    return [(s.instance_type, spec.counts(s).instances) for s in spec.aws]
+def aws_wanted(spec: RunSpec) -> list[tuple[str, int, bool]]:
+    """(instance type, instances, spot) per AWS entry of the config."""
+    return [
+        (s.instance_type, spec.counts(s).instances, spec.capacity_of("aws", s) == "spot")
+        for s in spec.aws
+    ]
 
 
 def check_aws(spec: RunSpec, region: str, *, meta_pending: bool) -> CapacityPlan:
@@ -140,16 +150,20 @@ def subnet_for(zone: str | None, subnets: dict[str, str], default: str, instance
 
 
 def plan_capacity(
-    wanted: Iterable[tuple[str, int]], region: str, *, meta_pending: bool
+    wanted: Iterable[tuple[str, int] | tuple[str, int, bool]], region: str, *, meta_pending: bool
 ) -> CapacityPlan:
-    """Zones and quota checks for (instance type, instances) pairs in `region`."""
+    """Zones and quota checks for (instance type, instances[, spot]) in `region`."""
     counts: dict[str, int] = {}
-    for instance_type, instances in wanted:
+    by_quota: dict[tuple[str, bool], int] = {}  # (type, spot) -> instances
+    for instance_type, instances, *spot in wanted:
         counts[instance_type] = counts.get(instance_type, 0) + instances
+        key = (instance_type, bool(spot and spot[0]))
+        by_quota[key] = by_quota.get(key, 0) + instances
     runners = set(counts)
     if meta_pending:
         for instance_type in META_TYPES:
             counts[instance_type] = counts.get(instance_type, 0) + 1
+            by_quota[(instance_type, False)] = by_quota.get((instance_type, False), 0) + 1
     plan = CapacityPlan(region)
     try:
         ec2: Any = boto3.client("ec2", region_name=region)
@@ -163,7 +177,7 @@ def plan_capacity(
             "check the AWS credentials and CLOUDBENCH_AWS_REGION"
         ) from None
     if not plan.problems:
-        _quotas(plan, {t: counts[t] for t in offered}, in_use)
+        _quotas(plan, {k: n for k, n in by_quota.items() if k[0] in offered}, in_use)
     for instance_type in set(META_TYPES) - runners:  # the meta stack picks its own zone
         plan.zones.pop(instance_type, None)
     return plan
@@ -212,30 +226,32 @@ def _vcpus(ec2: Any, types: Iterable[str]) -> dict[str, int]:
 
 
 def _in_use(ec2: Any) -> dict[str, int]:
-    """vCPUs of the on-demand instances running or starting in the region, by quota code."""
-    types: list[str] = []
+    """vCPUs of the instances running or starting in the region, by quota code (spot
+    instances count against the spot quota)."""
+    types: list[tuple[str, bool]] = []
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )
     for page in pages:
         for reservation in page["Reservations"]:
             types += [
-                i["InstanceType"]
+                (i["InstanceType"], i.get("InstanceLifecycle") == "spot")
                 for i in reservation["Instances"]
-                if i.get("InstanceLifecycle") != "spot"
             ]
-    vcpus = _vcpus(ec2, types) if types else {}
+    vcpus = _vcpus(ec2, {t for t, _ in types}) if types else {}
     used: dict[str, int] = {}
-    for instance_type in types:
-        code = quota_of(instance_type)[0]
+    for instance_type, spot in types:
+        code = quota_of(instance_type, spot)[0]
         used[code] = used.get(code, 0) + vcpus.get(instance_type, 0)
     return used
 
 
-def _quotas(plan: CapacityPlan, counts: dict[str, int], in_use: dict[str, int]) -> None:
+def _quotas(
+    plan: CapacityPlan, counts: dict[tuple[str, bool], int], in_use: dict[str, int]
+) -> None:
     needed: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for instance_type, instances in counts.items():
-        code, name = quota_of(instance_type)
+    for (instance_type, spot), instances in counts.items():
+        code, name = quota_of(instance_type, spot)
         if code:
             vcpus = plan.vcpus.get(instance_type, 0) * instances
             needed.setdefault((code, name), []).append((instance_type, vcpus))
