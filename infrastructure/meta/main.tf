@@ -38,6 +38,7 @@ data "aws_availability_zones" "available" {
 # Every zone of the region gets a public subnet: each runner type goes to a zone that
 # offers it (the master asks DescribeInstanceTypeOfferings). Subnets cost nothing.
 data "aws_availability_zones" "runners" {
+  #checkov:skip=CKV_AWS_394:Only zone-type availability-zone in state available are kept; an opt-in zone appears only once the account opted in, and then runners may use it.
   state = "available"
   filter {
     name   = "zone-type"

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from cloudbench.master.providers.allowlist import AllowList, description
+from cloudbench.platform.tls import make_certificate
 from tests.infra.test_boot_reporting import moto as moto
 from tests.twin.core import find_mirror
 
@@ -49,6 +50,8 @@ def _env(tmp: Path, moto: str) -> dict[str, str]:
         "runner_token": "r" * 40,
         "postgres_password": "p" * 32,
     }
+    cert, key = make_certificate()  # the deployment's certificate, as the master makes it
+    tf_vars |= {"tls_cert": cert, "tls_key": key}
     return {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp),

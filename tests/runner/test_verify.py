@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cloudbench.protocol import AslrState, BenchmarkSettings, Metadata
+from cloudbench.protocol import METADATA_VERSION, AslrState, BenchmarkSettings, Metadata
 from cloudbench.runner.output import Timeline
 from cloudbench.runner.verify import aslr_disabled_in, verify
 
@@ -146,7 +146,7 @@ def test_format_3_metadata_reads_engine_and_categories() -> None:
     assert meta.benchmark_categories == {"fib": "micro"}
     assert meta.checks.own_core is None  # format 3 did not read the CPUs from the machine
     with pytest.raises(ValidationError, match="upgrade cloudbench"):
-        Metadata.model_validate({**FORMAT_1, "format_version": 6})
+        Metadata.model_validate({**FORMAT_1, "format_version": METADATA_VERSION + 1})
 
 
 def test_format_4_metadata_reads_own_core_and_order() -> None:
