@@ -95,7 +95,7 @@ def test_matrix_run_counts_per_type_and_ruby_and_records_the_pairing(
         assert overhead["vs"] == "interp@3.4" and overhead["peak_rss_ratio"] > 0
     # The report `cloudbench run` wrote: rows for every (Ruby, executable) of both types.
     summary = json.loads((folder / "report" / "summary.json").read_text())
-    assert summary["format_version"] == 3
+    assert summary["format_version"] == 4  # 4: boot times per type (issue 27)
     columns = {"interp@3.4", "yjit-64m@3.4", "interp@4.0", "yjit-64m@4.0"}
     assert {c["label"] for c in summary["matrix"]["columns"]} == columns
     # A type whose every task this shared machine's neighbours disqualified (a process

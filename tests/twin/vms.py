@@ -52,10 +52,13 @@ log = logging.getLogger("twin.vms")
 HERE = Path(__file__).resolve().parent
 SECCOMP = HERE.parents[1] / "src" / "cloudbench" / "runner" / "executors" / "seccomp-aslr.json"
 LIVE = ("pending", "running")
-# An OS takes a while to boot after EC2 says `running`, and Terraform's waiter first looks
-# 10 s after launch: a VM that powers itself off sooner (a user-data failing at once) is
-# applied its shutdown behaviour only this long after launch, so that Terraform saw it run.
-EARLIEST_POWER_OFF = 12.0
+# An OS takes a while to boot after EC2 says `running` (a real VM failing at apt needs
+# its boot and an `apt-get update`: a minute), and Terraform reads each instance again
+# (block devices) after its waiter first sees it running 10 s after launch, which with
+# seven instances at once on a busy machine took past 12 s: a VM that powers itself off
+# sooner is applied its shutdown behaviour only this long after launch, so that Terraform
+# finished with it (at 12 s, a terminated VM's volume was gone: InvalidVolume.NotFound).
+EARLIEST_POWER_OFF = 40.0
 INTERRUPT_GRACE = 30.0  # EC2 gives 120 s; the runner looks every 5 s
 
 
