@@ -166,3 +166,49 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_cpu_watch_sees_a_pinned_job_that_lives_between_two_full_reads() -> None:
+    """Real /proc: a short `taskset` job (0.1 s of CPU) starts after the lease and ends
+    long before the next full read of /proc (every 30 s here): it is still seen, with its
+    CPU time, and so is one started between the lease and the watch's start."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import time
+
+    from cloudbench.runner.cpuwatch import CpuWatch
+
+    cpu = min(os.sched_getaffinity(0))
+    loop = ("cpu = -> { Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) }; "
+            "t = Time.now; 1 while cpu.() < 0.1 && Time.now - t < 5")  # fmt: skip
+    pinned = ["taskset", "-c", str(cpu), shutil.which("ruby") or "ruby", "--disable-gems",
+              "-e", loop]  # fmt: skip
+    # Not children of this process (the watch leaves out what its runner started itself).
+    start = f"{shlex.join(pinned)} >/dev/null & echo $!"
+
+    def outsider() -> int:
+        run = subprocess.run(["sh", "-c", start], capture_output=True, text=True, check=True)
+        return int(run.stdout)
+
+    def ended(pid: int) -> None:
+        while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+            time.sleep(0.02)
+
+    leased = time.time()
+    early = outsider()  # between the lease and the watch's start: counted whole
+    watch = CpuWatch(frozenset({cpu}), interval=30)
+    watch.start("test-cpuwatch", since=leased)
+    ended(early)
+    # After the first full read; reaped by its own shell (gone from /proc) when this returns.
+    waited = f"(sleep 0.1; {shlex.join(pinned)} >/dev/null & echo $!; wait) &"
+    late = int(subprocess.run(["sh", "-c", waited], capture_output=True, text=True).stdout)
+    assert not os.path.exists(f"/proc/{late}")
+    watch.stop()
+    report = watch.report(session=None, container_id=None)
+    assert report["samples"] == 2, report  # the start's read and the stop's: none between
+    pinned_pids = {p["pid"]: p for p in report["pinned"]}
+    for pid in (early, late):
+        assert pid in pinned_pids and pinned_pids[pid]["cpu_seconds"] > 0, (pid, report)
+        assert pinned_pids[pid]["cpus_allowed"] == str(cpu)

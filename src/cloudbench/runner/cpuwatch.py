@@ -11,14 +11,21 @@ A process that used CPU time while restricted to CPUs that include a watched one
 last seen on one of them, is *pinned* there: someone put work on these CPUs on purpose
 (another benchmark, a `taskset`). Processes allowed everywhere that the scheduler put on
 these CPUs for a while are *floating*; they are recorded, with their CPU seconds, but do
-not fail a check (without isolated CPUs the scheduler may always do that). Sampling
-misses processes that start and end between two samples.
+not fail a check (without isolated CPUs the scheduler may always do that).
+
+Every process is read every `interval`; processes started during the task (and pids not
+seen before) every `young_interval`, so a short job (a `taskset` run of a fraction of a
+second) is seen while it lives: only one that starts and ends within `young_interval`
+goes unseen. The task's interval starts when it took its CPUs (`since`), not when the
+watch started: what was born in between counts whole.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,7 @@ from cloudbench.platform.cpus import parse_cpu_list
 
 PROC = Path("/proc")
 INTERVAL = 0.5
+YOUNG_INTERVAL = 0.05  # processes born during the task: a /proc listing and their stat
 PF_KTHREAD = 0x00200000
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 MAX_LISTED = 20
@@ -50,6 +58,7 @@ ENGINE_HELPERS = frozenset(
 @dataclass
 class _Seen:
     comm: str
+    start_ticks: int  # with the pid, one process (pids are reused)
     sid: int
     allowed: frozenset[int]
     first_ticks: int
@@ -132,23 +141,33 @@ class CpuWatch:
     cpus: frozenset[int]
     interval: float = INTERVAL
     proc: Path = PROC
+    young_interval: float = YOUNG_INTERVAL
     samples: int = 0
-    _seen: dict[int, _Seen] = field(default_factory=dict)
+    _seen: dict[tuple[int, int], _Seen] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _start_ticks: int = 0
     _online: frozenset[int] = frozenset()
+    _old: set[int] = field(default_factory=set)  # started before the task: full reads only
+    _parents: dict[int, int] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
-        self._start_ticks = _boot_ticks(self.proc)
+    def start(self, name: str, since: float | None = None) -> None:
+        """Watch from now; processes started after `since` (time.time(), the lease) count
+        whole, what ran before only from now."""
+        ago = max(0.0, time.time() - since) if since is not None else 0.0
+        # A tick early: start times and uptime are whole ticks, each rounded down.
+        self._start_ticks = _boot_ticks(self.proc) - math.ceil(ago * CLK_TCK) - 1
         self._online = _online(self.proc) | self.cpus
-        self._sample(first=True)
+        self._sample()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
+        step = min(self.young_interval, self.interval)
+        every, tick = max(1, round(self.interval / step)), 0
+        while not self._stop.wait(step):
+            tick += 1
+            self._sample(full=tick % every == 0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -156,32 +175,43 @@ class CpuWatch:
             self._thread.join(timeout=10)
         self._sample()
 
-    def _sample(self, first: bool = False) -> None:
-        self.samples += 1
+    def _sample(self, full: bool = True) -> None:
+        """Every process (`full`), else those not known to predate the task."""
         me = os.getpid()
         try:
-            entries = [p for p in self.proc.iterdir() if p.name.isdigit()]
+            pids = [int(name) for name in os.listdir(self.proc) if name.isdigit()]
         except OSError:
             return
-        stats = {int(p.name): (p, _read_stat(p)) for p in entries if int(p.name) != me}
-        parents = {pid: st.ppid for pid, (_p, st) in stats.items() if st is not None}
+        if full:
+            self.samples += 1
+            self._parents = {}
+        stats = {}
+        for pid in pids:
+            if pid != me and (full or pid not in self._old):
+                stats[pid] = (self.proc / str(pid), _read_stat(self.proc / str(pid)))
+        self._parents.update({pid: st.ppid for pid, (_p, st) in stats.items() if st})
         for pid, (pid_dir, stat) in stats.items():
-            if stat is not None and not stat.flags & PF_KTHREAD:
-                self._observe(pid, pid_dir, stat, first, _ancestors(pid, parents))
+            if stat is None:
+                continue
+            if stat.start_ticks < self._start_ticks or stat.flags & PF_KTHREAD:
+                self._old.add(pid)
+            else:
+                self._old.discard(pid)  # a reused pid
+            if not stat.flags & PF_KTHREAD:
+                self._observe(pid, pid_dir, stat, _ancestors(pid, self._parents))
 
-    def _observe(
-        self, pid: int, pid_dir: Path, stat: _Stat, first: bool, ancestors: frozenset[int]
-    ) -> None:
-        seen = self._seen.get(pid)
+    def _observe(self, pid: int, pid_dir: Path, stat: _Stat, ancestors: frozenset[int]) -> None:
+        seen = self._seen.get((pid, stat.start_ticks))
         if seen is None:
             # Born during the task: all its CPU time is; else only what follows.
-            base = 0 if not first and stat.start_ticks >= self._start_ticks else stat.ticks
+            base = 0 if stat.start_ticks >= self._start_ticks else stat.ticks
             if stat.processor not in self.cpus and stat.ticks == base:
                 return  # nothing to learn yet; read again at the next sample
             allowed = _allowed(pid_dir)
             if allowed is None:
                 return
-            seen = self._seen[pid] = _Seen(stat.comm, stat.sid, allowed, base, base)
+            seen = _Seen(stat.comm, stat.start_ticks, stat.sid, allowed, base, base)
+            self._seen[(pid, stat.start_ticks)] = seen
         seen.ancestors |= ancestors
         seen.runner_child = seen.runner_child or os.getpid() in ancestors
         delta = stat.ticks - seen.last_ticks
@@ -205,7 +235,7 @@ class CpuWatch:
         pinned: list[dict[str, Any]] = []
         floating: list[dict[str, Any]] = []
         owners = [(session, container_id, helper), *more]
-        for pid, seen in sorted(self._seen.items()):
+        for (pid, _start), seen in sorted(self._seen.items()):
             if seen.on_watched_ticks <= 0 or any(self._ours(seen, *o) for o in owners):
                 continue
             entry = {

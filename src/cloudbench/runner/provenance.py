@@ -120,7 +120,7 @@ class Provenance:
         # Every thread of the slot's cores: a sibling's work slows this benchmark too.
         watched = frozenset(self.slot.siblings or self.slot.cpus)
         self._watch = CpuWatch(watched)
-        self._watch.start(f"slot-{self.slot.index}-cpuwatch")
+        self._watch.start(f"slot-{self.slot.index}-cpuwatch", since=lease.since)
         self._noise, self._load = sample_noise(self.slot.cpus), load_average()
 
     def stop(self, provisioned: Provisioned | None, result: ExecutionResult | None) -> None:
