@@ -70,9 +70,14 @@ def use_aws(monkeypatch: pytest.MonkeyPatch, url: str, region: str) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# moto's own answer, kept before any test runs: an in-process twin (tests/twin/core.py)
+# patches moto for good, and a later test in the same worker must still see moto's own.
+MOTO_GET_SERVICE_QUOTA = ServiceQuotasBackend.get_service_quota
+
+
 def ec2_quotas(monkeypatch: pytest.MonkeyPatch, values: dict[str, float]) -> None:
     """This process's moto answers these EC2 quota values (applied values, per code)."""
-    original = ServiceQuotasBackend.get_service_quota
+    original = MOTO_GET_SERVICE_QUOTA
 
     def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
         if service_code == "ec2" and quota_code in values:
