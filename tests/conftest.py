@@ -88,6 +88,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.fixture(autouse=True)
+def _moto_as_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with moto's own Service Quotas: an in-process twin
+    (tests/twin/core.py) patches moto for good, and a later test in that worker saw the
+    twin's quota values instead of moto's "no such quota"."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    from tests.moto_aws import MOTO_GET_SERVICE_QUOTA
+
+    monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", MOTO_GET_SERVICE_QUOTA)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """Admin URL of a PostgreSQL server: CLOUDBENCH_TEST_DATABASE_URL or a throwaway one."""
