@@ -21,12 +21,24 @@ pytestmark = [pytest.mark.slow]
 
 # The user-data's install (infrastructure/providers/aws/templates/runner-user-data.sh.tftpl):
 # /etc/pip.conf of the image (its own wheelhouse) is switched off, so only the tar counts.
+# Then every module of the runner's package is imported, and the runner's CLI starts.
 INSTALL = """set -eu
 mkdir -p /wh && tar -xf /in/wheelhouse-x86_64.tar -C /wh
 python3 -m venv /venv
-PIP_CONFIG_FILE=/dev/null /venv/bin/pip install --quiet --disable-pip-version-check \
-  --no-index --require-hashes --find-links /wh -r /wh/requirements.txt
-/venv/bin/python -c 'import cloudbench, numpy, scipy, psycopg; print(cloudbench.__version__)'
+PIP_CONFIG_FILE=/dev/null /venv/bin/pip install --quiet --disable-pip-version-check \\
+  --no-compile --no-index --no-deps --require-hashes --find-links /wh -r /wh/requirements.txt
+/venv/bin/python -c "$CHECK"
+/venv/bin/cloudbench runner --help >/dev/null
+"""
+CHECK = """
+import importlib, importlib.util, pkgutil
+import cloudbench, cloudbench.runner
+for found in pkgutil.walk_packages(cloudbench.runner.__path__, "cloudbench.runner."):
+    if not found.name.endswith("__main__"):  # __main__ reads the runner's settings
+        importlib.import_module(found.name)
+present = [n for n in ("scipy", "numpy", "fastapi", "boto3") if importlib.util.find_spec(n)]
+print("present:", present)
+print(cloudbench.__version__)
 """
 
 
@@ -59,6 +71,8 @@ def _in_vm(tar: Path, script: str) -> subprocess.CompletedProcess[str]:
             "none",
             "-v",
             f"{tar.parent}:/in:ro",
+            "-e",
+            f"CHECK={CHECK}",
             VM_IMAGE,
             "bash",
             "-c",
@@ -68,6 +82,14 @@ def _in_vm(tar: Path, script: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def _contents(tar: Path) -> tuple[set[str], list[str]]:
+    """The tar's member names and its requirements.txt lines."""
+    with tarfile.open(tar) as archive:
+        names = set(archive.getnames())
+        pins = archive.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+    return names, pins.splitlines()
 
 
 def test_markers_are_judged_for_the_vm_not_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,17 +124,25 @@ def test_built_once_then_installed_offline_with_every_hash_checked(
     with pytest.raises(ProviderError, match="pip download of the wheelhouse for cp312-x86_64"):
         wheelhouse.prepare(AwsSettings(vm_python="3.12"))
 
+    # The orchestrator's: every locked package (its dashboard runs the report).
     out = tmp_path / "ship"
     assert wheelhouse.ship(settings, caches, wheel, out) == ["x86_64"]
-    tar = out / "wheelhouse-x86_64.tar"
-    with tarfile.open(tar) as archive:
-        names = set(archive.getnames())
-        pins = archive.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+    names, pins = _contents(out / "wheelhouse-x86_64.tar")
     assert wheel.name in names and "TARGET" in names
-    assert f"cloudbench=={cloudbench.__version__} --hash=sha256:" in pins
+    assert {"scipy", "fastapi", "boto3", "docker"} <= {pin.split("==")[0] for pin in pins}
+    assert f"cloudbench=={cloudbench.__version__}" in [pin.split(" ")[0] for pin in pins]
+    # The runners': only what the runner imports, and it installs and starts with it.
+    out = tmp_path / "runner"
+    assert wheelhouse.ship(settings, caches, wheel, out, runner=True) == ["x86_64"]
+    tar = out / "wheelhouse-x86_64.tar"
+    names, pins = _contents(tar)
+    kept = {pin.split("==")[0] for pin in pins}
+    assert {"docker", "httpx", "typer", "cloudbench"} <= kept
+    assert not {"scipy", "numpy", "fastapi", "boto3", "sqlalchemy"} & kept
+    assert len([n for n in names if n.endswith(".whl")]) == len(pins)
     done = _in_vm(tar, INSTALL)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == cloudbench.__version__
+    assert done.stdout.strip().splitlines()[-2:] == ["present: []", cloudbench.__version__]
 
     # One changed byte in one wheel: pip refuses the install.
     tampered = INSTALL.replace(

@@ -142,14 +142,14 @@ class MetaDeployment:
         if not self.wheelhouses:
             self.wheelhouses = wheelhouse.prepare(self.settings)
 
-    def ship(self, dest: Path) -> list[str]:
-        """This master's wheel and its pinned dependencies as `wheelhouse-<arch>.tar` in
-        `dest`, one per architecture; the architectures."""
+    def ship(self, dest: Path, runner: bool = False) -> list[str]:
+        """This master's wheel and its pinned dependencies (`runner`: only the runner's) as
+        `wheelhouse-<arch>.tar` in `dest`, one per architecture; the architectures."""
         self.prepare_wheelhouses()
         self.wheel = self.wheel or master_wheel(self.settings)
         for old in dest.glob("wheelhouse-*.tar"):
             old.unlink()
-        return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest)
+        return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest, runner)
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""

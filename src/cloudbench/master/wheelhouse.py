@@ -7,11 +7,15 @@ downloads their wheels once with `pip download --only-binary=:all:` for that pla
 checking the hashes. The cache is ``<home>/wheelhouses/<lock hash>-cp312-x86_64/``. Each run
 packs the cache and this master's own wheel into one tar per architecture, with a
 ``requirements.txt`` of exact versions and hashes; the VM installs it with
-``pip install --no-index --require-hashes``: nothing is built or resolved on the VM.
+``pip install --no-index --require-hashes --no-deps``: nothing is built or resolved on the
+VM. The orchestrator VM gets every locked package (its dashboard runs the report); runner
+VMs only what the runner imports (RUNNER_ROOTS and what their wheels require): ~20 of
+~100 MB, unpacked on every VM at boot.
 """
 
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import importlib.util
 import io
@@ -21,10 +25,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 import cloudbench
 from cloudbench.master.providers.base import ProviderError
@@ -40,6 +47,21 @@ GLIBC_NEWEST = 36
 GLIBC_OLDEST = 17
 REQUIREMENTS = "requirements.txt"
 TARGET_FILE = "TARGET"  # "3.12 x86_64": the user-data refuses a VM whose Python differs
+# What `cloudbench runner` imports (tests/master/test_wheelhouse.py checks that these and
+# their requirements cover every module the runner's package loads); the orchestrator's,
+# master's and report's stacks (fastapi, boto3, scipy, …) stay off runner VMs.
+RUNNER_ROOTS = (
+    "docker",
+    "httpx",
+    "psutil",
+    "pydantic",
+    "pydantic-settings",
+    "pyyaml",
+    "rich",
+    "tenacity",
+    "typer",
+    "zlib-ng",
+)
 
 
 @dataclass(frozen=True)
@@ -198,19 +220,59 @@ def prepare(settings: AwsSettings) -> dict[str, Path]:
     return {t.arch: cached(settings, requirements, t) for t in targets(settings)}
 
 
-def pack(cache: Path, wheel: Path, target: Target, dest: Path) -> Path:
-    """One tar (wheels are compressed already) of the cache, `wheel` and the pins."""
+def _requires(wheel: Path) -> list[Requirement]:
+    """The wheel's Requires-Dist (its METADATA, read from the zip)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        meta = email.parser.BytesParser().parsebytes(archive.read(name), headersonly=True)
+    return [Requirement(line) for line in meta.get_all("Requires-Dist") or []]
+
+
+def closure(cache: Path, target: Target, roots: tuple[str, ...]) -> set[str]:
+    """`roots` and every package their wheels in `cache` require on `target` (markers and
+    requested extras judged for the VM), as canonical names."""
+    wheels = {parse_wheel_filename(p.name)[0]: p for p in cache.glob("*.whl")}
+    seen: set[tuple[str, str]] = set()  # (package, one of its extras or "")
+    todo = [(canonicalize_name(r), "") for r in roots]
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        if name not in wheels:
+            raise ProviderError(f"the wheelhouse {cache} has no wheel for {name}")
+        environment = {**target.environment(), "extra": extra}
+        for req in _requires(wheels[name]):
+            if req.marker is None or req.marker.evaluate(environment):
+                dep = canonicalize_name(req.name)
+                todo += [(dep, ""), *((dep, e) for e in req.extras)]
+    return {name for name, _ in seen}
+
+
+def pack(
+    cache: Path, wheel: Path, target: Target, dest: Path, keep: set[str] | None = None
+) -> Path:
+    """One tar (wheels are compressed already) of the cache (only the packages in `keep`,
+    when given), `wheel` and the pins."""
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     version = cloudbench.__version__
-    pins = (cache / REQUIREMENTS).read_text() + f"cloudbench=={version} --hash=sha256:{digest}\n"
+    pins = [
+        line
+        for line in (cache / REQUIREMENTS).read_text().splitlines()
+        if line.strip() and (keep is None or canonicalize_name(line.split("==")[0]) in keep)
+    ]
+    pins.append(f"cloudbench=={version} --hash=sha256:{digest}")
+    text = "\n".join(pins) + "\n"
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".part")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in ((REQUIREMENTS, pins.encode()), (TARGET_FILE, _target_line(target))):
+        for name, data in ((REQUIREMENTS, text.encode()), (TARGET_FILE, _target_line(target))):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
         files = [p for p in sorted(cache.glob("*.whl")) if p.is_file()]
+        if keep is not None:
+            files = [p for p in files if parse_wheel_filename(p.name)[0] in keep]
         for path in [*files, wheel]:
             tar.add(path, arcname=path.name, filter=_plain)
     tmp.replace(dest)
@@ -229,9 +291,14 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def ship(settings: AwsSettings, caches: dict[str, Path], wheel: Path, dest: Path) -> list[str]:
-    """`wheelhouse-<arch>.tar` in `dest` for every cached target; their architectures."""
+def ship(
+    settings: AwsSettings, caches: dict[str, Path], wheel: Path, dest: Path, runner: bool = False
+) -> list[str]:
+    """`wheelhouse-<arch>.tar` in `dest` for every cached target (`runner`: only what the
+    runner needs); their architectures."""
     python = targets(settings)[0].python
     for arch, cache in caches.items():
-        pack(cache, wheel, Target(python, arch), dest / f"wheelhouse-{arch}.tar")
+        target = Target(python, arch)
+        keep = closure(cache, target, RUNNER_ROOTS) if runner else None
+        pack(cache, wheel, target, dest / f"wheelhouse-{arch}.tar", keep)
     return sorted(caches)

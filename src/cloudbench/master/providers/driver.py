@@ -156,8 +156,8 @@ class StackDriver:
                 bucket=out.bucket,
                 boot_timeout_seconds=int(self.options.boot_timeout),
             )
-            # The runners install this master's wheel and pinned dependencies from it.
-            variables["wheelhouse_arches"] = self.meta.ship(workdir)
+            # The runners install this master's wheel and what it imports from it.
+            variables["wheelhouse_arches"] = self.meta.ship(workdir, runner=True)
             if self.ruby_bench:
                 # Shipped through the bucket: the runners never clone ruby-bench.
                 suite.pack(self.ruby_bench, workdir / "ruby-bench.tar.gz")
