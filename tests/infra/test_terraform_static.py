@@ -254,9 +254,9 @@ def test_runner_user_data_renders_the_runner_command() -> None:
     assert '"${CURL_TLS[@]}" -K -' in script
     assert "--trusted-host" not in script and "--insecure" not in script
     # The runner: the master's wheelhouse from the bucket, every file pinned by its hash,
-    # nothing from an index.
+    # nothing from an index, nothing resolved (only the listed files).
     assert "'cloudbench-results-abcd1234' 'runs/r42/wheelhouse-arm64.tar'" in script
-    assert "--no-index --require-hashes" in script.replace("\\\n", " ")
+    assert "--no-index --no-deps --require-hashes" in script.replace("\\\n", " ")
     assert '-r "$WHEELHOUSE/requirements.txt"' in script and "/dist/" not in script
     # The run's benchmark image, when the master shipped one: loaded, not built.
     assert "IMAGE_KEY='runs/r42/benchmark-" in script

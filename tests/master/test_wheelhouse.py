@@ -143,6 +143,10 @@ def test_built_once_then_installed_offline_with_every_hash_checked(
     done = _in_vm(tar, INSTALL)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-2:] == ["present: []", cloudbench.__version__]
+    # The next run ships the very same file, packed once (a link to the cache's copy).
+    again = tmp_path / "again"
+    wheelhouse.ship(settings, caches, wheel, again, runner=True)
+    assert (again / tar.name).stat().st_ino == tar.stat().st_ino
 
     # One changed byte in one wheel: pip refuses the install.
     tampered = INSTALL.replace(

@@ -79,6 +79,16 @@ def test_without_prices_the_report_says_so(harness: Harness) -> None:  # noqa: F
     code, out, err = harness.wait(timeout=240)
     assert code == 0, err
     run_id = last_json(out)["run_id"]
-    assert "no price for any instance type" in out, _checks(harness.results / str(run_id), err)
-    md = (harness.results / str(run_id) / "report" / "summary.md").read_text()
+    run = harness.results / str(run_id)
+    (meta,) = [json.loads(p.read_text()) for p in run.glob("*/metadata.json")]
+    if meta["checks"]["own_core"] is False:
+        # CI runs tests side by side on two cores: another test's pinned process (a twin
+        # VM's benchmark, say) ran on this task's CPU, seen from /proc. The only task is
+        # excluded, so there is no report, and the master says why, never labels it clean.
+        slot = meta["slot"]
+        assert slot["seen_on_cpus"]["pinned"] or slot["concurrent"], slot
+        assert "no report: " in err and "every task failed or was excluded" in err, err
+        return
+    assert "no price for any instance type" in out, _checks(run, err)
+    md = (run / "report" / "summary.md").read_text()
     assert "no price" in md

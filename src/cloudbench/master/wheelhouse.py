@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import io
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -249,11 +250,15 @@ def closure(cache: Path, target: Target, roots: tuple[str, ...]) -> set[str]:
     return {name for name, _ in seen}
 
 
+PACKED_KEPT = 4  # packed tars kept per cache (one per master build and role, newest first)
+
+
 def pack(
     cache: Path, wheel: Path, target: Target, dest: Path, keep: set[str] | None = None
 ) -> Path:
     """One tar (wheels are compressed already) of the cache (only the packages in `keep`,
-    when given), `wheel` and the pins."""
+    when given), `wheel` and the pins, at `dest`. Packed once per content under the cache
+    and linked to `dest`: every run ships the same ~100 MB for the orchestrator."""
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     version = cloudbench.__version__
     pins = [
@@ -263,20 +268,45 @@ def pack(
     ]
     pins.append(f"cloudbench=={version} --hash=sha256:{digest}")
     text = "\n".join(pins) + "\n"
+    files = [p for p in sorted(cache.glob("*.whl")) if p.is_file()]
+    if keep is not None:
+        files = [p for p in files if parse_wheel_filename(p.name)[0] in keep]
+    key = hashlib.sha256(
+        "\0".join([text, _target_line(target).decode(), *map(str, files)]).encode()
+    )
+    packed = cache / "packed" / f"{key.hexdigest()[:24]}.tar"
+    if packed.is_file():
+        os.utime(packed)  # the newest are kept
+    else:
+        _write(packed, text, target, [*files, wheel])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".part")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(packed, tmp)
+    except OSError:  # another filesystem
+        shutil.copyfile(packed, tmp)
+    tmp.replace(dest)
+    return dest
+
+
+def _write(packed: Path, text: str, target: Target, files: list[Path]) -> None:
+    packed.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.NamedTemporaryFile(dir=packed.parent, suffix=".part", delete=False) as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for name, data in ((REQUIREMENTS, text.encode()), (TARGET_FILE, _target_line(target))):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
-        files = [p for p in sorted(cache.glob("*.whl")) if p.is_file()]
-        if keep is not None:
-            files = [p for p in files if parse_wheel_filename(p.name)[0] in keep]
-        for path in [*files, wheel]:
+        for path in files:
             tar.add(path, arcname=path.name, filter=_plain)
-    tmp.replace(dest)
-    return dest
+    Path(out.name).chmod(0o644)
+    Path(out.name).replace(packed)  # whole, or not there (masters may pack side by side)
+    older = sorted(packed.parent.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in older[PACKED_KEPT:]:
+        old.unlink(missing_ok=True)
 
 
 def _target_line(target: Target) -> bytes:
