@@ -19,7 +19,6 @@ import re
 import time
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
@@ -83,6 +82,8 @@ class Ec2States:
 
     def _ec2(self) -> Any:
         if self._client is None:
+            import boto3  # here: ~0.3 s of CPU to import, in every master process
+
             self._client = boto3.client("ec2", region_name=self.region)
         return self._client
 

@@ -18,7 +18,6 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudbench.master.providers.base import ProviderError
@@ -45,6 +44,8 @@ class AllowList:
 
     def _ec2(self) -> Any:
         if self._client is None:
+            import boto3  # here: ~0.3 s of CPU to import, in every master process
+
             self._client = boto3.client("ec2", region_name=self.region)
         return self._client
 
