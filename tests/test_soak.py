@@ -1,10 +1,11 @@
 """The chaos soak, scaled down for CI (issue 13): benchmarks/soak.py's chaos phase.
 
 A hundred tasks (benchmarks/soak.py runs thousands) on a real Postgres and orchestrator,
-runner processes with the fake ruby-bench; runner processes SIGKILLed every few seconds (and replaced), the orchestrator
-SIGKILLed and restarted once, every database connection terminated once. The soak's own
-checks must all pass: every task completed exactly once (its result object the completing
-claim's) or failed with a type after its attempts, none lost, the archive lists them all.
+runner processes with the fake ruby-bench; runner processes SIGKILLed every few seconds
+(and replaced), the orchestrator SIGKILLed and restarted once, every database connection
+terminated once. The soak's own checks must all pass: every task completed exactly once
+(its result object the completing claim's) or failed with a type after its attempts, none
+lost, the archive lists them all.
 """
 
 from __future__ import annotations

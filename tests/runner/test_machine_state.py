@@ -212,3 +212,38 @@ def test_cpu_watch_sees_a_pinned_job_that_lives_between_two_full_reads() -> None
     for pid in (early, late):
         assert pid in pinned_pids and pinned_pids[pid]["cpu_seconds"] > 0, (pid, report)
         assert pinned_pids[pid]["cpus_allowed"] == str(cpu)
+
+
+def test_cpu_watch_reads_young_processes_pinned_elsewhere_or_unpinned_only_twice(
+    monkeypatch: Any,
+) -> None:
+    """Real /proc: young processes allowed everywhere (or pinned to another CPU) are read
+    twice at young steps, then only at full reads; one pinned onto the watched CPU is read
+    at every young step. (A busy machine starts hundreds of young processes per task.)"""
+    import os
+    import subprocess
+    import time
+
+    from cloudbench.runner import cpuwatch
+
+    reads: dict[int, int] = {}
+    real = cpuwatch._read_stat
+
+    def counted(pid_dir: Path) -> Any:
+        pid = int(pid_dir.name)
+        reads[pid] = reads.get(pid, 0) + 1
+        return real(pid_dir)
+
+    monkeypatch.setattr(cpuwatch, "_read_stat", counted)
+    cpus = sorted(os.sched_getaffinity(0))
+    watch = cpuwatch.CpuWatch(frozenset({cpus[-1]}), interval=0.5, young_interval=0.05)
+    watch.start("test-cpuwatch")
+    free = [subprocess.Popen(["sleep", "5"]) for _ in range(10)]
+    pinned = subprocess.Popen(["taskset", "-c", str(cpus[-1]), "sleep", "5"])
+    time.sleep(1.2)  # ~24 young steps, 2 full reads
+    watch.stop()
+    for proc in [*free, pinned]:
+        proc.kill()
+        proc.wait()
+    assert all(reads.get(p.pid, 0) <= 6 for p in free), {p.pid: reads.get(p.pid) for p in free}
+    assert reads[pinned.pid] >= 15, reads[pinned.pid]

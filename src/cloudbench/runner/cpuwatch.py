@@ -16,8 +16,11 @@ not fail a check (without isolated CPUs the scheduler may always do that).
 Every process is read every `interval`; processes started during the task (and pids not
 seen before) every `young_interval`, so a short job (a `taskset` run of a fraction of a
 second) is seen while it lives: only one that starts and ends within `young_interval`
-goes unseen. The task's interval starts when it took its CPUs (`since`), not when the
-watch started: what was born in between counts whole.
+goes unseen. A young process read twice that is not pinned onto a watched CPU (allowed
+everywhere, or pinned elsewhere) is then read every `interval` only: a busy machine
+starts hundreds (200 young processes read at every young step cost a sixth of a core).
+The task's interval starts when it took its CPUs (`since`), not when the watch started:
+what was born in between counts whole.
 """
 
 from __future__ import annotations
@@ -149,6 +152,8 @@ class CpuWatch:
     _start_ticks: int = 0
     _online: frozenset[int] = frozenset()
     _old: set[int] = field(default_factory=set)  # started before the task: full reads only
+    _settled: set[int] = field(default_factory=set)  # young, not pinned here: full reads only
+    _reads: dict[tuple[int, int], int] = field(default_factory=dict)  # young -> times read
     _parents: dict[int, int] = field(default_factory=dict)
 
     def start(self, name: str, since: float | None = None) -> None:
@@ -187,7 +192,7 @@ class CpuWatch:
             self._parents = {}
         stats = {}
         for pid in pids:
-            if pid != me and (full or pid not in self._old):
+            if pid != me and (full or (pid not in self._old and pid not in self._settled)):
                 stats[pid] = (self.proc / str(pid), _read_stat(self.proc / str(pid)))
         self._parents.update({pid: st.ppid for pid, (_p, st) in stats.items() if st})
         for pid, (pid_dir, stat) in stats.items():
@@ -199,6 +204,25 @@ class CpuWatch:
                 self._old.discard(pid)  # a reused pid
             if not stat.flags & PF_KTHREAD:
                 self._observe(pid, pid_dir, stat, _ancestors(pid, self._parents))
+                if pid not in self._old:
+                    self._settle(pid, pid_dir, stat)
+
+    def _settle(self, pid: int, pid_dir: Path, stat: _Stat) -> None:
+        """Young and read twice (a `taskset` pins before it execs): unless pinned onto a
+        watched CPU, the full reads follow it from now on (and would see a later pinning)."""
+        key = (pid, stat.start_ticks)
+        self._reads[key] = reads = self._reads.get(key, 0) + 1
+        if reads < 2:
+            self._settled.discard(pid)  # new, or a reused pid
+            return
+        seen = self._seen.get((pid, stat.start_ticks))
+        allowed = seen.allowed if seen is not None else _allowed(pid_dir)
+        if allowed is None:
+            return
+        if allowed & self.cpus and not self._online <= allowed:
+            self._settled.discard(pid)
+        else:
+            self._settled.add(pid)
 
     def _observe(self, pid: int, pid_dir: Path, stat: _Stat, ancestors: frozenset[int]) -> None:
         seen = self._seen.get((pid, stat.start_ticks))
