@@ -7,7 +7,6 @@ from urllib.parse import unquote, urlsplit
 
 from cloudbench.orchestrator.storage.base import Storage
 from cloudbench.orchestrator.storage.local import DEFAULT_MAX_BYTES, LocalStorage
-from cloudbench.orchestrator.storage.s3 import S3Storage
 
 _HINT = "CLOUDBENCH_STORAGE_URL must be file:///absolute/path or s3://bucket[/prefix]"
 
@@ -33,6 +32,9 @@ def storage_from_url(
     if parts.scheme == "s3":
         if not parts.netloc:
             raise ValueError(f"{_HINT}; got {url!r} (no bucket)")
+        # Here: boto3 costs ~0.3 s of CPU to import, at every start of a local-storage server.
+        from cloudbench.orchestrator.storage.s3 import S3Storage
+
         return S3Storage(
             parts.netloc,
             parts.path.strip("/"),
