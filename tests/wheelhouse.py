@@ -11,6 +11,7 @@ then CPython 3.11 on x86_64, the twin's VMs.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ def _podman(*args: str) -> str:
     return done.stdout.strip()
 
 
+@functools.cache  # one `podman image inspect` per test process, not one per test
 def image_wheels() -> Path:
     """A copy of the twin VM image's /opt/wheelhouse (made once per image id)."""
     found = subprocess.run(

@@ -77,6 +77,21 @@ class Vm:
     bench_at: float | None = None  # when a benchmark process first ran in it
     launched: datetime | None = None  # EC2's LaunchTime
     pid: int = 0  # its PID 1, as this machine sees it
+    pid_start: str = ""  # that process's start time (/proc/PID/stat): a reused pid is not it
+
+    def running(self) -> bool:
+        """Its PID 1 still runs: the container runs (what `podman ps` would say, without
+        a podman process every second; each costs this 2-core machine a slice of a second)."""
+        return bool(self.pid_start) and _start_time(self.pid) == self.pid_start
+
+
+def _start_time(pid: int) -> str:
+    """A live process's start time (/proc/PID/stat); "" when gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19] if pid and fields[0] != "Z" else ""
 
 
 def _spot_reclaimed(iid: str) -> None:
@@ -145,24 +160,9 @@ class VmWatcher:
                 log.info("%s is %s: removing its VM", iid, state)
                 self._remove(vm)
         alive = [vm for vm in self.vms.values() if not vm.gone]
-        if alive:
-            running = self._running()
-            for vm in alive:
-                self._check(vm, running)
-
-    def _running(self) -> set[str]:
-        """The twin's running containers: one `podman ps` a poll, not one per VM (each
-        podman command costs this 2-core machine a noticeable slice of a second)."""
-        label = f"label=cloudbench-twin={self.twin.name}"
-        result = subprocess.run(
-            ["podman", "ps", "--filter", label, "--format", "{{.Names}}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:  # never take a failed listing for "all powered off"
-            raise RuntimeError(f"podman ps failed: {result.stderr.strip()}")
-        return set(result.stdout.split())
+        running = {vm.container for vm in alive if vm.running()}
+        for vm in alive:
+            self._check(vm, running)
 
     def _hold_pending(self, iid: str) -> None:
         """--no-boot: the instance never leaves `pending` and nothing boots."""
@@ -252,6 +252,7 @@ class VmWatcher:
             check=True,
         ).stdout.strip()
         vm.pid = int(pid)
+        vm.pid_start = _start_time(vm.pid)
         for args in (
             ["link", "set", "lo", "up"],
             ["addr", "add", "169.254.169.254/32", "dev", "lo"],
