@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
+# The URL of the orchestrator whose task the container runs: run ids are unique per
+# orchestrator only, so a master cleaning up its run names both (another master on the
+# machine may have a run with the same id, started in the same second).
+ORCHESTRATOR_LABEL = "cloudbench.orchestrator"
 
 
 @dataclass(frozen=True)
@@ -36,28 +40,31 @@ def _client() -> Any | None:
         return None
 
 
-def _filters(run_id: int | None) -> dict[str, list[str]]:
+def _filters(run_id: int | None, orchestrator: str | None = None) -> dict[str, list[str]]:
     labels = ["cloudbench=1"]
     if run_id is not None:
         labels.append(f"cloudbench.run_id={run_id}")
+    if orchestrator:
+        labels.append(f"{ORCHESTRATOR_LABEL}={orchestrator}")
     return {"label": labels}
 
 
-def list_ours(run_id: int | None = None) -> list[ContainerInfo]:
+def list_ours(run_id: int | None = None, orchestrator: str | None = None) -> list[ContainerInfo]:
     client = _client()
     if client is None:
         return []
     try:
         return [
             ContainerInfo(c.short_id, c.name, c.status, c.labels.get("cloudbench.run_id"))
-            for c in client.containers.list(all=True, filters=_filters(run_id))
+            for c in client.containers.list(all=True, filters=_filters(run_id, orchestrator))
         ]
     finally:
         client.close()
 
 
-def remove_ours(run_id: int | None = None) -> int:
-    """Force-remove our containers (one run's, or all); returns how many went."""
+def remove_ours(run_id: int | None = None, orchestrator: str | None = None) -> int:
+    """Force-remove our containers (one run's, or all; `orchestrator`: only that one's
+    run); returns how many went."""
     client = _client()
     if client is None:
         return 0
@@ -65,7 +72,7 @@ def remove_ours(run_id: int | None = None) -> int:
 
     removed = 0
     try:
-        for container in client.containers.list(all=True, filters=_filters(run_id)):
+        for container in client.containers.list(all=True, filters=_filters(run_id, orchestrator)):
             try:
                 container.remove(force=True)
                 removed += 1

@@ -222,6 +222,7 @@ class TaskRun:
             seed=self.prov.seed,
             interleave=supports_interleave(self.m.source.path),
             executables=executable_args(self.task, self.rubies),
+            orchestrator_url=self.m.settings.orchestrator_url,
         )
         # A signal arriving now must stop this execution too.
         done = threading.Event()

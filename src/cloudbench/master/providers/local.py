@@ -50,6 +50,7 @@ class LocalProvider:
     def __init__(self) -> None:
         self.runners: list[_Runner] = []
         self.run_id: int | None = None
+        self.orchestrator_url: str | None = None
         self.session: Session | None = None
         self.work_root: Path | None = None
 
@@ -64,6 +65,7 @@ class LocalProvider:
 
     def start(self, ctx: ProviderContext) -> None:
         self.run_id, self.session = ctx.run_id, ctx.session
+        self.orchestrator_url = ctx.orchestrator_url.rstrip("/")  # as the runners label it
         self.work_root = (ctx.state_dir / "runners").resolve()
         wanted = [
             (spec, index)
@@ -184,7 +186,7 @@ class LocalProvider:
         if self.work_root is not None:
             _kill_orphans(self.work_root)
         if self.run_id is not None:
-            removed = containers.remove_ours(self.run_id)
+            removed = containers.remove_ours(self.run_id, self.orchestrator_url)
             if removed:
                 logger.info("removed %d leftover container(s)", removed)
         if self.session is not None:

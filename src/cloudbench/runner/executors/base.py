@@ -79,6 +79,9 @@ class ExecutionSpec:
     # Only this benchmark (exactly this name), or "" to list what the filters select and
     # run nothing (ordering.PICK_PRELUDE); None: every selected benchmark.
     pick: str | None = None
+    # The orchestrator the task came from: run ids are unique per orchestrator only (two
+    # on one machine may both give a run the same second's id), so containers carry both.
+    orchestrator_url: str = ""
 
     @property
     def cpuset(self) -> str:

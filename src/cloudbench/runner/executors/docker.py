@@ -21,6 +21,7 @@ from docker.errors import (
 )
 from docker.models.containers import Container
 
+from cloudbench.platform import containers
 from cloudbench.protocol import BenchmarkSettings
 from cloudbench.runner.executors import image_archive
 from cloudbench.runner.executors.base import (
@@ -277,6 +278,7 @@ class DockerExecutor:
             "cloudbench.run_id": str(spec.run_id),
             "cloudbench.task_id": str(spec.task_id),
             "cloudbench.runner_id": spec.runner_id,
+            containers.ORCHESTRATOR_LABEL: spec.orchestrator_url,
         }
         name = f"cloudbench-{spec.run_id}-{spec.task_id}-{secrets.token_hex(3)}"
         image = spec.provisioned.image_tag or spec.provisioned.image_id
