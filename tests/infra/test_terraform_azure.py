@@ -54,6 +54,8 @@ RUNNER_VARS = {
     "tls_name": TLS_NAME,
     # --ruby-bench: the suite the master stored with the run at the orchestrator.
     "ruby_bench_sha256": "3f" * 32,
+    # What the runner imports, pinned to the master's lock (its x64 entry).
+    "runner_requirements": "httpx==0.28.1\nidna==3.20",
 }
 
 
@@ -233,6 +235,17 @@ def test_cloud_init_renders_and_bootstraps_the_runner() -> None:
     assert "export CLOUDBENCH_PROVIDER='azure'" in script
     assert "export CLOUDBENCH_ALIAS='cobalt100'" in script
     assert '--instance-type "$CLOUDBENCH_INSTANCE_TYPE"' in joined
+    # The master's pins: pip installs exactly those beside the wheel, resolving nothing.
+    assert "RUNNER_REQUIREMENTS='httpx==0.28.1\nidna==3.20'" in script
+    assert "--no-deps /opt/cloudbench/wheel/*.whl -r /opt/cloudbench/runner-requirements.txt" in (
+        " ".join(joined.split())
+    )
+
+
+def test_the_master_pins_the_runners_dependencies_per_architecture() -> None:
+    (vm,) = [b for t, _, b in _resources(MODULE) if t == "azurerm_linux_virtual_machine"]
+    expr = str(vm["custom_data"])
+    assert "lookup(var.runner_requirements,each.value.architecture," in expr.replace(" ", "")
 
 
 def test_the_shipped_suite_comes_from_the_orchestrator_checked_before_unpacking() -> None:

@@ -35,14 +35,17 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cloudbench.master import wheelhouse
 from cloudbench.master.client import OrchestratorClient
 from cloudbench.master.providers.suite import ship
+from cloudbench.platform.stacks import AwsSettings
 from cloudbench.platform.tls import TLS_NAME, make_certificate
 from tests.orchestrator_inproc import OrchestratorFactory
 from tests.orchestrator_proc import OrchestratorProcess
 from tests.pg import free_port
 from tests.twin.azure import Forward, render
 from tests.twin.azure_vm import AzureNet, azure_network, boot, computer_name
+from tests.wheelhouse import wheelhouse_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infrastructure/providers/azure/templates/runner-cloud-init.sh.tftpl"
@@ -101,7 +104,19 @@ def test_azure_cloud_init_boots_reports_its_cause_and_runs_a_task(
         forward.close()
 
 
+def _runner_pins() -> str:
+    """What the master puts in runner_requirements (master/providers/driver.py), from the
+    VM image's wheels (tests/wheelhouse.py: no PyPI here)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in wheelhouse_env().items():
+            patch.setenv(name, value)
+        settings = AwsSettings()
+        return wheelhouse.runner_versions(settings, wheelhouse.prepare(settings))["x86_64"]
+
+
 def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert: str) -> None:
+    pins = _runner_pins()  # exactly these are installed: a missing one fails the runner
+    assert "httpx==" in pins and "scipy" not in pins
     body = {
         "ruby_version": "3.1",
         "per_instance_type": {"tasks": 1},
@@ -132,6 +147,9 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
             "tls_cert": cert,
             "tls_name": TLS_NAME,
             "ruby_bench_sha256": OTHER_SHA256 if alias == "tampered" else sha256,
+            # The stack looks the pins up by the size's architecture; every VM here is this
+            # machine's x86_64 (the image's CPython 3.11), whatever its size's name says.
+            "runner_requirements": pins,
         }
         custom_data = render(TEMPLATE, variables, net.directory / f"tf-{alias}")
         assert orch.runner_token not in base64.b64decode(custom_data).decode()
@@ -190,6 +208,8 @@ def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert:
     pinned = f"orchestrator https://{TLS_NAME}:{public.rsplit(':', 1)[1]} at "
     assert pinned in good and "(pinned certificate)" in good, good[-3000:]
     assert "cloudbench: fetching the shipped ruby-bench suite from the orchestrator" in good
+    count = len(pins.splitlines())
+    assert f"the runner's dependencies as the master pinned them ({count} packages)" in good
     assert "ruby-bench /opt/cloudbench/ruby-bench" in good, good[-3000:]  # the runner's suite
     assert "clon" not in good.lower(), good[-3000:]  # never cloned
     assert done["runner_host"] == computer_name("cloudbench-7-ok-0"), done

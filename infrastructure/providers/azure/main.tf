@@ -254,6 +254,7 @@ resource "azurerm_linux_virtual_machine" "runner" {
     debug                = var.debug ? "true" : "false"
     heartbeat_interval   = var.heartbeat_interval
     ruby_bench_sha256    = var.ruby_bench_sha256
+    runner_requirements  = lookup(var.runner_requirements, each.value.architecture, "")
   }))
 
   admin_ssh_key {

@@ -190,6 +190,20 @@ variable "ruby_bench_sha256" {
   }
 }
 
+variable "runner_requirements" {
+  type        = map(string)
+  description = "Per CPU architecture (x64, Arm64): what the runner imports, pinned to the master's lock (name==version lines); runners install exactly these with pip --no-deps beside the master's wheel from the orchestrator. An architecture without an entry resolves the wheel's dependencies."
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for arch, pins in var.runner_requirements :
+      contains(["x64", "Arm64"], arch) && can(regex("^([A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+\n?)*$", pins))
+    ])
+    error_message = "runner_requirements: keys x64 or Arm64, values name==version lines."
+  }
+}
+
 variable "debug" {
   type        = bool
   description = "cloudbench run --debug: a runner whose boot or task failed keeps its VM up until max_lifetime_minutes instead of deallocating it."

@@ -321,6 +321,19 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def runner_versions(settings: AwsSettings, caches: dict[str, Path]) -> dict[str, str]:
+    """Per EC2 architecture: what the runner imports, as `name==version` lines of the lock
+    (no hashes: Azure's custom data holds 64 KB, every platform's hashes ~40 KB)."""
+    python = targets(settings)[0].python
+    out = {}
+    for arch, cache in caches.items():
+        keep = closure(cache, Target(python, arch), RUNNER_ROOTS)
+        lines = (cache / REQUIREMENTS).read_text().splitlines()
+        pins = [line.split(" ", 1)[0] for line in lines if line.strip()]
+        out[arch] = "\n".join(p for p in pins if canonicalize_name(p.split("==")[0]) in keep)
+    return out
+
+
 def ship(
     settings: AwsSettings, caches: dict[str, Path], wheel: Path, dest: Path, runner: bool = False
 ) -> list[str]:

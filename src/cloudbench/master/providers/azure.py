@@ -16,9 +16,12 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.rest import HttpRequest
+from rich.console import Console
 
+from cloudbench.master.providers.allowlist import AllowList, url_port
 from cloudbench.master.providers.azure_usage import TOTAL, check_usage, fetch_usages, needed, zones
-from cloudbench.master.providers.base import ProviderError
+from cloudbench.master.providers.base import ProviderContext, ProviderError
+from cloudbench.master.stacks import MetaOutputs
 from cloudbench.platform.azure import (
     NO_CREDENTIALS,
     AzureSettings,
@@ -26,6 +29,7 @@ from cloudbench.platform.azure import (
     load_settings,
     make_client,
 )
+from cloudbench.platform.stacks import Stack
 from cloudbench.protocol import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,10 @@ QUOTA = re.compile(
     r"(QuotaExceeded|OperationNotAllowed.*quota|exceeding approved .*quota|SkuNotAvailable)",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+# Azure's CpuArchitectureType -> EC2's name, which the master's wheelhouses are keyed by.
+ARCHES = {"x64": "x86_64", "Arm64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -178,3 +186,59 @@ def quota_hint(log_tail: str, location: str) -> str | None:
         f"stack azure: the subscription's vCPU quota in {location} does not allow these VMs; "
         "request more (Azure portal: Quotas > Compute) or use fewer instances / smaller sizes"
     )
+
+
+def stack_variables(
+    settings: AzureSettings,
+    sizes: dict[str, SizeFacts],
+    ctx: ProviderContext,
+    out: MetaOutputs,
+    pins: dict[str, str],
+) -> dict[str, object]:
+    """The azure stack's variables for this run; `pins`: the runner's pinned dependencies
+    by EC2 architecture (master/wheelhouse.py), passed on by Azure architecture."""
+    types = [
+        {
+            "instance_type": s.instance_type,
+            "alias": s.effective_alias,
+            "architecture": sizes[s.instance_type].architecture,
+            "premium_io": sizes[s.instance_type].premium_io,
+            "gen2": sizes[s.instance_type].gen2,
+            "disk_controller_type": sizes[s.instance_type].disk_controller,
+            "instances": ctx.spec.counts(s).instances,
+            "capacity": ctx.spec.capacity_of("azure", s),
+            "max_price": ctx.spec.max_price_of(s),
+        }
+        for s in ctx.instance_types("azure")
+    ]
+    used = {str(t["architecture"]) for t in types}
+    return {
+        "subscription_id": settings.subscription_id,
+        "location": settings.location,
+        "instance_types": types,
+        "instances": ctx.spec.per_instance_type.instances,
+        # Azure VMs are outside the meta VPC: they reach the public URL.
+        "orchestrator_url": out.url,
+        "runner_token": ctx.runner_token,
+        "orchestrator_tls_cert": out.pin_for(out.url) or "",
+        "ssh_public_key": settings.ssh_public_key,
+        "ssh_cidr": settings.ssh_cidr,
+        "runner_requirements": {a: pins[ARCHES[a]] for a in used if ARCHES[a] in pins},
+    }
+
+
+def admit_nat(stack: Stack, out: MetaOutputs, run_id: int, console: Console) -> None:
+    """Everything but the VMs first; then the orchestrator admits the run's NAT address
+    (allowlist.py); the caller's apply then launches the VMs."""
+    if not out.runner_nat_group:
+        raise ProviderError(
+            "stack azure: the meta deployment has no runner_nat_security_group_id output "
+            "(deployed by an older cloudbench); run without --reuse-orchestrator once"
+        )
+    stack.variables["launch_vms"] = False
+    stack.apply()
+    nat = str(stack.terraform().output().get("nat_public_ip") or "")
+    allow = AllowList(out.region, out.runner_nat_group)
+    cidr = allow.allow(run_id, nat, url_port(out.url))
+    console.print(f"azure: orchestrator admits the runners' NAT address {cidr}")
+    stack.variables["launch_vms"] = True

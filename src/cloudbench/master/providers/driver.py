@@ -17,13 +17,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cloudbench.master import wheelhouse
 from cloudbench.master.capacity import CapacityError, CapacityPlan, check_aws, subnet_for
 from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
 from cloudbench.master.ledger import CostMeter
 from cloudbench.master.progress import StackView
 from cloudbench.master.providers import azure, image, suite
-from cloudbench.master.providers.allowlist import AllowList, url_port
+from cloudbench.master.providers.allowlist import AllowList
 from cloudbench.master.providers.base import (
     MachineRow,
     ProviderContext,
@@ -92,7 +93,8 @@ class StackDriver:
         self.meta.check()
         if spec.aws:
             self.capacity = self._capacity(spec)
-            self.meta.prepare_wheelhouses()  # runner VMs install from it
+        if spec.aws or spec.azure:
+            self.meta.prepare_wheelhouses()  # runner VMs install from it (Azure: its pins)
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
 
@@ -200,32 +202,9 @@ class StackDriver:
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None
-        types = [
-            {
-                "instance_type": s.instance_type,
-                "alias": s.effective_alias,
-                "architecture": self.sizes[s.instance_type].architecture,
-                "premium_io": self.sizes[s.instance_type].premium_io,
-                "gen2": self.sizes[s.instance_type].gen2,
-                "disk_controller_type": self.sizes[s.instance_type].disk_controller,
-                "instances": ctx.spec.counts(s).instances,
-                "capacity": ctx.spec.capacity_of("azure", s),
-                "max_price": ctx.spec.max_price_of(s),
-            }
-            for s in ctx.instance_types("azure")
-        ]
-        return {
-            "subscription_id": self.azure.subscription_id,
-            "location": self.azure.location,
-            "instance_types": types,
-            "instances": ctx.spec.per_instance_type.instances,
-            # Azure VMs are outside the meta VPC: they reach the public URL.
-            "orchestrator_url": out.url,
-            "runner_token": ctx.runner_token,
-            "orchestrator_tls_cert": out.pin_for(out.url) or "",
-            "ssh_public_key": self.azure.ssh_public_key,
-            "ssh_cidr": self.azure.ssh_cidr,
-        }
+        self.meta.prepare_wheelhouses()
+        pins = wheelhouse.runner_versions(self.meta.settings, self.meta.wheelhouses)
+        return azure.stack_variables(self.azure, self.sizes, ctx, out, pins)
 
     def _each(self, action: str, skip: set[str] | None = None) -> list[ProviderError]:
         """Run `action` on every stack at once; the errors of those that failed."""
@@ -246,7 +225,9 @@ class StackDriver:
                 stack.prepare(module_dir(self.meta.settings, MODULES[stack.name]))
                 try:
                     if stack.name == "azure":
-                        self._admit_azure(stack)  # its NAT address, before its VMs boot
+                        # Its NAT address, before its VMs boot.
+                        assert self.meta.outputs is not None and self.run_id is not None
+                        azure.admit_nat(stack, self.meta.outputs, self.run_id, self.console)
                     stack.apply()
                 finally:  # a failed apply may still have launched some VMs
                     if self.meter is not None and stack.name in CLOUDS:
@@ -271,24 +252,6 @@ class StackDriver:
             return ProviderError(f"stack {stack.name}: {exc}")
         view.set(stack.name, "applied" if action == "apply" else "destroyed")
         return None
-
-    def _admit_azure(self, stack: Stack) -> None:
-        """Everything but the VMs first; then the orchestrator admits the run's NAT
-        address (allowlist.py); the caller's apply then launches the VMs."""
-        out, run_id = self.meta.outputs, self.run_id
-        assert out is not None and run_id is not None
-        if not out.runner_nat_group:
-            raise ProviderError(
-                "stack azure: the meta deployment has no runner_nat_security_group_id output "
-                "(deployed by an older cloudbench); run without --reuse-orchestrator once"
-            )
-        stack.variables["launch_vms"] = False
-        stack.apply()
-        nat = str(stack.terraform().output().get("nat_public_ip") or "")
-        allow = AllowList(out.region, out.runner_nat_group)
-        cidr = allow.allow(run_id, nat, url_port(out.url))
-        self.console.print(f"azure: orchestrator admits the runners' NAT address {cidr}")
-        stack.variables["launch_vms"] = True
 
     def _hint(self, stack: Stack, exc: TerraformError) -> str | None:
         if stack.name == "aws" and STUCK_PENDING in (exc.log_tail or ""):
