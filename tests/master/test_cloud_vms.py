@@ -92,7 +92,10 @@ def test_an_erroring_vm_and_a_silent_one_stop_the_type_and_exit_1(
 def test_one_working_vm_keeps_the_type_alive(harness: Harness, fake: FakeTerraform) -> None:
     """A type with one VM left that calls in is not stopped when its other VM fails."""
     env = {**fake.env(**SETTINGS), **_launch(harness.tmp, fake, ["i-0fail", "i-0good"])}
-    harness.start(harness.config(_config(instances=2)), "--boot-timeout", "10", environment=env)
+    # --heartbeat-timeout 12: silence counts 12 s after the last report (30 s by default).
+    harness.start(
+        harness.config(_config(instances=2)), "--boot-timeout", "10", timeout=12, environment=env
+    )
     run_id = harness.run_id()
     harness.wait_for(lambda: fake.find("output", "aws"))
     _report(fake, run_id, "i-0fail", "error", message="apt-get failed")

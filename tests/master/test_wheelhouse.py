@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import cloudbench
-from cloudbench.master import wheelhouse
+from cloudbench.master import wheelhouse, wheelpack
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.platform.stacks import AwsSettings
 from tests.wheelhouse import VM_IMAGE, wheelhouse_env
@@ -126,14 +126,14 @@ def test_built_once_then_installed_offline_with_every_hash_checked(
 
     # The orchestrator's: every locked package (its dashboard runs the report).
     out = tmp_path / "ship"
-    assert wheelhouse.ship(settings, caches, wheel, out) == ["x86_64"]
+    assert wheelpack.ship(settings, caches, wheel, out) == ["x86_64"]
     names, pins = _contents(out / "wheelhouse-x86_64.tar")
     assert wheel.name in names and "TARGET" in names
     assert {"scipy", "fastapi", "boto3", "docker"} <= {pin.split("==")[0] for pin in pins}
     assert f"cloudbench=={cloudbench.__version__}" in [pin.split(" ")[0] for pin in pins]
     # The runners': only what the runner imports, and it installs and starts with it.
     out = tmp_path / "runner"
-    assert wheelhouse.ship(settings, caches, wheel, out, runner=True) == ["x86_64"]
+    assert wheelpack.ship(settings, caches, wheel, out, runner=True) == ["x86_64"]
     tar = out / "wheelhouse-x86_64.tar"
     names, pins = _contents(tar)
     kept = {pin.split("==")[0] for pin in pins}
@@ -145,7 +145,7 @@ def test_built_once_then_installed_offline_with_every_hash_checked(
     assert done.stdout.strip().splitlines()[-2:] == ["present: []", cloudbench.__version__]
     # The next run ships the very same file, packed once (a link to the cache's copy).
     again = tmp_path / "again"
-    wheelhouse.ship(settings, caches, wheel, again, runner=True)
+    wheelpack.ship(settings, caches, wheel, again, runner=True)
     assert (again / tar.name).stat().st_ino == tar.stat().st_ino
 
     # One changed byte in one wheel: pip refuses the install.

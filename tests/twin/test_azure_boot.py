@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cloudbench.master import wheelhouse
+from cloudbench.master import wheelhouse, wheelpack
 from cloudbench.master.client import OrchestratorClient
 from cloudbench.master.providers.suite import ship
 from cloudbench.platform.stacks import AwsSettings
@@ -111,7 +111,7 @@ def _runner_pins() -> str:
         for name, value in wheelhouse_env().items():
             patch.setenv(name, value)
         settings = AwsSettings()
-        return wheelhouse.runner_versions(settings, wheelhouse.prepare(settings))["x86_64"]
+        return wheelpack.runner_versions(settings, wheelhouse.prepare(settings))["x86_64"]
 
 
 def _boot_and_check(net: AzureNet, orch: OrchestratorProcess, public: str, cert: str) -> None:

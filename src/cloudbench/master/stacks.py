@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 import cloudbench
-from cloudbench.master import wheelhouse
+from cloudbench.master import wheelhouse, wheelpack
 from cloudbench.master.client import TLS_FIX
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.master.wheel import check_same_build, master_wheel
@@ -149,7 +149,7 @@ class MetaDeployment:
         self.wheel = self.wheel or master_wheel(self.settings)
         for old in dest.glob("wheelhouse-*.tar"):
             old.unlink()
-        return wheelhouse.ship(self.settings, self.wheelhouses, self.wheel, dest, runner)
+        return wheelpack.ship(self.settings, self.wheelhouses, self.wheel, dest, runner)
 
     def connect(self) -> MetaOutputs:
         """Apply (unless reusing), read the outputs, wait until the orchestrator answers."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cloudbench.master import wheelhouse
+from cloudbench.master import wheelpack
 from cloudbench.master.capacity import CapacityError, CapacityPlan, check_aws, subnet_for
 from cloudbench.master.costplan import lifetime_minutes
 from cloudbench.master.ec2_states import Ec2States
@@ -203,7 +203,7 @@ class StackDriver:
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None
         self.meta.prepare_wheelhouses()
-        pins = wheelhouse.runner_versions(self.meta.settings, self.meta.wheelhouses)
+        pins = wheelpack.runner_versions(self.meta.settings, self.meta.wheelhouses)
         return azure.stack_variables(self.azure, self.sizes, ctx, out, pins)
 
     def _each(self, action: str, skip: set[str] | None = None) -> list[ProviderError]:
