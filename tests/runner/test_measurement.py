@@ -303,18 +303,31 @@ def test_runner_threads_stay_off_the_benchmark_cpu(
         bench: list[psutil.Process] = []
         while not bench and time.monotonic() < deadline:
             time.sleep(0.5)
-            bench = [
-                p for p in runner.children(recursive=True) if "sleepy.rb" in " ".join(p.cmdline())
-            ]
+            bench = [p for p in runner.children(recursive=True) if "sleepy.rb" in _cmdline(p)]
         assert bench, "the benchmark process never started"
         housekeeping = set(runner.cpu_affinity())
         benchmark = set(bench[0].cpu_affinity())
         assert benchmark and housekeeping and not housekeeping & benchmark
         for thread in runner.threads():  # heartbeat and slot threads included
-            assert set(psutil.Process(thread.id).cpu_affinity()) == housekeeping
+            try:
+                allowed = set(psutil.Process(thread.id).cpu_affinity())
+            except psutil.NoSuchProcess:
+                continue  # ended since the listing
+            assert allowed == housekeeping
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _cmdline(proc: Any) -> str:
+    """A child's command line, or "" for one that ended while it was listed (the runner's
+    short probes do; psutil then raises NoSuchProcess or, for a zombie, ZombieProcess)."""
+    import psutil
+
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
 
 
 def _wait_for_lease(proc: subprocess.Popen[bytes], timeout: float = 60) -> dict[str, Any]:
