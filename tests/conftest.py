@@ -74,6 +74,17 @@ LONGEST_FIRST = [
     "tests/report/test_local_run.py",
     "tests/master/test_signals.py",
     "tests/master/test_cost_guard.py",
+    # 20-30 s tests that otherwise came last (a run's tail on 5 workers).
+    "tests/master/test_azure_path.py",
+    "tests/runner/test_matrix_runner.py",
+    "tests/infra/test_checkov.py",
+    "tests/runner/test_preemption.py",
+    "tests/orchestrator/storage/test_s3.py",
+    "tests/report/test_browser.py",
+    "tests/dashboard/test_browser.py",
+    "tests/master/test_fail_fast.py",
+    "tests/runner/test_runner_integration.py",
+    "tests/master/test_local_matrix.py",
 ]
 
 
