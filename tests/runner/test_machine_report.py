@@ -185,6 +185,12 @@ def test_reporter_follows_slot_steps_and_keeps_alive(
         assert machine["stage_since"] == since and machine["last_seen_at"] > seen
         reporter.stage_changed(HeartbeatStatus.running, "task 1: result uploaded")
         assert _machines(orchestrator_server, run_id)[0]["stage"] == "running"
+        # The final report is the last: no keep-alive replaces its cause with a log line.
+        reporter.report(HeartbeatStatus.error, "preempted: the notice", final=True)
+        time.sleep(1.5)  # keep-alive intervals pass
+        reporter.report(HeartbeatStatus.running)
+        [machine] = _machines(orchestrator_server, run_id)
+        assert (machine["stage"], machine["message"]) == ("error", "preempted: the notice")
     finally:
         reporter.stop()
         client.close()

@@ -53,7 +53,11 @@ class MachineReporter:
         self.stage = HeartbeatStatus.provision
         self._tail = _LastLines()
         self._stop = threading.Event()
+        # Held across each report's request too: reports reach the orchestrator in order,
+        # and none follows the final one (a keep-alive sent just after it replaced the
+        # final cause with the last log line).
         self._lock = threading.Lock()
+        self._final = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -71,6 +75,9 @@ class MachineReporter:
         if not self.enabled or self.client is None:
             return
         with self._lock:
+            if self._final:
+                return
+            self._final = final
             self.stage = stage
             line = message or (self._tail.lines[-1] if self._tail.lines else None)
             tail = "\n".join(self._tail.lines)[-MAX_LOG_TAIL:] if final else None
@@ -85,11 +92,13 @@ class MachineReporter:
                 host=socket.gethostname()[:200] or None,
                 stages=self.boot.stages() if self.boot else None,
             )
-        try:
-            run_id = int(self.settings.run_id or 0)
-            self.client.report_machine(run_id, body, give_up_after=60.0 if final else 5.0)
-        except (httpx.HTTPError, Transient, ApiError) as exc:
-            log.warning("cannot report stage %s to the orchestrator: %s", stage, exc)
+            try:
+                run_id = int(self.settings.run_id or 0)
+                self.client.report_machine(run_id, body, give_up_after=60.0 if final else 5.0)
+                return
+            except (httpx.HTTPError, Transient, ApiError) as exc:
+                failed = exc
+        log.warning("cannot report stage %s to the orchestrator: %s", stage, failed)
 
     def stage_changed(self, stage: HeartbeatStatus, message: str) -> None:
         """A slot's step (uploading, back to running): reported when the stage changes."""
