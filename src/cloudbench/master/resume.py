@@ -104,5 +104,5 @@ def retire_session(run_id: int) -> None:
     left = stop_recorded(old.processes, 15.0)
     if left:
         raise ResumeError(f"run {run_id}: could not stop {len(left)} old process(es): {left}")
-    containers.remove_ours(run_id, (old.orchestrator_url or "").rstrip("/") or None)
+    containers.remove_ours(run_id, old.orchestrator_url)
     old.remove()

@@ -381,8 +381,7 @@ class Master:
         assert self.adopted is not None
         left = stop_recorded(self.adopted.processes, 1.0 if self.hurry else 15.0)
         if self.run_id is not None:
-            url = (self.adopted.orchestrator_url or "").rstrip("/")
-            containers.remove_ours(self.run_id, url or None)
+            containers.remove_ours(self.run_id, self.adopted.orchestrator_url)
         if not left:
             self.adopted.remove()
 

@@ -44,8 +44,8 @@ def _filters(run_id: int | None, orchestrator: str | None = None) -> dict[str, l
     labels = ["cloudbench=1"]
     if run_id is not None:
         labels.append(f"cloudbench.run_id={run_id}")
-    if orchestrator:
-        labels.append(f"{ORCHESTRATOR_LABEL}={orchestrator}")
+    if orchestrator:  # as runners label it (their setting drops a trailing slash)
+        labels.append(f"{ORCHESTRATOR_LABEL}={orchestrator.rstrip('/')}")
     return {"label": labels}
 
 

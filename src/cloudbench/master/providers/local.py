@@ -65,7 +65,7 @@ class LocalProvider:
 
     def start(self, ctx: ProviderContext) -> None:
         self.run_id, self.session = ctx.run_id, ctx.session
-        self.orchestrator_url = ctx.orchestrator_url.rstrip("/")  # as the runners label it
+        self.orchestrator_url = ctx.orchestrator_url
         self.work_root = (ctx.state_dir / "runners").resolve()
         wanted = [
             (spec, index)
