@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -42,3 +43,21 @@ def _ensure_engine() -> str:
     # A busy machine (a loaded podman socket) answers late: wait, as runners do.
     assert engine_answers(wait=60), "engine set up but not answering within 60 s"
     return os.environ["DOCKER_HOST"]
+
+
+TWIN_VM_IMAGE = SETUP.with_name("standin-vm-image.sh")
+
+
+@functools.cache  # once per test process; the script itself is cached and locked
+def twin_vm_image() -> str:
+    """The AWS twin's VM image, built when missing or outdated (scripts/standin-vm-image.sh:
+    idempotent, and one build at a time across workers). The test tooling builds it, as it
+    sets up the engine: on a new machine the first test to need it waits for the build
+    instead of failing with podman's "pull" error."""
+    ensure_engine()
+    done = subprocess.run(
+        ["bash", str(TWIN_VM_IMAGE)], capture_output=True, text=True, timeout=1200
+    )
+    if done.returncode != 0:
+        pytest.fail(f"standin-vm-image.sh failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.containers import twin_vm_image
+
 VM_IMAGE = os.environ.get("CLOUDBENCH_TWIN_VM_IMAGE", "localhost/cloudbench-twin-vm:bookworm")
 ROOT = Path(f"/tmp/cloudbench-test-wheelhouse-{os.getuid()}")
 
@@ -33,6 +35,8 @@ def _podman(*args: str) -> str:
 @functools.cache  # one `podman image inspect` per test process, not one per test
 def image_wheels() -> Path:
     """A copy of the twin VM image's /opt/wheelhouse (made once per image id)."""
+    if "CLOUDBENCH_TWIN_VM_IMAGE" not in os.environ:
+        twin_vm_image()
     found = subprocess.run(
         ["podman", "image", "inspect", "--format", "{{.Id}}", VM_IMAGE],
         capture_output=True,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudbench.platform.cpulease import DEFAULT_DIR, lease_dir
+from tests.containers import twin_vm_image
 from tests.twin.azure import (
     ARM,
     ARM_HOST,
@@ -63,6 +64,7 @@ def _podman(*args: str) -> str:
 
 @contextmanager
 def azure_network(directory: Path) -> Iterator[AzureNet]:
+    twin_vm_image()
     name = f"cbtwin-azure-{uuid.uuid4().hex[:8]}"
     subnet = free_internal_subnet()
     hosts = subnet.hosts()

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.containers import twin_vm_image
 from tests.twin.core import Faults, Twin
 
 USER_DATA = """#!/bin/bash
@@ -26,11 +27,19 @@ echo "type: $(get instance-type) zone: $(get placement/availability-zone) ami: $
 apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null && echo "apt: ok"
 shutdown -h now done
 """
+# 256 KB through the serial port (its buffer holds far less: the writer waits for the
+# reader), a last line, and at once the power off: that line is on the console.
+LAST_WORDS = """#!/bin/bash
+head -c 262144 /dev/zero | tr '\\0' x | fold -w 127 >/dev/ttyS0
+echo "last words before the power off" >/dev/ttyS0
+poweroff
+"""
 
 
 @pytest.fixture
 def twin(tmp_path: Path) -> Iterator[Twin]:
     faults = Faults(kill_vm={"doomed": 3.0}, no_boot={"stuck"})
+    twin_vm_image()
     twin = Twin(tmp_path / "twin", faults)
     saved = dict(os.environ)
     try:
@@ -78,7 +87,7 @@ def test_vms_boot_power_off_and_faults(twin: Twin) -> None:
         VpcId=vpc, CidrBlock=str(twin.subnet), AvailabilityZone="us-east-1a"
     )["Subnet"]["SubnetId"]
     ok = _launch(ec2, subnet, "ok", USER_DATA, "terminate")
-    stopper = _launch(ec2, subnet, "ok", "#!/bin/bash\npoweroff\n", "stop")
+    stopper = _launch(ec2, subnet, "ok", LAST_WORDS, "stop")
     doomed = _launch(ec2, subnet, "doomed", "#!/bin/bash\nsleep 600\n", "terminate")
     stuck = _launch(ec2, subnet, "stuck", "#!/bin/bash\nshutdown -h now\n", "terminate")
 
@@ -88,6 +97,8 @@ def test_vms_boot_power_off_and_faults(twin: Twin) -> None:
     assert "type: c7i.large zone: us-east-1a ami: ami-0a1b2c3d4e5f60001" in console, console
     assert "apt: ok" in console and "shutdown: done" in console, console
     _wait_state(ec2, stopper, "stopped")
+    console = ec2.get_console_output(InstanceId=stopper)["Output"]
+    assert "last words before the power off" in console, console[-300:]
     _wait_state(ec2, doomed, "terminated")  # --kill-vm: gone after 3 s, as if reclaimed
     assert "user-data exited" not in (twin.state_dir / "vms" / doomed / "console.log").read_text()
     # --no-boot: never leaves pending, and nothing was started for it.
