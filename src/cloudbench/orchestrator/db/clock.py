@@ -20,11 +20,14 @@ def db_now(session: Session) -> ColumnElement[Any]:
 def now_for(dialect: str) -> ColumnElement[Any]:
     """The database clock for a dialect (statements built once need no session)."""
     if dialect == "sqlite":
-        return func.strftime(_SQLITE_FORMAT, "now")
-    return func.clock_timestamp()
+        return func.strftime(_SQLITE_FORMAT, "now")  # one value per statement
+    # The statement's start, not clock_timestamp(): every column one statement sets to
+    # "now" gets the same instant (a machine's first report had first_seen_at 1 µs past
+    # its stage_since), and unlike now() it moves on with each statement of a transaction.
+    return func.statement_timestamp()
 
 
 def db_now_minus(session: Session, seconds: float) -> ColumnElement[Any]:
     if session.get_bind().dialect.name == "sqlite":
         return func.strftime(_SQLITE_FORMAT, "now", f"-{float(seconds)} seconds")
-    return func.clock_timestamp() - literal_column(f"interval '{float(seconds)} seconds'")
+    return func.statement_timestamp() - literal_column(f"interval '{float(seconds)} seconds'")

@@ -110,7 +110,8 @@ def postgres_claim_sql(*, alias: bool, run: bool, limit: int) -> str:
     return f"""
 UPDATE tasks AS t
 SET status = '{TaskStatus.claimed.value}', runner_id = req.runner_id, runner_host = req.host,
-    lease = t.lease + 1, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
+    lease = t.lease + 1, claimed_at = statement_timestamp(),
+    heartbeat_at = statement_timestamp(),
     heartbeat_status = '{HeartbeatStatus.boot.value}'
 FROM (
     SELECT id, row_number() OVER (ORDER BY id) AS ord FROM (
@@ -157,10 +158,10 @@ def postgres_heartbeat_sql(kind: BeatKind) -> str:
     an active status and (kind.lease) the lease; a row per heartbeat recorded:
     (BEAT_NAMES…, ord), ord the heartbeat's 1-based position."""
     columns = ["heartbeat_status", *sorted(kind.fields)]
-    sets = ["heartbeat_at = clock_timestamp()", *(f"{c} = v.{c}" for c in columns)]
+    sets = ["heartbeat_at = statement_timestamp()", *(f"{c} = v.{c}" for c in columns)]
     if kind.running:
         sets.append(f"status = '{TaskStatus.running.value}'")
-        sets.append("started_at = coalesce(t.started_at, clock_timestamp())")
+        sets.append("started_at = coalesce(t.started_at, statement_timestamp())")
     arrays = ", ".join(f"%({c})s::{_BEAT_TYPES[c]}[]" for c in columns)
     where = "t.id = v.id AND t.runner_id = v.runner"
     where += f" AND t.status IN ({_sql_list(ACTIVE_STATUSES)})"
