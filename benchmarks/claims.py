@@ -172,7 +172,7 @@ class Bench:
         (types,) = [self.seed("hb", HEARTBEAT_TASKS)[:1]]
         rows = self.db.execute(
             "UPDATE tasks SET status = 'claimed', runner_id = 'hb-' || id, lease = lease + 1,"
-            " claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),"
+            " claimed_at = statement_timestamp(), heartbeat_at = statement_timestamp(),"
             " heartbeat_status = 'boot' WHERE instance_type = %s AND status = 'pending'"
             " RETURNING id, runner_id, lease",
             (types[0],),
