@@ -18,8 +18,9 @@ from typing import Any
 
 import boto3
 
-from cloudbench.master.providers.allowlist import AllowList, description
+from cloudbench.master.providers.allowlist import AllowList
 from cloudbench.platform.tls import make_certificate
+from cloudbench.protocol.marks import nat_rule_description as description
 from tests.infra.test_boot_reporting import moto as moto
 from tests.twin.core import find_mirror
 

@@ -18,10 +18,11 @@ import pytest
 from rich.console import Console
 
 from cloudbench.master.providers import driver as stack_driver
-from cloudbench.master.providers.allowlist import AllowList, description, url_port
+from cloudbench.master.providers.allowlist import AllowList, url_port
 from cloudbench.master.providers.base import ProviderError
 from cloudbench.master.providers.driver import StackDriver
 from cloudbench.master.stacks import MetaOutputs
+from cloudbench.protocol.marks import nat_rule_description as description
 from tests.infra.test_boot_reporting import moto as moto
 
 REGION = "eu-west-1"

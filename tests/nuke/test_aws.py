@@ -301,3 +301,40 @@ def test_cli_sweeps_the_meta_region_not_aws_default_region(
     assert "(AWS region eu-west-1)" in out.stdout, out.stdout + out.stderr
     assert f"vpc {vpc_id}" in out.stdout
     assert "(AWS region us-east-1)" not in out.stdout
+
+
+def test_run_id_revokes_that_runs_nat_entry_and_keeps_the_meta_group(aws: str) -> None:
+    """An Azure run's NAT entry (the master's rule in the meta deployment's group) outlived
+    a master that died, admitting an address Azure may give to someone else: `nuke --run-id`
+    revokes that run's entry; the group, another run's entry and rules that are no run's
+    stay (the meta deployment is not the run's)."""
+    from cloudbench.master.providers.allowlist import AllowList
+
+    ec2: Any = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16", TagSpecifications=_spec("vpc", "meta"))
+    group = ec2.create_security_group(
+        GroupName="cloudbench-runner-nat",
+        Description="Azure runners' NAT addresses",
+        VpcId=vpc["Vpc"]["VpcId"],
+        TagSpecifications=_spec("security-group", "meta"),
+    )["GroupId"]
+    operator = {"CidrIp": "192.0.2.9/32", "Description": "operator"}
+    ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [operator]}],
+    )
+    AllowList(REGION, group).allow(7, "198.51.100.23", 8000)
+    AllowList(REGION, group).allow(8, "192.0.2.44", 8000)
+
+    plan = plan_nuke(run_id="7")
+    assert [(r.kind, r.id) for r in plan.resources] == [
+        ("security-group-rule", f"{group}:tcp:8000:8000:198.51.100.23/32")
+    ]
+    result = execute_nuke(plan, wait_delay=0.1)
+    assert result.ok, (result.failures, result.remaining)
+    (found,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    left = {(r["CidrIp"], p["FromPort"]) for p in found["IpPermissions"] for r in p["IpRanges"]}
+    assert left == {("192.0.2.9/32", 22), ("192.0.2.44/32", 8000)}
+    assert plan_nuke(run_id="7").is_empty
+    # Everything at once deletes the group itself, its rules with it: no rule is listed.
+    assert {r.kind for r in plan_nuke().resources} == {"vpc", "security-group"}

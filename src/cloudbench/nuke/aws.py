@@ -41,6 +41,7 @@ STEPS: list[tuple[str, Lister, Deleter | None]] = [
     ("instance", ls.list_instances, None),
     ("network-interface", ls.list_network_interfaces, d.delete_network_interface),
     ("elastic-ip", ls.list_elastic_ips, d.release_elastic_ip),
+    ("security-group-rule", ls.list_run_rules, d.revoke_rule),
     ("security-group", ls.list_security_groups, d.delete_security_group),
     ("subnet", ls.list_subnets, d.delete_subnet),
     ("internet-gateway", ls.list_internet_gateways, d.delete_internet_gateway),

@@ -53,6 +53,15 @@ def delete_network_interface(c: Clients, r: Resource) -> None:
     c.ec2.delete_network_interface(NetworkInterfaceId=r.id)
 
 
+def revoke_rule(c: Clients, r: Resource) -> None:
+    """One ingress rule, as aws_listing.rule_id wrote it."""
+    group, protocol, low, high, cidr = r.id.split(":")
+    permission: dict[str, Any] = {"IpProtocol": protocol, "IpRanges": [{"CidrIp": cidr}]}
+    if protocol != "-1":  # all traffic: no ports
+        permission.update(FromPort=int(low), ToPort=int(high))
+    c.ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[permission])
+
+
 def release_elastic_ip(c: Clients, r: Resource) -> None:
     addresses = c.ec2.describe_addresses(AllocationIds=[r.id])["Addresses"]
     for address in addresses:

@@ -13,6 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cloudbench.protocol.marks import nat_rule_description
+
 logger = logging.getLogger(__name__)
 
 PROJECT_TAG = "Project"
@@ -110,6 +112,32 @@ def list_security_groups(c: Clients, sel: Selector) -> list[Resource]:
         for g in groups
         if g.get("GroupName") != "default"
     ]
+
+
+def list_run_rules(c: Clients, sel: Selector) -> list[Resource]:
+    """A run's ingress rules in cloudbench's groups, by their description (the Azure
+    runners' NAT entry): the groups are the meta deployment's, not the run's, and stay.
+    A sweep of everything deletes the groups, rules and all: nothing to list then."""
+    if sel.run_id is None:
+        return []
+    wanted = nat_rule_description(sel.run_id)
+    groups = _pages(
+        c.ec2, "describe_security_groups", "SecurityGroups", Filters=Selector().ec2_filters()
+    )
+    return [
+        Resource("security-group-rule", rule_id(g["GroupId"], p, r["CidrIp"]), wanted)
+        for g in groups
+        for p in g.get("IpPermissions", [])
+        for r in p.get("IpRanges", [])
+        if r.get("Description") == wanted
+    ]
+
+
+def rule_id(group_id: str, permission: dict[str, Any], cidr: str) -> str:
+    """`sg-…:tcp:8000:8000:203.0.113.7/32` (IPv4 ranges: no colon in the CIDR): enough
+    to revoke exactly that rule."""
+    low, high = permission.get("FromPort", -1), permission.get("ToPort", -1)
+    return f"{group_id}:{permission['IpProtocol']}:{low}:{high}:{cidr}"
 
 
 def list_subnets(c: Clients, sel: Selector) -> list[Resource]:

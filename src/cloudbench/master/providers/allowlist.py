@@ -5,7 +5,8 @@ stack's `nat_public_ip`), which neither `allowed_http_cidrs` nor the VPC covers.
 stack gives the orchestrator a security group of its own for such entries
 (`runner_nat_security_group_id`, no Terraform-managed ingress rules); for each run the
 master adds one rule there — TCP on the orchestrator URL's port from `<nat>/32` — before
-the run's VMs boot, and revokes it when the run's stacks are destroyed. boto3, not a meta
+the run's VMs boot, and revokes it when the run's stacks are destroyed (`cloudbench nuke
+--run-id` revokes those of a run whose master died: protocol/marks.py). boto3, not a meta
 variable: the address exists only after meta is applied, a second meta apply per run costs
 minutes and could drop a concurrent run's entry; rules Terraform does not manage survive
 the next run's meta apply (infrastructure/meta/README.md).
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudbench.master.providers.base import ProviderError
+from cloudbench.protocol.marks import nat_rule_description as description
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +31,6 @@ def url_port(url: str) -> int:
     """The port a client of `url` connects to (the scheme's default when none is given)."""
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def description(run_id: int) -> str:
-    return f"cloudbench run {run_id}: azure runners (NAT)"
 
 
 class AllowList:
