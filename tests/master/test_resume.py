@@ -6,10 +6,12 @@ import json
 import os
 import signal
 
+import boto3
 import pytest
 
 from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
-from tests.master.test_aws_path import SETTINGS, _aws_config, fake_terraform
+from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config, fake_terraform
+from tests.moto_aws import ec2_quotas
 from tests.orchestrator_inproc import OrchestratorFactory
 
 pytestmark = [pytest.mark.slow]
@@ -67,6 +69,7 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_url: str,
     orchestrator_factory: OrchestratorFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = fake_terraform(tmp_path_factory.mktemp("tf"), sqlite_url, orchestrator_factory)
     config = harness.config(_aws_config(local=True))
@@ -79,6 +82,20 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     # Its teardown destroyed both; pretend it was killed before that with aws applied.
     (applied / "aws" / ".cloudbench-applied").write_text("applied\n")
     before = len(fake.calls())
+    # Its t3 VM is still up (2 vCPUs, tagged with the run), beside another run's; the quota
+    # fits the two runs' VMs once each: the resumed run's own VM is "for this run", not
+    # also "in use" (counted twice, 6 of 5 refused the resume).
+    ec2 = boto3.client("ec2", region_name=SETTINGS["CLOUDBENCH_AWS_REGION"], **_moto(fake))
+    for owner in (str(run_id), "999"):
+        tags = [{"Key": "Project", "Value": "cloudbench"}, {"Key": "RunId", "Value": owner}]
+        ec2.run_instances(
+            ImageId="ami-12c6146b",
+            InstanceType="t3.micro",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+    ec2_quotas(monkeypatch, {"L-1216C47A": 5})
 
     harness.start(config, "--resume", str(run_id), environment=fake.env(**SETTINGS))
     harness.wait_for(lambda: fake.find("apply", "local")[1:])
@@ -92,3 +109,14 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     assert ("apply", "local") in calls, calls  # missing: applied again
     assert ("destroy", "aws") in calls and ("destroy", "local") in calls, calls
     assert not harness.sessions(), "session record left behind"
+    assert "in eu-west-1: 2 in use + 2 for this run = 4 of 5: ok" in err, err
+
+
+def _moto(fake: FakeTerraform) -> dict[str, str]:
+    """boto3 client arguments for the moto the fake deployment's master talks to."""
+    env = fake.aws_env
+    return {
+        "endpoint_url": env["AWS_ENDPOINT_URL"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }

@@ -115,10 +115,12 @@ def aws_wanted(spec: RunSpec) -> list[tuple[str, int, bool]]:
     ]
 
 
-def check_aws(spec: RunSpec, region: str, *, meta_pending: bool) -> CapacityPlan:
+def check_aws(
+    spec: RunSpec, region: str, *, meta_pending: bool, own_run: int | None = None
+) -> CapacityPlan:
     """The plan, or CapacityError naming each type or quota that refuses the run."""
     try:
-        plan = plan_capacity(aws_wanted(spec), region, meta_pending=meta_pending)
+        plan = plan_capacity(aws_wanted(spec), region, meta_pending=meta_pending, own_run=own_run)
     except CapacityError as exc:
         raise CapacityError(f"aws: {exc}") from None
     if plan.problems:
@@ -148,9 +150,16 @@ def subnet_for(zone: str | None, subnets: dict[str, str], default: str, instance
 
 
 def plan_capacity(
-    wanted: Iterable[tuple[str, int] | tuple[str, int, bool]], region: str, *, meta_pending: bool
+    wanted: Iterable[tuple[str, int] | tuple[str, int, bool]],
+    region: str,
+    *,
+    meta_pending: bool,
+    own_run: int | None = None,
 ) -> CapacityPlan:
-    """Zones and quota checks for (instance type, instances[, spot]) in `region`."""
+    """Zones and quota checks for (instance type, instances[, spot]) in `region`.
+
+    own_run: a resumed run, whose instances still up are among `wanted` ("for this run"),
+    not also "in use" (they were counted twice, refusing a resume near the quota)."""
     counts: dict[str, int] = {}
     by_quota: dict[tuple[str, bool], int] = {}  # (type, spot) -> instances
     for instance_type, instances, *spot in wanted:
@@ -170,7 +179,7 @@ def plan_capacity(
         _zones(ec2, plan, list(counts))
         offered = [t for t in counts if t in plan.zones]
         plan.vcpus = _vcpus(ec2, offered)
-        in_use = _in_use(ec2)
+        in_use = _in_use(ec2, own_run)
     except (BotoCoreError, ClientError) as exc:
         raise CapacityError(
             f"cannot ask EC2 in {region} which zones offer the instance types: {exc}; "
@@ -225,9 +234,9 @@ def _vcpus(ec2: Any, types: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def _in_use(ec2: Any) -> dict[str, int]:
+def _in_use(ec2: Any, own_run: int | None) -> dict[str, int]:
     """vCPUs of the instances running or starting in the region, by quota code (spot
-    instances count against the spot quota)."""
+    instances count against the spot quota), but those of `own_run` (its RunId tag)."""
     types: list[tuple[str, bool]] = []
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
@@ -237,6 +246,7 @@ def _in_use(ec2: Any) -> dict[str, int]:
             types += [
                 (i["InstanceType"], i.get("InstanceLifecycle") == "spot")
                 for i in reservation["Instances"]
+                if own_run is None or _run_tag(i) != str(own_run)
             ]
     vcpus = _vcpus(ec2, {t for t, _ in types}) if types else {}
     used: dict[str, int] = {}
@@ -244,6 +254,11 @@ def _in_use(ec2: Any) -> dict[str, int]:
         code = quota_of(instance_type, spot)[0]
         used[code] = used.get(code, 0) + vcpus.get(instance_type, 0)
     return used
+
+
+def _run_tag(instance: dict[str, Any]) -> str | None:
+    """The RunId tag the providers/aws stack puts on its instances (default_tags)."""
+    return next((t["Value"] for t in instance.get("Tags", []) if t.get("Key") == "RunId"), None)
 
 
 def _quotas(

@@ -91,7 +91,8 @@ class Master:
         if plan.aws is not None:
             self.meta = MetaDeployment(plan.aws, plan.logs_dir, plan.reuse)
         try:
-            self.providers = [self._provider(name, plan) for name in plan.providers]
+            resumed = resume.run_id if resume is not None else None
+            self.providers = [self._provider(name, plan, resumed) for name in plan.providers]
         except ProviderError as exc:  # nothing has started yet
             self.err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             if self.meta is not None and self.meta.deployed():  # from an earlier run
@@ -121,9 +122,9 @@ class Master:
             soft_wrap=True,
         )
 
-    def _provider(self, name: str, plan: RunPlan) -> Provider:
+    def _provider(self, name: str, plan: RunPlan, resumed: int | None) -> Provider:
         provider = make_provider(name, meta=self.meta, console=self.err, logs_dir=plan.logs_dir)
-        provider.check(plan.spec, plan.runner)
+        provider.check(plan.spec, plan.runner, resumed=resumed)
         if name == "cloud" and plan.cost is not None:
             cloud = cast("StackDriver", provider)
             cloud.meter = meter_for(plan.spec, plan.cost)

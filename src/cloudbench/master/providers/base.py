@@ -72,7 +72,9 @@ class ProviderContext:
 class Provider(Protocol):
     name: str
 
-    def check(self, spec: RunSpec, options: RunnerOptions) -> None: ...
+    def check(
+        self, spec: RunSpec, options: RunnerOptions, *, resumed: int | None = None
+    ) -> None: ...
 
     def start(self, ctx: ProviderContext) -> None: ...
 

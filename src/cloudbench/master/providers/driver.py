@@ -73,7 +73,7 @@ class StackDriver:
         self.reclaim_seen: dict[str, float] = {}  # alias -> when all its VMs were reclaimed
         self.capacity: CapacityPlan | None = None  # AWS: zone per type, quotas checked
 
-    def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+    def check(self, spec: RunSpec, options: RunnerOptions, *, resumed: int | None = None) -> None:
         self.options = options
         self.ruby_bench = options.ruby_bench
         if spec.aws or spec.azure:
@@ -92,17 +92,18 @@ class StackDriver:
                 self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.meta.check()
         if spec.aws:
-            self.capacity = self._capacity(spec)
+            self.capacity = self._capacity(spec, resumed)
         if spec.aws or spec.azure:
             self.meta.prepare_wheelhouses()  # runner VMs install from it (Azure: its pins)
         for name in self._names(spec):
             module_dir(self.meta.settings, MODULES[name])
 
-    def _capacity(self, spec: RunSpec) -> CapacityPlan:
+    def _capacity(self, spec: RunSpec, resumed: int | None) -> CapacityPlan:
         """Before the meta stack: a type no zone offers, or too few vCPUs, is one line."""
         pending = not self.meta.reuse and not self.meta.deployed()
+        region = self.meta.settings.region
         try:
-            plan = check_aws(spec, self.meta.settings.region, meta_pending=pending)
+            plan = check_aws(spec, region, meta_pending=pending, own_run=resumed)
         except CapacityError as exc:
             raise ProviderError(str(exc)) from None
         for line in plan.describe():

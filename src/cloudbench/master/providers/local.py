@@ -54,7 +54,7 @@ class LocalProvider:
         self.session: Session | None = None
         self.work_root: Path | None = None
 
-    def check(self, spec: RunSpec, options: RunnerOptions) -> None:
+    def check(self, spec: RunSpec, options: RunnerOptions, *, resumed: int | None = None) -> None:
         if options.executor == "docker" and "system" in spec.rubies:
             raise ProviderError(
                 'ruby_version "system" needs the host executor: use --executor host or auto'
