@@ -9,9 +9,12 @@ the way an account's applied quotas would; everything else is moto's real server
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -48,10 +51,42 @@ def shared_moto() -> str:
     return _SHARED[0]
 
 
+class _EmptyCatalogue(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = json.dumps({"FormatVersion": "aws_v1", "PriceList": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+_PRICING: list[str] = []
+
+
+def shared_pricing() -> str:
+    """A stand-in for AWS's Price List API that knows no products (what it answers for a
+    type it does not sell). moto has no `pricing`: every GetProducts was a 500 that boto3
+    retried for ~10 s per instance type, in every master run against moto. Tests of the
+    look-up itself answer real-shaped products (tests/platform/standins.py)."""
+    if not _PRICING:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyCatalogue)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        atexit.register(server.shutdown)
+        _PRICING.append(f"http://127.0.0.1:{server.server_address[1]}")
+    return _PRICING[0]
+
+
 def aws_env(url: str, region: str) -> dict[str, str]:
-    """The standard settings that point boto3 (and Terraform) at the emulated account."""
+    """The standard settings that point boto3 (and Terraform) at the emulated account;
+    the Price List API (boto3's AWS_ENDPOINT_URL_PRICING) at shared_pricing()."""
     return {
         "AWS_ENDPOINT_URL": url,
+        "AWS_ENDPOINT_URL_PRICING": shared_pricing(),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": region,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import Any
 
 import boto3
 import pytest
 
 from tests.master.conftest import Harness, fake_config, last_json, needs_ruby
-from tests.master.test_aws_path import SETTINGS, FakeTerraform, _aws_config, fake_terraform
+from tests.master.test_aws_path import SETTINGS, _aws_config, fake_terraform
 from tests.moto_aws import ec2_quotas
 from tests.orchestrator_inproc import OrchestratorFactory
 
@@ -85,7 +86,13 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     # Its t3 VM is still up (2 vCPUs, tagged with the run), beside another run's; the quota
     # fits the two runs' VMs once each: the resumed run's own VM is "for this run", not
     # also "in use" (counted twice, 6 of 5 refused the resume).
-    ec2 = boto3.client("ec2", region_name=SETTINGS["CLOUDBENCH_AWS_REGION"], **_moto(fake))
+    ec2: Any = boto3.client(  # tags built as plain dicts
+        "ec2",
+        region_name=SETTINGS["CLOUDBENCH_AWS_REGION"],
+        endpoint_url=fake.aws_env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=fake.aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=fake.aws_env["AWS_SECRET_ACCESS_KEY"],
+    )
     for owner in (str(run_id), "999"):
         tags = [{"Key": "Project", "Value": "cloudbench"}, {"Key": "RunId", "Value": owner}]
         ec2.run_instances(
@@ -110,13 +117,3 @@ def test_cloud_resume_reuses_orchestrator_and_applies_only_missing_stacks(
     assert ("destroy", "aws") in calls and ("destroy", "local") in calls, calls
     assert not harness.sessions(), "session record left behind"
     assert "in eu-west-1: 2 in use + 2 for this run = 4 of 5: ok" in err, err
-
-
-def _moto(fake: FakeTerraform) -> dict[str, str]:
-    """boto3 client arguments for the moto the fake deployment's master talks to."""
-    env = fake.aws_env
-    return {
-        "endpoint_url": env["AWS_ENDPOINT_URL"],
-        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-    }
