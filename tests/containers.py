@@ -61,3 +61,24 @@ def twin_vm_image() -> str:
     if done.returncode != 0:
         pytest.fail(f"standin-vm-image.sh failed:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
+
+
+# podman 4.3 (Debian 12) fails a build whose layer-cache lookup meets an image another
+# process is removing at that moment: "checking if cached image exists from a previous
+# build: getting top layer info: layer not known" (containers/buildah#5674; fixed upstream
+# in 2026 by skipping the vanished layer, buildah#6688). Other workers remove their own
+# images while the image tests build; the build is whole or not at all, so once more.
+BUILD_CACHE_RACE = "checking if cached image exists from a previous build"
+
+
+def build_once_more_on_cache_race(
+    argv: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs a build command; a second time only if podman lost the cache race above."""
+    for _ in range(2):
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+        if done.returncode == 0 or BUILD_CACHE_RACE not in done.stderr + done.stdout:
+            break
+    return done

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.containers import build_once_more_on_cache_race
 from tests.pg import free_port
 from tests.runner.conftest import FAKE_SUITE
 from tests.runner.test_runner_integration import _create_run
@@ -136,7 +137,9 @@ def project(standin_images: None) -> Iterator[Project]:
     try:
         # Cache hits on CACHE_TAG's layers (the dependency layer is keyed by pyproject.toml,
         # uv.lock and README.md), so this is quick unless those changed.
-        proj.compose("build", timeout=900)
+        build = [str(PODMAN_COMPOSE), "-p", name, "-f", str(COMPOSE_FILE), "build"]
+        done = build_once_more_on_cache_race(build, timeout=900, env=env)
+        assert done.returncode == 0, f"podman-compose build failed:\n{done.stderr[-3000:]}"
         yield proj
     finally:
         subprocess.run(

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import _create_database
+from tests.containers import build_once_more_on_cache_race
 from tests.orchestrator.helpers import CONFIG
 from tests.pg import free_port
 
@@ -65,17 +66,10 @@ def image(container_engine: str) -> Iterator[str]:
     tag = f"localhost/cloudbench-orchestrator:test-{uuid.uuid4().hex[:8]}"
     # Docker format: podman's default (OCI) drops HEALTHCHECK. deploy/Dockerfile.dockerignore
     # keeps the context to what the build copies (podman honours it, as BuildKit does).
-    podman(
-        "build",
-        "--format",
-        "docker",
-        "-f",
-        str(ROOT / "deploy" / "Dockerfile"),
-        "-t",
-        tag,
-        str(ROOT),
-        timeout=900,
-    )
+    dockerfile = str(ROOT / "deploy" / "Dockerfile")
+    argv = ["podman", "build", "--format", "docker", "-f", dockerfile, "-t", tag, str(ROOT)]
+    done = build_once_more_on_cache_race(argv, timeout=900)
+    assert done.returncode == 0, f"podman build failed:\n{done.stderr[-3000:]}"
     try:
         yield tag
     finally:
