@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cloudbench.runner.executors import engine_answers
+from cloudbench.runner.executors.image_build import CACHE_RACE
 
 SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup-container-engine.sh"
 # pytest-xdist workers may all ask at once: one sets the engine up, the rest wait.
@@ -63,22 +64,16 @@ def twin_vm_image() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-# podman 4.3 (Debian 12) fails a build whose layer-cache lookup meets an image another
-# process is removing at that moment: "checking if cached image exists from a previous
-# build: getting top layer info: layer not known" (containers/buildah#5674; fixed upstream
-# in 2026 by skipping the vanished layer, buildah#6688). Other workers remove their own
-# images while the image tests build; the build is whole or not at all, so once more.
-BUILD_CACHE_RACE = "checking if cached image exists from a previous build"
-
-
 def build_once_more_on_cache_race(
     argv: list[str], *, timeout: float, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs a build command; a second time only if podman lost the cache race above."""
+    """Runs a build command (podman's CLI); a second time only if podman lost its
+    layer-cache race with another worker's image removal (runner/executors/image_build.py:
+    the product's builds do the same)."""
     for _ in range(2):
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
-        if done.returncode == 0 or BUILD_CACHE_RACE not in done.stderr + done.stdout:
+        if done.returncode == 0 or CACHE_RACE not in done.stderr + done.stdout:
             break
     return done

@@ -23,7 +23,7 @@ from docker.models.containers import Container
 
 from cloudbench.platform import containers
 from cloudbench.protocol import BenchmarkSettings
-from cloudbench.runner.executors import image_archive
+from cloudbench.runner.executors import image_archive, image_build
 from cloudbench.runner.executors.base import (
     ExecutionResult,
     ExecutionSpec,
@@ -173,7 +173,8 @@ class DockerExecutor:
             len(gemfiles),
         )
         try:
-            image, build_log = self.client.images.build(
+            image, build_log = image_build.build(
+                self.client,
                 path=str(context),
                 tag=tag,
                 buildargs={"BASE_IMAGE": base_ref},
