@@ -80,8 +80,9 @@ def execute_local(plan: LocalPlan, grace: float = GRACE) -> LocalPlan:
         if procs:
             logger.info("stopping %d %s process(es)", len(procs), role)
             terminate(procs, grace)
-    if plan.containers:
-        containers.remove_ours(plan.run_id)
+    # By label, not the planned list: a runner stopped above may have started its task's
+    # container after plan_local listed them (nuke left such a container running).
+    containers.remove_ours(plan.run_id)
     remaining = plan_local(plan.run_id)
     for session in remaining.stale:
         session.remove()

@@ -6,6 +6,7 @@ there is then nothing to clean up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,12 @@ def remove_ours(run_id: int | None = None, orchestrator: str | None = None) -> i
     try:
         for container in client.containers.list(all=True, filters=_filters(run_id, orchestrator)):
             try:
+                # SIGKILL first: a forced remove stops with the container's stop timeout
+                # (10 s; a PID 1 that ignores SIGTERM uses all of it), longer than the
+                # client's 10 s read timeout, which then failed the whole removal.
+                if container.status == "running":
+                    with contextlib.suppress(DockerException):  # it may have just ended
+                        container.kill()
                 container.remove(force=True)
                 removed += 1
             except DockerException as exc:
