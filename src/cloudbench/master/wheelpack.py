@@ -10,6 +10,7 @@ set as `name==version` lines (their custom data holds no tar).
 from __future__ import annotations
 
 import email.parser
+import functools
 import hashlib
 import io
 import os
@@ -52,7 +53,8 @@ def _requires(wheel: Path) -> list[Requirement]:
     return [Requirement(line) for line in meta.get_all("Requires-Dist") or []]
 
 
-def closure(cache: Path, target: Target, roots: tuple[str, ...]) -> set[str]:
+@functools.cache  # a run asks twice (the runner's tar, Azure's pins); a cache's wheels stay
+def closure(cache: Path, target: Target, roots: tuple[str, ...]) -> frozenset[str]:
     """`roots` and every package their wheels in `cache` require on `target` (markers and
     requested extras judged for the VM), as canonical names."""
     wheels = {parse_wheel_filename(p.name)[0]: p for p in cache.glob("*.whl")}
@@ -70,14 +72,14 @@ def closure(cache: Path, target: Target, roots: tuple[str, ...]) -> set[str]:
             if req.marker is None or req.marker.evaluate(environment):
                 dep = canonicalize_name(req.name)
                 todo += [(dep, ""), *((dep, e) for e in req.extras)]
-    return {name for name, _ in seen}
+    return frozenset(name for name, _ in seen)
 
 
 PACKED_KEPT = 4  # packed tars kept per cache (one per master build and role, newest first)
 
 
 def pack(
-    cache: Path, wheel: Path, target: Target, dest: Path, keep: set[str] | None = None
+    cache: Path, wheel: Path, target: Target, dest: Path, keep: frozenset[str] | None = None
 ) -> Path:
     """One tar (wheels are compressed already) of the cache (only the packages in `keep`,
     when given), `wheel` and the pins, at `dest`. Packed once per content under the cache

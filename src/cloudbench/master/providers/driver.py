@@ -101,9 +101,8 @@ class StackDriver:
     def _capacity(self, spec: RunSpec, resumed: int | None) -> CapacityPlan:
         """Before the meta stack: a type no zone offers, or too few vCPUs, is one line."""
         pending = not self.meta.reuse and not self.meta.deployed()
-        region = self.meta.settings.region
         try:
-            plan = check_aws(spec, region, meta_pending=pending, own_run=resumed)
+            plan = check_aws(spec, self.meta.settings.region, meta_pending=pending, own_run=resumed)
         except CapacityError as exc:
             raise ProviderError(str(exc)) from None
         for line in plan.describe():
@@ -203,7 +202,6 @@ class StackDriver:
 
     def _azure_variables(self, ctx: ProviderContext, out: MetaOutputs) -> dict[str, object]:
         assert self.azure is not None
-        self.meta.prepare_wheelhouses()
         pins = wheelpack.runner_versions(self.meta.settings, self.meta.wheelhouses)
         return azure.stack_variables(self.azure, self.sizes, ctx, out, pins)
 
